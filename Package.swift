@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "sam3neck",
+    products: [
+        // The C ABI: libsam3neck.so, exporting exactly the functions of include/sam3_neck.h.
+        .library(name: "sam3neck", type: .dynamic, targets: ["Sam3NeckC"]),
+    ],
+    targets: [
+        // OpenBLAS's CBLAS interface (Debian: libopenblas-dev; pkg-config name "openblas").
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // The Swift core: checkpoint reading, weights, plans, kernels. No C-ABI concerns.
+        .target(
+            name: "Sam3Neck",
+            dependencies: ["COpenBLAS"],
+            path: "Sources/Sam3Neck"
+        ),
+        // The public C header, imported by the exports so `@c @implementation` checks each
+        // exported function against it. The one C file pins the ABI's struct layouts.
+        .target(
+            name: "Sam3NeckABI",
+            path: "include",
+            sources: ["abi_layout_check.c"],
+            publicHeadersPath: "."
+        ),
+        // The exported C functions: argument checks, status codes, error messages, handles.
+        .target(
+            name: "Sam3NeckC",
+            dependencies: ["Sam3Neck", "Sam3NeckABI"],
+            path: "Sources/Sam3NeckC",
+            exclude: ["exports.map"],
+            linkerSettings: [
+                // Export only the header's functions, not the Swift symbols of the modules inside.
+                .unsafeFlags(["-Xlinker", "--version-script=Sources/Sam3NeckC/exports.map"]),
+            ]
+        ),
+        .testTarget(
+            name: "Sam3NeckTests",
+            dependencies: ["Sam3Neck"],
+            path: "Tests/Sam3NeckTests"
+        ),
+    ]
+)

@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Random-access bytes of a checkpoint: a file read with `pread` (only the ranges asked for are
+/// read, so a multi-GB checkpoint costs the bytes of the neck) or a caller's memory buffer.
+public protocol ByteSource {
+    /// Total size in bytes.
+    var size: Int { get }
+    /// Calls `body` with exactly `count` bytes starting at `offset`; throws if they are not there.
+    func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
+    /// Name used in error messages (a path, or "<memory>").
+    var name: String { get }
+}
+
+/// A file opened read-only. Closed on deinit.
+public final class FileSource: ByteSource {
+    public let name: String
+    public let size: Int
+    private let fd: Int32
+
+    public init(path: String) throws {
+        name = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            throw NeckError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))")
+        }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw NeckError(.io, "cannot stat '\(path)': \(reason)")
+        }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw NeckError(.io, "'\(path)' is not a regular file")
+        }
+        size = Int(st.st_size)
+    }
+
+    deinit { close(fd) }
+
+    public func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
+            throw NeckError(.format, "'\(name)': bytes \(offset)..<\(offset &+ count) lie outside the file (\(size) bytes)")
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw NeckError(.io, "cannot read '\(name)' at byte \(offset + done): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 {
+                throw NeckError(.io, "'\(name)' ended at byte \(offset + done) while reading \(count) bytes at \(offset) (file truncated while open?)")
+            }
+            done += n
+        }
+        return try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
+}
+
+/// A caller's buffer, valid for as long as this value is used (the loader copies what it keeps).
+public struct MemorySource: ByteSource {
+    public let name = "<memory>"
+    public let bytes: UnsafeRawBufferPointer
+    public var size: Int { bytes.count }
+
+    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    public func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
+            throw NeckError(.format, "\(name): bytes \(offset)..<\(offset &+ count) lie outside the buffer (\(size) bytes)")
+        }
+        return try body(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+    }
+}

@@ -1,0 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// PyTorch's default `nn.GELU()`: 0.5·x·(1 + erf(x/√2)) — the exact form, not the tanh one.
+@inlinable
+public func gelu(_ x: Float) -> Float {
+    0.5 * x * (1 + erff(x * 0.707_106_781_186_547_524_4))
+}

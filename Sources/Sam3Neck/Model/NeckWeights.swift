@@ -1,0 +1,93 @@
+/// The neck's weights in PyTorch's layouts, and the configuration they imply.
+///
+/// Widths are read off the tensors, not assumed: the trunk width C and d_model come from
+/// `conv_1x1` of branch 2, every intermediate width from the layer that produces it, and each
+/// consumer is checked against its producer. So a tiny test neck loads as well as SAM 3's.
+public struct NeckWeights: Sendable {
+    /// A layer's weight (PyTorch layout: ConvTranspose2d [in, out, kh, kw], Conv2d [out, in, kh, kw]) and bias.
+    public struct Layer: Sendable {
+        public var weight: Tensor
+        public var bias: Tensor
+    }
+
+    public let trunkDim: Int
+    public let dModel: Int
+    /// `branches[i][module]`, modules as in `NeckNaming.branchModules[i]`.
+    public let branches: [[String: Layer]]
+    public static let scales: [Float] = [4.0, 2.0, 1.0, 0.5]
+
+    public func layer(_ branch: Int, _ module: String) -> Layer { branches[branch][module]! }
+
+    public init(trunkDim: Int, dModel: Int, branches: [[String: Layer]]) {
+        self.trunkDim = trunkDim
+        self.dModel = dModel
+        self.branches = branches
+    }
+
+    /// Loads the neck from a safetensors file: checks every needed tensor's presence, dtype and
+    /// shape from the header first, then reads only those tensors.
+    public static func load(_ file: SafetensorsFile, kind: NeckKind = .sam3, prefix explicitPrefix: String? = nil) throws -> NeckWeights {
+        let fileName = "safetensors '\(file.source.name)'"
+        let prefix = try NeckNaming.resolvePrefix(names: file.names, kind: kind, explicit: explicitPrefix, file: fileName)
+        func name(_ b: Int, _ m: String, _ p: String) -> String {
+            NeckNaming.name(prefix: prefix, kind: kind, branch: b, module: m, param: p)
+        }
+        func entry(_ b: Int, _ m: String, _ p: String) throws -> SafetensorsFile.Entry {
+            let n = name(b, m, p)
+            guard let e = file.entries[n] else {
+                throw NeckError(.missingTensor, "\(fileName): missing tensor '\(n)'")
+            }
+            guard let dtype = e.dtype, dtype.isLoadable else {
+                throw NeckError(.dtype, "\(fileName): tensor '\(n)' has dtype \(e.dtypeName); the neck needs F32, F16 or BF16")
+            }
+            return e
+        }
+        // Infer C and d from branch 2's 1x1 conv, [d, C, 1, 1].
+        let probe = try entry(2, "conv_1x1", "weight")
+        guard probe.shape.count == 4, probe.shape[2] == 1, probe.shape[3] == 1, probe.shape[0] > 0, probe.shape[1] > 0 else {
+            throw NeckError(.shape, "\(fileName): tensor '\(name(2, "conv_1x1", "weight"))' has shape \(describe(shape: probe.shape)); expected [d_model, trunk_dim, 1, 1]")
+        }
+        let d = probe.shape[0], c = probe.shape[1]
+
+        // Expected shapes, each intermediate width taken from its producer.
+        func expectShape(_ b: Int, _ m: String, _ p: String, _ expected: [Int?]) throws -> [Int] {
+            let e = try entry(b, m, p)
+            let ok = e.shape.count == expected.count && zip(e.shape, expected).allSatisfy { $1 == nil ? $0 > 0 : $0 == $1! }
+            guard ok else {
+                let want = "[" + expected.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + "]"
+                throw NeckError(.shape, "\(fileName): tensor '\(name(b, m, p))' has shape \(describe(shape: e.shape)); expected \(want) (trunk_dim \(c), d_model \(d))")
+            }
+            return e.shape
+        }
+        var shapes: [[String: ([Int], [Int])]] = Array(repeating: [:], count: 4)
+        func layer(_ b: Int, _ m: String, _ w: [Int?], out: (([Int]) -> Int)) throws -> Int {
+            let ws = try expectShape(b, m, "weight", w)
+            let o = out(ws)
+            let bs = try expectShape(b, m, "bias", [o])
+            shapes[b][m] = (ws, bs)
+            return o
+        }
+        let transposedOut: ([Int]) -> Int = { $0[1] }
+        let convOut: ([Int]) -> Int = { $0[0] }
+        // Branch 0: C → c0 → c1 → d → d.
+        let c0 = try layer(0, "dconv_2x2_0", [c, nil, 2, 2], out: transposedOut)
+        let c1 = try layer(0, "dconv_2x2_1", [c0, nil, 2, 2], out: transposedOut)
+        _ = try layer(0, "conv_1x1", [d, c1, 1, 1], out: convOut)
+        // Branch 1: C → c2 → d → d.
+        let c2 = try layer(1, "dconv_2x2", [c, nil, 2, 2], out: transposedOut)
+        _ = try layer(1, "conv_1x1", [d, c2, 1, 1], out: convOut)
+        // Branches 2, 3: C → d → d.
+        for b in 2...3 { _ = try layer(b, "conv_1x1", [d, c, 1, 1], out: convOut) }
+        for b in 0...3 { _ = try layer(b, "conv_3x3", [d, d, 3, 3], out: convOut) }
+
+        // All present and well-shaped: now read the data.
+        var branches: [[String: Layer]] = Array(repeating: [:], count: 4)
+        for b in 0...3 {
+            for m in NeckNaming.branchModules[b] {
+                branches[b][m] = Layer(weight: try file.readFloat32(name(b, m, "weight")),
+                                       bias: try file.readFloat32(name(b, m, "bias")))
+            }
+        }
+        return NeckWeights(trunkDim: c, dModel: d, branches: branches)
+    }
+}

@@ -1,0 +1,37 @@
+/// The neck: weights loaded from a checkpoint, ready to be compiled for input shapes.
+///
+/// ```swift
+/// let neck = try Neck(path: "sam3.safetensors")
+/// let plan = try neck.compile(CompileOptions(height: 72, width: 72))
+/// plan.run(input: x, outputs: buffers)
+/// ```
+public final class Neck: @unchecked Sendable {
+    public let weights: NeckWeights
+    /// Packed once, on first compile, and shared by every plan compiled from this neck.
+    private var packedCache: PackedWeights?
+
+    public var trunkDim: Int { weights.trunkDim }
+    public var dModel: Int { weights.dModel }
+    public static var scales: [Float] { NeckWeights.scales }
+
+    public init(weights: NeckWeights) { self.weights = weights }
+
+    /// Loads from a safetensors file; only the neck's tensors are read.
+    public convenience init(path: String, kind: NeckKind = .sam3, prefix: String? = nil) throws {
+        let file = try SafetensorsFile(source: FileSource(path: path))
+        self.init(weights: try NeckWeights.load(file, kind: kind, prefix: prefix))
+    }
+
+    /// Loads from a safetensors image in memory; the bytes are not kept.
+    public convenience init(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws {
+        let file = try SafetensorsFile(source: MemorySource(bytes))
+        self.init(weights: try NeckWeights.load(file, kind: kind, prefix: prefix))
+    }
+
+    /// Compiles a plan for one input shape. Not safe to call concurrently on one neck.
+    public func compile(_ options: CompileOptions) throws -> NeckPlan {
+        try options.validate()
+        if packedCache == nil { packedCache = PackedWeights(weights) }
+        return try NeckPlan(packed: packedCache!, options: options)
+    }
+}

@@ -1,0 +1,55 @@
+/// What a plan is compiled for.
+public struct CompileOptions: Sendable, Equatable {
+    public enum Layout: Int, Sendable { case nchw = 0, nhwc = 1 }
+    public enum Precision: Int, Sendable { case `default` = 0, strict = 1 }
+
+    public var batch: Int
+    public var height: Int
+    public var width: Int
+    public var layout: Layout
+    /// Levels to compute, as a bit mask (bit i = level i).
+    public var levelsMask: UInt32
+    /// Threads for a run; 0 means all online cores.
+    public var threads: Int
+    public var precision: Precision
+
+    public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
+                levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default) {
+        self.batch = batch
+        self.height = height
+        self.width = width
+        self.layout = layout
+        self.levelsMask = levelsMask
+        self.threads = threads
+        self.precision = precision
+    }
+
+    public func includes(level: Int) -> Bool { levelsMask & (1 << UInt32(level)) != 0 }
+    public var levels: [Int] { (0..<4).filter(includes(level:)) }
+
+    /// Output grid of `level` for an input grid h × w (scales 4, 2, 1, 0.5; the last floors).
+    public static func levelGrid(_ level: Int, height h: Int, width w: Int) -> (h: Int, w: Int) {
+        switch level {
+        case 0: return (4 * h, 4 * w)
+        case 1: return (2 * h, 2 * w)
+        case 2: return (h, w)
+        default: return (h / 2, w / 2)
+        }
+    }
+
+    /// Throws `invalidArgument`/`shape` naming the first bad field.
+    public func validate() throws {
+        // Bounds keep every derived size far from overflow; real grids are ~100.
+        let maxGrid = 1 << 15
+        guard batch >= 1, batch <= 1 << 20 else { throw NeckError(.invalidArgument, "batch must be in 1...\(1 << 20), got \(batch)") }
+        guard height >= 1, height <= maxGrid else { throw NeckError(.invalidArgument, "height must be in 1...\(maxGrid), got \(height)") }
+        guard width >= 1, width <= maxGrid else { throw NeckError(.invalidArgument, "width must be in 1...\(maxGrid), got \(width)") }
+        guard levelsMask != 0, levelsMask & ~0xF == 0 else {
+            throw NeckError(.invalidArgument, "levels mask must be a non-empty subset of 0xF (bit i = level i), got 0x\(String(levelsMask, radix: 16))")
+        }
+        guard threads >= 0, threads <= 1024 else { throw NeckError(.invalidArgument, "threads must be in 0...1024 (0 = all cores), got \(threads)") }
+        if includes(level: 3), height < 2 || width < 2 {
+            throw NeckError(.shape, "level 3 (scale 0.5) needs a grid of at least 2×2, got \(height)×\(width); leave it out of the levels mask")
+        }
+    }
+}

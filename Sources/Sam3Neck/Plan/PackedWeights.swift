@@ -1,0 +1,94 @@
+/// The neck's weights rearranged for the plan's products, with the algebra done once.
+///
+/// Every layer becomes a GEMM right-hand side `B[k × n]` (row-major) plus a bias:
+/// - a k=2, s=2 transposed conv `[in, out, 2, 2]` → `B[in × 4·out]`, column (2a+b)·out + o;
+/// - a transposed conv followed by a 1×1 conv (branches 0 and 1; no nonlinearity between them)
+///   folds exactly into one transposed conv `in → d`: `W'[c, ab, o'] = Σ_m W[c, m, ab]·V[o', m]`,
+///   `b'[o'] = bv[o'] + Σ_m V[o', m]·b[m]`, computed in double so folding adds no rounding of its own;
+/// - a 1×1 conv `[out, in, 1, 1]` → `B[in × out]`;
+/// - 3×3 convs keep their own packing (`Conv3x3`).
+public struct PackedWeights: Sendable {
+    public struct Gemm: Sendable {
+        public let b: [Float]
+        public let bias: [Float]
+        public let k: Int, n: Int
+    }
+
+    public let trunkDim: Int, dModel: Int
+    /// Branch 0: dconv_2x2_0 (then GELU), then dconv_2x2_1∘conv_1x1 folded.
+    public let up4First: Gemm, up4Second: Gemm
+    /// Branch 1: dconv_2x2∘conv_1x1 folded.
+    public let up2: Gemm
+    /// Branches 2 and 3: conv_1x1.
+    public let same: Gemm, down: Gemm
+    /// conv_3x3 of each branch.
+    public let conv3x3: [Conv3x3]
+
+    public init(_ w: NeckWeights) {
+        trunkDim = w.trunkDim
+        dModel = w.dModel
+        up4First = PackedWeights.transposed(w.layer(0, "dconv_2x2_0"))
+        up4Second = PackedWeights.folded(w.layer(0, "dconv_2x2_1"), w.layer(0, "conv_1x1"))
+        up2 = PackedWeights.folded(w.layer(1, "dconv_2x2"), w.layer(1, "conv_1x1"))
+        same = PackedWeights.pointwise(w.layer(2, "conv_1x1"))
+        down = PackedWeights.pointwise(w.layer(3, "conv_1x1"))
+        conv3x3 = (0..<4).map { Conv3x3(weight: w.layer($0, "conv_3x3").weight, bias: w.layer($0, "conv_3x3").bias) }
+    }
+
+    /// `[in, out, 2, 2]` → `B[in × 4·out]`.
+    static func transposed(_ l: NeckWeights.Layer) -> Gemm {
+        let cin = l.weight.shape[0], cout = l.weight.shape[1]
+        var b = [Float](repeating: 0, count: cin * 4 * cout)
+        for c in 0..<cin {
+            for o in 0..<cout {
+                for ab in 0..<4 {
+                    b[c * 4 * cout + ab * cout + o] = l.weight.data[(c * cout + o) * 4 + ab]
+                }
+            }
+        }
+        return Gemm(b: b, bias: l.bias.data, k: cin, n: 4 * cout)
+    }
+
+    /// `[out, in, 1, 1]` → `B[in × out]`.
+    static func pointwise(_ l: NeckWeights.Layer) -> Gemm {
+        let cout = l.weight.shape[0], cin = l.weight.shape[1]
+        var b = [Float](repeating: 0, count: cin * cout)
+        for o in 0..<cout {
+            for c in 0..<cin { b[c * cout + o] = l.weight.data[o * cin + c] }
+        }
+        return Gemm(b: b, bias: l.bias.data, k: cin, n: cout)
+    }
+
+    /// Transposed conv `t` `[in, m, 2, 2]` followed by 1×1 conv `p` `[d, m, 1, 1]` → `B[in × 4·d]`.
+    static func folded(_ t: NeckWeights.Layer, _ p: NeckWeights.Layer) -> Gemm {
+        let cin = t.weight.shape[0], m = t.weight.shape[1], d = p.weight.shape[0]
+        precondition(p.weight.shape[1] == m)
+        let v = p.weight.data.map(Double.init)  // d × m
+        var phase = [Double](repeating: 0, count: cin * m)
+        var product = [Double](repeating: 0, count: cin * d)
+        var b = [Float](repeating: 0, count: cin * 4 * d)
+        for ab in 0..<4 {
+            for c in 0..<cin {
+                for j in 0..<m { phase[c * m + j] = Double(t.weight.data[(c * m + j) * 4 + ab]) }
+            }
+            phase.withUnsafeBufferPointer { a in
+                v.withUnsafeBufferPointer { vb in
+                    product.withUnsafeMutableBufferPointer { out in
+                        Blas.dgemm(transB: true, m: cin, n: d, k: m, a: a.baseAddress!, lda: m,
+                                   b: vb.baseAddress!, ldb: m, c: out.baseAddress!, ldc: d)
+                    }
+                }
+            }
+            for c in 0..<cin {
+                for o in 0..<d { b[c * 4 * d + ab * d + o] = Float(product[c * d + o]) }
+            }
+        }
+        var bias = [Float](repeating: 0, count: d)
+        for o in 0..<d {
+            var s = Double(p.bias.data[o])
+            for j in 0..<m { s += v[o * m + j] * Double(t.bias.data[j]) }
+            bias[o] = Float(s)
+        }
+        return Gemm(b: b, bias: bias, k: cin, n: 4 * d)
+    }
+}

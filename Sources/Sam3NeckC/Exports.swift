@@ -1,0 +1,266 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Sam3Neck
+import Sam3NeckABI
+
+// The exported C functions. Each is checked by the compiler against include/sam3_neck.h
+// (`@c @implementation`). This layer only checks arguments, converts between C and Swift
+// types, and turns thrown errors into a status plus the thread's last-error message.
+
+private func status(_ kind: NeckError.Kind) -> sam3_neck_status {
+    switch kind {
+    case .invalidArgument: return SAM3_NECK_ERR_INVALID_ARGUMENT
+    case .io: return SAM3_NECK_ERR_IO
+    case .format: return SAM3_NECK_ERR_FORMAT
+    case .missingTensor: return SAM3_NECK_ERR_MISSING_TENSOR
+    case .shape: return SAM3_NECK_ERR_SHAPE
+    case .dtype: return SAM3_NECK_ERR_DTYPE
+    case .notCompiled: return SAM3_NECK_ERR_NOT_COMPILED
+    case .outOfMemory: return SAM3_NECK_ERR_OUT_OF_MEMORY
+    case .`internal`: return SAM3_NECK_ERR_INTERNAL
+    }
+}
+
+/// Runs `body`, mapping a thrown error to its status and recording the message for this thread.
+private func guarded(_ function: String, _ body: () throws -> Void) -> sam3_neck_status {
+    do {
+        try body()
+        return SAM3_NECK_OK
+    } catch let e as NeckError {
+        LastError.set("\(function): \(e.message)")
+        return status(e.kind)
+    } catch {
+        LastError.set("\(function): \(error)")
+        return SAM3_NECK_ERR_INTERNAL
+    }
+}
+
+private func invalid(_ what: String) -> NeckError { NeckError(.invalidArgument, what) }
+
+private func handle(_ p: OpaquePointer?) throws -> Handle {
+    guard let p else { throw invalid("neck is NULL") }
+    return Handle.from(p)
+}
+
+private func compiledPlan(_ p: OpaquePointer?) throws -> NeckPlan {
+    guard let plan = try handle(p).plan else {
+        throw NeckError(.notCompiled, "the neck has not been compiled (call sam3_neck_compile first)")
+    }
+    return plan
+}
+
+private func compiledLevel(_ plan: NeckPlan, _ level: Int32) throws -> Int {
+    guard level >= 0, level < SAM3_NECK_NUM_LEVELS else {
+        throw invalid("level must be in 0...\(SAM3_NECK_NUM_LEVELS - 1), got \(level)")
+    }
+    guard plan.options.includes(level: Int(level)) else {
+        throw invalid("level \(level) is not in the compiled levels mask 0x\(String(plan.options.levelsMask, radix: 16))")
+    }
+    return Int(level)
+}
+
+// MARK: - Versions and errors
+
+nonisolated(unsafe) private let versionString: UnsafePointer<CChar> = {
+    UnsafePointer(strdup("\(SAM3_NECK_VERSION_MAJOR).\(SAM3_NECK_VERSION_MINOR).\(SAM3_NECK_VERSION_PATCH)")!)
+}()
+
+@c @implementation
+public func sam3_neck_abi_version() -> UInt32 { UInt32(SAM3_NECK_ABI_VERSION) }
+
+@c @implementation
+public func sam3_neck_version_string() -> UnsafePointer<CChar>! { versionString }
+
+nonisolated(unsafe) private let statusStrings: [UnsafePointer<CChar>] = ([
+    "ok", "invalid argument", "I/O error", "malformed checkpoint", "missing tensor",
+    "wrong shape or size", "unsupported dtype", "not compiled", "out of memory", "internal error",
+    "unknown status",
+] as [String]).map { UnsafePointer(strdup($0)!) }
+
+@c @implementation
+public func sam3_neck_status_string(_ s: sam3_neck_status) -> UnsafePointer<CChar>! {
+    let i = Int(s.rawValue)
+    return i >= 0 && i < statusStrings.count - 1 ? statusStrings[i] : statusStrings[statusStrings.count - 1]
+}
+
+@c @implementation
+public func sam3_neck_last_error() -> UnsafePointer<CChar>! { LastError.current }
+
+// MARK: - Loading
+
+@c @implementation
+public func sam3_neck_load_default_params() -> sam3_neck_load_params {
+    sam3_neck_load_params(kind: SAM3_NECK_KIND_SAM3, prefix: nil)
+}
+
+private func loadOptions(_ params: UnsafePointer<sam3_neck_load_params>?) throws -> (NeckKind, String?) {
+    let p = params?.pointee ?? sam3_neck_load_default_params()
+    let kind: NeckKind
+    switch p.kind {
+    case SAM3_NECK_KIND_SAM3: kind = .sam3
+    case SAM3_NECK_KIND_SAM2: kind = .sam2
+    default: throw invalid("load params: kind must be SAM3_NECK_KIND_SAM3 (0) or SAM3_NECK_KIND_SAM2 (1), got \(p.kind.rawValue)")
+    }
+    return (kind, p.prefix.map { String(cString: $0) })
+}
+
+private func load(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ make: () throws -> Neck) throws {
+    guard let out else { throw invalid("out is NULL") }
+    out.pointee = nil
+    out.pointee = Handle(neck: try make()).retainedPointer()
+}
+
+@c @implementation
+public func sam3_neck_load_file(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<sam3_neck_load_params>?,
+                                _ out: UnsafeMutablePointer<OpaquePointer?>?) -> sam3_neck_status {
+    guarded("sam3_neck_load_file") {
+        try load(out) {
+            guard let path else { throw invalid("path is NULL") }
+            let (kind, prefix) = try loadOptions(params)
+            return try Neck(path: String(cString: path), kind: kind, prefix: prefix)
+        }
+    }
+}
+
+@c @implementation
+public func sam3_neck_load_memory(_ data: UnsafeRawPointer?, _ size: Int, _ params: UnsafePointer<sam3_neck_load_params>?,
+                                  _ out: UnsafeMutablePointer<OpaquePointer?>?) -> sam3_neck_status {
+    guarded("sam3_neck_load_memory") {
+        try load(out) {
+            guard let data else { throw invalid("data is NULL") }
+            let (kind, prefix) = try loadOptions(params)
+            return try Neck(bytes: UnsafeRawBufferPointer(start: data, count: size), kind: kind, prefix: prefix)
+        }
+    }
+}
+
+@c @implementation
+public func sam3_neck_free(_ neck: OpaquePointer?) {
+    if let neck { Handle.release(neck) }
+}
+
+@c @implementation
+public func sam3_neck_get_config(_ neck: OpaquePointer?, _ out: UnsafeMutablePointer<sam3_neck_config>?) -> sam3_neck_status {
+    guarded("sam3_neck_get_config") {
+        let h = try handle(neck)
+        guard let out else { throw invalid("out is NULL") }
+        let s = Neck.scales
+        out.pointee = sam3_neck_config(trunk_dim: Int32(h.neck.trunkDim), d_model: Int32(h.neck.dModel),
+                                       scales: (s[0], s[1], s[2], s[3]))
+    }
+}
+
+// MARK: - Compiling
+
+@c @implementation
+public func sam3_neck_compile_default_params() -> sam3_neck_compile_params {
+    sam3_neck_compile_params(batch: 1, height: 72, width: 72, layout: SAM3_NECK_LAYOUT_NCHW,
+                             levels_mask: 0xF, threads: 0, precision: SAM3_NECK_PRECISION_DEFAULT)
+}
+
+private func compileOptions(_ p: sam3_neck_compile_params) throws -> CompileOptions {
+    guard let layout = CompileOptions.Layout(rawValue: Int(p.layout.rawValue)) else {
+        throw invalid("layout must be SAM3_NECK_LAYOUT_NCHW (0) or SAM3_NECK_LAYOUT_NHWC (1), got \(p.layout.rawValue)")
+    }
+    guard let precision = CompileOptions.Precision(rawValue: Int(p.precision.rawValue)) else {
+        throw invalid("precision must be SAM3_NECK_PRECISION_DEFAULT (0) or SAM3_NECK_PRECISION_STRICT (1), got \(p.precision.rawValue)")
+    }
+    return CompileOptions(batch: Int(p.batch), height: Int(p.height), width: Int(p.width), layout: layout,
+                          levelsMask: p.levels_mask, threads: Int(p.threads), precision: precision)
+}
+
+@c @implementation
+public func sam3_neck_compile(_ neck: OpaquePointer?, _ params: UnsafePointer<sam3_neck_compile_params>?) -> sam3_neck_status {
+    guarded("sam3_neck_compile") {
+        let h = try handle(neck)
+        h.plan = nil  // on failure the handle is left uncompiled; also frees the old workspace first
+        let options = try compileOptions(params?.pointee ?? sam3_neck_compile_default_params())
+        h.plan = try h.neck.compile(options)
+    }
+}
+
+@c @implementation
+public func sam3_neck_get_compile_params(_ neck: OpaquePointer?, _ out: UnsafeMutablePointer<sam3_neck_compile_params>?) -> sam3_neck_status {
+    guarded("sam3_neck_get_compile_params") {
+        let o = try compiledPlan(neck).options
+        guard let out else { throw invalid("out is NULL") }
+        out.pointee = sam3_neck_compile_params(
+            batch: Int32(o.batch), height: Int32(o.height), width: Int32(o.width),
+            layout: sam3_neck_layout(rawValue: UInt32(o.layout.rawValue)), levels_mask: o.levelsMask,
+            threads: Int32(o.threads), precision: sam3_neck_precision(rawValue: UInt32(o.precision.rawValue)))
+    }
+}
+
+@c @implementation
+public func sam3_neck_level_shape(_ neck: OpaquePointer?, _ level: Int32, _ shape: UnsafeMutablePointer<Int64>?) -> sam3_neck_status {
+    guarded("sam3_neck_level_shape") {
+        let plan = try compiledPlan(neck)
+        let l = try compiledLevel(plan, level)
+        guard let shape else { throw invalid("shape is NULL") }
+        for (i, v) in plan.levelShapes[l]!.enumerated() { shape[i] = Int64(v) }
+    }
+}
+
+@c @implementation
+public func sam3_neck_input_count(_ neck: OpaquePointer?, _ count: UnsafeMutablePointer<Int>?) -> sam3_neck_status {
+    guarded("sam3_neck_input_count") {
+        let plan = try compiledPlan(neck)
+        guard let count else { throw invalid("count is NULL") }
+        count.pointee = plan.inputCount
+    }
+}
+
+@c @implementation
+public func sam3_neck_workspace_size(_ neck: OpaquePointer?, _ bytes: UnsafeMutablePointer<Int>?) -> sam3_neck_status {
+    guarded("sam3_neck_workspace_size") {
+        let plan = try compiledPlan(neck)
+        guard let bytes else { throw invalid("bytes is NULL") }
+        bytes.pointee = plan.workspaceBytes
+    }
+}
+
+@c @implementation
+public func sam3_neck_position_encoding(_ neck: OpaquePointer?, _ level: Int32, _ out: UnsafeMutablePointer<Float>?, _ count: Int) -> sam3_neck_status {
+    guarded("sam3_neck_position_encoding") {
+        let plan = try compiledPlan(neck)
+        let l = try compiledLevel(plan, level)
+        guard let out else { throw invalid("out is NULL") }
+        let pos = plan.positionEncodings[l]!
+        guard count >= pos.count else {
+            throw NeckError(.shape, "level \(l) position encoding has \(pos.count) floats [1, \(plan.dModel), \(plan.levelShapes[l]![2]), \(plan.levelShapes[l]![3])] but count is \(count)")
+        }
+        pos.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: pos.count) }
+    }
+}
+
+// MARK: - Running
+
+@c @implementation
+public func sam3_neck_run(_ neck: OpaquePointer?, _ input: UnsafePointer<Float>?, _ inputCount: Int,
+                          _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?, _ outputCounts: UnsafePointer<Int>?) -> sam3_neck_status {
+    guarded("sam3_neck_run") {
+        let plan = try compiledPlan(neck)
+        guard let input else { throw invalid("input is NULL") }
+        guard let outputs else { throw invalid("outputs is NULL") }
+        guard let outputCounts else { throw invalid("output_counts is NULL") }
+        guard inputCount == plan.inputCount else {
+            let o = plan.options
+            let dims = o.layout == .nchw ? "[\(o.batch), \(plan.trunkDim), \(o.height), \(o.width)] (NCHW)"
+                                         : "[\(o.batch), \(o.height), \(o.width), \(plan.trunkDim)] (NHWC)"
+            throw NeckError(.shape, "input_count is \(inputCount) but the compiled input \(dims) has \(plan.inputCount) floats")
+        }
+        var buffers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Int(SAM3_NECK_NUM_LEVELS))
+        for level in plan.options.levels {
+            guard let p = outputs[level] else { throw invalid("outputs[\(level)] is NULL but level \(level) is compiled") }
+            let need = plan.outputCount(level: level)!
+            guard outputCounts[level] >= need else {
+                throw NeckError(.shape, "output_counts[\(level)] is \(outputCounts[level]) but level \(level) \(describeShape(plan.levelShapes[level]!)) needs \(need) floats")
+            }
+            buffers[level] = p
+        }
+        plan.run(input: input, outputs: buffers)
+    }
+}
+
+private func describeShape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }

@@ -1,0 +1,227 @@
+/*
+ * sam3_neck.h — the C ABI of sam3neck: the detection neck of SAM 3 as a native library.
+ *
+ * This header is the single source of truth of the ABI. Every function below is implemented in
+ * Swift with `@c @implementation`, so the compiler rejects an implementation whose signature
+ * differs from this file, and the test suite checks that `libsam3neck.so` exports exactly the
+ * functions declared here.
+ *
+ * The four verbs:
+ *   load     sam3_neck_load_file / sam3_neck_load_memory   -> an opaque sam3_neck handle
+ *   compile  sam3_neck_compile  (batch, grid, layout, levels, threads) -> plan + workspaces
+ *   run      sam3_neck_run      (input -> caller-provided output buffers)
+ *   free     sam3_neck_free     (NULL is a no-op)
+ *
+ * Conventions
+ *   - Every fallible function returns a sam3_neck_status. SAM3_NECK_OK (0) is success. On failure
+ *     a human-readable message naming the cause (file, tensor name, expected vs found shape, ...)
+ *     is available from sam3_neck_last_error() on the same thread.
+ *   - Nothing returned to the caller needs to be freed, except the handle (sam3_neck_free).
+ *   - No function keeps a pointer passed by the caller after it returns, except where stated.
+ *   - Tensors are float32, C-contiguous (row-major), native byte order.
+ *
+ * Threads (the one rule)
+ *   - One handle may be shared by many threads for sam3_neck_run and the read-only queries;
+ *     concurrent sam3_neck_run calls on one handle are safe and are serialised by a lock inside the
+ *     handle (they share its workspace). For parallel throughput use one handle per thread.
+ *   - sam3_neck_compile and sam3_neck_free must not race with any other call on the same handle.
+ *   - Different handles are fully independent.
+ *   - The last-error message is per thread.
+ *   - Matrix products run on OpenBLAS, whose thread count is a process-wide setting: a run sets it
+ *     to the handle's compiled thread count for the duration of its products.
+ */
+#ifndef SAM3_NECK_H
+#define SAM3_NECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Versions
+ * ------------------------------------------------------------------------------------------- */
+
+/* The ABI version this header describes. It changes only when an existing declaration changes
+ * incompatibly; additions keep it. Compare with sam3_neck_abi_version() at run time. */
+#define SAM3_NECK_ABI_VERSION 1
+
+#define SAM3_NECK_VERSION_MAJOR 0
+#define SAM3_NECK_VERSION_MINOR 1
+#define SAM3_NECK_VERSION_PATCH 0
+#define SAM3_NECK_VERSION_NUMBER \
+  (SAM3_NECK_VERSION_MAJOR * 10000 + SAM3_NECK_VERSION_MINOR * 100 + SAM3_NECK_VERSION_PATCH)
+
+/* Number of pyramid levels of the neck (scales 4, 2, 1, 0.5, in this order). */
+#define SAM3_NECK_NUM_LEVELS 4
+
+/* Returns the ABI version of the loaded library (SAM3_NECK_ABI_VERSION when it was built). */
+uint32_t sam3_neck_abi_version(void);
+
+/* Returns the library version as "MAJOR.MINOR.PATCH". Static storage; never NULL; do not free. */
+const char *sam3_neck_version_string(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes and errors
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum sam3_neck_status {
+  SAM3_NECK_OK = 0,
+  SAM3_NECK_ERR_INVALID_ARGUMENT = 1, /* NULL pointer, value out of range, bad option */
+  SAM3_NECK_ERR_IO = 2,               /* file cannot be opened or read */
+  SAM3_NECK_ERR_FORMAT = 3,           /* malformed checkpoint (header, offsets, JSON, ...) */
+  SAM3_NECK_ERR_MISSING_TENSOR = 4,   /* a tensor the neck needs is not in the file */
+  SAM3_NECK_ERR_SHAPE = 5,            /* a tensor, input or buffer has the wrong shape or size */
+  SAM3_NECK_ERR_DTYPE = 6,            /* a needed tensor has an unsupported dtype */
+  SAM3_NECK_ERR_NOT_COMPILED = 7,     /* run/query before a successful sam3_neck_compile */
+  SAM3_NECK_ERR_OUT_OF_MEMORY = 8,    /* an allocation failed or would be unreasonably large */
+  SAM3_NECK_ERR_INTERNAL = 9          /* a bug: please report it with the message */
+} sam3_neck_status;
+
+/* Returns a short static description of a status code ("ok", "invalid argument", ...).
+ * Unknown codes give "unknown status". Never NULL; do not free. */
+const char *sam3_neck_status_string(sam3_neck_status status);
+
+/* Returns the message of the most recent failed call made on the calling thread, or "" if no call
+ * on this thread has failed yet. Successful calls leave it unchanged. The pointer is valid until
+ * the next failing call on the same thread; never NULL; do not free. */
+const char *sam3_neck_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Loading weights
+ * ------------------------------------------------------------------------------------------- */
+
+/* The opaque handle: the neck's weights, and after sam3_neck_compile a plan for one input shape. */
+typedef struct sam3_neck sam3_neck;
+
+/* Which neck of a checkpoint to load. The SAM 3 checkpoint holds the detection neck (group
+ * "convs") and, in video checkpoints, the SAM 2 / tracker neck (group "sam2_convs"). */
+typedef enum sam3_neck_kind {
+  SAM3_NECK_KIND_SAM3 = 0, /* detection neck: "convs" */
+  SAM3_NECK_KIND_SAM2 = 1  /* tracker neck: "sam2_convs" */
+} sam3_neck_kind;
+
+typedef struct sam3_neck_load_params {
+  /* Which neck to load. Default SAM3_NECK_KIND_SAM3. */
+  sam3_neck_kind kind;
+  /* NULL (default): find the neck under any known prefix ("detector.backbone.vision_backbone.",
+   * "backbone.vision_backbone.", "vision_backbone.") or none. Otherwise the exact prefix that
+   * precedes the group name, e.g. "model.backbone." (may be ""). Copied; not kept. */
+  const char *prefix;
+} sam3_neck_load_params;
+
+/* Returns the default load parameters. */
+sam3_neck_load_params sam3_neck_load_default_params(void);
+
+/* Loads the neck's weights from a safetensors file. F32, F16 and BF16 tensors are accepted and
+ * converted to float32. Only the neck's tensors are read; everything else in the file is skipped.
+ *   path    NUL-terminated file path (not kept).
+ *   params  NULL for the defaults (not kept).
+ *   out     receives a new handle on success, NULL on failure. Free it with sam3_neck_free.
+ * The trunk width C and d_model are inferred from the tensor shapes and checked for consistency.
+ * Errors: INVALID_ARGUMENT, IO, FORMAT, MISSING_TENSOR, SHAPE, DTYPE, OUT_OF_MEMORY. */
+sam3_neck_status sam3_neck_load_file(const char *path, const sam3_neck_load_params *params,
+                                     sam3_neck **out);
+
+/* Same as sam3_neck_load_file, from a safetensors image in memory. The bytes are only read during
+ * the call (the handle keeps its own converted copy of the weights). */
+sam3_neck_status sam3_neck_load_memory(const void *data, size_t size,
+                                       const sam3_neck_load_params *params, sam3_neck **out);
+
+/* Frees a handle and everything it owns. NULL is a no-op. The handle must not be used afterwards,
+ * and no other call on it may be in progress. */
+void sam3_neck_free(sam3_neck *neck);
+
+/* The loaded configuration, inferred from the checkpoint. */
+typedef struct sam3_neck_config {
+  int32_t trunk_dim;                    /* C: input channels (1024 for SAM 3) */
+  int32_t d_model;                      /* d: output channels of every level (256 for SAM 3) */
+  float scales[SAM3_NECK_NUM_LEVELS];   /* 4.0, 2.0, 1.0, 0.5 */
+} sam3_neck_config;
+
+/* Writes the loaded configuration to *out. Errors: INVALID_ARGUMENT (NULL argument). */
+sam3_neck_status sam3_neck_get_config(const sam3_neck *neck, sam3_neck_config *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Compiling a plan for one input shape
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum sam3_neck_layout {
+  SAM3_NECK_LAYOUT_NCHW = 0, /* input [B, C, H, W] */
+  SAM3_NECK_LAYOUT_NHWC = 1  /* input [B, H, W, C] (the trunk's own channels-last order) */
+} sam3_neck_layout;
+
+typedef enum sam3_neck_precision {
+  SAM3_NECK_PRECISION_DEFAULT = 0, /* normalised max error <= 1e-4 against float64 */
+  SAM3_NECK_PRECISION_STRICT = 1   /* normalised max error <= 1e-5 against float64 */
+} sam3_neck_precision;
+
+typedef struct sam3_neck_compile_params {
+  int32_t batch;   /* B >= 1. Default 1. */
+  int32_t height;  /* H >= 1 (grid rows of the trunk's feature map). Default 72. */
+  int32_t width;   /* W >= 1. Default 72. */
+  sam3_neck_layout layout; /* Default SAM3_NECK_LAYOUT_NCHW. */
+  /* Bit i set = compute level i. Any non-empty subset of 0xF. Default 0xF (all four).
+   * Level 3 (scale 0.5) needs H >= 2 and W >= 2. */
+  uint32_t levels_mask;
+  int32_t threads; /* threads for run; 0 (default) = all online cores. */
+  sam3_neck_precision precision; /* Default SAM3_NECK_PRECISION_DEFAULT. */
+} sam3_neck_compile_params;
+
+/* Returns the default compile parameters (batch 1, 72 x 72, NCHW, all levels, all cores). */
+sam3_neck_compile_params sam3_neck_compile_default_params(void);
+
+/* Plans the neck for one input shape: prepares packed weights, position encodings and a workspace.
+ * Compiling again replaces the previous plan (on failure the handle is left uncompiled).
+ *   params  NULL for the defaults (not kept).
+ * Errors: INVALID_ARGUMENT (NULL handle, bad batch/size/layout/mask/threads),
+ *         SHAPE (grid too small for a requested level), OUT_OF_MEMORY (the plan would need more
+ *         memory than can be allocated; the message says how much). */
+sam3_neck_status sam3_neck_compile(sam3_neck *neck, const sam3_neck_compile_params *params);
+
+/* Writes the compiled parameters to *out. Errors: INVALID_ARGUMENT, NOT_COMPILED. */
+sam3_neck_status sam3_neck_get_compile_params(const sam3_neck *neck,
+                                              sam3_neck_compile_params *out);
+
+/* Writes the output shape of compiled level `level` (0..3) as [B, d, h, w] to shape[0..3].
+ * Errors: INVALID_ARGUMENT (NULL, level out of range or not in the compiled mask), NOT_COMPILED. */
+sam3_neck_status sam3_neck_level_shape(const sam3_neck *neck, int32_t level, int64_t shape[4]);
+
+/* Writes the number of input floats the compiled plan expects (B*C*H*W) to *count.
+ * Errors: INVALID_ARGUMENT, NOT_COMPILED. */
+sam3_neck_status sam3_neck_input_count(const sam3_neck *neck, size_t *count);
+
+/* Writes the size in bytes of the workspace the compiled plan owns (memory beyond the weights and
+ * the caller's buffers that a run uses) to *bytes. Errors: INVALID_ARGUMENT, NOT_COMPILED. */
+sam3_neck_status sam3_neck_workspace_size(const sam3_neck *neck, size_t *bytes);
+
+/* Copies the position encoding of compiled level `level`, shape [1, d, h, w] (computed once at
+ * compile time), into out[0 .. count). count must be at least d*h*w.
+ * Errors: INVALID_ARGUMENT (NULL, level not compiled), NOT_COMPILED, SHAPE (count too small). */
+sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t level, float *out,
+                                             size_t count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Running
+ * ------------------------------------------------------------------------------------------- */
+
+/* Runs the compiled plan.
+ *   input         float32 input of input_count elements in the compiled layout (not kept).
+ *   outputs       array of SAM3_NECK_NUM_LEVELS pointers; outputs[i] must be non-NULL for every
+ *                 compiled level i and receives its features [B, d, h_i, w_i] (NCHW); entries of
+ *                 levels not compiled are ignored and may be NULL. Not kept.
+ *   output_counts array of SAM3_NECK_NUM_LEVELS capacities in floats of outputs[i]; each must be at
+ *                 least B*d*h_i*w_i for compiled levels.
+ * The buffers must not overlap the input or each other. Nothing is allocated per run.
+ * Errors: INVALID_ARGUMENT (NULL), NOT_COMPILED, SHAPE (input_count or a capacity wrong). */
+sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input_count,
+                               float *const outputs[SAM3_NECK_NUM_LEVELS],
+                               const size_t output_counts[SAM3_NECK_NUM_LEVELS]);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SAM3_NECK_H */
