@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+@testable import Sam3Neck
+
+/// Builds safetensors bytes in the test, independently of the reader.
+struct SafetensorsBuilder {
+    var items: [(name: String, dtype: String, shape: [Int], data: [UInt8])] = []
+
+    mutating func add(_ name: String, _ t: Tensor, dtype: String = "F32") {
+        var bytes = [UInt8]()
+        for v in t.data {
+            switch dtype {
+            case "F32": withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
+            case "F16": withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { bytes += $0 }
+            case "BF16": withUnsafeBytes(of: UInt16(truncatingIfNeeded: v.bitPattern >> 16).littleEndian) { bytes += $0 }
+            default: fatalError()
+            }
+        }
+        items.append((name, dtype, t.shape, bytes))
+    }
+
+    mutating func addRaw(_ name: String, dtype: String, shape: [Int], bytes: [UInt8]) {
+        items.append((name, dtype, shape, bytes))
+    }
+
+    func build(headerOverride: String? = nil) -> [UInt8] {
+        var json = "{\"__metadata__\":{\"format\":\"pt\"}"
+        var data = [UInt8]()
+        for it in items {
+            json += ",\"\(it.name)\":{\"dtype\":\"\(it.dtype)\",\"shape\":[\(it.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(data.count),\(data.count + it.data.count)]}"
+            data += it.data
+        }
+        json += "}"
+        var header = Array((headerOverride ?? json).utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var out = [UInt8]()
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { out += $0 }
+        return out + header + data
+    }
+
+    /// Every tensor of `w` under `prefix` + "convs.".
+    static func neck(_ w: NeckWeights, prefix: String, group: String = "convs", dtype: String = "F32", skip: String? = nil) -> SafetensorsBuilder {
+        var b = SafetensorsBuilder()
+        for (i, modules) in NeckNaming.branchModules.enumerated() {
+            for m in modules {
+                for (p, t) in [("weight", w.layer(i, m).weight), ("bias", w.layer(i, m).bias)] {
+                    let name = "\(prefix)\(group).\(i).\(m).\(p)"
+                    if name != skip { b.add(name, t, dtype: dtype) }
+                }
+            }
+        }
+        return b
+    }
+}
+
+func load(_ bytes: [UInt8], kind: NeckKind = .sam3, prefix: String? = nil) throws -> NeckWeights {
+    try bytes.withUnsafeBytes { try NeckWeights.load(SafetensorsFile(source: MemorySource($0)), kind: kind, prefix: prefix) }
+}
+
+func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () throws -> Void) {
+    do {
+        try body()
+        Issue.record("expected a \(kind) error containing \(words)")
+    } catch let e as NeckError {
+        #expect(e.kind == kind, "\(e.message)")
+        for w in words { #expect(e.message.contains(w), "message '\(e.message)' lacks '\(w)'") }
+    } catch {
+        Issue.record("unexpected error \(error)")
+    }
+}
+
+@Suite struct JSONTests {
+    func parse(_ s: String) throws -> JSONValue { try Array(s.utf8).withUnsafeBytes { try JSONParser.parse($0) } }
+
+    @Test func parsesWhatHeadersContain() throws {
+        let v = try parse(#" {"a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}, "e\u00e9\ud83d\ude00": [true, false, null, -1.5e3]} "#)
+        #expect(v["a"]?["shape"]?.array == [.number("2"), .number("3")])
+        #expect(v["a"]?["data_offsets"]?.array?[1].int64 == 24)
+        #expect(v["eé😀"]?.array == [.bool(true), .bool(false), .null, .number("-1.5e3")])
+    }
+
+    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\":1,}", "01", "1.", "\"\\x\"", "\"\u{01}\"", "nul", "{} x",
+                      "\"\\ud800\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)])
+    func rejectsMalformed(text: String) {
+        #expect(throws: NeckError.self) { try parse(text) }
+    }
+
+    @Test func rejectsInvalidUTF8() {
+        let bytes: [UInt8] = [0x22, 0xFF, 0xFE, 0x22]
+        #expect(throws: NeckError.self) { try bytes.withUnsafeBytes { try JSONParser.parse($0) } }
+    }
+}
+
+@Suite struct CheckpointTests {
+    let weights = Naive.weights(c: 8, d: 4, seed: 5)
+
+    @Test(arguments: NeckNaming.knownPrefixes)
+    func loadsUnderEveryKnownPrefixAndSkipsTheRest(prefix: String) throws {
+        var b = SafetensorsBuilder.neck(weights, prefix: prefix)
+        // Unrelated tensors, including a dtype the neck cannot use and another neck.
+        b.addRaw("\(prefix)trunk.blocks.0.attn.freqs_cis", dtype: "C64", shape: [2], bytes: Array(repeating: 1, count: 16))
+        b.addRaw("text.tokens", dtype: "I64", shape: [1], bytes: Array(repeating: 0, count: 8))
+        let other = Naive.weights(c: 8, d: 4, seed: 6)
+        for it in SafetensorsBuilder.neck(other, prefix: prefix, group: "sam2_convs").items { b.items.append(it) }
+        let loaded = try load(b.build())
+        #expect(loaded.trunkDim == 8 && loaded.dModel == 4)
+        #expect(loaded.layer(0, "dconv_2x2_0").weight == weights.layer(0, "dconv_2x2_0").weight)
+        #expect(loaded.layer(3, "conv_3x3").bias == weights.layer(3, "conv_3x3").bias)
+        let sam2 = try load(b.build(), kind: .sam2)
+        #expect(sam2.layer(1, "conv_1x1").weight == other.layer(1, "conv_1x1").weight)
+    }
+
+    @Test(arguments: ["F16", "BF16"])
+    func halfPrecisionTensorsAreWidened(dtype: String) throws {
+        let loaded = try load(SafetensorsBuilder.neck(weights, prefix: "", dtype: dtype).build())
+        let src = weights.layer(2, "conv_1x1").weight.data
+        let got = loaded.layer(2, "conv_1x1").weight.data
+        for (a, b) in zip(src, got) {
+            let want = dtype == "F16" ? Float(Float16(a)) : Float(bitPattern: a.bitPattern & 0xFFFF_0000)
+            #expect(b == want)
+        }
+    }
+
+    @Test func missingTensorIsNamed() {
+        let name = "convs.1.conv_3x3.weight"
+        let bytes = SafetensorsBuilder.neck(weights, prefix: "", skip: name).build()
+        expectError(.missingTensor, containing: [name]) { _ = try load(bytes) }
+    }
+
+    @Test func misShapedTensorIsNamedWithBothShapes() {
+        var b = SafetensorsBuilder.neck(weights, prefix: "vision_backbone.")
+        let i = b.items.firstIndex { $0.name == "vision_backbone.convs.0.dconv_2x2_1.weight" }!
+        b.items[i].shape = [4, 4, 1, 2]  // same byte count, wrong shape
+        expectError(.shape, containing: ["vision_backbone.convs.0.dconv_2x2_1.weight", "[4, 4, 1, 2]", "[4, *, 2, 2]"]) { _ = try load(b.build()) }
+    }
+
+    @Test func unsupportedDtypeOfANeededTensor() {
+        var b = SafetensorsBuilder.neck(weights, prefix: "")
+        let i = b.items.firstIndex { $0.name == "convs.2.conv_3x3.bias" }!
+        b.items[i] = ("convs.2.conv_3x3.bias", "I32", [4], Array(repeating: 0, count: 16))
+        expectError(.dtype, containing: ["convs.2.conv_3x3.bias", "I32"]) { _ = try load(b.build()) }
+    }
+
+    @Test func noNeckListsWhatWasFound() {
+        var b = SafetensorsBuilder.neck(weights, prefix: "model.weird.")
+        expectError(.missingTensor, containing: ["no sam3 neck", "model.weird.convs.2.conv_1x1.weight"]) { _ = try load(b.build()) }
+        // With the explicit prefix it loads.
+        #expect(throws: Never.self) { _ = try load(b.build(), prefix: "model.weird.") }
+        b.items.removeAll()
+        expectError(.missingTensor, containing: ["no sam3 neck"]) { _ = try load(b.build()) }
+    }
+
+    @Test func ambiguousPrefixesAskForAChoice() throws {
+        var b = SafetensorsBuilder.neck(weights, prefix: "")
+        b.items += SafetensorsBuilder.neck(weights, prefix: "vision_backbone.").items
+        expectError(.invalidArgument, containing: ["several prefixes"]) { _ = try load(b.build()) }
+        _ = try load(b.build(), prefix: "vision_backbone.")
+    }
+
+    @Test func malformedFilesAreFormatErrors() {
+        let good = SafetensorsBuilder.neck(weights, prefix: "").build()
+        // Truncated at every header byte and in the data: never a crash, always an error.
+        let headerEnd = 8 + Int(good.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        for cut in Array(0..<headerEnd + 4) + [good.count - 1] {
+            #expect(throws: NeckError.self) { _ = try load(Array(good.prefix(cut))) }
+        }
+        // Header length past the end of the file.
+        var huge = good
+        huge.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init))
+        expectError(.format, containing: ["header length"]) { _ = try load(huge) }
+        // Offsets outside the data, wrong byte count, duplicate names.
+        var b = SafetensorsBuilder()
+        b.addRaw("x", dtype: "F32", shape: [2], bytes: Array(repeating: 0, count: 8))
+        expectError(.format, containing: ["'x'", "data_offsets"]) {
+            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}"#))
+        }
+        expectError(.format, containing: ["'x'", "needs 12 bytes"]) {
+            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#))
+        }
+        expectError(.format, containing: ["'x'", "twice"]) {
+            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#))
+        }
+        expectError(.format, containing: ["'x'", "overflows"]) {
+            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,8]}}"#))
+        }
+        expectError(.format, containing: ["not a JSON object"]) { _ = try load(b.build(headerOverride: "[]")) }
+    }
+
+    @Test func fileSourceReadsOnlyWhatIsAskedAndReportsMissingFiles() throws {
+        expectError(.io, containing: ["/nonexistent/x.safetensors"]) { _ = try FileSource(path: "/nonexistent/x.safetensors") }
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("sam3neck-test-\(getpid()).safetensors")
+        try Data(SafetensorsBuilder.neck(weights, prefix: "").build()).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let neck = try Neck(path: url.path)
+        #expect(neck.trunkDim == 8 && neck.dModel == 4)
+    }
+}

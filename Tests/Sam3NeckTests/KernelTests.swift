@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+@testable import Sam3Neck
+
+/// Each fast kernel against a naive loop in double (see NaiveNeck.swift).
+@Suite struct KernelTests {
+    @Test func geluIsTheExactErfForm() {
+        for step in -800...800 {
+            let xf = Float(step) / 100, x = Double(xf)
+            // 0.5·x·(1 + erf(x/√2)), written with erfc so double itself does not cancel for x ≪ 0.
+            let want = 0.5 * x * erfc(-x / 2.0.squareRoot())
+            let got = Double(gelu(xf))
+            // z = x/√2 in float carries up to one ulp (rounded constant and product), which erfc's
+            // condition number 2z² amplifies: bound = a few ulps + 2z²·2ulp. For x ≥ 0, a few ulps.
+            let z = x / 2.0.squareRoot()
+            let bound = abs(want) * (8 + 4 * z * z) * 0x1p-24 + 1e-30
+            #expect(abs(got - want) <= bound, "gelu(\(x)) = \(got), want \(want)")
+        }
+        // The tanh approximation differs from the erf form by ~1e-4 at x = 2 (ulp there is 1.2e-7).
+        let x: Float = 2
+        let tanhForm = 0.5 * x * (1 + tanh(0.797_884_560_8 * (x + 0.044715 * x * x * x)))
+        #expect(abs(gelu(x) - tanhForm) > 5e-5)
+    }
+
+    @Test func halfToFloatMatchesFloat16ForEveryBitPattern() {
+        for bits in 0...UInt16.max {
+            let want = Float(Float16(bitPattern: bits))
+            let got = Float(halfBits: bits)
+            if want.isNaN {
+                #expect(got.isNaN)
+            } else {
+                #expect(got.bitPattern == want.bitPattern, "half 0x\(String(bits, radix: 16))")
+            }
+        }
+    }
+
+    @Test(arguments: [(1, 1), (2, 2), (5, 7), (8, 3), (1, 9)])
+    func positionEncodingFollowsTheSpec(h: Int, w: Int) {
+        let d = 8, f = d / 2
+        let pe = positionEncoding(dModel: d, height: h, width: w)
+        for ch in 0..<d {
+            let k = ch % f, isY = ch < f
+            let dimT = pow(10_000.0, Double(2 * (k / 2)) / Double(f))
+            for r in 0..<h {
+                for c in 0..<w {
+                    let n = isY ? h : w, pos = isY ? r : c
+                    let v = Double(pos + 1) / (Double(n) + 1e-6) * 2 * Double.pi / dimT
+                    let want = k % 2 == 0 ? sin(v) : cos(v)
+                    #expect(abs(Double(pe[(ch * h + r) * w + c]) - want) <= 1e-6)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [(4, 4), (5, 7), (7, 5), (2, 3), (3, 2)])
+    func maxPoolBothLayoutsOnOddGridsWithNaN(h: Int, w: Int) {
+        let c = 3
+        var rng = Naive.RNG(state: 7)
+        var x = Naive.Image(c: c, h: h, w: w)
+        x.v = rng.floats(c * h * w).map(Double.init)
+        x[1, 0, 1] = .nan  // a NaN inside the first window of channel 1
+        if h >= 4 && w >= 4 { x[2, 3, 3] = .nan }
+        let want = Naive.maxPool(x)
+        let xs = x.v.map(Float.init)
+        var outCM = [Float](repeating: 0, count: want.v.count)
+        xs.withUnsafeBufferPointer { maxPool2x2ChannelMajor($0.baseAddress!, channels: c, height: h, width: w, into: outCM.withUnsafeMutableBufferPointer { $0.baseAddress! }, threads: 2) }
+        // Channels-last input and output.
+        var nhwc = [Float](repeating: 0, count: xs.count)
+        for ch in 0..<c { for y in 0..<h { for xx in 0..<w { nhwc[(y * w + xx) * c + ch] = xs[(ch * h + y) * w + xx] } } }
+        var outCL = [Float](repeating: 0, count: want.v.count)
+        nhwc.withUnsafeBufferPointer { maxPool2x2ChannelsLast($0.baseAddress!, channels: c, height: h, width: w, into: outCL.withUnsafeMutableBufferPointer { $0.baseAddress! }, threads: 1) }
+        let p = (h / 2) * (w / 2)
+        for ch in 0..<c {
+            for q in 0..<p {
+                let r = want.v[ch * p + q]
+                for got in [outCM[ch * p + q], outCL[q * c + ch]] {
+                    if r.isNaN { #expect(got.isNaN) } else { #expect(Double(got) == r) }
+                }
+            }
+        }
+        #expect(outCM[1 * p].isNaN)
+    }
+
+    @Test(arguments: [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3)])
+    func conv3x3MatchesNaiveLoop(h: Int, w: Int, cin: Int, cout: Int) {
+        var rng = Naive.RNG(state: UInt64(h * 1000 + w))
+        let layer = NeckWeights.Layer(weight: Tensor(shape: [cout, cin, 3, 3], data: rng.floats(cout * cin * 9)),
+                                      bias: Tensor(shape: [cout], data: rng.floats(cout)))
+        var x = Naive.Image(c: cin, h: h, w: w)
+        x.v = rng.floats(cin * h * w).map(Double.init)
+        let want = Naive.conv(x, layer)
+
+        let conv = Conv3x3(weight: layer.weight, bias: layer.bias)
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: PaddedImage.floatCount(height: h, width: w, channels: cin))
+        defer { buffer.deallocate() }
+        // Garbage everywhere first: zeroBorder must clear what the conv reads outside the interior.
+        buffer.update(repeating: .nan, count: PaddedImage.floatCount(height: h, width: w, channels: cin))
+        let img = PaddedImage(base: buffer, height: h, width: w, channels: cin)
+        img.zeroBorder()
+        for c in 0..<cin { for y in 0..<h { for xx in 0..<w { img.pixel(y, xx)[c] = Float(x[c, y, xx]) } } }
+        var acc = [Float](repeating: 0, count: conv.accumulatorCount(width: w, height: h))
+        var out = [Float](repeating: 0, count: cout * h * w)
+        acc.withUnsafeMutableBufferPointer { a in
+            out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, accumulator: a.baseAddress!, threads: 2) }
+        }
+        #expect(Naive.normalisedError(out, want.v) <= 1e-6)
+    }
+
+    @Test func transposedScatterPutsTapsWhereTheSpecSays() {
+        // One GEMM + scatter, against the naive transposed conv.
+        let h = 3, w = 2, cin = 5, cout = 4
+        var rng = Naive.RNG(state: 11)
+        let layer = NeckWeights.Layer(weight: Tensor(shape: [cin, cout, 2, 2], data: rng.floats(cin * cout * 4)),
+                                      bias: Tensor(shape: [cout], data: rng.floats(cout)))
+        var x = Naive.Image(c: cin, h: h, w: w)
+        x.v = rng.floats(cin * h * w).map(Double.init)
+        let want = Naive.gelu(Naive.transposed(x, layer))
+        let g = PackedWeights.transposed(layer)
+        // Channels-last input rows.
+        var xr = [Float](repeating: 0, count: h * w * cin)
+        for c in 0..<cin { for y in 0..<h { for xx in 0..<w { xr[(y * w + xx) * cin + c] = Float(x[c, y, xx]) } } }
+        var y = [Float](repeating: 0, count: h * w * g.n)
+        var out = [Float](repeating: 0, count: 4 * h * w * cout)
+        xr.withUnsafeBufferPointer { xp in g.b.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
+            Blas.sgemm(m: h * w, n: g.n, k: cin, a: xp.baseAddress!, lda: cin, b: bp.baseAddress!, ldb: g.n, c: yp.baseAddress!, ldc: g.n)
+        } } }
+        out.withUnsafeMutableBufferPointer { op in
+            let img = PaddedImage(base: op.baseAddress!, height: 2 * h, width: 2 * w, channels: cout, pad: 0, slack: 0)
+            y.withUnsafeBufferPointer { yp in g.bias.withUnsafeBufferPointer { bp in
+                scatterTransposed2x2(yp.baseAddress!, height: h, width: w, channels: cout, bias: bp.baseAddress!, gelu: true, into: img, threads: 2)
+            } }
+        }
+        for o in 0..<cout { for yy in 0..<2 * h { for xx in 0..<2 * w {
+            #expect(abs(Double(out[(yy * 2 * w + xx) * cout + o]) - want[o, yy, xx]) <= 1e-5)
+        } } }
+    }
+}

@@ -1,0 +1,91 @@
+import Testing
+@testable import Sam3Neck
+
+/// The whole compiled plan against the naive neck: every level, both layouts, odd grids, batches.
+@Suite struct PlanTests {
+    /// Normalised max error bound: the project's strict bound (spec). f32 sums over at most
+    /// 9·d or C terms give ~1e-7–1e-6 here; 1e-5 leaves room without hiding a wrong index.
+    static let tolerance = 1e-5
+
+    func check(c: Int, d: Int, batch: Int, h: Int, w: Int, layout: CompileOptions.Layout, mask: UInt32, threads: Int = 2) throws {
+        let weights = Naive.weights(c: c, d: d, seed: UInt64(c * 31 + h * 7 + w))
+        let neck = Neck(weights: weights)
+        let plan = try neck.compile(CompileOptions(batch: batch, height: h, width: w, layout: layout, levelsMask: mask, threads: threads))
+        var rng = Naive.RNG(state: 99)
+        let images: [Naive.Image] = (0..<batch).map { _ in
+            var x = Naive.Image(c: c, h: h, w: w)
+            x.v = rng.floats(c * h * w, scale: 2).map(Double.init)
+            return x
+        }
+        var input = [Float]()
+        for x in images {
+            if layout == .nchw {
+                input += x.v.map(Float.init)
+            } else {
+                for y in 0..<h { for xx in 0..<w { for ch in 0..<c { input.append(Float(x[ch, y, xx])) } } }
+            }
+        }
+        #expect(input.count == plan.inputCount)
+        var outputs: [[Float]] = (0..<4).map { plan.outputCount(level: $0).map { [Float](repeating: .nan, count: $0) } ?? [] }
+        // Run twice: the second run must not depend on what the first left in the workspace.
+        for _ in 0..<2 {
+            let pointers = (0..<4).map { outputs[$0].isEmpty ? nil : UnsafeMutablePointer<Float>.allocate(capacity: outputs[$0].count) }
+            input.withUnsafeBufferPointer { plan.run(input: $0.baseAddress!, outputs: pointers) }
+            for l in 0..<4 {
+                if let p = pointers[l] {
+                    outputs[l] = Array(UnsafeBufferPointer(start: p, count: outputs[l].count))
+                    p.deallocate()
+                }
+            }
+        }
+        for level in 0..<4 where mask & (1 << UInt32(level)) != 0 {
+            let want = images.flatMap { Naive.neck(weights, $0, level: level).v }
+            let err = Naive.normalisedError(outputs[level], want)
+            #expect(err <= Self.tolerance, "level \(level) c=\(c) d=\(d) \(h)×\(w) \(layout) batch \(batch): error \(err)")
+            let g = CompileOptions.levelGrid(level, height: h, width: w)
+            #expect(plan.levelShapes[level]! == [batch, d, g.h, g.w])
+        }
+    }
+
+    @Test(arguments: [CompileOptions.Layout.nchw, .nhwc])
+    func allLevelsOddGrid(layout: CompileOptions.Layout) throws {
+        try check(c: 16, d: 8, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF)
+    }
+
+    @Test func squareGridSingleThread() throws {
+        try check(c: 8, d: 4, batch: 1, h: 4, w: 4, layout: .nchw, mask: 0xF, threads: 1)
+    }
+
+    @Test(arguments: [UInt32(0x1), 0x2, 0x4, 0x8, 0x5, 0xA])
+    func levelSubsets(mask: UInt32) throws {
+        try check(c: 12, d: 6, batch: 1, h: 3, w: 6, layout: .nhwc, mask: mask)
+    }
+
+    @Test func oneByOneGridWithoutLevelThree() throws {
+        try check(c: 8, d: 4, batch: 1, h: 1, w: 1, layout: .nchw, mask: 0x7)
+    }
+
+    @Test func compileRejectsBadOptions() throws {
+        let neck = Neck(weights: Naive.weights(c: 8, d: 4, seed: 1))
+        let bad: [(CompileOptions, NeckError.Kind)] = [
+            (CompileOptions(batch: 0), .invalidArgument),
+            (CompileOptions(height: 0), .invalidArgument),
+            (CompileOptions(width: -3), .invalidArgument),
+            (CompileOptions(levelsMask: 0), .invalidArgument),
+            (CompileOptions(levelsMask: 0x10), .invalidArgument),
+            (CompileOptions(threads: -1), .invalidArgument),
+            (CompileOptions(height: 1, width: 5, levelsMask: 0x8), .shape),
+        ]
+        for (options, kind) in bad {
+            #expect { _ = try neck.compile(options) } throws: { ($0 as? NeckError)?.kind == kind }
+        }
+    }
+
+    @Test func hugeGridIsRefusedBeforeAllocating() throws {
+        let neck = Neck(weights: Naive.weights(c: 8, d: 4, seed: 1))
+        #expect { _ = try neck.compile(CompileOptions(batch: 1, height: 30000, width: 30000)) } throws: { e in
+            guard let e = e as? NeckError else { return false }
+            return e.kind == .outOfMemory
+        }
+    }
+}
