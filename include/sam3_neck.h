@@ -159,14 +159,14 @@ typedef enum sam3_neck_precision {
 } sam3_neck_precision;
 
 typedef struct sam3_neck_compile_params {
-  int32_t batch;   /* B >= 1. Default 1. */
-  int32_t height;  /* H >= 1 (grid rows of the trunk's feature map). Default 72. */
-  int32_t width;   /* W >= 1. Default 72. */
+  int32_t batch;   /* 1 <= B <= 1048576. Default 1. */
+  int32_t height;  /* 1 <= H <= 32768 (grid rows of the trunk's feature map). Default 72. */
+  int32_t width;   /* 1 <= W <= 32768. Default 72. */
   sam3_neck_layout layout; /* Default SAM3_NECK_LAYOUT_NCHW. */
   /* Bit i set = compute level i. Any non-empty subset of 0xF. Default 0xF (all four).
    * Level 3 (scale 0.5) needs H >= 2 and W >= 2. */
   uint32_t levels_mask;
-  int32_t threads; /* threads for run; 0 (default) = all online cores. */
+  int32_t threads; /* threads for run, 0..1024; 0 (default) = all online cores. */
   sam3_neck_precision precision; /* Default SAM3_NECK_PRECISION_DEFAULT. */
 } sam3_neck_compile_params;
 
@@ -181,7 +181,8 @@ sam3_neck_compile_params sam3_neck_compile_default_params(void);
  *         memory than can be allocated; the message says how much). */
 sam3_neck_status sam3_neck_compile(sam3_neck *neck, const sam3_neck_compile_params *params);
 
-/* Writes the compiled parameters to *out. Errors: INVALID_ARGUMENT, NOT_COMPILED. */
+/* Writes the compiled parameters to *out, exactly as passed to sam3_neck_compile (threads = 0
+ * stays 0). Errors: INVALID_ARGUMENT, NOT_COMPILED. */
 sam3_neck_status sam3_neck_get_compile_params(const sam3_neck *neck,
                                               sam3_neck_compile_params *out);
 

@@ -100,7 +100,7 @@ private func loadOptions(_ params: UnsafePointer<sam3_neck_load_params>?) throws
     switch p.kind {
     case SAM3_NECK_KIND_SAM3: kind = .sam3
     case SAM3_NECK_KIND_SAM2: kind = .sam2
-    default: throw invalid("load params: kind must be SAM3_NECK_KIND_SAM3 (0) or SAM3_NECK_KIND_SAM2 (1), got \(p.kind.rawValue)")
+    default: throw invalid("load params: kind must be SAM3_NECK_KIND_SAM3 (0) or SAM3_NECK_KIND_SAM2 (1), got \(Int32(bitPattern: p.kind.rawValue))")
     }
     return (kind, p.prefix.map { String(cString: $0) })
 }
@@ -161,10 +161,10 @@ public func sam3_neck_compile_default_params() -> sam3_neck_compile_params {
 
 private func compileOptions(_ p: sam3_neck_compile_params) throws -> CompileOptions {
     guard let layout = CompileOptions.Layout(rawValue: Int(p.layout.rawValue)) else {
-        throw invalid("layout must be SAM3_NECK_LAYOUT_NCHW (0) or SAM3_NECK_LAYOUT_NHWC (1), got \(p.layout.rawValue)")
+        throw invalid("layout must be SAM3_NECK_LAYOUT_NCHW (0) or SAM3_NECK_LAYOUT_NHWC (1), got \(Int32(bitPattern: p.layout.rawValue))")
     }
     guard let precision = CompileOptions.Precision(rawValue: Int(p.precision.rawValue)) else {
-        throw invalid("precision must be SAM3_NECK_PRECISION_DEFAULT (0) or SAM3_NECK_PRECISION_STRICT (1), got \(p.precision.rawValue)")
+        throw invalid("precision must be SAM3_NECK_PRECISION_DEFAULT (0) or SAM3_NECK_PRECISION_STRICT (1), got \(Int32(bitPattern: p.precision.rawValue))")
     }
     return CompileOptions(batch: Int(p.batch), height: Int(p.height), width: Int(p.width), layout: layout,
                           levelsMask: p.levels_mask, threads: Int(p.threads), precision: precision)

@@ -48,6 +48,20 @@ public enum JSONValue: Equatable, Sendable {
     }
 }
 
+extension JSONValue: CustomStringConvertible {
+    /// Compact JSON text, for error messages.
+    public var description: String {
+        switch self {
+        case let .object(m): return "{" + m.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+        case let .array(a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
+        case let .string(s): return "\"\(s)\""
+        case let .number(n): return n
+        case let .bool(b): return b ? "true" : "false"
+        case .null: return "null"
+        }
+    }
+}
+
 public struct JSONParser {
     public static let maxDepth = 64
 

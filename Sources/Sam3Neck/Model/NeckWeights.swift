@@ -59,12 +59,10 @@ public struct NeckWeights: Sendable {
             }
             return e.shape
         }
-        var shapes: [[String: ([Int], [Int])]] = Array(repeating: [:], count: 4)
         func layer(_ b: Int, _ m: String, _ w: [Int?], out: (([Int]) -> Int)) throws -> Int {
             let ws = try expectShape(b, m, "weight", w)
             let o = out(ws)
-            let bs = try expectShape(b, m, "bias", [o])
-            shapes[b][m] = (ws, bs)
+            _ = try expectShape(b, m, "bias", [o])
             return o
         }
         let transposedOut: ([Int]) -> Int = { $0[1] }

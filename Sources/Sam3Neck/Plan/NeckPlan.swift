@@ -55,11 +55,9 @@ public final class NeckPlan: @unchecked Sendable {
         // Sizes in floats, accumulated with overflow checks.
         var size = CheckedSize()
         var productFloats = 0, imageFloats = 0, pooledFloats = 0, accFloats = 0
-        var outputFloats = 0
         for level in options.levels {
             let g = CompileOptions.levelGrid(level, height: h, width: w)
             shapes[level] = [options.batch, d, g.h, g.w]
-            outputFloats = size.max(outputFloats, size.mul(options.batch, d, g.h, g.w))
             let padded = size.mul(g.h + 2, g.w + 2, d) + 2 * d
             imageFloats = size.max(imageFloats, padded)
             accFloats = size.max(accFloats, packed.conv3x3[level].accumulatorCount(width: g.w, height: g.h))
@@ -74,17 +72,19 @@ public final class NeckPlan: @unchecked Sendable {
                 pooledFloats = size.mul(g.h * g.w, c)
             }
         }
-        // Every BLAS dimension must fit its 32-bit integers.
-        guard !size.overflow, size.mul(16 * p, max(c, 4 * d)) < Int(Int32.max) else {
-            throw NeckError(.outOfMemory, "a \(h)×\(w) grid with trunk_dim \(c) and d_model \(d) is too large for 32-bit BLAS indices")
-        }
         // 64-byte aligned regions.
         func round(_ floats: Int) -> Int { (floats + 15) & ~15 }
-        let totalFloats = round(productFloats) + round(imageFloats) + round(pooledFloats) + round(accFloats)
-        let bytes = totalFloats * MemoryLayout<Float>.size
+        let totalFloats = size.mul(1, round(productFloats) + round(imageFloats) + round(pooledFloats) + round(accFloats))
+        let bytes = size.mul(totalFloats, MemoryLayout<Float>.size)
         let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
-        guard bytes <= physical else {
-            throw NeckError(.outOfMemory, "compiling for batch \(options.batch), \(h)×\(w) would need \(bytes) bytes (\(bytes >> 20) MiB) of workspace, more than the machine's \(physical >> 20) MiB of memory")
+        let what = "compiling for batch \(options.batch), \(h)×\(w) (trunk_dim \(c), d_model \(d))"
+        guard !size.overflow, bytes <= physical else {
+            let amount = size.overflow ? "more bytes than fit in 64 bits" : "\(bytes) bytes (\(bytes >> 20) MiB)"
+            throw NeckError(.outOfMemory, "\(what) would need \(amount) of workspace, more than the machine's \(physical >> 20) MiB of memory")
+        }
+        // Every BLAS dimension (at most 16·h·w rows of up to max(C, 4d) columns) must fit 32-bit integers.
+        guard size.mul(16 * p, max(c, 4 * d)) < Int(Int32.max), !size.overflow else {
+            throw NeckError(.outOfMemory, "\(what) would need \(bytes) bytes (\(bytes >> 20) MiB) of workspace in matrices too large for OpenBLAS's 32-bit indices")
         }
         var raw: UnsafeMutableRawPointer? = nil
         guard posix_memalign(&raw, 64, max(bytes, 64)) == 0, let raw else {
@@ -106,7 +106,6 @@ public final class NeckPlan: @unchecked Sendable {
         positionEncodings = pos
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
-        _ = outputFloats
     }
 
     deinit {
