@@ -40,6 +40,12 @@ let package = Package(
                 .unsafeFlags(["-Xlinker", "--version-script=Sources/Sam3NeckC/exports.map"]),
             ]
         ),
+        // Developer tool: per-stage timing of a run (`swift run -c release sam3neck-profile W.safetensors`).
+        .executableTarget(
+            name: "sam3neck-profile",
+            dependencies: ["Sam3Neck"],
+            path: "Sources/sam3neck-profile"
+        ),
         .testTarget(
             name: "Sam3NeckTests",
             dependencies: ["Sam3Neck"],

@@ -122,7 +122,7 @@ public final class NeckPlan: @unchecked Sendable {
     /// Runs the plan. `input` holds `inputCount` floats in the compiled layout; `outputs[i]` must
     /// hold `outputCount(level: i)` floats for every compiled level. Sizes are the caller's
     /// responsibility here (the C layer checks them).
-    public func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?]) {
+    public func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?], profile: Profile? = nil) {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         Blas.setThreads(threads)
@@ -132,7 +132,7 @@ public final class NeckPlan: @unchecked Sendable {
             for level in options.levels {
                 let shape = levelShapes[level]!
                 let out = outputs[level]! + image * shape[1] * shape[2] * shape[3]
-                runBranch(level, x, out)
+                runBranch(level, x, out, profile)
             }
         }
     }
@@ -146,54 +146,70 @@ public final class NeckPlan: @unchecked Sendable {
         }
     }
 
-    private func runBranch(_ level: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    private func runBranch(_ level: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ profile: Profile?) {
         let h = options.height, w = options.width, d = dModel
         let g = CompileOptions.levelGrid(level, height: h, width: w)
         let z = PaddedImage(base: images, height: g.h, width: g.w, channels: d)
         switch level {
         case 0:
             let first = packed.up4First, second = packed.up4Second
-            productWithInput(x, pixels: h * w, first)
+            profile.time("L0 dconv_2x2_0 gemm") { productWithInput(x, pixels: h * w, first) }
             let mid = PaddedImage(base: images, height: 2 * h, width: 2 * w, channels: first.n / 4, pad: 0, slack: 0)
-            first.bias.withUnsafeBufferPointer {
-                scatterTransposed2x2(products, height: h, width: w, channels: first.n / 4, bias: $0.baseAddress!, gelu: true, into: mid, threads: threads)
+            profile.time("L0 bias+gelu+scatter") {
+                first.bias.withUnsafeBufferPointer {
+                    scatterTransposed2x2(products, height: h, width: w, channels: first.n / 4, bias: $0.baseAddress!, gelu: true, into: mid, threads: threads)
+                }
             }
-            second.b.withUnsafeBufferPointer { b in
-                Blas.sgemm(m: 4 * h * w, n: second.n, k: second.k, a: images, lda: second.k,
-                           b: b.baseAddress!, ldb: second.n, c: products, ldc: second.n)
+            profile.time("L0 dconv_2x2_1∘conv_1x1 gemm") {
+                second.b.withUnsafeBufferPointer { b in
+                    Blas.sgemm(m: 4 * h * w, n: second.n, k: second.k, a: images, lda: second.k,
+                               b: b.baseAddress!, ldb: second.n, c: products, ldc: second.n)
+                }
             }
             // `z` overlaps `mid`, which is dead once the product above has read it.
-            z.zeroBorder()
-            second.bias.withUnsafeBufferPointer {
-                scatterTransposed2x2(products, height: 2 * h, width: 2 * w, channels: d, bias: $0.baseAddress!, gelu: false, into: z, threads: threads)
+            profile.time("L0 bias+scatter") {
+                z.zeroBorder()
+                second.bias.withUnsafeBufferPointer {
+                    scatterTransposed2x2(products, height: 2 * h, width: 2 * w, channels: d, bias: $0.baseAddress!, gelu: false, into: z, threads: threads)
+                }
             }
         case 1:
-            productWithInput(x, pixels: h * w, packed.up2)
-            z.zeroBorder()
-            packed.up2.bias.withUnsafeBufferPointer {
-                scatterTransposed2x2(products, height: h, width: w, channels: d, bias: $0.baseAddress!, gelu: false, into: z, threads: threads)
+            profile.time("L1 dconv_2x2∘conv_1x1 gemm") { productWithInput(x, pixels: h * w, packed.up2) }
+            profile.time("L1 bias+scatter") {
+                z.zeroBorder()
+                packed.up2.bias.withUnsafeBufferPointer {
+                    scatterTransposed2x2(products, height: h, width: w, channels: d, bias: $0.baseAddress!, gelu: false, into: z, threads: threads)
+                }
             }
         case 2:
-            productWithInput(x, pixels: h * w, packed.same)
-            z.zeroBorder()
-            packed.same.bias.withUnsafeBufferPointer {
-                copyAddingBias(products, height: h, width: w, channels: d, bias: $0.baseAddress!, into: z, threads: threads)
+            profile.time("L2 conv_1x1 gemm") { productWithInput(x, pixels: h * w, packed.same) }
+            profile.time("L2 bias") {
+                z.zeroBorder()
+                packed.same.bias.withUnsafeBufferPointer {
+                    copyAddingBias(products, height: h, width: w, channels: d, bias: $0.baseAddress!, into: z, threads: threads)
+                }
             }
         default:
             let c = trunkDim, pixels = g.h * g.w
             let nchw = options.layout == .nchw
-            if nchw {
-                maxPool2x2ChannelMajor(x, channels: c, height: h, width: w, into: pooled, threads: threads)
-            } else {
-                maxPool2x2ChannelsLast(x, channels: c, height: h, width: w, into: pooled, threads: threads)
+            profile.time("L3 maxpool") {
+                if nchw {
+                    maxPool2x2ChannelMajor(x, channels: c, height: h, width: w, into: pooled, threads: threads)
+                } else {
+                    maxPool2x2ChannelsLast(x, channels: c, height: h, width: w, into: pooled, threads: threads)
+                }
             }
-            productWithInput(pooled, pixels: pixels, packed.down)
-            z.zeroBorder()
-            packed.down.bias.withUnsafeBufferPointer {
-                copyAddingBias(products, height: g.h, width: g.w, channels: d, bias: $0.baseAddress!, into: z, threads: threads)
+            profile.time("L3 conv_1x1 gemm") { productWithInput(pooled, pixels: pixels, packed.down) }
+            profile.time("L3 bias") {
+                z.zeroBorder()
+                packed.down.bias.withUnsafeBufferPointer {
+                    copyAddingBias(products, height: g.h, width: g.w, channels: d, bias: $0.baseAddress!, into: z, threads: threads)
+                }
             }
         }
-        packed.conv3x3[level].run(z, into: out, accumulator: accumulator, threads: threads)
+        profile.time("L\(level) conv_3x3") {
+            packed.conv3x3[level].run(z, into: out, accumulator: accumulator, threads: threads)
+        }
     }
 }
 

@@ -1,0 +1,49 @@
+# sam3neck — the two commands of the README:
+#   make demo [WEIGHTS=path]   build (release) and run the neck on the default synthetic checkpoint
+#   make test                  build and run every test: Swift, C (and C++), Python
+# Both install what they need first (libopenblas-dev via apt-get when missing, the Python package).
+
+PYTHON ?= python3
+SWIFT_RELEASE = swift build -c release -Xswiftc -static-stdlib
+LIB = .build/release/libsam3neck.so
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python clean
+
+demo: deps lib
+	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
+
+test: deps lib test-swift test-c test-python
+	@echo "make test: Swift, C/C++ and Python tests all passed"
+
+deps: system-deps python-deps
+
+# OpenBLAS (headers, pkg-config file and library) from Debian when it is not there yet.
+system-deps:
+	@if ! command -v pkg-config >/dev/null || ! pkg-config --exists openblas; then \
+	  echo "installing libopenblas-dev and pkg-config with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas-dev pkg-config; \
+	fi
+
+# The Python package, editable, so it finds the library in .build/release.
+python-deps:
+	@if ! $(PYTHON) -c 'import sam3neck, pytest, numpy' 2>/dev/null; then \
+	  $(PYTHON) -m pip install -q -e 'python[test]'; \
+	fi
+
+lib:
+	$(SWIFT_RELEASE)
+
+test-swift:
+	swift test
+
+test-c: lib
+	bash Tests/c/check_exports.sh $(LIB)
+	bash Tests/c/run.sh .build/ctest
+
+test-python: lib
+	$(PYTHON) -m pytest python/tests -q
+
+clean:
+	rm -rf .build
