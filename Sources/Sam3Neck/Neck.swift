@@ -7,8 +7,10 @@
 /// ```
 public final class Neck: @unchecked Sendable {
     public let weights: NeckWeights
-    /// Packed once, on first compile, and shared by every plan compiled from this neck.
+    /// Packed once, on first compile, and shared by every plan compiled from this neck; the 3×3
+    /// convs per Winograd tile size and level, as plans ask for them.
     private var packedCache: PackedWeights?
+    private var winogradCache: [WinogradTile: [WinogradConv3x3?]] = [:]
 
     public var trunkDim: Int { weights.trunkDim }
     public var dModel: Int { weights.dModel }
@@ -32,6 +34,15 @@ public final class Neck: @unchecked Sendable {
     public func compile(_ options: CompileOptions) throws -> NeckPlan {
         try options.validate()
         if packedCache == nil { packedCache = PackedWeights(weights) }
-        return try NeckPlan(packed: packedCache!, options: options)
+        let packed = packedCache!
+        let tile = NeckPlan.winogradTile(options.precision)
+        var convs = winogradCache[tile] ?? [nil, nil, nil, nil]
+        let missing = options.levels.filter { convs[$0] == nil }
+        if !missing.isEmpty {
+            let made = packed.winograd(tile, levels: missing)
+            for l in missing { convs[l] = made[l] }
+            winogradCache[tile] = convs
+        }
+        return try NeckPlan(packed: packed, convs: convs, options: options)
     }
 }

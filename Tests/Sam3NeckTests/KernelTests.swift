@@ -81,29 +81,49 @@ import Testing
         #expect(outCM[1 * p].isNaN)
     }
 
-    @Test(arguments: [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3)])
-    func conv3x3MatchesNaiveLoop(h: Int, w: Int, cin: Int, cout: Int) {
+    /// The conv input frame filled with NaN, then framed and filled: a kernel that reads outside
+    /// what `zeroBorder` clears would turn its output into NaN.
+    static func framed(_ x: Naive.Image, _ body: (PaddedImage) -> Void) {
+        let count = PaddedImage.floatCount(height: x.h, width: x.w, channels: x.c)
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buffer.deallocate() }
+        buffer.update(repeating: .nan, count: count)
+        let img = PaddedImage(base: buffer, height: x.h, width: x.w, channels: x.c)
+        img.zeroBorder()
+        for c in 0..<x.c { for y in 0..<x.h { for xx in 0..<x.w { img.pixel(y, xx)[c] = Float(x[c, y, xx]) } } }
+        body(img)
+    }
+
+    static let convCases = [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3), (13, 11, 16, 8)]
+
+    static func convCase(_ h: Int, _ w: Int, _ cin: Int, _ cout: Int) -> (NeckWeights.Layer, Naive.Image, Naive.Image) {
         var rng = Naive.RNG(state: UInt64(h * 1000 + w))
         let layer = NeckWeights.Layer(weight: Tensor(shape: [cout, cin, 3, 3], data: rng.floats(cout * cin * 9)),
                                       bias: Tensor(shape: [cout], data: rng.floats(cout)))
         var x = Naive.Image(c: cin, h: h, w: w)
         x.v = rng.floats(cin * h * w).map(Double.init)
-        let want = Naive.conv(x, layer)
+        return (layer, x, Naive.conv(x, layer))
+    }
 
-        let conv = Conv3x3(weight: layer.weight, bias: layer.bias)
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: PaddedImage.floatCount(height: h, width: w, channels: cin))
-        defer { buffer.deallocate() }
-        // Garbage everywhere first: zeroBorder must clear what the conv reads outside the interior.
-        buffer.update(repeating: .nan, count: PaddedImage.floatCount(height: h, width: w, channels: cin))
-        let img = PaddedImage(base: buffer, height: h, width: w, channels: cin)
-        img.zeroBorder()
-        for c in 0..<cin { for y in 0..<h { for xx in 0..<w { img.pixel(y, xx)[c] = Float(x[c, y, xx]) } } }
-        var acc = [Float](repeating: 0, count: conv.accumulatorCount(width: w, height: h))
-        var out = [Float](repeating: 0, count: cout * h * w)
-        acc.withUnsafeMutableBufferPointer { a in
-            out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, accumulator: a.baseAddress!, threads: 2) }
+    /// Winograd F(2×2) and F(4×4, 3×3), with blocks smaller than the tile count so several
+    /// workers and a partial last block are exercised, and grids that are not multiples of 4.
+    @Test(arguments: convCases, [WinogradTile.f2, .f4])
+    func winogradMatchesNaiveLoop(shape: (Int, Int, Int, Int), tile: WinogradTile) {
+        let (h, w, cin, cout) = shape
+        let (layer, x, want) = Self.convCase(h, w, cin, cout)
+        let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3)
+        var out = [Float](repeating: .nan, count: cout * h * w)
+        Blas.setThreads(1)
+        Self.framed(x) { img in
+            var scratch = [Float](repeating: 0, count: 2 * conv.scratchPerWorker)
+            scratch.withUnsafeMutableBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, scratch: s.baseAddress!, threads: 2) }
+            }
         }
-        #expect(Naive.normalisedError(out, want.v) <= 1e-6)
+        // In float the transforms cost a few bits against direct summation: F(2×2) only adds and
+        // halves (bound 2e-6 as for direct sums); F(4×4)'s constants up to 8 and 1/24 cost more
+        // (bound 1e-5, a tenth of the default mode's 1e-4).
+        #expect(Naive.normalisedError(out, want.v) <= (tile == .f2 ? 2e-6 : 1e-5))
     }
 
     @Test func transposedScatterPutsTapsWhereTheSpecSays() {
@@ -125,7 +145,7 @@ import Testing
             Blas.sgemm(m: h * w, n: g.n, k: cin, a: xp.baseAddress!, lda: cin, b: bp.baseAddress!, ldb: g.n, c: yp.baseAddress!, ldc: g.n)
         } } }
         out.withUnsafeMutableBufferPointer { op in
-            let img = PaddedImage(base: op.baseAddress!, height: 2 * h, width: 2 * w, channels: cout, pad: 0, slack: 0)
+            let img = PaddedImage(base: op.baseAddress!, height: 2 * h, width: 2 * w, channels: cout, pad: 0)
             y.withUnsafeBufferPointer { yp in g.bias.withUnsafeBufferPointer { bp in
                 scatterTransposed2x2(yp.baseAddress!, height: h, width: w, channels: cout, bias: bp.baseAddress!, gelu: true, into: img, threads: 2)
             } }

@@ -1,26 +1,41 @@
-/// A channels-last image with a zero border of `pad` pixels on every side and `slack` zero pixels
-/// after the last padded row, so that the 3×3 conv can treat the whole padded image as one flat
-/// run of pixels and read a little past the last row without leaving the buffer.
+/// A channels-last image stored inside a larger zero frame: `pad` zero pixels above and to the
+/// left, at least `pad` below and to the right (more when the 3×3 conv's Winograd tiles need the
+/// grid rounded up to a multiple of 4), and `slack` zero pixels after the last row, so the direct
+/// 3×3 conv can treat the whole buffer as one flat run of pixels and read a little past the end.
 public struct PaddedImage {
     public let base: UnsafeMutablePointer<Float>
-    public let height: Int, width: Int, channels: Int, pad: Int, slack: Int
+    public let height: Int, width: Int, channels: Int, pad: Int
+    /// Stored rows and columns, frame included.
+    public let paddedHeight: Int, paddedWidth: Int
+    public let slack: Int
 
-    public init(base: UnsafeMutablePointer<Float>, height: Int, width: Int, channels: Int, pad: Int = 1, slack: Int = 2) {
+    public init(base: UnsafeMutablePointer<Float>, height: Int, width: Int, channels: Int, pad: Int = 1) {
+        let dims = PaddedImage.dimensions(height: height, width: width, pad: pad)
         self.base = base
         self.height = height
         self.width = width
         self.channels = channels
         self.pad = pad
-        self.slack = slack
+        paddedHeight = dims.h
+        paddedWidth = dims.w
+        slack = dims.slack
     }
 
-    /// Width of a padded row, in pixels.
-    @inlinable public var paddedWidth: Int { width + 2 * pad }
+    /// The frame a conv input needs: pad 1, the grid rounded up to whole 4×4 tiles, 2 slack pixels.
+    /// With pad 0 the image is stored bare.
+    static func dimensions(height: Int, width: Int, pad: Int) -> (h: Int, w: Int, slack: Int) {
+        guard pad > 0 else { return (height, width, 0) }
+        func rounded(_ n: Int) -> Int { (n + 3) / 4 * 4 + 2 * pad }
+        return (rounded(height), rounded(width), 2)
+    }
 
     /// Floats the buffer needs.
-    public static func floatCount(height: Int, width: Int, channels: Int, pad: Int = 1, slack: Int = 2) -> Int {
-        ((height + 2 * pad) * (width + 2 * pad) + slack) * channels
+    public static func floatCount(height: Int, width: Int, channels: Int, pad: Int = 1) -> Int {
+        let d = dimensions(height: height, width: width, pad: pad)
+        return (d.h * d.w + d.slack) * channels
     }
+
+    public var floatCount: Int { (paddedHeight * paddedWidth + slack) * channels }
 
     /// Channel vector of interior pixel (y, x), 0-based in unpadded coordinates.
     @inlinable
@@ -28,19 +43,25 @@ public struct PaddedImage {
         base + ((y + pad) * paddedWidth + x + pad) * channels
     }
 
-    /// Zeroes the border and the slack (the interior is left as it is).
+    /// Pointer to stored pixel (row, column) of the frame, 0-based in padded coordinates.
+    @inlinable
+    public func stored(_ row: Int, _ column: Int) -> UnsafeMutablePointer<Float> {
+        base + (row * paddedWidth + column) * channels
+    }
+
+    /// Zeroes everything outside the interior (the interior is left as it is).
     public func zeroBorder() {
+        guard pad > 0 else { return }
         let row = paddedWidth * channels
-        let total = PaddedImage.floatCount(height: height, width: width, channels: channels, pad: pad, slack: slack)
-        // Top rows, and the bottom rows together with the slack.
         base.update(repeating: 0, count: pad * row)
         let bottom = (pad + height) * row
-        (base + bottom).update(repeating: 0, count: total - bottom)
-        // Left and right borders of the interior rows (adjacent in memory: right of y, left of y+1).
+        (base + bottom).update(repeating: 0, count: floatCount - bottom)
+        // Right frame of row y and left frame of row y+1 are adjacent in memory.
+        let left = pad * channels, right = (paddedWidth - pad - width) * channels
         for y in 0..<height {
             let r = base + (pad + y) * row
-            r.update(repeating: 0, count: pad * channels)
-            (r + (pad + width) * channels).update(repeating: 0, count: pad * channels)
+            r.update(repeating: 0, count: left)
+            (r + (pad + width) * channels).update(repeating: 0, count: right)
         }
     }
 }

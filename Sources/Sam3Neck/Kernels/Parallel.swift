@@ -1,19 +1,55 @@
 import Dispatch
+import Synchronization
 
 /// Runs `body(i)` for i in 0..<count on up to `threads` threads (inline when threads ≤ 1).
-/// Used only for the element-wise passes, between matrix products.
 @inlinable
 func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
-    if threads <= 1 || count <= 1 {
-        for i in 0..<count { body(i) }
+    parallelChunks(count, threads: threads) { _, range in
+        for i in range { body(i) }
+    }
+}
+
+/// Splits 0..<count into at most `threads` contiguous ranges and runs `body(worker, range)` for
+/// each on its own thread; `worker` indexes per-thread scratch. Inline when there is one range.
+@inlinable
+func parallelChunks(_ count: Int, threads: Int, _ body: (_ worker: Int, _ range: Range<Int>) -> Void) {
+    let chunks = max(1, min(count, threads))
+    if chunks == 1 {
+        if count > 0 { body(0, 0..<count) }
         return
     }
-    let chunks = min(count, threads)
     withoutActuallyEscaping(body) { body in
         nonisolated(unsafe) let body = body
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let lo = count * chunk / chunks, hi = count * (chunk + 1) / chunks
-            for i in lo..<hi { body(i) }
+            body(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
         }
     }
+}
+
+/// Hands out items 0..<count one at a time to `threads` workers (dynamic scheduling, for work
+/// whose items cost different amounts). `body(worker, item)`.
+@inlinable
+func parallelQueue(_ count: Int, threads: Int, _ body: (_ worker: Int, _ item: Int) -> Void) {
+    let workers = max(1, min(count, threads))
+    if workers == 1 {
+        for i in 0..<count { body(0, i) }
+        return
+    }
+    let counter = WorkCounter()
+    withoutActuallyEscaping(body) { body in
+        nonisolated(unsafe) let body = body
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            while true {
+                let item = counter.next.add(1, ordering: .relaxed).oldValue
+                if item >= count { break }
+                body(worker, item)
+            }
+        }
+    }
+}
+
+@usableFromInline
+final class WorkCounter: Sendable {
+    @usableFromInline let next = Atomic<Int>(0)
+    @usableFromInline init() {}
 }

@@ -4,10 +4,11 @@
 /// `Y[p, (2a+b)·n + o] = Σ_c X[p, c] · W[c, o, a, b]` (p = i·w + j), followed by moving each
 /// block (a, b) of row p to output pixel (2i+a, 2j+b). This pass adds the bias, applies GELU when
 /// asked, and writes the pixels straight into the (padded) image the next layer reads.
+/// `y` covers input rows `row0 ..< row0 + h`, so it fills output rows `2·row0 ..< 2·(row0 + h)`.
 public func scatterTransposed2x2(_ y: UnsafePointer<Float>, height h: Int, width w: Int, channels n: Int,
                                  bias: UnsafePointer<Float>, gelu applyGELU: Bool,
-                                 into dst: PaddedImage, threads: Int) {
-    precondition(dst.height == 2 * h && dst.width == 2 * w && dst.channels == n)
+                                 into dst: PaddedImage, row0: Int = 0, threads: Int) {
+    precondition(dst.height >= 2 * (row0 + h) && dst.width == 2 * w && dst.channels == n)
     nonisolated(unsafe) let y = y, bias = bias
     parallelFor(h, threads: threads) { i in
         for j in 0..<w {
@@ -15,7 +16,7 @@ public func scatterTransposed2x2(_ y: UnsafePointer<Float>, height h: Int, width
             for a in 0..<2 {
                 for b in 0..<2 {
                     let src = row + (2 * a + b) * n
-                    let out = dst.pixel(2 * i + a, 2 * j + b)
+                    let out = dst.pixel(2 * (row0 + i) + a, 2 * j + b)
                     if applyGELU {
                         for o in 0..<n { out[o] = gelu(src[o] + bias[o]) }
                     } else {
@@ -27,15 +28,16 @@ public func scatterTransposed2x2(_ y: UnsafePointer<Float>, height h: Int, width
     }
 }
 
-/// Copies a channels-last h×w×n product into the interior of a padded image, adding the bias.
+/// Copies a channels-last h×w×n product into rows `row0 ..< row0 + h` of a padded image's
+/// interior, adding the bias.
 public func copyAddingBias(_ y: UnsafePointer<Float>, height h: Int, width w: Int, channels n: Int,
-                           bias: UnsafePointer<Float>, into dst: PaddedImage, threads: Int) {
-    precondition(dst.height == h && dst.width == w && dst.channels == n)
+                           bias: UnsafePointer<Float>, into dst: PaddedImage, row0: Int = 0, threads: Int) {
+    precondition(dst.height >= row0 + h && dst.width == w && dst.channels == n)
     nonisolated(unsafe) let y = y, bias = bias
     parallelFor(h, threads: threads) { i in
         for j in 0..<w {
             let src = y + (i * w + j) * n
-            let out = dst.pixel(i, j)
+            let out = dst.pixel(row0 + i, j)
             for o in 0..<n { out[o] = src[o] + bias[o] }
         }
     }

@@ -7,14 +7,20 @@ import Darwin
 /// A neck compiled for one input shape: packed weights, position encodings and one workspace,
 /// all prepared here so that `run` allocates nothing.
 ///
-/// Per image, branch by branch (channels-last inside):
-/// - level 0: `Y = X·B₀` → bias+GELU+scatter → `G` (2H×2W) → `Y = G·B₁'` (dconv∘1×1 folded) →
-///   bias+scatter into padded `Z` (4H×4W) → 3×3 conv → caller's buffer (NCHW);
-/// - level 1: `Y = X·B'` (folded) → bias+scatter into `Z` (2H×2W) → 3×3 conv;
-/// - level 2: `Y = X·B` (1×1) → bias into `Z` (H×W) → 3×3 conv;
-/// - level 3: max pool → `Y = X'·B` → bias into `Z` → 3×3 conv.
-/// An NCHW input is read as the transposed operand of the first product, so no layout pass is needed.
+/// Per image and level, channels-last inside, two phases:
+/// 1. *Up to the 3×3 conv*, in blocks of input rows handed out to the workers. Each worker runs a
+///    block's product(s) with single-threaded BLAS and their epilogues while the block is in its
+///    cache, writing the 3×3 conv's input into a zero-framed image `Z`:
+///    - level 0: `X·B₀` → bias+GELU+scatter → `G` → per input row `G·B₁'` (dconv_2x2_1∘conv_1x1
+///      folded) → bias+scatter into `Z` (4H×4W); the 2H×2W intermediate never exists whole;
+///    - level 1: `X·B'` (dconv_2x2∘conv_1x1 folded) → bias+scatter into `Z` (2H×2W);
+///    - level 2: `X·B` (conv_1x1) → bias into `Z`;  level 3: max pool, then as level 2.
+///    An NCHW input is read as the transposed operand of the first product: no layout pass.
+/// 2. *The 3×3 conv* of `Z` by Winograd (F(4×4) by default, F(2×2) in strict mode), written
+///    straight into the caller's NCHW buffer.
 ///
+/// Threads: the plan's workers own all parallelism; during a run OpenBLAS is set to one thread
+/// (its previous setting is restored after), so the two never oversubscribe the cores.
 /// Concurrent `run` calls are serialised by a lock: they share the workspace.
 public final class NeckPlan: @unchecked Sendable {
     public let options: CompileOptions
@@ -29,77 +35,89 @@ public final class NeckPlan: @unchecked Sendable {
     public let workspaceBytes: Int
 
     private let packed: PackedWeights
-    // Workspace regions (floats): GEMM outputs; images between layers; pooled input; conv accumulator.
+    private let convs: [WinogradConv3x3?]
+    /// Input rows per block in phase 1, per level.
+    private let blockRows: [Int]
+    private let scratchPerWorker: Int
+    // Workspace regions: the conv input frame; the pooled input of level 3; per-worker scratch.
     private let workspace: UnsafeMutableRawPointer
-    private let products: UnsafeMutablePointer<Float>
-    private let images: UnsafeMutablePointer<Float>
+    private let frame: UnsafeMutablePointer<Float>
     private let pooled: UnsafeMutablePointer<Float>
-    private let accumulator: UnsafeMutablePointer<Float>
+    private let scratch: UnsafeMutablePointer<Float>
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
 
     public var inputCount: Int { options.batch * trunkDim * options.height * options.width }
 
-    public init(packed: PackedWeights, options: CompileOptions) throws {
+    /// The Winograd tile of each precision mode: F(4×4) keeps the default mode's 1e-4, F(2×2)
+    /// the strict mode's 1e-5 (measured in the tests against the float64 reference).
+    public static func winogradTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2 : .f4 }
+
+    init(packed: PackedWeights, convs: [WinogradConv3x3?], options: CompileOptions) throws {
         try options.validate()
         self.options = options
         self.packed = packed
+        self.convs = convs
         let c = packed.trunkDim, d = packed.dModel
         trunkDim = c
         dModel = d
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         threads = options.threads == 0 ? max(1, cores) : options.threads
 
-        let h = options.height, w = options.width, p = h * w
-        var shapes: [[Int]?] = Array(repeating: nil, count: 4)
-        var pos: [[Float]?] = Array(repeating: nil, count: 4)
-        // Sizes in floats, accumulated with overflow checks.
+        let h = options.height, w = options.width
+        // Sizes in floats, with overflow remembered rather than trapping.
         var size = CheckedSize()
-        var productFloats = 0, imageFloats = 0, pooledFloats = 0, accFloats = 0
+        var frameFloats = 0, pooledFloats = 0, scratchFloats = 0
+        var rowsPerBlock = [0, 0, 0, 0]
         for level in options.levels {
             let g = CompileOptions.levelGrid(level, height: h, width: w)
-            shapes[level] = [options.batch, d, g.h, g.w]
-            let padded = size.mul(g.h + 2, g.w + 2, d) + 2 * d
-            imageFloats = size.max(imageFloats, padded)
-            accFloats = size.max(accFloats, packed.conv3x3[level].accumulatorCount(width: g.w, height: g.h))
+            frameFloats = Swift.max(frameFloats, size.mul(1, PaddedImage.floatCount(height: g.h, width: g.w, channels: d)))
+            scratchFloats = Swift.max(scratchFloats, convs[level]!.scratchPerWorker)
+            // Phase 1 blocks: about 384 product rows each.
+            let inW = level == 3 ? g.w : w
+            let rows = Swift.max(1, Swift.min(level == 3 ? g.h : h, 384 / inW))
+            rowsPerBlock[level] = rows
+            let pix = rows * inW
             switch level {
             case 0:
-                productFloats = size.max(productFloats, size.mul(p, packed.up4First.n), size.mul(4 * p, packed.up4Second.n))
-                imageFloats = size.max(imageFloats, size.mul(4 * p, packed.up4Second.k))
-            case 1: productFloats = size.max(productFloats, size.mul(p, packed.up2.n))
-            case 2: productFloats = size.max(productFloats, size.mul(p, packed.same.n))
+                let c0 = packed.up4First.n / 4
+                scratchFloats = Swift.max(scratchFloats, size.mul(pix, 4 * c0) * 2 + size.mul(4 * w, packed.up4Second.n))
+            case 1: scratchFloats = Swift.max(scratchFloats, size.mul(pix, packed.up2.n))
+            case 2: scratchFloats = Swift.max(scratchFloats, size.mul(pix, packed.same.n))
             default:
-                productFloats = size.max(productFloats, size.mul(g.h * g.w, packed.down.n))
+                scratchFloats = Swift.max(scratchFloats, size.mul(pix, packed.down.n))
                 pooledFloats = size.mul(g.h * g.w, c)
             }
         }
-        // 64-byte aligned regions.
-        func round(_ floats: Int) -> Int { (floats + 15) & ~15 }
-        let totalFloats = size.mul(1, round(productFloats) + round(imageFloats) + round(pooledFloats) + round(accFloats))
+        blockRows = rowsPerBlock
+        scratchPerWorker = (scratchFloats + 15) & ~15
+        func round(_ floats: Int) -> Int { (floats + 15) & ~15 }  // 64-byte aligned regions
+        let totalFloats = size.mul(1, round(frameFloats) + round(pooledFloats) + size.mul(threads, scratchPerWorker))
         let bytes = size.mul(totalFloats, MemoryLayout<Float>.size)
         let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
-        let what = "compiling for batch \(options.batch), \(h)×\(w) (trunk_dim \(c), d_model \(d))"
+        let what = "compiling for batch \(options.batch), \(h)×\(w) (trunk_dim \(c), d_model \(d)) with \(threads) threads"
         guard !size.overflow, bytes <= physical else {
             let amount = size.overflow ? "more bytes than fit in 64 bits" : "\(bytes) bytes (\(bytes >> 20) MiB)"
             throw NeckError(.outOfMemory, "\(what) would need \(amount) of workspace, more than the machine's \(physical >> 20) MiB of memory")
         }
-        // Every BLAS dimension (at most 16·h·w rows of up to max(C, 4d) columns) must fit 32-bit integers.
-        guard size.mul(16 * p, max(c, 4 * d)) < Int(Int32.max), !size.overflow else {
+        // BLAS takes 32-bit sizes; the largest leading dimension is H·W (NCHW input).
+        guard size.mul(16 * h * w, Swift.max(c, 4 * d)) < Int(Int32.max), !size.overflow else {
             throw NeckError(.outOfMemory, "\(what) would need \(bytes) bytes (\(bytes >> 20) MiB) of workspace in matrices too large for OpenBLAS's 32-bit indices")
         }
         var raw: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&raw, 64, max(bytes, 64)) == 0, let raw else {
-            throw NeckError(.outOfMemory, "cannot allocate \(bytes) bytes (\(bytes >> 20) MiB) of workspace for batch \(options.batch), \(h)×\(w)")
+        guard posix_memalign(&raw, 64, Swift.max(bytes, 64)) == 0, let raw else {
+            throw NeckError(.outOfMemory, "\(what): cannot allocate \(bytes) bytes (\(bytes >> 20) MiB) of workspace")
         }
         workspace = raw
         workspaceBytes = bytes
-        let base = raw.bindMemory(to: Float.self, capacity: totalFloats)
-        products = base
-        images = products + round(productFloats)
-        pooled = images + round(imageFloats)
-        accumulator = pooled + round(pooledFloats)
+        frame = raw.bindMemory(to: Float.self, capacity: totalFloats)
+        pooled = frame + round(frameFloats)
+        scratch = pooled + round(pooledFloats)
 
+        var shapes: [[Int]?] = Array(repeating: nil, count: 4)
+        var pos: [[Float]?] = Array(repeating: nil, count: 4)
         for level in options.levels {
             let g = CompileOptions.levelGrid(level, height: h, width: w)
+            shapes[level] = [options.batch, d, g.h, g.w]
             pos[level] = positionEncoding(dModel: d, height: g.h, width: g.w)
         }
         levelShapes = shapes
@@ -125,90 +143,96 @@ public final class NeckPlan: @unchecked Sendable {
     public func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?], profile: Profile? = nil) {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        Blas.setThreads(threads)
+        let blasThreads = Blas.threads
+        Blas.setThreads(1)
+        defer { Blas.setThreads(blasThreads) }
         let c = trunkDim, h = options.height, w = options.width
         for image in 0..<options.batch {
             let x = input + image * c * h * w
             for level in options.levels {
                 let shape = levelShapes[level]!
                 let out = outputs[level]! + image * shape[1] * shape[2] * shape[3]
-                runBranch(level, x, out, profile)
+                let g = CompileOptions.levelGrid(level, height: h, width: w)
+                let z = PaddedImage(base: frame, height: g.h, width: g.w, channels: dModel)
+                profile.time("L\(level) up to conv_3x3") { prepareConvInput(level, x, z, profile) }
+                profile.time("L\(level) conv_3x3 (Winograd F(\(convs[level]!.tile.m)×\(convs[level]!.tile.m)))") {
+                    convs[level]!.run(z, into: out, scratch: scratch, threads: threads)
+                }
             }
         }
     }
 
-    /// `Y[p × n] = X[p × c] · B` where X is the input image (or its transpose for NCHW).
-    private func productWithInput(_ x: UnsafePointer<Float>, pixels: Int, _ g: PackedWeights.Gemm) {
+    /// `Y[rows × g.n] = X[rows × c] · B` for input pixels `first ..< first + rows` of an image of
+    /// `pixels` pixels (NCHW: X is read transposed, leading dimension `pixels`).
+    private func product(_ x: UnsafePointer<Float>, pixels: Int, first: Int, rows: Int,
+                         _ g: PackedWeights.Gemm, into y: UnsafeMutablePointer<Float>) {
         let nchw = options.layout == .nchw
         g.b.withUnsafeBufferPointer { b in
-            Blas.sgemm(transA: nchw, m: pixels, n: g.n, k: g.k, a: x, lda: nchw ? pixels : g.k,
-                       b: b.baseAddress!, ldb: g.n, c: products, ldc: g.n)
+            Blas.sgemm(transA: nchw, m: rows, n: g.n, k: g.k,
+                       a: x + (nchw ? first : first * g.k), lda: nchw ? pixels : g.k,
+                       b: b.baseAddress!, ldb: g.n, c: y, ldc: g.n)
         }
     }
 
-    private func runBranch(_ level: Int, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ profile: Profile?) {
+    /// Phase 1 of `level`: fills the interior of `z` with the 3×3 conv's input.
+    private func prepareConvInput(_ level: Int, _ x: UnsafePointer<Float>, _ z: PaddedImage, _ profile: Profile?) {
         let h = options.height, w = options.width, d = dModel
-        let g = CompileOptions.levelGrid(level, height: h, width: w)
-        let z = PaddedImage(base: images, height: g.h, width: g.w, channels: d)
-        switch level {
-        case 0:
-            let first = packed.up4First, second = packed.up4Second
-            profile.time("L0 dconv_2x2_0 gemm") { productWithInput(x, pixels: h * w, first) }
-            let mid = PaddedImage(base: images, height: 2 * h, width: 2 * w, channels: first.n / 4, pad: 0, slack: 0)
-            profile.time("L0 bias+gelu+scatter") {
-                first.bias.withUnsafeBufferPointer {
-                    scatterTransposed2x2(products, height: h, width: w, channels: first.n / 4, bias: $0.baseAddress!, gelu: true, into: mid, threads: threads)
-                }
-            }
-            profile.time("L0 dconv_2x2_1∘conv_1x1 gemm") {
-                second.b.withUnsafeBufferPointer { b in
-                    Blas.sgemm(m: 4 * h * w, n: second.n, k: second.k, a: images, lda: second.k,
-                               b: b.baseAddress!, ldb: second.n, c: products, ldc: second.n)
-                }
-            }
-            // `z` overlaps `mid`, which is dead once the product above has read it.
-            profile.time("L0 bias+scatter") {
-                z.zeroBorder()
-                second.bias.withUnsafeBufferPointer {
-                    scatterTransposed2x2(products, height: 2 * h, width: 2 * w, channels: d, bias: $0.baseAddress!, gelu: false, into: z, threads: threads)
-                }
-            }
-        case 1:
-            profile.time("L1 dconv_2x2∘conv_1x1 gemm") { productWithInput(x, pixels: h * w, packed.up2) }
-            profile.time("L1 bias+scatter") {
-                z.zeroBorder()
-                packed.up2.bias.withUnsafeBufferPointer {
-                    scatterTransposed2x2(products, height: h, width: w, channels: d, bias: $0.baseAddress!, gelu: false, into: z, threads: threads)
-                }
-            }
-        case 2:
-            profile.time("L2 conv_1x1 gemm") { productWithInput(x, pixels: h * w, packed.same) }
-            profile.time("L2 bias") {
-                z.zeroBorder()
-                packed.same.bias.withUnsafeBufferPointer {
-                    copyAddingBias(products, height: h, width: w, channels: d, bias: $0.baseAddress!, into: z, threads: threads)
-                }
-            }
-        default:
-            let c = trunkDim, pixels = g.h * g.w
-            let nchw = options.layout == .nchw
+        z.zeroBorder()
+        var source = x, gh = h, gw = w
+        if level == 3 {
+            let c = trunkDim
+            gh = h / 2
+            gw = w / 2
             profile.time("L3 maxpool") {
-                if nchw {
+                if options.layout == .nchw {
                     maxPool2x2ChannelMajor(x, channels: c, height: h, width: w, into: pooled, threads: threads)
                 } else {
                     maxPool2x2ChannelsLast(x, channels: c, height: h, width: w, into: pooled, threads: threads)
                 }
             }
-            profile.time("L3 conv_1x1 gemm") { productWithInput(pooled, pixels: pixels, packed.down) }
-            profile.time("L3 bias") {
-                z.zeroBorder()
-                packed.down.bias.withUnsafeBufferPointer {
-                    copyAddingBias(products, height: g.h, width: g.w, channels: d, bias: $0.baseAddress!, into: z, threads: threads)
+            source = UnsafePointer(pooled)
+        }
+        let rowsPerBlock = blockRows[level], perWorker = scratchPerWorker
+        let blocks = (gh + rowsPerBlock - 1) / rowsPerBlock
+        nonisolated(unsafe) let source_ = source, scratch = scratch
+        parallelQueue(blocks, threads: threads) { worker, block in
+            let y = scratch + worker * perWorker
+            let i0 = block * rowsPerBlock, rows = Swift.min(rowsPerBlock, gh - i0)
+            switch level {
+            case 0:
+                let first = self.packed.up4First, second = self.packed.up4Second, c0 = first.n / 4
+                // X·B₀ → bias, GELU, scatter into G (2·rows × 2w × c0), held in this worker's scratch.
+                let gBuf = y + rows * gw * first.n
+                self.product(source_, pixels: gh * gw, first: i0 * gw, rows: rows * gw, first, into: y)
+                let gImage = PaddedImage(base: gBuf, height: 2 * rows, width: 2 * gw, channels: c0, pad: 0)
+                first.bias.withUnsafeBufferPointer {
+                    scatterTransposed2x2(y, height: rows, width: gw, channels: c0, bias: $0.baseAddress!, gelu: true, into: gImage, threads: 1)
+                }
+                // Per input row: its two G rows · B₁' → bias, scatter into four rows of Z.
+                let y1 = gBuf + 4 * rows * gw * c0
+                for r in 0..<rows {
+                    second.b.withUnsafeBufferPointer { b in
+                        Blas.sgemm(m: 4 * gw, n: second.n, k: second.k, a: gBuf + r * 4 * gw * c0, lda: second.k,
+                                   b: b.baseAddress!, ldb: second.n, c: y1, ldc: second.n)
+                    }
+                    second.bias.withUnsafeBufferPointer {
+                        scatterTransposed2x2(y1, height: 2, width: 2 * gw, channels: d, bias: $0.baseAddress!, gelu: false,
+                                             into: z, row0: 2 * (i0 + r), threads: 1)
+                    }
+                }
+            case 1:
+                let g = self.packed.up2
+                self.product(source_, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y)
+                g.bias.withUnsafeBufferPointer {
+                    scatterTransposed2x2(y, height: rows, width: gw, channels: d, bias: $0.baseAddress!, gelu: false, into: z, row0: i0, threads: 1)
+                }
+            default:
+                let g = level == 2 ? self.packed.same : self.packed.down
+                self.product(source_, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y)
+                g.bias.withUnsafeBufferPointer {
+                    copyAddingBias(y, height: rows, width: gw, channels: d, bias: $0.baseAddress!, into: z, row0: i0, threads: 1)
                 }
             }
-        }
-        profile.time("L\(level) conv_3x3") {
-            packed.conv3x3[level].run(z, into: out, accumulator: accumulator, threads: threads)
         }
     }
 }
@@ -221,11 +245,9 @@ struct CheckedSize {
         var r = 1
         for x in xs {
             let (p, o) = r.multipliedReportingOverflow(by: x)
-            if o { overflow = true; return Int.max / 2 }
+            if o { overflow = true; return Int.max / 4 }
             r = p
         }
         return r
     }
-
-    func max(_ xs: Int...) -> Int { xs.max()! }
 }

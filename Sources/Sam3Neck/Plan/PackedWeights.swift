@@ -6,7 +6,7 @@
 ///   folds exactly into one transposed conv `in → d`: `W'[c, ab, o'] = Σ_m W[c, m, ab]·V[o', m]`,
 ///   `b'[o'] = bv[o'] + Σ_m V[o', m]·b[m]`, computed in double so folding adds no rounding of its own;
 /// - a 1×1 conv `[out, in, 1, 1]` → `B[in × out]`;
-/// - 3×3 convs keep their own packing (`Conv3x3`).
+/// - 3×3 convs are packed per Winograd tile size (`winograd(_:)`), on demand.
 public struct PackedWeights: Sendable {
     public struct Gemm: Sendable {
         public let b: [Float]
@@ -21,8 +21,8 @@ public struct PackedWeights: Sendable {
     public let up2: Gemm
     /// Branches 2 and 3: conv_1x1.
     public let same: Gemm, down: Gemm
-    /// conv_3x3 of each branch.
-    public let conv3x3: [Conv3x3]
+    /// conv_3x3 of each branch, in PyTorch's layout.
+    public let conv3x3: [NeckWeights.Layer]
 
     public init(_ w: NeckWeights) {
         trunkDim = w.trunkDim
@@ -32,7 +32,14 @@ public struct PackedWeights: Sendable {
         up2 = PackedWeights.folded(w.layer(1, "dconv_2x2"), w.layer(1, "conv_1x1"))
         same = PackedWeights.pointwise(w.layer(2, "conv_1x1"))
         down = PackedWeights.pointwise(w.layer(3, "conv_1x1"))
-        conv3x3 = (0..<4).map { Conv3x3(weight: w.layer($0, "conv_3x3").weight, bias: w.layer($0, "conv_3x3").bias) }
+        conv3x3 = (0..<4).map { w.layer($0, "conv_3x3") }
+    }
+
+    /// The 3×3 convs of the given levels, weight-transformed for `tile` (nil for other levels).
+    public func winograd(_ tile: WinogradTile, levels: [Int]) -> [WinogradConv3x3?] {
+        (0..<4).map { l in
+            levels.contains(l) ? WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile) : nil
+        }
     }
 
     /// `[in, out, 2, 2]` → `B[in × 4·out]`.

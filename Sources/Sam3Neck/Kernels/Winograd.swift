@@ -1,0 +1,112 @@
+/// 3×3 conv, padding 1, by Winograd F(m×m, 3×3) (`WinogradTile`): each m×m output tile comes
+/// from an α×α input tile as `Y = Aᵀ [Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)] A`, so the element-wise products
+/// summed over channels become α² GEMMs of (tiles × cin) · (cin × cout).
+///
+/// The weight transform is done once, in double. Tiles are processed in blocks, each block's
+/// input transform, products (single-threaded BLAS) and output transform done by one worker,
+/// so its working set stays in that core's cache; blocks are handed out dynamically.
+public struct WinogradConv3x3: Sendable {
+    public let tile: WinogradTile
+    /// `u[ξ]` is a cin × cout block (ξ = α·row + column of the α×α tile).
+    public let u: [Float]
+    public let bias: [Float]
+    public let cin: Int, cout: Int
+    /// Tiles per block: the M of each product.
+    public let blockTiles: Int
+
+    public init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 64) {
+        cout = weight.shape[0]
+        cin = weight.shape[1]
+        precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout])
+        self.tile = tile
+        self.blockTiles = blockTiles
+        let a = tile.alpha, g = tile.g
+        var u = [Float](repeating: 0, count: a * a * cin * cout)
+        var gg = [Double](repeating: 0, count: a * 3)
+        for o in 0..<cout {
+            for i in 0..<cin {
+                let k = (o * cin + i) * 9
+                for r in 0..<a {  // G·g, α × 3
+                    for c in 0..<3 {
+                        var s = 0.0
+                        for m in 0..<3 { s += g[r][m] * Double(weight.data[k + m * 3 + c]) }
+                        gg[r * 3 + c] = s
+                    }
+                }
+                for r in 0..<a {  // (G·g)·Gᵀ, α × α
+                    for c in 0..<a {
+                        var s = 0.0
+                        for m in 0..<3 { s += gg[r * 3 + m] * g[c][m] }
+                        u[((r * a + c) * cin + i) * cout + o] = Float(s)
+                    }
+                }
+            }
+        }
+        self.u = u
+        self.bias = bias.data
+    }
+
+    /// Floats of scratch one worker needs: V and M for a block, and two tiles of transform temporaries.
+    public var scratchPerWorker: Int {
+        let a2 = tile.alpha * tile.alpha
+        return a2 * blockTiles * (cin + cout) + 2 * a2 * max(cin, cout)
+    }
+
+    /// Computes the conv of `src` (pad 1, frame rounded up to whole tiles) into `dst`
+    /// (`cout × h × w`, channel-major). `scratch` holds `threads · scratchPerWorker` floats.
+    public func run(_ src: PaddedImage, into dst: UnsafeMutablePointer<Float>,
+                    scratch: UnsafeMutablePointer<Float>, threads: Int) {
+        let m = tile.m, a = tile.alpha, a2 = a * a
+        precondition(src.channels == cin && src.pad == 1)
+        let h = src.height, w = src.width
+        let tilesY = (h + m - 1) / m, tilesX = (w + m - 1) / m
+        precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
+        let tiles = tilesY * tilesX
+        let bt = blockTiles, cin = cin, cout = cout, perWorker = scratchPerWorker, tile = tile
+        nonisolated(unsafe) let dst = dst, scratch = scratch
+        u.withUnsafeBufferPointer { uBuf in
+            bias.withUnsafeBufferPointer { biasBuf in
+                nonisolated(unsafe) let u = uBuf.baseAddress!, bias = biasBuf.baseAddress!
+                parallelQueue((tiles + bt - 1) / bt, threads: threads) { worker, block in
+                    let v = scratch + worker * perWorker
+                    let prod = v + a2 * bt * cin
+                    let tmp = prod + a2 * bt * cout
+                    let tmp2 = tmp + a2 * max(cin, cout)
+                    let t0 = block * bt, n = min(bt, tiles - t0)
+                    for t in 0..<n {
+                        let row = (t0 + t) / tilesX * m, column = (t0 + t) % tilesX * m
+                        // Columns, then rows: V = Bᵀ d B, written as V_ξ[t] at v + (ξ·bt + t)·cin.
+                        for j in 0..<a {
+                            tile.inputRows(cin, { src.stored(row + $0, column + j) }, { tmp + ($0 * a + j) * cin })
+                        }
+                        for i in 0..<a {
+                            tile.inputRows(cin, { tmp + (i * a + $0) * cin }, { v + ((i * a + $0) * bt + t) * cin })
+                        }
+                    }
+                    for xi in 0..<a2 {
+                        Blas.sgemm(m: n, n: cout, k: cin, a: v + xi * bt * cin, lda: cin,
+                                   b: u + xi * cin * cout, ldb: cout, c: prod + xi * bt * cout, ldc: cout)
+                    }
+                    for t in 0..<n {
+                        let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
+                        // Y = Aᵀ M A + bias, into tmp2[i][j] (m × m vectors of cout).
+                        for j in 0..<a {
+                            tile.outputRows(cout, { prod + (($0 * a + j) * bt + t) * cout }, { tmp + ($0 * a + j) * cout }, bias: nil)
+                        }
+                        for i in 0..<m {
+                            tile.outputRows(cout, { tmp + (i * a + $0) * cout }, { tmp2 + (i * m + $0) * cout }, bias: bias)
+                        }
+                        // The valid part of the tile, into the channel-major output.
+                        let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
+                        for o in 0..<cout {
+                            let plane = dst + o * h * w + (m * ty) * w + m * tx
+                            for i in 0..<rows {
+                                for j in 0..<cols { plane[i * w + j] = tmp2[(i * m + j) * cout + o] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/// The two Winograd tile sizes the plan uses for 3×3 convs. Each gives its transform matrices
+/// (for the weight transform, done once in double) and hand-written input/output transforms
+/// (run per tile, vectorised over channels, which are contiguous in the channels-last frame).
+public enum WinogradTile: Sendable {
+    /// F(2×2, 3×3): 4×4 input tiles, 2.25× fewer multiplies than direct; transform constants 0, ±1, ½.
+    case f2
+    /// F(4×4, 3×3): 6×6 input tiles, 4× fewer multiplies; constants up to 8 and ¹⁄₂₄, so more rounding.
+    case f4
+
+    /// Output tile side m and input tile side α = m + 2.
+    public var m: Int { self == .f2 ? 2 : 4 }
+    public var alpha: Int { m + 2 }
+
+    /// G (α × 3), for U = G g Gᵀ.
+    var g: [[Double]] {
+        switch self {
+        case .f2: return [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        case .f4: return [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                          [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        }
+    }
+
+    /// Bᵀ applied to α vectors of `c` channels: `out[i][k] = Σ_j Bᵀ[i][j]·src[j][k]`, where the
+    /// j-th input vector is at `src(j)` and the i-th output at `dst(i)`.
+    ///   F(2): Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+    ///   F(4): Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+    @inline(__always)
+    func inputRows(_ c: Int, _ src: (Int) -> UnsafeMutablePointer<Float>, _ dst: (Int) -> UnsafeMutablePointer<Float>) {
+        switch self {
+        case .f2:
+            let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3)
+            let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3)
+            for k in 0..<c {
+                let a0 = s0[k], a1 = s1[k], a2 = s2[k], a3 = s3[k]
+                d0[k] = a0 - a2
+                d1[k] = a1 + a2
+                d2[k] = a2 - a1
+                d3[k] = a1 - a3
+            }
+        case .f4:
+            let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3), s4 = src(4), s5 = src(5)
+            let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3), d4 = dst(4), d5 = dst(5)
+            for k in 0..<c {
+                let a0 = s0[k], a1 = s1[k], a2 = s2[k], a3 = s3[k], a4 = s4[k], a5 = s5[k]
+                d0[k] = 4 * a0 - 5 * a2 + a4
+                d1[k] = -4 * (a1 + a2) + a3 + a4
+                d2[k] = 4 * (a1 - a2) - a3 + a4
+                d3[k] = 2 * (a3 - a1) - a2 + a4
+                d4[k] = 2 * (a1 - a3) - a2 + a4
+                d5[k] = 4 * a1 - 5 * a3 + a5
+            }
+        }
+    }
+
+    /// Aᵀ applied to α vectors: `out[i][k] = Σ_j Aᵀ[i][j]·src[j][k] + bias[k]` for i < m
+    /// (bias nil: none).
+    ///   F(2): Aᵀ = [1 1 1 0; 0 1 -1 -1]
+    ///   F(4): Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+    @inline(__always)
+    func outputRows(_ c: Int, _ src: (Int) -> UnsafeMutablePointer<Float>, _ dst: (Int) -> UnsafeMutablePointer<Float>,
+                    bias: UnsafePointer<Float>?) {
+        switch self {
+        case .f2:
+            let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3)
+            let d0 = dst(0), d1 = dst(1)
+            if let bias {
+                for k in 0..<c {
+                    d0[k] = s0[k] + s1[k] + s2[k] + bias[k]
+                    d1[k] = s1[k] - s2[k] - s3[k] + bias[k]
+                }
+            } else {
+                for k in 0..<c {
+                    d0[k] = s0[k] + s1[k] + s2[k]
+                    d1[k] = s1[k] - s2[k] - s3[k]
+                }
+            }
+        case .f4:
+            let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3), s4 = src(4), s5 = src(5)
+            let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3)
+            for k in 0..<c {
+                let a1 = s1[k], a2 = s2[k], a3 = s3[k], a4 = s4[k]
+                let p12 = a1 + a2, d12 = a1 - a2, p34 = a3 + a4, d34 = a3 - a4
+                let b = bias?[k] ?? 0
+                d0[k] = s0[k] + p12 + p34 + b
+                d1[k] = d12 + 2 * d34 + b
+                d2[k] = p12 + 4 * p34 + b
+                d3[k] = d12 + 8 * d34 + s5[k] + b
+            }
+        }
+    }
+}
