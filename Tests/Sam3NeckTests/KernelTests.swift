@@ -126,6 +126,34 @@ import Testing
         #expect(Naive.normalisedError(out, want.v) <= (tile == .f2 ? 2e-6 : 1e-5))
     }
 
+    /// NaN and ±Inf reach exactly the outputs a direct conv lets them reach (PyTorch's behaviour),
+    /// not the whole Winograd tile.
+    @Test(arguments: [WinogradTile.f2, .f4])
+    func winogradKeepsNonFiniteValuesLocal(tile: WinogradTile) {
+        var (layer, x, _) = Self.convCase(13, 11, 16, 8)
+        x[3, 5, 6] = .nan
+        x[0, 0, 0] = .infinity
+        x[7, 12, 10] = -.infinity
+        let want = Naive.conv(x, layer)
+        let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3)
+        var out = [Float](repeating: 0, count: 8 * 13 * 11)
+        Blas.setThreads(1)
+        Self.framed(x) { img in
+            var scratch = [Float](repeating: 0, count: 2 * conv.scratchPerWorker)
+            scratch.withUnsafeMutableBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, scratch: s.baseAddress!, threads: 2) }
+            }
+        }
+        // Finite outputs within the default mode's normalised bound (1e-4 of the largest).
+        let scale = want.v.filter(\.isFinite).map(abs).max()!
+        var finite = 0
+        for (got, ref) in zip(out, want.v) {
+            #expect(got.isNaN == ref.isNaN && got.isInfinite == ref.isInfinite, "got \(got), want \(ref)")
+            if ref.isFinite { finite += 1; #expect(abs(Double(got) - ref) <= 1e-4 * scale) }
+        }
+        #expect(finite < out.count && finite > out.count / 2)
+    }
+
     @Test func transposedScatterPutsTapsWhereTheSpecSays() {
         // One GEMM + scatter, against the naive transposed conv.
         let h = 3, w = 2, cin = 5, cout = 4

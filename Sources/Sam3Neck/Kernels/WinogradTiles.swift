@@ -52,27 +52,27 @@ public enum WinogradTile: Sendable {
         }
     }
 
-    /// Aᵀ applied to α vectors: `out[i][k] = Σ_j Aᵀ[i][j]·src[j][k] + bias[k]` for i < m
-    /// (bias nil: none).
+    /// Aᵀ applied to α vectors: `out[i][k] = Σ_j Aᵀ[i][j]·src[j][k] + bias[k]` for i < m.
+    /// Sets `nonFinite` when an output is NaN or ±Inf (exponent bits all ones; an integer OR, so
+    /// the loop still vectorises).
     ///   F(2): Aᵀ = [1 1 1 0; 0 1 -1 -1]
     ///   F(4): Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
     @inline(__always)
     func outputRows(_ c: Int, _ src: (Int) -> UnsafeMutablePointer<Float>, _ dst: (Int) -> UnsafeMutablePointer<Float>,
-                    bias: UnsafePointer<Float>?) {
+                    bias: UnsafePointer<Float>, nonFinite: inout Bool) {
+        var flags: UInt32 = 0
+        defer { if flags != 0 { nonFinite = true } }
+        @inline(__always) func check(_ a: Float) -> UInt32 { a.bitPattern & 0x7F80_0000 == 0x7F80_0000 ? 1 : 0 }
         switch self {
         case .f2:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3)
             let d0 = dst(0), d1 = dst(1)
-            if let bias {
-                for k in 0..<c {
-                    d0[k] = s0[k] + s1[k] + s2[k] + bias[k]
-                    d1[k] = s1[k] - s2[k] - s3[k] + bias[k]
-                }
-            } else {
-                for k in 0..<c {
-                    d0[k] = s0[k] + s1[k] + s2[k]
-                    d1[k] = s1[k] - s2[k] - s3[k]
-                }
+            for k in 0..<c {
+                let y0 = s0[k] + s1[k] + s2[k] + bias[k]
+                let y1 = s1[k] - s2[k] - s3[k] + bias[k]
+                d0[k] = y0
+                d1[k] = y1
+                flags |= check(y0) | check(y1)
             }
         case .f4:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3), s4 = src(4), s5 = src(5)
@@ -80,11 +80,14 @@ public enum WinogradTile: Sendable {
             for k in 0..<c {
                 let a1 = s1[k], a2 = s2[k], a3 = s3[k], a4 = s4[k]
                 let p12 = a1 + a2, d12 = a1 - a2, p34 = a3 + a4, d34 = a3 - a4
-                let b = bias?[k] ?? 0
-                d0[k] = s0[k] + p12 + p34 + b
-                d1[k] = d12 + 2 * d34 + b
-                d2[k] = p12 + 4 * p34 + b
-                d3[k] = d12 + 8 * d34 + s5[k] + b
+                let b = bias[k]
+                let y0 = s0[k] + p12 + p34 + b, y1 = d12 + 2 * d34 + b
+                let y2 = p12 + 4 * p34 + b, y3 = d12 + 8 * d34 + s5[k] + b
+                d0[k] = y0
+                d1[k] = y1
+                d2[k] = y2
+                d3[k] = y3
+                flags |= check(y0) | check(y1) | check(y2) | check(y3)
             }
         }
     }
