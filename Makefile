@@ -7,6 +7,9 @@ PYTHON ?= python3
 SWIFT_RELEASE = swift build -c release -Xswiftc -static-stdlib
 LIB = .build/release/libsam3neck.so
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Tests and the demo use this checkout's package and library, whatever else is installed.
+export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
+export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
 .PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python clean
 
@@ -26,9 +29,12 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas-dev pkg-config; \
 	fi
 
-# The Python package, editable, so it finds the library in .build/release.
+# The Python package, editable from this checkout (reinstalled when the importable one is another
+# checkout's), so it finds the library in .build/release.
 python-deps:
-	@if ! $(PYTHON) -c 'import sam3neck, pytest, numpy' 2>/dev/null; then \
+	@if ! env -u PYTHONPATH $(PYTHON) -c 'import os, sam3neck, pytest, numpy; \
+	    assert os.path.realpath(sam3neck.__file__).startswith(os.path.realpath("python") + os.sep)' \
+	    2>/dev/null; then \
 	  $(PYTHON) -m pip install -q -e 'python[test]'; \
 	fi
 
@@ -41,6 +47,7 @@ test-swift:
 test-c: lib
 	bash Tests/c/check_exports.sh $(LIB)
 	bash Tests/c/run.sh .build/ctest
+	bash Tests/c/examples.sh .build/examples
 
 test-python: lib
 	$(PYTHON) -m pytest python/tests -q

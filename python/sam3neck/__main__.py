@@ -1,0 +1,136 @@
+"""Command line: `python -m sam3neck demo [...]` and `python -m sam3neck version`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+
+from . import __version__, checkpoint, reference
+from .neck import Neck
+
+#: The demo fails (exit status 1) when a level's normalised error exceeds the library's documented
+#: bound for the precision mode it ran (include/sam3_neck.h).
+DEMO_TOLERANCE = {"default": 1e-4, "strict": 1e-5}
+
+
+def _levels(text: str) -> List[int]:
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels must be like 0,1,2,3, got {text!r}") from None
+
+
+def cmd_version(args) -> int:
+    print(f"sam3neck (python) {__version__}")
+    try:
+        from . import _lib
+
+        path = _lib.library_path()
+        lib = _lib.get_lib()
+        print(f"libsam3neck {_lib.version_string()} (ABI {int(lib.sam3_neck_abi_version())}) at {path}")
+    except OSError as e:
+        print(f"libsam3neck: not available: {e}")
+        return 1
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import _lib
+
+    weights = args.weights or os.environ.get("WEIGHTS")
+    if not weights:
+        t = time.perf_counter()
+        weights = str(checkpoint.ensure_default_checkpoint())
+        print(f"weights: {weights} (synthetic; ready in {time.perf_counter() - t:.2f} s)")
+    else:
+        print(f"weights: {weights}")
+    print(f"library: {_lib.library_path()}  version {_lib.version_string()}")
+
+    t = time.perf_counter()
+    neck = Neck(weights, kind=args.kind, prefix=args.prefix)
+    load_s = time.perf_counter() - t
+    with neck:
+        print(f"loaded in {load_s * 1e3:.1f} ms: trunk_dim C={neck.trunk_dim}, d_model={neck.d_model}")
+        t = time.perf_counter()
+        neck.compile(height=args.height, width=args.width, batch=args.batch, layout=args.layout,
+                     levels=args.levels, threads=args.threads, precision=args.precision)
+        compile_s = time.perf_counter() - t
+        print(f"compiled in {compile_s * 1e3:.1f} ms: input {neck.input_shape} {args.layout.upper()}, "
+              f"threads {args.threads} (0 = all cores), precision {args.precision}, "
+              f"workspace {neck.workspace_bytes / 2**20:.1f} MB")
+
+        rng = np.random.default_rng(args.seed)
+        x = rng.standard_normal((args.batch, neck.trunk_dim, args.height, args.width),
+                                dtype=np.float32)
+        xin = x if args.layout.upper() == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+        out = neck.run(xin)  # warm-up
+        times = []
+        for _ in range(max(1, args.runs)):
+            t = time.perf_counter()
+            out = neck.run(xin, out=[lv.features for lv in out])
+            times.append(time.perf_counter() - t)
+        print(f"run: median {statistics.median(times) * 1e3:.1f} ms over {len(times)} runs "
+              f"(min {min(times) * 1e3:.1f} ms)")
+
+    group = "sam2_convs" if args.kind.lower() == "sam2" else "convs"
+    t = time.perf_counter()
+    tensors = checkpoint.load_safetensors(weights)
+    w = reference.neck_weights(tensors, group=group, prefix=args.prefix)
+    ref = reference.forward(w, x, layout="NCHW", levels=[lv.level for lv in out])
+    print(f"float64 reference in {time.perf_counter() - t:.2f} s")
+
+    print()
+    print(f"{'level':>5} {'scale':>5}  {'shape':<22} {'norm. max err':>13} {'pos max abs err':>15}")
+    worst = 0.0
+    for lv, (feat, pos) in zip(out, ref):
+        err = reference.normalised_error(lv.features, feat)
+        perr = float(np.max(np.abs(lv.pos.astype(np.float64) - pos)))
+        worst = max(worst, err if np.isfinite(err) else np.inf, perr)
+        print(f"{lv.level:>5} {lv.scale:>5} {str(tuple(lv.features.shape)):<22} "
+              f"{err:>13.3e} {perr:>15.3e}")
+    bound = DEMO_TOLERANCE[args.precision]
+    ok = worst <= bound
+    print()
+    print(("OK" if ok else "FAIL") + f": worst error {worst:.3e} (bound {bound:g}, precision {args.precision})")
+    return 0 if ok else 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="sam3neck", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+
+    sub.add_parser("version", help="print the package and library versions")
+
+    demo = sub.add_parser("demo", help="load, compile, run, time and check against the reference")
+    demo.add_argument("--weights", help="safetensors checkpoint (default: $WEIGHTS, else a "
+                      "synthetic checkpoint written to the cache on first use)")
+    demo.add_argument("--kind", default="sam3", choices=["sam3", "sam2"])
+    demo.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
+    demo.add_argument("--height", type=int, default=72)
+    demo.add_argument("--width", type=int, default=72)
+    demo.add_argument("--batch", type=int, default=1)
+    demo.add_argument("--threads", type=int, default=0)
+    demo.add_argument("--layout", default="NCHW", choices=["NCHW", "NHWC", "nchw", "nhwc"])
+    demo.add_argument("--levels", type=_levels, default=[0, 1, 2, 3])
+    demo.add_argument("--precision", default="default", choices=["default", "strict"])
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up run")
+
+    args = parser.parse_args(argv)
+    if args.command == "version":
+        return cmd_version(args)
+    if args.command == "demo":
+        return cmd_demo(args)
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,500 @@
+"""The Python face of libsam3neck: Neck (load, compile, run, close), Level and Sam3NeckError.
+
+A thin layer over the C ABI (see _lib.py): it checks what a caller can get wrong before the call
+reaches C, turns status codes into Sam3NeckError, and allocates output arrays. It computes nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import operator
+import os
+import threading
+import weakref
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _lib
+
+__all__ = ["Neck", "Level", "Sam3NeckError"]
+
+_KINDS = {"sam3": _lib.KIND_SAM3, "sam2": _lib.KIND_SAM2}
+_LAYOUTS = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
+_LAYOUT_NAMES = {v: k for k, v in _LAYOUTS.items()}
+_PRECISIONS = {"default": _lib.PRECISION_DEFAULT, "strict": _lib.PRECISION_STRICT}
+_PRECISION_NAMES = {v: k for k, v in _PRECISIONS.items()}
+_INT32_MAX = 2**31 - 1
+
+
+class Sam3NeckError(Exception):
+    """A call into libsam3neck failed (or the handle is closed / not compiled).
+
+    status       the sam3_neck_status code (int)
+    status_name  its enumerator name, e.g. "SAM3_NECK_ERR_SHAPE"
+    message      the library's message (sam3_neck_last_error()) or the Python-side reason
+    """
+
+    def __init__(self, status: int, message: str, function: Optional[str] = None):
+        self.status = int(status)
+        self.status_name = _lib.STATUS_NAMES.get(self.status, f"unknown status {self.status}")
+        self.message = message
+        self.function = function
+        where = f"{function}: " if function and not message.startswith(function) else ""
+        super().__init__(f"{where}{message} [{self.status_name}]")
+
+
+def _check(status: int, function: str) -> None:
+    if status != _lib.OK:
+        msg = _lib.last_error()
+        if not msg:
+            msg = f"failed with status {status} ({_lib.status_string(status)}) and no message"
+        raise Sam3NeckError(status, msg, function)
+
+
+class Level:
+    """One pyramid level of a run.
+
+    level     index 0..3
+    scale     4.0, 2.0, 1.0 or 0.5
+    features  float32 [B, d, h, w]
+    pos       float32 [1, d, h, w] position encoding (read-only, shared between runs)
+    """
+
+    __slots__ = ("level", "scale", "features", "pos")
+
+    def __init__(self, level: int, scale: float, features: np.ndarray, pos: np.ndarray):
+        self.level = level
+        self.scale = scale
+        self.features = features
+        self.pos = pos
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return tuple(self.features.shape)
+
+    def __repr__(self) -> str:
+        return f"Level(level={self.level}, scale={self.scale}, shape={self.shape})"
+
+
+class _Plan:
+    __slots__ = (
+        "batch", "height", "width", "layout", "levels", "threads", "precision",
+        "input_shape", "input_count", "level_shapes", "workspace_bytes", "pos",
+    )
+
+
+def _free_handle(free, handle_value: int) -> None:
+    free(ctypes.c_void_p(handle_value))
+
+
+def _as_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
+    if v < minimum or v > _INT32_MAX:
+        raise ValueError(f"{name} must be in {minimum}..{_INT32_MAX}, got {v}")
+    return v
+
+
+def _parse_levels(levels) -> Tuple[int, ...]:
+    if isinstance(levels, (int, np.integer)) and not isinstance(levels, bool):
+        levels = (levels,)
+    if isinstance(levels, (str, bytes)):
+        raise TypeError(f"levels must be a sequence of level indices 0..3, got {levels!r}")
+    try:
+        items = list(levels)
+    except TypeError:
+        raise TypeError(f"levels must be a sequence of level indices 0..3, got {levels!r}") from None
+    if not items:
+        raise ValueError("levels is empty: name at least one level in 0..3")
+    seen = []
+    for item in items:
+        i = _as_int(item, "a level index", 0)
+        if i >= _lib.NUM_LEVELS:
+            raise ValueError(f"level {i} is out of range: levels are 0..{_lib.NUM_LEVELS - 1}")
+        if i in seen:
+            raise ValueError(f"level {i} is named twice in levels={tuple(items)}")
+        seen.append(i)
+    return tuple(sorted(seen))
+
+
+def _choice(value, table: Dict[str, int], name: str, normalise) -> int:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {sorted(table)}, got {value!r}")
+    key = normalise(value)
+    if key not in table:
+        raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}")
+    return table[key]
+
+
+class Neck:
+    """The SAM 3 neck as loaded by libsam3neck.
+
+        neck = Neck("weights.safetensors", kind="sam3", prefix=None)
+        neck.compile(height=72, width=72, batch=1, layout="NCHW", levels=(0, 1, 2, 3))
+        levels = neck.run(x)            # x: float32 C-contiguous [B,C,H,W] (or [B,H,W,C])
+        neck.close()
+
+    kind    "sam3" (detection neck, group "convs") or "sam2" (tracker neck, group "sam2_convs")
+    prefix  None: any known prefix ("detector.backbone.vision_backbone.", ...) or none; else the
+            exact text before the group name ("" allowed).
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"], kind: str = "sam3",
+                 prefix: Optional[str] = None):
+        self._handle: Optional[int] = None
+        self._finalizer = None
+        self._plan: Optional[_Plan] = None
+        self._lock = threading.RLock()
+        try:
+            fspath = os.fspath(path)
+        except TypeError:
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
+        k, pre = self._check_load_args(kind, prefix)
+        if not os.path.exists(fspath):
+            raise FileNotFoundError(errno.ENOENT, "no such checkpoint file", fspath)
+        if not os.path.isfile(fspath):
+            raise IsADirectoryError(errno.EISDIR, "checkpoint path is not a regular file", fspath)
+        lib = _lib.get_lib()
+        params = self._load_params(lib, k, pre)
+        handle = ctypes.c_void_p()
+        status = lib.sam3_neck_load_file(os.fsencode(fspath), ctypes.byref(params),
+                                         ctypes.byref(handle))
+        _check(status, "sam3_neck_load_file")
+        self._adopt(lib, handle)
+        self.source = fspath
+
+    @classmethod
+    def from_bytes(cls, data, kind: str = "sam3", prefix: Optional[str] = None) -> "Neck":
+        """Loads from a safetensors image in memory (bytes, bytearray, memoryview, uint8 array...)."""
+        self = cls.__new__(cls)
+        self._handle = None
+        self._finalizer = None
+        self._plan = None
+        self._lock = threading.RLock()
+        k, pre = cls._check_load_args(kind, prefix)
+        try:
+            buf = np.frombuffer(data, dtype=np.uint8)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"data must be a contiguous bytes-like object, got {type(data).__name__}: {e}"
+            ) from None
+        lib = _lib.get_lib()
+        params = cls._load_params(lib, k, pre)
+        handle = ctypes.c_void_p()
+        status = lib.sam3_neck_load_memory(
+            ctypes.c_void_p(buf.ctypes.data), buf.nbytes, ctypes.byref(params), ctypes.byref(handle)
+        )
+        _check(status, "sam3_neck_load_memory")
+        self._adopt(lib, handle)
+        self.source = "<memory>"
+        return self
+
+    @staticmethod
+    def _check_load_args(kind, prefix) -> Tuple[int, Optional[bytes]]:
+        k = _choice(kind, _KINDS, "kind", str.lower)
+        if prefix is None:
+            return k, None
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str or None, got {type(prefix).__name__}")
+        if "\0" in prefix:
+            raise ValueError("prefix must not contain NUL characters")
+        return k, prefix.encode("utf-8")
+
+    @staticmethod
+    def _load_params(lib, kind: int, prefix: Optional[bytes]) -> "_lib.LoadParams":
+        params = lib.sam3_neck_load_default_params()
+        params.kind = kind
+        params.prefix = prefix
+        return params
+
+    def _adopt(self, lib, handle: ctypes.c_void_p) -> None:
+        if not handle.value:
+            raise Sam3NeckError(_lib.ERR_INTERNAL, "load reported success but returned NULL")
+        self._handle = handle.value
+        self._finalizer = weakref.finalize(self, _free_handle, lib.sam3_neck_free, handle.value)
+        cfg = _lib.Config()
+        _check(lib.sam3_neck_get_config(self._h(), ctypes.byref(cfg)), "sam3_neck_get_config")
+        self._trunk_dim = int(cfg.trunk_dim)
+        self._d_model = int(cfg.d_model)
+        self._scales = tuple(float(s) for s in cfg.scales)
+
+    # -- handle state ---------------------------------------------------------------------------
+
+    def _h(self) -> ctypes.c_void_p:
+        if self._handle is None:
+            raise Sam3NeckError(_lib.ERR_INVALID_ARGUMENT, "neck is closed")
+        return ctypes.c_void_p(self._handle)
+
+    def _need_plan(self) -> _Plan:
+        self._h()
+        if self._plan is None:
+            raise Sam3NeckError(
+                _lib.ERR_NOT_COMPILED, "neck is not compiled: call neck.compile(...) first"
+            )
+        return self._plan
+
+    def close(self) -> None:
+        """Frees the native handle. Idempotent."""
+        with self._lock:
+            self._plan = None
+            self._handle = None
+            if self._finalizer is not None:
+                self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def __enter__(self) -> "Neck":
+        self._h()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- configuration --------------------------------------------------------------------------
+
+    @property
+    def trunk_dim(self) -> int:
+        """C, the input channels (1024 for SAM 3)."""
+        return self._trunk_dim
+
+    @property
+    def d_model(self) -> int:
+        """d, the output channels of every level (256 for SAM 3)."""
+        return self._d_model
+
+    @property
+    def scales(self) -> Tuple[float, ...]:
+        """The scale of each level (4.0, 2.0, 1.0, 0.5)."""
+        return self._scales
+
+    # -- compile --------------------------------------------------------------------------------
+
+    def compile(self, height: int = 72, width: int = 72, batch: int = 1, layout: str = "NCHW",
+                levels: Iterable[int] = (0, 1, 2, 3), threads: int = 0,
+                precision: str = "default") -> "Neck":
+        """Plans the neck for one input shape (replaces any previous plan). Returns self."""
+        height = _as_int(height, "height", 1)
+        width = _as_int(width, "width", 1)
+        batch = _as_int(batch, "batch", 1)
+        threads = _as_int(threads, "threads", 0)
+        lay = _choice(layout, _LAYOUTS, "layout", str.upper)
+        prec = _choice(precision, _PRECISIONS, "precision", str.lower)
+        lv = _parse_levels(levels)
+        if 3 in lv and (height < 2 or width < 2):
+            raise ValueError(
+                f"level 3 (scale 0.5) needs a grid of at least 2x2, got {height}x{width}; "
+                "leave level 3 out of levels"
+            )
+        mask = 0
+        for i in lv:
+            mask |= 1 << i
+        lib = _lib.get_lib()
+        with self._lock:
+            h = self._h()
+            self._plan = None
+            params = lib.sam3_neck_compile_default_params()
+            params.batch = batch
+            params.height = height
+            params.width = width
+            params.layout = lay
+            params.levels_mask = mask
+            params.threads = threads
+            params.precision = prec
+            _check(lib.sam3_neck_compile(h, ctypes.byref(params)), "sam3_neck_compile")
+            self._plan = self._read_plan(lib, h)
+        return self
+
+    def _read_plan(self, lib, h) -> _Plan:
+        got = _lib.CompileParams()
+        _check(lib.sam3_neck_get_compile_params(h, ctypes.byref(got)),
+               "sam3_neck_get_compile_params")
+        p = _Plan()
+        p.batch, p.height, p.width = int(got.batch), int(got.height), int(got.width)
+        p.layout = _LAYOUT_NAMES.get(int(got.layout), str(got.layout))
+        p.levels = tuple(i for i in range(_lib.NUM_LEVELS) if got.levels_mask & (1 << i))
+        p.threads = int(got.threads)
+        p.precision = _PRECISION_NAMES.get(int(got.precision), str(got.precision))
+        c = self._trunk_dim
+        if p.layout == "NHWC":
+            p.input_shape = (p.batch, p.height, p.width, c)
+        else:
+            p.input_shape = (p.batch, c, p.height, p.width)
+        count = ctypes.c_size_t()
+        _check(lib.sam3_neck_input_count(h, ctypes.byref(count)), "sam3_neck_input_count")
+        p.input_count = int(count.value)
+        if p.input_count != int(np.prod(p.input_shape)):
+            raise Sam3NeckError(
+                _lib.ERR_INTERNAL,
+                f"library expects {p.input_count} input floats, but the compiled shape "
+                f"{p.input_shape} holds {int(np.prod(p.input_shape))}",
+            )
+        ws = ctypes.c_size_t()
+        _check(lib.sam3_neck_workspace_size(h, ctypes.byref(ws)), "sam3_neck_workspace_size")
+        p.workspace_bytes = int(ws.value)
+        p.level_shapes = {}
+        p.pos = {}
+        for i in p.levels:
+            shape = (ctypes.c_int64 * 4)()
+            _check(lib.sam3_neck_level_shape(h, i, shape), "sam3_neck_level_shape")
+            p.level_shapes[i] = tuple(int(s) for s in shape)
+            _, d, lh, lw = p.level_shapes[i]
+            pos = np.empty((1, d, lh, lw), dtype=np.float32)
+            _check(
+                lib.sam3_neck_position_encoding(
+                    h, i, pos.ctypes.data_as(_lib.c_float_p), pos.size
+                ),
+                "sam3_neck_position_encoding",
+            )
+            pos.flags.writeable = False
+            p.pos[i] = pos
+        return p
+
+    @property
+    def compiled(self) -> bool:
+        return self._handle is not None and self._plan is not None
+
+    @property
+    def levels(self) -> Tuple[int, ...]:
+        """The compiled levels, in increasing order."""
+        return self._need_plan().levels
+
+    @property
+    def level_shapes(self) -> Dict[int, Tuple[int, int, int, int]]:
+        """{level: (B, d, h, w)} for the compiled levels, in increasing level order."""
+        return dict(self._need_plan().level_shapes)
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int, int]:
+        """The shape run() expects: (B, C, H, W) for NCHW, (B, H, W, C) for NHWC."""
+        return self._need_plan().input_shape
+
+    @property
+    def workspace_bytes(self) -> int:
+        return self._need_plan().workspace_bytes
+
+    @property
+    def compile_params(self) -> Dict[str, object]:
+        """The compiled parameters, as reported by the library."""
+        p = self._need_plan()
+        return {
+            "batch": p.batch, "height": p.height, "width": p.width, "layout": p.layout,
+            "levels": p.levels, "threads": p.threads, "precision": p.precision,
+        }
+
+    def position_encoding(self, level: int) -> np.ndarray:
+        """The cached float32 [1, d, h, w] position encoding of a compiled level (read-only)."""
+        p = self._need_plan()
+        if level not in p.pos:
+            raise ValueError(f"level {level!r} is not compiled (compiled levels: {p.levels})")
+        return p.pos[level]
+
+    # -- run ------------------------------------------------------------------------------------
+
+    def _check_input(self, x, p: _Plan) -> None:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(
+                f"x must be a numpy.ndarray of float32, got {type(x).__module__}.{type(x).__name__}"
+            )
+        if x.dtype != np.float32:
+            raise TypeError(
+                f"x must have dtype float32 (native byte order), got {x.dtype}; "
+                "convert with x.astype(np.float32)"
+            )
+        names = "[B, H, W, C]" if p.layout == "NHWC" else "[B, C, H, W]"
+        if x.shape != p.input_shape:
+            hint = ""
+            other = (
+                (p.batch, p.height, p.width, self._trunk_dim) if p.layout == "NCHW"
+                else (p.batch, self._trunk_dim, p.height, p.width)
+            )
+            if x.shape == other:
+                alt = "NHWC" if p.layout == "NCHW" else "NCHW"
+                hint = f" (that is the {alt} shape: compile with layout={alt!r} or transpose x)"
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}, expected {p.input_shape} = {names} for the "
+                f"compiled {p.layout} plan{hint}"
+            )
+        if not x.flags.c_contiguous:
+            raise ValueError(
+                "x must be C-contiguous (row-major); pass np.ascontiguousarray(x)"
+            )
+        if not x.flags.aligned:
+            raise ValueError("x must be aligned for float32; pass x.copy()")
+
+    def _outputs(self, x: np.ndarray, p: _Plan, out) -> List[np.ndarray]:
+        if out is None:
+            return [np.empty(p.level_shapes[i], dtype=np.float32) for i in p.levels]
+        if isinstance(out, np.ndarray) or not isinstance(out, (list, tuple)):
+            raise TypeError(
+                f"out must be a list of {len(p.levels)} float32 arrays, one per compiled level "
+                f"{p.levels}"
+            )
+        if len(out) != len(p.levels):
+            raise ValueError(
+                f"out has {len(out)} arrays, expected {len(p.levels)} (one per compiled level "
+                f"{p.levels})"
+            )
+        arrays = list(out)
+        for k, (i, a) in enumerate(zip(p.levels, arrays)):
+            what = f"out[{k}] (level {i})"
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"{what} must be a numpy.ndarray, got {type(a).__name__}")
+            if a.dtype != np.float32:
+                raise TypeError(f"{what} must have dtype float32, got {a.dtype}")
+            if a.shape != p.level_shapes[i]:
+                raise ValueError(f"{what} has shape {a.shape}, expected {p.level_shapes[i]}")
+            if not a.flags.c_contiguous or not a.flags.aligned:
+                raise ValueError(f"{what} must be C-contiguous and aligned")
+            if not a.flags.writeable:
+                raise ValueError(f"{what} is read-only")
+            if np.may_share_memory(a, x):
+                raise ValueError(f"{what} overlaps the input x")
+            for j in range(k):
+                if np.may_share_memory(a, arrays[j]):
+                    raise ValueError(f"{what} overlaps out[{j}]")
+        return arrays
+
+    def run(self, x: np.ndarray, out: Optional[Sequence[np.ndarray]] = None) -> List[Level]:
+        """Runs the compiled plan on x and returns one Level per compiled level, in order.
+
+        x    float32, C-contiguous, shape neck.input_shape ([B,C,H,W] for NCHW, [B,H,W,C] for NHWC)
+        out  optional list of preallocated float32 C-contiguous arrays, one per compiled level with
+             shape neck.level_shapes[level]; they are filled and returned as the Levels' features.
+             By default fresh arrays are allocated on every call.
+        """
+        lib = _lib.get_lib()
+        with self._lock:
+            h = self._h()
+            p = self._need_plan()
+            self._check_input(x, p)
+            arrays = self._outputs(x, p, out)
+            ptrs = (_lib.c_float_p * _lib.NUM_LEVELS)()
+            counts = (ctypes.c_size_t * _lib.NUM_LEVELS)()
+            for i, a in zip(p.levels, arrays):
+                ptrs[i] = a.ctypes.data_as(_lib.c_float_p)
+                counts[i] = a.size
+            status = lib.sam3_neck_run(
+                h, x.ctypes.data_as(_lib.c_float_p), x.size, ptrs, counts
+            )
+            _check(status, "sam3_neck_run")
+            return [
+                Level(i, self._scales[i], a, p.pos[i]) for i, a in zip(p.levels, arrays)
+            ]
+
+    __call__ = run
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return "<sam3neck.Neck closed>"
+        state = "not compiled"
+        if self._plan is not None:
+            state = f"compiled for input {self._plan.input_shape} {self._plan.layout}, levels {self._plan.levels}"
+        return f"<sam3neck.Neck C={self._trunk_dim} d={self._d_model}, {state}>"
