@@ -27,8 +27,14 @@
  *   - sam3_neck_compile and sam3_neck_free must not race with any other call on the same handle.
  *   - Different handles are fully independent.
  *   - The last-error message is per thread.
- *   - Matrix products run on OpenBLAS, whose thread count is a process-wide setting: a run sets it
- *     to the handle's compiled thread count for the duration of its products.
+ *   - A run owns its parallelism: it runs its own worker threads (the compiled thread count) and
+ *     calls OpenBLAS single-threaded from them. OpenBLAS's thread count is a process-wide setting:
+ *     a run sets it to 1 for its duration and restores the previous value afterwards, so an
+ *     application that calls OpenBLAS threaded itself should not do so while a run is in progress.
+ *
+ * Values
+ *   - NaN and +-Inf in the input reach exactly the outputs they reach in PyTorch's direct
+ *     convolutions and max pool (a max-pool window holding a NaN gives NaN); weights are not checked.
  */
 #ifndef SAM3_NECK_H
 #define SAM3_NECK_H
@@ -198,8 +204,10 @@ sam3_neck_status sam3_neck_input_count(const sam3_neck *neck, size_t *count);
  * the caller's buffers that a run uses) to *bytes. Errors: INVALID_ARGUMENT, NOT_COMPILED. */
 sam3_neck_status sam3_neck_workspace_size(const sam3_neck *neck, size_t *bytes);
 
-/* Copies the position encoding of compiled level `level`, shape [1, d, h, w] (computed once at
- * compile time), into out[0 .. count). count must be at least d*h*w.
+/* Writes the position encoding of compiled level `level`, shape [1, d, h, w], into out[0 .. count).
+ * count must be at least d*h*w. Its sines and cosines are computed once, at compile time (one table
+ * per axis, d/2 x h and d/2 x w); this call only lays them out, so call it once per compile and keep
+ * the result: it does not depend on the input.
  * Errors: INVALID_ARGUMENT (NULL, level not compiled), NOT_COMPILED, SHAPE (count too small). */
 sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t level, float *out,
                                              size_t count);
@@ -209,7 +217,8 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  * ------------------------------------------------------------------------------------------- */
 
 /* Runs the compiled plan.
- *   input         float32 input of input_count elements in the compiled layout (not kept).
+ *   input         float32 input in the compiled layout (not kept); input_count must equal
+ *                 sam3_neck_input_count exactly (B*C*H*W).
  *   outputs       array of SAM3_NECK_NUM_LEVELS pointers; outputs[i] must be non-NULL for every
  *                 compiled level i and receives its features [B, d, h_i, w_i] (NCHW); entries of
  *                 levels not compiled are ignored and may be NULL. Not kept.

@@ -228,9 +228,9 @@ public func sam3_neck_position_encoding(_ neck: OpaquePointer?, _ level: Int32, 
         guard let out else { throw invalid("out is NULL") }
         let pos = plan.positionEncodings[l]!
         guard count >= pos.count else {
-            throw NeckError(.shape, "level \(l) position encoding has \(pos.count) floats [1, \(plan.dModel), \(plan.levelShapes[l]![2]), \(plan.levelShapes[l]![3])] but count is \(count)")
+            throw NeckError(.shape, "level \(l) position encoding has \(pos.count) floats [1, \(pos.dModel), \(pos.height), \(pos.width)] but count is \(count)")
         }
-        pos.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: pos.count) }
+        pos.fill(out)
     }
 }
 

@@ -37,7 +37,7 @@ import Testing
     @Test(arguments: [(1, 1), (2, 2), (5, 7), (8, 3), (1, 9)])
     func positionEncodingFollowsTheSpec(h: Int, w: Int) {
         let d = 8, f = d / 2
-        let pe = positionEncoding(dModel: d, height: h, width: w)
+        let pe = PositionEncoding(dModel: d, height: h, width: w).values
         for ch in 0..<d {
             let k = ch % f, isY = ch < f
             let dimT = pow(10_000.0, Double(2 * (k / 2)) / Double(f))

@@ -1,4 +1,5 @@
-"""Command line: `python -m sam3neck demo [...]` and `python -m sam3neck version`."""
+"""Command line: `python -m sam3neck demo [...]`, `python -m sam3neck bench [...]` and
+`python -m sam3neck version`."""
 
 from __future__ import annotations
 
@@ -123,7 +124,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up run")
 
+    from . import bench
+
+    bench.add_arguments(sub.add_parser(
+        "bench", help="time this library against ONNX Runtime, OpenVINO and PyTorch eager "
+                      "(one table, JSON)"))
+
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench.run_cli(args)
     if args.command == "version":
         return cmd_version(args)
     if args.command == "demo":

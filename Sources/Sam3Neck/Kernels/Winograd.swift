@@ -22,32 +22,34 @@ public struct WinogradConv3x3: Sendable {
     /// Tiles per block: the M of each product.
     public let blockTiles: Int
 
-    public init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 64) {
+    public init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 192) {
         cout = weight.shape[0]
         cin = weight.shape[1]
         precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout])
         self.tile = tile
         self.blockTiles = blockTiles
-        let a = tile.alpha, g = tile.g
-        var u = [Float](repeating: 0, count: a * a * cin * cout)
-        var gg = [Double](repeating: 0, count: a * 3)
-        for o in 0..<cout {
-            for i in 0..<cin {
-                let k = (o * cin + i) * 9
-                for r in 0..<a {  // G·g, α × 3
-                    for c in 0..<3 {
-                        var s = 0.0
-                        for m in 0..<3 { s += g[r][m] * Double(weight.data[k + m * 3 + c]) }
-                        gg[r * 3 + c] = s
-                    }
+        // U_ξ[o, i] = Σ_{m,n} G[r][m]·g[o,i][m,n]·G[c][n] for ξ = (r, c): one product of the
+        // Kronecker matrix K[ξ][(m,n)] = G[r][m]·G[c][n] (α² × 9) with all kernels (9 × cout·cin), in double.
+        let a = tile.alpha, a2 = a * a, g = tile.g, pairs = cout * cin
+        var kron = [Double](repeating: 0, count: a2 * 9)
+        for r in 0..<a { for c in 0..<a { for m in 0..<3 { for n in 0..<3 {
+            kron[(r * a + c) * 9 + m * 3 + n] = g[r][m] * g[c][n]
+        } } } }
+        let kernels = weight.data.map(Double.init)  // (cout·cin) × 9
+        var product = [Double](repeating: 0, count: a2 * pairs)
+        kron.withUnsafeBufferPointer { k in
+            kernels.withUnsafeBufferPointer { w in
+                product.withUnsafeMutableBufferPointer { p in
+                    Blas.dgemm(transB: true, m: a2, n: pairs, k: 9, a: k.baseAddress!, lda: 9,
+                               b: w.baseAddress!, ldb: 9, c: p.baseAddress!, ldc: pairs)
                 }
-                for r in 0..<a {  // (G·g)·Gᵀ, α × α
-                    for c in 0..<a {
-                        var s = 0.0
-                        for m in 0..<3 { s += gg[r * 3 + m] * g[c][m] }
-                        u[((r * a + c) * cin + i) * cout + o] = Float(s)
-                    }
-                }
+            }
+        }
+        // Stored as u[ξ][i][o] (cin × cout blocks, the products' right-hand sides).
+        var u = [Float](repeating: 0, count: a2 * pairs)
+        for xi in 0..<a2 {
+            for o in 0..<cout {
+                for i in 0..<cin { u[(xi * cin + i) * cout + o] = Float(product[xi * pairs + o * cin + i]) }
             }
         }
         self.u = u

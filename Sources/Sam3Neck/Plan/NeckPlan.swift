@@ -29,8 +29,8 @@ public final class NeckPlan: @unchecked Sendable {
     public let threads: Int
     /// `[B, d, h, w]` per level; nil for levels not compiled.
     public let levelShapes: [[Int]?]
-    /// `[1, d, h, w]` per level, channel-major; nil for levels not compiled.
-    public let positionEncodings: [[Float]?]
+    /// `[1, d, h, w]` per level (filled on request); nil for levels not compiled.
+    public let positionEncodings: [PositionEncoding?]
     /// Bytes of workspace owned by the plan.
     public let workspaceBytes: Int
 
@@ -72,9 +72,9 @@ public final class NeckPlan: @unchecked Sendable {
             let g = CompileOptions.levelGrid(level, height: h, width: w)
             frameFloats = Swift.max(frameFloats, size.mul(1, PaddedImage.floatCount(height: g.h, width: g.w, channels: d)))
             scratchFloats = Swift.max(scratchFloats, convs[level]!.scratchPerWorker)
-            // Phase 1 blocks: about 384 product rows each.
+            // Phase 1 blocks: about 768 product rows each.
             let inW = level == 3 ? g.w : w
-            let rows = Swift.max(1, Swift.min(level == 3 ? g.h : h, 384 / inW))
+            let rows = Swift.max(1, Swift.min(level == 3 ? g.h : h, 768 / inW))
             rowsPerBlock[level] = rows
             let pix = rows * inW
             switch level {
@@ -114,11 +114,11 @@ public final class NeckPlan: @unchecked Sendable {
         scratch = pooled + round(pooledFloats)
 
         var shapes: [[Int]?] = Array(repeating: nil, count: 4)
-        var pos: [[Float]?] = Array(repeating: nil, count: 4)
+        var pos: [PositionEncoding?] = Array(repeating: nil, count: 4)
         for level in options.levels {
             let g = CompileOptions.levelGrid(level, height: h, width: w)
             shapes[level] = [options.batch, d, g.h, g.w]
-            pos[level] = positionEncoding(dModel: d, height: g.h, width: g.w)
+            pos[level] = PositionEncoding(dModel: d, height: g.h, width: g.w)
         }
         levelShapes = shapes
         positionEncodings = pos

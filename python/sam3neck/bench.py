@@ -1,0 +1,1026 @@
+"""The benchmark of issue 3: `python -m sam3neck bench [options]`.
+
+Times this library against the CPU runtimes a user would otherwise pick, on the same cores, with
+the same thread count and the same seeded float32 input, one after the other, and prints ONE table
+(and writes it as JSON, `--json`, default ./bench.json):
+
+  sam3neck       precision "default" and "strict", each for levels 0-3 batch 1, levels 0-2 batch 1
+                 (what SAM 3's image model keeps) and levels 0-3 batch 4 (also per image)
+  ONNX Runtime   (onnxruntime)  levels 0-3 and 0-2, batch 1 } peers, each only when importable;
+  OpenVINO       (openvino)     levels 0-3 and 0-2, batch 1 } never dependencies of the library
+  PyTorch eager  (torch)        levels 0-3 and 0-2, batch 1 } (`pip install 'sam3neck[bench]'`)
+
+Every row is the median (and min) of --runs timed runs after --warmup untimed ones. Every row runs
+in its own subprocess (`python -m sam3neck.bench --worker SPEC`), started only after the previous
+one has exited, so its peak RSS is its own (VmHWM of /proc/self/status: getrusage's ru_maxrss, also
+recorded in the JSON, inherits the parent's RSS across fork + exec on Linux); for this library the
+workspace the compile step reports is shown as well. GFLOP/s are against the DIRECT cost of the neck
+(`level_flops`), whatever algorithm an engine uses. "x vs PEER" is the peer's median over this
+row's median at the same levels and batch. "max err" is the worst level's normalised error
+max|out - ref| / max|ref| against the float64 NumPy reference (sam3neck.reference), for the
+batch-1, all-levels run of each engine (the outputs come back through temporary .npy files).
+
+The peers' model. ONNX Runtime and OpenVINO run one ONNX graph (opset 17, float32, static shapes),
+built here with onnx.helper straight from the checkpoint's tensors (`onnx_model`): per branch,
+ConvTranspose(k=2, s=2) for each transposed conv, exact GELU written as
+x * 0.5 * (1 + Erf(x / sqrt(2))) (the ops torch.onnx emits for nn.GELU() below opset 20), Conv 1x1,
+Conv 3x3 with pads 1, MaxPool(k=2, s=2, floor), one graph output per level. That graph is an exact
+equivalent of the PyTorch module (`torch_neck`, the upstream Sam3DualViTDetNeck structure, which
+PyTorch eager runs here): same operators, same weights, same order; upstream's ONNX export emits
+the same ops. tests/test_bench.py checks the graph against the float64 reference.
+
+Peer settings: ONNX Runtime with intra_op_num_threads=threads, inter_op_num_threads=1,
+ORT_SEQUENTIAL, ORT_ENABLE_ALL, outputs bound to preallocated buffers (IO binding); OpenVINO CPU
+with INFERENCE_NUM_THREADS=threads, PERFORMANCE_HINT=LATENCY and INFERENCE_PRECISION_HINT=f32 (else
+it may silently compute in bf16 on CPUs that have it; the precision it reports back after compiling
+is shown in the table); PyTorch eager with torch.set_num_threads(threads) under inference_mode.
+This library runs with out= buffers reused between runs, threads=threads.
+
+`--profile` prints the per-stage breakdown of sam3neck-profile (built with the library) after the
+table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import importlib
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import __version__, checkpoint, reference
+
+__all__ = [
+    "level_flops",
+    "neck_flops",
+    "read_neck_weights",
+    "onnx_model",
+    "torch_neck",
+    "run_benchmark",
+    "add_arguments",
+    "main",
+]
+
+ALL_LEVELS = (0, 1, 2, 3)
+IMAGE_LEVELS = (0, 1, 2)  # what SAM 3's image model keeps (it drops the 0.5 level)
+OUR_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1), (ALL_LEVELS, 4))
+PEER_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1))
+OUR_MODES = ("default", "strict")
+PEERS = ("onnxruntime", "openvino", "pytorch")
+LABELS = {"sam3neck": "sam3neck", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO",
+          "pytorch": "PyTorch eager"}
+SHORT = {"onnxruntime": "ORT", "openvino": "OpenVINO", "pytorch": "PyTorch"}
+PEER_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "pytorch": ("torch",)}
+#: Normalised-error bound of each precision mode of this library (include/sam3_neck.h).
+BOUNDS = {"default": 1e-4, "strict": 1e-5}
+RESULT_MARK = "SAM3NECK-BENCH-RESULT "
+SCHEMA = "sam3neck-bench/1"
+QUICK = {"height": 16, "width": 16, "runs": 2, "warmup": 1}
+DEFAULTS = {"height": 72, "width": 72, "runs": 7, "warmup": 2}
+WORKER_TIMEOUT_S = 3600
+
+
+# ------------------------------------------------------------------------------------------------
+# The direct cost of the neck
+# ------------------------------------------------------------------------------------------------
+
+def level_flops(level: int, trunk_dim: int, d_model: int, height: int, width: int,
+                batch: int = 1) -> int:
+    """Direct FLOPs of one level for an H x W grid: 2 x multiply-accumulates of its transposed
+    convs (k=2 s=2: every input pixel feeds 4 output pixels), 1x1 and 3x3 convs, from the layer
+    shapes; GELU, max pool and biases are not counted.
+
+      conv k x k on P output pixels, Cin -> Cout:           2 * P * Cin * Cout * k * k
+      transposed conv k=2 s=2 on P input pixels, Cin -> Cout: 2 * P * Cin * Cout * 4
+
+      level 0 (4x):   tconv(HW, C, C/2) + tconv(4HW, C/2, C/4) + conv1(16HW, C/4, d) + conv3(16HW, d, d)
+      level 1 (2x):   tconv(HW, C, C/2) + conv1(4HW, C/2, d) + conv3(4HW, d, d)
+      level 2 (1x):   conv1(HW, C, d) + conv3(HW, d, d)
+      level 3 (0.5x): conv1(hw, C, d) + conv3(hw, d, d) with h, w = floor(H/2), floor(W/2)
+
+    For C=1024, d=256 at 72x72: 152.2 + 51.6 + 8.8 + 2.2 = 214.8 GFLOP per image.
+    """
+    c, d, h, w = int(trunk_dim), int(d_model), int(height), int(width)
+
+    def conv(pixels: int, cin: int, cout: int, k: int) -> int:
+        return 2 * pixels * cin * cout * k * k
+
+    def tconv(pixels: int, cin: int, cout: int) -> int:
+        return 2 * pixels * cin * cout * 4
+
+    hw = h * w
+    if level == 0:
+        f = (tconv(hw, c, c // 2) + tconv(4 * hw, c // 2, c // 4)
+             + conv(16 * hw, c // 4, d, 1) + conv(16 * hw, d, d, 3))
+    elif level == 1:
+        f = tconv(hw, c, c // 2) + conv(4 * hw, c // 2, d, 1) + conv(4 * hw, d, d, 3)
+    elif level == 2:
+        f = conv(hw, c, d, 1) + conv(hw, d, d, 3)
+    elif level == 3:
+        q = (h // 2) * (w // 2)
+        f = conv(q, c, d, 1) + conv(q, d, d, 3)
+    else:
+        raise ValueError(f"level must be in 0..3, got {level}")
+    return int(batch) * f
+
+
+def neck_flops(levels: Sequence[int], trunk_dim: int, d_model: int, height: int, width: int,
+               batch: int = 1) -> int:
+    """Direct FLOPs of the given levels (see level_flops)."""
+    return sum(level_flops(i, trunk_dim, d_model, height, width, batch) for i in levels)
+
+
+# ------------------------------------------------------------------------------------------------
+# Weights and input
+# ------------------------------------------------------------------------------------------------
+
+def read_neck_weights(path, group: str = "convs") -> Dict[str, np.ndarray]:
+    """The neck's tensors of a safetensors file, canonical names ("0.conv_1x1.weight"), float64.
+
+    Reads the header and then only the neck's byte ranges, so a full SAM 3 checkpoint (GBs) costs
+    no more than the 31 MB of the neck."""
+    pattern = re.compile(r"(?:^|\.)" + re.escape(group)
+                         + r"\.\d+\.[A-Za-z0-9_]+\.(?:weight|bias)$")
+    entries = {}
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise ValueError(f"{path}: not a safetensors file (fewer than 8 bytes)")
+        (n,) = struct.unpack("<Q", head)
+        header, start = checkpoint.read_safetensors_header(head + f.read(n))
+        for name, info in header.items():
+            if name == "__metadata__" or not pattern.search(name):
+                continue
+            begin, end = (int(v) for v in info["data_offsets"])
+            f.seek(start + begin)
+            entries[name] = (info["dtype"], info["shape"], f.read(end - begin))
+    tensors = checkpoint.parse_safetensors(checkpoint.raw_safetensors_bytes(entries))
+    weights = reference.neck_weights(tensors, group=group)
+    if not weights:
+        raise ValueError(f"{path}: no tensors of the neck group {group!r}")
+    return weights
+
+
+def make_input(seed: int, batch: int, trunk_dim: int, height: int, width: int) -> np.ndarray:
+    """The benchmark's input: seeded standard normal float32 [B, C, H, W] (image 0 of a batch is
+    the batch-1 input)."""
+    return np.random.default_rng(seed).standard_normal((batch, trunk_dim, height, width),
+                                                       dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# The peers' model: ONNX graph and PyTorch module
+# ------------------------------------------------------------------------------------------------
+
+def onnx_model(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
+               levels: Sequence[int] = ALL_LEVELS, opset: int = 17):
+    """The neck as an onnx.ModelProto (float32, static input [B, C, H, W] named "x", one output
+    "level{i}" per requested level), built with onnx.helper from canonical or checkpoint-named
+    weights. An exact equivalent of `torch_neck` (see the module docstring)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = {k: np.asarray(v, dtype=np.float32) for k, v in reference._canonical(weights, "convs").items()}
+    c, d = reference.neck_config(w)
+    levels = sorted(set(int(i) for i in levels))
+    nodes: list = []
+    inits: Dict[str, object] = {}
+
+    def init(name: str, value) -> str:
+        if name not in inits:
+            inits[name] = numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+        return name
+
+    def param(i: int, module: str, kind: str) -> str:
+        key = f"{i}.{module}.{kind}"
+        if key not in w:
+            raise KeyError(f"neck tensor {key!r} is missing from the weights")
+        return init("convs." + key, w[key])
+
+    def node(op: str, inputs: List[str], out: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def tconv(i: int, module: str, x: str) -> str:
+        return node("ConvTranspose", [x, param(i, module, "weight"), param(i, module, "bias")],
+                    f"{i}.{module}", kernel_shape=[2, 2], strides=[2, 2])
+
+    def conv(i: int, module: str, x: str, k: int, out: Optional[str] = None) -> str:
+        p = k // 2
+        return node("Conv", [x, param(i, module, "weight"), param(i, module, "bias")],
+                    out or f"{i}.{module}", kernel_shape=[k, k], strides=[1, 1], pads=[p, p, p, p])
+
+    def gelu(x: str, tag: str) -> str:  # x * (1 + erf(x / sqrt(2))) * 0.5, exact (erf) GELU
+        t = node("Div", [x, init("gelu.sqrt2", math.sqrt(2.0))], f"{tag}.div")
+        t = node("Erf", [t], f"{tag}.erf")
+        t = node("Add", [t, init("gelu.one", 1.0)], f"{tag}.add")
+        t = node("Mul", [x, t], f"{tag}.mul")
+        return node("Mul", [t, init("gelu.half", 0.5)], tag)
+
+    outputs = []
+    for i in levels:
+        if i == 0:
+            y = tconv(0, "dconv_2x2_0", "x")
+            y = gelu(y, "0.gelu")
+            y = tconv(0, "dconv_2x2_1", y)
+        elif i == 1:
+            y = tconv(1, "dconv_2x2", "x")
+        elif i == 2:
+            y = "x"
+        elif i == 3:
+            y = node("MaxPool", ["x"], "3.maxpool_2x2", kernel_shape=[2, 2], strides=[2, 2])
+        else:
+            raise ValueError(f"level must be in 0..3, got {i}")
+        y = conv(i, "conv_1x1", y, 1)
+        name = f"level{i}"
+        conv(i, "conv_3x3", y, 3, out=name)
+        outputs.append(helper.make_tensor_value_info(
+            name, TensorProto.FLOAT, list(reference.level_shape(i, batch, d, height, width))))
+    graph = helper.make_graph(
+        nodes, "sam3_neck",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, height, width])],
+        outputs, initializer=list(inits.values()))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="sam3neck.bench", producer_version=__version__)
+    model.ir_version = 8  # the IR of opset 17; runtimes of that era and later all read it
+    onnx.checker.check_model(model)
+    return model
+
+
+def torch_neck(weights: Mapping[str, np.ndarray], levels: Sequence[int] = ALL_LEVELS):
+    """The neck as a torch nn.Module with the upstream structure (Sam3DualViTDetNeck's `convs`:
+    one nn.Sequential per scale 4, 2, 1, 0.5 with modules dconv_2x2_0 / gelu / dconv_2x2_1,
+    dconv_2x2, maxpool_2x2, conv_1x1, conv_3x3), loaded strictly from the weights; its forward
+    returns the requested levels' features. Needs torch."""
+    import torch
+    from torch import nn
+
+    w = reference._canonical(weights, "convs")
+    c, d = reference.neck_config(w)
+    wanted = sorted(set(int(i) for i in levels))
+
+    class Neck(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = nn.ModuleList()
+            for scale in reference.SCALES:
+                branch = nn.Sequential()
+                width = c
+                if scale == 4.0:
+                    branch.add_module("dconv_2x2_0", nn.ConvTranspose2d(c, c // 2, 2, stride=2))
+                    branch.add_module("gelu", nn.GELU())
+                    branch.add_module("dconv_2x2_1", nn.ConvTranspose2d(c // 2, c // 4, 2, stride=2))
+                    width = c // 4
+                elif scale == 2.0:
+                    branch.add_module("dconv_2x2", nn.ConvTranspose2d(c, c // 2, 2, stride=2))
+                    width = c // 2
+                elif scale == 0.5:
+                    branch.add_module("maxpool_2x2", nn.MaxPool2d(kernel_size=2, stride=2))
+                branch.add_module("conv_1x1", nn.Conv2d(width, d, kernel_size=1))
+                branch.add_module("conv_3x3", nn.Conv2d(d, d, kernel_size=3, padding=1))
+                self.convs.append(branch)
+
+        def forward(self, x):
+            return [self.convs[i](x) for i in wanted]
+
+    module = Neck()
+    state = {f"convs.{k}": torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in w.items()}
+    module.load_state_dict(state, strict=True)
+    return module.eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# Workers (one subprocess per row)
+# ------------------------------------------------------------------------------------------------
+
+def _timed(fn, warmup: int, runs: int) -> List[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(runs):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    finally:
+        gc.enable()
+    return times
+
+
+def _openblas_info() -> Optional[dict]:
+    """Core and build of the OpenBLAS this process has loaded (through libsam3neck), if any."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f
+                            if "libopenblas" in line and line.split()[-1].startswith("/")})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            info = {"path": path}
+            for name in ("openblas_get_corename", "openblas_get_config"):
+                fn = getattr(lib, name)
+                fn.restype = ctypes.c_char_p
+                info[name[len("openblas_get_"):]] = (fn() or b"").decode("utf-8", "replace").strip()
+            return info
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def _save(outputs: Sequence[np.ndarray], levels: Sequence[int], save: Optional[str]) -> List[str]:
+    if not save:
+        return []
+    paths = []
+    for i, a in zip(levels, outputs):
+        p = f"{save}-level{i}.npy"
+        np.save(p, np.ascontiguousarray(a, dtype=np.float32))
+        paths.append(p)
+    return paths
+
+
+def _work_sam3neck(spec: dict) -> dict:
+    from . import _lib
+    from .neck import Neck
+
+    neck = None
+    for attempt in range(8):  # the library may be being rebuilt right now: retry briefly
+        try:
+            neck = Neck(spec["weights"])
+            break
+        except OSError as e:
+            if attempt == 7 or isinstance(e, FileNotFoundError) and "checkpoint" in str(e):
+                raise
+            time.sleep(5)
+    levels, batch = spec["levels"], spec["batch"]
+    lib_path = Path(str(_lib.loaded_path()))
+    with neck:
+        neck.compile(height=spec["height"], width=spec["width"], batch=batch, layout="NCHW",
+                     levels=levels, threads=spec["threads"], precision=spec["mode"])
+        x = make_input(spec["seed"], batch, neck.trunk_dim, spec["height"], spec["width"])
+        outs = [np.empty(neck.level_shapes[i], dtype=np.float32) for i in neck.levels]
+
+        def run():
+            neck.run(x, out=outs)
+
+        times = _timed(run, spec["warmup"], spec["runs"])
+        st = lib_path.stat()
+        return {
+            "times_s": times,
+            "saved": _save(outs, neck.levels, spec.get("save")),
+            "workspace_bytes": neck.workspace_bytes,
+            "mode_actual": neck.compile_params["precision"],
+            "threads_actual": neck.compile_params["threads"],
+            "library": {"version": _lib.version_string(), "path": str(lib_path),
+                        "mtime": st.st_mtime, "size": st.st_size},
+            "openblas": _openblas_info(),
+        }
+
+
+def _work_onnxruntime(spec: dict) -> dict:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = spec["threads"]
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(spec["model"], sess_options=so, providers=["CPUExecutionProvider"])
+    levels, batch = spec["levels"], spec["batch"]
+    x = make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"], spec["width"])
+    names = [o.name for o in sess.get_outputs()]
+    outs = [np.empty(reference.level_shape(i, batch, spec["d_model"], spec["height"], spec["width"]),
+                     dtype=np.float32) for i in levels]
+    io = sess.io_binding()
+    io.bind_cpu_input("x", x)
+    for name, a in zip(names, outs):
+        io.bind_output(name, "cpu", 0, np.float32, list(a.shape), a.ctypes.data)
+
+    def run():
+        sess.run_with_iobinding(io)
+
+    times = _timed(run, spec["warmup"], spec["runs"])
+    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")), "mode_actual": "f32",
+            "threads_actual": spec["threads"], "providers": sess.get_providers()}
+
+
+def _work_openvino(spec: dict) -> dict:
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    core = ov.Core()
+    model = core.read_model(spec["model"])
+    config = {
+        props.inference_num_threads: spec["threads"],
+        hints.performance_mode: hints.PerformanceMode.LATENCY,
+        hints.inference_precision: ov.Type.f32,
+    }
+    compiled = core.compile_model(model, "CPU", config)
+    got = {}
+    for key in (hints.inference_precision, props.inference_num_threads, props.num_streams,
+                hints.execution_mode, hints.performance_mode):
+        try:
+            got[str(key)] = str(compiled.get_property(key))
+        except Exception as e:  # a property an older release does not report
+            got[str(key)] = f"? ({type(e).__name__})"
+    levels, batch = spec["levels"], spec["batch"]
+    x = make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"], spec["width"])
+    req = compiled.create_infer_request()
+
+    def run():
+        req.infer({0: x}, share_inputs=True, share_outputs=True)
+
+    times = _timed(run, spec["warmup"], spec["runs"])
+    by_name = {}
+    for k, port in enumerate(compiled.outputs):
+        for name in port.get_names():
+            by_name[name] = k
+    outs = [np.array(req.get_output_tensor(by_name[f"level{i}"]).data, copy=True) for i in levels]
+    precision = got.get(str(hints.inference_precision), "?")
+    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")),
+            "mode_actual": _ov_type_name(precision), "threads_actual": spec["threads"],
+            "properties": got}
+
+
+def _ov_type_name(text: str) -> str:
+    t = text.strip()
+    m = re.search(r"'?([a-z]+[0-9]+)'?>?$", t)  # "<Type: 'float32'>" / "f32"
+    name = m.group(1) if m else t
+    return {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(name, name)
+
+
+def _work_pytorch(spec: dict) -> dict:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    levels, batch = spec["levels"], spec["batch"]
+    module = torch_neck(read_neck_weights(spec["weights"]), levels)
+    x = torch.from_numpy(make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"],
+                                    spec["width"]))
+    last = []
+
+    def run():
+        with torch.inference_mode():
+            last[:] = module(x)
+
+    times = _timed(run, spec["warmup"], spec["runs"])
+    outs = [t.numpy() for t in last]
+    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")), "mode_actual": "f32",
+            "threads_actual": torch.get_num_threads(), "torch": torch.__version__}
+
+
+WORKERS = {"sam3neck": _work_sam3neck, "onnxruntime": _work_onnxruntime,
+           "openvino": _work_openvino, "pytorch": _work_pytorch}
+
+
+def _vm_hwm_kib() -> Optional[int]:
+    """This process's peak RSS (VmHWM of /proc/self/status, KiB), or None off Linux.
+
+    Preferred to getrusage's ru_maxrss, which Linux carries over fork + exec: a worker started by
+    a parent holding the float64 reference would report at least the parent's RSS at the fork.
+    VmHWM belongs to the address space execve created, so it is the worker's own."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _worker_main(spec_text: str) -> int:
+    import resource
+
+    spec = json.loads(spec_text)
+    engine = spec["engine"]
+    try:
+        for mod in PEER_MODULES.get(engine, ()):
+            try:
+                importlib.import_module(mod)
+            except Exception as e:  # ImportError, or a broken install
+                result = {"ok": False, "skipped": True,
+                          "reason": f"{mod} not importable ({type(e).__name__}: {e})"}
+                print(RESULT_MARK + json.dumps(result), flush=True)
+                return 0
+        result = WORKERS[engine](spec)
+        result["ok"] = True
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        result = {"ok": False, "skipped": False, "reason": f"{type(e).__name__}: {e}"}
+    result["ru_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_kib"] = _vm_hwm_kib() or result["ru_maxrss_kib"]
+    print(RESULT_MARK + json.dumps(result), flush=True)
+    return 0
+
+
+def _run_worker(spec: dict, log) -> dict:
+    """Runs one row in a fresh interpreter; returns the worker's result dict."""
+    env = dict(os.environ)
+    pkg_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "sam3neck.bench", "--worker", json.dumps(spec)]
+    last = None
+    for attempt in range(3):
+        try:
+            p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=WORKER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "skipped": False,
+                    "reason": f"worker timed out after {WORKER_TIMEOUT_S} s"}
+        lines = [ln for ln in p.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+        if lines:
+            result = json.loads(lines[-1][len(RESULT_MARK):])
+            if not result.get("ok") and p.stderr.strip():
+                result["stderr_tail"] = p.stderr.strip()[-2000:]
+            return result
+        # No result: the process died (e.g. a signal while the library was being rebuilt).
+        tail = (p.stderr.strip() or p.stdout.strip())[-2000:]
+        last = {"ok": False, "skipped": False,
+                "reason": f"worker exited with status {p.returncode} and no result",
+                "stderr_tail": tail}
+        log(f"  worker died (status {p.returncode}); retrying in 10 s")
+        time.sleep(10)
+    return last
+
+
+# ------------------------------------------------------------------------------------------------
+# Machine and versions
+# ------------------------------------------------------------------------------------------------
+
+def machine_info() -> dict:
+    info = {"cpu": None, "cores": os.cpu_count(), "avx2": None, "avx512f": None}
+    try:
+        info["usable_cores"] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        fields = {}
+        for line in text.splitlines():
+            if ":" in line:
+                k, v = line.split(":", 1)
+                fields.setdefault(k.strip(), v.strip())
+        info["cpu"] = fields.get("model name")
+        info["cpu_family"] = fields.get("cpu family")
+        info["cpu_model"] = fields.get("model")
+        flags = set(fields.get("flags", "").split())
+        info["avx2"] = "avx2" in flags
+        info["avx512f"] = "avx512f" in flags
+    except OSError:
+        pass
+    import platform
+
+    info["platform"] = platform.platform()
+    return info
+
+
+def _dist_version(name: str) -> Optional[str]:
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return None
+
+
+def versions() -> dict:
+    return {
+        "sam3neck": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "onnx": _dist_version("onnx"),
+        "onnxruntime": _dist_version("onnxruntime"),
+        "openvino": _dist_version("openvino"),
+        "torch": _dist_version("torch"),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The benchmark
+# ------------------------------------------------------------------------------------------------
+
+def _lv(levels: Sequence[int]) -> str:
+    levels = list(levels)
+    if levels == list(range(levels[0], levels[-1] + 1)) and len(levels) > 1:
+        return f"{levels[0]}-{levels[-1]}"
+    return ",".join(str(i) for i in levels)
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent.parent
+
+
+def profile_binary() -> Path:
+    return _repo_root() / ".build" / "release" / "sam3neck-profile"
+
+
+def _resolve(args) -> argparse.Namespace:
+    base = QUICK if args.quick else DEFAULTS
+    for k, v in base.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.threads is None:
+        args.threads = os.cpu_count() or 1
+    for k in ("height", "width", "runs", "threads"):
+        if getattr(args, k) < 1:
+            raise SystemExit(f"sam3neck bench: --{k} must be at least 1")
+    if args.warmup < 0:
+        raise SystemExit("sam3neck bench: --warmup must be at least 0")
+    return args
+
+
+def run_benchmark(args, log=None) -> dict:
+    """Runs every row (one subprocess each, one after the other) and returns the JSON document."""
+    if log is None:
+        def log(msg):
+            print(msg, file=sys.stderr, flush=True)
+    args = _resolve(args)
+    h, wd, threads = args.height, args.width, args.threads
+    weights_path = str(args.weights or checkpoint.ensure_default_checkpoint())
+    weights = read_neck_weights(weights_path)
+    c, d = reference.neck_config(weights)
+    if h < 2 or wd < 2:
+        raise SystemExit("sam3neck bench: the grid must be at least 2x2 (level 3 halves it)")
+
+    doc = {
+        "schema": SCHEMA,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "versions": versions(),
+        "threads": threads,
+        "grid": [h, wd],
+        "trunk_dim": c,
+        "d_model": d,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "layout": "NCHW",
+        "weights": weights_path,
+        "gflop_per_image": {str(i): level_flops(i, c, d, h, wd) / 1e9 for i in ALL_LEVELS},
+        "rows": [],
+        "skipped": [],
+    }
+    tmp = tempfile.mkdtemp(prefix="sam3neck-bench-")
+    try:
+        specs = []
+        common = {"height": h, "width": wd, "threads": threads, "runs": args.runs,
+                  "warmup": args.warmup, "seed": args.seed, "weights": weights_path,
+                  "trunk_dim": c, "d_model": d}
+        for mode in OUR_MODES:
+            for levels, batch in OUR_CASES:
+                specs.append(dict(common, engine="sam3neck", mode=mode, levels=list(levels),
+                                  batch=batch))
+        if not args.no_peers:
+            specs += _peer_specs(args, weights, common, tmp, doc, log)
+
+        pending = []  # (row, saved output files) of the batch-1, all-levels runs
+        dropped = set()  # engines found not importable: their other rows are not tried
+        for k, spec in enumerate(specs):
+            if spec["engine"] in dropped:
+                continue
+            save = spec["levels"] == list(ALL_LEVELS) and spec["batch"] == 1
+            if save:
+                spec["save"] = os.path.join(tmp, f"{spec['engine']}-{spec['mode']}")
+            what = (f"{LABELS[spec['engine']]} {spec['mode']}, levels {_lv(spec['levels'])}, "
+                    f"batch {spec['batch']}")
+            log(f"[{k + 1}/{len(specs)}] {what} ...")
+            res = _run_worker(spec, log)
+            if not res.get("ok"):
+                reason = res.get("reason", "failed")
+                if res.get("skipped"):
+                    dropped.add(spec["engine"])
+                else:
+                    reason = f"{what} failed: {reason}"
+                    if res.get("stderr_tail"):
+                        log(res["stderr_tail"])
+                log(f"  {reason}")
+                doc["skipped"].append({"engine": spec["engine"], "reason": reason})
+                continue
+            row = _row(spec, res, c, d)
+            if save and res.get("saved"):
+                pending.append((row, res["saved"]))
+            doc["rows"].append(row)
+            log(f"  median {row['median_ms']:.1f} ms (min {row['min_ms']:.1f}), "
+                f"peak RSS {row['peak_rss_mb']:.0f} MB")
+        # Errors last, so that nothing runs in this process between two timed workers.
+        if pending:
+            log("float64 reference (batch 1, all levels) ...")
+            t = time.perf_counter()
+            x1 = make_input(args.seed, 1, c, h, wd)
+            ref = [feat for feat, _ in reference.forward(weights, x1, levels=ALL_LEVELS)]
+            del x1
+            log(f"  reference in {time.perf_counter() - t:.1f} s")
+            for row, saved in pending:
+                errs = []
+                for i, path in zip(row["levels"], saved):
+                    errs.append(reference.normalised_error(np.load(path), ref[i]))
+                    os.unlink(path)
+                row["errors"] = errs
+                row["max_error"] = (float("nan") if any(math.isnan(e) for e in errs)
+                                    else max(errs))
+                log(f"  {LABELS[row['engine']]} {row['mode']}: max err {row['max_error']:.1e} "
+                    f"(per level {', '.join(f'{e:.1e}' for e in errs)})")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    _ratios(doc)
+    _library_summary(doc)
+    return doc
+
+
+def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
+    specs = []
+    wanted = []
+    for engine in PEERS:
+        missing = [m for m in PEER_MODULES[engine] if importlib.util.find_spec(m) is None]
+        if missing:
+            doc["skipped"].append({"engine": engine,
+                                   "reason": f"{', '.join(missing)} not importable"})
+        else:
+            wanted.append(engine)
+    models = {}
+    if any(e in wanted for e in ("onnxruntime", "openvino")):
+        try:
+            for levels, batch in PEER_CASES:
+                t = time.perf_counter()
+                model = onnx_model(weights, batch, common["height"], common["width"], levels)
+                path = os.path.join(tmp, f"neck-levels{''.join(map(str, levels))}-b{batch}.onnx")
+                with open(path, "wb") as f:
+                    f.write(model.SerializeToString())
+                models[(tuple(levels), batch)] = path
+                log(f"ONNX model, levels {_lv(levels)}, batch {batch}: built in "
+                    f"{time.perf_counter() - t:.1f} s")
+        except Exception as e:
+            reason = (f"onnx not importable ({e})" if isinstance(e, ImportError)
+                      else f"cannot build the ONNX model: {type(e).__name__}: {e}")
+            for engine in ("onnxruntime", "openvino"):
+                if engine in wanted:
+                    wanted.remove(engine)
+                    doc["skipped"].append({"engine": engine, "reason": reason})
+    for engine in wanted:
+        for levels, batch in PEER_CASES:
+            spec = dict(common, engine=engine, mode="f32", levels=list(levels), batch=batch)
+            if engine in ("onnxruntime", "openvino"):
+                spec["model"] = models[(tuple(levels), batch)]
+            specs.append(spec)
+    return specs
+
+
+def _row(spec: dict, res: dict, c: int, d: int) -> dict:
+    times = res["times_s"]
+    med = statistics.median(times)
+    batch = spec["batch"]
+    flops = neck_flops(spec["levels"], c, d, spec["height"], spec["width"], batch)
+    row = {
+        "engine": spec["engine"],
+        "mode": res.get("mode_actual") or spec["mode"],
+        "requested_mode": spec["mode"],
+        "levels": spec["levels"],
+        "batch": batch,
+        "median_ms": med * 1e3,
+        "min_ms": min(times) * 1e3,
+        "times_ms": [t * 1e3 for t in times],
+        "ms_per_image": med * 1e3 / batch,
+        "gflop": flops / 1e9,
+        "gflops_per_s": flops / med / 1e9,
+        "peak_rss_mb": res["peak_rss_kib"] / 1024.0,
+        "ru_maxrss_mb": res["ru_maxrss_kib"] / 1024.0,
+        "threads": res.get("threads_actual", spec["threads"]),
+        "max_error": None,
+        "ratios": {},
+    }
+    for key in ("workspace_bytes", "library", "openblas", "properties", "providers", "torch"):
+        if key in res:
+            row[key] = res[key]
+    return row
+
+
+def _ratios(doc: dict) -> None:
+    """Adds to each sam3neck row peer median / row median, per peer with the same levels, batch."""
+    peers = {(r["engine"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
+             if r["engine"] != "sam3neck"}
+    for r in doc["rows"]:
+        if r["engine"] != "sam3neck":
+            continue
+        for engine in PEERS:
+            p = peers.get((engine, tuple(r["levels"]), r["batch"]))
+            if p is not None:
+                r["ratios"][engine] = p["median_ms"] / r["median_ms"]
+
+
+def _library_summary(doc: dict) -> None:
+    libs = [r["library"] for r in doc["rows"] if r.get("library")]
+    if libs:
+        doc["library"] = {"version": libs[0]["version"], "path": libs[0]["path"]}
+        builds = {(lib["mtime"], lib["size"]) for lib in libs}
+        doc["library"]["builds_seen"] = len(builds)
+    blas = next((r["openblas"] for r in doc["rows"] if r.get("openblas")), None)
+    if blas:
+        doc["openblas"] = blas
+
+
+# ------------------------------------------------------------------------------------------------
+# The table
+# ------------------------------------------------------------------------------------------------
+
+def _fmt(v, spec: str, empty: str = "-") -> str:
+    if v is None:
+        return empty
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return format(v, spec)
+
+
+def format_report(doc: dict) -> str:
+    m, v = doc["machine"], doc["versions"]
+    lines = []
+    lines.append(f"sam3neck benchmark  {doc['date']}")
+    cpu = m.get("cpu") or "unknown CPU"
+    if m.get("cpu_family"):
+        cpu += f" (family {m['cpu_family']}, model {m.get('cpu_model')})"
+    yn = {True: "yes", False: "no", None: "?"}
+    cores = f"{m.get('cores')} cores"
+    if m.get("usable_cores") not in (None, m.get("cores")):
+        cores += f" ({m['usable_cores']} usable)"
+    mach = f"machine: {cpu}, {cores}, avx2 {yn[m.get('avx2')]}, avx512f {yn[m.get('avx512f')]}"
+    blas = doc.get("openblas")
+    if blas:
+        mach += f"; {blas.get('config') or 'OpenBLAS'} (core {blas.get('corename') or '?'})"
+    lines.append(mach)
+    lib = doc.get("library")
+    libtext = f" (library {lib['version']})" if lib else ""
+    vers = [f"sam3neck {v['sam3neck']}{libtext}", f"numpy {v['numpy']}"]
+    for name in ("onnxruntime", "openvino", "onnx", "torch"):
+        vers.append(f"{name} {v.get(name) or 'not installed'}")
+    lines.append("versions: " + ", ".join(vers) + f", python {v['python']}")
+    h, w = doc["grid"]
+    g = doc["gflop_per_image"]
+    lines.append(
+        f"threads {doc['threads']}, grid {h}x{w} (C={doc['trunk_dim']}, d={doc['d_model']}), "
+        f"median of {doc['runs']} runs after {doc['warmup']} warm-up, seeded float32 NCHW input")
+    lines.append(
+        "direct cost per image: " + ", ".join(f"level {i} {g[str(i)]:.1f}" for i in ALL_LEVELS)
+        + f" GFLOP (levels 0-3 {sum(g.values()):.1f}, levels 0-2 {g['0'] + g['1'] + g['2']:.1f})")
+    lines.append(f"weights: {doc['weights']}")
+    lines.append("")
+
+    peers = [e for e in PEERS if any(r["engine"] == e for r in doc["rows"])]
+    header = ["engine", "mode", "levels", "batch", "median ms", "min ms", "ms/image", "GFLOP/s"]
+    header += [f"x vs {SHORT[e]}" for e in peers]
+    header += ["peak RSS MB", "workspace MB", "max err"]
+    table = []
+    for r in doc["rows"]:
+        cells = [LABELS[r["engine"]], r["mode"], _lv(r["levels"]), str(r["batch"]),
+                 _fmt(r["median_ms"], ".1f"), _fmt(r["min_ms"], ".1f"),
+                 _fmt(r["ms_per_image"], ".1f"), _fmt(r["gflops_per_s"], ".1f")]
+        cells += [_fmt(r["ratios"].get(e), ".2f", "") for e in peers]
+        ws = r.get("workspace_bytes")
+        cells += [_fmt(r["peak_rss_mb"], ".0f"), _fmt(ws / 2**20 if ws is not None else None, ".1f", ""),
+                  _fmt(r.get("max_error"), ".1e", "")]
+        table.append(cells)
+    left = {0, 1}
+    widths = [max(len(header[k]), *(len(row[k]) for row in table)) if table else len(header[k])
+              for k in range(len(header))]
+
+    def line(cells):
+        return "  ".join(c.ljust(widths[k]) if k in left else c.rjust(widths[k])
+                         for k, c in enumerate(cells)).rstrip()
+
+    lines.append(line(header))
+    lines.append("  ".join("-" * wd for wd in widths))
+    for cells in table:
+        lines.append(line(cells))
+    lines.append("")
+    notes = []
+    if peers:
+        notes.append("x vs PEER = PEER's median / this row's median (same levels and batch; > 1 "
+                     "means sam3neck is faster).")
+    notes.append("GFLOP/s against the direct FLOP count (2 x MACs of the transposed, 1x1 and 3x3 "
+                 "convs), whatever the engine computes.")
+    notes.append("max err = worst level's max|out - ref| / max|ref| against the float64 reference "
+                 "(batch 1, levels 0-3 runs).")
+    notes.append("peak RSS = peak resident memory of the row's own process (VmHWM), input and "
+                 "outputs included; workspace = what sam3neck's compile step reports.")
+    for n in notes:
+        lines.append(n)
+    for s in doc["skipped"]:
+        lines.append(f"{LABELS[s['engine']]}: skipped, {s['reason']}")
+    if lib and lib.get("builds_seen", 1) > 1:
+        lines.append(f"WARNING: libsam3neck changed during the run ({lib['builds_seen']} builds "
+                     "seen); rerun for consistent numbers.")
+    for r in doc["rows"]:
+        if r["engine"] == "openvino" and r["mode"] != "f32":
+            lines.append(f"WARNING: OpenVINO reports inference precision {r['mode']} (asked f32).")
+            break
+        if (r["engine"] == "sam3neck" and r.get("max_error") is not None
+                and not r["max_error"] <= BOUNDS.get(r["requested_mode"], 1e-4)):
+            lines.append(f"WARNING: sam3neck {r['mode']} error {r['max_error']:.1e} exceeds the "
+                         f"bound {BOUNDS.get(r['requested_mode'], 1e-4):g} of the mode.")
+    return "\n".join(lines)
+
+
+def _profile(doc: dict, args) -> str:
+    binary = profile_binary()
+    if not binary.is_file():
+        return (f"profile: {binary} not found; build it in {_repo_root()} with\n"
+                "  swift build -c release -Xswiftc -static-stdlib\n"
+                "then rerun with --profile.")
+    h, w = doc["grid"]
+    cmd = [str(binary), doc["weights"], str(h), str(w), "1", "0xF", str(doc["threads"]),
+           str(doc["runs"])]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=WORKER_TIMEOUT_S)
+        out = p.stdout.rstrip()
+        if p.returncode != 0:
+            out += f"\n(sam3neck-profile exited with status {p.returncode})"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        out = f"cannot run {binary}: {e}"
+    return "profile: " + " ".join(cmd) + "\n" + out
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for every engine (default: all cores, os.cpu_count())")
+    p.add_argument("--runs", type=int, default=None, help="timed runs per row (default 7)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2)")
+    p.add_argument("--height", type=int, default=None, help="input grid height (default 72)")
+    p.add_argument("--width", type=int, default=None, help="input grid width (default 72)")
+    p.add_argument("--weights", default=None,
+                   help="safetensors checkpoint (default: the synthetic checkpoint with SAM 3's "
+                        "real shapes, written to the cache on first use)")
+    p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke-test size: 16x16 grid, 2 runs, 1 warm-up (explicit options win)")
+    p.add_argument("--no-peers", action="store_true",
+                   help="only this library (no ONNX Runtime / OpenVINO / PyTorch)")
+    p.add_argument("--profile", action="store_true",
+                   help="after the table, the per-stage breakdown of sam3neck-profile")
+    p.add_argument("--json", default="bench.json", metavar="PATH",
+                   help="where to write the results as JSON (default ./bench.json)")
+    return p
+
+
+def run_cli(args) -> int:
+    doc = run_benchmark(args)
+    report = format_report(doc)
+    if args.profile:
+        prof = _profile(doc, args)
+        doc["profile"] = prof
+    with open(args.json, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    print(report)
+    if args.profile:
+        print()
+        print(doc["profile"])
+    print(f"\nJSON: {os.path.abspath(args.json)}")
+    ours = [r for r in doc["rows"] if r["engine"] == "sam3neck"]
+    ok = len(ours) == len(OUR_MODES) * len(OUR_CASES)
+    return 0 if ok else 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--worker"]:
+        if len(argv) != 2:
+            print("usage: python -m sam3neck.bench --worker SPEC_JSON", file=sys.stderr)
+            return 2
+        return _worker_main(argv[1])
+    parser = argparse.ArgumentParser(prog="python -m sam3neck bench",
+                                     description="Times sam3neck against ONNX Runtime, OpenVINO "
+                                                 "and PyTorch eager; prints one table, writes JSON.")
+    return run_cli(add_arguments(parser).parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

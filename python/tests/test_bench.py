@@ -1,0 +1,129 @@
+"""The benchmark (`python -m sam3neck bench`): a smoke run of the command, the direct FLOP count,
+and the peers' ONNX graph against the float64 reference (so a peer computes the same neck).
+
+The smoke run needs the native library: like test_neck.py it FAILS when the library is missing,
+unless SAM3NECK_ALLOW_MISSING_LIB=1. The ONNX checks run only where onnx and onnxruntime (and
+openvino) are importable: the peers are optional extras, never test dependencies.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam3neck import _lib, bench, checkpoint, reference
+
+PYTHON_DIR = Path(__file__).resolve().parent.parent
+
+
+def _library_error():
+    try:
+        _lib.library_path()
+        return None
+    except OSError as e:
+        return e
+
+
+def test_direct_flop_count():
+    # C=1024, d=256 at 72x72: about 215 GFLOP for all four levels (the spec's figure).
+    total = bench.neck_flops((0, 1, 2, 3), 1024, 256, 72, 72)
+    assert 214e9 < total < 216e9
+    # the 3x3 conv at 288x288 alone is 98 GFLOP
+    assert round(2 * 288 * 288 * 256 * 256 * 9 / 1e9) == 98
+    assert bench.neck_flops((0, 1, 2, 3), 1024, 256, 72, 72, batch=4) == 4 * total
+    # level 3 floors odd sizes, like the max pool
+    assert bench.level_flops(3, 16, 8, 7, 5) == bench.level_flops(3, 16, 8, 6, 4)
+
+
+def test_bench_quick_smoke(tmp_path):
+    err = _library_error()
+    if err is not None:
+        if os.environ.get("SAM3NECK_ALLOW_MISSING_LIB") == "1":
+            pytest.skip(f"libsam3neck not available ({err}); SAM3NECK_ALLOW_MISSING_LIB=1")
+        pytest.fail(f"libsam3neck is not available: {err}", pytrace=False)
+    out = tmp_path / "bench.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(PYTHON_DIR) + (os.pathsep + env["PYTHONPATH"]
+                                           if env.get("PYTHONPATH") else "")
+    p = subprocess.run(
+        [sys.executable, "-m", "sam3neck", "bench", "--quick", "--no-peers", "--json", str(out)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "median ms" in p.stdout and "GFLOP/s" in p.stdout
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == bench.SCHEMA
+    assert doc["grid"] == [16, 16] and doc["runs"] == 2 and doc["warmup"] == 1
+    assert doc["threads"] == os.cpu_count()
+    assert (doc["trunk_dim"], doc["d_model"]) == (1024, 256)
+    rows = doc["rows"]
+    got = [(r["engine"], r["requested_mode"], tuple(r["levels"]), r["batch"]) for r in rows]
+    want = [("sam3neck", mode, levels, batch)
+            for mode in ("default", "strict")
+            for levels, batch in (((0, 1, 2, 3), 1), ((0, 1, 2), 1), ((0, 1, 2, 3), 4))]
+    assert got == want
+    for r in rows:
+        assert r["mode"] == r["requested_mode"]
+        assert len(r["times_ms"]) == 2
+        assert 0 < r["min_ms"] <= r["median_ms"] < 60_000
+        assert r["ms_per_image"] == pytest.approx(r["median_ms"] / r["batch"])
+        flops = bench.neck_flops(r["levels"], 1024, 256, 16, 16, r["batch"])
+        assert r["gflops_per_s"] == pytest.approx(flops / 1e9 / (r["median_ms"] / 1e3))
+        assert 0.1 < r["gflops_per_s"] < 1e5
+        assert 10 < r["peak_rss_mb"] < 64_000
+        assert r["workspace_bytes"] > 0
+        assert r["ratios"] == {}  # no peers
+        if r["levels"] == [0, 1, 2, 3] and r["batch"] == 1:
+            assert len(r["errors"]) == 4
+            assert 0 <= r["max_error"] <= bench.BOUNDS[r["mode"]]
+        else:
+            assert r["max_error"] is None
+    assert doc["skipped"] == []
+
+
+def _tiny_weights():
+    tensors = checkpoint.synthetic_neck(16, 8, seed=3)
+    return reference.neck_weights(tensors, group="convs")
+
+
+@pytest.mark.parametrize("levels", [(0, 1, 2, 3), (0, 1, 2)])
+def test_onnx_graph_matches_reference_under_onnxruntime(levels):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    w = _tiny_weights()
+    h, wd = 6, 5
+    model = bench.onnx_model(w, batch=2, height=h, width=wd, levels=levels)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), sess_options=so,
+                                providers=["CPUExecutionProvider"])
+    x = bench.make_input(7, 2, 16, h, wd)
+    outs = sess.run(None, {"x": x})
+    assert [o.name for o in sess.get_outputs()] == [f"level{i}" for i in levels]
+    ref = reference.forward(w, x, levels=levels)
+    for i, got, (feat, _) in zip(levels, outs, ref):
+        assert got.shape == feat.shape == reference.level_shape(i, 2, 8, h, wd)
+        assert reference.normalised_error(got, feat) <= 1e-5, f"level {i}"
+
+
+def test_onnx_graph_matches_reference_under_openvino(tmp_path):
+    pytest.importorskip("onnx")
+    ov = pytest.importorskip("openvino")
+    w = _tiny_weights()
+    h, wd = 6, 5
+    model = bench.onnx_model(w, batch=1, height=h, width=wd)
+    path = tmp_path / "neck.onnx"
+    path.write_bytes(model.SerializeToString())
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "f32"})
+    x = bench.make_input(1, 1, 16, h, wd)
+    res = compiled({0: x})
+    ref = reference.forward(w, x)
+    for i, (feat, _) in enumerate(ref):
+        got = res[compiled.output(f"level{i}")]
+        assert reference.normalised_error(got, feat) <= 1e-5, f"level {i}"
