@@ -8,9 +8,10 @@
 public final class Neck: @unchecked Sendable {
     public let weights: NeckWeights
     /// Packed once, on first compile, and shared by every plan compiled from this neck; the 3×3
-    /// convs per Winograd tile size and level, as plans ask for them.
+    /// convs per Winograd tile size and level, and level 0's composed conv, as plans ask for them.
     private var packedCache: PackedWeights?
     private var winogradCache: [WinogradTile: [WinogradConv3x3?]] = [:]
+    private var upsampleCache: [WinogradTile: UpsampleConv3x3] = [:]
 
     public var trunkDim: Int { weights.trunkDim }
     public var dModel: Int { weights.dModel }
@@ -35,14 +36,20 @@ public final class Neck: @unchecked Sendable {
         try options.validate()
         if packedCache == nil { packedCache = PackedWeights(weights) }
         let packed = packedCache!
+        // Level 0's tail is one composed conv; levels 1-3 use a 3×3 Winograd conv of the mode's tile.
+        let upTile = NeckPlan.upsampleTile(options.precision)
+        if options.includes(level: 0) && upsampleCache[upTile] == nil {
+            upsampleCache[upTile] = UpsampleConv3x3(up: packed.up4Second, conv: weights.layer(0, "conv_3x3"), tile: upTile)
+        }
         let tile = NeckPlan.winogradTile(options.precision)
         var convs = winogradCache[tile] ?? [nil, nil, nil, nil]
-        let missing = options.levels.filter { convs[$0] == nil }
+        let missing = options.levels.filter { $0 > 0 && convs[$0] == nil }
         if !missing.isEmpty {
             let made = packed.winograd(tile, levels: missing)
             for l in missing { convs[l] = made[l] }
             winogradCache[tile] = convs
         }
-        return try NeckPlan(packed: packed, convs: convs, options: options)
+        return try NeckPlan(packed: packed, upsample: options.includes(level: 0) ? upsampleCache[upTile] : nil,
+                            convs: convs, options: options)
     }
 }

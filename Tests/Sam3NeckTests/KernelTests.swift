@@ -154,6 +154,44 @@ import Testing
         #expect(finite < out.count && finite > out.count / 2)
     }
 
+    /// Branch 0's tail as one composed Winograd F(4×4, 2×2) conv per output phase, against the
+    /// naive transposed conv → 1×1 → 3×3 chain, including NaN/Inf landing where the chain puts them.
+    @Test(arguments: [(5, 7, false), (4, 4, false), (1, 3, false), (9, 6, true), (3, 2, true)], [WinogradTile.f4r2, .f2r2])
+    func upsampleConvMatchesTheNaiveChain(shape: (Int, Int, Bool), tile: WinogradTile) {
+        let (h, w, nonFinite) = shape
+        let c0 = 12, mid = 6, d = 5
+        var rng = Naive.RNG(state: UInt64(h * 100 + w))
+        func layer(_ shape: [Int], out: Int) -> NeckWeights.Layer {
+            .init(weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: 0.5)),
+                  bias: Tensor(shape: [out], data: rng.floats(out)))
+        }
+        let t = layer([c0, mid, 2, 2], out: mid), p = layer([d, mid, 1, 1], out: d), c3 = layer([d, d, 3, 3], out: d)
+        var g = Naive.Image(c: c0, h: h, w: w)
+        g.v = rng.floats(c0 * h * w).map(Double.init)
+        if nonFinite {
+            g[2, h / 2, w / 2] = .nan
+            g[5, h - 1, 0] = .infinity
+        }
+        let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
+        let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2)
+        var out = [Float](repeating: .nan, count: d * 4 * h * w)
+        Blas.setThreads(1)
+        Self.framed(g) { img in
+            var scratch = [Float](repeating: 0, count: 2 * conv.scratchPerWorker)
+            scratch.withUnsafeMutableBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, scratch: s.baseAddress!, threads: 2) }
+            }
+        }
+        let scale = want.v.filter(\.isFinite).map(abs).max()!
+        var worst = 0.0
+        for (got, ref) in zip(out, want.v) {
+            #expect(got.isNaN == ref.isNaN && got.isInfinite == ref.isInfinite, "got \(got), want \(ref)")
+            if ref.isFinite { worst = max(worst, abs(Double(got) - ref) / scale) }
+        }
+        // The composition is exact algebra; in float F(4×4, 2×2) costs about what direct sums do.
+        #expect(worst <= 2e-6)
+    }
+
     @Test func transposedScatterPutsTapsWhereTheSpecSays() {
         // One GEMM + scatter, against the naive transposed conv.
         let h = 3, w = 2, cin = 5, cout = 4

@@ -1,21 +1,114 @@
-/// 3×3 conv, padding 1, by Winograd F(m×m, 3×3) (`WinogradTile`): each m×m output tile comes
-/// from an α×α input tile as `Y = Aᵀ [Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)] A`, so the element-wise products
-/// summed over channels become α² GEMMs of (tiles × cin) · (cin × cout).
-///
-/// The weight transform is done once, in double. Tiles are processed in blocks, each block's
-/// input transform, products (single-threaded BLAS) and output transform done by one worker,
-/// so its working set stays in that core's cache; blocks are handed out dynamically.
+/// The pieces every Winograd conv of the plan shares: the weight transform, and per block of
+/// tiles the input transform, the α² products and the output transform. A block's pieces run on
+/// one worker (single-threaded BLAS) so its working set stays in that core's cache.
+enum Winograd {
+    /// U_ξ[i][o] = (G k Gᵀ)[ξ] for kernels `k` given as (cout·cin) × r² (PyTorch order [o][i][ky][kx]),
+    /// stored as α² blocks of cin × cout (the products' right-hand sides). One product of the
+    /// Kronecker matrix (G ⊗ G, α² × r²) with all kernels, in double, rounded once.
+    static func transformWeights(_ kernels: [Double], cout: Int, cin: Int, tile: WinogradTile) -> [Float] {
+        let a = tile.alpha, a2 = a * a, r = tile.r, r2 = r * r, g = tile.g, pairs = cout * cin
+        precondition(kernels.count == pairs * r2)
+        var kron = [Double](repeating: 0, count: a2 * r2)
+        for x in 0..<a { for y in 0..<a { for m in 0..<r { for n in 0..<r {
+            kron[(x * a + y) * r2 + m * r + n] = g[x][m] * g[y][n]
+        } } } }
+        var product = [Double](repeating: 0, count: a2 * pairs)
+        kron.withUnsafeBufferPointer { k in
+            kernels.withUnsafeBufferPointer { w in
+                product.withUnsafeMutableBufferPointer { p in
+                    Blas.dgemm(transB: true, m: a2, n: pairs, k: r2, a: k.baseAddress!, lda: r2,
+                               b: w.baseAddress!, ldb: r2, c: p.baseAddress!, ldc: pairs)
+                }
+            }
+        }
+        var u = [Float](repeating: 0, count: a2 * pairs)
+        for xi in 0..<a2 {
+            for o in 0..<cout {
+                for i in 0..<cin { u[(xi * cin + i) * cout + o] = Float(product[xi * pairs + o * cin + i]) }
+            }
+        }
+        return u
+    }
+
+    /// Floats of scratch one worker needs: V (a block's transformed inputs, or `patch` floats
+    /// for a fallback), the products M, two tiles of transform temporaries and a zero bias.
+    static func scratchPerWorker(tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int) -> Int {
+        let a2 = tile.alpha * tile.alpha
+        return vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch) + a2 * bt * cout + 2 * a2 * max(cin, cout) + cout
+    }
+
+    static func vFloats(tile: WinogradTile, blockTiles bt: Int, cin: Int, patch: Int) -> Int {
+        max(tile.alpha * tile.alpha * bt * cin, patch)
+    }
+
+    /// One worker's views of its scratch.
+    struct Scratch {
+        let v: UnsafeMutablePointer<Float>, prod: UnsafeMutablePointer<Float>
+        let tmp: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, zeros: UnsafeMutablePointer<Float>
+
+        init(_ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int) {
+            let a2 = tile.alpha * tile.alpha
+            v = base
+            prod = v + Winograd.vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch)
+            tmp = prod + a2 * bt * cout
+            y = tmp + a2 * max(cin, cout)
+            zeros = y + a2 * max(cin, cout)
+            zeros.update(repeating: 0, count: cout)
+        }
+    }
+
+    /// V_ξ[t] = (Bᵀ d B)[ξ] for the α×α input tile at stored (row, column) of `src`, written at
+    /// `s.v + (ξ·bt + t)·cin`.
+    @inline(__always)
+    static func inputTile(_ tile: WinogradTile, _ src: PaddedImage, row: Int, column: Int, t: Int, bt: Int, _ s: Scratch) {
+        let a = tile.alpha, c = src.channels, tmp = s.tmp, v = s.v
+        for j in 0..<a {  // columns
+            tile.inputRows(c, { src.stored(row + $0, column + j) }, { tmp + ($0 * a + j) * c })
+        }
+        for i in 0..<a {  // rows
+            tile.inputRows(c, { tmp + (i * a + $0) * c }, { v + ((i * a + $0) * bt + t) * c })
+        }
+    }
+
+    /// M_ξ = V_ξ · U_ξ for the block's n tiles.
+    @inline(__always)
+    static func products(_ tile: WinogradTile, n: Int, bt: Int, cin: Int, cout: Int, u: UnsafePointer<Float>, _ s: Scratch) {
+        for xi in 0..<tile.alpha * tile.alpha {
+            Blas.sgemm(m: n, n: cout, k: cin, a: s.v + xi * bt * cin, lda: cin,
+                       b: u + xi * cin * cout, ldb: cout, c: s.prod + xi * bt * cout, ldc: cout)
+        }
+    }
+
+    /// y[i·m + j][o] = (Aᵀ M A)[i][j] + bias[o] for tile t of the block, into `s.y` (m² × cout).
+    /// Returns whether an output is non-finite.
+    @inline(__always)
+    static func outputTile(_ tile: WinogradTile, t: Int, bt: Int, cout: Int, bias: UnsafePointer<Float>?, _ s: Scratch) -> Bool {
+        let a = tile.alpha, m = tile.m, prod = s.prod, tmp = s.tmp, y = s.y
+        var nonFinite = false
+        for j in 0..<a {  // columns, no bias
+            tile.outputRows(cout, { prod + (($0 * a + j) * bt + t) * cout }, { tmp + ($0 * a + j) * cout }, bias: s.zeros, nonFinite: &nonFinite)
+        }
+        nonFinite = false
+        for i in 0..<m {  // rows, with the bias
+            tile.outputRows(cout, { tmp + (i * a + $0) * cout }, { y + (i * m + $0) * cout }, bias: bias ?? UnsafePointer(s.zeros), nonFinite: &nonFinite)
+        }
+        return nonFinite
+    }
+}
+
+/// 3×3 conv, padding 1, by Winograd F(m×m, 3×3) (`WinogradTile.f2` or `.f4`), from a zero-framed
+/// channels-last image into a channel-major (NCHW) output.
 ///
 /// Non-finite values: the transforms mix a whole tile, so one NaN or Inf input can spoil outputs
 /// of its tile that PyTorch's direct conv leaves finite. Finite inputs give finite Winograd
 /// outputs (barring overflow), and an output that a non-finite input reaches is never finite, so
-/// the output transform flags tiles with a non-finite output and those are recomputed directly
-/// (im2col of the tile · the untransformed weights), which matches PyTorch's result.
+/// tiles with a non-finite output are recomputed directly (im2col of the tile · the
+/// untransformed weights), which matches PyTorch's result.
 public struct WinogradConv3x3: Sendable {
     public let tile: WinogradTile
     /// `u[ξ]` is a cin × cout block (ξ = α·row + column of the α×α tile).
     public let u: [Float]
-    /// The weights untransformed, `[(3·ky + kx)·cin + c][o]`, for tiles with non-finite inputs.
+    /// The weights untransformed, `[(3·ky + kx)·cin + c][o]`, for tiles with non-finite outputs.
     public let direct: [Float]
     public let bias: [Float]
     public let cin: Int, cout: Int
@@ -25,35 +118,10 @@ public struct WinogradConv3x3: Sendable {
     public init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 192) {
         cout = weight.shape[0]
         cin = weight.shape[1]
-        precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout])
+        precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout] && tile.r == 3)
         self.tile = tile
         self.blockTiles = blockTiles
-        // U_ξ[o, i] = Σ_{m,n} G[r][m]·g[o,i][m,n]·G[c][n] for ξ = (r, c): one product of the
-        // Kronecker matrix K[ξ][(m,n)] = G[r][m]·G[c][n] (α² × 9) with all kernels (9 × cout·cin), in double.
-        let a = tile.alpha, a2 = a * a, g = tile.g, pairs = cout * cin
-        var kron = [Double](repeating: 0, count: a2 * 9)
-        for r in 0..<a { for c in 0..<a { for m in 0..<3 { for n in 0..<3 {
-            kron[(r * a + c) * 9 + m * 3 + n] = g[r][m] * g[c][n]
-        } } } }
-        let kernels = weight.data.map(Double.init)  // (cout·cin) × 9
-        var product = [Double](repeating: 0, count: a2 * pairs)
-        kron.withUnsafeBufferPointer { k in
-            kernels.withUnsafeBufferPointer { w in
-                product.withUnsafeMutableBufferPointer { p in
-                    Blas.dgemm(transB: true, m: a2, n: pairs, k: 9, a: k.baseAddress!, lda: 9,
-                               b: w.baseAddress!, ldb: 9, c: p.baseAddress!, ldc: pairs)
-                }
-            }
-        }
-        // Stored as u[ξ][i][o] (cin × cout blocks, the products' right-hand sides).
-        var u = [Float](repeating: 0, count: a2 * pairs)
-        for xi in 0..<a2 {
-            for o in 0..<cout {
-                for i in 0..<cin { u[(xi * cin + i) * cout + o] = Float(product[xi * pairs + o * cin + i]) }
-            }
-        }
-        self.u = u
-        self.bias = bias.data
+        u = Winograd.transformWeights(weight.data.map(Double.init), cout: cout, cin: cin, tile: tile)
         var direct = [Float](repeating: 0, count: 9 * cin * cout)
         for o in 0..<cout {
             for i in 0..<cin {
@@ -61,88 +129,63 @@ public struct WinogradConv3x3: Sendable {
             }
         }
         self.direct = direct
+        self.bias = bias.data
     }
 
-    /// Floats of scratch one worker needs: V and M for a block, and two tiles of transform temporaries.
+    /// Floats of a tile's im2col patch (m² pixels × 9·cin).
+    var patchFloats: Int { tile.m * tile.m * 9 * cin }
+
+    /// Floats of scratch one worker needs.
     public var scratchPerWorker: Int {
-        let a2 = tile.alpha * tile.alpha
-        // V (also a tile's im2col patch), M, two tiles of temporaries, zeros (a bias of none).
-        return vFloats + a2 * blockTiles * cout + 2 * a2 * max(cin, cout) + cout
+        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: cin, cout: cout, patch: patchFloats)
     }
-
-    /// Floats of the V region: a block's transformed inputs, or one tile's im2col patch.
-    var vFloats: Int { max(tile.alpha * tile.alpha * blockTiles, 9 * tile.m * tile.m) * cin }
 
     /// Computes the conv of `src` (pad 1, frame rounded up to whole tiles) into `dst`
     /// (`cout × h × w`, channel-major). `scratch` holds `threads · scratchPerWorker` floats.
     public func run(_ src: PaddedImage, into dst: UnsafeMutablePointer<Float>,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
-        let m = tile.m, a = tile.alpha, a2 = a * a
+        let m = tile.m
         precondition(src.channels == cin && src.pad == 1)
         let h = src.height, w = src.width
         let tilesY = (h + m - 1) / m, tilesX = (w + m - 1) / m
         precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
         let tiles = tilesY * tilesX
-        let bt = blockTiles, cin = cin, cout = cout, perWorker = scratchPerWorker, tile = tile, vFloats = vFloats
+        let bt = blockTiles, cin = cin, cout = cout, perWorker = scratchPerWorker, tile = tile, patch = patchFloats
         nonisolated(unsafe) let dst = dst, scratch = scratch
         u.withUnsafeBufferPointer { uBuf in
           direct.withUnsafeBufferPointer { directBuf in
             bias.withUnsafeBufferPointer { biasBuf in
                 nonisolated(unsafe) let u = uBuf.baseAddress!, bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
                 parallelQueue((tiles + bt - 1) / bt, threads: threads) { worker, block in
-                    let v = scratch + worker * perWorker
-                    let prod = v + vFloats
-                    let tmp = prod + a2 * bt * cout
-                    let tmp2 = tmp + a2 * max(cin, cout)
-                    let zeros = tmp2 + a2 * max(cin, cout)
-                    zeros.update(repeating: 0, count: cout)
+                    let s = Winograd.Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
                     let t0 = block * bt, n = min(bt, tiles - t0)
                     for t in 0..<n {
-                        let row = (t0 + t) / tilesX * m, column = (t0 + t) % tilesX * m
-                        // Columns, then rows: V = Bᵀ d B, written as V_ξ[t] at v + (ξ·bt + t)·cin.
-                        for j in 0..<a {
-                            tile.inputRows(cin, { src.stored(row + $0, column + j) }, { tmp + ($0 * a + j) * cin })
-                        }
-                        for i in 0..<a {
-                            tile.inputRows(cin, { tmp + (i * a + $0) * cin }, { v + ((i * a + $0) * bt + t) * cin })
-                        }
+                        Winograd.inputTile(tile, src, row: (t0 + t) / tilesX * m, column: (t0 + t) % tilesX * m, t: t, bt: bt, s)
                     }
-                    for xi in 0..<a2 {
-                        Blas.sgemm(m: n, n: cout, k: cin, a: v + xi * bt * cin, lda: cin,
-                                   b: u + xi * cin * cout, ldb: cout, c: prod + xi * bt * cout, ldc: cout)
-                    }
+                    Winograd.products(tile, n: n, bt: bt, cin: cin, cout: cout, u: u, s)
                     for t in 0..<n {
                         let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
-                        // Y = Aᵀ M A + bias, into tmp2[i][j] (m × m vectors of cout).
-                        // Aᵀ on columns (no bias yet), then on rows with the bias.
-                        var nonFinite = false
-                        for j in 0..<a {
-                            tile.outputRows(cout, { prod + (($0 * a + j) * bt + t) * cout }, { tmp + ($0 * a + j) * cout }, bias: zeros, nonFinite: &nonFinite)
-                        }
-                        nonFinite = false
-                        for i in 0..<m {
-                            tile.outputRows(cout, { tmp + (i * a + $0) * cout }, { tmp2 + (i * m + $0) * cout }, bias: bias, nonFinite: &nonFinite)
-                        }
-                        let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
-                        if nonFinite {
+                        let y = s.y
+                        if Winograd.outputTile(tile, t: t, bt: bt, cout: cout, bias: bias, s) {
                             // Recompute this tile directly: im2col patch (m² × 9·cin, in V's space) · weights.
                             for i in 0..<m {
                                 for j in 0..<m {
                                     for tap in 0..<9 {
-                                        (v + ((i * m + j) * 9 + tap) * cin).update(from: src.stored(m * ty + i + tap / 3, m * tx + j + tap % 3), count: cin)
+                                        (s.v + ((i * m + j) * 9 + tap) * cin).update(from: src.stored(m * ty + i + tap / 3, m * tx + j + tap % 3), count: cin)
                                     }
                                 }
                             }
-                            Blas.sgemm(m: m * m, n: cout, k: 9 * cin, a: v, lda: 9 * cin, b: direct, ldb: cout, c: tmp2, ldc: cout)
+                            Blas.sgemm(m: m * m, n: cout, k: 9 * cin, a: s.v, lda: 9 * cin, b: direct, ldb: cout, c: y, ldc: cout)
                             for p in 0..<m * m {
-                                for o in 0..<cout { tmp2[p * cout + o] += bias[o] }
+                                for o in 0..<cout { y[p * cout + o] += bias[o] }
                             }
                         }
                         // The valid part of the tile, into the channel-major output.
+                        let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
                         for o in 0..<cout {
                             let plane = dst + o * h * w + (m * ty) * w + m * tx
                             for i in 0..<rows {
-                                for j in 0..<cols { plane[i * w + j] = tmp2[(i * m + j) * cout + o] }
+                                for j in 0..<cols { plane[i * w + j] = y[(i * m + j) * cout + o] }
                             }
                         }
                     }

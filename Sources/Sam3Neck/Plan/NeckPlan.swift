@@ -8,16 +8,18 @@ import Darwin
 /// all prepared here so that `run` allocates nothing.
 ///
 /// Per image and level, channels-last inside, two phases:
-/// 1. *Up to the 3×3 conv*, in blocks of input rows handed out to the workers. Each worker runs a
-///    block's product(s) with single-threaded BLAS and their epilogues while the block is in its
-///    cache, writing the 3×3 conv's input into a zero-framed image `Z`:
-///    - level 0: `X·B₀` → bias+GELU+scatter → `G` → per input row `G·B₁'` (dconv_2x2_1∘conv_1x1
-///      folded) → bias+scatter into `Z` (4H×4W); the 2H×2W intermediate never exists whole;
+/// 1. *Up to the last conv*, in blocks of input rows handed out to the workers. Each worker runs a
+///    block's product with single-threaded BLAS and its epilogue while the block is in its
+///    cache, writing the last conv's input into a zero-framed image:
+///    - level 0: `X·B₀` (dconv_2x2_0) → bias+GELU+scatter into `G` (2H×2W);
 ///    - level 1: `X·B'` (dconv_2x2∘conv_1x1 folded) → bias+scatter into `Z` (2H×2W);
 ///    - level 2: `X·B` (conv_1x1) → bias into `Z`;  level 3: max pool, then as level 2.
 ///    An NCHW input is read as the transposed operand of the first product: no layout pass.
-/// 2. *The 3×3 conv* of `Z` by Winograd (F(4×4) by default, F(2×2) in strict mode), written
-///    straight into the caller's NCHW buffer.
+/// 2. *The last conv*, written straight into the caller's NCHW buffer:
+///    - level 0: dconv_2x2_1∘conv_1x1 (folded) and conv_3x3 composed into one 2×2 conv of `G` per
+///      output phase, by Winograd F(4×4, 2×2) (F(2×2, 2×2) in strict mode; `UpsampleConv3x3`);
+///      the 4H×4W intermediate never exists;
+///    - levels 1-3: conv_3x3 of `Z` by Winograd (F(4×4) by default, F(2×2) in strict mode).
 ///
 /// Threads: the plan's workers own all parallelism; during a run OpenBLAS is set to one thread
 /// (its previous setting is restored after), so the two never oversubscribe the cores.
@@ -35,6 +37,7 @@ public final class NeckPlan: @unchecked Sendable {
     public let workspaceBytes: Int
 
     private let packed: PackedWeights
+    private let upsample: UpsampleConv3x3?
     private let convs: [WinogradConv3x3?]
     /// Input rows per block in phase 1, per level.
     private let blockRows: [Int]
@@ -51,11 +54,14 @@ public final class NeckPlan: @unchecked Sendable {
     /// The Winograd tile of each precision mode: F(4×4) keeps the default mode's 1e-4, F(2×2)
     /// the strict mode's 1e-5 (measured in the tests against the float64 reference).
     public static func winogradTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2 : .f4 }
+    /// Level 0's composed conv: F(4×4, 2×2) by default, F(2×2, 2×2) in strict mode.
+    public static func upsampleTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2r2 : .f4r2 }
 
-    init(packed: PackedWeights, convs: [WinogradConv3x3?], options: CompileOptions) throws {
+    init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [WinogradConv3x3?], options: CompileOptions) throws {
         try options.validate()
         self.options = options
         self.packed = packed
+        self.upsample = upsample
         self.convs = convs
         let c = packed.trunkDim, d = packed.dModel
         trunkDim = c
@@ -70,17 +76,18 @@ public final class NeckPlan: @unchecked Sendable {
         var rowsPerBlock = [0, 0, 0, 0]
         for level in options.levels {
             let g = CompileOptions.levelGrid(level, height: h, width: w)
-            frameFloats = Swift.max(frameFloats, size.mul(1, PaddedImage.floatCount(height: g.h, width: g.w, channels: d)))
-            scratchFloats = Swift.max(scratchFloats, convs[level]!.scratchPerWorker)
+            let frame = level == 0
+                ? PaddedImage.floatCount(height: 2 * h, width: 2 * w, channels: packed.up4First.n / 4)
+                : PaddedImage.floatCount(height: g.h, width: g.w, channels: d)
+            frameFloats = Swift.max(frameFloats, size.mul(1, frame))
+            scratchFloats = Swift.max(scratchFloats, level == 0 ? upsample!.scratchPerWorker : convs[level]!.scratchPerWorker)
             // Phase 1 blocks: about 768 product rows each.
             let inW = level == 3 ? g.w : w
             let rows = Swift.max(1, Swift.min(level == 3 ? g.h : h, 768 / inW))
             rowsPerBlock[level] = rows
             let pix = rows * inW
             switch level {
-            case 0:
-                let c0 = packed.up4First.n / 4
-                scratchFloats = Swift.max(scratchFloats, size.mul(pix, 4 * c0) * 2 + size.mul(4 * w, packed.up4Second.n))
+            case 0: scratchFloats = Swift.max(scratchFloats, size.mul(pix, packed.up4First.n))
             case 1: scratchFloats = Swift.max(scratchFloats, size.mul(pix, packed.up2.n))
             case 2: scratchFloats = Swift.max(scratchFloats, size.mul(pix, packed.same.n))
             default:
@@ -153,10 +160,19 @@ public final class NeckPlan: @unchecked Sendable {
                 let shape = levelShapes[level]!
                 let out = outputs[level]! + image * shape[1] * shape[2] * shape[3]
                 let g = CompileOptions.levelGrid(level, height: h, width: w)
-                let z = PaddedImage(base: frame, height: g.h, width: g.w, channels: dModel)
-                profile.time("L\(level) up to conv_3x3") { prepareConvInput(level, x, z, profile) }
-                profile.time("L\(level) conv_3x3 (Winograd F(\(convs[level]!.tile.m)×\(convs[level]!.tile.m)))") {
-                    convs[level]!.run(z, into: out, scratch: scratch, threads: threads)
+                if level == 0, let upsample {
+                    let gImage = PaddedImage(base: frame, height: 2 * h, width: 2 * w, channels: upsample.c0)
+                    profile.time("L0 dconv_2x2_0, GELU") { prepareConvInput(level, x, gImage, profile) }
+                    profile.time("L0 dconv_2x2_1∘conv_1x1∘conv_3x3 (Winograd F(\(upsample.tile.m)×\(upsample.tile.m), 2×2))") {
+                        upsample.run(gImage, into: out, scratch: scratch, threads: threads)
+                    }
+                } else {
+                    let z = PaddedImage(base: frame, height: g.h, width: g.w, channels: dModel)
+                    let m = convs[level]!.tile.m
+                    profile.time("L\(level) up to conv_3x3") { prepareConvInput(level, x, z, profile) }
+                    profile.time("L\(level) conv_3x3 (Winograd F(\(m)×\(m), 3×3))") {
+                        convs[level]!.run(z, into: out, scratch: scratch, threads: threads)
+                    }
                 }
             }
         }
@@ -174,7 +190,7 @@ public final class NeckPlan: @unchecked Sendable {
         }
     }
 
-    /// Phase 1 of `level`: fills the interior of `z` with the 3×3 conv's input.
+    /// Phase 1 of `level`: fills the interior of `z` with the last conv's input (G for level 0).
     private func prepareConvInput(_ level: Int, _ x: UnsafePointer<Float>, _ z: PaddedImage, _ profile: Profile?) {
         let h = options.height, w = options.width, d = dModel
         z.zeroBorder()
@@ -200,25 +216,12 @@ public final class NeckPlan: @unchecked Sendable {
             let i0 = block * rowsPerBlock, rows = Swift.min(rowsPerBlock, gh - i0)
             switch level {
             case 0:
-                let first = self.packed.up4First, second = self.packed.up4Second, c0 = first.n / 4
-                // X·B₀ → bias, GELU, scatter into G (2·rows × 2w × c0), held in this worker's scratch.
-                let gBuf = y + rows * gw * first.n
+                // X·B₀ → bias, GELU, scatter into G's rows 2·i0 ..< 2·(i0 + rows).
+                let first = self.packed.up4First
                 self.product(source_, pixels: gh * gw, first: i0 * gw, rows: rows * gw, first, into: y)
-                let gImage = PaddedImage(base: gBuf, height: 2 * rows, width: 2 * gw, channels: c0, pad: 0)
                 first.bias.withUnsafeBufferPointer {
-                    scatterTransposed2x2(y, height: rows, width: gw, channels: c0, bias: $0.baseAddress!, gelu: true, into: gImage, threads: 1)
-                }
-                // Per input row: its two G rows · B₁' → bias, scatter into four rows of Z.
-                let y1 = gBuf + 4 * rows * gw * c0
-                for r in 0..<rows {
-                    second.b.withUnsafeBufferPointer { b in
-                        Blas.sgemm(m: 4 * gw, n: second.n, k: second.k, a: gBuf + r * 4 * gw * c0, lda: second.k,
-                                   b: b.baseAddress!, ldb: second.n, c: y1, ldc: second.n)
-                    }
-                    second.bias.withUnsafeBufferPointer {
-                        scatterTransposed2x2(y1, height: 2, width: 2 * gw, channels: d, bias: $0.baseAddress!, gelu: false,
-                                             into: z, row0: 2 * (i0 + r), threads: 1)
-                    }
+                    scatterTransposed2x2(y, height: rows, width: gw, channels: first.n / 4, bias: $0.baseAddress!, gelu: true,
+                                         into: z, row0: i0, threads: 1)
                 }
             case 1:
                 let g = self.packed.up2

@@ -1,0 +1,214 @@
+/// Branch 0's last two layers computed as one: a k=2, s=2 transposed conv c0 → d (dconv_2x2_1
+/// with conv_1x1 folded in) followed by the 3×3 conv d → d, padding 1.
+///
+/// Both are linear, so for each output phase (a, b) — output pixels (2i+a, 2j+b) — the pair is
+/// a 2×2 conv over the transposed conv's input G: output row 2i+a reads Z rows 2i+a−1 … 2i+a+1,
+/// which come from G rows {i−1, i} (a = 0) or {i, i+1} (a = 1), and likewise for columns. Its
+/// kernels are the 3×3 taps composed with the transposed conv's phase weights (in double, at
+/// compile). Z's bias reaches an output through the taps that land inside Z, so it is a constant
+/// except on the first and last output row and column: a 3×3 table of bias vectors.
+/// Each phase runs as Winograd F(m×m, 2×2) (`.f4r2` by default, `.f2r2` in strict mode) over the
+/// zero-framed G: the Z intermediate (4× the pixels of G) is never written, and there are fewer
+/// multiplies than the two layers take apart.
+///
+/// Non-finite values: a tile with a non-finite output is recomputed through the two layers as
+/// they are (Z, then the 3×3 conv), so NaN and Inf land exactly where PyTorch puts them.
+public struct UpsampleConv3x3: Sendable {
+    public let tile: WinogradTile
+    public let c0: Int, d: Int
+    /// Per phase p = 2a + b (at p·phaseFloats): α² blocks of c0 × d.
+    let u: [Float]
+    var phaseFloats: Int { tile.alpha * tile.alpha * c0 * d }
+    /// [row class][column class][o], class 0 = first output row/column, 1 = inside, 2 = last.
+    let biasTable: [Float]
+    /// The layers as they are, for the fallback: W' (c0 × 4d, column (2a'+b')·d + o'), b', and the
+    /// 3×3 weights as `[(3·ky + kx)·d + o'][o]` with their bias.
+    let up: [Float], upBias: [Float], conv: [Float], convBias: [Float]
+    public let blockTiles: Int
+
+    public init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 192) {
+        let d = layer.weight.shape[0], c0 = up.k
+        precondition(up.n == 4 * d && layer.weight.shape == [d, d, 3, 3] && tile.r == 2)
+        self.tile = tile
+        self.c0 = c0
+        self.d = d
+        self.blockTiles = blockTiles
+        let w3 = layer.weight.data.map(Double.init)  // [o][o'][ky][kx]
+        let wUp = up.b.map(Double.init)              // [c][(2a'+b')·d + o']
+        // Per tap, W3 as [o][o'] (d × d).
+        let taps: [[Double]] = (0..<9).map { t in
+            var m = [Double](repeating: 0, count: d * d)
+            for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = w3[(o * d + o2) * 9 + t] } }
+            return m
+        }
+        var uPhases: [Float] = []
+        for a in 0..<2 {
+            for b in 0..<2 {
+                // Composite 2×2 kernels of this phase, [o][c][p][q].
+                var kernels = [Double](repeating: 0, count: d * c0 * 4)
+                var product = [Double](repeating: 0, count: c0 * d)
+                for ky in 0..<3 {
+                    for kx in 0..<3 {
+                        let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
+                        let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
+                        // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
+                        wUp.withUnsafeBufferPointer { w in
+                            taps[ky * 3 + kx].withUnsafeBufferPointer { t in
+                                product.withUnsafeMutableBufferPointer { out in
+                                    Blas.dgemm(transB: true, m: c0, n: d, k: d,
+                                               a: w.baseAddress! + (2 * aZ + bZ) * d, lda: 4 * d,
+                                               b: t.baseAddress!, ldb: d, c: out.baseAddress!, ldc: d)
+                                }
+                            }
+                        }
+                        for c in 0..<c0 {
+                            for o in 0..<d { kernels[((o * c0 + c) * 2 + p) * 2 + q] += product[c * d + o] }
+                        }
+                    }
+                }
+                uPhases += Winograd.transformWeights(kernels, cout: d, cin: c0, tile: tile)
+            }
+        }
+        u = uPhases
+        // Bias: b3 + Σ over taps inside Z of W3_tap · b'.
+        var tapBias = [Double](repeating: 0, count: 9 * d)
+        for t in 0..<9 {
+            for o in 0..<d {
+                var s = 0.0
+                for o2 in 0..<d { s += taps[t][o * d + o2] * Double(up.bias[o2]) }
+                tapBias[t * d + o] = s
+            }
+        }
+        var table = [Float](repeating: 0, count: 9 * d)
+        for rc in 0..<3 {
+            for cc in 0..<3 {
+                for o in 0..<d {
+                    var s = Double(layer.bias.data[o])
+                    for ky in 0..<3 where !(rc == 0 && ky == 0) && !(rc == 2 && ky == 2) {
+                        for kx in 0..<3 where !(cc == 0 && kx == 0) && !(cc == 2 && kx == 2) {
+                            s += tapBias[(ky * 3 + kx) * d + o]
+                        }
+                    }
+                    table[(rc * 3 + cc) * d + o] = Float(s)
+                }
+            }
+        }
+        biasTable = table
+        self.up = up.b
+        upBias = up.bias
+        var direct = [Float](repeating: 0, count: 9 * d * d)
+        for o in 0..<d { for o2 in 0..<d { for t in 0..<9 { direct[(t * d + o2) * d + o] = layer.weight.data[(o * d + o2) * 9 + t] } } }
+        conv = direct
+        convBias = layer.bias.data
+    }
+
+    /// For output phase `phase` and a Z offset `z` (= phase + k − 1), the G offset relative to the
+    /// phase's first G row (0 or 1) and the Z phase of that pixel.
+    static func split(_ z: Int, phase: Int) -> (offset: Int, zPhase: Int) {
+        let du = z >= 0 ? z / 2 : -1           // floor(z / 2) for z in −1...2
+        let first = phase == 0 ? -1 : 0        // G row offset of the phase's first tap row
+        return (du - first, z - 2 * du)
+    }
+
+    /// Floats of the fallback's im2col patch of Z (m² pixels × 9 taps × d).
+    var patchFloats: Int { tile.m * tile.m * 9 * d }
+
+    public var scratchPerWorker: Int {
+        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats)
+    }
+
+    /// Computes the output (`d × 2h × 2w`, channel-major, h × w the grid of G) from `g`, the zero-
+    /// framed channels-last G (pad 1, frame rounded up to whole 4×4 tiles).
+    public func run(_ g: PaddedImage, into dst: UnsafeMutablePointer<Float>,
+                    scratch: UnsafeMutablePointer<Float>, threads: Int) {
+        let tile = tile, m = tile.m
+        precondition(g.channels == c0 && g.pad == 1)
+        let h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
+        let tilesY = (h + m - 1) / m, tilesX = (w + m - 1) / m
+        precondition(g.paddedHeight >= m * tilesY + 2 && g.paddedWidth >= m * tilesX + 2)
+        let tiles = tilesY * tilesX
+        let bt = blockTiles, c0 = c0, d = d, perWorker = scratchPerWorker, patch = patchFloats, phaseFloats = phaseFloats
+        nonisolated(unsafe) let dst = dst, scratch = scratch
+        u.withUnsafeBufferPointer { uBuf in
+          biasTable.withUnsafeBufferPointer { tableBuf in
+            convBias.withUnsafeBufferPointer { convBiasBuf in
+            nonisolated(unsafe) let u = uBuf.baseAddress!, table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
+            parallelQueue((tiles + bt - 1) / bt, threads: threads) { worker, block in
+                let s = Winograd.Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: c0, cout: d, patch: patch)
+                let t0 = block * bt, n = min(bt, tiles - t0)
+                for phase in 0..<4 {
+                    let a = phase / 2, b = phase % 2
+                    for t in 0..<n {
+                        // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.
+                        Winograd.inputTile(tile, g, row: (t0 + t) / tilesX * m + a, column: (t0 + t) % tilesX * m + b, t: t, bt: bt, s)
+                    }
+                    Winograd.products(tile, n: n, bt: bt, cin: c0, cout: d, u: u + phase * phaseFloats, s)
+                    for t in 0..<n {
+                        let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
+                        let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
+                        let y = s.y
+                        // A recomputed tile holds conv(Z), Z's bias included: it takes the 3×3 conv's bias alone.
+                        let recomputed = Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: nil, s)
+                        if recomputed {
+                            self.recompute(g, a: a, b: b, i0: m * ty, j0: m * tx, rows: rows, cols: cols, into: y, s)
+                        }
+                        // Into the channel-major output, plane by plane (pixels of a phase are 2 apart).
+                        var classes = (0, 0, 0, 0, 0, 0, 0, 0)  // per i and per j: first / inside / last
+                        withUnsafeMutableBytes(of: &classes) { raw in
+                            let cls = raw.bindMemory(to: Int.self)
+                            for i in 0..<rows {
+                                let oy = 2 * (m * ty + i) + a
+                                cls[i] = oy == 0 ? 0 : (oy == outH - 1 ? 2 : 1)
+                            }
+                            for j in 0..<cols {
+                                let ox = 2 * (m * tx + j) + b
+                                cls[4 + j] = ox == 0 ? 0 : (ox == outW - 1 ? 2 : 1)
+                            }
+                            let origin = dst + (2 * m * ty + a) * outW + 2 * m * tx + b
+                            for o in 0..<d {
+                                let plane = origin + o * outH * outW
+                                for i in 0..<rows {
+                                    for j in 0..<cols {
+                                        let bias = recomputed ? convBias[o] : table[(cls[i] * 3 + cls[4 + j]) * d + o]
+                                        plane[2 * i * outW + 2 * j] = y[(i * m + j) * d + o] + bias
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            }
+          }
+        }
+    }
+
+    /// The tile's outputs through the two layers as they are, without the 3×3 conv's bias: Z (its
+    /// bias included, zero outside) on the tile's 3×3 neighbourhoods, then the 3×3 conv, into y (m² × d).
+    private func recompute(_ g: PaddedImage, a: Int, b: Int, i0: Int, j0: Int, rows: Int, cols: Int,
+                           into y: UnsafeMutablePointer<Float>, _ s: Winograd.Scratch) {
+        let m = tile.m, d = d, zH = 2 * g.height, zW = 2 * g.width
+        let patch = s.v  // (m² · 9) × d
+        up.withUnsafeBufferPointer { up in
+            for i in 0..<m {
+                for j in 0..<m {
+                    for tap in 0..<9 {
+                        let row = patch + ((i * m + j) * 9 + tap) * d
+                        let zy = 2 * (i0 + i) + a + tap / 3 - 1, zx = 2 * (j0 + j) + b + tap % 3 - 1
+                        guard i < rows, j < cols, zy >= 0, zy < zH, zx >= 0, zx < zW else {
+                            row.update(repeating: 0, count: d)
+                            continue
+                        }
+                        // Z(zy, zx) = b' + G(zy/2, zx/2) · W'[phase of (zy, zx)]
+                        Blas.sgemm(m: 1, n: d, k: c0, a: g.pixel(zy / 2, zx / 2), lda: c0,
+                                   b: up.baseAddress! + (2 * (zy % 2) + zx % 2) * d, ldb: 4 * d, c: row, ldc: d)
+                        for o in 0..<d { row[o] += upBias[o] }
+                    }
+                }
+            }
+        }
+        conv.withUnsafeBufferPointer { w in
+            Blas.sgemm(m: m * m, n: d, k: 9 * d, a: patch, lda: 9 * d, b: w.baseAddress!, ldb: d, c: y, ldc: d)
+        }
+    }
+}
