@@ -94,6 +94,32 @@ import Testing
         body(img)
     }
 
+    /// Runs a Winograd kernel on `x` in its frame with two workers' scratch; returns the output.
+    static func runFramed(_ x: Naive.Image, outputCount: Int, scratchPerWorker: Int,
+                          _ run: (PaddedImage, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        var out = [Float](repeating: .nan, count: outputCount)
+        Blas.setThreads(1)
+        framed(x) { img in
+            var scratch = [Float](repeating: 0, count: 2 * scratchPerWorker)
+            scratch.withUnsafeMutableBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { run(img, $0.baseAddress!, s.baseAddress!) }
+            }
+        }
+        return out
+    }
+
+    /// Expects NaN and ±Inf exactly where `want` has them; returns the worst error of the finite
+    /// outputs, normalised by the largest finite reference value.
+    static func nonFiniteAwareError(_ out: [Float], _ want: [Double]) -> Double {
+        let scale = want.filter(\.isFinite).map(abs).max() ?? 1
+        var worst = 0.0
+        for (got, ref) in zip(out, want) {
+            #expect(got.isNaN == ref.isNaN && got.isInfinite == ref.isInfinite, "got \(got), want \(ref)")
+            if ref.isFinite { worst = max(worst, abs(Double(got) - ref) / scale) }
+        }
+        return worst
+    }
+
     static let convCases = [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3), (13, 11, 16, 8)]
 
     static func convCase(_ h: Int, _ w: Int, _ cin: Int, _ cout: Int) -> (NeckWeights.Layer, Naive.Image, Naive.Image) {
@@ -112,13 +138,8 @@ import Testing
         let (h, w, cin, cout) = shape
         let (layer, x, want) = Self.convCase(h, w, cin, cout)
         let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3)
-        var out = [Float](repeating: .nan, count: cout * h * w)
-        Blas.setThreads(1)
-        Self.framed(x) { img in
-            var scratch = [Float](repeating: 0, count: 2 * conv.scratchPerWorker)
-            scratch.withUnsafeMutableBufferPointer { s in
-                out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, scratch: s.baseAddress!, threads: 2) }
-            }
+        let out = Self.runFramed(x, outputCount: cout * h * w, scratchPerWorker: conv.scratchPerWorker) {
+            conv.run($0, into: $1, scratch: $2, threads: 2)
         }
         // In float the transforms cost a few bits against direct summation: F(2×2) only adds and
         // halves (bound 2e-6 as for direct sums); F(4×4)'s constants up to 8 and 1/24 cost more
@@ -136,21 +157,12 @@ import Testing
         x[7, 12, 10] = -.infinity
         let want = Naive.conv(x, layer)
         let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3)
-        var out = [Float](repeating: 0, count: 8 * 13 * 11)
-        Blas.setThreads(1)
-        Self.framed(x) { img in
-            var scratch = [Float](repeating: 0, count: 2 * conv.scratchPerWorker)
-            scratch.withUnsafeMutableBufferPointer { s in
-                out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, scratch: s.baseAddress!, threads: 2) }
-            }
+        let out = Self.runFramed(x, outputCount: 8 * 13 * 11, scratchPerWorker: conv.scratchPerWorker) {
+            conv.run($0, into: $1, scratch: $2, threads: 2)
         }
-        // Finite outputs within the default mode's normalised bound (1e-4 of the largest).
-        let scale = want.v.filter(\.isFinite).map(abs).max()!
-        var finite = 0
-        for (got, ref) in zip(out, want.v) {
-            #expect(got.isNaN == ref.isNaN && got.isInfinite == ref.isInfinite, "got \(got), want \(ref)")
-            if ref.isFinite { finite += 1; #expect(abs(Double(got) - ref) <= 1e-4 * scale) }
-        }
+        // Finite outputs within the default mode's normalised bound.
+        #expect(Self.nonFiniteAwareError(out, want.v) <= 1e-4)
+        let finite = want.v.filter(\.isFinite).count
         #expect(finite < out.count && finite > out.count / 2)
     }
 
@@ -174,22 +186,11 @@ import Testing
         }
         let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
         let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2)
-        var out = [Float](repeating: .nan, count: d * 4 * h * w)
-        Blas.setThreads(1)
-        Self.framed(g) { img in
-            var scratch = [Float](repeating: 0, count: 2 * conv.scratchPerWorker)
-            scratch.withUnsafeMutableBufferPointer { s in
-                out.withUnsafeMutableBufferPointer { conv.run(img, into: $0.baseAddress!, scratch: s.baseAddress!, threads: 2) }
-            }
+        let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
+            conv.run($0, into: $1, scratch: $2, threads: 2)
         }
-        let scale = want.v.filter(\.isFinite).map(abs).max()!
-        var worst = 0.0
-        for (got, ref) in zip(out, want.v) {
-            #expect(got.isNaN == ref.isNaN && got.isInfinite == ref.isInfinite, "got \(got), want \(ref)")
-            if ref.isFinite { worst = max(worst, abs(Double(got) - ref) / scale) }
-        }
-        // The composition is exact algebra; in float F(4×4, 2×2) costs about what direct sums do.
-        #expect(worst <= 2e-6)
+        // The composition is exact algebra; in float F(m×m, 2×2) costs about what direct sums do.
+        #expect(Self.nonFiniteAwareError(out, want.v) <= 2e-6)
     }
 
     @Test func transposedScatterPutsTapsWhereTheSpecSays() {

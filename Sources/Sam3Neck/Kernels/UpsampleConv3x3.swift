@@ -121,21 +121,15 @@ public struct UpsampleConv3x3: Sendable {
     /// framed channels-last G (pad 1, frame rounded up to whole 4×4 tiles).
     public func run(_ g: PaddedImage, into dst: UnsafeMutablePointer<Float>,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
-        let tile = tile, m = tile.m
-        precondition(g.channels == c0 && g.pad == 1)
-        let h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
-        let tilesY = (h + m - 1) / m, tilesX = (w + m - 1) / m
-        precondition(g.paddedHeight >= m * tilesY + 2 && g.paddedWidth >= m * tilesX + 2)
-        let tiles = tilesY * tilesX
-        let bt = blockTiles, c0 = c0, d = d, perWorker = scratchPerWorker, patch = patchFloats, phaseFloats = phaseFloats
-        nonisolated(unsafe) let dst = dst, scratch = scratch
+        let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
+        let bt = blockTiles, c0 = c0, d = d, phaseFloats = phaseFloats
+        nonisolated(unsafe) let dst = dst
         u.withUnsafeBufferPointer { uBuf in
           biasTable.withUnsafeBufferPointer { tableBuf in
             convBias.withUnsafeBufferPointer { convBiasBuf in
             nonisolated(unsafe) let u = uBuf.baseAddress!, table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
-            parallelQueue((tiles + bt - 1) / bt, threads: threads) { worker, block in
-                let s = Winograd.Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: c0, cout: d, patch: patch)
-                let t0 = block * bt, n = min(bt, tiles - t0)
+            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats,
+                                  scratch: scratch, threads: threads) { s, t0, n, tilesX in
                 for phase in 0..<4 {
                     let a = phase / 2, b = phase % 2
                     for t in 0..<n {

@@ -41,6 +41,26 @@ enum Winograd {
         max(tile.alpha * tile.alpha * bt * cin, patch)
     }
 
+    /// Splits the output grid of `src` (h × w, or `outputScale`× that for composed convs) into m×m
+    /// tiles, checks the frame covers them, and runs `body(scratch, firstTile, count, tilesX)` for
+    /// each block of `bt` tiles on the workers, each with its own scratch.
+    static func forEachBlock(_ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
+                             scratch: UnsafeMutablePointer<Float>, threads: Int,
+                             _ body: (_ s: Scratch, _ t0: Int, _ n: Int, _ tilesX: Int) -> Void) {
+        let m = tile.m
+        precondition(src.channels == cin && src.pad == 1)
+        let tilesY = (src.height + m - 1) / m, tilesX = (src.width + m - 1) / m
+        precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
+        let tiles = tilesY * tilesX
+        let perWorker = scratchPerWorker(tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
+        nonisolated(unsafe) let scratch = scratch
+        parallelQueue((tiles + bt - 1) / bt, threads: threads) { worker, block in
+            let s = Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
+            let t0 = block * bt
+            body(s, t0, min(bt, tiles - t0), tilesX)
+        }
+    }
+
     /// One worker's views of its scratch.
     struct Scratch {
         let v: UnsafeMutablePointer<Float>, prod: UnsafeMutablePointer<Float>
@@ -144,21 +164,15 @@ public struct WinogradConv3x3: Sendable {
     /// (`cout × h × w`, channel-major). `scratch` holds `threads · scratchPerWorker` floats.
     public func run(_ src: PaddedImage, into dst: UnsafeMutablePointer<Float>,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
-        let m = tile.m
-        precondition(src.channels == cin && src.pad == 1)
-        let h = src.height, w = src.width
-        let tilesY = (h + m - 1) / m, tilesX = (w + m - 1) / m
-        precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
-        let tiles = tilesY * tilesX
-        let bt = blockTiles, cin = cin, cout = cout, perWorker = scratchPerWorker, tile = tile, patch = patchFloats
-        nonisolated(unsafe) let dst = dst, scratch = scratch
+        let m = tile.m, h = src.height, w = src.width
+        let bt = blockTiles, cin = cin, cout = cout, tile = tile
+        nonisolated(unsafe) let dst = dst
         u.withUnsafeBufferPointer { uBuf in
           direct.withUnsafeBufferPointer { directBuf in
             bias.withUnsafeBufferPointer { biasBuf in
                 nonisolated(unsafe) let u = uBuf.baseAddress!, bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
-                parallelQueue((tiles + bt - 1) / bt, threads: threads) { worker, block in
-                    let s = Winograd.Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
-                    let t0 = block * bt, n = min(bt, tiles - t0)
+                Winograd.forEachBlock(tile, src, blockTiles: bt, cin: cin, cout: cout, patch: patchFloats,
+                                      scratch: scratch, threads: threads) { s, t0, n, tilesX in
                     for t in 0..<n {
                         Winograd.inputTile(tile, src, row: (t0 + t) / tilesX * m, column: (t0 + t) % tilesX * m, t: t, bt: bt, s)
                     }
