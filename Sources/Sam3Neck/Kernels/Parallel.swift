@@ -26,6 +26,22 @@ func parallelChunks(_ count: Int, threads: Int, _ body: (_ worker: Int, _ range:
     }
 }
 
+/// Splits `count` items into contiguous blocks of at most `most`, as many blocks as the next
+/// multiple of `workers` (so the last round keeps every worker busy; never more blocks than
+/// items), sizes differing by at most one: block b is `range(b)`.
+struct BalancedBlocks {
+    let count: Int, blocks: Int
+
+    init(_ count: Int, most: Int, workers: Int) {
+        let w = max(1, workers)
+        let needed = (count + most - 1) / most
+        self.count = count
+        blocks = max(1, min(count, (needed + w - 1) / w * w))
+    }
+
+    func range(_ b: Int) -> Range<Int> { (count * b / blocks)..<(count * (b + 1) / blocks) }
+}
+
 /// Hands out items 0..<count one at a time to `threads` workers (dynamic scheduling, for work
 /// whose items cost different amounts). `body(worker, item)`.
 @inlinable

@@ -53,11 +53,14 @@ enum Winograd {
         precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
         let tiles = tilesY * tilesX
         let perWorker = scratchPerWorker(tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
+        // Blocks of at most bt tiles, as many as a multiple of the workers, so none waits at the end.
+        let split = BalancedBlocks(tiles, most: bt, workers: threads)
         nonisolated(unsafe) let scratch = scratch
-        parallelQueue((tiles + bt - 1) / bt, threads: threads) { worker, block in
+        parallelQueue(split.blocks, threads: threads) { worker, block in
+            // The layout of the scratch follows bt, the most a block can hold.
             let s = Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
-            let t0 = block * bt
-            body(s, t0, min(bt, tiles - t0), tilesX)
+            let range = split.range(block)
+            body(s, range.lowerBound, range.count, tilesX)
         }
     }
 

@@ -208,12 +208,12 @@ public final class NeckPlan: @unchecked Sendable {
             }
             source = UnsafePointer(pooled)
         }
-        let rowsPerBlock = blockRows[level], perWorker = scratchPerWorker
-        let blocks = (gh + rowsPerBlock - 1) / rowsPerBlock
+        let split = BalancedBlocks(gh, most: blockRows[level], workers: threads)
+        let perWorker = scratchPerWorker
         nonisolated(unsafe) let source_ = source, scratch = scratch
-        parallelQueue(blocks, threads: threads) { worker, block in
+        parallelQueue(split.blocks, threads: threads) { worker, block in
             let y = scratch + worker * perWorker
-            let i0 = block * rowsPerBlock, rows = Swift.min(rowsPerBlock, gh - i0)
+            let i0 = split.range(block).lowerBound, rows = split.range(block).count
             switch level {
             case 0:
                 // X·B₀ → bias, GELU, scatter into G's rows 2·i0 ..< 2·(i0 + rows).
