@@ -11,13 +11,13 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python clean
+.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-sanitizers clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-c test-python
-	@echo "make test: Swift, C/C++ and Python tests all passed"
+test: deps lib test-swift test-c test-python test-sanitizers
+	@echo "make test: Swift, C/C++ and Python tests, and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
 
@@ -48,6 +48,13 @@ test-c: lib
 	bash Tests/c/check_exports.sh $(LIB)
 	bash Tests/c/run.sh .build/ctest
 	bash Tests/c/examples.sh .build/examples
+
+# Swift tests under AddressSanitizer (with LeakSanitizer) and ThreadSanitizer (Swift Testing only:
+# the empty XCTest runner leaks a few bytes of its own), then the C test under ASan/UBSan/LSan and TSan.
+test-sanitizers: test-c
+	swift test --sanitize=address --disable-xctest --scratch-path .build-asan
+	swift test --sanitize=thread --disable-xctest --scratch-path .build-tsan
+	bash Tests/c/sanitizers.sh .build/ctest/fixtures
 
 test-python: lib
 	$(PYTHON) -m pytest python/tests -q

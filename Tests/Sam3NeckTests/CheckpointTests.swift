@@ -159,9 +159,13 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
 
     @Test func malformedFilesAreFormatErrors() {
         let good = SafetensorsBuilder.neck(weights, prefix: "").build()
-        // Truncated at every header byte and in the data: never a crash, always an error.
+        // Truncated at every header byte and at and around every tensor's data boundaries: never
+        // a crash, always an error.
         let headerEnd = 8 + Int(good.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        for cut in Array(0..<headerEnd + 4) + [good.count - 1] {
+        let ranges = good.withUnsafeBytes { try! SafetensorsFile(source: MemorySource($0)).entries.values.map(\.byteRange) }
+        #expect(ranges.count == 22)
+        let boundaries = ranges.flatMap { [$0.lowerBound, $0.lowerBound + 1, $0.upperBound - 1, $0.upperBound] }
+        for cut in Set(Array(0..<headerEnd + 4) + boundaries) where cut < good.count {
             #expect(throws: NeckError.self) { _ = try load(Array(good.prefix(cut))) }
         }
         // Header length past the end of the file.
