@@ -11,12 +11,12 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-sanitizers clean
+.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-c test-python test-sanitizers
+test: deps lib test-swift test-c test-python test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
@@ -58,6 +58,21 @@ test-sanitizers: test-c
 
 test-python: lib
 	$(PYTHON) -m pytest python/tests -q
+
+# The fuzzer's seeds and every input it ever crashed on, replayed by the release build.
+test-fuzz-replay: lib
+	.build/release/sam3neck-fuzz Tests/fuzz/corpus/* $(wildcard Tests/fuzz/regressions/*)
+
+# Coverage-guided fuzzing of the checkpoint parsers (libFuzzer + AddressSanitizer), bounded:
+#   make fuzz FUZZ_SECONDS=600
+# Crashes are written to Tests/fuzz/regressions/ (commit them: the normal tests replay them).
+FUZZ_SECONDS ?= 60
+fuzz: system-deps
+	swift build -c debug --product sam3neck-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
+	  --scratch-path .build-fuzz 2>&1 | grep -v "Cannot export local symbol" || true
+	mkdir -p .build-fuzz/corpus Tests/fuzz/regressions
+	.build-fuzz/debug/sam3neck-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 \
+	  -print_final_stats=1 -artifact_prefix=Tests/fuzz/regressions/ .build-fuzz/corpus Tests/fuzz/corpus
 
 clean:
 	rm -rf .build

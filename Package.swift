@@ -46,6 +46,12 @@ let package = Package(
             dependencies: ["Sam3Neck"],
             path: "Sources/sam3neck-profile"
         ),
+        // The parsers under libFuzzer (`make fuzz`); built normally, it replays saved inputs.
+        .executableTarget(
+            name: "sam3neck-fuzz",
+            dependencies: ["Sam3Neck"],
+            path: "Sources/sam3neck-fuzz"
+        ),
         .testTarget(
             name: "Sam3NeckTests",
             dependencies: ["Sam3Neck"],
