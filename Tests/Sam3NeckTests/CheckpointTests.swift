@@ -188,6 +188,23 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
             _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,8]}}"#))
         }
         expectError(.format, containing: ["not a JSON object"]) { _ = try load(b.build(headerOverride: "[]")) }
+        expectError(.format, containing: ["'x'", "'y'", "overlap"]) {
+            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#))
+        }
+    }
+
+    /// Weights are not ours to judge: NaN and ±Inf in a checkpoint load as they are.
+    @Test func nonFiniteWeightsLoad() throws {
+        var w = Naive.weights(c: 8, d: 4, seed: 9)
+        var branches = w.branches
+        var layer = branches[1]["conv_3x3"]!
+        layer.weight.data[0] = .nan
+        layer.weight.data[1] = .infinity
+        branches[1]["conv_3x3"] = layer
+        w = NeckWeights(trunkDim: 8, dModel: 4, branches: branches)
+        let loaded = try load(SafetensorsBuilder.neck(w, prefix: "").build())
+        #expect(loaded.layer(1, "conv_3x3").weight.data[0].isNaN)
+        #expect(loaded.layer(1, "conv_3x3").weight.data[1] == .infinity)
     }
 
     @Test func fileSourceReadsOnlyWhatIsAskedAndReportsMissingFiles() throws {

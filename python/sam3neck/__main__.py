@@ -130,7 +130,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         "bench", help="time this library against ONNX Runtime, OpenVINO and PyTorch eager "
                       "(one table, JSON)"))
 
+    from . import inspection
+
+    inspection.add_arguments(sub.add_parser(
+        "inspect", help="list the neck tensors of a safetensors file (names, dtypes, shapes, "
+                        "prefix) and flag NaN/Inf weights"))
+
     args = parser.parse_args(argv)
+    if args.command == "inspect":
+        return args.func(args)
     if args.command == "bench":
         return bench.run_cli(args)
     if args.command == "version":

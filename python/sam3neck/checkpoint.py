@@ -282,13 +282,41 @@ def parse_safetensors(data: bytes, names=None) -> Dict[str, np.ndarray]:
     return out
 
 
+def read_safetensors_file_header(path: PathLike) -> Tuple[dict, int]:
+    """Reads only the header of a safetensors file: (header dict, offset of the data section)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path}: not a safetensors file: fewer than 8 bytes")
+        (n,) = struct.unpack("<Q", head)
+        size = os.fstat(f.fileno()).st_size
+        if n > size - 8:
+            raise ValueError(f"{path}: safetensors header length {n} exceeds the {size - 8} bytes after it")
+        return read_safetensors_header(head + f.read(n))
+
+
 def load_safetensors(path: PathLike, names=None) -> Dict[str, np.ndarray]:
     """Reads a safetensors file. F32, F16 and BF16 tensors come back as float32 arrays; other
     dtypes keep their own (native byte order). `names`: optional iterable restricting what is
-    decoded. Metadata is available through read_safetensors_header."""
+    decoded — then only the header and those tensors' bytes are read, so picking the neck out of a
+    multi-GB checkpoint reads a few MB. Metadata is available through read_safetensors_header."""
+    if names is None:
+        with open(path, "rb") as f:
+            return parse_safetensors(f.read())
+    header, start = read_safetensors_file_header(path)
+    out: Dict[str, np.ndarray] = {}
     with open(path, "rb") as f:
-        data = f.read()
-    return parse_safetensors(data, names)
+        for name in names:
+            info = header.get(name)
+            if info is None or name == "__metadata__":
+                continue
+            begin, end = (int(v) for v in info["data_offsets"])
+            f.seek(start + begin)
+            data = f.read(end - begin)
+            # A one-tensor image of just these bytes, decoded by the same code.
+            one = json.dumps({name: {**info, "data_offsets": [0, len(data)]}}).encode()
+            out.update(parse_safetensors(struct.pack("<Q", len(one)) + one + data))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -215,24 +215,20 @@ def _known(index: int, module: str) -> bool:
     return module in NECK_MODULES.get(index, ())
 
 
-def neck_weights(
-    tensors: Mapping[str, np.ndarray], group: str = "convs", prefix: Optional[str] = None
-) -> Dict[str, np.ndarray]:
-    """Picks the neck's tensors out of a checkpoint dict; returns {"0.conv_1x1.weight": float64, ...}.
+def neck_names(names, group: str = "convs", prefix: Optional[str] = None) -> Dict[str, Dict[str, str]]:
+    """Finds the neck's tensor names among `names`: {prefix: {"0.conv_1x1.weight": full name}}.
 
     A name matches when it ends in "{group}.{i}.{module}.{weight|bias}" with the group a whole
-    dotted component (so "sam2_convs." does not match group "convs"), e.g.
-    "detector.backbone.vision_backbone.convs.0.conv_1x1.weight". With `prefix` given, the text
-    before the group must equal it exactly (it may be ""); with prefix=None any prefix is accepted
-    but all matches must share one (else ValueError: pass prefix=). Unknown modules are ignored.
+    dotted component (so "sam2_convs." does not match group "convs"); the prefix is the text
+    before the group. With `prefix` given only that prefix is kept. Unknown modules are ignored.
     """
     if not group:
         raise ValueError("group must be a non-empty name such as 'convs'")
     pattern = re.compile(
         r"(?:^|\.)(?P<g>" + re.escape(group) + r")\.(\d+)\.([A-Za-z0-9_]+)\.(weight|bias)$"
     )
-    by_prefix: Dict[str, Dict[str, np.ndarray]] = {}
-    for name, value in tensors.items():
+    by_prefix: Dict[str, Dict[str, str]] = {}
+    for name in names:
         m = pattern.search(name)
         if m is None:
             continue
@@ -242,15 +238,31 @@ def neck_weights(
         pre = name[: m.start("g")]
         if prefix is not None and pre != prefix:
             continue
-        by_prefix.setdefault(pre, {})[f"{index}.{module}.{param}"] = value
+        by_prefix.setdefault(pre, {})[f"{index}.{module}.{param}"] = name
+    return by_prefix
+
+
+#: Canonical names of the neck's tensors in module order.
+NECK_TENSORS = [f"{i}.{m}.{p}" for i, mods in NECK_MODULES.items() for m in mods for p in ("weight", "bias")]
+
+
+def neck_weights(
+    tensors: Mapping[str, np.ndarray], group: str = "convs", prefix: Optional[str] = None
+) -> Dict[str, np.ndarray]:
+    """Picks the neck's tensors out of a checkpoint dict; returns {"0.conv_1x1.weight": float64, ...}.
+
+    Names as in `neck_names`, e.g. "detector.backbone.vision_backbone.convs.0.conv_1x1.weight".
+    With prefix=None any prefix is accepted but all matches must share one (else ValueError:
+    pass prefix=).
+    """
+    by_prefix = neck_names(tensors.keys(), group, prefix)
     if len(by_prefix) > 1:
         raise ValueError(
             f"the neck group {group!r} occurs under several prefixes {sorted(by_prefix)}; "
             "pass prefix= to choose one"
         )
     found = next(iter(by_prefix.values()), {})
-    order = [f"{i}.{m}.{p}" for i, mods in NECK_MODULES.items() for m in mods for p in ("weight", "bias")]
-    return {k: np.asarray(found[k], dtype=np.float64) for k in order if k in found}
+    return {k: np.asarray(tensors[found[k]], dtype=np.float64) for k in NECK_TENSORS if k in found}
 
 
 def _canonical(weights: Mapping[str, np.ndarray], group: str) -> Dict[str, np.ndarray]:

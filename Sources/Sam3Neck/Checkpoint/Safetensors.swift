@@ -99,6 +99,11 @@ public struct SafetensorsFile {
                                   byteRange: (dataStart + Int(begin))..<(dataStart + Int(end)))
             names.append(name)
         }
+        // Data ranges may not overlap (the format lays tensors out one after another).
+        let sorted = entries.values.filter { !$0.byteRange.isEmpty }.sorted { $0.byteRange.lowerBound < $1.byteRange.lowerBound }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where b.byteRange.lowerBound < a.byteRange.upperBound {
+            throw NeckError(.format, "\(where_): tensors '\(a.name)' (data_offsets \(a.byteRange.lowerBound - dataStart)..<\(a.byteRange.upperBound - dataStart)) and '\(b.name)' (\(b.byteRange.lowerBound - dataStart)..<\(b.byteRange.upperBound - dataStart)) overlap")
+        }
         self.entries = entries
         self.names = names
         self.metadata = metadata
