@@ -69,9 +69,9 @@ test-fuzz-replay: lib
 FUZZ_SECONDS ?= 60
 fuzz: system-deps
 	swift build -c debug --product sam3neck-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
-	  --scratch-path .build-fuzz 2>&1 | grep -v "Cannot export local symbol" || true
+	  --scratch-path .build-fuzz
 	mkdir -p .build-fuzz/corpus Tests/fuzz/regressions
-	.build-fuzz/debug/sam3neck-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 \
+	.build-fuzz/debug/sam3neck-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -timeout=10 \
 	  -print_final_stats=1 -artifact_prefix=Tests/fuzz/regressions/ .build-fuzz/corpus Tests/fuzz/corpus
 
 clean:

@@ -6,6 +6,9 @@
 // Each input is handed to the safetensors reader and, when it parses, to the neck loader, which
 // reads the tensors it needs. Any outcome but a crash is fine: errors are the expected answer.
 import Sam3Neck
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Inputs seen, inputs whose header parsed, inputs from which a neck loaded (for the summary).
 nonisolated(unsafe) var counts = (inputs: 0, headers: 0, necks: 0)
@@ -45,9 +48,6 @@ func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<C
     return LLVMFuzzerRunDriver(&count, &vector, fuzzOneInput)
 }
 #else
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Without libFuzzer: runs each file named on the command line through the same entry point.
 @main

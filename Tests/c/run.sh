@@ -70,7 +70,7 @@ if [ "${SAM3NECK_VALGRIND:-0}" = "1" ]; then
     step "run the C binary under valgrind"
     # Tests/c/valgrind.supp: only "possibly lost" process-lifetime blocks of the Swift runtime
     # and of libdispatch's worker threads (see the file).
-    if ! valgrind --error-exitcode=1 --leak-check=full --suppressions=Tests/c/valgrind.supp \
+    if ! SAM3NECK_UNDER_VALGRIND=1 valgrind --error-exitcode=1 --leak-check=full --suppressions=Tests/c/valgrind.supp \
         "$BUILD/test_api_c" "$BUILD/fixtures" > "$BUILD/valgrind.log" 2>&1; then
       grep -v '^PASS ' "$BUILD/valgrind.log"
       echo "run.sh: valgrind run FAILED (full log: $BUILD/valgrind.log)" >&2
