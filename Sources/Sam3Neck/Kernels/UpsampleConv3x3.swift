@@ -128,6 +128,7 @@ public struct UpsampleConv3x3: Sendable {
           biasTable.withUnsafeBufferPointer { tableBuf in
             convBias.withUnsafeBufferPointer { convBiasBuf in
             nonisolated(unsafe) let u = uBuf.baseAddress!, table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
+            nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
             Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats,
                                   scratch: scratch, threads: threads) { s, t0, n, tilesX in
                 for phase in 0..<4 {
@@ -141,32 +142,33 @@ public struct UpsampleConv3x3: Sendable {
                         let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
                         let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
                         let y = s.y
-                        // A recomputed tile holds conv(Z), Z's bias included: it takes the 3×3 conv's bias alone.
-                        let recomputed = Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: nil, s)
-                        if recomputed {
+                        // The bias of interior outputs comes with the inverse transform; outputs on the
+                        // first or last row or column get their border bias's difference added.
+                        if Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: interior, s) {
+                            // Recomputed through the two layers: conv(Z), Z's bias included; add the 3×3 conv's.
                             self.recompute(g, a: a, b: b, i0: m * ty, j0: m * tx, rows: rows, cols: cols, into: y, s)
-                        }
-                        // Into the channel-major output, plane by plane (pixels of a phase are 2 apart).
-                        var classes = (0, 0, 0, 0, 0, 0, 0, 0)  // per i and per j: first / inside / last
-                        withUnsafeMutableBytes(of: &classes) { raw in
-                            let cls = raw.bindMemory(to: Int.self)
+                            for p in 0..<m * m {
+                                for o in 0..<d { y[p * d + o] += convBias[o] }
+                            }
+                        } else if m * ty + rows == h || m * tx + cols == w || ty == 0 || tx == 0 {
                             for i in 0..<rows {
                                 let oy = 2 * (m * ty + i) + a
-                                cls[i] = oy == 0 ? 0 : (oy == outH - 1 ? 2 : 1)
-                            }
-                            for j in 0..<cols {
-                                let ox = 2 * (m * tx + j) + b
-                                cls[4 + j] = ox == 0 ? 0 : (ox == outW - 1 ? 2 : 1)
-                            }
-                            let origin = dst + (2 * m * ty + a) * outW + 2 * m * tx + b
-                            for o in 0..<d {
-                                let plane = origin + o * outH * outW
-                                for i in 0..<rows {
-                                    for j in 0..<cols {
-                                        let bias = recomputed ? convBias[o] : table[(cls[i] * 3 + cls[4 + j]) * d + o]
-                                        plane[2 * i * outW + 2 * j] = y[(i * m + j) * d + o] + bias
-                                    }
+                                let rc = oy == 0 ? 0 : (oy == outH - 1 ? 2 : 1)
+                                for j in 0..<cols {
+                                    let ox = 2 * (m * tx + j) + b
+                                    let cc = ox == 0 ? 0 : (ox == outW - 1 ? 2 : 1)
+                                    guard rc != 1 || cc != 1 else { continue }
+                                    let border = table + (rc * 3 + cc) * d, yp = y + (i * m + j) * d
+                                    for o in 0..<d { yp[o] += border[o] - interior[o] }
                                 }
+                            }
+                        }
+                        // Into the channel-major output, plane by plane (pixels of a phase are 2 apart).
+                        let origin = dst + (2 * m * ty + a) * outW + 2 * m * tx + b
+                        for o in 0..<d {
+                            let plane = origin + o * outH * outW
+                            for i in 0..<rows {
+                                for j in 0..<cols { plane[2 * i * outW + 2 * j] = y[(i * m + j) * d + o] }
                             }
                         }
                     }
