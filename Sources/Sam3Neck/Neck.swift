@@ -39,7 +39,7 @@ public final class Neck: @unchecked Sendable {
         // Level 0's tail is one composed conv; levels 1-3 use a 3×3 Winograd conv of the mode's tile.
         let upTile = NeckPlan.upsampleTile(options.precision)
         if options.includes(level: 0) && upsampleCache[upTile] == nil {
-            upsampleCache[upTile] = UpsampleConv3x3(up: packed.up4Second, conv: weights.layer(0, "conv_3x3"), tile: upTile)
+            upsampleCache[upTile] = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile)
         }
         let tile = NeckPlan.winogradTile(options.precision)
         var convs = winogradCache[tile] ?? [nil, nil, nil, nil]
