@@ -54,7 +54,7 @@ def cmd_demo(args) -> int:
     print(f"library: {_lib.library_path()}  version {_lib.version_string()}")
 
     t = time.perf_counter()
-    neck = Neck(weights, kind=args.kind, prefix=args.prefix)
+    neck = Neck(weights, neck=args.neck, prefix=args.prefix)
     load_s = time.perf_counter() - t
     with neck:
         print(f"loaded in {load_s * 1e3:.1f} ms: trunk_dim C={neck.trunk_dim}, d_model={neck.d_model}")
@@ -80,7 +80,7 @@ def cmd_demo(args) -> int:
         print(f"run: median {statistics.median(times) * 1e3:.1f} ms over {len(times)} runs "
               f"(min {min(times) * 1e3:.1f} ms)")
 
-    group = "sam2_convs" if args.kind.lower() == "sam2" else "convs"
+    group = "sam2_convs" if args.neck.lower() == "sam2" else "convs"
     t = time.perf_counter()
     tensors = checkpoint.load_safetensors(weights)
     w = reference.neck_weights(tensors, group=group, prefix=args.prefix)
@@ -112,7 +112,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo = sub.add_parser("demo", help="load, compile, run, time and check against the reference")
     demo.add_argument("--weights", help="safetensors checkpoint (default: $WEIGHTS, else a "
                       "synthetic checkpoint written to the cache on first use)")
-    demo.add_argument("--kind", default="sam3", choices=["sam3", "sam2"])
+    demo.add_argument("--neck", "--kind", dest="neck", default="sam3", choices=["sam3", "sam2"],
+                      help="which neck: the detection neck (sam3) or the SAM 2 / tracker neck (sam2)")
     demo.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
     demo.add_argument("--height", type=int, default=72)
     demo.add_argument("--width", type=int, default=72)

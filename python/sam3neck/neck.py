@@ -132,21 +132,33 @@ def _choice(value, table: Dict[str, int], name: str, normalise) -> int:
     return table[key]
 
 
+def _neck_choice(neck, kind):
+    """`kind=` is the older name of `neck=`; both given must agree."""
+    if kind is None:
+        return neck
+    if neck != "sam3" and neck != kind:
+        raise ValueError(f"neck={neck!r} and kind={kind!r} disagree; pass only neck=")
+    return kind
+
+
 class Neck:
     """The SAM 3 neck as loaded by libsam3neck.
 
-        neck = Neck("weights.safetensors", kind="sam3", prefix=None)
+        neck = Neck("sam3.pt", neck="sam3", prefix=None)
         neck.compile(height=72, width=72, batch=1, layout="NCHW", levels=(0, 1, 2, 3))
         levels = neck.run(x)            # x: float32 C-contiguous [B,C,H,W] (or [B,H,W,C])
         neck.close()
 
-    kind    "sam3" (detection neck, group "convs") or "sam2" (tracker neck, group "sam2_convs")
-    prefix  None: any known prefix ("detector.backbone.vision_backbone.", ...) or none; else the
-            exact text before the group name ("" allowed).
+    path    a checkpoint: safetensors, a PyTorch zip (torch.save, e.g. the official sam3.pt), or a
+            sharded safetensors index (`*.safetensors.index.json`, or the folder holding one)
+    neck    "sam3" (the detection neck: "convs" / Transformers "fpn_layers") or "sam2" (the SAM 2 /
+            tracker neck: "sam2_convs" / "tracker_neck.fpn_layers"); `kind=` is an older alias
+    prefix  None: any known prefix ("detector.backbone.vision_backbone.", "vision_encoder.neck.",
+            ...) or none; else the exact text before the group name ("" allowed).
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], kind: str = "sam3",
-                 prefix: Optional[str] = None):
+    def __init__(self, path: Union[str, "os.PathLike[str]"], neck: str = "sam3",
+                 prefix: Optional[str] = None, *, kind: Optional[str] = None):
         self._handle: Optional[int] = None
         self._finalizer = None
         self._plan: Optional[_Plan] = None
@@ -155,11 +167,9 @@ class Neck:
             fspath = os.fspath(path)
         except TypeError:
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
-        k, pre = self._check_load_args(kind, prefix)
+        k, pre = self._check_load_args(_neck_choice(neck, kind), prefix)
         if not os.path.exists(fspath):
             raise FileNotFoundError(errno.ENOENT, "no such checkpoint file", fspath)
-        if not os.path.isfile(fspath):
-            raise IsADirectoryError(errno.EISDIR, "checkpoint path is not a regular file", fspath)
         lib = _lib.get_lib()
         params = self._load_params(lib, k, pre)
         handle = ctypes.c_void_p()
@@ -170,14 +180,16 @@ class Neck:
         self.source = fspath
 
     @classmethod
-    def from_bytes(cls, data, kind: str = "sam3", prefix: Optional[str] = None) -> "Neck":
-        """Loads from a safetensors image in memory (bytes, bytearray, memoryview, uint8 array...)."""
+    def from_bytes(cls, data, neck: str = "sam3", prefix: Optional[str] = None, *,
+                   kind: Optional[str] = None) -> "Neck":
+        """Loads from a checkpoint image in memory (safetensors or PyTorch zip; bytes, bytearray,
+        memoryview, uint8 array...). The bytes are not kept."""
         self = cls.__new__(cls)
         self._handle = None
         self._finalizer = None
         self._plan = None
         self._lock = threading.RLock()
-        k, pre = cls._check_load_args(kind, prefix)
+        k, pre = cls._check_load_args(_neck_choice(neck, kind), prefix)
         try:
             buf = np.frombuffer(data, dtype=np.uint8)
         except (TypeError, ValueError) as e:
@@ -197,7 +209,7 @@ class Neck:
 
     @staticmethod
     def _check_load_args(kind, prefix) -> Tuple[int, Optional[bytes]]:
-        k = _choice(kind, _KINDS, "kind", str.lower)
+        k = _choice(kind, _KINDS, "neck", str.lower)
         if prefix is None:
             return k, None
         if not isinstance(prefix, str):

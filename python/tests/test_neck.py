@@ -448,15 +448,19 @@ def test_compile_failure_in_library_leaves_uncompiled(tiny):
 
 
 def test_load_argument_checks(tiny, tmp_path):
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ValueError, match="neck"):
+        Neck(tiny.path, neck="sam4")
+    with pytest.raises(ValueError, match="neck"):
         Neck(tiny.path, kind="sam4")
+    with pytest.raises(ValueError, match="disagree"):
+        Neck(tiny.path, neck="sam2", kind="sam3")
     with pytest.raises(TypeError, match="prefix"):
         Neck(tiny.path, prefix=3)
     missing = tmp_path / "does-not-exist.safetensors"
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         Neck(missing)
-    with pytest.raises(IsADirectoryError):
-        Neck(tmp_path)
+    with pytest.raises(Sam3NeckError, match="index.json"):
+        Neck(tmp_path)  # a folder is read as a sharded checkpoint: it needs an index
 
 
 # ------------------------------------------------------------------------------------------------
