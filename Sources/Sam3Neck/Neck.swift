@@ -19,16 +19,15 @@ public final class Neck: @unchecked Sendable {
 
     public init(weights: NeckWeights) { self.weights = weights }
 
-    /// Loads from a safetensors file; only the neck's tensors are read.
+    /// Loads from a checkpoint: safetensors, a PyTorch zip (`torch.save`, e.g. `sam3.pt`), or a
+    /// sharded safetensors index (or its folder). Only the neck's tensors are read.
     public convenience init(path: String, kind: NeckKind = .sam3, prefix: String? = nil) throws {
-        let file = try SafetensorsFile(source: FileSource(path: path))
-        self.init(weights: try NeckWeights.load(file, kind: kind, prefix: prefix))
+        self.init(weights: try NeckWeights.load(Checkpoint.open(path: path), kind: kind, prefix: prefix))
     }
 
-    /// Loads from a safetensors image in memory; the bytes are not kept.
+    /// Loads from a checkpoint image in memory (safetensors or PyTorch zip); the bytes are not kept.
     public convenience init(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws {
-        let file = try SafetensorsFile(source: MemorySource(bytes))
-        self.init(weights: try NeckWeights.load(file, kind: kind, prefix: prefix))
+        self.init(weights: try NeckWeights.load(Checkpoint.open(MemorySource(bytes)), kind: kind, prefix: prefix))
     }
 
     /// Compiles a plan for one input shape. Not safe to call concurrently on one neck.

@@ -94,7 +94,7 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
 @Suite struct CheckpointTests {
     let weights = Naive.weights(c: 8, d: 4, seed: 5)
 
-    @Test(arguments: NeckNaming.knownPrefixes)
+    @Test(arguments: NeckNamingScheme.original.knownPrefixes)
     func loadsUnderEveryKnownPrefixAndSkipsTheRest(prefix: String) throws {
         var b = SafetensorsBuilder.neck(weights, prefix: prefix)
         // Unrelated tensors, including a dtype the neck cannot use and another neck.

@@ -4,7 +4,7 @@
 ///
 /// `open` reads only the header; tensors are read one by one on request, so loading the neck from
 /// a checkpoint of several GB touches only the neck's bytes.
-public struct SafetensorsFile {
+public struct SafetensorsFile: TensorArchive {
     public struct Entry: Sendable {
         public let name: String
         public let dtype: DType?
@@ -109,14 +109,16 @@ public struct SafetensorsFile {
         self.metadata = metadata
     }
 
+    public var description: String { "safetensors '\(source.name)'" }
+
+    public func info(_ name: String) throws -> TensorInfo? {
+        entries[name].map { TensorInfo(dtype: $0.dtype, dtypeName: $0.dtypeName, shape: $0.shape) }
+    }
+
     /// Reads one tensor as float32 (F32, F16 and BF16 are converted).
     public func readFloat32(_ name: String) throws -> Tensor {
-        guard let e = entries[name] else {
-            throw NeckError(.missingTensor, "safetensors '\(source.name)': no tensor '\(name)'")
-        }
-        guard let dtype = e.dtype, dtype.isLoadable else {
-            throw NeckError(.dtype, "safetensors '\(source.name)': tensor '\(name)' has dtype \(e.dtypeName); the neck needs F32, F16 or BF16")
-        }
+        let dtype = try loadableInfo(name).dtype!
+        let e = entries[name]!
         let count = e.shape.reduce(1, *)
         var data = [Float](repeating: 0, count: count)
         try source.withBytes(at: e.byteRange.lowerBound, count: e.byteRange.count) { raw in

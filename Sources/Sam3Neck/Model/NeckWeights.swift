@@ -18,24 +18,29 @@ public struct NeckWeights: Sendable {
 
     public func layer(_ branch: Int, _ module: String) -> Layer { branches[branch][module]! }
 
-    public init(trunkDim: Int, dModel: Int, branches: [[String: Layer]]) {
+    /// Where the weights were found in their file (nil when built in memory).
+    public let location: NeckLocation?
+
+    public init(trunkDim: Int, dModel: Int, branches: [[String: Layer]], location: NeckLocation? = nil) {
         self.trunkDim = trunkDim
         self.dModel = dModel
         self.branches = branches
+        self.location = location
     }
 
-    /// Loads the neck from a safetensors file: checks every needed tensor's presence, dtype and
-    /// shape from the header first, then reads only those tensors.
-    public static func load(_ file: SafetensorsFile, kind: NeckKind = .sam3, prefix explicitPrefix: String? = nil) throws -> NeckWeights {
-        let fileName = "safetensors '\(file.source.name)'"
-        let prefix = try NeckNaming.resolvePrefix(names: file.names, kind: kind, explicit: explicitPrefix, file: fileName)
+    /// Loads the neck from any checkpoint format: finds it (scheme and prefix, or the explicit
+    /// prefix), checks every needed tensor's presence, dtype and shape from the metadata first,
+    /// then reads only those tensors.
+    public static func load(_ file: TensorArchive, kind: NeckKind = .sam3, prefix explicitPrefix: String? = nil) throws -> NeckWeights {
+        let fileName = file.description
+        let location = try NeckNaming.resolve(names: file.names, kind: kind, explicit: explicitPrefix, file: fileName)
         func name(_ b: Int, _ m: String, _ p: String) -> String {
-            NeckNaming.name(prefix: prefix, kind: kind, branch: b, module: m, param: p)
+            location.name(branch: b, module: m, param: p)
         }
-        func entry(_ b: Int, _ m: String, _ p: String) throws -> SafetensorsFile.Entry {
+        func entry(_ b: Int, _ m: String, _ p: String) throws -> TensorInfo {
             let n = name(b, m, p)
-            guard let e = file.entries[n] else {
-                throw NeckError(.missingTensor, "\(fileName): missing tensor '\(n)'")
+            guard let e = try file.info(n) else {
+                throw NeckError(.missingTensor, "\(fileName): missing tensor '\(n)' (\(location))")
             }
             guard let dtype = e.dtype, dtype.isLoadable else {
                 throw NeckError(.dtype, "\(fileName): tensor '\(n)' has dtype \(e.dtypeName); the neck needs F32, F16 or BF16")
@@ -86,6 +91,6 @@ public struct NeckWeights: Sendable {
                                        bias: try file.readFloat32(name(b, m, "bias")))
             }
         }
-        return NeckWeights(trunkDim: c, dModel: d, branches: branches)
+        return NeckWeights(trunkDim: c, dModel: d, branches: branches, location: location)
     }
 }

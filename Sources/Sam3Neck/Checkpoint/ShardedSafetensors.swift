@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A checkpoint split over several safetensors files, as Transformers' `save_pretrained` writes
+/// big models: `model.safetensors.index.json` maps each tensor name to the shard that holds it
+/// (`{"metadata": {…}, "weight_map": {name: "model-00001-of-00002.safetensors"}}`).
+///
+/// Shards are opened (header only) when a tensor in them is first asked for, so loading the neck
+/// touches the shards that hold it and, in them, only its bytes.
+public final class ShardedSafetensors: TensorArchive {
+    /// Index files larger than this are refused.
+    public static let maxIndexBytes = 64 << 20
+
+    public let description: String
+    public let names: [String]
+    /// The folder the shard names are relative to.
+    public let directory: String
+    private let shardOf: [String: String]
+    private var shards: [String: SafetensorsFile] = [:]
+
+    /// `path` is the index file or a folder holding exactly one `*.safetensors.index.json`.
+    public init(path: String) throws {
+        let index = try ShardedSafetensors.indexPath(path)
+        let source = try FileSource(path: index)
+        description = "sharded safetensors '\(index)'"
+        directory = index.lastIndex(of: "/").map { String(index[..<$0]) } ?? "."
+        guard source.size <= ShardedSafetensors.maxIndexBytes else {
+            throw NeckError(.format, "\(description): index of \(source.size) bytes exceeds the \(ShardedSafetensors.maxIndexBytes)-byte limit")
+        }
+        let json: JSONValue
+        do {
+            json = try source.withBytes(at: 0, count: source.size) { try JSONParser.parse($0) }
+        } catch let e as NeckError {
+            throw e.context(description)
+        }
+        guard case let .object(map)? = json["weight_map"] else {
+            throw NeckError(.format, "\(description): no \"weight_map\" object (not a safetensors index?)")
+        }
+        var shardOf: [String: String] = [:]
+        var names: [String] = []
+        for (name, value) in map {
+            guard let file = value.string else {
+                throw NeckError(.format, "\(description): weight_map entry '\(name)' is \(value), not a file name")
+            }
+            // Shards live beside the index: no absolute paths, no way out of the folder.
+            guard !file.isEmpty, !file.hasPrefix("/"), !file.split(separator: "/").contains("..") else {
+                throw NeckError(.format, "\(description): shard name '\(file)' (for '\(name)') must be a relative path inside the index's folder")
+            }
+            guard shardOf[name] == nil else { throw NeckError(.format, "\(description): tensor '\(name)' appears twice") }
+            shardOf[name] = file
+            names.append(name)
+        }
+        self.shardOf = shardOf
+        self.names = names
+    }
+
+    /// The index itself, or the one `*.safetensors.index.json` inside a folder.
+    static func indexPath(_ path: String) throws -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw NeckError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return path }
+        guard let dir = opendir(path) else {
+            throw NeckError(.io, "cannot list folder '\(path)': \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(dir) }
+        var found: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name.hasSuffix(".safetensors.index.json") { found.append(name) }
+        }
+        guard found.count == 1 else {
+            throw NeckError(found.isEmpty ? .io : .invalidArgument, found.isEmpty
+                ? "folder '\(path)' holds no '*.safetensors.index.json'; pass a checkpoint file or the folder of a sharded checkpoint"
+                : "folder '\(path)' holds several indexes (\(found.sorted().map { "'\($0)'" }.joined(separator: ", "))); pass one of them")
+        }
+        return path.hasSuffix("/") ? path + found[0] : path + "/" + found[0]
+    }
+
+    private func shard(for name: String) throws -> SafetensorsFile? {
+        guard let file = shardOf[name] else { return nil }
+        if let s = shards[file] { return s }
+        let s: SafetensorsFile
+        do {
+            s = try SafetensorsFile(source: FileSource(path: directory + "/" + file))
+        } catch let e as NeckError {
+            throw e.context("\(description): shard '\(file)' (holding '\(name)')")
+        }
+        shards[file] = s
+        return s
+    }
+
+    public func info(_ name: String) throws -> TensorInfo? {
+        guard let s = try shard(for: name) else { return nil }
+        guard let i = try s.info(name) else {
+            throw NeckError(.format, "\(description): the index puts '\(name)' in shard '\(shardOf[name]!)', which does not hold it")
+        }
+        return i
+    }
+
+    public func readFloat32(_ name: String) throws -> Tensor {
+        guard try info(name) != nil else { throw NeckError(.missingTensor, "\(description): no tensor '\(name)'") }
+        return try shard(for: name)!.readFloat32(name)
+    }
+}
