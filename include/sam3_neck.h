@@ -102,28 +102,43 @@ const char *sam3_neck_last_error(void);
 /* The opaque handle: the neck's weights, and after sam3_neck_compile a plan for one input shape. */
 typedef struct sam3_neck sam3_neck;
 
-/* Which neck of a checkpoint to load. The SAM 3 checkpoint holds the detection neck (group
- * "convs") and, in video checkpoints, the SAM 2 / tracker neck (group "sam2_convs"). */
+/* Which neck of a checkpoint to load. The SAM 3 checkpoint holds the detection neck and, in video
+ * checkpoints, the SAM 2 / tracker neck (same structure, own weights). Their names:
+ *   original (sam3.pt)    detection "convs"        tracker "sam2_convs"
+ *   Transformers port     detection "fpn_layers"   tracker "tracker_neck.fpn_layers"
+ * (Transformers module names: scale_layers.0 / scale_layers.2 / proj1 / proj2.) */
 typedef enum sam3_neck_kind {
-  SAM3_NECK_KIND_SAM3 = 0, /* detection neck: "convs" */
-  SAM3_NECK_KIND_SAM2 = 1  /* tracker neck: "sam2_convs" */
+  SAM3_NECK_KIND_SAM3 = 0, /* detection neck: "convs" / "fpn_layers" */
+  SAM3_NECK_KIND_SAM2 = 1  /* tracker neck: "sam2_convs" / "tracker_neck.fpn_layers" */
 } sam3_neck_kind;
 
 typedef struct sam3_neck_load_params {
   /* Which neck to load. Default SAM3_NECK_KIND_SAM3. */
   sam3_neck_kind kind;
-  /* NULL (default): find the neck under any known prefix ("detector.backbone.vision_backbone.",
-   * "backbone.vision_backbone.", "vision_backbone.") or none. Otherwise the exact prefix that
-   * precedes the group name, e.g. "model.backbone." (may be ""). Copied; not kept. */
+  /* NULL (default): find the neck under any known prefix — original names under
+   * "detector.backbone.vision_backbone.", "backbone.vision_backbone.", "vision_backbone." or none;
+   * Transformers names under "detector_model.vision_encoder.neck.", "vision_encoder.neck." or
+   * none. Exactly one match must exist: several (e.g. two copies under different prefixes) is an
+   * INVALID_ARGUMENT error listing them. Otherwise the exact prefix that precedes the group name,
+   * e.g. "model.backbone." (may be ""), in either naming. Not kept. */
   const char *prefix;
 } sam3_neck_load_params;
 
 /* Returns the default load parameters. */
 sam3_neck_load_params sam3_neck_load_default_params(void);
 
-/* Loads the neck's weights from a safetensors file. F32, F16 and BF16 tensors are accepted and
- * converted to float32. Only the neck's tensors are read; everything else in the file is skipped.
- *   path    NUL-terminated file path (not kept).
+/* Loads the neck's weights from a checkpoint, whose format is recognised by its content:
+ *   - safetensors;
+ *   - a PyTorch zip archive as torch.save writes it (PyTorch >= 1.6, e.g. the official sam3.pt),
+ *     plain or wrapped as {"model": state_dict}. Read natively by a restricted unpickler that
+ *     executes nothing: a pickle global outside the allow-list of what state dicts use
+ *     (collections.OrderedDict, torch._utils._rebuild_tensor_v2, storage types, ...) is a FORMAT
+ *     error naming it. The pre-1.6 (non-zip) format is a FORMAT error;
+ *   - sharded safetensors: the path of a "*.safetensors.index.json", or of the folder holding one.
+ * F32, F16 and BF16 tensors are accepted and converted to float32; tensors of other dtypes that
+ * the neck does not need (e.g. complex64 freqs_cis) are skipped. Only the neck's tensors are read
+ * (of a 3.4 GB sam3.pt, about 31 MB), so loading time follows the neck, not the file.
+ *   path    NUL-terminated path (not kept).
  *   params  NULL for the defaults (not kept).
  *   out     receives a new handle on success, NULL on failure. Free it with sam3_neck_free.
  * The trunk width C and d_model are inferred from the tensor shapes and checked for consistency.
@@ -131,8 +146,9 @@ sam3_neck_load_params sam3_neck_load_default_params(void);
 sam3_neck_status sam3_neck_load_file(const char *path, const sam3_neck_load_params *params,
                                      sam3_neck **out);
 
-/* Same as sam3_neck_load_file, from a safetensors image in memory. The bytes are only read during
- * the call (the handle keeps its own converted copy of the weights). */
+/* Same as sam3_neck_load_file, from a checkpoint image in memory (safetensors or PyTorch zip; not
+ * sharded). The bytes are only read during the call (the handle keeps its own converted copy of
+ * the weights). */
 sam3_neck_status sam3_neck_load_memory(const void *data, size_t size,
                                        const sam3_neck_load_params *params, sam3_neck **out);
 
@@ -229,6 +245,24 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
 sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input_count,
                                float *const outputs[SAM3_NECK_NUM_LEVELS],
                                const size_t output_counts[SAM3_NECK_NUM_LEVELS]);
+
+/* ---------------------------------------------------------------------------------------------
+ * Experimental: may change in a minor version until 1.0
+ * ------------------------------------------------------------------------------------------- */
+
+/* Describes what the checkpoint at `path` holds for the neck, as UTF-8 JSON text: the format, the
+ * tensor count, and every neck found (both kinds, every naming scheme and known prefix) with its
+ * tensors (name, dtype, shape, NaN and Inf counts), the tensors missing, and either the
+ * configuration it loads as ("trunk_dim", "d_model") or the error loading it would give. Reads the
+ * neck's tensors only. `python -m sam3neck inspect FILE` prints it for people.
+ *   path    NUL-terminated path, as for sam3_neck_load_file (not kept).
+ *   buf     receives the text and a terminating NUL when it fits in `size` bytes; may be NULL when
+ *           size is 0 (to ask for the length).
+ *   needed  required: receives the length of the text plus 1 (the NUL), also when it did not fit.
+ * Errors: INVALID_ARGUMENT (NULL path or needed, or size < *needed: nothing written, call again
+ * with a buffer of *needed bytes), IO, FORMAT. A file holding no neck is not an error: the list of
+ * necks is empty. Thread-safe (uses no handle). */
+sam3_neck_status sam3_neck_inspect_file(const char *path, char *buf, size_t size, size_t *needed);
 
 #ifdef __cplusplus
 } /* extern "C" */

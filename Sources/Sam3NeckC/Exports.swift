@@ -263,4 +263,25 @@ public func sam3_neck_run(_ neck: OpaquePointer?, _ input: UnsafePointer<Float>?
     }
 }
 
+// MARK: - Experimental
+
+@c @implementation
+public func sam3_neck_inspect_file(_ path: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int,
+                                   _ needed: UnsafeMutablePointer<Int>?) -> sam3_neck_status {
+    guarded("sam3_neck_inspect_file") {
+        guard let path else { throw invalid("path is NULL") }
+        guard let needed else { throw invalid("needed is NULL") }
+        let text = try Inspection.report(path: String(cString: path)).description
+        let bytes = Array(text.utf8) + [0]
+        needed.pointee = bytes.count
+        guard bytes.count <= size else {
+            throw invalid("the report needs \(bytes.count) bytes, the buffer has \(size); call again with a buffer of *needed bytes")
+        }
+        guard let buf else { throw invalid("buf is NULL but size is \(size)") }
+        bytes.withUnsafeBufferPointer { b in
+            UnsafeMutableRawPointer(buf).copyMemory(from: b.baseAddress!, byteCount: b.count)
+        }
+    }
+}
+
 private func describeShape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }

@@ -13,7 +13,7 @@ from typing import List, Optional
 import numpy as np
 
 from . import __version__, checkpoint, reference
-from .neck import Neck
+from .neck import Neck, Sam3NeckError
 
 #: The demo fails (exit status 1) when a level's normalised error exceeds the library's documented
 #: bound for the precision mode it ran (include/sam3_neck.h).
@@ -134,12 +134,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     from . import inspection
 
     inspection.add_arguments(sub.add_parser(
-        "inspect", help="list the neck tensors of a safetensors file (names, dtypes, shapes, "
-                        "prefix) and flag NaN/Inf weights"))
+        "inspect", help="list the necks a checkpoint holds (naming scheme, prefix, tensor names, "
+                        "dtypes, shapes) and flag NaN/Inf weights"))
 
     args = parser.parse_args(argv)
     if args.command == "inspect":
-        return args.func(args)
+        try:
+            return args.func(args)
+        except (Sam3NeckError, OSError) as e:
+            print(f"sam3neck inspect: {e}", file=sys.stderr)
+            return 1
     if args.command == "bench":
         return bench.run_cli(args)
     if args.command == "version":

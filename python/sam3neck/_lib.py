@@ -149,6 +149,7 @@ FUNCTIONS = {
         c_status,
         [c_neck_p, c_float_p, c_size_t, POINTER(c_float_p), POINTER(c_size_t)],
     ),
+    "sam3_neck_inspect_file": (c_status, [c_char_p, c_char_p, c_size_t, POINTER(c_size_t)]),
 }
 
 

@@ -49,16 +49,35 @@ public enum JSONValue: Equatable, Sendable {
 }
 
 extension JSONValue: CustomStringConvertible {
-    /// Compact JSON text, for error messages.
+    /// Compact, valid JSON text (strings escaped): for error messages and the inspection report.
     public var description: String {
         switch self {
-        case let .object(m): return "{" + m.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+        case let .object(m): return "{" + m.map { "\(JSONValue.quoted($0.key)): \($0.value)" }.joined(separator: ", ") + "}"
         case let .array(a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
-        case let .string(s): return "\"\(s)\""
+        case let .string(s): return JSONValue.quoted(s)
         case let .number(n): return n
         case let .bool(b): return b ? "true" : "false"
         case .null: return "null"
         }
+    }
+
+    /// `s` as a JSON string literal: quotes, backslashes and control characters escaped.
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where u.value < 0x20:
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -27,15 +27,22 @@ struct ZipDirectory {
         let size = source.size
         // End of central directory: 22 bytes + a comment of up to 65,535, at the very end.
         guard size >= 22 else { throw NeckError(.format, "\(label): \(size) bytes is too short for a zip archive") }
-        let tailCount = min(size, 22 + 65_535)
-        let tailStart = size - tailCount
-        let eocd: Int = try source.withBytes(at: tailStart, count: tailCount) { tail in
-            var i = tailCount - 22
-            while i >= 0 {
-                if tail.u32(i) == 0x0605_4B50, i + 22 + Int(tail.u16(i + 20)) <= tailCount { return tailStart + i }
-                i -= 1
+        // Most archives (torch's included) have no comment: try the last 22 bytes before
+        // scanning the last 64 KB, so opening reads almost nothing beyond the directory.
+        let eocd: Int
+        if try source.withBytes(at: size - 22, count: 22, { $0.u32(0) == 0x0605_4B50 && $0.u16(20) == 0 }) {
+            eocd = size - 22
+        } else {
+            let tailCount = min(size, 22 + 65_535)
+            let tailStart = size - tailCount
+            eocd = try source.withBytes(at: tailStart, count: tailCount) { tail in
+                var i = tailCount - 22
+                while i >= 0 {
+                    if tail.u32(i) == 0x0605_4B50, i + 22 + Int(tail.u16(i + 20)) <= tailCount { return tailStart + i }
+                    i -= 1
+                }
+                throw NeckError(.format, "\(label): no zip end-of-central-directory record (truncated or not a zip archive)")
             }
-            throw NeckError(.format, "\(label): no zip end-of-central-directory record (truncated or not a zip archive)")
         }
         var (count, dirSize, dirOffset) = try source.withBytes(at: eocd, count: 22) { b in
             (Int(b.u16(10)), Int(b.u32(12)), Int(b.u32(16)))
