@@ -27,9 +27,14 @@ Files (raw arrays are little-endian, C order):
   bad_dtype.safetensors         tiny with one needed tensor stored as I32 (meta: dtype_tensor_name)
   garbage.safetensors           not a safetensors file
   truncated.safetensors         the first half of tiny.safetensors
+  torch_plain_f32.pt, torch_model_bf16.pt, torch_legacy.pt, hf_neck.safetensors, sharded/
+                                copies of the checkpoints real PyTorch wrote (Tests/fixtures/)
+  ref_pt_{f32,bf16}_level{i}.f64, ref_pt_sam2_{f32,bf16}_level{i}.f64
+                                references of their necks (weights from Tests/fixtures/expected.npz)
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -129,6 +134,20 @@ def main(argv) -> int:
     )
     data = tiny.read_bytes()
     (out / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+
+    # The checkpoints written by real PyTorch (same trunk and d_model), and their references.
+    fixtures = HERE.parent / "fixtures"
+    for name in ("torch_plain_f32.pt", "torch_model_bf16.pt", "torch_legacy.pt", "hf_neck.safetensors"):
+        shutil.copyfile(fixtures / name, out / name)
+    shutil.copytree(fixtures / "sharded", out / "sharded", dirs_exist_ok=True)
+    with np.load(fixtures / "expected.npz") as expected:
+        for neck, stem in (("sam3", "ref_pt_"), ("sam2", "ref_pt_sam2_")):
+            for dtype in ("f32", "bf16"):
+                head = f"{neck}_{dtype}/"
+                w = {k[len(head):]: expected[k] for k in expected.files
+                     if k.startswith(head) and "torch_level" not in k}
+                assert len(w) == len(reference.NECK_TENSORS), sorted(w)
+                write_refs(out, f"{stem}{dtype}_level", reference.forward(w, x))
 
     (out / "meta.txt").write_text(
         "".join(

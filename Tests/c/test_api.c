@@ -899,6 +899,103 @@ static void test_variants(const char *dir, const meta_t *m, const float *input, 
   check_variant(dir, m, "tiny.safetensors", &lp, "ref_level", input, in_n,
                 "kind SAM3 (explicit) in a file with both necks");
 
+  /* Checkpoints written by real PyTorch: zip archives, Transformers names, shards. */
+  {
+    static const struct {
+      const char *file;
+      sam3_neck_kind kind;
+      const char *stem;
+    } real[] = {
+        {"torch_plain_f32.pt", SAM3_NECK_KIND_SAM3, "ref_pt_f32_level"},
+        {"torch_plain_f32.pt", SAM3_NECK_KIND_SAM2, "ref_pt_sam2_f32_level"},
+        {"torch_model_bf16.pt", SAM3_NECK_KIND_SAM3, "ref_pt_bf16_level"},
+        {"torch_model_bf16.pt", SAM3_NECK_KIND_SAM2, "ref_pt_sam2_bf16_level"},
+        {"hf_neck.safetensors", SAM3_NECK_KIND_SAM3, "ref_pt_f32_level"},
+        {"hf_neck.safetensors", SAM3_NECK_KIND_SAM2, "ref_pt_sam2_f32_level"},
+        {"sharded", SAM3_NECK_KIND_SAM3, "ref_pt_f32_level"},
+        {"sharded/model.safetensors.index.json", SAM3_NECK_KIND_SAM2, "ref_pt_sam2_f32_level"},
+    };
+    size_t k;
+    for (k = 0; k < sizeof real / sizeof real[0]; k++) {
+      char what[160];
+      lp = sam3_neck_load_default_params();
+      lp.kind = real[k].kind;
+      snprintf(what, sizeof what, "real-PyTorch fixture %s, kind %s", real[k].file,
+               real[k].kind == SAM3_NECK_KIND_SAM3 ? "SAM3" : "SAM2");
+      check_variant(dir, m, real[k].file, &lp, real[k].stem, input, in_n, what);
+    }
+    lp = sam3_neck_load_default_params();
+    lp.prefix = "detector_model.vision_encoder.neck.";
+    check_variant(dir, m, "hf_neck.safetensors", &lp, "ref_pt_f32_level", input, in_n,
+                  "Transformers names, explicit prefix");
+    lp = sam3_neck_load_default_params();
+  }
+  {
+    sam3_neck *h = (sam3_neck *)(void *)&lp;
+    char *p = join_path(dir, "torch_legacy.pt");
+    check_err_msg(sam3_neck_load_file(p, NULL, &h), SAM3_NECK_ERR_FORMAT, "legacy PyTorch format",
+                  "load_file(torch_legacy.pt)");
+    check(h == NULL, "... sets *out = NULL");
+    free(p);
+  }
+  {
+    /* A PyTorch archive from memory gives the same neck as from the file. */
+    size_t size = 0;
+    char *p = join_path(dir, "torch_model_bf16.pt");
+    unsigned char *bytes = read_all(p, &size);
+    sam3_neck *h = NULL;
+    if (check(bytes != NULL, "read torch_model_bf16.pt") &&
+        check_ok(sam3_neck_load_memory(bytes, size, NULL, &h), "load_memory(torch_model_bf16.pt)")) {
+      sam3_neck_compile_params cp = fixture_params(m, SAM3_NECK_LAYOUT_NCHW, 0xF);
+      if (check_ok(sam3_neck_compile(h, &cp), "compile (PyTorch archive from memory)")) {
+        outs_t o;
+        double **refs = load_refs(dir, "ref_pt_bf16_level", m);
+        outs_alloc(&o, m, 0xF);
+        if (check_ok(run_outs(h, input, in_n, &o), "run (PyTorch archive from memory)")) {
+          compare_refs(&o, refs, 0xF, 1e-5, "PyTorch archive from memory");
+        }
+        outs_free(&o);
+        free_refs(refs);
+      }
+    }
+    sam3_neck_free(h);
+    free(bytes);
+    free(p);
+  }
+  {
+    /* Inspection: ask for the length, refuse a short buffer, then the report. */
+    char *p = join_path(dir, "hf_neck.safetensors");
+    size_t needed = 0, again = 0;
+    char small[8];
+    check_ok(sam3_neck_inspect_file(p, NULL, 0, &needed) == SAM3_NECK_ERR_INVALID_ARGUMENT
+                 ? SAM3_NECK_OK : SAM3_NECK_ERR_INTERNAL,
+             "inspect_file(size 0) answers INVALID_ARGUMENT with the length");
+    check(needed > 100, "inspect_file reports a length (%zu)", needed);
+    check_err_msg(sam3_neck_inspect_file(p, small, sizeof small, &again),
+                  SAM3_NECK_ERR_INVALID_ARGUMENT, "needs", "inspect_file(8-byte buffer)");
+    check(again == needed, "... and the same length again");
+    if (needed > 0) {
+      char *text = (char *)malloc(needed);
+      if (check_ok(sam3_neck_inspect_file(p, text, needed, &again), "inspect_file(full buffer)")) {
+        check(strlen(text) + 1 == needed, "report is NUL-terminated at *needed - 1");
+        check(strstr(text, "\"scheme\": \"transformers\"") != NULL &&
+                  strstr(text, "\"prefix\": \"detector_model.vision_encoder.neck.\"") != NULL &&
+                  strstr(text, "\"trunk_dim\": 16") != NULL,
+              "report names the scheme, prefix and trunk_dim");
+      }
+      free(text);
+    }
+    check_err(sam3_neck_inspect_file(NULL, NULL, 0, &needed), SAM3_NECK_ERR_INVALID_ARGUMENT,
+              "inspect_file(NULL path)");
+    check_err(sam3_neck_inspect_file(p, NULL, 0, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT,
+              "inspect_file(NULL needed)");
+    free(p);
+    p = join_path(dir, "garbage.safetensors");
+    check_err(sam3_neck_inspect_file(p, NULL, 0, &needed), SAM3_NECK_ERR_FORMAT,
+              "inspect_file(garbage)");
+    free(p);
+  }
+
   {
     sam3_neck *h = (sam3_neck *)(void *)&lp;
     char *p = join_path(dir, "sam2_only.safetensors");
