@@ -11,12 +11,12 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-wheel test-sanitizers test-fuzz-replay fuzz clean
+.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-c test-python test-wheel test-fuzz-replay test-sanitizers
+test: deps lib test-swift test-swift-example test-c test-python test-wheel test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
@@ -43,6 +43,10 @@ lib:
 
 test-swift:
 	swift test
+
+# examples/swift, a separate package using the Sam3Neck product by path, built and run on a small checkpoint.
+test-swift-example:
+	PYTHON=$(PYTHON) bash Tests/swift-example/run.sh
 
 test-c: lib
 	bash Tests/c/check_exports.sh $(LIB)
