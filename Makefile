@@ -17,7 +17,7 @@ demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
 test: deps lib test-swift test-swift-example test-c test-python test-wheel test-fuzz-replay test-sanitizers
-	@echo "make test: Swift, C/C++ and Python tests, and the sanitizer runs, all passed"
+	@echo "make test: Swift, C/C++ and Python tests, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
 
