@@ -16,6 +16,10 @@ WORK="$(mktemp -d /tmp/sam3neck-wheel.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 fail() { echo "test_wheel: FAIL: $*" >&2; exit 1; }
 
+# What a build must not leave in the source tree (unless it was there before: it is ignored by git).
+STALE=()
+for p in "$ROOT/python/build" "$ROOT/python/sam3neck/libsam3neck.so"; do [ -e "$p" ] || STALE+=("$p"); done
+
 echo "test_wheel: building the wheel (SAM3NECK_LIBRARY_PREBUILT=$LIBRARY)"
 SAM3NECK_LIBRARY_PREBUILT="$LIBRARY" "$PYTHON" -m pip wheel "$ROOT/python" -w "$WORK/dist" --no-deps -q
 shopt -s nullglob
@@ -37,7 +41,7 @@ if missing:
     sys.exit(f"test_wheel: FAIL: the wheel lacks {missing}")
 print(f"test_wheel: the wheel holds sam3neck/libsam3neck.so and sam3neck/py.typed ({len(names)} files)")
 PY
-for stale in "$ROOT/python/build" "$ROOT/python/sam3neck/libsam3neck.so"; do
+for stale in "${STALE[@]}"; do
   [ ! -e "$stale" ] || fail "building the wheel left $stale in the source tree"
 done
 
