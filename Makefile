@@ -11,13 +11,13 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-sanitizers test-fuzz-replay fuzz clean
+.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-c test-python test-fuzz-replay test-sanitizers
-	@echo "make test: Swift, C/C++ and Python tests, and the sanitizer runs, all passed"
+test: deps lib test-swift test-swift-example test-c test-python test-wheel test-fuzz-replay test-sanitizers
+	@echo "make test: Swift, C/C++ and Python tests, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
 
@@ -44,6 +44,10 @@ lib:
 test-swift:
 	swift test
 
+# examples/swift, a separate package using the Sam3Neck product by path, built and run on a small checkpoint.
+test-swift-example:
+	PYTHON=$(PYTHON) bash Tests/swift-example/run.sh
+
 test-c: lib
 	bash Tests/c/check_exports.sh $(LIB)
 	bash Tests/c/run.sh .build/ctest
@@ -58,6 +62,11 @@ test-sanitizers: test-c
 
 test-python: lib
 	$(PYTHON) -m pytest python/tests -q
+
+# The wheel (pip wheel ./python, bundling this build's library), installed into a fresh venv
+# outside the repository and run from outside it, without SAM3NECK_LIBRARY or PYTHONPATH.
+test-wheel: lib
+	PYTHON=$(PYTHON) bash Tests/wheel/test_wheel.sh $(LIB)
 
 # The fuzzer's seeds and every input it ever crashed on, replayed by the release build.
 test-fuzz-replay: lib

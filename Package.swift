@@ -6,6 +6,9 @@ let package = Package(
     products: [
         // The C ABI: libsam3neck.so, exporting exactly the functions of include/sam3_neck.h.
         .library(name: "sam3neck", type: .dynamic, targets: ["Sam3NeckC"]),
+        // The Swift core for Swift apps (`import Sam3Neck`): no unsafe flags, so other packages can
+        // depend on it (examples/swift).
+        .library(name: "Sam3Neck", targets: ["Sam3Neck"]),
     ],
     targets: [
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev; pkg-config name "openblas").
