@@ -3,17 +3,18 @@
 // pointer-based `run(input:outputs:)`, which the C ABI calls too.
 
 extension Neck {
-    /// Loads the neck from a safetensors image held in memory (e.g. downloaded, or embedded in
-    /// an app), without a temporary file. The bytes are not kept after loading.
+    /// Loads the neck from a checkpoint image held in memory (safetensors or a PyTorch zip, e.g.
+    /// downloaded or embedded in an app), without a temporary file. The bytes are not kept.
     ///
     /// - Parameters:
-    ///   - bytes: the whole safetensors file.
+    ///   - bytes: the whole checkpoint file.
     ///   - kind: which neck to read: `.sam3` (the detection neck) or `.sam2` (the tracker neck).
-    ///   - prefix: the exact prefix of the neck's tensors, or nil to try SAM 3's known prefixes.
+    ///   - prefix: the exact prefix of the neck's tensors, or nil to try the known prefixes of
+    ///     both naming schemes (original and Transformers).
     /// - Throws: ``NeckError`` naming the cause: a malformed file, a missing tensor, a shape that
     ///   disagrees with the others.
     public convenience init(bytes: [UInt8], kind: NeckKind = .sam3, prefix: String? = nil) throws {
-        let weights = try bytes.withUnsafeBytes { try NeckWeights.load(SafetensorsFile(source: MemorySource($0)), kind: kind, prefix: prefix) }
+        let weights = try bytes.withUnsafeBytes { try NeckWeights.load(Checkpoint.open(MemorySource($0)), kind: kind, prefix: prefix) }
         self.init(weights: weights)
     }
 

@@ -1,5 +1,5 @@
 // The README's Swift example: load, compile, run, read the pyramid — no pointers.
-//   swift run neck-example WEIGHTS.safetensors
+//   swift run neck-example CHECKPOINT   (safetensors, PyTorch .pt, or a sharded index)
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -8,7 +8,7 @@ import Darwin
 import Sam3Neck
 
 guard CommandLine.arguments.count == 2 else {
-    print("usage: neck-example WEIGHTS.safetensors")
+    print("usage: neck-example CHECKPOINT (.safetensors, .pt, or a sharded index)")
     exit(2)
 }
 do {
