@@ -40,6 +40,7 @@ python-deps:
 
 lib:
 	$(SWIFT_RELEASE)
+	bash Tests/c/soname_link.sh $(LIB)
 
 test-swift:
 	swift test
