@@ -11,12 +11,12 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-sanitizers test-fuzz-replay fuzz clean
+.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-cpp test-python test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-c test-python test-fuzz-replay test-sanitizers
+test: deps lib test-swift test-c test-cpp test-python test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
@@ -49,6 +49,10 @@ test-c: lib
 	bash Tests/c/check_exports.sh $(LIB)
 	bash Tests/c/run.sh .build/ctest
 	bash Tests/c/examples.sh .build/examples
+
+# The C++17 wrapper include/sam3_neck.hpp: g++ and clang++, then under ASan/UBSan/LSan.
+test-cpp: lib
+	bash Tests/cpp/run.sh .build/cpptest
 
 # Swift tests under AddressSanitizer (with LeakSanitizer) and ThreadSanitizer (Swift Testing only:
 # the empty XCTest runner leaks a few bytes of its own), then the C test under ASan/UBSan/LSan and TSan.
