@@ -10,6 +10,7 @@
 #   3. make install DESTDIR=OUT/stage PREFIX=/usr/local: files under the staging root, the .pc file
 #      names the final prefix; the C++ example builds against it with PKG_CONFIG_SYSROOT_DIR.
 #   4. make uninstall (both) removes every installed file.
+# Also: README.md shows both examples exactly as tested.
 #
 #   Tests/install/run.sh [OUT]          (default .build/install-test; wiped first)
 # Needs the library built (make lib), pkg-config, readelf, cc, c++ and python3 with NumPy.
@@ -98,6 +99,12 @@ if LD_LIBRARY_PATH="$LIBDIR" "$OUT/bin/example_cpp" "$OUT/missing.safetensors" >
   cat "$OUT/missing.out"; fail "example_cpp on a missing file"
 fi
 pass "example_c and example_cpp ran on the installed library; example_cpp reports a missing file"
+
+for example in examples/example.c examples/example.cpp; do
+  python3 -c 'import sys; sys.exit(open(sys.argv[1]).read() not in open("README.md").read())' "$example" ||
+    fail "README.md does not show $example as it is (copy the file into the README)"
+done
+pass "README.md shows examples/example.c and examples/example.cpp verbatim"
 
 step "make install DESTDIR=$OUT/stage PREFIX=/usr/local"
 STAGE="$OUT/stage"
