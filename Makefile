@@ -11,13 +11,14 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps lib test-swift test-c test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
+.PHONY: demo test deps system-deps python-deps lib install uninstall test-swift test-c test-cpp test-install \
+	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-swift-example test-c test-python test-wheel test-fuzz-replay test-sanitizers
-	@echo "make test: Swift, C/C++ and Python tests, the wheel, the Swift example and the sanitizer runs, all passed"
+test: deps lib test-swift test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
+	@echo "make test: Swift, C/C++ and Python tests, the install, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
 
@@ -40,6 +41,64 @@ python-deps:
 
 lib:
 	$(SWIFT_RELEASE)
+	bash Tests/c/soname_link.sh $(LIB)
+
+# Installation, for C and C++ users:
+#   make install [PREFIX=/usr/local] [DESTDIR=staging-root] [LIBDIR=...] [INCLUDEDIR=...]
+#   make uninstall (same variables)
+# installs the headers sam3_neck.h and sam3_neck.hpp, lib/libsam3neck.so.A.MINOR.PATCH with the links
+# libsam3neck.so.A (the soname) and libsam3neck.so, and lib/pkgconfig/sam3neck.pc. A is
+# SAM3_NECK_ABI_VERSION, MINOR and PATCH are SAM3_NECK_VERSION_MINOR/_PATCH: every number comes
+# from include/sam3_neck.h (the soname of the built library must agree; install checks it).
+# As root with no DESTDIR, install then runs ldconfig (LDCONFIG= to skip it).
+PREFIX ?= /usr/local
+DESTDIR ?=
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+LDCONFIG ?= ldconfig
+header_number = $(shell sed -n 's/^.define SAM3_NECK_$(1)[[:space:]][[:space:]]*\([0-9][0-9]*\)[[:space:]]*$$/\1/p' include/sam3_neck.h)
+ABI_VERSION := $(call header_number,ABI_VERSION)
+VERSION := $(call header_number,VERSION_MAJOR).$(call header_number,VERSION_MINOR).$(call header_number,VERSION_PATCH)
+SONAME := libsam3neck.so.$(ABI_VERSION)
+REALNAME := $(SONAME).$(call header_number,VERSION_MINOR).$(call header_number,VERSION_PATCH)
+# The library is shared only and records its own dependencies (NEEDED: libopenblas.so.0, libstdc++,
+# libm, libgcc_s), so its users need neither OpenBLAS's headers nor -lopenblas: no Requires.private,
+# which would add OpenBLAS's -I to every --cflags and make pkg-config demand openblas.pc.
+# Libs.private records the OpenBLAS it was built against for `pkg-config --static`.
+OPENBLAS_LIBS := $(strip $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas))
+
+install: lib
+	@case "$(ABI_VERSION).$(VERSION)" in [0-9]*.[0-9]*.[0-9]*.[0-9]*) ;; \
+	  *) echo "install: cannot read the version macros of include/sam3_neck.h" >&2; exit 1 ;; esac
+	@case "$(PREFIX)" in /*) ;; *) echo "install: PREFIX must be an absolute path, got '$(PREFIX)'" >&2; exit 1 ;; esac
+	@soname=$$(readelf -d $(LIB) | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p'); \
+	if [ "$$soname" != "$(SONAME)" ]; then \
+	  echo "install: $(LIB) has soname '$$soname' but include/sam3_neck.h says $(SONAME)" \
+	    "(SAM3_NECK_ABI_VERSION): fix the -soname flag in Package.swift" >&2; exit 1; fi
+	install -d "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	install -m 644 include/sam3_neck.h include/sam3_neck.hpp "$(DESTDIR)$(INCLUDEDIR)/"
+	install -m 755 $(LIB) "$(DESTDIR)$(LIBDIR)/$(REALNAME)"
+	ln -sfn $(REALNAME) "$(DESTDIR)$(LIBDIR)/$(SONAME)"
+	ln -sfn $(SONAME) "$(DESTDIR)$(LIBDIR)/libsam3neck.so"
+	printf '%s\n' \
+	  'prefix=$(PREFIX)' \
+	  'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
+	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' \
+	  '' \
+	  'Name: sam3neck' \
+	  'Description: The detection neck of Meta'"'"'s SAM 3 (C ABI sam3_neck.h, C++17 wrapper sam3_neck.hpp)' \
+	  'Version: $(VERSION)' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -lsam3neck' \
+	  'Libs.private: $(OPENBLAS_LIBS)' \
+	  > "$(DESTDIR)$(PKGCONFIGDIR)/sam3neck.pc"
+	$(if $(LDCONFIG),$(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then echo $(LDCONFIG); $(LDCONFIG); fi))
+
+uninstall:
+	rm -f "$(DESTDIR)$(INCLUDEDIR)/sam3_neck.h" "$(DESTDIR)$(INCLUDEDIR)/sam3_neck.hpp" \
+	  "$(DESTDIR)$(LIBDIR)/libsam3neck.so" "$(DESTDIR)$(LIBDIR)/$(SONAME)" \
+	  "$(DESTDIR)$(LIBDIR)/$(REALNAME)" "$(DESTDIR)$(PKGCONFIGDIR)/sam3neck.pc"
 
 test-swift:
 	swift test
@@ -52,6 +111,14 @@ test-c: lib
 	bash Tests/c/check_exports.sh $(LIB)
 	bash Tests/c/run.sh .build/ctest
 	bash Tests/c/examples.sh .build/examples
+
+# The C++17 wrapper include/sam3_neck.hpp: g++ and clang++, then under ASan/UBSan/LSan.
+test-cpp: lib
+	bash Tests/cpp/run.sh .build/cpptest
+
+# make install into temporary prefixes; the examples built with pkg-config against the installed copy.
+test-install: lib
+	bash Tests/install/run.sh .build/install-test
 
 # Swift tests under AddressSanitizer (with LeakSanitizer) and ThreadSanitizer (Swift Testing only:
 # the empty XCTest runner leaks a few bytes of its own), then the C test under ASan/UBSan/LSan and TSan.

@@ -17,6 +17,8 @@
  *     a human-readable message naming the cause (file, tensor name, expected vs found shape, ...)
  *     is available from sam3_neck_last_error() on the same thread.
  *   - Nothing returned to the caller needs to be freed, except the handle (sam3_neck_free).
+ *   - Functions without a handle argument (versions, status strings, default parameters, the last
+ *     error) cannot fail and may be called from any thread at any time, before or after loading.
  *   - No function keeps a pointer passed by the caller after it returns, except where stated.
  *   - Tensors are float32, C-contiguous (row-major), native byte order.
  *
@@ -25,7 +27,8 @@
  *     concurrent sam3_neck_run calls on one handle are safe and are serialised by a lock inside the
  *     handle (they share its workspace). For parallel throughput use one handle per thread.
  *   - sam3_neck_compile and sam3_neck_free must not race with any other call on the same handle.
- *   - Different handles are fully independent.
+ *   - Different handles are fully independent; loading (sam3_neck_load_*) may run on any number
+ *     of threads at once.
  *   - The last-error message is per thread.
  *   - A run owns its parallelism: it runs its own worker threads (the compiled thread count) and
  *     calls OpenBLAS single-threaded from them. OpenBLAS's thread count is a process-wide setting:
@@ -124,7 +127,7 @@ typedef struct sam3_neck_load_params {
   const char *prefix;
 } sam3_neck_load_params;
 
-/* Returns the default load parameters. */
+/* Returns the default load parameters: kind SAM3_NECK_KIND_SAM3, prefix NULL (any known prefix). */
 sam3_neck_load_params sam3_neck_load_default_params(void);
 
 /* Loads the neck's weights from a checkpoint, whose format is recognised by its content:
@@ -146,14 +149,20 @@ sam3_neck_load_params sam3_neck_load_default_params(void);
 sam3_neck_status sam3_neck_load_file(const char *path, const sam3_neck_load_params *params,
                                      sam3_neck **out);
 
-/* Same as sam3_neck_load_file, from a checkpoint image in memory (safetensors or PyTorch zip; not
- * sharded). The bytes are only read during the call (the handle keeps its own converted copy of
- * the weights). */
+/* Same as sam3_neck_load_file, from a checkpoint image in memory: safetensors or a PyTorch zip
+ * archive (not sharded).
+ *   data    the file's bytes, size bytes long, any alignment. Only read during the call (the handle
+ *           keeps its own converted copy of the weights): the caller may free them afterwards.
+ *   params  NULL for the defaults (not kept).
+ *   out     receives a new handle on success, NULL on failure. Free it with sam3_neck_free.
+ * Error messages name the source as '<memory>'.
+ * Errors: INVALID_ARGUMENT (NULL data or out, bad params), FORMAT (including a size too small to
+ *         hold a header), MISSING_TENSOR, SHAPE, DTYPE, OUT_OF_MEMORY. */
 sam3_neck_status sam3_neck_load_memory(const void *data, size_t size,
                                        const sam3_neck_load_params *params, sam3_neck **out);
 
-/* Frees a handle and everything it owns. NULL is a no-op. The handle must not be used afterwards,
- * and no other call on it may be in progress. */
+/* Frees a handle and everything it owns. NULL is a no-op. Cannot fail. The handle must not be used
+ * afterwards, and no other call on it may be in progress (nor start) on any thread. */
 void sam3_neck_free(sam3_neck *neck);
 
 /* The loaded configuration, inferred from the checkpoint. */
@@ -163,7 +172,9 @@ typedef struct sam3_neck_config {
   float scales[SAM3_NECK_NUM_LEVELS];   /* 4.0, 2.0, 1.0, 0.5 */
 } sam3_neck_config;
 
-/* Writes the loaded configuration to *out. Errors: INVALID_ARGUMENT (NULL argument). */
+/* Writes the loaded configuration to *out (caller-owned, not kept). Available right after loading,
+ * compiled or not. Read-only query: may run concurrently with runs and other queries.
+ * Errors: INVALID_ARGUMENT (NULL neck or out). */
 sam3_neck_status sam3_neck_get_config(const sam3_neck *neck, sam3_neck_config *out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -192,39 +203,47 @@ typedef struct sam3_neck_compile_params {
   sam3_neck_precision precision; /* Default SAM3_NECK_PRECISION_DEFAULT. */
 } sam3_neck_compile_params;
 
-/* Returns the default compile parameters (batch 1, 72 x 72, NCHW, all levels, all cores). */
+/* Returns the default compile parameters (batch 1, 72 x 72, NCHW, all levels, all cores, precision
+ * SAM3_NECK_PRECISION_DEFAULT). */
 sam3_neck_compile_params sam3_neck_compile_default_params(void);
 
 /* Plans the neck for one input shape: prepares packed weights, position encodings and a workspace.
- * Compiling again replaces the previous plan (on failure the handle is left uncompiled).
+ * Compiling again replaces the previous plan (on failure the handle is left uncompiled), and with
+ * it the workspace and the shapes the queries report.
+ *   neck    the handle. No other call on it may be in progress on another thread (not even a run).
  *   params  NULL for the defaults (not kept).
  * Errors: INVALID_ARGUMENT (NULL handle, bad batch/size/layout/mask/threads),
  *         SHAPE (grid too small for a requested level), OUT_OF_MEMORY (the plan would need more
  *         memory than can be allocated; the message says how much). */
 sam3_neck_status sam3_neck_compile(sam3_neck *neck, const sam3_neck_compile_params *params);
 
-/* Writes the compiled parameters to *out, exactly as passed to sam3_neck_compile (threads = 0
- * stays 0). Errors: INVALID_ARGUMENT, NOT_COMPILED. */
+/* Writes the compiled parameters to *out (caller-owned, not kept), exactly as passed to
+ * sam3_neck_compile (threads = 0 stays 0). Read-only query (see Threads).
+ * Errors: INVALID_ARGUMENT (NULL neck or out), NOT_COMPILED. */
 sam3_neck_status sam3_neck_get_compile_params(const sam3_neck *neck,
                                               sam3_neck_compile_params *out);
 
-/* Writes the output shape of compiled level `level` (0..3) as [B, d, h, w] to shape[0..3].
+/* Writes the output shape of compiled level `level` (0..3) as [B, d, h, w] to shape[0..3]
+ * (caller-owned, not kept). Read-only query (see Threads).
  * Errors: INVALID_ARGUMENT (NULL, level out of range or not in the compiled mask), NOT_COMPILED. */
 sam3_neck_status sam3_neck_level_shape(const sam3_neck *neck, int32_t level, int64_t shape[4]);
 
-/* Writes the number of input floats the compiled plan expects (B*C*H*W) to *count.
- * Errors: INVALID_ARGUMENT, NOT_COMPILED. */
+/* Writes the number of input floats the compiled plan expects (B*C*H*W) to *count. Read-only
+ * query (see Threads). Errors: INVALID_ARGUMENT (NULL neck or count), NOT_COMPILED. */
 sam3_neck_status sam3_neck_input_count(const sam3_neck *neck, size_t *count);
 
 /* Writes the size in bytes of the workspace the compiled plan owns (memory beyond the weights and
- * the caller's buffers that a run uses) to *bytes. Errors: INVALID_ARGUMENT, NOT_COMPILED. */
+ * the caller's buffers that a run uses) to *bytes. Read-only query (see Threads).
+ * Errors: INVALID_ARGUMENT (NULL neck or bytes), NOT_COMPILED. */
 sam3_neck_status sam3_neck_workspace_size(const sam3_neck *neck, size_t *bytes);
 
 /* Writes the position encoding of compiled level `level`, shape [1, d, h, w], into out[0 .. count).
  * count must be at least d*h*w. Its sines and cosines are computed once, at compile time (one table
  * per axis, d/2 x h and d/2 x w); this call only lays them out, so call it once per compile and keep
- * the result: it does not depend on the input.
- * Errors: INVALID_ARGUMENT (NULL, level not compiled), NOT_COMPILED, SHAPE (count too small). */
+ * the result: it does not depend on the input. out is caller-owned and not kept. Read-only query
+ * (see Threads).
+ * Errors: INVALID_ARGUMENT (NULL, level out of range or not compiled), NOT_COMPILED,
+ *         SHAPE (count too small; the message gives the floats needed). */
 sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t level, float *out,
                                              size_t count);
 
@@ -241,7 +260,12 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  *   output_counts array of SAM3_NECK_NUM_LEVELS capacities in floats of outputs[i]; each must be at
  *                 least B*d*h_i*w_i for compiled levels.
  * The buffers must not overlap the input or each other. Nothing is allocated per run.
- * Errors: INVALID_ARGUMENT (NULL), NOT_COMPILED, SHAPE (input_count or a capacity wrong). */
+ * Threads: runs on one handle from several threads are safe and take turns (one workspace per
+ * handle); a run must not overlap sam3_neck_compile or sam3_neck_free on the same handle. Each run
+ * uses the compiled number of worker threads and sets OpenBLAS to one thread meanwhile (see Threads).
+ * Errors: INVALID_ARGUMENT (NULL neck, input, outputs, output_counts, or a NULL outputs[i] of a
+ *         compiled level), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the message gives
+ *         both sizes). */
 sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input_count,
                                float *const outputs[SAM3_NECK_NUM_LEVELS],
                                const size_t output_counts[SAM3_NECK_NUM_LEVELS]);

@@ -6,6 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 OUT="${1:-.build/examples}"
 mkdir -p "$OUT"
+bash Tests/c/soname_link.sh .build/release/libsam3neck.so
 python3 -c "from sam3neck import checkpoint; checkpoint.write_synthetic_checkpoint('$OUT/neck.safetensors', 64, 32, seed=1)"
 cc -std=c99 -Wall -Wextra -Werror -I include examples/example.c -L .build/release -lsam3neck \
    -Wl,-rpath,"$ROOT/.build/release" -o "$OUT/example"

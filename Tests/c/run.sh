@@ -23,6 +23,8 @@ if [ ! -f "$LIBDIR/libsam3neck.so" ]; then
   echo "    swift build -c release -Xswiftc -static-stdlib" >&2
   exit 1
 fi
+# the library's soname (libsam3neck.so.<ABI>) must resolve in the build tree too
+bash Tests/c/soname_link.sh "$LIBDIR/libsam3neck.so" || exit 1
 
 mkdir -p "$BUILD" || exit 1
 failed=0

@@ -23,6 +23,7 @@ tail -1 "$OUT/asan.log"
 
 echo "== C test under ThreadSanitizer (library built with --sanitize=thread)"
 swift build --sanitize=thread --scratch-path .build-tsan --product sam3neck 2>&1 | tail -1
+bash Tests/c/soname_link.sh .build-tsan/debug/libsam3neck.so
 clang -std=c99 -g -O1 -fsanitize=thread -Wall -Wextra -Werror -pedantic -I include Tests/c/test_api.c \
    -o "$OUT/test_api_tsan" -L .build-tsan/debug -lsam3neck -L "$SWIFT_LIBS" -ldispatch -lBlocksRuntime \
    -Wl,-rpath,"$ROOT/.build-tsan/debug" -Wl,-rpath,"$SWIFT_LIBS" -lm -pthread
