@@ -3,8 +3,9 @@
 // Fuzzing (coverage-guided, bounded):   make fuzz FUZZ_SECONDS=60
 // Replay (part of the normal tests):    .build/release/sam3neck-fuzz Tests/fuzz/corpus/* Tests/fuzz/regressions/*
 //
-// Each input is handed to the safetensors reader and, when it parses, to the neck loader, which
-// reads the tensors it needs. Any outcome but a crash is fine: errors are the expected answer.
+// Each input is handed to the checkpoint reader (safetensors or PyTorch zip, chosen by content as
+// for a real load: zip directory, restricted unpickler, strided storages) and, when it parses, to
+// the neck loader, which reads the tensors it needs. Any outcome but a crash is fine: errors are the expected answer.
 import Sam3Neck
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +22,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     for kind in NeckKind.allCases {
         if (try? Neck(bytes: bytes, kind: kind)) != nil { counts.necks += 1 }
     }
-    if let file = try? SafetensorsFile(source: MemorySource(bytes)) {
+    if let file = try? Checkpoint.open(MemorySource(bytes)) {
         counts.headers += 1
         for name in file.names.prefix(64) { _ = try? file.readFloat32(name) }
     }
@@ -29,7 +30,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
 }
 
 func summary() -> String {
-    "\(counts.inputs) inputs: \(counts.inputs - counts.headers) rejected by the safetensors reader, " +
+    "\(counts.inputs) inputs: \(counts.inputs - counts.headers) rejected by the checkpoint readers, " +
     "\(counts.headers) parsed, \(counts.necks) neck loads succeeded (sam3 and sam2 kinds tried on each)"
 }
 

@@ -19,3 +19,23 @@ checkpoint.write_synthetic_checkpoint(os.path.join(out, "neck-c4-d2-extras.safet
 with open(os.path.join(out, "header-only.safetensors"), "wb") as f:
     header = b'{"__metadata__":{"format":"pt"},"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     f.write(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
+
+# PyTorch zip archives (the test suite's writer: protocol-2 pickle, stored entries, a wrapper and a
+# complex tensor), and one written by real PyTorch when it is installed.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python", "tests"))
+import numpy as np  # noqa: E402
+import torchzip  # noqa: E402
+
+neck = {"vision_backbone." + k: v for k, v in checkpoint.synthetic_neck(4, 2, seed=3).items()}
+torchzip.write_checkpoint(os.path.join(out, "neck-c4-d2.pt"), neck)
+torchzip.write_checkpoint(os.path.join(out, "neck-c4-d2-wrapped.pt"),
+                          {**neck, "freqs_cis": np.ones(2, np.complex64)}, wrap="model")
+try:
+    import torch
+except ImportError:
+    torch = None
+if torch is not None and not os.path.exists(os.path.join(out, "neck-c4-d2-torch.pt")):
+    sd = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in neck.items()}
+    k = "vision_backbone.convs.1.conv_3x3.weight"
+    sd[k] = sd[k].transpose(0, 1).contiguous().transpose(0, 1)  # a strided view
+    torch.save({"model": sd}, os.path.join(out, "neck-c4-d2-torch.pt"))
