@@ -20,8 +20,10 @@ row's median at the same levels and batch. "max err" is the worst level's normal
 max|out - ref| / max|ref| against the float64 NumPy reference (sam3neck.reference), for the
 batch-1, all-levels run of each engine (the outputs come back through temporary .npy files).
 
-The peers' model. ONNX Runtime and OpenVINO run one ONNX graph (opset 17, float32, static shapes),
-built here with onnx.helper straight from the checkpoint's tensors (`onnx_model`): per branch,
+The peers' model. ONNX Runtime and OpenVINO run one ONNX graph (opset 17, float32, static shapes):
+when torch is importable, the PyTorch module below exported with torch.onnx.export
+(`torch_onnx_bytes`, what a PyTorch user would deploy); otherwise the same graph built with
+onnx.helper straight from the checkpoint's tensors (`onnx_model`): per branch,
 ConvTranspose(k=2, s=2) for each transposed conv, exact GELU written as
 x * 0.5 * (1 + Erf(x / sqrt(2))) (the ops torch.onnx emits for nn.GELU() below opset 20), Conv 1x1,
 Conv 3x3 with pads 1, MaxPool(k=2, s=2, floor), one graph output per level. That graph is an exact
@@ -70,6 +72,8 @@ __all__ = [
     "neck_flops",
     "read_neck_weights",
     "onnx_model",
+    "torch_onnx_bytes",
+    "peer_model_bytes",
     "torch_neck",
     "run_benchmark",
     "add_arguments",
@@ -302,6 +306,40 @@ def torch_neck(weights: Mapping[str, np.ndarray], levels: Sequence[int] = ALL_LE
     state = {f"convs.{k}": torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in w.items()}
     module.load_state_dict(state, strict=True)
     return module.eval()
+
+
+def torch_onnx_bytes(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
+                     levels: Sequence[int] = ALL_LEVELS, opset: int = 17) -> bytes:
+    """`torch_neck` exported by torch.onnx.export (the TorchScript exporter, opset 17, static
+    shapes, input "x", outputs "level{i}"): the peers' model as a PyTorch user would make it.
+    Needs torch (and onnx)."""
+    import io
+    import warnings
+
+    import torch
+
+    module = torch_neck(weights, levels)
+    c, _ = reference.neck_config(reference._canonical(weights, "convs"))
+    x = torch.zeros(batch, c, height, width)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the exporter's notice that a newer exporter exists
+        torch.onnx.export(module, (x,), buf, opset_version=opset, dynamo=False, input_names=["x"],
+                          output_names=[f"level{i}" for i in sorted(set(int(i) for i in levels))])
+    return buf.getvalue()
+
+
+def peer_model_bytes(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
+                     levels: Sequence[int] = ALL_LEVELS) -> Tuple[bytes, str]:
+    """The ONNX model the peers run and how it was made: exported from the PyTorch module when
+    torch is importable, else built with onnx.helper (the same operators)."""
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        return (torch_onnx_bytes(weights, batch, height, width, levels),
+                f"torch.onnx.export of the PyTorch module (torch {torch.__version__}, opset 17)")
+    return (onnx_model(weights, batch, height, width, levels).SerializeToString(),
+            "onnx.helper (torch not importable; same operators as torch.onnx.export emits)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -768,12 +806,14 @@ def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
         try:
             for levels, batch in PEER_CASES:
                 t = time.perf_counter()
-                model = onnx_model(weights, batch, common["height"], common["width"], levels)
+                data, source = peer_model_bytes(weights, batch, common["height"], common["width"],
+                                                levels)
+                doc["onnx_model_source"] = source
                 path = os.path.join(tmp, f"neck-levels{''.join(map(str, levels))}-b{batch}.onnx")
                 with open(path, "wb") as f:
-                    f.write(model.SerializeToString())
+                    f.write(data)
                 models[(tuple(levels), batch)] = path
-                log(f"ONNX model, levels {_lv(levels)}, batch {batch}: built in "
+                log(f"ONNX model, levels {_lv(levels)}, batch {batch}: {source}, "
                     f"{time.perf_counter() - t:.1f} s")
         except Exception as e:
             reason = (f"onnx not importable ({e})" if isinstance(e, ImportError)
@@ -887,6 +927,8 @@ def format_report(doc: dict) -> str:
         "direct cost per image: " + ", ".join(f"level {i} {g[str(i)]:.1f}" for i in ALL_LEVELS)
         + f" GFLOP (levels 0-3 {sum(g.values()):.1f}, levels 0-2 {g['0'] + g['1'] + g['2']:.1f})")
     lines.append(f"weights: {doc['weights']}")
+    if doc.get("onnx_model_source"):
+        lines.append(f"ONNX model (ONNX Runtime, OpenVINO): {doc['onnx_model_source']}")
     lines.append("")
 
     peers = [e for e in PEERS if any(r["engine"] == e for r in doc["rows"])]

@@ -127,3 +127,18 @@ def test_onnx_graph_matches_reference_under_openvino(tmp_path):
     for i, (feat, _) in enumerate(ref):
         got = res[compiled.output(f"level{i}")]
         assert reference.normalised_error(got, feat) <= 1e-5, f"level {i}"
+
+
+def test_torch_export_matches_reference():
+    """The peers' model as PyTorch exports it computes the neck (ONNX Runtime runs it)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    w = checkpoint.synthetic_neck(16, 8, seed=4)
+    x = np.random.default_rng(2).standard_normal((1, 16, 5, 6)).astype(np.float32)
+    data, source = bench.peer_model_bytes(w, 1, 5, 6, (0, 1, 2, 3))
+    assert source.startswith("torch.onnx.export")
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {"x": x})
+    for got, (feat, _) in zip(outs, reference.forward(w, x)):
+        assert reference.normalised_error(got, feat) <= 1e-5
