@@ -80,10 +80,11 @@ def cmd_demo(args) -> int:
         print(f"run: median {statistics.median(times) * 1e3:.1f} ms over {len(times)} runs "
               f"(min {min(times) * 1e3:.1f} ms)")
 
-    group = "sam2_convs" if args.neck.lower() == "sam2" else "convs"
     t = time.perf_counter()
-    tensors = checkpoint.load_safetensors(weights)
-    w = reference.neck_weights(tensors, group=group, prefix=args.prefix)
+    w, why = reference_weights(weights, args.neck.lower(), args.prefix)
+    if w is None:
+        print(f"float64 reference: skipped ({why})")
+        return 0
     ref = reference.forward(w, x, layout="NCHW", levels=[lv.level for lv in out])
     print(f"float64 reference in {time.perf_counter() - t:.2f} s")
 
@@ -101,6 +102,45 @@ def cmd_demo(args) -> int:
     print()
     print(("OK" if ok else "FAIL") + f": worst error {worst:.3e} (bound {bound:g}, precision {args.precision})")
     return 0 if ok else 1
+
+
+def reference_weights(path: str, neck: str, prefix: Optional[str]):
+    """The neck's tensors of `path` for the float64 reference, canonical names ("0.conv_1x1.weight"),
+    or (None, reason). Where they are comes from the library's inspection report (its tensor list
+    is in reference.NECK_TENSORS order); the values are read here: safetensors and shards by this
+    package, PyTorch archives by torch (torch.load(weights_only=True)) when it is installed."""
+    from . import inspection
+
+    r = inspection.report(path)
+    found = [n for n in r["necks"] if n["neck"] == neck and (prefix is None or n["prefix"] == prefix)]
+    if len(found) != 1 or not found[0]["complete"]:
+        return None, f"{len(found)} complete {neck} necks found by inspection"
+    names = [t["name"] for t in found[0]["tensors"]]
+    if r["format"] == "safetensors":
+        values = checkpoint.load_safetensors(path, names)
+    elif r["format"] == "sharded-safetensors":
+        import json
+        from pathlib import Path
+
+        index = Path(path)
+        if index.is_dir():
+            index = next(index.glob("*.safetensors.index.json"))
+        shard_of = json.loads(index.read_text())["weight_map"]
+        values = {}
+        for shard in sorted({shard_of[n] for n in names}):
+            values.update(checkpoint.load_safetensors(index.parent / shard,
+                                                      [n for n in names if shard_of[n] == shard]))
+    else:
+        try:
+            import torch
+        except ImportError:
+            return None, "reading a PyTorch archive in Python needs torch; the library needs none"
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        for key in ("model", "state_dict", "module"):
+            if not any(torch.is_tensor(v) for v in state.values()) and isinstance(state.get(key), dict):
+                state = state[key]
+        values = {n: state[n].float().numpy() for n in names}
+    return dict(zip(reference.NECK_TENSORS, (values[n] for n in names))), ""
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -332,3 +332,19 @@ def test_multi_gb_archive_costs_the_neck_not_the_file(tmp_path):
         f"read {read} bytes for a neck of {neck_bytes} in a {size}-byte file"
     print(f"\n{size / 2**30:.2f} GiB archive: neck {neck_bytes / 2**20:.1f} MiB, "
           f"read {read / 2**20:.2f} MiB ({read - neck_bytes} B beyond the neck) in {seconds * 1e3:.0f} ms")
+
+
+@pytest.mark.parametrize("name", ["hf_neck.safetensors", "sharded", "torch_model_bf16.pt"])
+def test_demo_checks_any_format_against_the_reference(name):
+    """`make demo WEIGHTS=…` with every format: the reference reads the same tensors (PyTorch
+    archives through torch, when installed) and the run is checked against it."""
+    import subprocess
+    import sys
+
+    if name.endswith(".pt"):
+        pytest.importorskip("torch", reason="the demo's reference reads .pt files with torch")
+    p = subprocess.run([sys.executable, "-m", "sam3neck", "demo", "--weights", str(FIX / name),
+                        "--height", "6", "--width", "5", "--neck", "sam2", "--runs", "1"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "float64 reference in" in p.stdout and "OK: worst error" in p.stdout
