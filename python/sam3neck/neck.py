@@ -480,6 +480,13 @@ class Neck:
             "levels": p.levels, "threads": p.threads, "precision": p.precision,
         }
 
+    @property
+    def compile_options(self) -> Dict[str, object]:
+        """The options compile() was last called with, normalised (layout upper-case, precision
+        lower-case, levels a sorted tuple, threads as given: 0 = all cores); what a pickled Neck
+        compiles with on arrival. `neck.compile(**neck.compile_options)` plans the same again."""
+        return dict(self._need_plan().requested)
+
     def position_encoding(self, level: int) -> np.ndarray:
         """The cached float32 [1, d, h, w] position encoding of a compiled level (read-only; the
         same array every run's Level.pos holds). ValueError for a level that is not compiled."""

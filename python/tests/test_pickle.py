@@ -155,3 +155,18 @@ def test_error_pickles_and_reaches_the_parent(ck):
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             with pytest.raises(Sam3NeckError, match="not compiled"):
                 pool.apply(_fail_in_child, (neck,))
+
+
+def test_compile_options_are_the_requested_ones(ck):
+    with Neck(ck) as neck:
+        with pytest.raises(Sam3NeckError, match="not compiled"):
+            neck.compile_options
+        neck.compile(4, 6, batch=2, layout="nhwc", levels=[3, 1], precision="STRICT")
+        opts = neck.compile_options
+        assert opts == {"height": 4, "width": 6, "batch": 2, "layout": "NHWC", "levels": (1, 3),
+                        "threads": 0, "precision": "strict"}
+        opts["height"] = 99  # a copy
+        assert neck.compile_options["height"] == 4
+        with Neck(ck) as other:
+            other.compile(**neck.compile_options)
+            assert other.compile_params == neck.compile_params
