@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from ._atomic import atomic_writer
 
 __all__ = [
     "encode_png",
@@ -70,20 +71,8 @@ def encode_png(pixels: np.ndarray, level: int = 6) -> bytes:
 def write_png(path: Union[str, "os.PathLike[str]"], pixels: np.ndarray) -> None:
     """Writes encode_png(pixels) to `path` atomically (a temporary file renamed into place)."""
     data = encode_png(pixels)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -341,7 +330,7 @@ def compose(panels: Sequence[Panel], title: Optional[str] = None, panel_size: Op
         else:
             panel_size = (bh, bw)
     ph, pw = panel_size
-    margin, gap, line = 12, 16, CELL_H * scale
+    margin, gap, line = 12, 28, CELL_H * scale
     texts = [(p.title, p.subtitle()) for p in panels]
     col_w = [max(pw, text_size(t, scale)[0], text_size(s, scale)[0]) for t, s in texts]
     note = "per-pixel L2 norm over channels; each panel scaled from its own min to its max"

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from sam3neck import picture
+from sam3neck import _atomic, picture
 
 
 def decode_png(data: bytes):
@@ -78,7 +78,7 @@ def test_write_png_is_atomic(tmp_path, monkeypatch):
     # a failure while writing leaves the old file and no temporary file
     def boom(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr(picture.os, "replace", boom)
+    monkeypatch.setattr(_atomic.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         picture.write_png(path, np.zeros((4, 5, 3), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
