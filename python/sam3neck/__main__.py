@@ -1,5 +1,5 @@
-"""Command line: `python -m sam3neck demo [...]`, `python -m sam3neck bench [...]` and
-`python -m sam3neck version`."""
+"""Command line: `python -m sam3neck run [...]`, `python -m sam3neck demo [...]`,
+`python -m sam3neck bench [...]`, `python -m sam3neck inspect FILE` and `python -m sam3neck version`."""
 
 from __future__ import annotations
 
@@ -137,8 +137,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         "inspect", help="list the neck tensors of a safetensors file (names, dtypes, shapes, "
                         "prefix) and flag NaN/Inf weights"))
 
+    from . import runner
+
+    runner.add_arguments(sub.add_parser(
+        "run", help="run the neck on a .npy feature file or a folder of them, writing .npz "
+                    "(and optionally a PNG picture)",
+        description=runner.__doc__.split("\n\n")[0]))
+
     args = parser.parse_args(argv)
-    if args.command == "inspect":
+    if args.command in ("inspect", "run"):
         return args.func(args)
     if args.command == "bench":
         return bench.run_cli(args)
