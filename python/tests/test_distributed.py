@@ -82,3 +82,24 @@ def test_workers_with_several_threads_are_refused(example, tmp_path):
                       dashboard_address=None) as cluster, Client(cluster) as client:
         with pytest.raises(RuntimeError, match="one thread each"):
             example.run_on_cluster(client, str(ck), [str(tmp_path / "a.npy")], str(tmp_path / "o"))
+
+
+def test_example_main(example, tmp_path, capsys):
+    """The script's own entry point (what the README shows), on a LocalCluster of 2 workers."""
+    ck = tmp_path / "tiny.safetensors"
+    checkpoint.write_synthetic_checkpoint(ck, C, D, seed=2, extras=False)
+    weights = reference.neck_weights(checkpoint.load_safetensors(ck))
+    src = tmp_path / "features"
+    src.mkdir()
+    xs = [np.random.default_rng(k).standard_normal((C, 5, 4)).astype(np.float32) for k in range(3)]
+    for k, x in enumerate(xs):
+        np.save(src / f"x{k}.npy", x)
+    assert example.main([str(ck), str(src), str(tmp_path / "out"), "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert f"3 of 3 files written to {tmp_path / 'out'} by " in text
+    for k, x in enumerate(xs):
+        with np.load(tmp_path / "out" / f"x{k}.npz") as z:
+            for i, (feat, _) in enumerate(reference.forward(weights, x[None])):
+                assert reference.normalised_error(z[f"level{i}"], feat[0]) <= TOL
+    assert example.main([str(ck), str(tmp_path / "out"), str(tmp_path / "o2")]) == 1  # no .npy
+    assert "no .npy files" in capsys.readouterr().err
