@@ -104,6 +104,7 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The `sam3neck` command (also `python -m sam3neck`); returns the exit status."""
     parser = argparse.ArgumentParser(prog="sam3neck", description=__doc__)
     sub = parser.add_subparsers(dest="command")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -195,7 +195,8 @@ def text_size(text: str, scale: int = 1) -> Tuple[int, int]:
     return (len(text) * CELL_W - 1) * scale, GLYPH_H * scale
 
 
-def draw_text(image: np.ndarray, text: str, x: int, y: int, color=(0, 0, 0), scale: int = 1) -> int:
+def draw_text(image: np.ndarray, text: str, x: int, y: int,
+              color: Union[int, Tuple[int, int, int]] = (0, 0, 0), scale: int = 1) -> int:
     """Draws one line of `text` into image (uint8 [H, W, 3] or [H, W]) with its top-left corner at
     (x, y), each font pixel a scale x scale square; ink outside the image is clipped. Characters
     the font lacks are drawn as a hollow box. Returns the x just after the text."""
@@ -269,6 +270,7 @@ class Panel:
     """One heat map with its label: `title` (e.g. "level 0  x4  288x288") and `values` [h, w]."""
 
     def __init__(self, title: str, values: np.ndarray):
+        """values: any 2-D array of real numbers (NaN/Inf allowed, drawn in NONFINITE_COLOR)."""
         v = np.asarray(values, dtype=np.float64)
         if v.ndim != 2 or v.size == 0:
             raise ValueError(f"panel {title!r}: values must be a non-empty [h, w], got {v.shape}")
@@ -306,8 +308,9 @@ INK = (20, 20, 20)
 GREY = (110, 110, 110)
 
 
-def compose(panels: Sequence[Panel], title: Optional[str] = None, panel_size: Optional[Tuple[int, int]] = None,
-            min_side: int = 160, max_side: int = 320, scale: int = 2) -> np.ndarray:
+def compose(panels: Sequence[Panel], title: Optional[str] = None,
+            panel_size: Optional[Tuple[int, int]] = None, min_side: int = 160, max_side: int = 320,
+            scale: int = 2) -> np.ndarray:
     """Lays the panels out side by side: uint8 RGB [H, W, 3].
 
     Every heat map is resized (nearest) to one size: `panel_size` (h, w), else the largest panel's

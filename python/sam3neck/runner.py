@@ -320,8 +320,10 @@ def _label(r: FileResult) -> str:
     return ", ".join(f"{k} {list(v)}" for k, v in r.shapes.items() if k.startswith("level"))
 
 
-def run_cli(args: argparse.Namespace, stderr: TextIO = None) -> int:
-    """Runs the `run` command; returns the exit status (0 ok, 1 when anything failed)."""
+def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
+    """Runs the `run` command (arguments as add_arguments defines them; messages to `stderr`,
+    default sys.stderr); returns the exit status: 0 ok, 1 when anything failed, 130 when
+    interrupted."""
     err = sys.stderr if stderr is None else stderr
     t0 = time.perf_counter()
 
@@ -413,7 +415,7 @@ def run_cli(args: argparse.Namespace, stderr: TextIO = None) -> int:
     status = 1 if failed else 0
     if args.png:
         if shown is None:
-            err.write(f"sam3neck run: error: no picture: no input was run successfully\n")
+            err.write("sam3neck run: error: no picture: no input was run successfully\n")
             status = 1
         else:
             status = max(status, _draw(args.png, shown[1], args.layout, err))
@@ -432,6 +434,7 @@ def run_cli(args: argparse.Namespace, stderr: TextIO = None) -> int:
 
 
 def _draw(path: str, r: FileResult, layout: str, err: TextIO) -> int:
+    """Writes the picture of r's first image to `path`; returns 0, or 1 (reported) on failure."""
     from . import picture
 
     x = r.x[0] if layout.upper() == "NCHW" else r.x[0].transpose(2, 0, 1)
