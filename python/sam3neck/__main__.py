@@ -1,5 +1,5 @@
-"""Command line: `python -m sam3neck demo [...]`, `python -m sam3neck bench [...]` and
-`python -m sam3neck version`."""
+"""Command line: `python -m sam3neck run [...]`, `python -m sam3neck demo [...]`,
+`python -m sam3neck bench [...]`, `python -m sam3neck inspect FILE` and `python -m sam3neck version`."""
 
 from __future__ import annotations
 
@@ -144,6 +144,7 @@ def reference_weights(path: str, neck: str, prefix: Optional[str]):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The `sam3neck` command (also `python -m sam3neck`); returns the exit status."""
     parser = argparse.ArgumentParser(prog="sam3neck", description=__doc__)
     sub = parser.add_subparsers(dest="command")
 
@@ -177,7 +178,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         "inspect", help="list the necks a checkpoint holds (naming scheme, prefix, tensor names, "
                         "dtypes, shapes) and flag NaN/Inf weights"))
 
+    from . import runner
+
+    runner.add_arguments(sub.add_parser(
+        "run", help="run the neck on a .npy feature file or a folder of them, writing .npz "
+                    "(and optionally a PNG picture)",
+        description=runner.__doc__.split("\n\n")[0]))
+
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return args.func(args)
     if args.command == "inspect":
         try:
             return args.func(args)

@@ -10,6 +10,7 @@ import ctypes
 import errno
 import operator
 import os
+import pickle
 import threading
 import weakref
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -44,6 +45,11 @@ class Sam3NeckError(Exception):
         where = f"{function}: " if function and not message.startswith(function) else ""
         super().__init__(f"{where}{message} [{self.status_name}]")
 
+    def __reduce__(self):
+        # Exceptions pickle as cls(*self.args) by default, which this __init__ cannot take; a
+        # worker process (multiprocessing, Dask) must be able to send the error back.
+        return (type(self), (self.status, self.message, self.function))
+
 
 def _check(status: int, function: str) -> None:
     if status != _lib.OK:
@@ -72,6 +78,7 @@ class Level:
 
     @property
     def shape(self) -> Tuple[int, ...]:
+        """The features' shape (B, d, h, w)."""
         return tuple(self.features.shape)
 
     def __repr__(self) -> str:
@@ -81,8 +88,17 @@ class Level:
 class _Plan:
     __slots__ = (
         "batch", "height", "width", "layout", "levels", "threads", "precision",
-        "input_shape", "input_count", "level_shapes", "workspace_bytes", "pos",
+        "input_shape", "input_count", "level_shapes", "workspace_bytes", "pos", "requested",
     )
+
+
+def _rebuild_neck(path: str, neck: str, prefix: Optional[str],
+                  compile_options: Optional[Dict[str, object]]) -> "Neck":
+    """Unpickles a Neck: loads `path` again and, if it was compiled, compiles it the same way."""
+    rebuilt = Neck(path, neck=neck, prefix=prefix)
+    if compile_options is not None:
+        rebuilt.compile(**compile_options)
+    return rebuilt
 
 
 def _free_handle(free, handle_value: int) -> None:
@@ -155,6 +171,12 @@ class Neck:
             tracker neck: "sam2_convs" / "tracker_neck.fpn_layers"); `kind=` is an older alias
     prefix  None: any known prefix ("detector.backbone.vision_backbone.", "vision_encoder.neck.",
             ...) or none; else the exact text before the group name ("" allowed).
+
+    Pickling (multiprocessing, Dask, Ray...): a Neck pickles as its checkpoint's absolute path, its
+    load options (neck, prefix) and, when compiled, the options it was compiled with; unpickling
+    loads the checkpoint again (so the path must exist where it is unpickled, e.g. on shared
+    storage) and compiles it the same way. The native handle itself is never copied: the receiver
+    gets its own. A Neck loaded with from_bytes (no path) or closed cannot be pickled.
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], neck: str = "sam3",
@@ -163,11 +185,13 @@ class Neck:
         self._finalizer = None
         self._plan: Optional[_Plan] = None
         self._lock = threading.RLock()
+        self._path: Optional[str] = None
         try:
             fspath = os.fspath(path)
         except TypeError:
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
-        k, pre = self._check_load_args(_neck_choice(neck, kind), prefix)
+        neck = _neck_choice(neck, kind)
+        k, pre = self._check_load_args(neck, prefix)
         if not os.path.exists(fspath):
             raise FileNotFoundError(errno.ENOENT, "no such checkpoint file", fspath)
         lib = _lib.get_lib()
@@ -178,13 +202,17 @@ class Neck:
         _check(status, "sam3_neck_load_file")
         self._adopt(lib, handle)
         self.source = fspath
+        self._path = os.path.abspath(fspath)
+        self._neck_name = neck.lower()
+        self._prefix = prefix
 
     @classmethod
     def from_bytes(cls, data, neck: str = "sam3", prefix: Optional[str] = None, *,
                    kind: Optional[str] = None) -> "Neck":
         """Loads from a checkpoint image in memory (safetensors or PyTorch zip; bytes, bytearray,
-        memoryview, uint8 array...). The bytes are not kept."""
+        memoryview, uint8 array...). The bytes are not kept, so such a Neck cannot be pickled."""
         self = cls.__new__(cls)
+        self._path = None
         self._handle = None
         self._finalizer = None
         self._plan = None
@@ -205,6 +233,8 @@ class Neck:
         _check(status, "sam3_neck_load_memory")
         self._adopt(lib, handle)
         self.source = "<memory>"
+        self._neck_name = _neck_choice(neck, kind).lower()
+        self._prefix = prefix
         return self
 
     @staticmethod
@@ -261,9 +291,35 @@ class Neck:
 
     @property
     def closed(self) -> bool:
+        """True once close() was called (or the context manager exited)."""
         return self._handle is None
 
+    @property
+    def path(self) -> Optional[str]:
+        """The checkpoint's absolute path, or None for a Neck loaded with from_bytes."""
+        return self._path
+
+    # -- pickling -------------------------------------------------------------------------------
+
+    def __reduce__(self):
+        """Pickles as (path, neck, prefix, compile options); see the class docstring."""
+        with self._lock:
+            if self._handle is None:
+                raise pickle.PicklingError(
+                    "cannot pickle a closed sam3neck.Neck: pickle it before close() (or load a "
+                    "new one in the receiving process)"
+                )
+            if self._path is None:
+                raise pickle.PicklingError(
+                    "cannot pickle a sam3neck.Neck loaded with Neck.from_bytes: it has no "
+                    "checkpoint path to reload from in the receiving process; save the bytes to "
+                    "a file (on storage the receiver can read) and load Neck(path) instead"
+                )
+            options = None if self._plan is None else dict(self._plan.requested)
+            return (_rebuild_neck, (self._path, self._neck_name, self._prefix, options))
+
     def __enter__(self) -> "Neck":
+        """Returns self (Sam3NeckError if closed); the Neck is closed on exit."""
         self._h()
         return self
 
@@ -292,7 +348,23 @@ class Neck:
     def compile(self, height: int = 72, width: int = 72, batch: int = 1, layout: str = "NCHW",
                 levels: Iterable[int] = (0, 1, 2, 3), threads: int = 0,
                 precision: str = "default") -> "Neck":
-        """Plans the neck for one input shape (replaces any previous plan). Returns self."""
+        """Plans the neck for one input shape (replaces any previous plan). Returns self.
+
+        height, width  the input grid H x W (72 x 72 for a 1008 x 1008 image); level 3 needs >= 2x2
+        batch          B, the number of images per run
+        layout         "NCHW" (input [B, C, H, W]) or "NHWC" ([B, H, W, C]); outputs are always
+                       [B, d, h, w]. Case-insensitive.
+        levels         the levels to compute, a subset of (0, 1, 2, 3) or one int
+        threads        worker threads of a run; 0 = all cores
+        precision      "default" (Winograd F(4x4), normalised error <= 1e-4) or "strict"
+                       (F(2x2), <= 1e-5)
+
+        Raises TypeError / ValueError for bad arguments (nothing reaches the library) and
+        Sam3NeckError when the library refuses (e.g. SAM3_NECK_ERR_OUT_OF_MEMORY); after a failure
+        the Neck is not compiled.
+        """
+        requested = {"height": height, "width": width, "batch": batch, "layout": layout,
+                     "levels": levels, "threads": threads, "precision": precision}
         height = _as_int(height, "height", 1)
         width = _as_int(width, "width", 1)
         batch = _as_int(batch, "batch", 1)
@@ -321,7 +393,11 @@ class Neck:
             params.threads = threads
             params.precision = prec
             _check(lib.sam3_neck_compile(h, ctypes.byref(params)), "sam3_neck_compile")
-            self._plan = self._read_plan(lib, h)
+            plan = self._read_plan(lib, h)
+            requested.update(height=height, width=width, batch=batch, threads=threads,
+                             layout=layout.upper(), precision=precision.lower(), levels=lv)
+            plan.requested = requested
+            self._plan = plan
         return self
 
     def _read_plan(self, lib, h) -> _Plan:
@@ -371,6 +447,7 @@ class Neck:
 
     @property
     def compiled(self) -> bool:
+        """True when a plan exists (compile() succeeded and the Neck is open)."""
         return self._handle is not None and self._plan is not None
 
     @property
@@ -390,19 +467,29 @@ class Neck:
 
     @property
     def workspace_bytes(self) -> int:
+        """Bytes of scratch memory the compiled plan holds (sam3_neck_workspace_size)."""
         return self._need_plan().workspace_bytes
 
     @property
     def compile_params(self) -> Dict[str, object]:
-        """The compiled parameters, as reported by the library."""
+        """The compiled parameters, as reported by the library (keys batch, height, width, layout,
+        levels, threads, precision; threads as the library resolved it)."""
         p = self._need_plan()
         return {
             "batch": p.batch, "height": p.height, "width": p.width, "layout": p.layout,
             "levels": p.levels, "threads": p.threads, "precision": p.precision,
         }
 
+    @property
+    def compile_options(self) -> Dict[str, object]:
+        """The options compile() was last called with, normalised (layout upper-case, precision
+        lower-case, levels a sorted tuple, threads as given: 0 = all cores); what a pickled Neck
+        compiles with on arrival. `neck.compile(**neck.compile_options)` plans the same again."""
+        return dict(self._need_plan().requested)
+
     def position_encoding(self, level: int) -> np.ndarray:
-        """The cached float32 [1, d, h, w] position encoding of a compiled level (read-only)."""
+        """The cached float32 [1, d, h, w] position encoding of a compiled level (read-only; the
+        same array every run's Level.pos holds). ValueError for a level that is not compiled."""
         p = self._need_plan()
         if level not in p.pos:
             raise ValueError(f"level {level!r} is not compiled (compiled levels: {p.levels})")
@@ -481,6 +568,10 @@ class Neck:
         out  optional list of preallocated float32 C-contiguous arrays, one per compiled level with
              shape neck.level_shapes[level]; they are filled and returned as the Levels' features.
              By default fresh arrays are allocated on every call.
+
+        Raises TypeError / ValueError for a wrong input or out (dtype, shape, contiguity, overlap),
+        Sam3NeckError when the Neck is closed or not compiled or the library fails. Safe to call
+        from several threads on one Neck (runs are serialised); not concurrently with compile().
         """
         lib = _lib.get_lib()
         with self._lock:

@@ -1,0 +1,458 @@
+"""`python -m sam3neck run`: the neck over feature files (.npy), writing one .npz per input.
+
+    sam3neck run --weights W --input feats.npy --out feats.npz [--png feats.png]
+    sam3neck run --weights W --input FOLDER   --out OUTFOLDER   # every FOLDER/*.npy
+
+An input holds the trunk's features, [C, H, W] or [B, C, H, W] (or [H, W, C] / [B, H, W, C] with
+--layout NHWC), in float32 (other float types are converted, with a note). The output .npz holds
+`level{i}` for each computed level, [B, d, h, w] (or [d, h, w] for a 3-D input), and with
+--with-pos also `pos{i}`, [1, d, h, w] (or [d, h, w]). Outputs are written atomically (a
+temporary file in the same folder, renamed into place).
+
+In folder mode the files are grouped by shape so that the neck is compiled once per distinct
+shape; a file that cannot be read or run is reported and the others are still processed; the
+exit status is 1 if any failed. A progress bar is drawn on stderr when it is a terminal; a summary
+line is always printed.
+
+The neck's arithmetic happens in the library; this module only reads, checks and writes arrays.
+`run_file` is the reusable piece (see examples/neck_on_dask.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
+
+import numpy as np
+
+from ._atomic import atomic_writer
+from .neck import Neck, Sam3NeckError
+
+__all__ = [
+    "InputError",
+    "FileResult",
+    "probe_features",
+    "read_features",
+    "run_file",
+    "write_npz",
+    "Progress",
+    "add_arguments",
+    "run_cli",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class InputError(Exception):
+    """A feature file that cannot be run; the message names the file and the reason."""
+
+
+# ------------------------------------------------------------------------------------------------
+# reading and checking inputs
+# ------------------------------------------------------------------------------------------------
+
+def _read_header(f, path: str) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+    except ValueError:
+        raise InputError(f"{path}: not a .npy file (no NumPy header)") from None
+    try:
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+    except (ValueError, SyntaxError, TypeError) as e:
+        raise InputError(f"{path}: unreadable .npy header: {e}") from None
+    return tuple(int(s) for s in shape), bool(fortran), dtype
+
+
+def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple[Tuple[int, int, int, int], bool, np.dtype]:
+    """Reads only the .npy header of `path` and checks it as neck input.
+
+    Returns ((B, C, H, W) or (B, H, W, C) as the neck takes it, whether the file is 3-D (no batch
+    axis), the stored dtype). Raises InputError (naming the file) for a missing or unreadable
+    file, a non-float dtype, a shape that is not 3-D/4-D, or a channel count other than trunk_dim.
+    """
+    p = os.fspath(path)
+    lay = layout.upper()
+    try:
+        with open(p, "rb") as f:
+            shape, _, dtype = _read_header(f, p)
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a folder, not a .npy file") from None
+    except OSError as e:
+        raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
+    if dtype.kind != "f" or dtype.fields is not None:
+        raise InputError(
+            f"{p}: dtype {dtype} is not a floating-point type; the neck takes float32 features "
+            "(convert with x.astype(np.float32))"
+        )
+    names = "[C, H, W] or [B, C, H, W]" if lay == "NCHW" else "[H, W, C] or [B, H, W, C]"
+    if len(shape) not in (3, 4):
+        raise InputError(f"{p}: shape {shape} is not {names} ({lay})")
+    squeeze = len(shape) == 3
+    shape4 = (1,) + shape if squeeze else shape
+    c_axis = 1 if lay == "NCHW" else 3
+    if shape4[c_axis] != trunk_dim:
+        other = 3 if lay == "NCHW" else 1
+        hint = ""
+        if shape4[other] == trunk_dim:
+            alt = "NHWC" if lay == "NCHW" else "NCHW"
+            hint = f"; it looks like {alt}: pass --layout {alt}"
+        raise InputError(
+            f"{p}: shape {shape} has {shape4[c_axis]} channels where {names} ({lay}) puts them, "
+            f"but the checkpoint's trunk_dim is {trunk_dim}{hint}"
+        )
+    if 0 in shape4:
+        raise InputError(f"{p}: shape {shape} is empty")
+    return shape4, squeeze, dtype
+
+
+def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple[np.ndarray, bool, Optional[str]]:
+    """Reads and checks a feature file (see probe_features). Returns (x, squeezed, note): x is a
+    float32 C-contiguous 4-D array, `squeezed` tells that the file was 3-D, and `note` says what
+    was converted (e.g. "float64 converted to float32"), else None."""
+    p = os.fspath(path)
+    shape4, squeeze, dtype = probe_features(p, trunk_dim, layout)
+    try:
+        with open(p, "rb") as f:
+            a = np.lib.format.read_array(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise InputError(f"{p}: unreadable .npy data: {e}") from None
+    note = None
+    if a.dtype != np.float32:
+        if a.dtype.newbyteorder("=") == np.dtype(np.float32):
+            pass  # float32 in the other byte order: swapped silently
+        else:
+            note = f"{p}: {a.dtype} converted to float32"
+    x = np.ascontiguousarray(a.reshape(shape4), dtype=np.float32)
+    return x, squeeze, note
+
+
+# ------------------------------------------------------------------------------------------------
+# writing outputs
+# ------------------------------------------------------------------------------------------------
+
+def write_npz(path: PathLike, arrays: Dict[str, np.ndarray]) -> None:
+    """np.savez(path, **arrays), atomically: written to a temporary file in the same folder, then
+    renamed into place; on any failure the temporary file is removed and `path` is untouched."""
+    with atomic_writer(path) as f:
+        np.savez(f, **arrays)
+
+
+# ------------------------------------------------------------------------------------------------
+# one file
+# ------------------------------------------------------------------------------------------------
+
+class FileResult:
+    """What run_file did: `path`, `out`, `input_shape` (as stored), `compiled` (whether this call
+    compiled the neck), `seconds` (read + run + write), `shapes` ({"level0": shape, ...} as
+    written), `note` (a conversion note or None); with keep=True also `x` (the float32 input, 4-D
+    as run) and `features` ({level: (scale, [B, d, h, w])})."""
+
+    __slots__ = ("path", "out", "input_shape", "compiled", "seconds", "shapes", "note", "x",
+                 "features")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+    def __repr__(self) -> str:
+        return f"FileResult({self.path!r} -> {self.out!r}, {self.shapes})"
+
+
+def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = (0, 1, 2, 3),
+             layout: str = "NCHW", threads: int = 0, precision: str = "default",
+             with_pos: bool = False, keep: bool = False) -> FileResult:
+    """Runs `neck` on the feature file `path` and writes the .npz `out` (atomically).
+
+    The neck is compiled only when its compile_options differ from what this file needs, so
+    calling run_file over many files of one shape compiles once. Raises InputError (naming the
+    file) for a file that cannot be read or run, Sam3NeckError when the library fails.
+    """
+    t0 = time.perf_counter()
+    p = os.fspath(path)
+    lay = layout.upper()
+    x, squeeze, note = read_features(p, neck.trunk_dim, lay)
+    b, h, w = (x.shape[0], x.shape[2], x.shape[3]) if lay == "NCHW" else x.shape[:3]
+    want = {"height": h, "width": w, "batch": b, "layout": lay,
+            "levels": tuple(sorted(set(int(i) for i in levels))), "threads": int(threads),
+            "precision": precision.lower()}
+    compiled = False
+    if not neck.compiled or neck.compile_options != want:
+        try:
+            neck.compile(**want)
+        except ValueError as e:
+            raise InputError(f"{p}: {e}") from None
+        compiled = True
+    result = neck.run(x)
+    arrays: Dict[str, np.ndarray] = {}
+    for lv in result:
+        arrays[f"level{lv.level}"] = lv.features[0] if squeeze else lv.features
+    if with_pos:
+        for lv in result:
+            arrays[f"pos{lv.level}"] = lv.pos[0] if squeeze else lv.pos
+    write_npz(out, arrays)
+    r = FileResult(path=p, out=os.fspath(out), input_shape=x.shape[1:] if squeeze else x.shape,
+                   compiled=compiled, seconds=time.perf_counter() - t0, note=note,
+                   shapes={k: tuple(v.shape) for k, v in arrays.items()})
+    if keep:
+        r.x = x
+        r.features = {lv.level: (lv.scale, lv.features) for lv in result}
+    return r
+
+
+# ------------------------------------------------------------------------------------------------
+# progress bar
+# ------------------------------------------------------------------------------------------------
+
+class Progress:
+    """A one-line text progress bar on `stream` ("[#####-----] 3/10  30%  1.2 s/file  eta 8 s
+    name"), redrawn in place with a carriage return; `message()` prints a line above it. When
+    disabled (stream not a terminal) nothing is drawn and messages are printed plainly."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: Optional[bool] = None,
+                 width: int = 24):
+        self.total = max(0, int(total))
+        self.stream = stream
+        if enabled is None:
+            isatty = getattr(stream, "isatty", None)
+            enabled = bool(isatty and isatty())
+        self.enabled = enabled
+        self.width = width
+        self.done = 0
+        self.start = time.perf_counter()
+        self._drawn = False
+
+    def line(self, label: str = "", columns: int = 80) -> str:
+        """The bar's text for the current count (without the carriage return)."""
+        frac = self.done / self.total if self.total else 1.0
+        fill = int(round(frac * self.width))
+        text = f"[{'#' * fill}{'-' * (self.width - fill)}] {self.done}/{self.total} {frac * 100:3.0f}%"
+        elapsed = time.perf_counter() - self.start
+        if self.done:
+            per = elapsed / self.done
+            text += f"  {per:.2f} s/file"
+            if self.done < self.total:
+                text += f"  eta {per * (self.total - self.done):.0f} s"
+        if label:
+            text += f"  {label}"
+        return text[:max(10, columns - 1)]
+
+    def _columns(self) -> int:
+        return shutil.get_terminal_size((80, 24)).columns
+
+    def update(self, done: int, label: str = "") -> None:
+        """Sets the count of finished files and redraws."""
+        self.done = done
+        if self.enabled:
+            cols = self._columns()
+            self.stream.write("\r" + self.line(label, cols).ljust(cols - 1))
+            self.stream.flush()
+            self._drawn = True
+
+    def message(self, text: str) -> None:
+        """Prints `text` on its own line (above the bar, which is redrawn)."""
+        if self.enabled and self._drawn:
+            self.stream.write("\r" + " " * (self._columns() - 1) + "\r")
+        self.stream.write(text + "\n")
+        if self.enabled and self._drawn:
+            self.update(self.done)
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Ends the bar's line (when one was drawn)."""
+        if self.enabled and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+# ------------------------------------------------------------------------------------------------
+# the command
+# ------------------------------------------------------------------------------------------------
+
+def _levels_arg(text: str) -> List[int]:
+    try:
+        levels = sorted({int(t) for t in text.replace(" ", "").split(",") if t})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels must be like 0,1,2,3, got {text!r}") from None
+    if not levels or any(not 0 <= i <= 3 for i in levels):
+        raise argparse.ArgumentTypeError(f"levels must be indices in 0..3, got {text!r}")
+    return levels
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the `run` command's arguments to `parser` (and sets func=run_cli)."""
+    parser.add_argument("--weights", required=True, help="the checkpoint (safetensors, ...)")
+    parser.add_argument("--input", required=True,
+                        help="a .npy file ([C,H,W] or [B,C,H,W]; NHWC with --layout NHWC) or a "
+                             "folder whose *.npy files are processed one after another")
+    parser.add_argument("--out", required=True,
+                        help="the .npz to write (for a folder input: the output folder, receiving "
+                             "<stem>.npz per input)")
+    parser.add_argument("--neck", "--kind", dest="neck", default="sam3", choices=["sam3", "sam2"],
+                        help="the detection neck (sam3) or the SAM 2 / tracker neck (sam2)")
+    parser.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
+    parser.add_argument("--levels", type=_levels_arg, default=[0, 1, 2, 3],
+                        help="levels to compute, e.g. 0,1,2 (default 0,1,2,3)")
+    parser.add_argument("--layout", default="NCHW", type=str.upper, choices=["NCHW", "NHWC"],
+                        help="the inputs' layout (outputs are always [B, d, h, w])")
+    parser.add_argument("--threads", type=int, default=0, help="threads per run (0 = all cores)")
+    parser.add_argument("--precision", default="default", choices=["default", "strict"])
+    parser.add_argument("--with-pos", action="store_true",
+                        help="also write the position encodings (pos0 ...)")
+    parser.add_argument("--png", default=None, metavar="FILE",
+                        help="draw the input and each level (channel L2 norm, heat map) of the "
+                             "first image (for a folder: of the first file) into FILE")
+    parser.set_defaults(func=run_cli)
+
+
+def _label(r: FileResult) -> str:
+    return ", ".join(f"{k} {list(v)}" for k, v in r.shapes.items() if k.startswith("level"))
+
+
+def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
+    """Runs the `run` command (arguments as add_arguments defines them; messages to `stderr`,
+    default sys.stderr); returns the exit status: 0 ok, 1 when anything failed, 130 when
+    interrupted."""
+    err = sys.stderr if stderr is None else stderr
+    t0 = time.perf_counter()
+
+    def fail(text: str) -> int:
+        err.write(f"sam3neck run: error: {text}\n")
+        return 1
+
+    if not os.path.isfile(args.weights) and not os.path.isdir(args.weights):
+        return fail(f"{args.weights}: no such checkpoint file")
+    src = Path(args.input)
+    if not src.exists():
+        return fail(f"{src}: no such file or folder")
+    folder = src.is_dir()
+    if folder:
+        files = sorted(p for p in src.iterdir() if p.suffix == ".npy" and p.is_file())
+        if not files:
+            return fail(f"{src}: no .npy files in this folder")
+        out_dir = Path(args.out)
+        if out_dir.exists() and not out_dir.is_dir():
+            return fail(f"{out_dir}: exists and is not a folder (a folder input needs an output "
+                        "folder)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        outs = [out_dir / (p.stem + ".npz") for p in files]
+    else:
+        files = [src]
+        out = Path(args.out)
+        if out.is_dir():
+            out = out / (src.stem + ".npz")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        outs = [out]
+
+    try:
+        neck = Neck(args.weights, neck=args.neck, prefix=args.prefix)
+    except (Sam3NeckError, OSError, ValueError, TypeError) as e:
+        return fail(f"{args.weights}: cannot load the neck: {e}")
+
+    progress = Progress(len(files), err, enabled=None if folder else False)
+    failed: List[Tuple[str, str]] = []
+    done = 0
+    compiles = 0
+    shown: Optional[Tuple[int, FileResult]] = None  # (file index, result) to draw
+    written: List[FileResult] = []
+
+    # Group by shape (header only) so that each distinct shape is compiled once; files whose
+    # header is already wrong fail here, in listing order.
+    groups: Dict[tuple, List[int]] = {}
+    for i, p in enumerate(files):
+        try:
+            shape4, _, _ = probe_features(p, neck.trunk_dim, args.layout)
+        except InputError as e:
+            failed.append((str(p), str(e)))
+            progress.message(f"sam3neck run: error: {e}")
+            done += 1
+            progress.update(done)
+            continue
+        groups.setdefault(shape4, []).append(i)
+
+    try:
+        with neck:
+            for indices in groups.values():
+                for i in indices:
+                    p = files[i]
+                    progress.update(done, p.name)
+                    try:
+                        r = run_file(neck, p, outs[i], levels=args.levels, layout=args.layout,
+                                     threads=args.threads, precision=args.precision,
+                                     with_pos=args.with_pos,
+                                     keep=bool(args.png) and (shown is None or i < shown[0]))
+                    except (InputError, Sam3NeckError, OSError) as e:
+                        text = str(e) if isinstance(e, InputError) else f"{p}: {e}"
+                        failed.append((str(p), text))
+                        progress.message(f"sam3neck run: error: {text}")
+                    else:
+                        compiles += r.compiled
+                        written.append(r)
+                        if r.note:
+                            progress.message(f"sam3neck run: note: {r.note}")
+                        if r.x is not None:
+                            shown = (i, r)
+                    done += 1
+                    progress.update(done)
+    except KeyboardInterrupt:
+        progress.close()
+        err.write(f"sam3neck run: interrupted after {done} of {len(files)} files "
+                  "(outputs written so far are complete)\n")
+        return 130
+    progress.close()
+
+    status = 1 if failed else 0
+    if args.png:
+        if shown is None:
+            err.write("sam3neck run: error: no picture: no input was run successfully\n")
+            status = 1
+        else:
+            status = max(status, _draw(args.png, shown[1], args.layout, err))
+
+    secs = time.perf_counter() - t0
+    if folder:
+        err.write(f"sam3neck run: {len(files)} files: {len(written)} written to {outs[0].parent}, "
+                  f"{len(failed)} failed; compiled {compiles} shape(s); {secs:.2f} s\n")
+    elif written:
+        r = written[0]
+        err.write(f"sam3neck run: {r.path} {list(r.input_shape)} -> {r.out}: {_label(r)}; "
+                  f"{secs:.2f} s\n")
+    else:
+        err.write(f"sam3neck run: {files[0]}: failed; nothing written\n")
+    return status
+
+
+def _draw(path: str, r: FileResult, layout: str, err: TextIO) -> int:
+    """Writes the picture of r's first image to `path`; returns 0, or 1 (reported) on failure."""
+    from . import picture
+
+    x = r.x[0] if layout.upper() == "NCHW" else r.x[0].transpose(2, 0, 1)
+    levels = [(i, scale, f[0]) for i, (scale, f) in sorted(r.features.items())]
+    batch = r.x.shape[0]
+    title = Path(r.path).name + (f"  (image 1 of {batch})" if batch > 1 else "")
+    try:
+        picture.write_png(path, picture.neck_picture(x, levels, title=title))
+    except OSError as e:
+        err.write(f"sam3neck run: error: {path}: cannot write the picture: {e}\n")
+        return 1
+    err.write(f"sam3neck run: picture of {r.path} written to {path}\n")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m sam3neck.runner ...`: the `run` command on its own."""
+    parser = argparse.ArgumentParser(prog="sam3neck run", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,75 @@
+"""The README's "Command line" and "On a cluster" snippets are copied from tested files: every
+code block of those sections appears, line for line, in examples/cli.sh or
+examples/neck_on_dask.py; and examples/cli.sh runs (test_distributed.py runs neck_on_dask.py).
+Needs the native library."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam3neck import checkpoint, reference
+
+ROOT = Path(__file__).resolve().parents[2]
+TOL = 1e-4  # the "default" precision bound of test_neck.TOLS
+
+
+def _section_blocks(title):
+    text = (ROOT / "README.md").read_text()
+    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, flags=re.S | re.M)
+    assert m, f"README has no section {title!r}"
+    return re.findall(r"^```\w*\n(.*?)^```", m.group(1), flags=re.S | re.M)
+
+
+def _contiguous_in(block, path):
+    want = [line.strip() for line in block.strip("\n").splitlines()]
+    have = [line.strip() for line in path.read_text().splitlines()]
+    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+
+
+@pytest.mark.parametrize("title,source,count", [
+    ("Command line", "examples/cli.sh", 1),
+    ("On a cluster", "examples/neck_on_dask.py", 2),
+])
+def test_snippets_are_copied_from_tested_files(title, source, count):
+    blocks = _section_blocks(title)
+    assert len(blocks) == count
+    for block in blocks:
+        assert _contiguous_in(block, ROOT / source), f"README {title!r} block not in {source}:\n{block}"
+
+
+def test_contiguity_check_can_fail():
+    block = _section_blocks("Command line")[0]
+    assert not _contiguous_in(block.replace("0,1,2", "0,1"), ROOT / "examples/cli.sh")
+
+
+def test_cli_script_runs(tmp_path):
+    c, d = 16, 8
+    checkpoint.write_synthetic_checkpoint(tmp_path / "sam3.safetensors", c, d, seed=5)
+    w = reference.neck_weights(checkpoint.load_safetensors(tmp_path / "sam3.safetensors"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((c, 6, 4)).astype(np.float32)
+    np.save(tmp_path / "feats.npy", x)
+    (tmp_path / "features").mkdir()
+    ys = {f"y{k}": rng.standard_normal((c, 3 + k, 4)).astype(np.float32) for k in range(2)}
+    for name, y in ys.items():
+        np.save(tmp_path / "features" / f"{name}.npy", y)
+    env = dict(os.environ, PYTHON=sys.executable)
+    pkg = str(ROOT / "python")
+    env["PYTHONPATH"] = os.pathsep.join([pkg] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    r = subprocess.run(["bash", str(ROOT / "examples" / "cli.sh"), str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "feats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with np.load(tmp_path / "feats.npz") as z:
+        for i, (feat, _) in enumerate(reference.forward(w, x[None])):
+            assert reference.normalised_error(z[f"level{i}"], feat[0]) <= TOL
+    for name, y in ys.items():
+        with np.load(tmp_path / "pyramids" / f"{name}.npz") as z:
+            assert sorted(z.files) == ["level0", "level1", "level2"]
+            for i, (feat, _) in enumerate(reference.forward(w, y[None], levels=(0, 1, 2))):
+                assert reference.normalised_error(z[f"level{i}"], feat[0]) <= TOL
