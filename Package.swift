@@ -18,10 +18,16 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Kernels written in C for vector instructions chosen at run time (AVX2 + FMA when the CPU
+        // has them; portable code otherwise). Internal to the core.
+        .target(
+            name: "CKernels",
+            path: "Sources/CKernels"
+        ),
         // The Swift core: checkpoint reading, weights, plans, kernels. No C-ABI concerns.
         .target(
             name: "Sam3Neck",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", "CKernels"],
             path: "Sources/Sam3Neck"
         ),
         // The public C header, imported by the exports so `@c @implementation` checks each
@@ -60,7 +66,7 @@ let package = Package(
         ),
         .testTarget(
             name: "Sam3NeckTests",
-            dependencies: ["Sam3Neck"],
+            dependencies: ["Sam3Neck", "CKernels"],
             path: "Tests/Sam3NeckTests"
         ),
     ]

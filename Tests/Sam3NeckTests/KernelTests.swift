@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import Sam3Neck
@@ -20,6 +21,44 @@ import Testing
         let x: Float = 2
         let tanhForm = 0.5 * x * (1 + tanh(0.797_884_560_8 * (x + 0.044715 * x * x * x)))
         #expect(abs(gelu(x) - tanhForm) > 5e-5)
+    }
+
+    /// The bias + GELU kernel, both versions, against erfc in double with the bound above, over a
+    /// dense grid and the whole float range's special values; the portable one is bitwise the
+    /// Swift `gelu`. Lengths that are not multiples of 8 exercise the vector loop's tail.
+    @Test(arguments: ["generic", "avx2"])
+    func biasGeluKernel(version: String) throws {
+        if version == "avx2" && sam3neck_cpu_has_avx2_fma() == 0 { return }  // not on this CPU
+        let kernel = version == "avx2" ? sam3neck_bias_gelu_avx2 : sam3neck_bias_gelu_generic
+        var xs: [Float] = (-1600...1600).map { Float($0) / 100 }  // -16 ... 16, past the vector range
+        xs += (-140_000...140_000).map { Float($0) * 0.000_1 + 0.000_03 }  // dense, off the grid above
+        xs += [0, -0, .nan, .infinity, -.infinity, 12.99, -12.99, 13, -13, .leastNormalMagnitude]
+        // Split each x into src + bias so the kernel's addition is exercised too (exact here).
+        let bias = xs.indices.map { Float($0 % 7) * 0.25 }
+        let src = zip(xs, bias).map { $0 - $1 }
+        let sum = zip(src, bias).map { $0 + $1 }
+        var out = [Float](repeating: 0, count: xs.count)
+        kernel(src, bias, &out, xs.count)
+        for (x, got) in zip(sum, out) {
+            let reference = gelu(x)
+            if x.isNaN || reference.isNaN {
+                #expect(got.isNaN == reference.isNaN, "gelu(\(x)) = \(got), want \(reference)")
+                continue
+            }
+            if version == "generic" { #expect(got.bitPattern == reference.bitPattern, "gelu(\(x))") }
+            let xd = Double(x), z = xd / 2.0.squareRoot()
+            let want = 0.5 * xd * erfc(-z)
+            if want.isInfinite || want == 0 { #expect(Double(got) == want || abs(got) < 1e-37); continue }
+            let bound = abs(want) * (8 + 4 * z * z) * 0x1p-24 + 1e-37
+            #expect(abs(Double(got) - want) <= bound, "\(version): gelu(\(x)) = \(got), want \(want)")
+        }
+        // In place (out == src), and every length 0...17 for the tail.
+        for length in 0...17 {
+            var buffer = Array(src.prefix(length))
+            let expected = Array(out.prefix(length))
+            buffer.withUnsafeMutableBufferPointer { b in kernel(b.baseAddress, bias, b.baseAddress, length) }
+            #expect(buffer.map(\.bitPattern) == expected.map(\.bitPattern), "length \(length)")
+        }
     }
 
     @Test func halfToFloatMatchesFloat16ForEveryBitPattern() {

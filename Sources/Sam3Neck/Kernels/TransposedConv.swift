@@ -1,3 +1,5 @@
+import CKernels
+
 /// Epilogue of a k=2, s=2 transposed conv computed as one GEMM.
 ///
 /// With taps that never overlap, the transposed conv over an h×w grid is the product
@@ -18,7 +20,7 @@ public func scatterTransposed2x2(_ y: UnsafePointer<Float>, height h: Int, width
                     let src = row + (2 * a + b) * n
                     let out = dst.pixel(2 * (row0 + i) + a, 2 * j + b)
                     if applyGELU {
-                        for o in 0..<n { out[o] = gelu(src[o] + bias[o]) }
+                        sam3neck_bias_gelu(src, bias, out, n)
                     } else {
                         for o in 0..<n { out[o] = src[o] + bias[o] }
                     }
