@@ -113,6 +113,23 @@ def test_tiny_widths(tiny, hw, batch, layout):
     compile_run_check(tiny, *hw, batch=batch, layout=layout, seed=hw[0] * 10 + batch)
 
 
+@pytest.mark.parametrize("c,d", [(12, 6), (44, 14), (36, 20)])
+@pytest.mark.parametrize("precision", ["default", "strict"])
+def test_widths_not_multiples_of_eight(tmp_path, c, d, precision):
+    """The kernels go through channels eight at a time: every width here leaves a partial chunk
+    somewhere (C/2, C/4 or d)."""
+    ck = _write(tmp_path / "odd.safetensors", c, d, seed=c + d, extras=False)
+    compile_run_check(ck, 7, 6, batch=2, precision=precision, seed=d)
+
+
+def test_odd_d_model_is_refused_at_load(tmp_path):
+    path = tmp_path / "odd_d.safetensors"
+    checkpoint.write_synthetic_checkpoint(path, 12, 5, extras=False)
+    with pytest.raises(Sam3NeckError, match="even d_model") as e:
+        Neck(path)
+    assert e.value.status == _lib.ERR_SHAPE
+
+
 @pytest.mark.parametrize("hw", [(1, 1), (1, 4), (5, 1)])
 def test_grids_too_small_for_level_3(tiny, hw):
     compile_run_check(tiny, *hw, levels=(0, 1, 2))

@@ -38,57 +38,58 @@ public enum WinogradTile: Sendable {
     ///   F(4): Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
     ///   F(4, r=2): Bᵀ = [½ -1 -½ 1 0; 0 -½ ½ 1 0; 0 ½ -3⁄2 1 0; 0 -1 0 1 0; 0 ½ -1 -½ 1]
     ///   F(2, r=2): Bᵀ = [1 1 0; 0 1 0; 0 1 1]
+    /// Channels go eight at a time (`forLanes`).
     @inline(__always)
     func inputRows(_ c: Int, _ src: (Int) -> UnsafeMutablePointer<Float>, _ dst: (Int) -> UnsafeMutablePointer<Float>) {
         switch self {
         case .f2:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3)
             let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3)
-            for k in 0..<c {
-                let a0 = s0[k], a1 = s1[k], a2 = s2[k], a3 = s3[k]
-                d0[k] = a0 - a2
-                d1[k] = a1 + a2
-                d2[k] = a2 - a1
-                d3[k] = a1 - a3
+            forLanes(c) { L in
+                let a0 = L.load(s0), a1 = L.load(s1), a2 = L.load(s2), a3 = L.load(s3)
+                (a0 - a2).store(d0, L)
+                (a1 + a2).store(d1, L)
+                (a2 - a1).store(d2, L)
+                (a1 - a3).store(d3, L)
             }
         case .f4:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3), s4 = src(4), s5 = src(5)
             let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3), d4 = dst(4), d5 = dst(5)
-            for k in 0..<c {
-                let a0 = s0[k], a1 = s1[k], a2 = s2[k], a3 = s3[k], a4 = s4[k], a5 = s5[k]
-                d0[k] = 4 * a0 - 5 * a2 + a4
-                d1[k] = -4 * (a1 + a2) + a3 + a4
-                d2[k] = 4 * (a1 - a2) - a3 + a4
-                d3[k] = 2 * (a3 - a1) - a2 + a4
-                d4[k] = 2 * (a1 - a3) - a2 + a4
-                d5[k] = 4 * a1 - 5 * a3 + a5
+            forLanes(c) { L in
+                let a0 = L.load(s0), a1 = L.load(s1), a2 = L.load(s2), a3 = L.load(s3), a4 = L.load(s4), a5 = L.load(s5)
+                (4 * a0 - 5 * a2 + a4).store(d0, L)
+                (-4 * (a1 + a2) + a3 + a4).store(d1, L)
+                (4 * (a1 - a2) - a3 + a4).store(d2, L)
+                (2 * (a3 - a1) - a2 + a4).store(d3, L)
+                (2 * (a1 - a3) - a2 + a4).store(d4, L)
+                (4 * a1 - 5 * a3 + a5).store(d5, L)
             }
         case .f4r2:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3), s4 = src(4)
             let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3), d4 = dst(4)
-            for k in 0..<c {
-                let a0 = s0[k], a1 = s1[k], a2 = s2[k], a3 = s3[k], a4 = s4[k]
-                d0[k] = 0.5 * (a0 - a2) - a1 + a3
-                d1[k] = 0.5 * (a2 - a1) + a3
-                d2[k] = 0.5 * a1 - 1.5 * a2 + a3
-                d3[k] = a3 - a1
-                d4[k] = 0.5 * (a1 - a3) - a2 + a4
+            forLanes(c) { L in
+                let a0 = L.load(s0), a1 = L.load(s1), a2 = L.load(s2), a3 = L.load(s3), a4 = L.load(s4)
+                (0.5 * (a0 - a2) - a1 + a3).store(d0, L)
+                (0.5 * (a2 - a1) + a3).store(d1, L)
+                (0.5 * a1 - 1.5 * a2 + a3).store(d2, L)
+                (a3 - a1).store(d3, L)
+                (0.5 * (a1 - a3) - a2 + a4).store(d4, L)
             }
         case .f2r2:
             let s0 = src(0), s1 = src(1), s2 = src(2)
             let d0 = dst(0), d1 = dst(1), d2 = dst(2)
-            for k in 0..<c {
-                let a1 = s1[k]
-                d0[k] = s0[k] + a1
-                d1[k] = a1
-                d2[k] = a1 + s2[k]
+            forLanes(c) { L in
+                let a1 = L.load(s1)
+                (L.load(s0) + a1).store(d0, L)
+                a1.store(d1, L)
+                (a1 + L.load(s2)).store(d2, L)
             }
         }
     }
 
     /// Aᵀ applied to α vectors: `out[i][k] = Σ_j Aᵀ[i][j]·src[j][k] + bias[k]` for i < m.
-    /// Sets `nonFinite` when an output is NaN or ±Inf (exponent bits all ones; an integer OR, so
-    /// the loop still vectorises).
+    /// Sets `nonFinite` when an output is NaN or ±Inf (exponent bits all ones). Vectorised as
+    /// `inputRows`.
     ///   F(2): Aᵀ = [1 1 1 0; 0 1 -1 -1]
     ///   F(4): Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
     ///   F(4, r=2): Aᵀ = [1 1 1 1 0; 0 1 -1 ½ 0; 0 1 1 ¼ 0; 0 1 -1 ⅛ 1]
@@ -96,60 +97,100 @@ public enum WinogradTile: Sendable {
     @inline(__always)
     func outputRows(_ c: Int, _ src: (Int) -> UnsafeMutablePointer<Float>, _ dst: (Int) -> UnsafeMutablePointer<Float>,
                     bias: UnsafePointer<Float>, nonFinite: inout Bool) {
-        var flags: UInt32 = 0
-        defer { if flags != 0 { nonFinite = true } }
-        @inline(__always) func check(_ a: Float) -> UInt32 { a.bitPattern & 0x7F80_0000 == 0x7F80_0000 ? 1 : 0 }
+        // y − y is +0 for every finite y and NaN for NaN and ±Inf: the sum of these stays 0 until an
+        // output is non-finite, in plain vector adds; its lanes are looked at once, at the end.
+        var flags = SIMD8<Float>(repeating: 0)
+        defer {
+            for i in 0..<8 where flags[i] != 0 { nonFinite = true }
+        }
+        let bias = UnsafeMutablePointer(mutating: bias)  // only read
         switch self {
         case .f2:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3)
             let d0 = dst(0), d1 = dst(1)
-            for k in 0..<c {
-                let y0 = s0[k] + s1[k] + s2[k] + bias[k]
-                let y1 = s1[k] - s2[k] - s3[k] + bias[k]
-                d0[k] = y0
-                d1[k] = y1
-                flags |= check(y0) | check(y1)
+            forLanes(c) { L in
+                let b = L.load(bias)
+                let y0 = L.load(s0) + L.load(s1) + L.load(s2) + b
+                let y1 = L.load(s1) - L.load(s2) - L.load(s3) + b
+                y0.store(d0, L)
+                y1.store(d1, L)
+                flags += (y0 - y0) + (y1 - y1)
             }
         case .f4:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3), s4 = src(4), s5 = src(5)
             let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3)
-            for k in 0..<c {
-                let a1 = s1[k], a2 = s2[k], a3 = s3[k], a4 = s4[k]
+            forLanes(c) { L in
+                let a1 = L.load(s1), a2 = L.load(s2), a3 = L.load(s3), a4 = L.load(s4)
                 let p12 = a1 + a2, d12 = a1 - a2, p34 = a3 + a4, d34 = a3 - a4
-                let b = bias[k]
-                let y0 = s0[k] + p12 + p34 + b, y1 = d12 + 2 * d34 + b
-                let y2 = p12 + 4 * p34 + b, y3 = d12 + 8 * d34 + s5[k] + b
-                d0[k] = y0
-                d1[k] = y1
-                d2[k] = y2
-                d3[k] = y3
-                flags |= check(y0) | check(y1) | check(y2) | check(y3)
+                let b = L.load(bias)
+                let y0 = L.load(s0) + p12 + p34 + b, y1 = d12 + 2 * d34 + b
+                let y2 = p12 + 4 * p34 + b, y3 = d12 + 8 * d34 + L.load(s5) + b
+                y0.store(d0, L)
+                y1.store(d1, L)
+                y2.store(d2, L)
+                y3.store(d3, L)
+                flags += (y0 - y0) + (y1 - y1) + (y2 - y2) + (y3 - y3)
             }
         case .f4r2:
             let s0 = src(0), s1 = src(1), s2 = src(2), s3 = src(3), s4 = src(4)
             let d0 = dst(0), d1 = dst(1), d2 = dst(2), d3 = dst(3)
-            for k in 0..<c {
-                let a1 = s1[k], a2 = s2[k], a3 = s3[k]
+            forLanes(c) { L in
+                let a1 = L.load(s1), a2 = L.load(s2), a3 = L.load(s3)
                 let p12 = a1 + a2, d12 = a1 - a2
-                let b = bias[k]
-                let y0 = s0[k] + p12 + a3 + b, y1 = d12 + 0.5 * a3 + b
-                let y2 = p12 + 0.25 * a3 + b, y3 = d12 + 0.125 * a3 + s4[k] + b
-                d0[k] = y0
-                d1[k] = y1
-                d2[k] = y2
-                d3[k] = y3
-                flags |= check(y0) | check(y1) | check(y2) | check(y3)
+                let b = L.load(bias)
+                let y0 = L.load(s0) + p12 + a3 + b, y1 = d12 + 0.5 * a3 + b
+                let y2 = p12 + 0.25 * a3 + b, y3 = d12 + 0.125 * a3 + L.load(s4) + b
+                y0.store(d0, L)
+                y1.store(d1, L)
+                y2.store(d2, L)
+                y3.store(d3, L)
+                flags += (y0 - y0) + (y1 - y1) + (y2 - y2) + (y3 - y3)
             }
         case .f2r2:
             let s0 = src(0), s1 = src(1), s2 = src(2)
             let d0 = dst(0), d1 = dst(1)
-            for k in 0..<c {
-                let b = bias[k]
-                let y0 = s0[k] + s1[k] + b, y1 = s2[k] - s1[k] + b
-                d0[k] = y0
-                d1[k] = y1
-                flags |= check(y0) | check(y1)
+            forLanes(c) { L in
+                let b = L.load(bias), a1 = L.load(s1)
+                let y0 = L.load(s0) + a1 + b, y1 = L.load(s2) - a1 + b
+                y0.store(d0, L)
+                y1.store(d1, L)
+                flags += (y0 - y0) + (y1 - y1)
             }
         }
+    }
+}
+
+/// Eight channels of a transform: `k` the first, `n` how many are real (8 but at the end).
+struct Lanes {
+    let k: Int, n: Int
+
+    @inline(__always) func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+        if n == 8 { return UnsafeRawPointer(p + k).loadUnaligned(as: SIMD8<Float>.self) }
+        var v = SIMD8<Float>(repeating: 0)
+        for i in 0..<n { v[i] = p[k + i] }
+        return v
+    }
+}
+
+extension SIMD8 where Scalar == Float {
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>, _ l: Lanes) {
+        if l.n == 8 {
+            UnsafeMutableRawPointer(p + l.k).storeBytes(of: self, as: SIMD8<Float>.self)
+        } else {
+            for i in 0..<l.n { p[l.k + i] = self[i] }
+        }
+    }
+
+}
+
+/// Runs `body` over the channels eight at a time as `SIMD8<Float>` (the compiler cannot vectorise
+/// the plain loops: it cannot rule out that the α sources and outputs overlap); the last chunk
+/// may be partial. Each lane does exactly the scalar arithmetic.
+@inline(__always)
+func forLanes(_ c: Int, _ body: (Lanes) -> Void) {
+    var k = 0
+    while k < c {
+        body(Lanes(k: k, n: min(8, c - k)))
+        k += 8
     }
 }

@@ -53,6 +53,10 @@ public struct NeckWeights: Sendable {
             throw NeckError(.shape, "\(fileName): tensor '\(name(2, "conv_1x1", "weight"))' has shape \(describe(shape: probe.shape)); expected [d_model, trunk_dim, 1, 1]")
         }
         let d = probe.shape[0], c = probe.shape[1]
+        // The sine position encoding gives each axis d/2 channels.
+        guard d % 2 == 0 else {
+            throw NeckError(.shape, "\(fileName): tensor '\(name(2, "conv_1x1", "weight"))' gives d_model \(d); the position encoding needs an even d_model")
+        }
 
         // Expected shapes, each intermediate width taken from its producer.
         func expectShape(_ b: Int, _ m: String, _ p: String, _ expected: [Int?]) throws -> [Int] {
