@@ -38,6 +38,9 @@
  * Values
  *   - NaN and +-Inf in the input reach exactly the outputs they reach in PyTorch's direct
  *     convolutions and max pool (a max-pool window holding a NaN gives NaN); weights are not checked.
+ *     One difference in kind, not in place: consecutive linear layers are folded (dconv_2x2_1 with
+ *     conv_1x1, dconv_2x2 with conv_1x1), so where PyTorch's intermediate sums meet Inf - Inf and
+ *     give NaN, the folded layers may give +-Inf instead (an Inf in the input is needed for this).
  */
 #ifndef SAM3_NECK_H
 #define SAM3_NECK_H
