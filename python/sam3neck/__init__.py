@@ -15,7 +15,7 @@ from . import checkpoint, reference
 from ._lib import LibraryLoadError, LibraryNotFoundError
 from .neck import Level, Neck, Sam3NeckError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Neck",

@@ -607,7 +607,7 @@ def _msg(lib):
 
 def test_c_versions_and_status_strings(lib):
     assert lib.sam3_neck_abi_version() == 1
-    assert lib.sam3_neck_version_string().decode() == "0.1.0" == sam3neck.library_version()
+    assert lib.sam3_neck_version_string().decode() == "0.2.0" == sam3neck.library_version()
     assert lib.sam3_neck_status_string(0).decode() == "ok"
     assert lib.sam3_neck_status_string(1).decode() == "invalid argument"
     assert lib.sam3_neck_status_string(99).decode() == "unknown status"
@@ -750,7 +750,7 @@ def test_cli_version(capsys):
 
     assert main(["version"]) == 0
     out = capsys.readouterr().out
-    assert "0.1.0" in out and "ABI 1" in out
+    assert "0.2.0" in out and "ABI 1" in out
 
 
 def test_cli_demo_with_weights(tiny, capsys, monkeypatch):
