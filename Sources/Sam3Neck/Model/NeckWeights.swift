@@ -39,13 +39,10 @@ public struct NeckWeights: Sendable {
         }
         func entry(_ b: Int, _ m: String, _ p: String) throws -> TensorInfo {
             let n = name(b, m, p)
-            guard let e = try file.info(n) else {
+            guard try file.info(n) != nil else {
                 throw NeckError(.missingTensor, "\(fileName): missing tensor '\(n)' (\(location))")
             }
-            guard let dtype = e.dtype, dtype.isLoadable else {
-                throw NeckError(.dtype, "\(fileName): tensor '\(n)' has dtype \(e.dtypeName); the neck needs F32, F16 or BF16")
-            }
-            return e
+            return try file.loadableInfo(n)
         }
         // Infer C and d from branch 2's 1x1 conv, [d, C, 1, 1].
         let probe = try entry(2, "conv_1x1", "weight")
