@@ -32,8 +32,31 @@
  *   - The last-error message is per thread.
  *   - A run owns its parallelism: it runs its own worker threads (the compiled thread count) and
  *     calls OpenBLAS single-threaded from them. OpenBLAS's thread count is a process-wide setting:
- *     a run sets it to 1 for its duration and restores the previous value afterwards, so an
- *     application that calls OpenBLAS threaded itself should not do so while a run is in progress.
+ *     loading a neck sets it to 1 and the library leaves it there (a run sets it to 1 again if the
+ *     application changed it; nothing is saved or restored), so concurrent runs of different
+ *     handles never hand each other a multi-threaded OpenBLAS. An application that wants the same
+ *     OpenBLAS threaded for its own products sets the count itself, not while a run is in progress.
+ *
+ * Untrusted checkpoints
+ *   Loading a file someone else made is safe: a malformed or hostile file gives an error (IO,
+ *   FORMAT or OUT_OF_MEMORY; past a limit the message names the limit and the number found), it
+ *   never crashes, blocks or exhausts the memory of the calling process. What holds:
+ *   - Only regular files are opened, and opening never blocks: a FIFO, device, socket or folder
+ *     where a checkpoint or shard should be is an IO error.
+ *   - A sharded index reads only shards whose resolved path (symbolic links followed) lies inside
+ *     the index's folder; in the Hugging Face hub cache, where snapshots/REV/ holds links into the
+ *     same repository's blobs/, the enclosing models--* folder is that root.
+ *   - Every offset, stride, size and count read from a file is computed with checked arithmetic,
+ *     and bounded before it sizes an allocation, a loop or a recursion: no tensor may claim more
+ *     bytes than the file holds, and a strided PyTorch view at most 64 times the elements of its
+ *     storage (expanded, stride-0 views).
+ *   - Limits: safetensors header 100000000 bytes; sharded index 67108864 bytes; JSON nesting 64
+ *     levels and 2097152 values per document, each key once per object; zip central directory
+ *     33554432 bytes; data.pkl 67108864 bytes; pickle nesting 200 levels (a state dict needs fewer
+ *     than 10), 4194304 items in tuples, lists and dicts, 1048576 values on the stack, 1048576
+ *     memo entries; one tensor 134217728 elements; the neck's tensors 134217728 parameters in all
+ *     (SAM 3's hold 7.8 M). So refusing a file costs a bounded amount of memory (a few hundred MB
+ *     at worst, the header or pickle itself included), and a failed allocation is OUT_OF_MEMORY.
  *
  * Values
  *   - NaN and +-Inf in the input reach exactly the outputs they reach in PyTorch's direct
@@ -265,7 +288,7 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  * The buffers must not overlap the input or each other. Nothing is allocated per run.
  * Threads: runs on one handle from several threads are safe and take turns (one workspace per
  * handle); a run must not overlap sam3_neck_compile or sam3_neck_free on the same handle. Each run
- * uses the compiled number of worker threads and sets OpenBLAS to one thread meanwhile (see Threads).
+ * uses the compiled number of worker threads and keeps OpenBLAS on one thread (see Threads).
  * Errors: INVALID_ARGUMENT (NULL neck, input, outputs, output_counts, or a NULL outputs[i] of a
  *         compiled level), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the message gives
  *         both sizes). */

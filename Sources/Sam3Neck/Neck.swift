@@ -17,7 +17,11 @@ public final class Neck: @unchecked Sendable {
     public var dModel: Int { weights.dModel }
     public static var scales: [Float] { NeckWeights.scales }
 
-    public init(weights: NeckWeights) { self.weights = weights }
+    /// Also sets OpenBLAS's process-wide thread count to one, for good (see `Blas`).
+    public init(weights: NeckWeights) {
+        self.weights = weights
+        Blas.useOneThread()
+    }
 
     /// Loads from a checkpoint: safetensors, a PyTorch zip (`torch.save`, e.g. `sam3.pt`), or a
     /// sharded safetensors index (or its folder). Only the neck's tensors are read.

@@ -129,6 +129,10 @@ public func sam3_neck_load_memory(_ data: UnsafeRawPointer?, _ size: Int, _ para
     guarded("sam3_neck_load_memory") {
         try load(out) {
             guard let data else { throw invalid("data is NULL") }
+            // size_t arrives as Int: a size past Int.max is a negative number here.
+            guard size >= 0 else {
+                throw invalid("size \(UInt(bitPattern: size)) is larger than the largest buffer supported (\(Int.max) bytes)")
+            }
             let (kind, prefix) = try loadOptions(params)
             return try Neck(bytes: UnsafeRawBufferPointer(start: data, count: size), kind: kind, prefix: prefix)
         }

@@ -11,8 +11,10 @@ enum LastError {
         return k
     }()
 
+    /// Stores `message` for this thread. An embedded NUL (from a name in a file) would end the C
+    /// string early, so it is written as the escape `\0`.
     static func set(_ message: String) {
-        let copy = strdup(message)
+        let copy = strdup(message.split(separator: "\0", omittingEmptySubsequences: false).joined(separator: "\\0"))
         free(pthread_getspecific(key))
         pthread_setspecific(key, copy)
     }

@@ -181,7 +181,7 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
         expectError(.format, containing: ["'x'", "needs 12 bytes"]) {
             _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#))
         }
-        expectError(.format, containing: ["'x'", "twice"]) {
+        expectError(.format, containing: ["\"x\"", "twice"]) {
             _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#))
         }
         expectError(.format, containing: ["'x'", "overflows"]) {

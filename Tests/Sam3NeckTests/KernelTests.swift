@@ -142,7 +142,7 @@ func gelu(_ x: Float) -> Float {
     static func runFramed(_ x: Naive.Image, outputCount: Int, scratchPerWorker: Int,
                           _ run: (PaddedImage, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
         var out = [Float](repeating: .nan, count: outputCount)
-        Blas.setThreads(1)
+        Blas.useOneThread()
         framed(x) { img in
             var scratch = [Float](repeating: 0, count: 2 * scratchPerWorker)
             scratch.withUnsafeMutableBufferPointer { s in

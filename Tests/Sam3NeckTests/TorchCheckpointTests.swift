@@ -13,7 +13,13 @@ struct PickleBuilder {
         raw([0x58] + withUnsafeBytes(of: UInt32(u.count).littleEndian, Array.init) + u)
     }
     mutating func int(_ v: Int) {
-        if (0..<256).contains(v) { raw([0x4B, UInt8(v)]) } else { raw([0x4A] + withUnsafeBytes(of: Int32(v).littleEndian, Array.init)) }
+        if (0..<256).contains(v) {
+            raw([0x4B, UInt8(v)])
+        } else if let small = Int32(exactly: v) {
+            raw([0x4A] + withUnsafeBytes(of: small.littleEndian, Array.init))
+        } else {
+            raw([0x8A, 8] + withUnsafeBytes(of: Int64(v).littleEndian, Array.init))  // LONG1
+        }
     }
     mutating func ints(_ vs: [Int]) {
         mark()
@@ -70,7 +76,7 @@ func unpickle(_ bytes: [UInt8]) throws -> PickleValue {
         p.raw([0x8A, 0])  // LONG1 of no bytes: 0
         p.raw([0x74])
         guard case let .tuple(t) = try unpickle(p.stop()) else { Issue.record("not a tuple"); return }
-        #expect(t.map(\.int) == [7, 300, -5, -(1 << 23), 1 << 32, 0])
+        #expect(t.items.map(\.int) == [7, 300, -5, -(1 << 23), 1 << 32, 0])
     }
 
     @Test func memoSharesOneDict() throws {
@@ -83,7 +89,7 @@ func unpickle(_ bytes: [UInt8]) throws -> PickleValue {
         var q = PickleBuilder()
         q.raw([0x7D, 0x71, 3]); q.str("a"); q.int(1); q.raw([0x73])
         q.raw([0x68, 3]); q.str("b"); q.int(2); q.raw([0x73, 0x86])  // TUPLE2 of (dict, dict)
-        guard case let .tuple(t) = try unpickle(q.stop()), case let .dict(x) = t[0], case let .dict(y) = t[1] else {
+        guard case let .tuple(t) = try unpickle(q.stop()), case let .dict(x) = t.items[0], case let .dict(y) = t.items[1] else {
             Issue.record("not a tuple of dicts"); return
         }
         #expect(x === y && x.items.count == 2 && x["b"]?.int == 2)

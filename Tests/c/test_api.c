@@ -17,6 +17,7 @@
 
 #include "sam3_neck.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -697,6 +698,10 @@ static void test_load_errors(const char *dir, const meta_t *m, const unsigned ch
   check(h == NULL, "load_memory(data NULL) sets *out = NULL");
   st = sam3_neck_load_memory(bytes, size, NULL, NULL);
   check_err(st, SAM3_NECK_ERR_INVALID_ARGUMENT, "load_memory(out NULL)");
+  st = sam3_neck_load_memory(bytes, SIZE_MAX, NULL, &h);
+  check_err_msg(st, SAM3_NECK_ERR_INVALID_ARGUMENT, "18446744073709551615",
+                "load_memory(size SIZE_MAX): refused, naming the size (not a negative file size)");
+  check(h == NULL, "load_memory(size SIZE_MAX) sets *out = NULL");
   free(p);
 
   /* missing file: IO, message contains the path */
@@ -1637,6 +1642,116 @@ static void test_threads(sam3_neck *h, sam3_neck *h2, const meta_t *m, const flo
   outs_free(&single);
 }
 
+/* OpenBLAS's thread count, the one process-wide setting the library touches (include/sam3_neck.h,
+ * Threads): loading sets it to 1 and nothing restores it, so two handles running at once on two
+ * threads cannot leave each other's OpenBLAS multi-threaded. A third thread watches the setting
+ * while they run. The functions are looked up in the process (libsam3neck.so brought OpenBLAS). */
+typedef int (*blas_get_fn)(void);
+typedef void (*blas_set_fn)(int);
+
+typedef struct {
+  blas_get_fn get;
+  pthread_mutex_t lock; /* guards stop */
+  int stop;
+  int polls, max_seen;
+} blas_watch_t;
+
+static int blas_watch_stopped(blas_watch_t *w) {
+  int stop;
+  pthread_mutex_lock(&w->lock);
+  stop = w->stop;
+  pthread_mutex_unlock(&w->lock);
+  return stop;
+}
+
+static void *blas_watch_main(void *arg) {
+  blas_watch_t *w = (blas_watch_t *)arg;
+  while (!blas_watch_stopped(w)) {
+    int n = w->get();
+    if (n > w->max_seen) {
+      w->max_seen = n;
+    }
+    w->polls++;
+  }
+  return NULL;
+}
+
+static void test_openblas_setting(const char *dir, sam3_neck *h, sam3_neck *h2, const meta_t *m,
+                                  const float *input, size_t in_n,
+                                  double *const refs[SAM3_NECK_NUM_LEVELS]) {
+  void *self = dlopen(NULL, RTLD_NOW);
+  blas_get_fn get = NULL;
+  blas_set_fn set = NULL;
+  sam3_neck *fresh = NULL;
+  run_thread_t jobs[2];
+  pthread_t th[2], watcher;
+  blas_watch_t watch;
+  char *p;
+  int i, created = 0, round, host;
+
+  if (!check(self != NULL, "openblas: dlopen(NULL)")) {
+    return;
+  }
+  /* Object-to-function pointer conversion through memcpy: valid C99 under -pedantic. */
+  {
+    void *g = dlsym(self, "openblas_get_num_threads"), *s = dlsym(self, "openblas_set_num_threads");
+    memcpy(&get, &g, sizeof get);
+    memcpy(&set, &s, sizeof set);
+  }
+  if (!check(get != NULL && set != NULL, "openblas: openblas_{get,set}_num_threads found in the process")) {
+    dlclose(self);
+    return;
+  }
+  /* An application that runs OpenBLAS threaded itself, then loads a neck. */
+  set(2);
+  host = get();
+  p = join_path(dir, "tiny.safetensors");
+  if (check_ok(sam3_neck_load_file(p, NULL, &fresh), "openblas: load a fresh handle")) {
+    check(get() == 1, "openblas: loading sets OpenBLAS to one thread (application had %d, now %d)", host,
+          get());
+  }
+  free(p);
+  sam3_neck_free(fresh);
+  /* Two handles on two threads, a few rounds, a third thread watching the setting throughout. */
+  memset(&watch, 0, sizeof watch);
+  pthread_mutex_init(&watch.lock, NULL);
+  watch.get = get;
+  if (!check(pthread_create(&watcher, NULL, blas_watch_main, &watch) == 0, "openblas: start the watcher")) {
+    dlclose(self);
+    return;
+  }
+  for (round = 0; round < 3; round++) {
+    created = 0;
+    for (i = 0; i < 2; i++) {
+      memset(&jobs[i], 0, sizeof jobs[i]);
+      jobs[i].neck = i == 0 ? h : h2;
+      jobs[i].input = input;
+      jobs[i].input_count = in_n;
+      jobs[i].meta = m;
+      jobs[i].refs = refs;
+      jobs[i].runs = 2;
+      if (pthread_create(&th[i], NULL, run_thread_main, &jobs[i]) == 0) {
+        created++;
+      }
+    }
+    for (i = 0; i < created; i++) {
+      pthread_join(th[i], NULL);
+      check(jobs[i].failures == 0 && jobs[i].mismatches == 0,
+            "openblas: round %d, handle %d: runs OK and within 1e-5 of the reference", round, i);
+    }
+    check(created == 2, "openblas: round %d: two runner threads", round);
+  }
+  pthread_mutex_lock(&watch.lock);
+  watch.stop = 1;
+  pthread_mutex_unlock(&watch.lock);
+  pthread_join(watcher, NULL);
+  pthread_mutex_destroy(&watch.lock);
+  check(watch.polls > 0 && watch.max_seen == 1,
+        "openblas: the watcher saw one OpenBLAS thread throughout two handles' concurrent runs "
+        "(%d polls, at most %d)", watch.polls, watch.max_seen);
+  dlclose(self);
+}
+
 int main(int argc, char **argv) {
   const char *dir;
   meta_t m;
@@ -1743,6 +1858,9 @@ int main(int argc, char **argv) {
   }
   if (h != NULL) {
     test_threads(h, hm, &m, input, in_n, refs);
+    if (hm != NULL) {
+      test_openblas_setting(dir, h, hm, &m, input, in_n, refs);
+    }
   }
 
   /* default compile parameters (NULL): batch 1, 72 x 72, all levels */

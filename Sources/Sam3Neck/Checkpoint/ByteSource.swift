@@ -21,9 +21,12 @@ public final class FileSource: ByteSource {
     public let size: Int
     private let fd: Int32
 
+    /// Opens `path` for reading if it is a regular file. The open does not block (O_NONBLOCK: a
+    /// FIFO with no writer would otherwise wait forever); the type is then checked on the open
+    /// descriptor, so what is read is what was checked.
     public init(path: String) throws {
         name = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             throw NeckError(.io, "cannot open '\(path)': \(String(cString: strerror(errno)))")
         }
@@ -33,11 +36,25 @@ public final class FileSource: ByteSource {
             close(fd)
             throw NeckError(.io, "cannot stat '\(path)': \(reason)")
         }
-        if (st.st_mode & S_IFMT) != S_IFREG {
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG else {
             close(fd)
-            throw NeckError(.io, "'\(path)' is not a regular file")
+            throw NeckError(.io, "'\(path)' is \(FileSource.describe(type: type)), not a regular file: only regular files are read")
         }
         size = Int(st.st_size)
+    }
+
+    /// "a FIFO", "a folder", …: what a non-regular file is, for messages.
+    static func describe(type: mode_t) -> String {
+        switch type {
+        case S_IFDIR: return "a folder"
+        case S_IFIFO: return "a FIFO (named pipe)"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFLNK: return "a symbolic link"
+        default: return "not a regular file (mode 0o\(String(type, radix: 8)))"
+        }
     }
 
     deinit { close(fd) }
@@ -46,8 +63,12 @@ public final class FileSource: ByteSource {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
             throw NeckError(.format, "'\(name)': bytes \(offset)..<\(offset &+ count) lie outside the file (\(size) bytes)")
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
-        defer { buffer.deallocate() }
+        // malloc rather than Swift's allocate, whose failure would abort the process.
+        guard let base = malloc(max(count, 1)) else {
+            throw NeckError(.outOfMemory, "'\(name)': cannot allocate \(count) bytes to read at byte \(offset)")
+        }
+        defer { free(base) }
+        let buffer = UnsafeMutableRawBufferPointer(start: base, count: count)
         var done = 0
         while done < count {
             let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))

@@ -2,7 +2,9 @@
 ///
 /// Written here rather than taken from Foundation so that the library stays small when linked
 /// statically and so the parser is ours to bound: nesting depth is limited, numbers keep their
-/// text so 64-bit offsets are exact, objects keep key order and duplicates are reported.
+/// text so 64-bit offsets are exact, objects keep key order, a key twice in one object is an
+/// error (readers that keep the first and readers that keep the last would disagree on the
+/// file), and the number of values is bounded so that refusing a huge header costs little memory.
 public enum JSONValue: Equatable, Sendable {
     case object([(key: String, value: JSONValue)])
     case array([JSONValue])
@@ -41,7 +43,7 @@ public enum JSONValue: Equatable, Sendable {
         return nil
     }
 
-    /// The first value of `key` in an object.
+    /// The value of `key` in an object (the parser admits each key once).
     public subscript(key: String) -> JSONValue? {
         guard case let .object(members) = self else { return nil }
         return members.first(where: { $0.key == key })?.value
@@ -83,9 +85,14 @@ extension JSONValue: CustomStringConvertible {
 
 public struct JSONParser {
     public static let maxDepth = 64
+    /// Values one document may hold: about 10 per tensor of a safetensors header, 1 per tensor of
+    /// a sharded index, so 2 M admits 200,000 tensors while a hostile header is refused after
+    /// ~100 MB of parsed values.
+    public static let maxValues = 1 << 21
 
     private let bytes: UnsafeRawBufferPointer
     private var i = 0
+    private var values = 0
 
     private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -120,6 +127,8 @@ public struct JSONParser {
 
     private mutating func value(depth: Int) throws -> JSONValue {
         guard depth < JSONParser.maxDepth else { throw error("nesting deeper than \(JSONParser.maxDepth)") }
+        values += 1
+        guard values <= JSONParser.maxValues else { throw error("more than \(JSONParser.maxValues) values (the limit)") }
         guard let c = peek else { throw error("unexpected end of input") }
         switch c {
         case UInt8(ascii: "{"): return try object(depth: depth)
@@ -136,12 +145,18 @@ public struct JSONParser {
     private mutating func object(depth: Int) throws -> JSONValue {
         i += 1
         var members: [(key: String, value: JSONValue)] = []
+        var keys: Set<String> = []
         skipWhitespace()
         if peek == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             skipWhitespace()
             guard peek == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let keyStart = i
             let key = try string()
+            guard keys.insert(key).inserted else {
+                i = keyStart
+                throw error("key \(JSONValue.quoted(key)) appears twice in one object")
+            }
             skipWhitespace()
             guard peek == UInt8(ascii: ":") else { throw error("expected ':'") }
             i += 1

@@ -5,6 +5,13 @@
 ///
 /// Opcodes: those of protocol 2 that such files use (plus the few protocol 3/4 ones that a
 /// `pickle_protocol=4` save adds: FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL, BINBYTES).
+///
+/// A hostile pickle is refused, never followed into a crash: values nest at most `maxDepth` deep
+/// (checked as each container is built, so no recursion, in building or in freeing, grows past
+/// it), a container cannot change once it sits inside another (so there are no cycles and the
+/// depth known at construction stays true), and the values built, the stack and the memo each
+/// have a budget (`maxCells`, `maxStack`, `maxMemo`) that bounds the memory spent, accepting or
+/// refusing.
 enum PickleValue {
     case none
     case bool(Bool)
@@ -12,14 +19,15 @@ enum PickleValue {
     case float(Double)
     case string(String)
     case bytes(Int)  // only the length is kept: no state dict needs the contents
-    case tuple([PickleValue])
+    case tuple(PickleTuple)
     case list(PickleList)
     case dict(PickleDict)
     /// An allow-listed global, "module.name".
     case global(String)
     /// A storage as referenced by a persistent id.
-    case storage(TorchStorage)
-    case tensor(TorchTensor)
+    indirect case storage(TorchStorage)
+    /// Indirect so that the enum stays small (it is what the stack, memo and containers hold).
+    indirect case tensor(TorchTensor)
 
     var string: String? { if case let .string(s) = self { return s } else { return nil } }
     var int: Int? {
@@ -29,7 +37,27 @@ enum PickleValue {
         default: return nil
         }
     }
-    var tuple: [PickleValue]? { if case let .tuple(t) = self { return t } else { return nil } }
+    var tuple: [PickleValue]? { if case let .tuple(t) = self { return t.items } else { return nil } }
+
+    /// Nesting depth: 0 for scalars, 1 + the deepest item for containers (known at construction).
+    var depth: Int {
+        switch self {
+        case let .tuple(t): return t.depth
+        case let .list(l): return l.depth
+        case let .dict(d): return d.depth
+        case .tensor: return 1
+        default: return 0
+        }
+    }
+
+    /// Marks a list or dict as contained: from now on it may not change.
+    func seal() {
+        switch self {
+        case let .list(l): l.sealed = true
+        case let .dict(d): d.sealed = true
+        default: break
+        }
+    }
 
     /// A short description for messages.
     var kindName: String {
@@ -50,12 +78,29 @@ enum PickleValue {
     }
 }
 
-/// Lists and dicts are mutable after creation (APPEND, SETITEMS follow them), hence reference types.
-final class PickleList { var items: [PickleValue] = [] }
+/// A tuple, a reference type so that its depth is stored once rather than recomputed.
+final class PickleTuple {
+    let items: [PickleValue]
+    let depth: Int
+    init(_ items: [PickleValue], depth: Int) {
+        self.items = items
+        self.depth = depth
+    }
+}
+
+/// Lists and dicts are mutable after creation (APPEND, SETITEMS follow them), hence reference
+/// types; `sealed` once they are put inside another value, after which they may not change.
+final class PickleList {
+    var items: [PickleValue] = []
+    var depth = 1
+    var sealed = false
+}
 
 final class PickleDict {
     /// In insertion order, as Python keeps them.
     var items: [(key: PickleValue, value: PickleValue)] = []
+    var depth = 1
+    var sealed = false
 
     subscript(key: String) -> PickleValue? {
         items.first { $0.key.string == key }?.value
@@ -101,9 +146,16 @@ struct Unpickler {
         "torch.nn.parameter.Parameter",
     ])
 
-    /// Bounds that keep a hostile file from exhausting memory before it is rejected.
+    /// Deepest nesting of containers accepted (a state dict needs fewer than 10 levels).
+    static let maxDepth = 200
+    /// Values the stack may hold at once.
     static let maxStack = 1 << 20
-    static let maxMemo = 1 << 22
+    /// Memo entries (torch.save memoizes a handful per tensor).
+    static let maxMemo = 1 << 20
+    /// Items stored in tuples, lists and dicts over the whole pickle (a dict item counts two):
+    /// about 20 per tensor in a state dict, so 4 M leaves room for 200,000 tensors while a hostile
+    /// pickle spends at most ~100 MB on values before it is refused.
+    static let maxCells = 1 << 22
 
     let label: String
 
@@ -117,6 +169,7 @@ struct Unpickler {
         var stack: [PickleValue] = []
         var marks: [Int] = []
         var memo: [Int: PickleValue] = [:]
+        var cells = 0
         var p = 0
 
         func need(_ n: Int, _ at: Int) throws {
@@ -133,12 +186,52 @@ struct Unpickler {
             return items
         }
         func push(_ v: PickleValue, _ at: Int) throws {
-            guard stack.count < Unpickler.maxStack else { throw error("stack deeper than \(Unpickler.maxStack)", at: at) }
+            guard stack.count < Unpickler.maxStack else { throw error("more than \(Unpickler.maxStack) values on the stack (the limit)", at: at) }
             stack.append(v)
+        }
+        /// Accounts for `n` more items stored in containers.
+        func spend(_ n: Int, _ at: Int) throws {
+            cells += n
+            guard cells <= Unpickler.maxCells else {
+                throw error("more than \(Unpickler.maxCells) items in tuples, lists and dicts (the limit for a state dict)", at: at)
+            }
+        }
+        /// The depth a container holding `items` would have, checked against the limit; seals them.
+        /// (Callers that add to an existing container seal the items before checking that it may
+        /// still change, so that it cannot be added to itself.)
+        func nest(_ items: [PickleValue], into current: Int = 1, _ at: Int) throws -> Int {
+            var depth = current
+            for v in items {
+                v.seal()
+                depth = max(depth, v.depth + 1)
+            }
+            guard depth <= Unpickler.maxDepth else {
+                throw error("values nested \(depth) deep, more than the limit of \(Unpickler.maxDepth)", at: at)
+            }
+            return depth
+        }
+        func tuple(_ items: [PickleValue], _ at: Int) throws -> PickleValue {
+            try spend(items.count, at)
+            return .tuple(PickleTuple(items, depth: try nest(items, at)))
+        }
+        /// The list on top of the stack, if it may still change.
+        func openList(_ op: String, _ at: Int) throws -> PickleList {
+            guard case let .list(l)? = stack.last, stack.count > (marks.last ?? 0) else {
+                throw error("\(op) to a \(stack.last?.kindName ?? "nothing")", at: at)
+            }
+            guard !l.sealed else { throw error("\(op) to a list that is already inside another value (recursive structures are not part of a state dict)", at: at) }
+            return l
+        }
+        func openDict(_ op: String, _ at: Int) throws -> PickleDict {
+            guard case let .dict(d)? = stack.last, stack.count > (marks.last ?? 0) else {
+                throw error("\(op) on a \(stack.last?.kindName ?? "nothing")", at: at)
+            }
+            guard !d.sealed else { throw error("\(op) on a dict that is already inside another value (recursive structures are not part of a state dict)", at: at) }
+            return d
         }
         func memoize(_ index: Int, _ at: Int) throws {
             guard let top = stack.last, stack.count > (marks.last ?? 0) else { throw error("memo store from an empty stack", at: at) }
-            guard memo.count < Unpickler.maxMemo || memo[index] != nil else { throw error("memo larger than \(Unpickler.maxMemo)", at: at) }
+            guard memo.count < Unpickler.maxMemo || memo[index] != nil else { throw error("more than \(Unpickler.maxMemo) memo entries (the limit)", at: at) }
             memo[index] = top
         }
         func fetch(_ index: Int, _ at: Int) throws {
@@ -186,7 +279,7 @@ struct Unpickler {
                 guard marks.isEmpty, stack.count == 1 else { throw error("STOP with \(stack.count) values and \(marks.count) marks on the stack", at: at) }
                 return stack[0]
             case 0x28:  // MARK
-                guard marks.count < Unpickler.maxStack else { throw error("too many marks", at: at) }
+                guard marks.count < Unpickler.maxStack else { throw error("more than \(Unpickler.maxStack) marks (the limit)", at: at) }
                 marks.append(stack.count)
             case 0x4E: try push(.none, at)
             case 0x88: try push(.bool(true), at)
@@ -243,33 +336,45 @@ struct Unpickler {
                 try need(n, at)
                 p += n
                 try push(.bytes(n), at)
-            case 0x29: try push(.tuple([]), at)
-            case 0x74: try push(.tuple(try popMark(at)), at)  // TUPLE
-            case 0x85: try push(.tuple([try pop(at)]), at)  // TUPLE1
+            case 0x29: try push(try tuple([], at), at)  // EMPTY_TUPLE
+            case 0x74: try push(try tuple(try popMark(at), at), at)  // TUPLE
+            case 0x85: try push(try tuple([try pop(at)], at), at)  // TUPLE1
             case 0x86:  // TUPLE2
                 let y = try pop(at), x = try pop(at)
-                try push(.tuple([x, y]), at)
+                try push(try tuple([x, y], at), at)
             case 0x87:  // TUPLE3
                 let z = try pop(at), y = try pop(at), x = try pop(at)
-                try push(.tuple([x, y, z]), at)
+                try push(try tuple([x, y, z], at), at)
             case 0x5D: try push(.list(PickleList()), at)  // EMPTY_LIST
             case 0x7D: try push(.dict(PickleDict()), at)  // EMPTY_DICT
             case 0x61:  // APPEND
                 let v = try pop(at)
-                guard case let .list(l)? = stack.last else { throw error("APPEND to a \(stack.last?.kindName ?? "nothing")", at: at) }
+                v.seal()  // before the check: a list appended to itself is then refused
+                let l = try openList("APPEND", at)
+                try spend(1, at)
+                l.depth = try nest([v], into: l.depth, at)
                 l.items.append(v)
             case 0x65:  // APPENDS
                 let items = try popMark(at)
-                guard case let .list(l)? = stack.last else { throw error("APPENDS to a \(stack.last?.kindName ?? "nothing")", at: at) }
+                items.forEach { $0.seal() }
+                let l = try openList("APPENDS", at)
+                try spend(items.count, at)
+                l.depth = try nest(items, into: l.depth, at)
                 l.items.append(contentsOf: items)
             case 0x73:  // SETITEM
                 let v = try pop(at), k = try pop(at)
-                guard case let .dict(d)? = stack.last else { throw error("SETITEM on a \(stack.last?.kindName ?? "nothing")", at: at) }
+                v.seal(); k.seal()
+                let d = try openDict("SETITEM", at)
+                try spend(2, at)
+                d.depth = try nest([k, v], into: d.depth, at)
                 d.items.append((k, v))
             case 0x75:  // SETITEMS
                 let items = try popMark(at)
                 guard items.count % 2 == 0 else { throw error("SETITEMS with an odd number of values", at: at) }
-                guard case let .dict(d)? = stack.last else { throw error("SETITEMS on a \(stack.last?.kindName ?? "nothing")", at: at) }
+                items.forEach { $0.seal() }
+                let d = try openDict("SETITEMS", at)
+                try spend(items.count, at)
+                d.depth = try nest(items, into: d.depth, at)
                 for k in stride(from: 0, to: items.count, by: 2) { d.items.append((items[k], items[k + 1])) }
             case 0x71:  // BINPUT
                 try need(1, at)
@@ -298,12 +403,16 @@ struct Unpickler {
                 guard let m = module.string, let n = name.string else { throw error("STACK_GLOBAL needs two strings", at: at) }
                 try push(try global(m, n, at), at)
             case 0x51:  // BINPERSID
-                try push(try persistent(try pop(at), at), at)
+                let pid = try pop(at)
+                pid.seal()
+                try push(try persistent(pid, at), at)
             case 0x52:  // REDUCE
                 let args = try pop(at), callable = try pop(at)
+                args.seal()
                 try push(try reduce(callable, args, at), at)
             case 0x62:  // BUILD: state for an object made by REDUCE
                 let state = try pop(at)
+                state.seal()
                 guard let target = stack.last, stack.count > (marks.last ?? 0) else { throw error("BUILD on an empty stack", at: at) }
                 switch (target, state) {
                 case (.dict, .dict), (.dict, .none), (.tensor, _):
@@ -357,9 +466,12 @@ struct Unpickler {
             guard let first = a.first, case .tensor = first else { throw error("\(f) without a tensor", at: at) }
             return first
         case "torch._tensor._rebuild_from_type_v2":
-            // (func, type, args, state): a tensor subclass rebuilt by an allowed func.
-            guard a.count >= 3, case .global = a[0], let inner = a[2].tuple else { throw error("\(f) with unexpected arguments", at: at) }
-            return try reduce(a[0], .tuple(inner), at)
+            // (func, type, args, state): a tensor subclass rebuilt by an allowed func (one level:
+            // the func may not be this function again).
+            guard a.count >= 3, case let .global(g) = a[0], g != f, case .tuple = a[2] else {
+                throw error("\(f) with unexpected arguments", at: at)
+            }
+            return try reduce(a[0], a[2], at)
         default:
             throw error("'\(f)' cannot be called (it is only allowed as an argument)", at: at)
         }

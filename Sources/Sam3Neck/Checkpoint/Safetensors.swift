@@ -60,9 +60,6 @@ public struct SafetensorsFile: TensorArchive {
                 for (k, v) in meta { if let s = v.string { metadata[k] = s } }
                 continue
             }
-            guard entries[name] == nil else {
-                throw NeckError(.format, "\(where_): tensor '\(name)' appears twice in the header")
-            }
             guard let dtypeName = value["dtype"]?.string else {
                 throw NeckError(.format, "\(where_): tensor '\(name)' has no dtype string")
             }
@@ -119,8 +116,8 @@ public struct SafetensorsFile: TensorArchive {
     public func readFloat32(_ name: String) throws -> Tensor {
         let dtype = try loadableInfo(name).dtype!
         let e = entries[name]!
-        let count = e.shape.reduce(1, *)
-        var data = [Float](repeating: 0, count: count)
+        let count = e.shape.reduce(1, *)  // checked against the data's bytes at open
+        var data = try Tensor.storage(count: count, for: name, in: description)
         try source.withBytes(at: e.byteRange.lowerBound, count: e.byteRange.count) { raw in
             data.withUnsafeMutableBufferPointer { dtype.convert(raw, count: count, into: $0) }
         }

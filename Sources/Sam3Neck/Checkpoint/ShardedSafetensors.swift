@@ -10,6 +10,11 @@ import Darwin
 ///
 /// Shards are opened (header only) when a tensor in them is first asked for, so loading the neck
 /// touches the shards that hold it and, in them, only its bytes.
+///
+/// A shard is read only if its resolved path (symbolic links followed) stays inside the index's
+/// folder, so an index cannot reach other files through `..`, absolute names or links. One wider
+/// root is admitted: in the Hugging Face hub cache, `models--ORG--NAME/snapshots/REV/` holds links
+/// into `models--ORG--NAME/blobs/`, so for such a folder the enclosing `models--*` folder is the root.
 public final class ShardedSafetensors: TensorArchive {
     /// Index files larger than this are refused.
     public static let maxIndexBytes = 64 << 20
@@ -18,6 +23,9 @@ public final class ShardedSafetensors: TensorArchive {
     public let names: [String]
     /// The folder the shard names are relative to.
     public let directory: String
+    /// What every shard's resolved path must lie inside: the index's folder, resolved, or for a
+    /// hub cache snapshot the enclosing `models--*` folder.
+    let confinement: String
     private let shardOf: [String: String]
     private var shards: [String: SafetensorsFile] = [:]
 
@@ -49,12 +57,44 @@ public final class ShardedSafetensors: TensorArchive {
             guard !file.isEmpty, !file.hasPrefix("/"), !file.split(separator: "/").contains("..") else {
                 throw NeckError(.format, "\(description): shard name '\(file)' (for '\(name)') must be a relative path inside the index's folder")
             }
-            guard shardOf[name] == nil else { throw NeckError(.format, "\(description): tensor '\(name)' appears twice") }
             shardOf[name] = file
             names.append(name)
         }
         self.shardOf = shardOf
         self.names = names
+        confinement = try ShardedSafetensors.confinement(of: directory, description: description)
+    }
+
+    /// The resolved folder shards must stay in (see the type's documentation).
+    static func confinement(of directory: String, description: String) throws -> String {
+        let folder = try resolve(directory, description)
+        let parts = folder.split(separator: "/", omittingEmptySubsequences: true)
+        if parts.count >= 3, parts[parts.count - 2] == "snapshots", parts[parts.count - 3].hasPrefix("models--") {
+            return "/" + parts.dropLast(2).joined(separator: "/")
+        }
+        return folder
+    }
+
+    private static func resolve(_ path: String, _ description: String) throws -> String {
+        guard let r = realpath(path, nil) else {
+            throw NeckError(.io, "\(description): cannot resolve '\(path)': \(String(cString: strerror(errno)))")
+        }
+        defer { free(r) }
+        return String(cString: r)
+    }
+
+    /// The shard's path with links resolved, refused unless it lies inside `confinement`.
+    func resolvedPath(ofShard file: String) throws -> String {
+        guard let r = realpath(directory + "/" + file, nil) else {
+            throw NeckError(.io, "cannot open '\(directory)/\(file)': \(String(cString: strerror(errno)))")
+        }
+        let resolved = String(cString: r)
+        free(r)
+        let root = confinement == "/" ? "/" : confinement + "/"
+        guard resolved.hasPrefix(root) else {
+            throw NeckError(.format, "it resolves to '\(resolved)', outside the index's folder '\(confinement)' (symbolic links out of the folder are not followed)")
+        }
+        return resolved
     }
 
     /// The index itself, or the one `*.safetensors.index.json` inside a folder.
@@ -86,7 +126,7 @@ public final class ShardedSafetensors: TensorArchive {
         if let s = shards[file] { return s }
         let s: SafetensorsFile
         do {
-            s = try SafetensorsFile(source: FileSource(path: directory + "/" + file))
+            s = try SafetensorsFile(source: FileSource(path: resolvedPath(ofShard: file)))
         } catch let e as NeckError {
             throw e.context("\(description): shard '\(file)' (holding '\(name)')")
         }

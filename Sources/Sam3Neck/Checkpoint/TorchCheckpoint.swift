@@ -9,7 +9,7 @@
 /// tensors are handled; tensors of other dtypes (complex64 `freqs_cis`) are listed but never read.
 public struct TorchCheckpoint: TensorArchive {
     /// `data.pkl` larger than this is refused (sam3.pt's is a few hundred KB).
-    public static let maxPickleBytes = 256 << 20
+    public static let maxPickleBytes = 64 << 20
 
     public let description: String
     public let names: [String]
@@ -86,12 +86,17 @@ public struct TorchCheckpoint: TensorArchive {
         tensors[name].map { TensorInfo(dtype: $0.storage.dtype, dtypeName: $0.storage.dtypeName, shape: $0.shape) }
     }
 
+    /// A view may claim at most this many times the elements of its storage (stride-0, expanded
+    /// views): so a small file cannot make the reader set aside memory its bytes do not justify.
+    public static let maxViewExpansion = 64
+
     public func readFloat32(_ name: String) throws -> Tensor {
         let info = try loadableInfo(name)
         let t = tensors[name]!
         let dtype = info.dtype!
+        let what = "\(description): tensor '\(name)'"
         guard let count = elementCount(t.shape) else {
-            throw NeckError(.format, "\(description): tensor '\(name)' has shape \(describe(shape: t.shape)), which overflows")
+            throw NeckError(.format, "\(what) has shape \(describe(shape: t.shape)), which overflows")
         }
         guard let entry = zip.entries["\(root)/data/\(t.storage.key)"] else {
             throw NeckError(.format, "\(description): storage '\(t.storage.key)' of tensor '\(name)' is not in the archive")
@@ -101,45 +106,66 @@ public struct TorchCheckpoint: TensorArchive {
         guard !overflow, storageBytes <= range.count else {
             throw NeckError(.format, "\(description): storage '\(t.storage.key)' should hold \(t.storage.count) \(info.dtypeName) elements but its entry has \(range.count) bytes")
         }
-        var data = [Float](repeating: 0, count: count)
-        if count == 0 { return Tensor(shape: t.shape, data: data) }
-        // The span of storage elements the view touches: offset … offset + Σ (size−1)·stride.
+        if count == 0 { return Tensor(shape: t.shape, data: []) }
+        // A size-1 axis never steps, so its stride means nothing (PyTorch ignores it too).
+        let strides = Swift.zip(t.shape, t.strides).map { $0 <= 1 ? 0 : $1 }
+        // The span of storage elements the view touches: offset … offset + Σ (size−1)·stride,
+        // every step checked; past it, no offset the gather computes can overflow.
         var last = t.offset
-        for (size, stride) in Swift.zip(t.shape, t.strides) {
+        for (size, stride) in Swift.zip(t.shape, strides) {
             let (step, o1) = (size - 1).multipliedReportingOverflow(by: stride)
             let (sum, o2) = last.addingReportingOverflow(step)
-            guard !o1, !o2 else { throw NeckError(.format, "\(description): tensor '\(name)' has strides that overflow") }
+            guard !o1, !o2 else { throw NeckError(.format, "\(what) has strides \(describe(shape: t.strides)) that overflow") }
             last = sum
         }
         guard last < t.storage.count else {
-            throw NeckError(.format, "\(description): tensor '\(name)' (shape \(describe(shape: t.shape)), strides \(describe(shape: t.strides)), offset \(t.offset)) reaches element \(last) of a storage of \(t.storage.count)")
+            throw NeckError(.format, "\(what) (shape \(describe(shape: t.shape)), strides \(describe(shape: t.strides)), offset \(t.offset)) reaches element \(last) of a storage of \(t.storage.count)")
         }
         let span = last - t.offset + 1
-        try zip.source.withBytes(at: range.lowerBound + t.offset * dtype.byteSize, count: span * dtype.byteSize) { raw in
-            if span == count && isRowMajor(shape: t.shape, strides: t.strides) {
+        guard span <= Tensor.maxElements else {
+            throw NeckError(.format, "\(what) spans \(span) elements of its storage, more than the limit of \(Tensor.maxElements) for one tensor")
+        }
+        // Expanded views (stride 0) may repeat storage elements, but only so far.
+        guard count / TorchCheckpoint.maxViewExpansion <= span else {
+            throw NeckError(.format, "\(what) claims \(count) elements from \(span) stored ones, more than the limit of \(TorchCheckpoint.maxViewExpansion) times its storage (an expanded view?)")
+        }
+        var data = try Tensor.storage(count: count, for: name, in: description)
+        // In bytes, all within the entry (checked above): offset·size ≤ storage bytes ≤ range.count.
+        let firstByte = range.lowerBound + t.offset * dtype.byteSize
+        try zip.source.withBytes(at: firstByte, count: span * dtype.byteSize) { raw in
+            if span == count && isRowMajor(shape: t.shape, strides: strides) {
                 data.withUnsafeMutableBufferPointer { dtype.convert(raw, count: count, into: $0) }
                 return
             }
             // A strided view: convert the span, then gather in row-major order.
-            var dense = [Float](repeating: 0, count: span)
+            var dense = try Tensor.storage(count: span, for: name, in: description)
             dense.withUnsafeMutableBufferPointer { dtype.convert(raw, count: span, into: $0) }
-            var index = [Int](repeating: 0, count: t.shape.count)
-            var source = 0
-            for k in 0..<count {
-                data[k] = dense[source]
-                // Odometer over the shape, last axis fastest.
-                var axis = t.shape.count - 1
-                while axis >= 0 {
-                    index[axis] += 1
-                    source += t.strides[axis]
-                    if index[axis] < t.shape[axis] { break }
-                    source -= t.strides[axis] * t.shape[axis]
-                    index[axis] = 0
-                    axis -= 1
-                }
-            }
+            gather(dense, shape: t.shape, strides: strides, into: &data)
         }
         return Tensor(shape: t.shape, data: data)
+    }
+}
+
+/// `out[k] = dense[offset of k]` in row-major order of `shape`; every offset lies in `dense`
+/// (the caller has checked that Σ (size−1)·stride < dense.count).
+private func gather(_ dense: [Float], shape: [Int], strides: [Int], into out: inout [Float]) {
+    var index = [Int](repeating: 0, count: shape.count)
+    var source = 0
+    for k in 0..<out.count {
+        out[k] = dense[source]
+        // Odometer over the shape, last axis fastest; an axis that wraps gives back its steps
+        // before the next one advances, so `source` never leaves the checked span.
+        var axis = shape.count - 1
+        while axis >= 0 {
+            if index[axis] + 1 < shape[axis] {
+                index[axis] += 1
+                source += strides[axis]
+                break
+            }
+            source -= strides[axis] * index[axis]
+            index[axis] = 0
+            axis -= 1
+        }
     }
 }
 

@@ -13,7 +13,7 @@ struct ZipDirectory {
     }
 
     /// Central directories larger than this are refused (sam3.pt's is about 150 KB).
-    static let maxDirectoryBytes = 256 << 20
+    static let maxDirectoryBytes = 32 << 20
 
     let source: ByteSource
     let entries: [String: Entry]

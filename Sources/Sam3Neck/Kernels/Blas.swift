@@ -2,9 +2,10 @@ import COpenBLAS
 
 /// The matrix products of the neck, all through OpenBLAS's `cblas_sgemm` (row-major).
 ///
-/// OpenBLAS owns the parallelism of the products; its thread count is process-wide, so a plan
-/// sets it at the start of each run (`setThreads`) and runs its own element-wise passes between
-/// the products, never at the same time as them.
+/// The plan's own workers own the parallelism: each calls single-threaded products on its block.
+/// OpenBLAS's thread count is process-wide, so it is set to one when a neck is loaded and kept
+/// there (`useOneThread`), never saved and restored per run: a restore by one run could hand
+/// another handle's concurrent run a multi-threaded OpenBLAS.
 public enum Blas {
     /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major, leading dimensions in elements.
     @inlinable
@@ -33,8 +34,10 @@ public enum Blas {
                     0, c, blasint(ldc))
     }
 
-    public static func setThreads(_ n: Int) {
-        if Int(openblas_get_num_threads()) != n { openblas_set_num_threads(Int32(n)) }
+    /// Sets OpenBLAS to one thread if it is not already (every caller sets the same value, so
+    /// concurrent calls cannot disagree).
+    public static func useOneThread() {
+        if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
     }
 
     public static var threads: Int { Int(openblas_get_num_threads()) }

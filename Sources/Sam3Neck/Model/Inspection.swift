@@ -6,7 +6,8 @@ public enum Inspection {
     /// The report as JSON:
     /// `{"path", "format", "tensor_count", "necks": [{"neck", "scheme", "prefix", "complete",
     /// "missing": [names], "trunk_dim", "d_model" | "error", "tensors": [{"name", "dtype", "shape",
-    /// "nan", "inf"}]}]}` (`nan`/`inf` absent for tensors whose dtype the neck cannot read).
+    /// "nan", "inf" | "error"}]}]}` (`nan`/`inf` absent for tensors whose dtype the neck cannot
+    /// read; `error` instead when the tensor's data cannot be read).
     public static func report(path: String) throws -> JSONValue {
         let archive = try Checkpoint.open(path: path)
         let format: String
@@ -46,9 +47,14 @@ public enum Inspection {
                         ("shape", .array(info.shape.map { .number(String($0)) })),
                     ]
                     if info.dtype?.isLoadable == true {
-                        let values = try archive.readFloat32(name).data
-                        fields.append(("nan", .number(String(values.lazy.filter { $0.isNaN }.count))))
-                        fields.append(("inf", .number(String(values.lazy.filter { $0.isInfinite }.count))))
+                        // A tensor that cannot be read (past a limit, truncated) is reported, not fatal.
+                        do {
+                            let values = try archive.readFloat32(name).data
+                            fields.append(("nan", .number(String(values.lazy.filter { $0.isNaN }.count))))
+                            fields.append(("inf", .number(String(values.lazy.filter { $0.isInfinite }.count))))
+                        } catch let e as NeckError {
+                            fields.append(("error", .string(e.message)))
+                        }
                     }
                     tensors.append(.object(fields))
                 }

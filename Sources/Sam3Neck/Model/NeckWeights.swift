@@ -15,6 +15,10 @@ public struct NeckWeights: Sendable {
     /// `branches[i][module]`, modules as in `NeckNaming.branchModules[i]`.
     public let branches: [[String: Layer]]
     public static let scales: [Float] = [4.0, 2.0, 1.0, 0.5]
+    /// The most parameters a neck may have: 2^27 (512 MiB as float32), 17 times SAM 3's 7.8 M.
+    /// Checked from the shapes before any tensor is read, so a file (sparse, or lying) cannot
+    /// make the loader set aside more.
+    public static let maxParameters = 1 << 27
 
     public func layer(_ branch: Int, _ module: String) -> Layer { branches[branch][module]! }
 
@@ -84,7 +88,20 @@ public struct NeckWeights: Sendable {
         for b in 2...3 { _ = try layer(b, "conv_1x1", [d, c, 1, 1], out: convOut) }
         for b in 0...3 { _ = try layer(b, "conv_3x3", [d, d, 3, 3], out: convOut) }
 
-        // All present and well-shaped: now read the data.
+        // All present and well-shaped; within the size limit?
+        var parameters = 0
+        for b in 0...3 {
+            for m in NeckNaming.branchModules[b] {
+                for p in ["weight", "bias"] {
+                    let (sum, overflow) = parameters.addingReportingOverflow(elementCount(try entry(b, m, p).shape) ?? Int.max)
+                    guard !overflow, sum <= maxParameters else {
+                        throw NeckError(.format, "\(fileName): the neck's tensors hold \(overflow ? "more than 2^63" : "at least \(sum)") parameters (trunk_dim \(c), d_model \(d)), more than the limit of \(maxParameters)")
+                    }
+                    parameters = sum
+                }
+            }
+        }
+        // Now read the data.
         var branches: [[String: Layer]] = Array(repeating: [:], count: 4)
         for b in 0...3 {
             for m in NeckNaming.branchModules[b] {

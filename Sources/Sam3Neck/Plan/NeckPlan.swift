@@ -21,8 +21,9 @@ import Darwin
 ///      the 4H×4W intermediate never exists;
 ///    - levels 1-3: conv_3x3 of `Z` by Winograd (F(4×4) by default, F(2×2) in strict mode).
 ///
-/// Threads: the plan's workers own all parallelism; during a run OpenBLAS is set to one thread
-/// (its previous setting is restored after), so the two never oversubscribe the cores.
+/// Threads: the plan's workers own all parallelism; OpenBLAS runs on one thread (set when the neck
+/// is loaded, and again by a run if the application changed it since; never restored), so the two
+/// never oversubscribe the cores.
 /// Concurrent `run` calls are serialised by a lock: they share the workspace.
 public final class NeckPlan: @unchecked Sendable {
     public let options: CompileOptions
@@ -150,9 +151,7 @@ public final class NeckPlan: @unchecked Sendable {
     public func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?], profile: Profile? = nil) {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        let blasThreads = Blas.threads
-        Blas.setThreads(1)
-        defer { Blas.setThreads(blasThreads) }
+        Blas.useOneThread()  // normally a no-op: set at load (see `Blas`)
         let c = trunkDim, h = options.height, w = options.width
         for image in 0..<options.batch {
             let x = input + image * c * h * w
