@@ -54,7 +54,9 @@ def inspect(path: str, out: Callable[[str], Any] = print) -> int:
             f"{len(n['tensors'])} of {total} tensors, {state}")
         for t in n["tensors"]:
             flag = ""
-            if t.get("nan") or t.get("inf"):
+            if "error" in t:
+                flag = f"  UNREADABLE: {t['error']}"
+            elif t.get("nan") or t.get("inf"):
                 flag = f"  NON-FINITE: {t['nan']} NaN, {t['inf']} Inf"
             elif "nan" not in t:
                 flag = "  (dtype not readable by the neck)"
