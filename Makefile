@@ -11,13 +11,13 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-c test-cpp test-install \
+.PHONY: demo test deps system-deps python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-c test-cpp test-install \
 	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
+test: deps python-test-deps wheel-deps lib test-swift test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, the install, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
@@ -32,16 +32,23 @@ system-deps:
 	fi
 
 # The Python package, editable from this checkout (reinstalled when the importable one is another
-# checkout's), with its test extras (python[test]: pytest, safetensors, matplotlib, tqdm, onnx,
-# onnxruntime, openvino, dask[distributed]), so it finds the library in .build/release and no test
-# skips for want of a package. torch is not installed (see python/tests/conftest.py).
-PYTHON_TEST_MODULES = sam3neck pytest numpy safetensors matplotlib tqdm onnx onnxruntime openvino dask.distributed
+# checkout's), so it finds the library in .build/release. `make demo` needs only this.
 python-deps:
-	@if ! env -u PYTHONPATH $(PYTHON) -c 'import os, importlib; \
-	    [importlib.import_module(m) for m in "$(PYTHON_TEST_MODULES)".split()]; import sam3neck; \
+	@if ! env -u PYTHONPATH $(PYTHON) -c 'import os, numpy, sam3neck; \
 	    assert os.path.realpath(sam3neck.__file__).startswith(os.path.realpath("python") + os.sep)' \
 	    2>/dev/null; then \
-	  echo "installing the Python package and its test extras: pip install -e 'python[test]'"; \
+	  echo "installing the Python package: pip install -e python"; \
+	  $(PYTHON) -m pip install -q -e python; \
+	fi
+
+# ... with its test extras (python[test]: pytest, safetensors, matplotlib, tqdm, onnx, onnxruntime,
+# openvino, dask[distributed]), so that no test skips for want of a package. torch is not
+# installed (see python/tests/conftest.py).
+PYTHON_TEST_MODULES = pytest safetensors matplotlib tqdm onnx onnxruntime openvino dask.distributed
+python-test-deps: python-deps
+	@if ! $(PYTHON) -c 'import importlib; [importlib.import_module(m) for m in "$(PYTHON_TEST_MODULES)".split()]' \
+	    2>/dev/null; then \
+	  echo "installing the Python test extras: pip install -e 'python[test]'"; \
 	  $(PYTHON) -m pip install -q -e 'python[test]'; \
 	fi
 
@@ -142,7 +149,7 @@ test-sanitizers: test-c
 	bash Tests/c/sanitizers.sh .build/ctest/fixtures
 
 # Every Python test; a skip fails the run unless python/tests/conftest.py allows its reason.
-test-python: lib python-deps
+test-python: lib python-test-deps
 	SAM3NECK_NO_SKIPS=1 $(PYTHON) -m pytest python/tests -q -rs
 
 # The manylinux wheel (pip wheel ./python bundling this build's library, then auditwheel repair),

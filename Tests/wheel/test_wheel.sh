@@ -144,7 +144,7 @@ if [ "${SAM3NECK_WHEEL_SKIP_SDIST_BUILD:-0}" = 1 ]; then
   step "SAM3NECK_WHEEL_SKIP_SDIST_BUILD=1: not building a wheel from the sdist"
 else
   step "building a wheel from the sdist (a full Swift release build of the library)"
-  "$PYTHON" -m pip wheel --no-deps -q -w "$WORK/from-sdist" "$SDIST" >"$WORK/from-sdist.log" 2>&1 \
+  "$PYTHON" -m pip wheel --no-deps --no-cache-dir -q -w "$WORK/from-sdist" "$SDIST" >"$WORK/from-sdist.log" 2>&1 \
     || { tail -40 "$WORK/from-sdist.log"; fail "building a wheel from the sdist failed"; }
   sdist_wheels=("$WORK"/from-sdist/sam3neck-*-py3-none-linux_x86_64.whl)
   [ "${#sdist_wheels[@]}" = 1 ] || fail "the sdist built no py3-none-linux_x86_64 wheel"
