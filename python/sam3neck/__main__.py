@@ -1,5 +1,5 @@
-"""Command line: `python -m sam3neck run [...]`, `python -m sam3neck demo [...]`,
-`python -m sam3neck bench [...]`, `python -m sam3neck inspect FILE` and `python -m sam3neck version`."""
+"""Command line: `sam3neck run [...]`, `sam3neck demo [...]`, `sam3neck bench [...]`,
+`sam3neck inspect FILE` and `sam3neck version` (`python -m sam3neck ...` is the same)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ import numpy as np
 
 from . import __version__, checkpoint, reference
 from .neck import Neck, Sam3NeckError
+
+EXIT_STATUS = """exit status:
+  0  success
+  1  something failed (run: some file, the checkpoint or the picture; demo: an error over its
+     bound; inspect: an unreadable file; version: no library)
+  2  usage error (unknown command or option, missing argument)"""
 
 #: The demo fails (exit status 1) when a level's normalised error exceeds the library's documented
 #: bound for the precision mode it ran (include/sam3_neck.h).
@@ -145,7 +151,10 @@ def reference_weights(path: str, neck: str, prefix: Optional[str]):
 
 def main(argv: Optional[List[str]] = None) -> int:
     """The `sam3neck` command (also `python -m sam3neck`); returns the exit status."""
-    parser = argparse.ArgumentParser(prog="sam3neck", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="sam3neck", description=__doc__, epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sam3neck {__version__}")
     sub = parser.add_subparsers(dest="command")
 
     sub.add_parser("version", help="print the package and library versions")

@@ -1,7 +1,8 @@
 """`python -m sam3neck run`: the neck over feature files (.npy), writing one .npz per input.
 
-    sam3neck run --weights W --input feats.npy --out feats.npz [--png feats.png]
-    sam3neck run --weights W --input FOLDER   --out OUTFOLDER   # every FOLDER/*.npy
+    sam3neck run --weights W feats.npy feats.npz [--png feats.png]
+    sam3neck run --weights W FOLDER OUTFOLDER        # every FOLDER/*.npy
+    (--input INPUT / --out OUTPUT are accepted too)
 
 An input holds the trunk's features, [C, H, W] or [B, C, H, W] (or [H, W, C] / [B, H, W, C] with
 --layout NHWC), in float32 (other float types are converted, with a note). The output .npz holds
@@ -11,8 +12,13 @@ temporary file in the same folder, renamed into place).
 
 In folder mode the files are grouped by shape so that the neck is compiled once per distinct
 shape; a file that cannot be read or run is reported and the others are still processed; the
-exit status is 1 if any failed. A progress bar is drawn on stderr when it is a terminal; a summary
-line is always printed.
+exit status is 1 if any failed. Every number a .npy header claims is checked against the file's
+size before anything is allocated. Progress goes to stderr when it is a terminal (a tqdm bar with
+the `progress` extra, else a line per file); a summary line is always printed. --png needs the
+`viz` extra (matplotlib).
+
+Exit status: 0 all files written, 1 some file (or the checkpoint, or the picture) failed, 2 usage
+error, 130 interrupted.
 
 The neck's arithmetic happens in the library; this module only reads, checks and writes arrays.
 `run_file` is the reusable piece (see examples/neck_on_dask.py).
@@ -21,8 +27,8 @@ The neck's arithmetic happens in the library; this module only reads, checks and
 from __future__ import annotations
 
 import argparse
+import io
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,45 +62,107 @@ class InputError(Exception):
 # reading and checking inputs
 # ------------------------------------------------------------------------------------------------
 
-def _read_header(f, path: str) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+#: The longest .npy header accepted (NumPy's own limit for untrusted files).
+MAX_HEADER_BYTES = 10000
+_MAGIC = b"\x93NUMPY"
+
+
+def memory_bytes() -> Optional[int]:
+    """This machine's physical memory in bytes (None where unknown): an input whose data is larger
+    is refused before anything is allocated for it."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class _Header:
+    __slots__ = ("shape", "fortran", "dtype", "offset", "nbytes")
+
+    def __init__(self, shape, fortran, dtype, offset, nbytes):
+        self.shape, self.fortran, self.dtype, self.offset, self.nbytes = shape, fortran, dtype, offset, nbytes
+
+
+def _read_header(f, path: str, size: int) -> _Header:
+    """Reads and checks the .npy header of the open file f (of `size` bytes). Every number the
+    header claims is checked against the file's size before anything is allocated from it."""
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != _MAGIC:
+        raise InputError(f"{path}: not a .npy file (no NumPy header)")
+    major, minor = magic[6], magic[7]
+    if major not in (1, 2, 3):
+        raise InputError(f"{path}: bad .npy header: format version {major}.{minor} (NumPy writes 1.0, 2.0, 3.0)")
+    width = 2 if major == 1 else 4
+    raw = f.read(width)
+    if len(raw) < width:
+        raise InputError(f"{path}: bad .npy header: the file ends inside the header ({size} bytes)")
+    length = int.from_bytes(raw, "little")
+    offset = 8 + width + length
+    if offset > size:
+        raise InputError(f"{path}: bad .npy header: it claims {length} bytes of header, but the file "
+                         f"has only {size - 8 - width} after the header's length field (truncated?)")
+    if length > MAX_HEADER_BYTES:
+        raise InputError(f"{path}: bad .npy header: {length} bytes long (at most {MAX_HEADER_BYTES} accepted)")
     fmt = np.lib.format
+    copy = io.BytesIO(magic + raw + f.read(length))
+    fmt.read_magic(copy)
     try:
-        version = fmt.read_magic(f)
-    except ValueError:
-        raise InputError(f"{path}: not a .npy file (no NumPy header)") from None
-    try:
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(f)
-        else:
-            shape, fortran, dtype = fmt.read_array_header_2_0(f)
-    except (ValueError, SyntaxError, TypeError) as e:
-        raise InputError(f"{path}: unreadable .npy header: {e}") from None
-    return tuple(int(s) for s in shape), bool(fortran), dtype
+        # 3.0 differs from 2.0 only in allowing utf-8 field names (structured dtypes: refused below)
+        reader = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, fortran, dtype = reader(copy)
+    except ValueError as e:
+        raise InputError(f"{path}: bad .npy header: {e}") from None
+    except Exception as e:  # noqa: BLE001 -- NumPy's parser of untrusted text raises many kinds
+        raise InputError(f"{path}: bad .npy header: cannot parse it ({type(e).__name__}: {e})") from None
+    shape = tuple(int(s) for s in shape)
+    return _Header(shape, bool(fortran), dtype, offset, None)
 
 
-def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple[Tuple[int, int, int, int], bool, np.dtype]:
-    """Reads only the .npy header of `path` and checks it as neck input.
+def _check_size(h: _Header, path: str, size: int) -> None:
+    """The data the header's shape and dtype need must be possible, fit in memory, and be exactly
+    what the file holds after its header."""
+    if any(s < 0 for s in h.shape):
+        raise InputError(f"{path}: impossible shape {h.shape} in the .npy header (negative size)")
+    count = 1
+    for s in h.shape:
+        count *= s
+    nbytes = count * h.dtype.itemsize
+    if nbytes >= 2**63:
+        raise InputError(f"{path}: impossible shape {h.shape} in the .npy header: {count} "
+                         f"elements of {h.dtype} would need {nbytes:.3g} bytes")
+    have = size - h.offset
+    if nbytes > have:
+        raise InputError(f"{path}: truncated or bad header: shape {h.shape} of {h.dtype} needs "
+                         f"{nbytes} bytes of data, but the file holds only {have} after its header")
+    if nbytes < have:
+        raise InputError(f"{path}: {have - nbytes} bytes after the data that shape {h.shape} of "
+                         f"{h.dtype} describes ({nbytes} bytes): the header does not match the file")
+    memory = memory_bytes()
+    if memory is not None and nbytes > memory:
+        raise InputError(f"{path}: too large: {nbytes} bytes of data, more than this machine's "
+                         f"memory ({memory} bytes)")
+    h.nbytes = nbytes
 
-    Returns ((B, C, H, W) or (B, H, W, C) as the neck takes it, whether the file is 3-D (no batch
-    axis), the stored dtype). Raises InputError (naming the file) for a missing or unreadable
-    file, a non-float dtype, a shape that is not 3-D/4-D, or a channel count other than trunk_dim.
-    """
-    p = os.fspath(path)
+
+def _probe(p: str, trunk_dim: int, layout: str):
     lay = layout.upper()
     try:
         with open(p, "rb") as f:
-            shape, _, dtype = _read_header(f, p)
+            size = os.fstat(f.fileno()).st_size
+            h = _read_header(f, p, size)
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{p}: is a folder, not a .npy file") from None
     except OSError as e:
         raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
+    shape, dtype = h.shape, h.dtype
     if dtype.kind != "f" or dtype.fields is not None:
         raise InputError(
             f"{p}: dtype {dtype} is not a floating-point type; the neck takes float32 features "
             "(convert with x.astype(np.float32))"
         )
+    _check_size(h, p, size)
     names = "[C, H, W] or [B, C, H, W]" if lay == "NCHW" else "[H, W, C] or [B, H, W, C]"
     if len(shape) not in (3, 4):
         raise InputError(f"{p}: shape {shape} is not {names} ({lay})")
@@ -113,7 +181,20 @@ def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tupl
         )
     if 0 in shape4:
         raise InputError(f"{p}: shape {shape} is empty")
-    return shape4, squeeze, dtype
+    return shape4, squeeze, h
+
+
+def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple[Tuple[int, int, int, int], bool, np.dtype]:
+    """Reads only the .npy header of `path` and checks it as neck input.
+
+    Returns ((B, C, H, W) or (B, H, W, C) as the neck takes it, whether the file is 3-D (no batch
+    axis), the stored dtype). Raises InputError (naming the file) for a missing or unreadable
+    file, a bad header, a non-float dtype, an impossible shape, data whose size does not match
+    the file's (truncated) or exceeds the machine's memory, a shape that is not 3-D/4-D, or a
+    channel count other than trunk_dim. Nothing is allocated from the header's numbers.
+    """
+    shape4, squeeze, h = _probe(os.fspath(path), trunk_dim, layout)
+    return shape4, squeeze, h.dtype
 
 
 def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple[np.ndarray, bool, Optional[str]]:
@@ -121,12 +202,19 @@ def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple
     float32 C-contiguous 4-D array, `squeezed` tells that the file was 3-D, and `note` says what
     was converted (e.g. "float64 converted to float32"), else None."""
     p = os.fspath(path)
-    shape4, squeeze, dtype = probe_features(p, trunk_dim, layout)
+    shape4, squeeze, h = _probe(p, trunk_dim, layout)
+    count = h.nbytes // h.dtype.itemsize
     try:
         with open(p, "rb") as f:
-            a = np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+            f.seek(h.offset)
+            a = np.fromfile(f, dtype=h.dtype, count=count)
+    except MemoryError:
+        raise InputError(f"{p}: too large: not enough memory for its {h.nbytes} bytes") from None
+    except (ValueError, OSError) as e:
         raise InputError(f"{p}: unreadable .npy data: {e}") from None
+    if a.size != count:  # the file shrank after its header was checked
+        raise InputError(f"{p}: truncated: {a.size} of {count} values could be read")
+    a = a.reshape(h.shape, order="F" if h.fortran else "C")
     note = None
     if a.dtype != np.float32:
         if a.dtype.newbyteorder("=") == np.dtype(np.float32):
@@ -215,65 +303,49 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
 # ------------------------------------------------------------------------------------------------
 
 class Progress:
-    """A one-line text progress bar on `stream` ("[#####-----] 3/10  30%  1.2 s/file  eta 8 s
-    name"), redrawn in place with a carriage return; `message()` prints a line above it. When
-    disabled (stream not a terminal) nothing is drawn and messages are printed plainly."""
+    """Progress over `total` files on `stream`, when it is a terminal (or enabled=True): a tqdm bar
+    when tqdm is installed (the `progress` extra), else a plain line per finished file. Disabled,
+    it draws nothing. message() prints a line (above the bar)."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: Optional[bool] = None,
-                 width: int = 24):
+    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: Optional[bool] = None):
         self.total = max(0, int(total))
         self.stream = stream
         if enabled is None:
             isatty = getattr(stream, "isatty", None)
             enabled = bool(isatty and isatty())
         self.enabled = enabled
-        self.width = width
         self.done = 0
-        self.start = time.perf_counter()
-        self._drawn = False
-
-    def line(self, label: str = "", columns: int = 80) -> str:
-        """The bar's text for the current count (without the carriage return)."""
-        frac = self.done / self.total if self.total else 1.0
-        fill = int(round(frac * self.width))
-        text = f"[{'#' * fill}{'-' * (self.width - fill)}] {self.done}/{self.total} {frac * 100:3.0f}%"
-        elapsed = time.perf_counter() - self.start
-        if self.done:
-            per = elapsed / self.done
-            text += f"  {per:.2f} s/file"
-            if self.done < self.total:
-                text += f"  eta {per * (self.total - self.done):.0f} s"
-        if label:
-            text += f"  {label}"
-        return text[:max(10, columns - 1)]
-
-    def _columns(self) -> int:
-        return shutil.get_terminal_size((80, 24)).columns
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                pass
+            else:
+                self.bar = tqdm(total=self.total, file=stream, unit="file", dynamic_ncols=True)
 
     def update(self, done: int, label: str = "") -> None:
-        """Sets the count of finished files and redraws."""
-        self.done = done
-        if self.enabled:
-            cols = self._columns()
-            self.stream.write("\r" + self.line(label, cols).ljust(cols - 1))
+        """Sets the count of finished files (and the file being run, `label`)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+            self.bar.update(done - self.bar.n)
+        elif self.enabled and done > self.done:
+            self.stream.write(f"sam3neck run: {done}/{self.total} files done\n")
             self.stream.flush()
-            self._drawn = True
+        self.done = done
 
     def message(self, text: str) -> None:
-        """Prints `text` on its own line (above the bar, which is redrawn)."""
-        if self.enabled and self._drawn:
-            self.stream.write("\r" + " " * (self._columns() - 1) + "\r")
-        self.stream.write(text + "\n")
-        if self.enabled and self._drawn:
-            self.update(self.done)
-        self.stream.flush()
+        """Prints `text` on its own line."""
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def close(self) -> None:
-        """Ends the bar's line (when one was drawn)."""
-        if self.enabled and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -292,13 +364,16 @@ def _levels_arg(text: str) -> List[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the `run` command's arguments to `parser` (and sets func=run_cli)."""
-    parser.add_argument("--weights", required=True, help="the checkpoint (safetensors, ...)")
-    parser.add_argument("--input", required=True,
+    parser.add_argument("input_pos", nargs="?", metavar="INPUT",
                         help="a .npy file ([C,H,W] or [B,C,H,W]; NHWC with --layout NHWC) or a "
                              "folder whose *.npy files are processed one after another")
-    parser.add_argument("--out", required=True,
+    parser.add_argument("out_pos", nargs="?", metavar="OUTPUT",
                         help="the .npz to write (for a folder input: the output folder, receiving "
                              "<stem>.npz per input)")
+    parser.add_argument("--weights", required=True, help="the checkpoint (sam3.pt, safetensors, a "
+                        "sharded index)")
+    parser.add_argument("--input", help="INPUT, as a flag")
+    parser.add_argument("--out", "--output", dest="out", help="OUTPUT, as a flag")
     parser.add_argument("--neck", "--kind", dest="neck", default="sam3", choices=["sam3", "sam2"],
                         help="the detection neck (sam3) or the SAM 2 / tracker neck (sam2)")
     parser.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
@@ -313,7 +388,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--png", default=None, metavar="FILE",
                         help="draw the input and each level (channel L2 norm, heat map) of the "
                              "first image (for a folder: of the first file) into FILE")
-    parser.set_defaults(func=run_cli)
+    parser.set_defaults(func=run_cli, parser=parser)
+
+
+def _paths(args: argparse.Namespace) -> Optional[str]:
+    """Merges the positional INPUT/OUTPUT into args.input/args.out; returns a usage error or None."""
+    for pos, flag, name in (("input_pos", "input", "INPUT"), ("out_pos", "out", "OUTPUT")):
+        value = getattr(args, pos, None)
+        if value is not None and getattr(args, flag) is not None:
+            return f"{name} given twice (as an argument and as --{flag})"
+        if value is not None:
+            setattr(args, flag, value)
+        if getattr(args, flag) is None:
+            return f"the following arguments are required: {name} (or --{flag})"
+    return None
 
 
 def _label(r: FileResult) -> str:
@@ -322,14 +410,30 @@ def _label(r: FileResult) -> str:
 
 def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
     """Runs the `run` command (arguments as add_arguments defines them; messages to `stderr`,
-    default sys.stderr); returns the exit status: 0 ok, 1 when anything failed, 130 when
-    interrupted."""
+    default sys.stderr); returns the exit status: 0 ok, 1 when anything failed, 2 for a usage
+    error, 130 when interrupted."""
     err = sys.stderr if stderr is None else stderr
     t0 = time.perf_counter()
+    usage = _paths(args)
+    if usage:
+        parser = getattr(args, "parser", None)
+        if parser is not None:
+            parser.error(usage)  # exits with status 2
+        err.write(f"sam3neck run: error: {usage}\n")
+        return 2
 
     def fail(text: str) -> int:
         err.write(f"sam3neck run: error: {text}\n")
         return 1
+
+    if args.png:
+        from ._extras import MissingExtraError, require
+        from .picture import FEATURE
+
+        try:
+            require("matplotlib", "viz", FEATURE)
+        except MissingExtraError as e:
+            return fail(str(e))
 
     if not os.path.isfile(args.weights) and not os.path.isdir(args.weights):
         return fail(f"{args.weights}: no such checkpoint file")
@@ -392,8 +496,9 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
                                      threads=args.threads, precision=args.precision,
                                      with_pos=args.with_pos,
                                      keep=bool(args.png) and (shown is None or i < shown[0]))
-                    except (InputError, Sam3NeckError, OSError) as e:
-                        text = str(e) if isinstance(e, InputError) else f"{p}: {e}"
+                    except (InputError, Sam3NeckError, OSError, MemoryError) as e:
+                        text = (str(e) if isinstance(e, InputError) else
+                                f"{p}: out of memory" if isinstance(e, MemoryError) else f"{p}: {e}")
                         failed.append((str(p), text))
                         progress.message(f"sam3neck run: error: {text}")
                     else:
@@ -442,7 +547,7 @@ def _draw(path: str, r: FileResult, layout: str, err: TextIO) -> int:
     batch = r.x.shape[0]
     title = Path(r.path).name + (f"  (image 1 of {batch})" if batch > 1 else "")
     try:
-        picture.write_png(path, picture.neck_picture(x, levels, title=title))
+        picture.write_png(path, picture.figure(x, levels, title=title))
     except OSError as e:
         err.write(f"sam3neck run: error: {path}: cannot write the picture: {e}\n")
         return 1

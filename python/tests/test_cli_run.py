@@ -1,6 +1,8 @@
-"""`python -m sam3neck run`: single files, folders, errors, atomic outputs, the progress bar and
---png. Needs the native library (like test_neck.py)."""
+"""`python -m sam3neck run`: single files, folders, errors (bad .npy headers and sizes among them),
+atomic outputs, progress display, --png, positional arguments and exit statuses. Needs the native
+library (like test_neck.py), tqdm and matplotlib (the progress and viz extras)."""
 
+import argparse
 import io
 import os
 import re
@@ -12,7 +14,6 @@ import pytest
 
 from sam3neck import checkpoint, picture, reference, runner
 from sam3neck.__main__ import main
-from test_picture import decode_png
 
 TOL = 1e-4  # normalised error bound of the "default" precision (test_neck.TOLS)
 POS_TOL = 1e-5  # position encodings, max abs error (test_neck.POS_TOL)
@@ -134,7 +135,7 @@ def _bad_inputs(tmp_path):
     np.save(tmp_path / "cut.npy", np.zeros((C, 8, 8), np.float32))
     data = (tmp_path / "cut.npy").read_bytes()
     (tmp_path / "cut.npy").write_bytes(data[:len(data) // 2])
-    bad["cut.npy"] = "unreadable .npy data"
+    bad["cut.npy"] = r"truncated or bad header: shape \(16, 8, 8\) of float32 needs 4096 bytes of data, but the file holds only 1984"
     np.save(tmp_path / "tiny.npy", np.zeros((C, 1, 3), np.float32))
     bad["tiny.npy"] = "level 3 .* needs a grid of at least 2x2"
     np.save(tmp_path / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
@@ -228,26 +229,42 @@ def test_failed_write_leaves_nothing(ck, tmp_path, monkeypatch):
     assert _run("--weights", path, "--input", tmp_path / "a.npy", "--out", tmp_path / "a.npz") == 0
 
 
-def test_progress_bar():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_with_tqdm():
+    # tqdm is a test dependency (the progress extra): imported, not skipped
+    import tqdm  # noqa: F401
 
     s = Tty()
     bar = runner.Progress(3, s)
-    assert bar.enabled
+    assert bar.enabled and bar.bar is not None
     bar.update(0, "a.npy")
     bar.update(1, "b.npy")
     bar.message("error: b.npy: bad")
     bar.update(3)
     bar.close()
     text = s.getvalue()
-    assert text.count("\r") >= 4 and text.endswith("\n")
-    assert "[" + "-" * 24 + "] 0/3   0%  a.npy" in text
-    assert "[" + "#" * 8 + "-" * 16 + "] 1/3  33%" in text and "eta" in text
-    assert "\nerror: b.npy: bad\n" in text.replace("\r", "\n")
-    assert "[" + "#" * 24 + "] 3/3 100%" in text
-    plain = io.StringIO()
+    assert "\r" in text and "error: b.npy: bad\n" in text
+    assert "3/3" in text and "100%" in text  # tqdm's count and percentage
+    assert "a.npy" in text and "b.npy" in text
+
+
+def test_progress_without_tqdm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    s = Tty()
+    bar = runner.Progress(3, s)
+    assert bar.enabled and bar.bar is None
+    bar.update(0, "a.npy")
+    bar.update(1, "b.npy")
+    bar.message("error: b.npy: bad")
+    bar.update(3)
+    bar.close()
+    assert s.getvalue() == ("sam3neck run: 1/3 files done\nerror: b.npy: bad\n"
+                            "sam3neck run: 3/3 files done\n")
+    plain = io.StringIO()  # not a terminal: only messages
     bar = runner.Progress(3, plain)
     assert not bar.enabled
     bar.update(1, "x")
@@ -256,19 +273,70 @@ def test_progress_bar():
     assert plain.getvalue() == "only this\n"
 
 
-def test_png_single_and_folder(ck, tmp_path):
+def test_folder_progress_on_a_terminal(ck, tmp_path):
     path, _ = ck
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in "ab":
+        np.save(src / f"{k}.npy", _x((C, 4, 4)))
+    args = argparse.Namespace(weights=str(path), input=str(src), out=str(tmp_path / "o"),
+                              input_pos=None, out_pos=None, neck="sam3", prefix=None,
+                              levels=[0], layout="NCHW", threads=0, precision="default",
+                              with_pos=False, png=None)
+    s = Tty()
+    assert runner.run_cli(args, stderr=s) == 0
+    assert "2/2" in s.getvalue() and "2 files: 2 written" in s.getvalue()
+
+
+def _norm(a):
+    """L2 norm over axis 0, by a loop over channels (not picture.channel_norm)."""
+    total = np.zeros(a.shape[1:], np.float64)
+    for c in range(a.shape[0]):
+        total += a[c].astype(np.float64) ** 2
+    return np.sqrt(total)
+
+
+def _capture_figures(monkeypatch):
+    figures = []
+    real = picture.figure
+
+    def keep(*a, **k):
+        fig = real(*a, **k)
+        figures.append(fig)
+        return fig
+
+    monkeypatch.setattr(picture, "figure", keep)
+    return figures
+
+
+def _check_figure(fig, png, title, arrays):
+    """The figure drawn into png: the title, one heat map per (name, [C, h, w]) in arrays with
+    exactly the channel norm of that array, each with a colour bar."""
+    import matplotlib.image
+
+    assert fig._suptitle.get_text() == title
+    heat = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert [ax.get_title() for ax in heat] == [name for name, _ in arrays]
+    for ax, (name, a) in zip(heat, arrays):
+        np.testing.assert_allclose(np.ma.getdata(ax.images[0].get_array()), _norm(a), rtol=1e-12)
+    assert len(fig.axes) == 2 * len(arrays)  # a colour bar per panel
+    img = matplotlib.image.imread(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and img.ndim == 3
+    assert img.shape[1] > img.shape[0] and len(np.unique(img.reshape(-1, img.shape[2]), axis=0)) > 50
+
+
+def test_png_single_and_folder(ck, tmp_path, monkeypatch):
+    path, _ = ck
+    figures = _capture_figures(monkeypatch)
     x = _x((2, C, 5, 4), 20)
     np.save(tmp_path / "batch.npy", x)
     png = tmp_path / "p.png"
     assert _run("--weights", path, "--input", tmp_path / "batch.npy", "--out", tmp_path / "b.npz",
                 "--levels", "0,2", "--png", png) == 0
-    (w, h, color), pixels = decode_png(png.read_bytes())
-    assert color == 2
-    with np.load(tmp_path / "b.npz") as z:
-        want = picture.neck_picture(x[0], [(0, 4.0, z["level0"][0]), (2, 1.0, z["level2"][0])],
-                                    title="batch.npy  (image 1 of 2)")
-    np.testing.assert_array_equal(pixels, want)  # the first image, exactly as drawn from the outputs
+    with np.load(tmp_path / "b.npz") as z:  # the first image, exactly as drawn from the outputs
+        _check_figure(figures[-1], png, "batch.npy  (image 1 of 2)",
+                      [("input 5x4", x[0]), ("level 0  x4  20x16", z["level0"][0]),
+                       ("level 2  x1  5x4", z["level2"][0])])
 
     # a folder: the first file that ran is drawn (a.npy fails, so b.npy)
     src = tmp_path / "in"
@@ -279,22 +347,33 @@ def test_png_single_and_folder(ck, tmp_path):
     png = tmp_path / "f.png"
     assert _run("--weights", path, "--input", src, "--out", tmp_path / "o", "--png", png) == 1
     with np.load(tmp_path / "o" / "b.npz") as z:
-        want = picture.neck_picture(np.load(src / "b.npy"),
-                                    [(i, 4.0 / 2**i, z[f"level{i}"]) for i in range(4)],
-                                    title="b.npy")
-    np.testing.assert_array_equal(decode_png(png.read_bytes())[1], want)
+        sizes = ["24x16", "12x8", "6x4", "3x2"]
+        _check_figure(figures[-1], png, "b.npy",
+                      [("input 6x4", np.load(src / "b.npy"))] +
+                      [(f"level {i}  x{4.0 / 2**i:g}  {sizes[i]}", z[f"level{i}"]) for i in range(4)])
 
 
-def test_png_nhwc_draws_the_input_channels_first(ck, tmp_path):
+def test_png_nhwc_draws_the_input_channels_first(ck, tmp_path, monkeypatch):
     path, _ = ck
+    figures = _capture_figures(monkeypatch)
     x = _x((4, 6, C), 30)
     np.save(tmp_path / "n.npy", x)
     png = tmp_path / "n.png"
     assert _run("--weights", path, "--input", tmp_path / "n.npy", "--out", tmp_path / "n.npz",
                 "--layout", "NHWC", "--levels", "2", "--png", png) == 0
     with np.load(tmp_path / "n.npz") as z:
-        want = picture.neck_picture(x.transpose(2, 0, 1), [(2, 1.0, z["level2"])], title="n.npy")
-    np.testing.assert_array_equal(decode_png(png.read_bytes())[1], want)
+        _check_figure(figures[-1], png, "n.npy",
+                      [("input 4x6", x.transpose(2, 0, 1)), ("level 2  x1  4x6", z["level2"])])
+
+
+def test_png_without_matplotlib_names_the_extra(ck, tmp_path, monkeypatch, capsys):
+    path, _ = ck
+    np.save(tmp_path / "a.npy", _x((C, 4, 4)))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert _run("--weights", path, tmp_path / "a.npy", tmp_path / "a.npz", "--png", tmp_path / "a.png") == 1
+    err = capsys.readouterr().err
+    assert "needs matplotlib" in err and "pip install 'sam3neck[viz]'" in err
+    assert not (tmp_path / "a.npz").exists() and not (tmp_path / "a.png").exists()  # nothing ran
 
 
 def test_python_dash_m_entry_point(ck, tmp_path):
@@ -312,3 +391,157 @@ def test_python_dash_m_entry_point(ck, tmp_path):
     r = subprocess.run([sys.executable, "-m", "sam3neck", "run", "--weights", str(path)],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "--input" in r.stderr  # argparse: a usage error
+
+
+# ------------------------------------------------------------------------------------------------
+# .npy headers that lie: every claimed size is checked against the file before anything is read
+# ------------------------------------------------------------------------------------------------
+
+def _npy(path, header, data=b"", version=(1, 0), length=None):
+    """A .npy file written byte by byte: magic, version, header length (`length` if given, else
+    the header's), the header text (a Python dict literal) and `data`."""
+    text = header.encode("latin1")
+    text += b" " * (-(len(text) + 1 + (10 if version[0] == 1 else 12)) % 64) + b"\n"
+    n = len(text) if length is None else length
+    size = n.to_bytes(2 if version[0] == 1 else 4, "little")
+    path.write_bytes(b"\x93NUMPY" + bytes(version) + size + text + data)
+
+
+def _lying_inputs(tmp_path):
+    """{name: expected message} for files whose header or size is wrong."""
+    bad = {}
+    # the issue's case: a header claiming a huge shape over a few bytes of data (once a MemoryError)
+    _npy(tmp_path / "huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1024, 100000, 100000), }",
+         b"\0" * 16)
+    bad["huge.npy"] = (r"truncated or bad header: shape \(1024, 100000, 100000\) of float32 needs "
+                       r"40960000000000 bytes of data, but the file holds only 16 after its header")
+    _npy(tmp_path / "neg.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (16, -4, 4), }", b"\0" * 64)
+    bad["neg.npy"] = r"impossible shape \(16, -4, 4\) in the .npy header \(negative size\)"
+    _npy(tmp_path / "overflow.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (16, 4294967296, 4294967296), }")
+    bad["overflow.npy"] = r"impossible shape \(16, 4294967296, 4294967296\) .* would need 2.36e\+21 bytes"
+    _npy(tmp_path / "hlen.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }",
+         b"\0" * 256, version=(2, 0), length=0xFFFFFFF0)
+    bad["hlen.npy"] = r"bad .npy header: it claims 4294967280 bytes of header, but the file has only \d+"
+    _npy(tmp_path / "keys.npy", "{'descr': '<f4', 'fortran_order': False, }", b"\0" * 64)
+    bad["keys.npy"] = r"bad .npy header: Header does not contain the correct keys"
+    _npy(tmp_path / "syntax.npy", "{'descr': '<f4', 'shape': (16, 2", b"\0" * 64)
+    bad["syntax.npy"] = r"bad .npy header: cannot parse it \(TokenError"
+    _npy(tmp_path / "version.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 1, 1), }",
+         b"\0" * 64, version=(9, 0))
+    bad["version.npy"] = r"bad .npy header: format version 9.0"
+    (tmp_path / "short.npy").write_bytes(b"\x93NUMPY\x01\x00\x76")
+    bad["short.npy"] = r"bad .npy header: the file ends inside the header \(9 bytes\)"
+    _npy(tmp_path / "long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }", b"\0" * 260)
+    bad["long.npy"] = r"4 bytes after the data that shape \(16, 2, 2\) of float32 describes \(256 bytes\)"
+    np.save(tmp_path / "u8.npy", np.zeros((C, 4, 4), np.uint8))
+    bad["u8.npy"] = r"dtype uint8 is not a floating-point type"
+    return bad
+
+
+def test_lying_headers_single_files(ck, tmp_path, capsys):
+    path, _ = ck
+    for name, reason in _lying_inputs(tmp_path).items():
+        assert _run("--weights", path, tmp_path / name, tmp_path / "o.npz") == 1, name
+        err = capsys.readouterr().err
+        assert re.search(f"error: {re.escape(str(tmp_path / name))}: {reason}", err), (name, err)
+        assert "Traceback" not in err and not (tmp_path / "o.npz").exists()
+
+
+def test_too_large_for_memory(ck, tmp_path, capsys, monkeypatch):
+    path, _ = ck
+    np.save(tmp_path / "big.npy", _x((C, 4, 4)))  # 1024 bytes of data
+    monkeypatch.setattr(runner, "memory_bytes", lambda: 1000)
+    assert _run("--weights", path, tmp_path / "big.npy", tmp_path / "big.npz") == 1
+    assert (f"error: {tmp_path / 'big.npy'}: too large: 1024 bytes of data, more than this "
+            "machine's memory (1000 bytes)") in capsys.readouterr().err
+    monkeypatch.setattr(runner, "memory_bytes", lambda: 1024)
+    assert _run("--weights", path, tmp_path / "big.npy", tmp_path / "big.npz") == 0
+
+
+def test_folder_bad_files_first_good_ones_still_run(ck, tmp_path, capsys):
+    path, w = ck
+    src = tmp_path / "in"
+    src.mkdir()
+    bad = _lying_inputs(src)  # all sort before the good ones
+    cut = np.zeros((C, 8, 8), np.float32)
+    np.save(src / "cut.npy", cut)
+    (src / "cut.npy").write_bytes((src / "cut.npy").read_bytes()[:-100])
+    bad["cut.npy"] = r"truncated or bad header: shape \(16, 8, 8\) of float32 needs 4096 bytes"
+    good = {"x1": _x((C, 5, 4), 50), "x2": np.asfortranarray(_x((C, 5, 4), 51)), "x3": _x((2, C, 3, 3), 52)}
+    for k, v in good.items():
+        np.save(src / f"{k}.npy", v)
+    out = tmp_path / "out"
+    assert _run("--weights", path, src, out) == 1
+    err = capsys.readouterr().err
+    for name, reason in bad.items():
+        assert re.search(f"error: {re.escape(str(src / name))}: {reason}", err), (name, err)
+    for k, v in good.items():
+        _check_npz(out / f"{k}.npz", w, np.ascontiguousarray(v))
+    assert sorted(p.name for p in out.iterdir()) == ["x1.npz", "x2.npz", "x3.npz"]
+    n = len(bad) + len(good)
+    assert f"{n} files: 3 written to {out}, {len(bad)} failed" in err and "Traceback" not in err
+
+
+def test_run_file_reports_memory_errors_per_file(ck, tmp_path, capsys, monkeypatch):
+    """A MemoryError while running one file (a real shortage, not a lying header) is that file's
+    failure; the next file still runs."""
+    path, w = ck
+    src = tmp_path / "in"
+    src.mkdir()
+    np.save(src / "a.npy", _x((C, 4, 4), 60))
+    np.save(src / "b.npy", _x((C, 4, 4), 61))
+    real = runner.read_features
+
+    def short_of_memory_for_a(p, *a, **k):
+        if os.path.basename(p) == "a.npy":
+            raise MemoryError()
+        return real(p, *a, **k)
+
+    monkeypatch.setattr(runner, "read_features", short_of_memory_for_a)
+    assert _run("--weights", path, src, tmp_path / "out") == 1
+    assert f"error: {src / 'a.npy'}: out of memory" in capsys.readouterr().err
+    _check_npz(tmp_path / "out" / "b.npz", w, np.load(src / "b.npy"))
+
+
+# ------------------------------------------------------------------------------------------------
+# arguments and exit statuses
+# ------------------------------------------------------------------------------------------------
+
+def test_positional_input_and_output(ck, tmp_path, capsys):
+    path, w = ck
+    x = _x((C, 4, 5), 70)
+    np.save(tmp_path / "p.npy", x)
+    assert _run("--weights", path, tmp_path / "p.npy", tmp_path / "p.npz") == 0
+    _check_npz(tmp_path / "p.npz", w, x)
+    assert _run(tmp_path / "p.npy", "--weights", path, "--out", tmp_path / "q.npz") == 0  # mixed
+    _check_npz(tmp_path / "q.npz", w, x)
+    assert _run("--weights", path, "--output", tmp_path / "r.npz", "--input", tmp_path / "p.npy") == 0
+    _check_npz(tmp_path / "r.npz", w, x)
+    capsys.readouterr()
+    for argv, message in [
+        (["--weights", path, tmp_path / "p.npy", tmp_path / "s.npz", "--input", tmp_path / "p.npy"],
+         "INPUT given twice"),
+        (["--weights", path, tmp_path / "p.npy", tmp_path / "s.npz", "--out", tmp_path / "t.npz"],
+         "OUTPUT given twice"),
+        (["--weights", path, tmp_path / "p.npy"], "required: OUTPUT (or --out)"),
+        (["--weights", path], "required: INPUT (or --input)"),
+        (["--weights", path, "a", "b", "c"], "unrecognized arguments: c"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            _run(*argv)
+        assert e.value.code == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not (tmp_path / "s.npz").exists() and not (tmp_path / "t.npz").exists()
+
+
+def test_version_and_usage_exit_statuses(capsys):
+    import sam3neck
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"sam3neck {sam3neck.__version__}\n"
+    with pytest.raises(SystemExit) as e:
+        main(["frobnicate"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "exit status:" in capsys.readouterr().out
