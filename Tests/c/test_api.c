@@ -20,6 +20,7 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1651,29 +1652,33 @@ typedef void (*blas_set_fn)(int);
 
 typedef struct {
   blas_get_fn get;
-  pthread_mutex_t lock; /* guards stop */
+  pthread_mutex_t lock; /* guards the fields below */
   int stop;
   int polls, max_seen;
 } blas_watch_t;
 
-static int blas_watch_stopped(blas_watch_t *w) {
-  int stop;
-  pthread_mutex_lock(&w->lock);
-  stop = w->stop;
-  pthread_mutex_unlock(&w->lock);
-  return stop;
-}
-
 static void *blas_watch_main(void *arg) {
   blas_watch_t *w = (blas_watch_t *)arg;
-  while (!blas_watch_stopped(w)) {
+  int stop = 0;
+  while (!stop) {
     int n = w->get();
+    pthread_mutex_lock(&w->lock);
     if (n > w->max_seen) {
       w->max_seen = n;
     }
     w->polls++;
+    stop = w->stop;
+    pthread_mutex_unlock(&w->lock);
   }
   return NULL;
+}
+
+static int blas_watch_polls(blas_watch_t *w) {
+  int polls;
+  pthread_mutex_lock(&w->lock);
+  polls = w->polls;
+  pthread_mutex_unlock(&w->lock);
+  return polls;
 }
 
 static void test_openblas_setting(const char *dir, sam3_neck *h, sam3_neck *h2, const meta_t *m,
@@ -1719,6 +1724,9 @@ static void test_openblas_setting(const char *dir, sam3_neck *h, sam3_neck *h2, 
   if (!check(pthread_create(&watcher, NULL, blas_watch_main, &watch) == 0, "openblas: start the watcher")) {
     dlclose(self);
     return;
+  }
+  while (blas_watch_polls(&watch) == 0) { /* the watcher is running before the runs start */
+    sched_yield();
   }
   for (round = 0; round < 3; round++) {
     created = 0;
