@@ -4,7 +4,7 @@ the installed wheel alone must load a checkpoint, compile, run and match the flo
 --no-system-openblas: also prove that the OpenBLAS the library runs with is the wheel's own: the
 system's libopenblas.so.0 must fail to load (test_wheel.sh hides it in a mount namespace), and
 every OpenBLAS mapped into this process (/proc/self/maps) must lie inside the venv, one of them in
-the wheel's sam3neck.libs/.
+the wheel's sam3neck.libs/. --wheel-openblas: only the second half (where no namespace can be made).
 --script PATH: also run the installed `sam3neck` console script (--version, run with --png)."""
 
 import argparse
@@ -37,13 +37,16 @@ def mapped_openblas():
     return sorted(p for p in paths if "openblas" in os.path.basename(p).lower())
 
 
-def check_no_system_openblas(prefix: str) -> None:
+def check_no_system_openblas() -> None:
     try:
         ctypes.CDLL("libopenblas.so.0")
     except OSError as e:
         print(f"the system's libopenblas.so.0 does not load here: {e}")
     else:
         raise AssertionError("the system's libopenblas.so.0 loads: it is not hidden")
+
+
+def check_wheel_openblas(prefix: str) -> None:
     mapped = mapped_openblas()
     print("OpenBLAS mapped into this process:", *mapped, sep="\n  ")
     outside = [p for p in mapped if not inside(p, prefix)]
@@ -79,6 +82,7 @@ def check_script(script: str, path: str, weights) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-system-openblas", action="store_true")
+    parser.add_argument("--wheel-openblas", action="store_true")
     parser.add_argument("--script")
     args = parser.parse_args()
     prefix = sys.prefix
@@ -101,7 +105,9 @@ def main() -> int:
             neck.compile(height=h, width=w, batch=batch)
             levels = neck.run(x)
         if args.no_system_openblas:
-            check_no_system_openblas(prefix)
+            check_no_system_openblas()
+        if args.no_system_openblas or args.wheel_openblas:
+            check_wheel_openblas(prefix)
         if args.script:
             check_script(args.script, path, weights)
     assert sam3neck.library_path() == library, "the loaded library is not the one library_path() named"
