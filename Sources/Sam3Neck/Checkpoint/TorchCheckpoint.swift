@@ -88,7 +88,7 @@ public struct TorchCheckpoint: TensorArchive {
 
     /// A view may claim at most this many times the elements of its storage (stride-0, expanded
     /// views): so a small file cannot make the reader set aside memory its bytes do not justify.
-    public static let maxViewExpansion = 64
+    static let maxViewExpansion = 64
 
     public func readFloat32(_ name: String) throws -> Tensor {
         let info = try loadableInfo(name)

@@ -18,7 +18,7 @@ public struct NeckWeights: Sendable {
     /// The most parameters a neck may have: 2^27 (512 MiB as float32), 17 times SAM 3's 7.8 M.
     /// Checked from the shapes before any tensor is read, so a file (sparse, or lying) cannot
     /// make the loader set aside more.
-    public static let maxParameters = 1 << 27
+    static let maxParameters = 1 << 27
 
     public func layer(_ branch: Int, _ module: String) -> Layer { branches[branch][module]! }
 

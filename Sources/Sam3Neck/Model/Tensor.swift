@@ -20,7 +20,7 @@ public struct Tensor: Sendable, Equatable {
 
     /// The most elements one tensor read from a file may have: 2^27 (512 MiB as float32), 64 times
     /// the largest tensor of SAM 3's neck. Checked before any memory is set aside for it.
-    public static let maxElements = 1 << 27
+    static let maxElements = 1 << 27
 
     /// Zeroed storage for `count` elements of tensor `name`, refused past `maxElements` (a format
     /// error naming the number) and when the memory cannot be had: a failed Swift allocation
