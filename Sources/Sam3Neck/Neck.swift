@@ -5,20 +5,28 @@
 /// let plan = try neck.compile(CompileOptions(height: 72, width: 72))
 /// plan.run(input: x, outputs: buffers)
 /// ```
-public final class Neck: @unchecked Sendable {
-    public let weights: NeckWeights
-    /// Packed once, on first compile, and shared by every plan compiled from this neck; the 3×3
-    /// convs per Winograd tile size and level, and level 0's composed conv, as plans ask for them.
-    private var packedCache: PackedWeights?
-    private var winogradCache: [WinogradTile: [WinogradConv3x3?]] = [:]
-    private var upsampleCache: [WinogradTile: UpsampleConv3x3] = [:]
+import Synchronization
+
+public final class Neck: Sendable {
+    package let weights: NeckWeights
+    /// Weight forms the plans need, made on first request and shared by every plan compiled from
+    /// this neck: the packed products, level 0's composed conv and the 3×3 convs per Winograd tile.
+    /// Behind a lock, so compiles on different threads can share a neck.
+    private let cache = Mutex(PreparedWeights())
+
+    private struct PreparedWeights {
+        var packed: PackedWeights?
+        var upsample: [WinogradTile: UpsampleConv3x3] = [:]
+        /// Per tile, the 3×3 conv of each level made so far (level 0 uses `upsample` instead).
+        var convs: [WinogradTile: [Int: WinogradConv3x3]] = [:]
+    }
 
     public var trunkDim: Int { weights.trunkDim }
     public var dModel: Int { weights.dModel }
     public static var scales: [Float] { NeckWeights.scales }
 
     /// Also sets OpenBLAS's process-wide thread count to one, for good (see `Blas`).
-    public init(weights: NeckWeights) {
+    package init(weights: NeckWeights) {
         self.weights = weights
         Blas.useOneThread()
     }
@@ -30,29 +38,30 @@ public final class Neck: @unchecked Sendable {
     }
 
     /// Loads from a checkpoint image in memory (safetensors or PyTorch zip); the bytes are not kept.
-    public convenience init(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws {
+    package convenience init(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws {
         self.init(weights: try NeckWeights.load(Checkpoint.open(MemorySource(bytes)), kind: kind, prefix: prefix))
     }
 
-    /// Compiles a plan for one input shape. Not safe to call concurrently on one neck.
+    /// Compiles a plan for one input shape.
     public func compile(_ options: CompileOptions) throws -> NeckPlan {
         try options.validate()
-        if packedCache == nil { packedCache = PackedWeights(weights) }
-        let packed = packedCache!
         // Level 0's tail is one composed conv; levels 1-3 use a 3×3 Winograd conv of the mode's tile.
         let upTile = NeckPlan.upsampleTile(options.precision)
-        if options.includes(level: 0) && upsampleCache[upTile] == nil {
-            upsampleCache[upTile] = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile)
-        }
         let tile = NeckPlan.winogradTile(options.precision)
-        var convs = winogradCache[tile] ?? [nil, nil, nil, nil]
-        let missing = options.levels.filter { $0 > 0 && convs[$0] == nil }
-        if !missing.isEmpty {
-            let made = packed.winograd(tile, levels: missing)
-            for l in missing { convs[l] = made[l] }
-            winogradCache[tile] = convs
+        let (packed, upsample, convs) = cache.withLock { c in
+            let packed = c.packed ?? PackedWeights(weights)
+            c.packed = packed
+            var upsample: UpsampleConv3x3?
+            if options.includes(level: 0) {
+                upsample = c.upsample[upTile] ?? UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile)
+                c.upsample[upTile] = upsample
+            }
+            var convs = c.convs[tile] ?? [:]
+            let missing = options.levels.filter { $0 > 0 && convs[$0] == nil }
+            convs.merge(packed.winograd(tile, levels: missing)) { made, _ in made }
+            c.convs[tile] = convs
+            return (packed, upsample, convs)
         }
-        return try NeckPlan(packed: packed, upsample: options.includes(level: 0) ? upsampleCache[upTile] : nil,
-                            convs: convs, options: options)
+        return try NeckPlan(packed: packed, upsample: upsample, convs: convs, options: options)
     }
 }

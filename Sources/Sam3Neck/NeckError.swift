@@ -10,7 +10,7 @@ public struct NeckError: Error, CustomStringConvertible, Sendable {
     public let kind: Kind
     public let message: String
 
-    public init(_ kind: Kind, _ message: String) {
+    package init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
@@ -18,7 +18,7 @@ public struct NeckError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 
     /// Prefixes the message with where it happened, keeping the kind.
-    public func context(_ prefix: String) -> NeckError {
+    package func context(_ prefix: String) -> NeckError {
         NeckError(kind, "\(prefix): \(message)")
     }
 }

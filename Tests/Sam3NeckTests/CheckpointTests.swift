@@ -41,13 +41,9 @@ struct SafetensorsBuilder {
     /// Every tensor of `w` under `prefix` + "convs.".
     static func neck(_ w: NeckWeights, prefix: String, group: String = "convs", dtype: String = "F32", skip: String? = nil) -> SafetensorsBuilder {
         var b = SafetensorsBuilder()
-        for (i, modules) in NeckNaming.branchModules.enumerated() {
-            for m in modules {
-                for (p, t) in [("weight", w.layer(i, m).weight), ("bias", w.layer(i, m).bias)] {
-                    let name = "\(prefix)\(group).\(i).\(m).\(p)"
-                    if name != skip { b.add(name, t, dtype: dtype) }
-                }
-            }
+        for t in NeckNaming.tensors {
+            let name = "\(prefix)\(group).\(t)"
+            if name != skip { b.add(name, w.tensor(t)!, dtype: dtype) }
         }
         return b
     }
@@ -104,17 +100,17 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
         for it in SafetensorsBuilder.neck(other, prefix: prefix, group: "sam2_convs").items { b.items.append(it) }
         let loaded = try load(b.build())
         #expect(loaded.trunkDim == 8 && loaded.dModel == 4)
-        #expect(loaded.layer(0, "dconv_2x2_0").weight == weights.layer(0, "dconv_2x2_0").weight)
-        #expect(loaded.layer(3, "conv_3x3").bias == weights.layer(3, "conv_3x3").bias)
+        #expect(loaded.level0.dconv0.weight == weights.level0.dconv0.weight)
+        #expect(loaded.level3.conv3x3.bias == weights.level3.conv3x3.bias)
         let sam2 = try load(b.build(), kind: .sam2)
-        #expect(sam2.layer(1, "conv_1x1").weight == other.layer(1, "conv_1x1").weight)
+        #expect(sam2.level1.conv1x1.weight == other.level1.conv1x1.weight)
     }
 
     @Test(arguments: ["F16", "BF16"])
     func halfPrecisionTensorsAreWidened(dtype: String) throws {
         let loaded = try load(SafetensorsBuilder.neck(weights, prefix: "", dtype: dtype).build())
-        let src = weights.layer(2, "conv_1x1").weight.data
-        let got = loaded.layer(2, "conv_1x1").weight.data
+        let src = weights.level2.conv1x1.weight.data
+        let got = loaded.level2.conv1x1.weight.data
         for (a, b) in zip(src, got) {
             let want = dtype == "F16" ? Float(Float16(a)) : Float(bitPattern: a.bitPattern & 0xFFFF_0000)
             #expect(b == want)
@@ -196,15 +192,11 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
     /// Weights are not ours to judge: NaN and ±Inf in a checkpoint load as they are.
     @Test func nonFiniteWeightsLoad() throws {
         var w = Naive.weights(c: 8, d: 4, seed: 9)
-        var branches = w.branches
-        var layer = branches[1]["conv_3x3"]!
-        layer.weight.data[0] = .nan
-        layer.weight.data[1] = .infinity
-        branches[1]["conv_3x3"] = layer
-        w = NeckWeights(trunkDim: 8, dModel: 4, branches: branches)
+        w.level1.conv3x3.weight.data[0] = .nan
+        w.level1.conv3x3.weight.data[1] = .infinity
         let loaded = try load(SafetensorsBuilder.neck(w, prefix: "").build())
-        #expect(loaded.layer(1, "conv_3x3").weight.data[0].isNaN)
-        #expect(loaded.layer(1, "conv_3x3").weight.data[1] == .infinity)
+        #expect(loaded.level1.conv3x3.weight.data[0].isNaN)
+        #expect(loaded.level1.conv3x3.weight.data[1] == .infinity)
     }
 
     @Test func fileSourceReadsOnlyWhatIsAskedAndReportsMissingFiles() throws {

@@ -208,10 +208,7 @@ import Testing
             try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent(name).path,
                                                        withDestinationPath: shardFile.path)
         }
-        var map: [String] = []
-        for (i, modules) in NeckNaming.branchModules.enumerated() {
-            for m in modules { for p in ["weight", "bias"] { map.append("\"convs.\(i).\(m).\(p)\": \"\(shardName)\"") } }
-        }
+        let map = NeckNaming.tensors.map { "\"convs.\($0)\": \"\(shardName)\"" }
         try Data("{\"metadata\": {}, \"weight_map\": {\(map.joined(separator: ", "))}}".utf8)
             .write(to: folder.appendingPathComponent("model.safetensors.index.json"))
         return w
@@ -242,7 +239,7 @@ import Testing
         for f in [snapshot, blobs] { try FileManager.default.createDirectory(at: f, withIntermediateDirectories: true) }
         let w = try writeShardedNeck(in: snapshot, shardFile: blobs.appendingPathComponent("9f86d081"), linkAs: "model-1.safetensors")
         let loaded = try NeckWeights.load(Checkpoint.open(path: snapshot.path))
-        #expect(loaded.layer(3, "conv_3x3").weight == w.layer(3, "conv_3x3").weight)
+        #expect(loaded.level3.conv3x3.weight == w.level3.conv3x3.weight)
         // The same link from a folder that is not a hub snapshot is refused.
         let plain = dir.appendingPathComponent("plain")
         try FileManager.default.createDirectory(at: plain, withIntermediateDirectories: true)

@@ -79,14 +79,14 @@ enum Naive {
     static func neck(_ w: NeckWeights, _ x: Image, level: Int) -> Image {
         switch level {
         case 0:
-            let a = gelu(transposed(x, w.layer(0, "dconv_2x2_0")))
-            return conv(conv(transposed(a, w.layer(0, "dconv_2x2_1")), w.layer(0, "conv_1x1")), w.layer(0, "conv_3x3"))
+            let a = gelu(transposed(x, w.level0.dconv0))
+            return conv(conv(transposed(a, w.level0.dconv1), w.level0.conv1x1), w.level0.conv3x3)
         case 1:
-            return conv(conv(transposed(x, w.layer(1, "dconv_2x2")), w.layer(1, "conv_1x1")), w.layer(1, "conv_3x3"))
+            return conv(conv(transposed(x, w.level1.dconv), w.level1.conv1x1), w.level1.conv3x3)
         case 2:
-            return conv(conv(x, w.layer(2, "conv_1x1")), w.layer(2, "conv_3x3"))
+            return conv(conv(x, w.level2.conv1x1), w.level2.conv3x3)
         default:
-            return conv(conv(maxPool(x), w.layer(3, "conv_1x1")), w.layer(3, "conv_3x3"))
+            return conv(conv(maxPool(x), w.level3.conv1x1), w.level3.conv3x3)
         }
     }
 
@@ -99,15 +99,14 @@ enum Naive {
             return .init(weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: s)),
                          bias: Tensor(shape: [out], data: rng.floats(out, scale: s)))
         }
-        let branches: [[String: NeckWeights.Layer]] = [
-            ["dconv_2x2_0": layer([c, c / 2, 2, 2], fanIn: c), "dconv_2x2_1": layer([c / 2, c / 4, 2, 2], fanIn: c / 2),
-             "conv_1x1": layer([d, c / 4, 1, 1], fanIn: c / 4), "conv_3x3": layer([d, d, 3, 3], fanIn: 9 * d)],
-            ["dconv_2x2": layer([c, c / 2, 2, 2], fanIn: c), "conv_1x1": layer([d, c / 2, 1, 1], fanIn: c / 2),
-             "conv_3x3": layer([d, d, 3, 3], fanIn: 9 * d)],
-            ["conv_1x1": layer([d, c, 1, 1], fanIn: c), "conv_3x3": layer([d, d, 3, 3], fanIn: 9 * d)],
-            ["conv_1x1": layer([d, c, 1, 1], fanIn: c), "conv_3x3": layer([d, d, 3, 3], fanIn: 9 * d)],
-        ]
-        return NeckWeights(trunkDim: c, dModel: d, branches: branches)
+        // Drawn in the order of the upstream modules, as before the weights were typed.
+        let level0 = NeckWeights.Level0(dconv0: layer([c, c / 2, 2, 2], fanIn: c), dconv1: layer([c / 2, c / 4, 2, 2], fanIn: c / 2),
+                                        conv1x1: layer([d, c / 4, 1, 1], fanIn: c / 4), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        let level1 = NeckWeights.Level1(dconv: layer([c, c / 2, 2, 2], fanIn: c), conv1x1: layer([d, c / 2, 1, 1], fanIn: c / 2),
+                                        conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        let level2 = NeckWeights.PointwiseLevel(conv1x1: layer([d, c, 1, 1], fanIn: c), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        let level3 = NeckWeights.PointwiseLevel(conv1x1: layer([d, c, 1, 1], fanIn: c), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        return NeckWeights(trunkDim: c, dModel: d, level0: level0, level1: level1, level2: level2, level3: level3)
     }
 
     /// max|out − ref| / max|ref|, the project's normalised error.

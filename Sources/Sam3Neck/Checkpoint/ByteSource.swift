@@ -6,7 +6,7 @@ import Darwin
 
 /// Random-access bytes of a checkpoint: a file read with `pread` (only the ranges asked for are
 /// read, so a multi-GB checkpoint costs the bytes of the neck) or a caller's memory buffer.
-public protocol ByteSource {
+package protocol ByteSource {
     /// Total size in bytes.
     var size: Int { get }
     /// Calls `body` with exactly `count` bytes starting at `offset`; throws if they are not there.
@@ -16,15 +16,15 @@ public protocol ByteSource {
 }
 
 /// A file opened read-only. Closed on deinit.
-public final class FileSource: ByteSource {
-    public let name: String
-    public let size: Int
+package final class FileSource: ByteSource {
+    package let name: String
+    package let size: Int
     private let fd: Int32
 
     /// Opens `path` for reading if it is a regular file. The open does not block (O_NONBLOCK: a
     /// FIFO with no writer would otherwise wait forever); the type is then checked on the open
     /// descriptor, so what is read is what was checked.
-    public init(path: String) throws {
+    package init(path: String) throws {
         name = path
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
@@ -59,7 +59,7 @@ public final class FileSource: ByteSource {
 
     deinit { close(fd) }
 
-    public func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    package func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
             throw NeckError(.format, "'\(name)': bytes \(offset)..<\(offset &+ count) lie outside the file (\(size) bytes)")
         }
@@ -86,14 +86,14 @@ public final class FileSource: ByteSource {
 }
 
 /// A caller's buffer, valid for as long as this value is used (the loader copies what it keeps).
-public struct MemorySource: ByteSource {
-    public let name = "<memory>"
-    public let bytes: UnsafeRawBufferPointer
-    public var size: Int { bytes.count }
+package struct MemorySource: ByteSource {
+    package let name = "<memory>"
+    package let bytes: UnsafeRawBufferPointer
+    package var size: Int { bytes.count }
 
-    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    package init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    public func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    package func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
             throw NeckError(.format, "\(name): bytes \(offset)..<\(offset &+ count) lie outside the buffer (\(size) bytes)")
         }

@@ -1,8 +1,8 @@
 /// Opens a checkpoint in whichever supported format it is, recognised by content, not name:
 /// a PyTorch zip archive (`torch.save`), a safetensors file, a sharded safetensors index (or the
 /// folder holding one).
-public enum Checkpoint {
-    public static func open(path: String) throws -> TensorArchive {
+package enum Checkpoint {
+    package static func open(path: String) throws -> TensorArchive {
         if path.hasSuffix(".json") || isDirectory(path) {
             return try ShardedSafetensors(path: path)
         }
@@ -11,7 +11,7 @@ public enum Checkpoint {
 
     /// A checkpoint image in memory (safetensors or PyTorch zip); the bytes must outlive the
     /// archive, which the loader guarantees by reading what it keeps before returning.
-    public static func open(_ source: ByteSource) throws -> TensorArchive {
+    package static func open(_ source: ByteSource) throws -> TensorArchive {
         // Only a safetensors file whose header is exactly 67,324,752 bytes long starts with "PK\3\4"
         // followed by four zero bytes; such a file would be read as a (broken) zip.
         if TorchCheckpoint.looksLikeZip(source) { return try TorchCheckpoint(source: source) }

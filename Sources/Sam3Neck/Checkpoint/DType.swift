@@ -1,10 +1,10 @@
 /// Element types of checkpoint tensors, and their conversion to float32.
-public enum DType: String, Sendable {
+package enum DType: String, Sendable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16"
     case f64 = "F64", i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
     case c64 = "C64", f8e4m3 = "F8_E4M3", f8e5m2 = "F8_E5M2", u16 = "U16", u32 = "U32", u64 = "U64"
 
-    public var byteSize: Int {
+    package var byteSize: Int {
         switch self {
         case .f64, .i64, .c64, .u64: return 8
         case .f32, .i32, .u32: return 4
@@ -14,10 +14,10 @@ public enum DType: String, Sendable {
     }
 
     /// Whether the neck can use tensors of this type (converted to float32 on load).
-    public var isLoadable: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    package var isLoadable: Bool { self == .f32 || self == .f16 || self == .bf16 }
 
     /// Converts `count` little-endian elements at `raw` to float32 into `out`.
-    public func convert(_ raw: UnsafeRawBufferPointer, count: Int, into out: UnsafeMutableBufferPointer<Float>) {
+    package func convert(_ raw: UnsafeRawBufferPointer, count: Int, into out: UnsafeMutableBufferPointer<Float>) {
         precondition(isLoadable && raw.count >= count * byteSize && out.count >= count)
         switch self {
         case .f32:

@@ -5,7 +5,7 @@
 /// text so 64-bit offsets are exact, objects keep key order, a key twice in one object is an
 /// error (readers that keep the first and readers that keep the last would disagree on the
 /// file), and the number of values is bounded so that refusing a huge header costs little memory.
-public enum JSONValue: Equatable, Sendable {
+package enum JSONValue: Equatable, Sendable {
     case object([(key: String, value: JSONValue)])
     case array([JSONValue])
     case string(String)
@@ -14,7 +14,7 @@ public enum JSONValue: Equatable, Sendable {
     case bool(Bool)
     case null
 
-    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+    package static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case let (.object(x), .object(y)):
             return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
@@ -28,23 +28,23 @@ public enum JSONValue: Equatable, Sendable {
     }
 
     /// The value as a non-negative or negative integer, if it is an integer literal that fits Int64.
-    public var int64: Int64? {
+    package var int64: Int64? {
         guard case let .number(text) = self else { return nil }
         return Int64(text)
     }
 
-    public var string: String? {
+    package var string: String? {
         if case let .string(s) = self { return s }
         return nil
     }
 
-    public var array: [JSONValue]? {
+    package var array: [JSONValue]? {
         if case let .array(a) = self { return a }
         return nil
     }
 
     /// The value of `key` in an object (the parser admits each key once).
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         guard case let .object(members) = self else { return nil }
         return members.first(where: { $0.key == key })?.value
     }
@@ -52,7 +52,7 @@ public enum JSONValue: Equatable, Sendable {
 
 extension JSONValue: CustomStringConvertible {
     /// Compact, valid JSON text (strings escaped): for error messages and the inspection report.
-    public var description: String {
+    package var description: String {
         switch self {
         case let .object(m): return "{" + m.map { "\(JSONValue.quoted($0.key)): \($0.value)" }.joined(separator: ", ") + "}"
         case let .array(a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
@@ -83,12 +83,12 @@ extension JSONValue: CustomStringConvertible {
     }
 }
 
-public struct JSONParser {
-    public static let maxDepth = 64
+package struct JSONParser {
+    package static let maxDepth = 64
     /// Values one document may hold: about 10 per tensor of a safetensors header, 1 per tensor of
     /// a sharded index, so 2 M admits 200,000 tensors while a hostile header is refused after
     /// ~100 MB of parsed values.
-    public static let maxValues = 1 << 21
+    package static let maxValues = 1 << 21
 
     private let bytes: UnsafeRawBufferPointer
     private var i = 0
@@ -97,7 +97,7 @@ public struct JSONParser {
     private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     /// Parses one JSON document that spans `bytes` (surrounding whitespace allowed).
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
+    package static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
         var p = JSONParser(bytes)
         p.skipWhitespace()
         let value = try p.value(depth: 0)

@@ -4,26 +4,26 @@
 ///
 /// `open` reads only the header; tensors are read one by one on request, so loading the neck from
 /// a checkpoint of several GB touches only the neck's bytes.
-public struct SafetensorsFile: TensorArchive {
-    public struct Entry: Sendable {
-        public let name: String
-        public let dtype: DType?
-        public let dtypeName: String
-        public let shape: [Int]
+package struct SafetensorsFile: TensorArchive {
+    package struct Entry: Sendable {
+        package let name: String
+        package let dtype: DType?
+        package let dtypeName: String
+        package let shape: [Int]
         /// Absolute byte range in the source.
-        public let byteRange: Range<Int>
+        package let byteRange: Range<Int>
     }
 
     /// Headers larger than this are refused before being read (the format's own limit is 100 MB).
-    public static let maxHeaderBytes = 100_000_000
+    package static let maxHeaderBytes = 100_000_000
 
-    public let source: ByteSource
-    public let entries: [String: Entry]
+    package let source: ByteSource
+    package let entries: [String: Entry]
     /// Tensor names in header order.
-    public let names: [String]
-    public let metadata: [String: String]
+    package let names: [String]
+    package let metadata: [String: String]
 
-    public init(source: ByteSource) throws {
+    package init(source: ByteSource) throws {
         self.source = source
         let where_ = "safetensors '\(source.name)'"
         guard source.size >= 8 else {
@@ -106,14 +106,14 @@ public struct SafetensorsFile: TensorArchive {
         self.metadata = metadata
     }
 
-    public var description: String { "safetensors '\(source.name)'" }
+    package var description: String { "safetensors '\(source.name)'" }
 
-    public func info(_ name: String) throws -> TensorInfo? {
+    package func info(_ name: String) throws -> TensorInfo? {
         entries[name].map { TensorInfo(dtype: $0.dtype, dtypeName: $0.dtypeName, shape: $0.shape) }
     }
 
     /// Reads one tensor as float32 (F32, F16 and BF16 are converted).
-    public func readFloat32(_ name: String) throws -> Tensor {
+    package func readFloat32(_ name: String) throws -> Tensor {
         let dtype = try loadableInfo(name).dtype!
         let e = entries[name]!
         let count = e.shape.reduce(1, *)  // checked against the data's bytes at open

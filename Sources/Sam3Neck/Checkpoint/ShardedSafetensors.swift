@@ -15,14 +15,14 @@ import Darwin
 /// folder, so an index cannot reach other files through `..`, absolute names or links. One wider
 /// root is admitted: in the Hugging Face hub cache, `models--ORG--NAME/snapshots/REV/` holds links
 /// into `models--ORG--NAME/blobs/`, so for such a folder the enclosing `models--*` folder is the root.
-public final class ShardedSafetensors: TensorArchive {
+package final class ShardedSafetensors: TensorArchive {
     /// Index files larger than this are refused.
-    public static let maxIndexBytes = 64 << 20
+    package static let maxIndexBytes = 64 << 20
 
-    public let description: String
-    public let names: [String]
+    package let description: String
+    package let names: [String]
     /// The folder the shard names are relative to.
-    public let directory: String
+    package let directory: String
     /// What every shard's resolved path must lie inside: the index's folder, resolved, or for a
     /// hub cache snapshot the enclosing `models--*` folder.
     let confinement: String
@@ -30,7 +30,7 @@ public final class ShardedSafetensors: TensorArchive {
     private var shards: [String: SafetensorsFile] = [:]
 
     /// `path` is the index file or a folder holding exactly one `*.safetensors.index.json`.
-    public init(path: String) throws {
+    package init(path: String) throws {
         let index = try ShardedSafetensors.indexPath(path)
         let source = try FileSource(path: index)
         description = "sharded safetensors '\(index)'"
@@ -134,7 +134,7 @@ public final class ShardedSafetensors: TensorArchive {
         return s
     }
 
-    public func info(_ name: String) throws -> TensorInfo? {
+    package func info(_ name: String) throws -> TensorInfo? {
         guard let s = try shard(for: name) else { return nil }
         guard let i = try s.info(name) else {
             throw NeckError(.format, "\(description): the index puts '\(name)' in shard '\(shardOf[name]!)', which does not hold it")
@@ -142,7 +142,7 @@ public final class ShardedSafetensors: TensorArchive {
         return i
     }
 
-    public func readFloat32(_ name: String) throws -> Tensor {
+    package func readFloat32(_ name: String) throws -> Tensor {
         guard try info(name) != nil else { throw NeckError(.missingTensor, "\(description): no tensor '\(name)'") }
         return try shard(for: name)!.readFloat32(name)
     }

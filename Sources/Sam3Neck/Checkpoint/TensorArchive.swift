@@ -3,7 +3,7 @@
 ///
 /// Safetensors files, PyTorch zip archives and sharded safetensors all conform, so the neck's
 /// naming, shape checks and loading are written once (`NeckWeights.load`).
-public protocol TensorArchive {
+package protocol TensorArchive {
     /// The format and where it came from, for messages: "safetensors 'm.safetensors'".
     var description: String { get }
     /// Every tensor name, in the file's order.
@@ -15,14 +15,14 @@ public protocol TensorArchive {
     func readFloat32(_ name: String) throws -> Tensor
 }
 
-public struct TensorInfo: Sendable, Equatable {
+package struct TensorInfo: Sendable, Equatable {
     /// nil when the format's dtype is one this library has no name for (kept in `dtypeName`).
-    public let dtype: DType?
+    package let dtype: DType?
     /// The dtype as this library names it ("F32", "BF16", "C64", …) or as the file spelled it.
-    public let dtypeName: String
-    public let shape: [Int]
+    package let dtypeName: String
+    package let shape: [Int]
 
-    public init(dtype: DType?, dtypeName: String, shape: [Int]) {
+    package init(dtype: DType?, dtypeName: String, shape: [Int]) {
         self.dtype = dtype
         self.dtypeName = dtypeName
         self.shape = shape
@@ -32,7 +32,7 @@ public struct TensorInfo: Sendable, Equatable {
 extension TensorArchive {
     /// `info(name)`, throwing `missingTensor` when it is absent and `dtype` when the neck cannot
     /// use its element type.
-    public func loadableInfo(_ name: String) throws -> TensorInfo {
+    package func loadableInfo(_ name: String) throws -> TensorInfo {
         guard let i = try info(name) else {
             throw NeckError(.missingTensor, "\(description): no tensor '\(name)'")
         }

@@ -7,24 +7,24 @@
 /// the neck's ~31 MB are what a 3.4 GB checkpoint costs. A `{"model": state_dict}` (or
 /// `"state_dict"`) wrapper is looked through; strided views and storages shared between
 /// tensors are handled; tensors of other dtypes (complex64 `freqs_cis`) are listed but never read.
-public struct TorchCheckpoint: TensorArchive {
+package struct TorchCheckpoint: TensorArchive {
     /// `data.pkl` larger than this is refused (sam3.pt's is a few hundred KB).
-    public static let maxPickleBytes = 64 << 20
+    package static let maxPickleBytes = 64 << 20
 
-    public let description: String
-    public let names: [String]
+    package let description: String
+    package let names: [String]
     private let tensors: [String: TorchTensor]
     private let zip: ZipDirectory
     private let root: String
 
     /// Whether `source` starts like a zip archive (a local file header, or the end record of an
     /// empty archive).
-    public static func looksLikeZip(_ source: ByteSource) -> Bool {
+    package static func looksLikeZip(_ source: ByteSource) -> Bool {
         guard source.size >= 4, let magic = try? source.withBytes(at: 0, count: 4, { $0.u32(0) }) else { return false }
         return magic == 0x0403_4B50 || magic == 0x0605_4B50
     }
 
-    public init(source: ByteSource) throws {
+    package init(source: ByteSource) throws {
         let label = "PyTorch checkpoint '\(source.name)'"
         description = label
         zip = try ZipDirectory(source: source, label: label)
@@ -82,7 +82,7 @@ public struct TorchCheckpoint: TensorArchive {
         throw NeckError(.missingTensor, "\(label): no tensors at the top level nor under 'model' or 'state_dict' (top-level keys: \(keys)\(d.items.count > 8 ? ", …" : ""))")
     }
 
-    public func info(_ name: String) throws -> TensorInfo? {
+    package func info(_ name: String) throws -> TensorInfo? {
         tensors[name].map { TensorInfo(dtype: $0.storage.dtype, dtypeName: $0.storage.dtypeName, shape: $0.shape) }
     }
 
@@ -90,7 +90,7 @@ public struct TorchCheckpoint: TensorArchive {
     /// views): so a small file cannot make the reader set aside memory its bytes do not justify.
     static let maxViewExpansion = 64
 
-    public func readFloat32(_ name: String) throws -> Tensor {
+    package func readFloat32(_ name: String) throws -> Tensor {
         let info = try loadableInfo(name)
         let t = tensors[name]!
         let dtype = info.dtype!

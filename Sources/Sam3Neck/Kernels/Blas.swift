@@ -6,10 +6,10 @@ import COpenBLAS
 /// OpenBLAS's thread count is process-wide, so it is set to one when a neck is loaded and kept
 /// there (`useOneThread`), never saved and restored per run: a restore by one run could hand
 /// another handle's concurrent run a multi-threaded OpenBLAS.
-public enum Blas {
+package enum Blas {
     /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, row-major, leading dimensions in elements.
     @inlinable
-    public static func sgemm(transA: Bool = false, transB: Bool = false,
+    package static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
@@ -22,7 +22,7 @@ public enum Blas {
     }
 
     /// Double-precision product, used at compile time to fold layers without adding rounding.
-    public static func dgemm(transA: Bool = false, transB: Bool = false,
+    package static func dgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int,
                              a: UnsafePointer<Double>, lda: Int,
                              b: UnsafePointer<Double>, ldb: Int,
@@ -36,9 +36,9 @@ public enum Blas {
 
     /// Sets OpenBLAS to one thread if it is not already (every caller sets the same value, so
     /// concurrent calls cannot disagree).
-    public static func useOneThread() {
+    package static func useOneThread() {
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
     }
 
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    package static var threads: Int { Int(openblas_get_num_threads()) }
 }

@@ -11,7 +11,7 @@ func max4(_ a: Float, _ b: Float, _ c: Float, _ d: Float) -> Float {
 }
 
 /// Channel-major (NCHW) input `c × h × w` → `c × (h/2 · w/2)`.
-public func maxPool2x2ChannelMajor(_ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
+package func maxPool2x2ChannelMajor(_ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
                                    into out: UnsafeMutablePointer<Float>, threads: Int) {
     let oh = h / 2, ow = w / 2
     nonisolated(unsafe) let x = x, out = out
@@ -28,7 +28,7 @@ public func maxPool2x2ChannelMajor(_ x: UnsafePointer<Float>, channels c: Int, h
 }
 
 /// Channels-last (NHWC) input `h × w × c` → `(h/2 · w/2) × c`.
-public func maxPool2x2ChannelsLast(_ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
+package func maxPool2x2ChannelsLast(_ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
                                    into out: UnsafeMutablePointer<Float>, threads: Int) {
     let oh = h / 2, ow = w / 2
     nonisolated(unsafe) let x = x, out = out

@@ -2,14 +2,14 @@
 /// left, at least `pad` below and to the right (more when the 3×3 conv's Winograd tiles need the
 /// grid rounded up to a multiple of 4), and `slack` zero pixels after the last row, so the direct
 /// 3×3 conv can treat the whole buffer as one flat run of pixels and read a little past the end.
-public struct PaddedImage {
-    public let base: UnsafeMutablePointer<Float>
-    public let height: Int, width: Int, channels: Int, pad: Int
+package struct PaddedImage {
+    package let base: UnsafeMutablePointer<Float>
+    package let height: Int, width: Int, channels: Int, pad: Int
     /// Stored rows and columns, frame included.
-    public let paddedHeight: Int, paddedWidth: Int
-    public let slack: Int
+    package let paddedHeight: Int, paddedWidth: Int
+    package let slack: Int
 
-    public init(base: UnsafeMutablePointer<Float>, height: Int, width: Int, channels: Int, pad: Int = 1) {
+    package init(base: UnsafeMutablePointer<Float>, height: Int, width: Int, channels: Int, pad: Int = 1) {
         let dims = PaddedImage.dimensions(height: height, width: width, pad: pad)
         self.base = base
         self.height = height
@@ -30,27 +30,27 @@ public struct PaddedImage {
     }
 
     /// Floats the buffer needs.
-    public static func floatCount(height: Int, width: Int, channels: Int, pad: Int = 1) -> Int {
+    package static func floatCount(height: Int, width: Int, channels: Int, pad: Int = 1) -> Int {
         let d = dimensions(height: height, width: width, pad: pad)
         return (d.h * d.w + d.slack) * channels
     }
 
-    public var floatCount: Int { (paddedHeight * paddedWidth + slack) * channels }
+    package var floatCount: Int { (paddedHeight * paddedWidth + slack) * channels }
 
     /// Channel vector of interior pixel (y, x), 0-based in unpadded coordinates.
     @inlinable
-    public func pixel(_ y: Int, _ x: Int) -> UnsafeMutablePointer<Float> {
+    package func pixel(_ y: Int, _ x: Int) -> UnsafeMutablePointer<Float> {
         base + ((y + pad) * paddedWidth + x + pad) * channels
     }
 
     /// Pointer to stored pixel (row, column) of the frame, 0-based in padded coordinates.
     @inlinable
-    public func stored(_ row: Int, _ column: Int) -> UnsafeMutablePointer<Float> {
+    package func stored(_ row: Int, _ column: Int) -> UnsafeMutablePointer<Float> {
         base + (row * paddedWidth + column) * channels
     }
 
     /// Zeroes everything outside the interior (the interior is left as it is).
-    public func zeroBorder() {
+    package func zeroBorder() {
         guard pad > 0 else { return }
         let row = paddedWidth * channels
         base.update(repeating: 0, count: pad * row)

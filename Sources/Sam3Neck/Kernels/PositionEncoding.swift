@@ -12,12 +12,12 @@ import Darwin
 /// on one axis only, so a plan keeps the two small tables (F × h and F × w, computed in double
 /// and rounded once, so each value is the float nearest the formula's) and broadcasts them into
 /// a caller's buffer on request, instead of holding d·h·w floats per level.
-public struct PositionEncoding: Sendable {
-    public let dModel: Int, height: Int, width: Int
+package struct PositionEncoding: Sendable {
+    package let dModel: Int, height: Int, width: Int
     /// rows[k·h + r] and columns[k·w + c], k < F.
     private let rows: [Float], columns: [Float]
 
-    public init(dModel d: Int, height h: Int, width w: Int) {
+    package init(dModel d: Int, height h: Int, width w: Int) {
         precondition(d % 2 == 0, "d_model must be even for the sine position encoding")
         dModel = d
         height = h
@@ -38,10 +38,10 @@ public struct PositionEncoding: Sendable {
         columns = table(w)
     }
 
-    public var count: Int { dModel * height * width }
+    package var count: Int { dModel * height * width }
 
     /// Writes the `[d, h, w]` encoding to `out[0..<count]`.
-    public func fill(_ out: UnsafeMutablePointer<Float>) {
+    package func fill(_ out: UnsafeMutablePointer<Float>) {
         let f = dModel / 2, h = height, w = width
         for k in 0..<f {
             for r in 0..<h {
@@ -53,7 +53,7 @@ public struct PositionEncoding: Sendable {
     }
 
     /// The encoding as an array (tests, small grids).
-    public var values: [Float] {
+    package var values: [Float] {
         [Float](unsafeUninitializedCapacity: count) { buffer, n in
             fill(buffer.baseAddress!)
             n = count

@@ -13,9 +13,9 @@
 ///
 /// Non-finite values: a tile with a non-finite output is recomputed through the two layers as
 /// they are (Z, then the 3×3 conv), so NaN and Inf land exactly where PyTorch puts them.
-public struct UpsampleConv3x3: Sendable {
-    public let tile: WinogradTile
-    public let c0: Int, d: Int
+package struct UpsampleConv3x3: Sendable {
+    package let tile: WinogradTile
+    package let c0: Int, d: Int
     /// Per phase p = 2a + b (at p·phaseFloats): α² blocks of c0 × d.
     let u: [Float]
     var phaseFloats: Int { tile.alpha * tile.alpha * c0 * d }
@@ -24,9 +24,9 @@ public struct UpsampleConv3x3: Sendable {
     /// The layers as they are, for the fallback: W' (c0 × 4d, column (2a'+b')·d + o'), b', and the
     /// 3×3 weights as `[(3·ky + kx)·d + o'][o]` with their bias.
     let up: [Float], upBias: [Float], conv: [Float], convBias: [Float]
-    public let blockTiles: Int
+    package let blockTiles: Int
 
-    public init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 192) {
+    package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 192) {
         let d = layer.weight.shape[0], c0 = up.k
         precondition(up.n == 4 * d && layer.weight.shape == [d, d, 3, 3] && tile.r == 2)
         self.tile = tile
@@ -113,13 +113,13 @@ public struct UpsampleConv3x3: Sendable {
     /// Floats of the fallback's im2col patch of Z (m² pixels × 9 taps × d).
     var patchFloats: Int { tile.m * tile.m * 9 * d }
 
-    public var scratchPerWorker: Int {
+    package var scratchPerWorker: Int {
         Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats)
     }
 
     /// Computes the output (`d × 2h × 2w`, channel-major, h × w the grid of G) from `g`, the zero-
     /// framed channels-last G (pad 1, frame rounded up to whole 4×4 tiles).
-    public func run(_ g: PaddedImage, into dst: UnsafeMutablePointer<Float>,
+    package func run(_ g: PaddedImage, into dst: UnsafeMutablePointer<Float>,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
         let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
         let bt = blockTiles, c0 = c0, d = d, phaseFloats = phaseFloats

@@ -127,18 +127,18 @@ enum Winograd {
 /// outputs (barring overflow), and an output that a non-finite input reaches is never finite, so
 /// tiles with a non-finite output are recomputed directly (im2col of the tile · the
 /// untransformed weights), which matches PyTorch's result.
-public struct WinogradConv3x3: Sendable {
-    public let tile: WinogradTile
+package struct WinogradConv3x3: Sendable {
+    package let tile: WinogradTile
     /// `u[ξ]` is a cin × cout block (ξ = α·row + column of the α×α tile).
-    public let u: [Float]
+    package let u: [Float]
     /// The weights untransformed, `[(3·ky + kx)·cin + c][o]`, for tiles with non-finite outputs.
-    public let direct: [Float]
-    public let bias: [Float]
-    public let cin: Int, cout: Int
+    package let direct: [Float]
+    package let bias: [Float]
+    package let cin: Int, cout: Int
     /// Tiles per block: the M of each product.
-    public let blockTiles: Int
+    package let blockTiles: Int
 
-    public init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 192) {
+    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 192) {
         cout = weight.shape[0]
         cin = weight.shape[1]
         precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout] && tile.r == 3)
@@ -159,13 +159,13 @@ public struct WinogradConv3x3: Sendable {
     var patchFloats: Int { tile.m * tile.m * 9 * cin }
 
     /// Floats of scratch one worker needs.
-    public var scratchPerWorker: Int {
+    package var scratchPerWorker: Int {
         Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: cin, cout: cout, patch: patchFloats)
     }
 
     /// Computes the conv of `src` (pad 1, frame rounded up to whole tiles) into `dst`
     /// (`cout × h × w`, channel-major). `scratch` holds `threads · scratchPerWorker` floats.
-    public func run(_ src: PaddedImage, into dst: UnsafeMutablePointer<Float>,
+    package func run(_ src: PaddedImage, into dst: UnsafeMutablePointer<Float>,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
         let m = tile.m, h = src.height, w = src.width
         let bt = blockTiles, cin = cin, cout = cout, tile = tile

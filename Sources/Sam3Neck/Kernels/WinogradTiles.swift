@@ -4,7 +4,7 @@
 ///
 /// Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A computes the m×m correlation of an α×α input tile d with an
 /// r×r kernel g, α = m + r − 1, from α² products instead of m²·r².
-public enum WinogradTile: Sendable {
+package enum WinogradTile: Sendable {
     /// F(2×2, 3×3): 4×4 input tiles, 2.25× fewer multiplies than direct; transform constants 0, ±1, ½.
     case f2
     /// F(4×4, 3×3): 6×6 input tiles, 4× fewer multiplies; constants up to 8 and ¹⁄₂₄, so more rounding.
@@ -17,9 +17,9 @@ public enum WinogradTile: Sendable {
     case f2r2
 
     /// Output tile side m, kernel side r and input tile side α = m + r − 1.
-    public var m: Int { self == .f2 || self == .f2r2 ? 2 : 4 }
-    public var r: Int { self == .f4r2 || self == .f2r2 ? 2 : 3 }
-    public var alpha: Int { m + r - 1 }
+    package var m: Int { self == .f2 || self == .f2r2 ? 2 : 4 }
+    package var r: Int { self == .f4r2 || self == .f2r2 ? 2 : 3 }
+    package var alpha: Int { m + r - 1 }
 
     /// G (α × r), for U = G g Gᵀ.
     var g: [[Double]] {

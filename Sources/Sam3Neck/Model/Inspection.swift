@@ -2,13 +2,13 @@
 /// kinds, every naming scheme and known prefix), its tensors with dtypes and shapes, what is
 /// missing, the configuration they imply or why they would not load, and NaN/±Inf counts (such
 /// weights still load; this is where a user learns about them). Reads the neck's tensors only.
-public enum Inspection {
+package enum Inspection {
     /// The report as JSON:
     /// `{"path", "format", "tensor_count", "necks": [{"neck", "scheme", "prefix", "complete",
     /// "missing": [names], "trunk_dim", "d_model" | "error", "tensors": [{"name", "dtype", "shape",
     /// "nan", "inf" | "error"}]}]}` (`nan`/`inf` absent for tensors whose dtype the neck cannot
     /// read; `error` instead when the tensor's data cannot be read).
-    public static func report(path: String) throws -> JSONValue {
+    package static func report(path: String) throws -> JSONValue {
         let archive = try Checkpoint.open(path: path)
         let format: String
         switch archive {
@@ -33,32 +33,28 @@ public enum Inspection {
     private static func describe(_ location: NeckLocation, in archive: TensorArchive) throws -> JSONValue {
         var tensors: [JSONValue] = []
         var missing: [JSONValue] = []
-        for (branch, modules) in NeckNaming.branchModules.enumerated() {
-            for module in modules {
-                for param in ["weight", "bias"] {
-                    let name = location.name(branch: branch, module: module, param: param)
-                    guard let info = try archive.info(name) else {
-                        missing.append(.string(name))
-                        continue
-                    }
-                    var fields: [(key: String, value: JSONValue)] = [
-                        ("name", .string(name)),
-                        ("dtype", .string(info.dtypeName)),
-                        ("shape", .array(info.shape.map { .number(String($0)) })),
-                    ]
-                    if info.dtype?.isLoadable == true {
-                        // A tensor that cannot be read (past a limit, truncated) is reported, not fatal.
-                        do {
-                            let values = try archive.readFloat32(name).data
-                            fields.append(("nan", .number(String(values.lazy.filter { $0.isNaN }.count))))
-                            fields.append(("inf", .number(String(values.lazy.filter { $0.isInfinite }.count))))
-                        } catch let e as NeckError {
-                            fields.append(("error", .string(e.message)))
-                        }
-                    }
-                    tensors.append(.object(fields))
+        for tensor in NeckNaming.tensors {
+            let name = location.name(tensor)
+            guard let info = try archive.info(name) else {
+                missing.append(.string(name))
+                continue
+            }
+            var fields: [(key: String, value: JSONValue)] = [
+                ("name", .string(name)),
+                ("dtype", .string(info.dtypeName)),
+                ("shape", .array(info.shape.map { .number(String($0)) })),
+            ]
+            if info.dtype?.isLoadable == true {
+                // A tensor that cannot be read (past a limit, truncated) is reported, not fatal.
+                do {
+                    let values = try archive.readFloat32(name).data
+                    fields.append(("nan", .number(String(values.lazy.filter { $0.isNaN }.count))))
+                    fields.append(("inf", .number(String(values.lazy.filter { $0.isInfinite }.count))))
+                } catch let e as NeckError {
+                    fields.append(("error", .string(e.message)))
                 }
             }
+            tensors.append(.object(fields))
         }
         var fields: [(key: String, value: JSONValue)] = [
             ("neck", .string(location.kind.rawValue)),

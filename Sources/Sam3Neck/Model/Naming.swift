@@ -9,13 +9,13 @@ public enum NeckKind: String, Sendable, CaseIterable {
 
 /// How a file spells the neck's tensors: `{prefix}{group}.{branch}.{module}.{weight|bias}`, with
 /// the group and module names of the original code or of the Hugging Face Transformers port.
-public enum NeckNamingScheme: String, Sendable, CaseIterable {
+package enum NeckNamingScheme: String, Sendable, CaseIterable {
     /// Upstream SAM 3 (`sam3.pt`): `convs.0.dconv_2x2_0`, …, `conv_1x1`, `conv_3x3`.
     case original
     /// Transformers (`Sam3VisionNeck`): `fpn_layers.0.scale_layers.0`, …, `proj1`, `proj2`.
     case transformers
 
-    public func group(_ kind: NeckKind) -> String {
+    package func group(_ kind: NeckKind) -> String {
         switch (self, kind) {
         case (.original, .sam3): return "convs"
         case (.original, .sam2): return "sam2_convs"
@@ -24,20 +24,19 @@ public enum NeckNamingScheme: String, Sendable, CaseIterable {
         }
     }
 
-    /// The scheme's name for one of `NeckNaming.branchModules` (the original names).
-    public func module(_ original: String) -> String {
-        guard self == .transformers else { return original }
-        switch original {
-        case "dconv_2x2_0", "dconv_2x2": return "scale_layers.0"
-        case "dconv_2x2_1": return "scale_layers.2"  // scale_layers.1 is the GELU
-        case "conv_1x1": return "proj1"
-        case "conv_3x3": return "proj2"
-        default: return original
+    /// The scheme's name for `module`.
+    package func name(_ module: NeckModule) -> String {
+        guard self == .transformers else { return module.rawValue }
+        switch module {
+        case .dconv2x2_0, .dconv2x2: return "scale_layers.0"
+        case .dconv2x2_1: return "scale_layers.2"  // scale_layers.1 is the GELU
+        case .conv1x1: return "proj1"
+        case .conv3x3: return "proj2"
         }
     }
 
     /// Prefixes under which files of this scheme keep the neck, most specific first.
-    public var knownPrefixes: [String] {
+    package var knownPrefixes: [String] {
         switch self {
         case .original:
             // The official checkpoint, the same after its loader strips "detector.", extracts, none.
@@ -51,34 +50,68 @@ public enum NeckNamingScheme: String, Sendable, CaseIterable {
 }
 
 /// Where one neck's tensors are in a file: its scheme and prefix.
-public struct NeckLocation: Sendable, Equatable, CustomStringConvertible {
-    public let kind: NeckKind
-    public let scheme: NeckNamingScheme
-    public let prefix: String
+package struct NeckLocation: Sendable, Equatable, CustomStringConvertible {
+    package let kind: NeckKind
+    package let scheme: NeckNamingScheme
+    package let prefix: String
 
-    public func name(branch: Int, module: String, param: String) -> String {
-        "\(prefix)\(scheme.group(kind)).\(branch).\(scheme.module(module)).\(param)"
+    package func name(_ tensor: NeckTensor) -> String {
+        "\(prefix)\(scheme.group(kind)).\(tensor.level).\(scheme.name(tensor.module)).\(tensor.isBias ? "bias" : "weight")"
     }
 
-    /// The tensor whose presence marks the neck (branch 2's 1×1 conv, which every neck has).
-    var probe: String { name(branch: 2, module: "conv_1x1", param: "weight") }
+    /// The tensor whose presence marks the neck (level 2's 1×1 conv, which every neck has).
+    var probe: String { name(NeckTensor(level: 2, module: .conv1x1, isBias: false)) }
 
-    public var description: String { "\(kind.rawValue) neck, \(scheme.rawValue) names, prefix '\(prefix)'" }
+    package var description: String { "\(kind.rawValue) neck, \(scheme.rawValue) names, prefix '\(prefix)'" }
 }
 
-public enum NeckNaming {
-    /// The modules of each branch in the order they are applied (branch 3 starts with a max pool,
-    /// which has no weights), by their original names.
-    public static let branchModules: [[String]] = [
-        ["dconv_2x2_0", "dconv_2x2_1", "conv_1x1", "conv_3x3"],
-        ["dconv_2x2", "conv_1x1", "conv_3x3"],
-        ["conv_1x1", "conv_3x3"],
-        ["conv_1x1", "conv_3x3"],
+/// A module of the neck that has weights, by its upstream name (the one place these names live).
+package enum NeckModule: String, Sendable, CaseIterable {
+    case dconv2x2_0 = "dconv_2x2_0", dconv2x2_1 = "dconv_2x2_1", dconv2x2 = "dconv_2x2"
+    case conv1x1 = "conv_1x1", conv3x3 = "conv_3x3"
+}
+
+/// One tensor of the neck, independent of how a file names it: level, module, weight or bias.
+/// Its description, "0.dconv_2x2_0.weight", is upstream's name without group and prefix (the
+/// name the C ABI's weight export takes).
+package struct NeckTensor: Sendable, Hashable, CustomStringConvertible {
+    package let level: Int
+    package let module: NeckModule
+    package let isBias: Bool
+
+    package var description: String { "\(level).\(module.rawValue).\(isBias ? "bias" : "weight")" }
+
+    /// The tensor named `name` ("3.conv_3x3.bias"), if the neck has it.
+    package init?(name: String) {
+        guard let t = NeckNaming.tensors.first(where: { $0.description == name }) else { return nil }
+        self = t
+    }
+
+    init(level: Int, module: NeckModule, isBias: Bool) {
+        self.level = level
+        self.module = module
+        self.isBias = isBias
+    }
+}
+
+package enum NeckNaming {
+    /// The modules of each level in the order they are applied (level 3 starts with a max pool,
+    /// which has no weights).
+    package static let levelModules: [[NeckModule]] = [
+        [.dconv2x2_0, .dconv2x2_1, .conv1x1, .conv3x3],
+        [.dconv2x2, .conv1x1, .conv3x3],
+        [.conv1x1, .conv3x3],
+        [.conv1x1, .conv3x3],
     ]
+
+    /// Every tensor of the neck: levels in order, modules in order, weight before bias.
+    package static let tensors: [NeckTensor] = levelModules.enumerated().flatMap { level, modules in
+        modules.flatMap { m in [false, true].map { NeckTensor(level: level, module: m, isBias: $0) } }
+    }
 
     /// Every (scheme, prefix) under which a neck of `kind` is present in `names`; with an
     /// explicit prefix, only that prefix is tried (in both schemes).
-    public static func candidates(names: [String], kind: NeckKind, prefix explicit: String? = nil) -> [NeckLocation] {
+    package static func candidates(names: [String], kind: NeckKind, prefix explicit: String? = nil) -> [NeckLocation] {
         let present = Set(names)
         var found: [NeckLocation] = []
         for scheme in NeckNamingScheme.allCases {
@@ -91,7 +124,7 @@ public enum NeckNaming {
     }
 
     /// The one location of the neck of `kind` in `names`. Errors list what was found instead.
-    public static func resolve(names: [String], kind: NeckKind, explicit: String?, file: String) throws -> NeckLocation {
+    package static func resolve(names: [String], kind: NeckKind, explicit: String?, file: String) throws -> NeckLocation {
         let found = candidates(names: names, kind: kind, prefix: explicit)
         if found.count == 1 { return found[0] }
         if found.count > 1 {

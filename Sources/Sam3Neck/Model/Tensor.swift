@@ -6,17 +6,17 @@ import Darwin
 
 /// A dense float32 tensor in row-major order: the currency between the checkpoint readers and the
 /// model. Shapes follow PyTorch's conventions of the file it came from.
-public struct Tensor: Sendable, Equatable {
-    public var shape: [Int]
-    public var data: [Float]
+package struct Tensor: Sendable, Equatable {
+    package var shape: [Int]
+    package var data: [Float]
 
-    public init(shape: [Int], data: [Float]) {
+    package init(shape: [Int], data: [Float]) {
         precondition(shape.reduce(1, *) == data.count, "shape \(shape) does not match \(data.count) elements")
         self.shape = shape
         self.data = data
     }
 
-    public var count: Int { data.count }
+    package var count: Int { data.count }
 
     /// The most elements one tensor read from a file may have: 2^27 (512 MiB as float32), 64 times
     /// the largest tensor of SAM 3's neck. Checked before any memory is set aside for it.

@@ -28,7 +28,7 @@ public struct CompileOptions: Sendable, Equatable {
     public var levels: [Int] { (0..<4).filter(includes(level:)) }
 
     /// Output grid of `level` for an input grid h × w (scales 4, 2, 1, 0.5; the last floors).
-    public static func levelGrid(_ level: Int, height h: Int, width w: Int) -> (h: Int, w: Int) {
+    package static func levelGrid(_ level: Int, height h: Int, width w: Int) -> (h: Int, w: Int) {
         switch level {
         case 0: return (4 * h, 4 * w)
         case 1: return (2 * h, 2 * w)
@@ -38,7 +38,7 @@ public struct CompileOptions: Sendable, Equatable {
     }
 
     /// Throws `invalidArgument`/`shape` naming the first bad field.
-    public func validate() throws {
+    package func validate() throws {
         // Bounds keep every derived size far from overflow; real grids are ~100.
         let maxGrid = 1 << 15
         guard batch >= 1, batch <= 1 << 20 else { throw NeckError(.invalidArgument, "batch must be in 1...\(1 << 20), got \(batch)") }

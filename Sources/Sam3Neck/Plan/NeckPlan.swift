@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -24,22 +26,24 @@ import Darwin
 /// Threads: the plan's workers own all parallelism; OpenBLAS runs on one thread (set when the neck
 /// is loaded, and again by a run if the application changed it since; never restored), so the two
 /// never oversubscribe the cores.
-/// Concurrent `run` calls are serialised by a lock: they share the workspace.
+/// Concurrent `run` calls are serialised by a lock: they share the workspace. (Unchecked
+/// Sendable because the workspace is raw memory; only a run, holding `lock`, touches it.)
 public final class NeckPlan: @unchecked Sendable {
     public let options: CompileOptions
-    public let trunkDim: Int, dModel: Int
+    package let trunkDim: Int, dModel: Int
     /// Resolved thread count (options.threads, or the online cores for 0).
-    public let threads: Int
+    package let threads: Int
     /// `[B, d, h, w]` per level; nil for levels not compiled.
-    public let levelShapes: [[Int]?]
+    package let levelShapes: [[Int]?]
     /// `[1, d, h, w]` per level (filled on request); nil for levels not compiled.
-    public let positionEncodings: [PositionEncoding?]
+    package let positionEncodings: [PositionEncoding?]
     /// Bytes of workspace owned by the plan.
-    public let workspaceBytes: Int
+    package let workspaceBytes: Int
 
     private let packed: PackedWeights
     private let upsample: UpsampleConv3x3?
-    private let convs: [WinogradConv3x3?]
+    /// The 3×3 conv of each compiled level above 0 (level 0's is inside `upsample`).
+    private let convs: [Int: WinogradConv3x3]
     /// Input rows per block in phase 1, per level.
     private let blockRows: [Int]
     private let scratchPerWorker: Int
@@ -48,17 +52,18 @@ public final class NeckPlan: @unchecked Sendable {
     private let frame: UnsafeMutablePointer<Float>
     private let pooled: UnsafeMutablePointer<Float>
     private let scratch: UnsafeMutablePointer<Float>
-    private let lock: UnsafeMutablePointer<pthread_mutex_t>
+    /// Held by a run: runs share the workspace.
+    private let lock = Mutex(())
 
     public var inputCount: Int { options.batch * trunkDim * options.height * options.width }
 
     /// The Winograd tile of each precision mode: F(4×4) keeps the default mode's 1e-4, F(2×2)
     /// the strict mode's 1e-5 (measured in the tests against the float64 reference).
-    public static func winogradTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2 : .f4 }
+    package static func winogradTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2 : .f4 }
     /// Level 0's composed conv: F(4×4, 2×2) by default, F(2×2, 2×2) in strict mode.
-    public static func upsampleTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2r2 : .f4r2 }
+    package static func upsampleTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2r2 : .f4r2 }
 
-    init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [WinogradConv3x3?], options: CompileOptions) throws {
+    init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [Int: WinogradConv3x3], options: CompileOptions) throws {
         try options.validate()
         self.options = options
         self.packed = packed
@@ -81,7 +86,7 @@ public final class NeckPlan: @unchecked Sendable {
                 ? PaddedImage.floatCount(height: 2 * h, width: 2 * w, channels: packed.up4First.n / 4)
                 : PaddedImage.floatCount(height: g.h, width: g.w, channels: d)
             frameFloats = Swift.max(frameFloats, size.mul(1, frame))
-            scratchFloats = Swift.max(scratchFloats, level == 0 ? upsample!.scratchPerWorker : convs[level]!.scratchPerWorker)
+            scratchFloats = Swift.max(scratchFloats, (level == 0 ? upsample?.scratchPerWorker : convs[level]?.scratchPerWorker) ?? 0)
             // Phase 1 blocks: about 768 product rows each.
             let inW = level == 3 ? g.w : w
             let rows = Swift.max(1, Swift.min(level == 3 ? g.h : h, 768 / inW))
@@ -130,47 +135,40 @@ public final class NeckPlan: @unchecked Sendable {
         }
         levelShapes = shapes
         positionEncodings = pos
-        lock = .allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
     }
 
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-        free(workspace)
-    }
+    deinit { free(workspace) }
 
     /// Floats of output `level` for the whole batch.
-    public func outputCount(level: Int) -> Int? {
+    package func outputCount(level: Int) -> Int? {
         levelShapes[level].map { $0.reduce(1, *) }
     }
 
     /// Runs the plan. `input` holds `inputCount` floats in the compiled layout; `outputs[i]` must
     /// hold `outputCount(level: i)` floats for every compiled level. Sizes are the caller's
     /// responsibility here (the C layer checks them).
-    public func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?], profile: Profile? = nil) {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        Blas.useOneThread()  // normally a no-op: set at load (see `Blas`)
-        let c = trunkDim, h = options.height, w = options.width
-        for image in 0..<options.batch {
-            let x = input + image * c * h * w
-            for level in options.levels {
-                let shape = levelShapes[level]!
-                let out = outputs[level]! + image * shape[1] * shape[2] * shape[3]
-                let g = CompileOptions.levelGrid(level, height: h, width: w)
-                if level == 0, let upsample {
-                    let gImage = PaddedImage(base: frame, height: 2 * h, width: 2 * w, channels: upsample.c0)
-                    profile.time("L0 dconv_2x2_0, GELU") { prepareConvInput(level, x, gImage, profile) }
-                    profile.time("L0 dconv_2x2_1∘conv_1x1∘conv_3x3 (Winograd F(\(upsample.tile.m)×\(upsample.tile.m), 2×2))") {
-                        upsample.run(gImage, into: out, scratch: scratch, threads: threads)
-                    }
-                } else {
-                    let z = PaddedImage(base: frame, height: g.h, width: g.w, channels: dModel)
-                    let m = convs[level]!.tile.m
-                    profile.time("L\(level) up to conv_3x3") { prepareConvInput(level, x, z, profile) }
-                    profile.time("L\(level) conv_3x3 (Winograd F(\(m)×\(m), 3×3))") {
-                        convs[level]!.run(z, into: out, scratch: scratch, threads: threads)
+    package func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?], profile: Profile? = nil) {
+        lock.withLock { _ in
+            Blas.useOneThread()  // normally a no-op: set at load (see `Blas`)
+            let c = trunkDim, h = options.height, w = options.width
+            for image in 0..<options.batch {
+                let x = input + image * c * h * w
+                for level in options.levels {
+                    let shape = levelShapes[level]!
+                    let out = outputs[level]! + image * shape[1] * shape[2] * shape[3]
+                    let g = CompileOptions.levelGrid(level, height: h, width: w)
+                    if level == 0, let upsample {
+                        let gImage = PaddedImage(base: frame, height: 2 * h, width: 2 * w, channels: upsample.c0)
+                        profile.time("L0 dconv_2x2_0, GELU") { prepareConvInput(level, x, gImage, profile) }
+                        profile.time("L0 dconv_2x2_1∘conv_1x1∘conv_3x3 (Winograd F(\(upsample.tile.m)×\(upsample.tile.m), 2×2))") {
+                            upsample.run(gImage, into: out, scratch: scratch, threads: threads)
+                        }
+                    } else if let conv = convs[level] {
+                        let z = PaddedImage(base: frame, height: g.h, width: g.w, channels: dModel)
+                        profile.time("L\(level) up to conv_3x3") { prepareConvInput(level, x, z, profile) }
+                        profile.time("L\(level) conv_3x3 (Winograd F(\(conv.tile.m)×\(conv.tile.m), 3×3))") {
+                            conv.run(z, into: out, scratch: scratch, threads: threads)
+                        }
                     }
                 }
             }

@@ -7,39 +7,39 @@
 ///   `b'[o'] = bv[o'] + Σ_m V[o', m]·b[m]`, computed in double so folding adds no rounding of its own;
 /// - a 1×1 conv `[out, in, 1, 1]` → `B[in × out]`;
 /// - 3×3 convs are packed per Winograd tile size (`winograd(_:)`), on demand.
-public struct PackedWeights: Sendable {
-    public struct Gemm: Sendable {
-        public let b: [Float]
-        public let bias: [Float]
-        public let k: Int, n: Int
+package struct PackedWeights: Sendable {
+    package struct Gemm: Sendable {
+        package let b: [Float]
+        package let bias: [Float]
+        package let k: Int, n: Int
     }
 
-    public let trunkDim: Int, dModel: Int
+    package let trunkDim: Int, dModel: Int
     /// Branch 0: dconv_2x2_0 (then GELU), then dconv_2x2_1∘conv_1x1 folded.
-    public let up4First: Gemm, up4Second: Gemm
+    package let up4First: Gemm, up4Second: Gemm
     /// Branch 1: dconv_2x2∘conv_1x1 folded.
-    public let up2: Gemm
+    package let up2: Gemm
     /// Branches 2 and 3: conv_1x1.
-    public let same: Gemm, down: Gemm
+    package let same: Gemm, down: Gemm
     /// conv_3x3 of each branch, in PyTorch's layout.
-    public let conv3x3: [NeckWeights.Layer]
+    package let conv3x3: [NeckWeights.Layer]
 
-    public init(_ w: NeckWeights) {
+    package init(_ w: NeckWeights) {
         trunkDim = w.trunkDim
         dModel = w.dModel
-        up4First = PackedWeights.transposed(w.layer(0, "dconv_2x2_0"))
-        up4Second = PackedWeights.folded(w.layer(0, "dconv_2x2_1"), w.layer(0, "conv_1x1"))
-        up2 = PackedWeights.folded(w.layer(1, "dconv_2x2"), w.layer(1, "conv_1x1"))
-        same = PackedWeights.pointwise(w.layer(2, "conv_1x1"))
-        down = PackedWeights.pointwise(w.layer(3, "conv_1x1"))
-        conv3x3 = (0..<4).map { w.layer($0, "conv_3x3") }
+        up4First = PackedWeights.transposed(w.level0.dconv0)
+        up4Second = PackedWeights.folded(w.level0.dconv1, w.level0.conv1x1)
+        up2 = PackedWeights.folded(w.level1.dconv, w.level1.conv1x1)
+        same = PackedWeights.pointwise(w.level2.conv1x1)
+        down = PackedWeights.pointwise(w.level3.conv1x1)
+        conv3x3 = NeckNaming.levelModules.indices.map(w.conv3x3)
     }
 
-    /// The 3×3 convs of the given levels, weight-transformed for `tile` (nil for other levels).
-    public func winograd(_ tile: WinogradTile, levels: [Int]) -> [WinogradConv3x3?] {
-        (0..<4).map { l in
-            levels.contains(l) ? WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile) : nil
-        }
+    /// The 3×3 convs of the given levels, weight-transformed for `tile`, by level.
+    package func winograd(_ tile: WinogradTile, levels: [Int]) -> [Int: WinogradConv3x3] {
+        Dictionary(uniqueKeysWithValues: levels.map { l in
+            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile))
+        })
     }
 
     /// `[in, out, 2, 2]` → `B[in × 4·out]`.

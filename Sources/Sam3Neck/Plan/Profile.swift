@@ -6,11 +6,11 @@ import Darwin
 
 /// Wall time per stage of a run, for the benchmark's `--profile` breakdown. A run without a
 /// profile pays one branch per stage.
-public final class Profile: @unchecked Sendable {
-    public private(set) var seconds: [String: Double] = [:]
-    public private(set) var order: [String] = []
+package final class Profile: @unchecked Sendable {
+    package private(set) var seconds: [String: Double] = [:]
+    package private(set) var order: [String] = []
 
-    public init() {}
+    package init() {}
 
     static func now() -> Double {
         var t = timespec()
@@ -23,7 +23,7 @@ public final class Profile: @unchecked Sendable {
         seconds[stage, default: 0] += dt
     }
 
-    public func reset() { seconds = [:]; order = [] }
+    package func reset() { seconds = [:]; order = [] }
 }
 
 extension Optional where Wrapped == Profile {
