@@ -314,6 +314,27 @@ sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input
  * necks is empty. Thread-safe (uses no handle). */
 sam3_neck_status sam3_neck_inspect_file(const char *path, char *buf, size_t size, size_t *needed);
 
+/* The tensors a neck is made of, by name: "<level>.<module>.<weight|bias>" with upstream's module
+ * names ("0.dconv_2x2_0.weight", "0.dconv_2x2_0.bias", ..., "3.conv_3x3.bias"): levels in order,
+ * modules in the order they are applied, weight before bias. Returns the index-th name, or NULL
+ * when index is outside 0..count-1 (22 tensors). Static storage; never free. Thread-safe. */
+const char *sam3_neck_experimental_tensor_name(int32_t index);
+
+/* Copies one tensor of the loaded neck, as the library holds it (float32, PyTorch's layout:
+ * ConvTranspose2d [in, out, 2, 2], Conv2d [out, in, kh, kw], bias [out]), so that a caller can
+ * check or reuse exactly the weights that were loaded, whatever the checkpoint's format.
+ *   neck      the handle (compiled or not). Read-only query.
+ *   name      a name from sam3_neck_experimental_tensor_name (not kept).
+ *   out       receives the values, row-major, when capacity is enough; may be NULL when capacity
+ *             is 0 (to ask for the shape).
+ *   capacity  floats available at out.
+ *   shape     required: receives the dimensions (4 for weights, 1 for biases; unused entries 0).
+ *   rank      required: receives the number of dimensions.
+ * Errors: INVALID_ARGUMENT (NULL neck, name, shape or rank; an unknown name: the message lists the
+ * form), SHAPE (capacity smaller than the tensor: shape and rank are still written). */
+sam3_neck_status sam3_neck_experimental_get_tensor(const sam3_neck *neck, const char *name, float *out,
+                                                   size_t capacity, int64_t shape[4], int32_t *rank);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -6,7 +6,7 @@
  * library's message (sam3_neck_last_error(), copied at once). Link with -lsam3neck as for C
  * (`pkg-config --cflags --libs sam3neck`); C++17 or later.
  *
- *   sam3neck::Neck neck = sam3neck::Neck::load("neck.safetensors");
+ *   sam3neck::Neck neck = sam3neck::Neck::load("sam3.pt");  // or safetensors, a sharded index
  *   sam3neck::CompileOptions options;              // the C defaults: 1 x 72 x 72, NCHW, all levels
  *   options.levels_mask = 0x7;
  *   neck.compile(options);
@@ -161,7 +161,7 @@ struct CompileOptions {
   std::int32_t height = sam3_neck_compile_default_params().height; /* 1 <= H <= 32768 */
   std::int32_t width = sam3_neck_compile_default_params().width;   /* 1 <= W <= 32768 */
   Layout layout = static_cast<Layout>(sam3_neck_compile_default_params().layout);
-  /* Bit i set = compute level i; any non-empty subset of 0xF. Level 3 needs H >= 2 and W >= 2. */
+  /* Bit i set = compute level i; any non-empty subset of 0xF (grid limits: sam3_neck_compile_params). */
   std::uint32_t levels_mask = sam3_neck_compile_default_params().levels_mask;
   /* Threads for run, 0..1024; 0 = all online cores. */
   std::int32_t threads = sam3_neck_compile_default_params().threads;
@@ -213,8 +213,9 @@ class Neck {
   /* Takes ownership of a handle from sam3_neck_load_file / sam3_neck_load_memory (may be NULL). */
   explicit Neck(sam3_neck *handle) noexcept : handle_(handle) {}
 
-  /* Loads the neck's weights from a safetensors file (sam3_neck_load_file): F32, F16 and BF16
-   * tensors, converted to float32; only the neck's tensors are read.
+  /* Loads the neck's weights from a checkpoint in any format sam3_neck_load_file reads (safetensors,
+   * a PyTorch zip such as sam3.pt, a sharded index or its folder): F32, F16 and BF16 tensors,
+   * converted to float32; only the neck's tensors are read.
    * Throws Error: INVALID_ARGUMENT, IO (file cannot be opened or read; the message names the path),
    * FORMAT, MISSING_TENSOR, SHAPE, DTYPE, OUT_OF_MEMORY. */
   static Neck load(const std::string &path, const LoadOptions &options = LoadOptions()) {
@@ -224,8 +225,9 @@ class Neck {
     return Neck(handle);
   }
 
-  /* Same as load(), from a safetensors image in memory (sam3_neck_load_memory). The bytes are only
-   * read during the call. Throws Error as load(), except IO. */
+  /* Same as load(), from a checkpoint image in memory, safetensors or PyTorch zip
+   * (sam3_neck_load_memory). The bytes are only read during the call. Throws Error as load(),
+   * except IO. */
   static Neck from_memory(const void *data, std::size_t size,
                           const LoadOptions &options = LoadOptions()) {
     const sam3_neck_load_params params = options.to_c();

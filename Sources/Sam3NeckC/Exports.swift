@@ -288,4 +288,33 @@ public func sam3_neck_inspect_file(_ path: UnsafePointer<CChar>?, _ buf: UnsafeM
     }
 }
 
+nonisolated(unsafe) private let tensorNames: [UnsafePointer<CChar>] = NeckNaming.tensors.map { UnsafePointer(strdup($0.description)!) }
+
+@c @implementation
+public func sam3_neck_experimental_tensor_name(_ index: Int32) -> UnsafePointer<CChar>? {
+    index >= 0 && Int(index) < tensorNames.count ? tensorNames[Int(index)] : nil
+}
+
+@c @implementation
+public func sam3_neck_experimental_get_tensor(_ neck: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+                                              _ out: UnsafeMutablePointer<Float>?, _ capacity: Int,
+                                              _ shape: UnsafeMutablePointer<Int64>?, _ rank: UnsafeMutablePointer<Int32>?) -> sam3_neck_status {
+    guarded("sam3_neck_experimental_get_tensor") {
+        let weights = try handle(neck).neck.weights
+        guard let name else { throw invalid("name is NULL") }
+        guard let shape, let rank else { throw invalid("shape and rank must not be NULL") }
+        let text = String(cString: name)
+        guard let tensor = NeckTensor(name: text), let t = weights.tensor(tensor) else {
+            throw invalid("no tensor '\(text)': names are '<level>.<module>.<weight|bias>', e.g. '\(NeckNaming.tensors[0])' (see sam3_neck_experimental_tensor_name)")
+        }
+        rank.pointee = Int32(t.shape.count)
+        for i in 0..<4 { shape[i] = i < t.shape.count ? Int64(t.shape[i]) : 0 }
+        guard capacity >= t.count else {
+            throw NeckError(.shape, "tensor '\(text)' \(describeShape(t.shape)) has \(t.count) floats but capacity is \(capacity)")
+        }
+        guard let out else { throw invalid("out is NULL but capacity is \(capacity)") }
+        t.data.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: t.count) }
+    }
+}
+
 private func describeShape(_ s: [Int]) -> String { "[" + s.map(String.init).joined(separator: ", ") + "]" }

@@ -150,6 +150,11 @@ FUNCTIONS = {
         [c_neck_p, c_float_p, c_size_t, POINTER(c_float_p), POINTER(c_size_t)],
     ),
     "sam3_neck_inspect_file": (c_status, [c_char_p, c_char_p, c_size_t, POINTER(c_size_t)]),
+    "sam3_neck_experimental_tensor_name": (c_char_p, [c_int32]),
+    "sam3_neck_experimental_get_tensor": (
+        c_status,
+        [c_neck_p, c_char_p, c_float_p, c_size_t, POINTER(c_int64), POINTER(c_int32)],
+    ),
 }
 
 

@@ -289,6 +289,27 @@ class Neck:
             if self._finalizer is not None:
                 self._finalizer()
 
+    def weights(self) -> Dict[str, np.ndarray]:
+        """The loaded weights, as the library holds them (experimental C API): float32 arrays in
+        PyTorch's layouts, keyed "<level>.<module>.<weight|bias>" ("0.dconv_2x2_0.weight", ...,
+        "3.conv_3x3.bias"), whatever the checkpoint's format and naming. These are what the
+        reference needs (`reference.forward(neck.weights(), x)`)."""
+        lib = _lib.get_lib()
+        out: Dict[str, np.ndarray] = {}
+        index = 0
+        while (name := lib.sam3_neck_experimental_tensor_name(index)) is not None:
+            shape, rank = (ctypes.c_int64 * 4)(), ctypes.c_int32()
+            status = lib.sam3_neck_experimental_get_tensor(self._h(), name, None, 0, shape, ctypes.byref(rank))
+            if status != _lib.ERR_SHAPE:  # capacity 0 asks for the shape
+                _check(status, "sam3_neck_experimental_get_tensor")
+            a = np.empty(tuple(int(shape[i]) for i in range(rank.value)), dtype=np.float32)
+            _check(lib.sam3_neck_experimental_get_tensor(self._h(), name, a.ctypes.data_as(_lib.c_float_p), a.size,
+                                                         shape, ctypes.byref(rank)),
+                   "sam3_neck_experimental_get_tensor")
+            out[name.decode()] = a
+            index += 1
+        return out
+
     @property
     def closed(self) -> bool:
         """True once close() was called (or the context manager exited)."""
