@@ -11,13 +11,13 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-c test-cpp test-install \
+.PHONY: demo test deps system-deps python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-api test-c test-cpp test-install \
 	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps python-test-deps wheel-deps lib test-swift test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
+test: deps python-test-deps wheel-deps lib test-swift test-api test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, the install, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
@@ -123,6 +123,10 @@ uninstall:
 
 test-swift:
 	swift test
+
+# The Swift module's public API (symbol graph) against Tests/api/Sam3Neck.public-api.txt.
+test-api:
+	$(PYTHON) Tests/api/check_public_api.py
 
 # examples/swift, a separate package using the Sam3Neck product by path, built and run on a small checkpoint.
 test-swift-example:

@@ -37,10 +37,6 @@ public final class Neck: Sendable {
         self.init(weights: try NeckWeights.load(Checkpoint.open(path: path), kind: kind, prefix: prefix))
     }
 
-    /// Loads from a checkpoint image in memory (safetensors or PyTorch zip); the bytes are not kept.
-    package convenience init(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws {
-        self.init(weights: try NeckWeights.load(Checkpoint.open(MemorySource(bytes)), kind: kind, prefix: prefix))
-    }
 
     /// Compiles a plan for one input shape.
     public func compile(_ options: CompileOptions) throws -> NeckPlan {

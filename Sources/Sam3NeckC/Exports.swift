@@ -134,7 +134,7 @@ public func sam3_neck_load_memory(_ data: UnsafeRawPointer?, _ size: Int, _ para
                 throw invalid("size \(UInt(bitPattern: size)) is larger than the largest buffer supported (\(Int.max) bytes)")
             }
             let (kind, prefix) = try loadOptions(params)
-            return try Neck(bytes: UnsafeRawBufferPointer(start: data, count: size), kind: kind, prefix: prefix)
+            return Neck(weights: try NeckWeights.load(bytes: UnsafeRawBufferPointer(start: data, count: size), kind: kind, prefix: prefix))
         }
     }
 }

@@ -42,7 +42,7 @@ let pickleTag = Array("S3PK".utf8), shardedTag = Array("S3SH".utf8)
 /// One checkpoint image through both readers: the neck loader (both kinds) and every tensor.
 func checkpoint(_ bytes: UnsafeRawBufferPointer) {
     for kind in NeckKind.allCases {
-        if (try? Neck(bytes: bytes, kind: kind)) != nil { counts.necks += 1 }
+        if (try? NeckWeights.load(bytes: bytes, kind: kind)) != nil { counts.necks += 1 }
     }
     if let file = try? Checkpoint.open(MemorySource(bytes)) {
         counts.headers += 1

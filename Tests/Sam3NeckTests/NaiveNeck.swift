@@ -1,7 +1,7 @@
 import Foundation
 @testable import Sam3Neck
 
-/// Naive-loop oracles, in double, written straight from the spec's definitions. Slow and obvious
+/// Naive-loop oracles, in double, written straight from upstream's definitions. Slow and obvious
 /// on purpose: they are what the fast kernels are checked against.
 enum Naive {
     /// Deterministic pseudo-random values in [-scale, scale) (SplitMix64).
@@ -75,7 +75,7 @@ enum Naive {
         return out
     }
 
-    /// The whole neck for one image, level by level, as in the spec's table.
+    /// The whole neck for one image, level by level, as upstream defines it.
     static func neck(_ w: NeckWeights, _ x: Image, level: Int) -> Image {
         switch level {
         case 0:

@@ -3,7 +3,7 @@ import Testing
 
 /// The whole compiled plan against the naive neck: every level, both layouts, odd grids, batches.
 @Suite struct PlanTests {
-    /// Normalised max error bound: the project's strict bound (spec). f32 sums over at most
+    /// Normalised max error bound: the strict mode's documented bound (include/sam3_neck.h). f32 sums over at most
     /// 9·d or C terms give ~1e-7–1e-6 here; 1e-5 leaves room without hiding a wrong index.
     static let tolerance = 1e-5
 

@@ -1,5 +1,5 @@
 import Testing
-import Sam3Neck  // not @testable: the safe surface must be usable with public symbols alone
+import Sam3Neck  // not @testable (package symbols are visible to tests anyway: Tests/api checks the public list)
 
 /// The safe API (FeatureMap, NeckLevel, throwing run/positionEncoding) against the pointer API
 /// of the same plan, and its errors.

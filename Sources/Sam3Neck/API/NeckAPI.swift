@@ -14,8 +14,7 @@ extension Neck {
     /// - Throws: ``NeckError`` naming the cause: a malformed file, a missing tensor, a shape that
     ///   disagrees with the others.
     public convenience init(bytes: [UInt8], kind: NeckKind = .sam3, prefix: String? = nil) throws {
-        let weights = try bytes.withUnsafeBytes { try NeckWeights.load(Checkpoint.open(MemorySource($0)), kind: kind, prefix: prefix) }
-        self.init(weights: weights)
+        self.init(weights: try bytes.withUnsafeBytes { try NeckWeights.load(bytes: $0, kind: kind, prefix: prefix) })
     }
 
     /// Compiles a plan for one input shape, with the levels given as a list rather than a bit mask.

@@ -78,6 +78,12 @@ package struct NeckWeights: Sendable {
         [level0.conv3x3, level1.conv3x3, level2.conv3x3, level3.conv3x3][level]
     }
 
+    /// Loads the neck from a checkpoint image in memory (safetensors or PyTorch zip); the bytes
+    /// are read during the call only.
+    package static func load(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws -> NeckWeights {
+        try load(Checkpoint.open(MemorySource(bytes)), kind: kind, prefix: prefix)
+    }
+
     /// Loads the neck from any checkpoint format: finds it (scheme and prefix, or the explicit
     /// prefix), checks every needed tensor's presence, dtype and shape from the metadata first,
     /// then reads only those tensors.
