@@ -84,7 +84,7 @@ extern "C" {
 #define SAM3_NECK_ABI_VERSION 1
 
 #define SAM3_NECK_VERSION_MAJOR 0
-#define SAM3_NECK_VERSION_MINOR 2
+#define SAM3_NECK_VERSION_MINOR 3
 #define SAM3_NECK_VERSION_PATCH 0
 #define SAM3_NECK_VERSION_NUMBER \
   (SAM3_NECK_VERSION_MAJOR * 10000 + SAM3_NECK_VERSION_MINOR * 100 + SAM3_NECK_VERSION_PATCH)
@@ -249,6 +249,85 @@ sam3_neck_status sam3_neck_compile(sam3_neck *neck, const sam3_neck_compile_para
 sam3_neck_status sam3_neck_get_compile_params(const sam3_neck *neck,
                                               sam3_neck_compile_params *out);
 
+/* ---------------------------------------------------------------------------------------------
+ * Element types and output layouts (since 0.3.0)
+ *
+ * A plan may take a float16 or bfloat16 input (in either input layout) and write float16 or
+ * bfloat16 outputs, in NCHW, NHWC or as a sequence of tokens [h*w, B, d] (what SAM 3's transformer
+ * encoder reads: features.flatten(2).permute(2, 0, 1)). The neck computes in float32 inside: a
+ * half-precision input is widened block by block in its first pass (no converted copy of the
+ * input), outputs are rounded to nearest even by the kernels' final store (float16 overflows to
+ * +-Inf past 65504; NaN stays NaN). Compile with sam3_neck_compile_io, run with sam3_neck_run_io.
+ * sam3_neck_compile is sam3_neck_compile_io with the defaults (float32 in and out, NCHW), so a
+ * program written for 0.2.0 runs unchanged. sam3_neck_run takes float32 only (a plan compiled for
+ * another input or output type is a DTYPE error there); sam3_neck_position_encoding and
+ * sam3_neck_level_shape keep their float32 [1, d, h, w] / [B, d, h, w] meaning for every plan.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum sam3_neck_dtype {
+  SAM3_NECK_DTYPE_FLOAT32 = 0,
+  SAM3_NECK_DTYPE_FLOAT16 = 1, /* IEEE binary16 */
+  SAM3_NECK_DTYPE_BFLOAT16 = 2 /* the upper 16 bits of a float32 */
+} sam3_neck_dtype;
+
+typedef enum sam3_neck_output_layout {
+  SAM3_NECK_OUTPUT_NCHW = 0,    /* [B, d, h, w] */
+  SAM3_NECK_OUTPUT_NHWC = 1,    /* [B, h, w, d] */
+  SAM3_NECK_OUTPUT_SEQUENCE = 2 /* [h*w, B, d] */
+} sam3_neck_output_layout;
+
+/* Versioned by size: set struct_size to sizeof(sam3_neck_io_params) as your program sees it
+ * (sam3_neck_io_default_params does). A later version may append fields; the library reads only the
+ * fields a caller's struct_size covers and uses defaults for the rest, and refuses a struct_size
+ * smaller than this first version's. */
+typedef struct sam3_neck_io_params {
+  uint32_t struct_size;
+  sam3_neck_dtype input_dtype;            /* Default SAM3_NECK_DTYPE_FLOAT32. */
+  sam3_neck_dtype output_dtype;           /* Default SAM3_NECK_DTYPE_FLOAT32. */
+  sam3_neck_output_layout output_layout;  /* Default SAM3_NECK_OUTPUT_NCHW. */
+} sam3_neck_io_params;
+
+/* Returns the default I/O parameters (struct_size set, float32 in and out, NCHW output). */
+sam3_neck_io_params sam3_neck_io_default_params(void);
+
+/* sam3_neck_compile, with the input and output element types and the output layout.
+ *   io      NULL for the defaults (not kept).
+ * Errors: as sam3_neck_compile; INVALID_ARGUMENT also for an unknown dtype or layout, or a
+ *         struct_size too small. */
+sam3_neck_status sam3_neck_compile_io(sam3_neck *neck, const sam3_neck_compile_params *params,
+                                      const sam3_neck_io_params *io);
+
+/* Writes the compiled I/O parameters to *out (caller-owned; out->struct_size must be set: fields
+ * beyond it are not written). Read-only query.
+ * Errors: INVALID_ARGUMENT (NULL, struct_size too small), NOT_COMPILED. */
+sam3_neck_status sam3_neck_get_io_params(const sam3_neck *neck, sam3_neck_io_params *out);
+
+/* Writes the stored shape of compiled level `level` in the compiled output layout to shape[0..3]
+ * and its rank to *rank: [B, d, h, w] or [B, h, w, d] (rank 4), or [h*w, B, d] (rank 3, shape[3]
+ * = 0). A level's position encoding has the same shape with B = 1. Read-only query.
+ * Errors: INVALID_ARGUMENT (NULL, level out of range or not compiled), NOT_COMPILED. */
+sam3_neck_status sam3_neck_output_shape(const sam3_neck *neck, int32_t level, int64_t shape[4],
+                                        int32_t *rank);
+
+/* Runs the plan on `input`: input_count elements (B*C*H*W) of the compiled input type in the
+ * compiled input layout; outputs[i] receives level i in the compiled output type and layout,
+ * output_counts[i] (in elements) at least B*d*h_i*w_i for compiled levels. Buffers need the
+ * alignment of their element type; otherwise as sam3_neck_run (same threads rule, nothing
+ * allocated). Errors: as sam3_neck_run. */
+sam3_neck_status sam3_neck_run_io(sam3_neck *neck, const void *input, size_t input_count,
+                                  void *const outputs[SAM3_NECK_NUM_LEVELS],
+                                  const size_t output_counts[SAM3_NECK_NUM_LEVELS]);
+
+/* Writes the position encoding of compiled level `level` in the compiled output type and layout
+ * (as an output of batch 1) to out, which holds count elements (at least d*h*w). Read-only query.
+ * Errors: INVALID_ARGUMENT (NULL, level), NOT_COMPILED, SHAPE (count too small). */
+sam3_neck_status sam3_neck_position_encoding_io(const sam3_neck *neck, int32_t level, void *out,
+                                                size_t count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Queries
+ * ------------------------------------------------------------------------------------------- */
+
 /* Writes the output shape of compiled level `level` (0..3) as [B, d, h, w] to shape[0..3]
  * (caller-owned, not kept). Read-only query (see Threads).
  * Errors: INVALID_ARGUMENT (NULL, level out of range or not in the compiled mask), NOT_COMPILED. */
@@ -291,7 +370,8 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  * uses the compiled number of worker threads and keeps OpenBLAS on one thread (see Threads).
  * Errors: INVALID_ARGUMENT (NULL neck, input, outputs, output_counts, or a NULL outputs[i] of a
  *         compiled level), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the message gives
- *         both sizes). */
+ *         both sizes), DTYPE (the plan was compiled for another input or output type: use
+ *         sam3_neck_run_io). */
 sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input_count,
                                float *const outputs[SAM3_NECK_NUM_LEVELS],
                                const size_t output_counts[SAM3_NECK_NUM_LEVELS]);

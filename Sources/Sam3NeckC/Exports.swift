@@ -174,13 +174,81 @@ private func compileOptions(_ p: sam3_neck_compile_params) throws -> CompileOpti
                           levelsMask: p.levels_mask, threads: Int(p.threads), precision: precision)
 }
 
+/// The size of the first version of `sam3_neck_io_params` (struct_size and three enums).
+private let ioParamsV1Size = MemoryLayout<sam3_neck_io_params>.size
+
+/// `options` with the element types and output layout of `io` (NULL: the defaults).
+private func withIO(_ options: CompileOptions, _ io: UnsafePointer<sam3_neck_io_params>?) throws -> CompileOptions {
+    guard let io else { return options }
+    let size = Int(io.pointee.struct_size)
+    guard size >= ioParamsV1Size else {
+        throw invalid("io params: struct_size is \(size), smaller than this version's \(ioParamsV1Size) (set it to sizeof(sam3_neck_io_params), or start from sam3_neck_io_default_params())")
+    }
+    func dtype(_ v: sam3_neck_dtype, _ field: String) throws -> CompileOptions.DType {
+        guard let t = CompileOptions.DType(rawValue: Int(v.rawValue)) else {
+            throw invalid("io params: \(field) must be SAM3_NECK_DTYPE_FLOAT32 (0), _FLOAT16 (1) or _BFLOAT16 (2), got \(Int32(bitPattern: v.rawValue))")
+        }
+        return t
+    }
+    var o = options
+    o.inputDType = try dtype(io.pointee.input_dtype, "input_dtype")
+    o.outputDType = try dtype(io.pointee.output_dtype, "output_dtype")
+    guard let layout = CompileOptions.OutputLayout(rawValue: Int(io.pointee.output_layout.rawValue)) else {
+        throw invalid("io params: output_layout must be SAM3_NECK_OUTPUT_NCHW (0), _NHWC (1) or _SEQUENCE (2), got \(Int32(bitPattern: io.pointee.output_layout.rawValue))")
+    }
+    o.outputLayout = layout
+    return o
+}
+
 @c @implementation
 public func sam3_neck_compile(_ neck: OpaquePointer?, _ params: UnsafePointer<sam3_neck_compile_params>?) -> sam3_neck_status {
-    guarded("sam3_neck_compile") {
-        let h = try handle(neck)
-        h.plan = nil  // on failure the handle is left uncompiled; also frees the old workspace first
-        let options = try compileOptions(params?.pointee ?? sam3_neck_compile_default_params())
-        h.plan = try h.neck.compile(options)
+    guarded("sam3_neck_compile") { try compile(neck, params, nil) }
+}
+
+@c @implementation
+public func sam3_neck_io_default_params() -> sam3_neck_io_params {
+    sam3_neck_io_params(struct_size: UInt32(ioParamsV1Size), input_dtype: SAM3_NECK_DTYPE_FLOAT32,
+                        output_dtype: SAM3_NECK_DTYPE_FLOAT32, output_layout: SAM3_NECK_OUTPUT_NCHW)
+}
+
+@c @implementation
+public func sam3_neck_compile_io(_ neck: OpaquePointer?, _ params: UnsafePointer<sam3_neck_compile_params>?,
+                                 _ io: UnsafePointer<sam3_neck_io_params>?) -> sam3_neck_status {
+    guarded("sam3_neck_compile_io") { try compile(neck, params, io) }
+}
+
+private func compile(_ neck: OpaquePointer?, _ params: UnsafePointer<sam3_neck_compile_params>?,
+                     _ io: UnsafePointer<sam3_neck_io_params>?) throws {
+    let h = try handle(neck)
+    h.plan = nil  // on failure the handle is left uncompiled; also frees the old workspace first
+    let options = try withIO(try compileOptions(params?.pointee ?? sam3_neck_compile_default_params()), io)
+    h.plan = try h.neck.compile(options)
+}
+
+@c @implementation
+public func sam3_neck_get_io_params(_ neck: OpaquePointer?, _ out: UnsafeMutablePointer<sam3_neck_io_params>?) -> sam3_neck_status {
+    guarded("sam3_neck_get_io_params") {
+        let o = try compiledPlan(neck).options
+        guard let out else { throw invalid("out is NULL") }
+        guard Int(out.pointee.struct_size) >= ioParamsV1Size else {
+            throw invalid("out->struct_size is \(out.pointee.struct_size), smaller than this version's \(ioParamsV1Size)")
+        }
+        out.pointee.input_dtype = sam3_neck_dtype(rawValue: UInt32(o.inputDType.rawValue))
+        out.pointee.output_dtype = sam3_neck_dtype(rawValue: UInt32(o.outputDType.rawValue))
+        out.pointee.output_layout = sam3_neck_output_layout(rawValue: UInt32(o.outputLayout.rawValue))
+    }
+}
+
+@c @implementation
+public func sam3_neck_output_shape(_ neck: OpaquePointer?, _ level: Int32, _ shape: UnsafeMutablePointer<Int64>?,
+                                   _ rank: UnsafeMutablePointer<Int32>?) -> sam3_neck_status {
+    guarded("sam3_neck_output_shape") {
+        let plan = try compiledPlan(neck)
+        let l = try compiledLevel(plan, level)
+        guard let shape, let rank else { throw invalid("shape and rank must not be NULL") }
+        let dims = plan.outputDimensions(level: l)!
+        rank.pointee = Int32(dims.count)
+        for i in 0..<4 { shape[i] = i < dims.count ? Int64(dims[i]) : 0 }
     }
 }
 
@@ -238,6 +306,21 @@ public func sam3_neck_position_encoding(_ neck: OpaquePointer?, _ level: Int32, 
     }
 }
 
+@c @implementation
+public func sam3_neck_position_encoding_io(_ neck: OpaquePointer?, _ level: Int32, _ out: UnsafeMutableRawPointer?,
+                                          _ count: Int) -> sam3_neck_status {
+    guarded("sam3_neck_position_encoding_io") {
+        let plan = try compiledPlan(neck)
+        let l = try compiledLevel(plan, level)
+        guard let out else { throw invalid("out is NULL") }
+        let need = plan.positionEncodings[l]!.count
+        guard count >= need else {
+            throw NeckError(.shape, "level \(l) position encoding \(describeShape(plan.outputDimensions(level: l, batch: 1)!)) has \(need) elements but count is \(count)")
+        }
+        plan.writePositionEncoding(level: l, into: out)
+    }
+}
+
 // MARK: - Running
 
 @c @implementation
@@ -245,26 +328,43 @@ public func sam3_neck_run(_ neck: OpaquePointer?, _ input: UnsafePointer<Float>?
                           _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?, _ outputCounts: UnsafePointer<Int>?) -> sam3_neck_status {
     guarded("sam3_neck_run") {
         let plan = try compiledPlan(neck)
-        guard let input else { throw invalid("input is NULL") }
-        guard let outputs else { throw invalid("outputs is NULL") }
-        guard let outputCounts else { throw invalid("output_counts is NULL") }
-        guard inputCount == plan.inputCount else {
-            let o = plan.options
-            let dims = o.layout == .nchw ? "[\(o.batch), \(plan.trunkDim), \(o.height), \(o.width)] (NCHW)"
-                                         : "[\(o.batch), \(o.height), \(o.width), \(plan.trunkDim)] (NHWC)"
-            throw NeckError(.shape, "input_count is \(inputCount) but the compiled input \(dims) has \(plan.inputCount) floats")
+        let o = plan.options
+        guard o.inputDType == .float32, o.outputDType == .float32 else {
+            throw NeckError(.dtype, "the plan was compiled for \(o.inputDType.name) input and \(o.outputDType.name) outputs; sam3_neck_run takes float32 only: use sam3_neck_run_io")
         }
-        var buffers: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Int(SAM3_NECK_NUM_LEVELS))
-        for level in plan.options.levels {
-            guard let p = outputs[level] else { throw invalid("outputs[\(level)] is NULL but level \(level) is compiled") }
-            let need = plan.outputCount(level: level)!
-            guard outputCounts[level] >= need else {
-                throw NeckError(.shape, "output_counts[\(level)] is \(outputCounts[level]) but level \(level) \(describeShape(plan.levelShapes[level]!)) needs \(need) floats")
-            }
-            buffers[level] = p
-        }
-        plan.run(input: input, outputs: buffers)
+        try run(plan, UnsafeRawPointer(input), inputCount, outputs.map { UnsafeRawPointer($0).assumingMemoryBound(to: UnsafeMutableRawPointer?.self) }, outputCounts)
     }
+}
+
+@c @implementation
+public func sam3_neck_run_io(_ neck: OpaquePointer?, _ input: UnsafeRawPointer?, _ inputCount: Int,
+                             _ outputs: UnsafePointer<UnsafeMutableRawPointer?>?, _ outputCounts: UnsafePointer<Int>?) -> sam3_neck_status {
+    guarded("sam3_neck_run_io") { try run(try compiledPlan(neck), input, inputCount, outputs, outputCounts) }
+}
+
+/// The checks and the call both run entry points share; counts are in elements of the compiled types.
+private func run(_ plan: NeckPlan, _ input: UnsafeRawPointer?, _ inputCount: Int,
+                 _ outputs: UnsafePointer<UnsafeMutableRawPointer?>?, _ outputCounts: UnsafePointer<Int>?) throws {
+    guard let input else { throw invalid("input is NULL") }
+    guard let outputs else { throw invalid("outputs is NULL") }
+    guard let outputCounts else { throw invalid("output_counts is NULL") }
+    let o = plan.options, elements = o.inputDType == .float32 ? "floats" : "\(o.inputDType.name) elements"
+    guard inputCount == plan.inputCount else {
+        let dims = o.layout == .nchw ? "[\(o.batch), \(plan.trunkDim), \(o.height), \(o.width)] (NCHW)"
+                                     : "[\(o.batch), \(o.height), \(o.width), \(plan.trunkDim)] (NHWC)"
+        throw NeckError(.shape, "input_count is \(inputCount) but the compiled input \(dims) has \(plan.inputCount) \(elements)")
+    }
+    var buffers: [UnsafeMutableRawPointer?] = Array(repeating: nil, count: Int(SAM3_NECK_NUM_LEVELS))
+    for level in o.levels {
+        guard let p = outputs[level] else { throw invalid("outputs[\(level)] is NULL but level \(level) is compiled") }
+        let need = plan.outputCount(level: level)!
+        guard outputCounts[level] >= need else {
+            let unit = o.outputDType == .float32 ? "floats" : "\(o.outputDType.name) elements"
+            throw NeckError(.shape, "output_counts[\(level)] is \(outputCounts[level]) but level \(level) \(describeShape(plan.outputDimensions(level: level)!)) needs \(need) \(unit)")
+        }
+        buffers[level] = p
+    }
+    plan.run(input: input, outputs: buffers)
 }
 
 // MARK: - Experimental

@@ -189,7 +189,7 @@ func gelu(_ x: Float) -> Float {
         let (layer, x, want) = Self.convCase(h, w, cin, cout)
         let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3)
         let out = Self.runFramed(x, outputCount: cout * h * w, scratchPerWorker: conv.scratchPerWorker) {
-            conv.run($0, into: $1, scratch: $2, threads: 2)
+            conv.run($0, into: .channelMajor($1, channels: cout, height: h, width: w), scratch: $2, threads: 2)
         }
         // In float the transforms cost a few bits against direct summation: F(2×2) only adds and
         // halves (bound 2e-6 as for direct sums); F(4×4)'s constants up to 8 and 1/24 cost more
@@ -208,7 +208,7 @@ func gelu(_ x: Float) -> Float {
         let want = Naive.conv(x, layer)
         let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3)
         let out = Self.runFramed(x, outputCount: 8 * 13 * 11, scratchPerWorker: conv.scratchPerWorker) {
-            conv.run($0, into: $1, scratch: $2, threads: 2)
+            conv.run($0, into: .channelMajor($1, channels: 8, height: 13, width: 11), scratch: $2, threads: 2)
         }
         // Finite outputs within the default mode's normalised bound.
         #expect(Self.nonFiniteAwareError(out, want.v) <= 1e-4)
@@ -238,7 +238,7 @@ func gelu(_ x: Float) -> Float {
         let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
         let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2)
         let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
-            conv.run($0, into: $1, scratch: $2, threads: 2)
+            conv.run($0, into: .channelMajor($1, channels: d, height: 2 * h, width: 2 * w), scratch: $2, threads: 2)
         }
         // The composition is exact algebra; in float F(m×m, 2×2) costs about what direct sums do.
         // (7, 13) puts the Inf where the chain's intermediate sums meet Inf − Inf.
@@ -272,5 +272,13 @@ func gelu(_ x: Float) -> Float {
         for o in 0..<cout { for yy in 0..<2 * h { for xx in 0..<2 * w {
             #expect(abs(Double(out[(yy * 2 * w + xx) * cout + o]) - want[o, yy, xx]) <= 1e-5)
         } } }
+    }
+}
+
+extension OutputTarget {
+    /// A float32 `[channels, height, width]` image at `p`.
+    static func channelMajor(_ p: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int) -> OutputTarget {
+        OutputTarget(.nchw, dtype: .float32, base: UnsafeMutableRawPointer(p), image: 0, batch: 1,
+                     channels: channels, height: height, width: width)
     }
 }

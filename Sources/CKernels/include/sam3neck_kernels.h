@@ -8,6 +8,7 @@
 #define SAM3NECK_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +30,38 @@ void sam3neck_bias_gelu_avx2(const float *src, const float *bias, float *out, si
 
 /* Whether the CPU runs AVX2 and FMA instructions. */
 int sam3neck_cpu_has_avx2_fma(void);
+
+/* Element types of the neck's inputs and outputs (the neck computes in float32 inside). */
+enum { SAM3NECK_DTYPE_F32 = 0, SAM3NECK_DTYPE_F16 = 1, SAM3NECK_DTYPE_BF16 = 2 };
+
+/* Bytes of one element of `dtype`. */
+size_t sam3neck_dtype_size(int dtype);
+
+/* One value each way: float -> half / bfloat16 round to nearest even (NaN stays NaN; past the
+ * largest half, 65504, Inf), and back (exact). */
+uint16_t sam3neck_f32_to_f16(float f);
+float sam3neck_f16_to_f32(uint16_t h);
+uint16_t sam3neck_f32_to_bf16(float f);
+float sam3neck_bf16_to_f32(uint16_t b);
+
+/* dst[i] = src[i] as float, for n elements of `dtype`. */
+void sam3neck_widen(const void *src, int dtype, float *dst, size_t n);
+
+/* dst[i] = src[i] as `dtype`, rounded as above, for n elements. */
+void sam3neck_narrow(const float *src, void *dst, int dtype, size_t n);
+
+/* Stores a tile of results, y[(i*m + j)*ldy + o] for i < rows, j < cols, o < channels, as `dtype`
+ * at element i*row_stride + j*pixel_stride + o*channel_stride of dst: one layout-independent store
+ * for NCHW (channel_stride = plane), NHWC and sequence outputs (channel_stride = 1). */
+void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int cols, int channels, void *dst,
+                         ptrdiff_t row_stride, ptrdiff_t pixel_stride, ptrdiff_t channel_stride, int dtype);
+
+/* The portable versions of the two conversions above, which use F16C + AVX2 when the CPU has them. */
+void sam3neck_widen_portable(const void *src, int dtype, float *dst, size_t n);
+void sam3neck_narrow_portable(const float *src, void *dst, int dtype, size_t n);
+
+/* Whether the CPU has F16C and AVX2 (the vector conversions). */
+int sam3neck_cpu_has_f16c_avx2(void);
 
 #ifdef __cplusplus
 }

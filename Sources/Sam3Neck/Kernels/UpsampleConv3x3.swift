@@ -117,9 +117,9 @@ package struct UpsampleConv3x3: Sendable {
         Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats)
     }
 
-    /// Computes the output (`d × 2h × 2w`, channel-major, h × w the grid of G) from `g`, the zero-
-    /// framed channels-last G (pad 1, frame rounded up to whole 4×4 tiles).
-    package func run(_ g: PaddedImage, into dst: UnsafeMutablePointer<Float>,
+    /// Computes the output (`d × 2h × 2w` in its layout and type, h × w the grid of G) from `g`,
+    /// the zero-framed channels-last G (pad 1, frame rounded up to whole 4×4 tiles).
+    package func run(_ g: PaddedImage, into dst: OutputTarget,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
         let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
         let bt = blockTiles, c0 = c0, d = d, phaseFloats = phaseFloats
@@ -163,14 +163,9 @@ package struct UpsampleConv3x3: Sendable {
                                 }
                             }
                         }
-                        // Into the channel-major output, plane by plane (pixels of a phase are 2 apart).
-                        let origin = dst + (2 * m * ty + a) * outW + 2 * m * tx + b
-                        for o in 0..<d {
-                            let plane = origin + o * outH * outW
-                            for i in 0..<rows {
-                                for j in 0..<cols { plane[2 * i * outW + 2 * j] = y[(i * m + j) * d + o] }
-                            }
-                        }
+                        // Into the output (pixels of a phase are 2 apart).
+                        dst.store(y, ldy: d, m: m, rows: rows, cols: cols, channels: d,
+                                  y0: 2 * m * ty + a, x0: 2 * m * tx + b, step: 2)
                     }
                 }
             }

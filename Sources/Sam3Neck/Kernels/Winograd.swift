@@ -163,9 +163,9 @@ package struct WinogradConv3x3: Sendable {
         Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: cin, cout: cout, patch: patchFloats)
     }
 
-    /// Computes the conv of `src` (pad 1, frame rounded up to whole tiles) into `dst`
-    /// (`cout × h × w`, channel-major). `scratch` holds `threads · scratchPerWorker` floats.
-    package func run(_ src: PaddedImage, into dst: UnsafeMutablePointer<Float>,
+    /// Computes the conv of `src` (pad 1, frame rounded up to whole tiles) into `dst` (`cout × h ×
+    /// w` in its layout and type). `scratch` holds `threads · scratchPerWorker` floats.
+    package func run(_ src: PaddedImage, into dst: OutputTarget,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
         let m = tile.m, h = src.height, w = src.width
         let bt = blockTiles, cin = cin, cout = cout, tile = tile
@@ -197,14 +197,9 @@ package struct WinogradConv3x3: Sendable {
                                 for o in 0..<cout { y[p * cout + o] += bias[o] }
                             }
                         }
-                        // The valid part of the tile, into the channel-major output.
-                        let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
-                        for o in 0..<cout {
-                            let plane = dst + o * h * w + (m * ty) * w + m * tx
-                            for i in 0..<rows {
-                                for j in 0..<cols { plane[i * w + j] = y[(i * m + j) * cout + o] }
-                            }
-                        }
+                        // The valid part of the tile, into the output.
+                        dst.store(y, ldy: cout, m: m, rows: min(m, h - m * ty), cols: min(m, w - m * tx), channels: cout,
+                                  y0: m * ty, x0: m * tx)
                     }
                 }
             }

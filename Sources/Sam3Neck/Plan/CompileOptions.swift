@@ -2,6 +2,12 @@
 public struct CompileOptions: Sendable, Equatable {
     public enum Layout: Int, Sendable { case nchw = 0, nhwc = 1 }
     public enum Precision: Int, Sendable { case `default` = 0, strict = 1 }
+    /// Element type of the input or the outputs; the neck computes in float32 inside. Half
+    /// precision outputs are rounded to nearest even (float16 overflows to ±Inf past 65504).
+    public enum DType: Int, Sendable { case float32 = 0, float16 = 1, bfloat16 = 2 }
+    /// How each output level (and its position encoding, with B = 1) is stored: `[B, d, h, w]`,
+    /// `[B, h, w, d]`, or `[h·w, B, d]` (the tokens SAM 3's transformer encoder reads).
+    public enum OutputLayout: Int, Sendable { case nchw = 0, nhwc = 1, sequence = 2 }
 
     public var batch: Int
     public var height: Int
@@ -12,9 +18,13 @@ public struct CompileOptions: Sendable, Equatable {
     /// Threads for a run; 0 means all online cores.
     public var threads: Int
     public var precision: Precision
+    public var inputDType: DType
+    public var outputDType: DType
+    public var outputLayout: OutputLayout
 
     public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
-                levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default) {
+                levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,
+                inputDType: DType = .float32, outputDType: DType = .float32, outputLayout: OutputLayout = .nchw) {
         self.batch = batch
         self.height = height
         self.width = width
@@ -22,6 +32,9 @@ public struct CompileOptions: Sendable, Equatable {
         self.levelsMask = levelsMask
         self.threads = threads
         self.precision = precision
+        self.inputDType = inputDType
+        self.outputDType = outputDType
+        self.outputLayout = outputLayout
     }
 
     public func includes(level: Int) -> Bool { levelsMask & (1 << UInt32(level)) != 0 }

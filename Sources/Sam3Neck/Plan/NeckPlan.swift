@@ -1,3 +1,4 @@
+import CKernels
 import Synchronization
 
 #if canImport(Glibc)
@@ -47,6 +48,8 @@ public final class NeckPlan: @unchecked Sendable {
     /// Input rows per block in phase 1, per level.
     private let blockRows: [Int]
     private let scratchPerWorker: Int
+    /// Where, in a worker's scratch, a half-precision input is widened (after the product's output).
+    private let widenOffset: Int
     // Workspace regions: the conv input frame; the pooled input of level 3; per-worker scratch.
     private let workspace: UnsafeMutableRawPointer
     private let frame: UnsafeMutablePointer<Float>
@@ -102,7 +105,16 @@ public final class NeckPlan: @unchecked Sendable {
             }
         }
         blockRows = rowsPerBlock
-        scratchPerWorker = (scratchFloats + 15) & ~15
+        // A half-precision input is widened block by block in its first pass: levels 0-2 widen
+        // the block's rows × C into the worker's scratch after the product's output; level 3's
+        // pool widens two input rows at a time.
+        var widenFloats = 0
+        if options.inputDType != .float32 {
+            for level in options.levels where level < 3 { widenFloats = Swift.max(widenFloats, size.mul(rowsPerBlock[level] * w, c)) }
+            if options.includes(level: 3) { widenFloats = Swift.max(widenFloats, size.mul(2 * w, options.layout == .nchw ? 1 : c)) }
+        }
+        widenOffset = (scratchFloats + 15) & ~15
+        scratchPerWorker = (widenOffset + widenFloats + 15) & ~15
         func round(_ floats: Int) -> Int { (floats + 15) & ~15 }  // 64-byte aligned regions
         let totalFloats = size.mul(1, round(frameFloats) + round(pooledFloats) + size.mul(threads, scratchPerWorker))
         let bytes = size.mul(totalFloats, MemoryLayout<Float>.size)
@@ -144,18 +156,55 @@ public final class NeckPlan: @unchecked Sendable {
         levelShapes[level].map { $0.reduce(1, *) }
     }
 
-    /// Runs the plan. `input` holds `inputCount` floats in the compiled layout; `outputs[i]` must
-    /// hold `outputCount(level: i)` floats for every compiled level. Sizes are the caller's
-    /// responsibility here (the C layer checks them).
+    /// The stored dimensions of output `level` in the compiled output layout (`[B, d, h, w]`,
+    /// `[B, h, w, d]` or `[h·w, B, d]`); with `batch: 1`, those of its position encoding.
+    package func outputDimensions(level: Int, batch: Int? = nil) -> [Int]? {
+        guard let s = levelShapes[level] else { return nil }
+        let b = batch ?? s[0], d = s[1], h = s[2], w = s[3]
+        switch options.outputLayout {
+        case .nchw: return [b, d, h, w]
+        case .nhwc: return [b, h, w, d]
+        case .sequence: return [h * w, b, d]
+        }
+    }
+
+    /// Writes the position encoding of `level` into `out` (`d·h·w` elements) in the compiled output
+    /// layout and type, as an output of batch 1.
+    package func writePositionEncoding(level: Int, into out: UnsafeMutableRawPointer) {
+        guard let pe = positionEncodings[level] else { return }
+        let d = pe.dModel, h = pe.height, w = pe.width
+        var channelsLast = [Float](repeating: 0, count: d * w)  // one row of the encoding, pixel-major
+        let values = pe.values
+        let target = OutputTarget(options.outputLayout, dtype: options.outputDType, base: out, image: 0, batch: 1,
+                                  channels: d, height: h, width: w)
+        channelsLast.withUnsafeMutableBufferPointer { row in
+            for y in 0..<h {
+                for x in 0..<w { for c in 0..<d { row[x * d + c] = values[(c * h + y) * w + x] } }
+                target.store(row.baseAddress!, ldy: d, m: w, rows: 1, cols: w, channels: d, y0: y, x0: 0)
+            }
+        }
+    }
+
+    /// `run` for a plan whose input and outputs are float32.
     package func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?], profile: Profile? = nil) {
+        precondition(options.inputDType == .float32 && options.outputDType == .float32, "float32 run of a plan compiled for other types")
+        run(input: UnsafeRawPointer(input), outputs: outputs.map { $0.map(UnsafeMutableRawPointer.init) }, profile: profile)
+    }
+
+    /// Runs the plan. `input` holds `inputCount` elements of the compiled input type in the
+    /// compiled layout; `outputs[i]` must hold `outputCount(level: i)` elements of the compiled
+    /// output type for every compiled level. Sizes are the caller's responsibility here (the C
+    /// layer and the safe API check them).
+    package func run(input: UnsafeRawPointer, outputs: [UnsafeMutableRawPointer?], profile: Profile? = nil) {
         lock.withLock { _ in
             Blas.useOneThread()  // normally a no-op: set at load (see `Blas`)
             let c = trunkDim, h = options.height, w = options.width
             for image in 0..<options.batch {
-                let x = input + image * c * h * w
+                let x = input + image * c * h * w * options.inputDType.size
                 for level in options.levels {
                     let shape = levelShapes[level]!
-                    let out = outputs[level]! + image * shape[1] * shape[2] * shape[3]
+                    let out = OutputTarget(options.outputLayout, dtype: options.outputDType, base: outputs[level]!, image: image,
+                                           batch: options.batch, channels: shape[1], height: shape[2], width: shape[3])
                     let g = CompileOptions.levelGrid(level, height: h, width: w)
                     if level == 0, let upsample {
                         let gImage = PaddedImage(base: frame, height: 2 * h, width: 2 * w, channels: upsample.c0)
@@ -175,60 +224,80 @@ public final class NeckPlan: @unchecked Sendable {
         }
     }
 
+    /// Level 3's max pool of the input image `x` into `pooled` (float32, in the input's layout).
+    private func maxPool(_ x: UnsafeRawPointer) {
+        let c = trunkDim, h = options.height, w = options.width
+        if options.inputDType != .float32 {
+            maxPool2x2Widening(x, dtype: options.inputDType, layout: options.layout, channels: c, height: h, width: w, into: pooled,
+                               scratch: scratch + widenOffset, scratchStride: scratchPerWorker, threads: threads)
+        } else if options.layout == .nchw {
+            maxPool2x2ChannelMajor(x.assumingMemoryBound(to: Float.self), channels: c, height: h, width: w, into: pooled, threads: threads)
+        } else {
+            maxPool2x2ChannelsLast(x.assumingMemoryBound(to: Float.self), channels: c, height: h, width: w, into: pooled, threads: threads)
+        }
+    }
+
     /// `Y[rows × g.n] = X[rows × c] · B` for input pixels `first ..< first + rows` of an image of
-    /// `pixels` pixels (NCHW: X is read transposed, leading dimension `pixels`).
-    private func product(_ x: UnsafePointer<Float>, pixels: Int, first: Int, rows: Int,
-                         _ g: PackedWeights.Gemm, into y: UnsafeMutablePointer<Float>) {
+    /// `pixels` pixels of `dtype` (NCHW: X is read transposed, leading dimension `pixels`). A half-
+    /// precision X is widened first into `widened` (rows × c floats), block by block.
+    private func product(_ x: UnsafeRawPointer, dtype: CompileOptions.DType, pixels: Int, first: Int, rows: Int,
+                         _ g: PackedWeights.Gemm, into y: UnsafeMutablePointer<Float>, widened: UnsafeMutablePointer<Float>) {
         let nchw = options.layout == .nchw
+        var a: UnsafePointer<Float>, lda: Int
+        if dtype == .float32 {
+            let xf = x.assumingMemoryBound(to: Float.self)
+            (a, lda) = (xf + (nchw ? first : first * g.k), nchw ? pixels : g.k)
+        } else if nchw {
+            for ch in 0..<g.k {
+                sam3neck_widen(x + (ch * pixels + first) * dtype.size, dtype.code, widened + ch * rows, rows)
+            }
+            (a, lda) = (UnsafePointer(widened), rows)
+        } else {
+            sam3neck_widen(x + first * g.k * dtype.size, dtype.code, widened, rows * g.k)
+            (a, lda) = (UnsafePointer(widened), g.k)
+        }
         g.b.withUnsafeBufferPointer { b in
-            Blas.sgemm(transA: nchw, m: rows, n: g.n, k: g.k,
-                       a: x + (nchw ? first : first * g.k), lda: nchw ? pixels : g.k,
+            Blas.sgemm(transA: nchw, m: rows, n: g.n, k: g.k, a: a, lda: lda,
                        b: b.baseAddress!, ldb: g.n, c: y, ldc: g.n)
         }
     }
 
     /// Phase 1 of `level`: fills the interior of `z` with the last conv's input (G for level 0).
-    private func prepareConvInput(_ level: Int, _ x: UnsafePointer<Float>, _ z: PaddedImage, _ profile: Profile?) {
+    private func prepareConvInput(_ level: Int, _ x: UnsafeRawPointer, _ z: PaddedImage, _ profile: Profile?) {
         let h = options.height, w = options.width, d = dModel
         z.zeroBorder()
         var source = x, gh = h, gw = w
+        let dtype = level == 3 ? CompileOptions.DType.float32 : options.inputDType  // level 3 reads the pooled floats
+        let perWorker = scratchPerWorker, widenOffset = widenOffset
         if level == 3 {
-            let c = trunkDim
             gh = h / 2
             gw = w / 2
-            profile.time("L3 maxpool") {
-                if options.layout == .nchw {
-                    maxPool2x2ChannelMajor(x, channels: c, height: h, width: w, into: pooled, threads: threads)
-                } else {
-                    maxPool2x2ChannelsLast(x, channels: c, height: h, width: w, into: pooled, threads: threads)
-                }
-            }
-            source = UnsafePointer(pooled)
+            profile.time("L3 maxpool") { maxPool(x) }
+            source = UnsafeRawPointer(pooled)
         }
         let split = BalancedBlocks(gh, most: blockRows[level], workers: threads)
-        let perWorker = scratchPerWorker
         nonisolated(unsafe) let source_ = source, scratch = scratch
         parallelQueue(split.blocks, threads: threads) { worker, block in
-            let y = scratch + worker * perWorker
+            let y = scratch + worker * perWorker, widened = y + widenOffset
             let i0 = split.range(block).lowerBound, rows = split.range(block).count
             switch level {
             case 0:
                 // X·B₀ → bias, GELU, scatter into G's rows 2·i0 ..< 2·(i0 + rows).
                 let first = self.packed.up4First
-                self.product(source_, pixels: gh * gw, first: i0 * gw, rows: rows * gw, first, into: y)
+                self.product(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, first, into: y, widened: widened)
                 first.bias.withUnsafeBufferPointer {
                     scatterTransposed2x2(y, height: rows, width: gw, channels: first.n / 4, bias: $0.baseAddress!, gelu: true,
                                          into: z, row0: i0, threads: 1)
                 }
             case 1:
                 let g = self.packed.up2
-                self.product(source_, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y)
+                self.product(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y, widened: widened)
                 g.bias.withUnsafeBufferPointer {
                     scatterTransposed2x2(y, height: rows, width: gw, channels: d, bias: $0.baseAddress!, gelu: false, into: z, row0: i0, threads: 1)
                 }
             default:
                 let g = level == 2 ? self.packed.same : self.packed.down
-                self.product(source_, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y)
+                self.product(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y, widened: widened)
                 g.bias.withUnsafeBufferPointer {
                     copyAddingBias(y, height: rows, width: gw, channels: d, bias: $0.baseAddress!, into: z, row0: i0, threads: 1)
                 }

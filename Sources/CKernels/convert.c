@@ -1,0 +1,195 @@
+/* Element conversions between float32 and the half-precision types (see the header): widening
+ * the input in its first pass, narrowing the outputs in their final store. */
+#include "sam3neck_kernels.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SAM3NECK_X86 1
+#endif
+
+static inline uint32_t bits_of(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  return x;
+}
+
+static inline float float_of(uint32_t x) {
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+/* float -> IEEE half, round to nearest even; NaN stays NaN (quiet, top payload bits kept),
+ * magnitudes from 65520 up become Inf. */
+uint16_t sam3neck_f32_to_f16(float f) {
+  uint32_t x = bits_of(f), sign = (x >> 16) & 0x8000u, ax = x & 0x7FFFFFFFu;
+  if (ax >= 0x7F800000u) { /* Inf or NaN */
+    return (uint16_t)(sign | 0x7C00u | (ax > 0x7F800000u ? 0x200u | ((ax >> 13) & 0x3FFu) : 0u));
+  }
+  if (ax >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u); /* >= 65520: rounds past 65504 */
+  if (ax < 0x38800000u) {
+    /* Below 2^-14, the smallest normal half: adding 0.5 leaves the value's multiple of 2^-24 (the
+     * half subnormal step) in the low mantissa bits, rounded to nearest even by the addition. */
+    return (uint16_t)(sign | (bits_of(float_of(ax) + 0.5f) - 0x3F000000u));
+  }
+  /* Rebias the exponent (127 -> 15) and round the 13 dropped bits to nearest even. */
+  ax += 0xC8000FFFu + ((ax >> 13) & 1u);
+  return (uint16_t)(sign | (ax >> 13));
+}
+
+float sam3neck_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
+  if (e == 0) return float_of(sign | bits_of((float)m * 5.9604644775390625e-8f)); /* m * 2^-24 */
+  if (e == 31) return float_of(sign | 0x7F800000u | (m << 13));
+  return float_of(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+/* float -> bfloat16, round to nearest even; NaN stays NaN (quieted). */
+uint16_t sam3neck_f32_to_bf16(float f) {
+  uint32_t x = bits_of(f);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x40u);
+  return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+float sam3neck_bf16_to_f32(uint16_t b) { return float_of((uint32_t)b << 16); }
+
+void sam3neck_widen_portable(const void *src, int dtype, float *dst, size_t n) {
+  const uint16_t *s = (const uint16_t *)src;
+  switch (dtype) {
+  case SAM3NECK_DTYPE_F16:
+    for (size_t i = 0; i < n; i++) dst[i] = sam3neck_f16_to_f32(s[i]);
+    break;
+  case SAM3NECK_DTYPE_BF16:
+    for (size_t i = 0; i < n; i++) dst[i] = sam3neck_bf16_to_f32(s[i]);
+    break;
+  default:
+    memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+void sam3neck_narrow_portable(const float *src, void *dst, int dtype, size_t n) {
+  uint16_t *d = (uint16_t *)dst;
+  switch (dtype) {
+  case SAM3NECK_DTYPE_F16:
+    for (size_t i = 0; i < n; i++) d[i] = sam3neck_f32_to_f16(src[i]);
+    break;
+  case SAM3NECK_DTYPE_BF16:
+    for (size_t i = 0; i < n; i++) d[i] = sam3neck_f32_to_bf16(src[i]);
+    break;
+  default:
+    memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+#ifdef SAM3NECK_X86
+
+int sam3neck_cpu_has_f16c_avx2(void) {
+  return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
+}
+
+/* Eight lanes at a time; F16C rounds to nearest even and quiets NaN like the scalar code, and the
+ * bfloat16 rounding is the scalar formula in integer lanes. The tail goes through the scalar code. */
+__attribute__((target("avx2,f16c"))) static void widen_avx2(const void *src, int dtype, float *dst, size_t n) {
+  const uint16_t *s = (const uint16_t *)src;
+  size_t i = 0;
+  if (dtype == SAM3NECK_DTYPE_F16) {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+  } else if (dtype == SAM3NECK_DTYPE_BF16) {
+    for (; i + 8 <= n; i += 8) {
+      __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+      _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+  }
+  sam3neck_widen_portable(dtype == SAM3NECK_DTYPE_F32 ? (const void *)((const float *)src + i) : (const void *)(s + i), dtype,
+                dst + i, n - i);
+}
+
+__attribute__((target("avx2,f16c"))) static void narrow_avx2(const float *src, void *dst, int dtype, size_t n) {
+  uint16_t *d = (uint16_t *)dst;
+  size_t i = 0;
+  if (dtype == SAM3NECK_DTYPE_F16) {
+    for (; i + 8 <= n; i += 8)
+      _mm_storeu_si128((__m128i *)(d + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  } else if (dtype == SAM3NECK_DTYPE_BF16) {
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+    const __m256i round = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1), quiet = _mm256_set1_epi32(0x40);
+    for (; i + 8 <= n; i += 8) {
+      __m256i x = _mm256_castps_si256(_mm256_loadu_ps(src + i));
+      __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
+      __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(round, odd)), 16);
+      __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs_mask), inf);
+      __m256i quieted = _mm256_or_si256(_mm256_srli_epi32(x, 16), quiet);
+      __m256i r = _mm256_blendv_epi8(rounded, quieted, nan);
+      /* 32-bit lanes holding 16-bit values -> 8 packed uint16 (packus works per 128-bit half). */
+      __m256i packed = _mm256_packus_epi32(r, r);
+      packed = _mm256_permute4x64_epi64(packed, 0x08);
+      _mm_storeu_si128((__m128i *)(d + i), _mm256_castsi256_si128(packed));
+    }
+  }
+  sam3neck_narrow_portable(src + i, dtype == SAM3NECK_DTYPE_F32 ? (void *)((float *)dst + i) : (void *)(d + i), dtype, n - i);
+}
+
+static int use_avx2(void) {
+  /* __builtin_cpu_supports reads data set once at load time: cheap, and free of races. */
+  return sam3neck_cpu_has_f16c_avx2();
+}
+
+#else
+
+int sam3neck_cpu_has_f16c_avx2(void) { return 0; }
+static int use_avx2(void) { return 0; }
+#define widen_avx2 sam3neck_widen_portable
+#define narrow_avx2 sam3neck_narrow_portable
+
+#endif
+
+void sam3neck_widen(const void *src, int dtype, float *dst, size_t n) {
+  if (use_avx2()) widen_avx2(src, dtype, dst, n);
+  else sam3neck_widen_portable(src, dtype, dst, n);
+}
+
+void sam3neck_narrow(const float *src, void *dst, int dtype, size_t n) {
+  if (use_avx2()) narrow_avx2(src, dst, dtype, n);
+  else sam3neck_narrow_portable(src, dst, dtype, n);
+}
+
+size_t sam3neck_dtype_size(int dtype) { return dtype == SAM3NECK_DTYPE_F32 ? 4 : 2; }
+
+void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int cols, int channels, void *dst,
+                         ptrdiff_t row_stride, ptrdiff_t pixel_stride, ptrdiff_t channel_stride, int dtype) {
+  const size_t size = sam3neck_dtype_size(dtype);
+  char *base = (char *)dst;
+  if (channel_stride == 1) { /* channels last: each pixel's channels are one contiguous run */
+    for (int i = 0; i < rows; i++)
+      for (int j = 0; j < cols; j++)
+        sam3neck_narrow(y + (ptrdiff_t)(i * m + j) * ldy, base + (size_t)(i * row_stride + j * pixel_stride) * size,
+                        dtype, (size_t)channels);
+    return;
+  }
+  /* Channel-major: one plane per channel, the tile's pixels strided in it. */
+  for (int o = 0; o < channels; o++) {
+    for (int i = 0; i < rows; i++) {
+      const float *src = y + (ptrdiff_t)i * m * ldy + o;
+      const ptrdiff_t at = o * channel_stride + i * row_stride;
+      switch (dtype) {
+      case SAM3NECK_DTYPE_F16: {
+        uint16_t *d = (uint16_t *)dst + at;
+        for (int j = 0; j < cols; j++) d[j * pixel_stride] = sam3neck_f32_to_f16(src[j * ldy]);
+        break;
+      }
+      case SAM3NECK_DTYPE_BF16: {
+        uint16_t *d = (uint16_t *)dst + at;
+        for (int j = 0; j < cols; j++) d[j * pixel_stride] = sam3neck_f32_to_bf16(src[j * ldy]);
+        break;
+      }
+      default: {
+        float *d = (float *)dst + at;
+        for (int j = 0; j < cols; j++) d[j * pixel_stride] = src[j * ldy];
+      }
+      }
+    }
+  }
+}

@@ -1,0 +1,60 @@
+import CKernels
+
+/// Where a conv writes one output image, whatever the layout and element type: element (c, y, x)
+/// lies at `c·channel + y·row + x·pixel` elements of `dtype` from `base`. NCHW, NHWC and the
+/// sequence layout `[h·w, B, d]` are all such strides, so the kernels' final store is written once
+/// (`sam3neck_store_tile`, which also rounds to half precision there).
+package struct OutputTarget {
+    package let base: UnsafeMutableRawPointer
+    package let channel: Int, row: Int, pixel: Int
+    package let dtype: CompileOptions.DType
+
+    package init(base: UnsafeMutableRawPointer, channel: Int, row: Int, pixel: Int, dtype: CompileOptions.DType) {
+        self.base = base
+        self.channel = channel
+        self.row = row
+        self.pixel = pixel
+        self.dtype = dtype
+    }
+
+    /// Image `image` of a `[B, d, h, w]` output stored in `layout` at `base`.
+    package init(_ layout: CompileOptions.OutputLayout, dtype: CompileOptions.DType, base: UnsafeMutableRawPointer,
+                 image: Int, batch: Int, channels d: Int, height h: Int, width w: Int) {
+        let elements: Int  // offset of the image, in elements
+        switch layout {
+        case .nchw:
+            elements = image * d * h * w
+            (channel, row, pixel) = (h * w, w, 1)
+        case .nhwc:
+            elements = image * h * w * d
+            (channel, row, pixel) = (1, w * d, d)
+        case .sequence:
+            elements = image * d
+            (channel, row, pixel) = (1, w * batch * d, batch * d)
+        }
+        self.base = base + elements * dtype.size
+        self.dtype = dtype
+    }
+
+    /// Stores `rows × cols` pixels of a channels-last tile (`y[(i·m + j)·ldy + o]`) with its first
+    /// pixel at (y0, x0), successive pixels `step` apart in each direction.
+    func store(_ y: UnsafePointer<Float>, ldy: Int, m: Int, rows: Int, cols: Int, channels: Int,
+               y0: Int, x0: Int, step: Int = 1) {
+        sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels),
+                            base + (y0 * row + x0 * pixel) * dtype.size, step * row, step * pixel, channel, dtype.code)
+    }
+}
+
+extension CompileOptions.DType {
+    /// Bytes per element.
+    package var size: Int { self == .float32 ? 4 : 2 }
+    /// The kernels' code for it (SAM3NECK_DTYPE_*).
+    var code: Int32 { Int32(rawValue) }
+    package var name: String {
+        switch self {
+        case .float32: return "float32"
+        case .float16: return "float16"
+        case .bfloat16: return "bfloat16"
+        }
+    }
+}
