@@ -11,13 +11,13 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-api test-c test-cpp test-install \
+.PHONY: demo test deps system-deps python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-api test-c test-abi test-cpp test-install \
 	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps python-test-deps wheel-deps lib test-swift test-api test-swift-example test-c test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
+test: deps python-test-deps wheel-deps lib test-swift test-api test-swift-example test-c test-abi test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, the install, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
@@ -136,6 +136,10 @@ test-c: lib
 	bash Tests/c/check_exports.sh $(LIB)
 	bash Tests/c/run.sh .build/ctest
 	bash Tests/c/examples.sh .build/examples
+
+# A program built against the 0.2.0 header (kept in Tests/abi) runs against this library.
+test-abi: test-c
+	bash Tests/abi/run.sh .build/ctest/fixtures
 
 # The C++17 wrapper include/sam3_neck.hpp: g++ and clang++, then under ASan/UBSan/LSan.
 test-cpp: lib
