@@ -135,6 +135,20 @@ enum class Precision : int {
   Strict = SAM3_NECK_PRECISION_STRICT    /* normalised max error <= 1e-5 against float64 */
 };
 
+/* Element type of the input or the outputs (sam3_neck_dtype, since 0.3.0). */
+enum class DType : int {
+  Float32 = SAM3_NECK_DTYPE_FLOAT32,
+  Float16 = SAM3_NECK_DTYPE_FLOAT16,  /* IEEE binary16, as std::uint16_t bits */
+  BFloat16 = SAM3_NECK_DTYPE_BFLOAT16 /* the upper 16 bits of a float32, as std::uint16_t */
+};
+
+/* How the outputs and position encodings are stored (sam3_neck_output_layout, since 0.3.0). */
+enum class OutputLayout : int {
+  NCHW = SAM3_NECK_OUTPUT_NCHW,        /* [B, d, h, w] */
+  NHWC = SAM3_NECK_OUTPUT_NHWC,        /* [B, h, w, d] */
+  Sequence = SAM3_NECK_OUTPUT_SEQUENCE /* [h*w, B, d] */
+};
+
 /* sam3_neck_load_params. A default-constructed LoadOptions holds sam3_neck_load_default_params(). */
 struct LoadOptions {
   /* Which neck to load. */
@@ -166,6 +180,19 @@ struct CompileOptions {
   /* Threads for run, 0..1024; 0 = all online cores. */
   std::int32_t threads = sam3_neck_compile_default_params().threads;
   Precision precision = static_cast<Precision>(sam3_neck_compile_default_params().precision);
+  /* Element types and output layout (sam3_neck_io_params); the defaults are float32 and NCHW. */
+  DType input_dtype = static_cast<DType>(sam3_neck_io_default_params().input_dtype);
+  DType output_dtype = static_cast<DType>(sam3_neck_io_default_params().output_dtype);
+  OutputLayout output_layout = static_cast<OutputLayout>(sam3_neck_io_default_params().output_layout);
+
+  /* The C struct of the I/O fields. */
+  sam3_neck_io_params io_to_c() const noexcept {
+    sam3_neck_io_params io = sam3_neck_io_default_params();
+    io.input_dtype = static_cast<sam3_neck_dtype>(input_dtype);
+    io.output_dtype = static_cast<sam3_neck_dtype>(output_dtype);
+    io.output_layout = static_cast<sam3_neck_output_layout>(output_layout);
+    return io;
+  }
 
   /* The C struct. */
   sam3_neck_compile_params to_c() const noexcept {
@@ -282,15 +309,46 @@ class Neck {
    * names the field), SHAPE (grid too small for a requested level), OUT_OF_MEMORY. */
   void compile(const CompileOptions &options = CompileOptions()) {
     const sam3_neck_compile_params params = options.to_c();
-    detail::check(sam3_neck_compile(handle_, &params));
+    const sam3_neck_io_params io = options.io_to_c();
+    detail::check(sam3_neck_compile_io(handle_, &params, &io));
   }
 
-  /* The options of the current plan, as passed to compile() (sam3_neck_get_compile_params).
-   * Throws Error: INVALID_ARGUMENT, NOT_COMPILED. */
+  /* The options of the current plan, as passed to compile() (sam3_neck_get_compile_params,
+   * sam3_neck_get_io_params). Throws Error: INVALID_ARGUMENT, NOT_COMPILED. */
   CompileOptions compile_options() const {
     sam3_neck_compile_params params;
     detail::check(sam3_neck_get_compile_params(handle_, &params));
-    return CompileOptions::from_c(params);
+    CompileOptions options = CompileOptions::from_c(params);
+    sam3_neck_io_params io = sam3_neck_io_default_params();
+    detail::check(sam3_neck_get_io_params(handle_, &io));
+    options.input_dtype = static_cast<DType>(io.input_dtype);
+    options.output_dtype = static_cast<DType>(io.output_dtype);
+    options.output_layout = static_cast<OutputLayout>(io.output_layout);
+    return options;
+  }
+
+  /* Stored shape of compiled level `level` in the compiled output layout (sam3_neck_output_shape):
+   * [B, d, h, w], [B, h, w, d] or [h*w, B, d]. Throws Error as level_shape(). */
+  std::vector<std::int64_t> output_shape(int level) const {
+    std::array<std::int64_t, 4> shape = {0, 0, 0, 0};
+    std::int32_t rank = 0;
+    detail::check(sam3_neck_output_shape(handle_, static_cast<std::int32_t>(level), shape.data(), &rank));
+    return std::vector<std::int64_t>(shape.begin(), shape.begin() + rank);
+  }
+
+  /* Runs a plan of any element types into caller buffers (sam3_neck_run_io): counts are in
+   * elements of the compiled types (float, or std::uint16_t bits for float16 and bfloat16).
+   * Throws Error as run(). */
+  void run_io(const void *input, std::size_t input_count, const std::array<void *, num_levels> &outputs,
+              const std::array<std::size_t, num_levels> &output_counts) {
+    detail::check(sam3_neck_run_io(handle_, input, input_count, outputs.data(), output_counts.data()));
+  }
+
+  /* The position encoding of compiled level `level` in the compiled output type and layout, as raw
+   * elements (std::uint16_t for the half types) written to out (sam3_neck_position_encoding_io).
+   * Throws Error: INVALID_ARGUMENT, NOT_COMPILED, SHAPE (count too small). */
+  void position_encoding_io(int level, void *out, std::size_t count) const {
+    detail::check(sam3_neck_position_encoding_io(handle_, static_cast<std::int32_t>(level), out, count));
   }
 
   /* Output shape [B, d, h, w] of compiled level `level` (sam3_neck_level_shape).

@@ -11,6 +11,8 @@
 // "N passed, M failed"; exits 1 if M > 0.
 #include "sam3_neck.hpp"
 
+#include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -259,6 +261,61 @@ void test_outputs_match_c(const Fixture &f) {
   }
 }
 
+// float16 bits -> float, written out here (independently of the library's conversions).
+float half_to_float(std::uint16_t h) {
+  const int e = (h >> 10) & 0x1F, m = h & 0x3FF;
+  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
+  if (e == 0) return sign * std::ldexp(static_cast<float>(m), -24);
+  if (e == 31) return m ? std::numeric_limits<float>::quiet_NaN() : sign * std::numeric_limits<float>::infinity();
+  return sign * std::ldexp(static_cast<float>(1024 + m), e - 25);
+}
+
+// The I/O options: a float16 sequence output is the float32 NCHW output, permuted to [h*w, B, d]
+// and rounded to half precision (relative error at most 2^-11 for normal values).
+void test_io_options(const Fixture &f) {
+  sam3neck::CompileOptions options = f.options(0xF);
+  const CReference ref = run_c(f.tiny, options.to_c(), f.input);
+  options.output_dtype = sam3neck::DType::Float16;
+  options.output_layout = sam3neck::OutputLayout::Sequence;
+  sam3neck::Neck neck = sam3neck::Neck::load(f.tiny);
+  neck.compile(options);
+  const sam3neck::CompileOptions back = neck.compile_options();
+  check(back.output_dtype == sam3neck::DType::Float16 && back.output_layout == sam3neck::OutputLayout::Sequence &&
+            back.input_dtype == sam3neck::DType::Float32,
+        "io: compile_options() returns the I/O options compile() got");
+  std::array<void *, SAM3_NECK_NUM_LEVELS> ptrs = {};
+  std::array<size_t, SAM3_NECK_NUM_LEVELS> counts = {};
+  std::vector<std::vector<std::uint16_t>> bufs(SAM3_NECK_NUM_LEVELS);
+  for (int i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
+    bufs[static_cast<size_t>(i)].assign(neck.level_count(i), 0);
+    ptrs[static_cast<size_t>(i)] = bufs[static_cast<size_t>(i)].data();
+    counts[static_cast<size_t>(i)] = bufs[static_cast<size_t>(i)].size();
+  }
+  neck.run_io(f.input.data(), f.input.size(), ptrs, counts);
+  for (int i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
+    const std::array<int64_t, 4> s = neck.level_shape(i);  // [B, d, h, w]
+    const std::vector<int64_t> seq = neck.output_shape(i);
+    check(seq.size() == 3 && seq[0] == s[2] * s[3] && seq[1] == s[0] && seq[2] == s[1],
+          "io: output_shape(" + std::to_string(i) + ") is [h*w, B, d]");
+    double worst = 0;
+    for (int64_t b = 0; b < s[0]; b++)
+      for (int64_t c = 0; c < s[1]; c++)
+        for (int64_t p = 0; p < s[2] * s[3]; p++) {
+          const float want = ref.levels[static_cast<size_t>(i)][static_cast<size_t>((b * s[1] + c) * s[2] * s[3] + p)];
+          const float got = half_to_float(bufs[static_cast<size_t>(i)][static_cast<size_t>((p * s[0] + b) * s[1] + c)]);
+          if (std::fabs(want) > 1e-4f) worst = std::max(worst, std::fabs(static_cast<double>(got) - want) / std::fabs(want));
+        }
+    check(worst <= std::ldexp(1.0, -11), "io: level " + std::to_string(i) + " float16 sequence output is the float32 output rounded (relative " +
+                                             std::to_string(worst) + ")");
+  }
+  std::vector<std::uint16_t> pos(neck.level_count(2) / static_cast<size_t>(f.batch));
+  neck.position_encoding_io(2, pos.data(), pos.size());
+  check(std::fabs(half_to_float(pos[1]) - ref.pos[2][static_cast<size_t>(f.height * f.width)]) <= 1e-3f,
+        "io: position_encoding_io(2) holds channel 1 of pixel 0 at index 1 (sequence layout)");
+  expect_error("io: run() of a float16 plan", SAM3_NECK_ERR_DTYPE, {"float16", "sam3_neck_run_io"},
+               [&] { neck.run(f.input); });
+}
+
 void test_load_variants(const Fixture &f) {
   const sam3neck::CompileOptions options = f.options(0xF);
   const std::vector<std::vector<float>> from_file = [&] {
@@ -438,6 +495,7 @@ int main(int argc, char **argv) {
 
     test_versions_and_types();
     test_outputs_match_c(f);
+    test_io_options(f);
     test_load_variants(f);
     test_errors(f);
     test_moves(f);
