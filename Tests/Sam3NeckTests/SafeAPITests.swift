@@ -157,4 +157,36 @@ import Sam3Neck  // not @testable (package symbols are visible to tests anyway: 
         #expect(throws: NeckError.self) { try plan.run(FeatureMap(zeros: shape, layout: .nhwc), into: &outputs) }
         #expect(outputs == kept)
     }
+
+    /// The I/O options through the safe API: NHWC outputs as FeatureMaps, raw buffers for half
+    /// precision and the sequence layout, and errors that name the way.
+    @Test func ioOptionsThroughTheSafeAPI() throws {
+        let neck = neck()
+        let x = input(2 * Self.c * 3 * 5)
+        let nchw = try neck.compile(batch: 2, height: 3, width: 5, threads: 2).run(x)
+        let nhwcPlan = try neck.compile(batch: 2, height: 3, width: 5, threads: 2, outputLayout: .nhwc)
+        for (a, b) in zip(nchw, try nhwcPlan.run(x)) {
+            #expect(b.features.layout == .nhwc && b.features.shape == a.features.shape)
+            let s = a.features.shape
+            #expect((0..<s.batch).allSatisfy { n in (0..<s.channels).allSatisfy { c in
+                (0..<s.height).allSatisfy { y in (0..<s.width).allSatisfy { x in a.features[n, c, y, x] == b.features[n, c, y, x] } } } })
+        }
+        let half = try neck.compile(batch: 2, height: 3, width: 5, threads: 2, outputDType: .float16, outputLayout: .sequence)
+        #expect(try half.outputDimensions(level: 1) == [6 * 10, 2, Self.d])
+        do {
+            _ = try half.run(x)
+            Issue.record("a float16 plan's FeatureMap run should throw")
+        } catch let e as NeckError {
+            #expect(e.kind == .dtype && e.message.contains("run(input:outputs:)"))
+        }
+        let outs = try (0..<4).map { UnsafeMutableRawBufferPointer.allocate(byteCount: try half.outputDimensions(level: $0).reduce(2, *), alignment: 16) }
+        defer { outs.forEach { $0.deallocate() } }
+        try x.withUnsafeBytes { raw in
+            try half.run(input: raw, outputs: outs)
+            #expect(throws: NeckError.self) { try half.run(input: UnsafeRawBufferPointer(rebasing: raw.dropLast()), outputs: outs) }
+        }
+        // Level 2, image 1, channel 3, pixel (2, 4): token 2·5 + 4, batch 1.
+        let want = nchw[2].features[1, 3, 2, 4], got = Float(Float16(bitPattern: outs[2].load(fromByteOffset: 2 * (((2 * 5 + 4) * 2 + 1) * Self.d + 3), as: UInt16.self)))
+        #expect(got == Float(Float16(want)))
+    }
 }

@@ -33,12 +33,18 @@ extension Neck {
     ///     repeats do not matter. Leaving levels out saves their time and memory.
     ///   - threads: worker threads per run; 0 uses every online core.
     ///   - precision: `.default` (normalised error ≤ 1e-4) or `.strict` (≤ 1e-5, slower).
+    ///   - inputDType: the input's element type; half-precision inputs are run through
+    ///     ``NeckPlan/run(input:outputs:)``.
+    ///   - outputDType: the outputs' element type (rounded to nearest even by the final store).
+    ///   - outputLayout: `.nchw`, `.nhwc` or `.sequence` (`[h·w, B, d]`).
     /// - Throws: ``NeckError`` `.invalidArgument` naming the bad argument (a level outside 0...3,
     ///   no levels, a size out of range), `.shape` for a grid too small for level 3, or
     ///   `.outOfMemory` when the workspace would not fit.
     public func compile(batch: Int = 1, height: Int, width: Int, layout: CompileOptions.Layout = .nchw,
                         levels: [Int] = [0, 1, 2, 3], threads: Int = 0,
-                        precision: CompileOptions.Precision = .default) throws -> NeckPlan {
+                        precision: CompileOptions.Precision = .default,
+                        inputDType: CompileOptions.DType = .float32, outputDType: CompileOptions.DType = .float32,
+                        outputLayout: CompileOptions.OutputLayout = .nchw) throws -> NeckPlan {
         guard !levels.isEmpty else { throw NeckError(.invalidArgument, "levels is empty; give at least one level in 0...3") }
         var mask: UInt32 = 0
         for level in levels {
@@ -48,7 +54,8 @@ extension Neck {
             mask |= 1 << UInt32(level)
         }
         return try compile(CompileOptions(batch: batch, height: height, width: width, layout: layout,
-                                          levelsMask: mask, threads: threads, precision: precision))
+                                          levelsMask: mask, threads: threads, precision: precision,
+                                          inputDType: inputDType, outputDType: outputDType, outputLayout: outputLayout))
     }
 }
 
@@ -105,7 +112,15 @@ extension NeckPlan {
     /// (Swift's copy-on-write would otherwise copy them first).
     ///
     /// - Throws: ``NeckError`` as ``run(_:)-(FeatureMap)``; `outputs` is left unchanged then.
+    ///   `.dtype` for a plan compiled for half precision, and `.invalidArgument` for the sequence
+    ///   layout: those run through ``run(input:outputs:)``.
     public func run(_ input: FeatureMap, into outputs: inout [NeckLevel]) throws {
+        guard options.inputDType == .float32, options.outputDType == .float32 else {
+            throw NeckError(.dtype, "the plan was compiled for \(options.inputDType.name) input and \(options.outputDType.name) outputs; FeatureMap holds float32: use run(input:outputs:) with raw buffers")
+        }
+        guard let featureLayout = CompileOptions.Layout(rawValue: options.outputLayout.rawValue) else {
+            throw NeckError(.invalidArgument, "the plan was compiled for sequence outputs [h·w, B, d], which a FeatureMap cannot hold: use run(input:outputs:) with raw buffers")
+        }
         guard input.layout == options.layout else {
             throw NeckError(.invalidArgument, "input is \(input.layout.name) but the plan was compiled for \(options.layout.name) input")
         }
@@ -118,7 +133,7 @@ extension NeckPlan {
         outputs = []
         for level in levels {
             let shape = try outputShape(level: level)
-            if let i = reused.firstIndex(where: { $0.level == level && $0.features.shape == shape && $0.features.layout == .nchw }) {
+            if let i = reused.firstIndex(where: { $0.level == level && $0.features.shape == shape && $0.features.layout == featureLayout }) {
                 storage[level] = reused[i].features.values
                 reused[i].features.values = []
             } else {
@@ -131,8 +146,56 @@ extension NeckPlan {
         }
         outputs = try levels.map { level in
             NeckLevel(level: level, scale: Neck.scales[level],
-                      features: try FeatureMap(shape: outputShape(level: level), layout: .nchw, values: storage[level]))
+                      features: try FeatureMap(shape: outputShape(level: level), layout: featureLayout, values: storage[level]))
         }
+    }
+
+    /// The stored dimensions of output `level` in the compiled output layout: `[B, d, h, w]`,
+    /// `[B, h, w, d]` or `[h·w, B, d]`. A level's position encoding has them with B = 1.
+    ///
+    /// - Throws: ``NeckError`` `.invalidArgument` when `level` is outside 0...3 or was not compiled.
+    public func outputDimensions(level: Int) throws -> [Int] {
+        outputDimensions(level: try compiledLevel(level))!
+    }
+
+    /// Runs the neck on raw buffers of the compiled types and layouts: `input` holds
+    /// ``inputCount`` elements of `options.inputDType` (float16 and bfloat16 as 16-bit patterns),
+    /// `outputs[level]` room for the level's elements of `options.outputDType` (entries of levels
+    /// not compiled are ignored). The half-precision input is widened block by block; outputs are
+    /// rounded by the final store.
+    ///
+    /// - Throws: ``NeckError`` `.shape` when a buffer's size is not what the plan needs (the
+    ///   message gives both), `.invalidArgument` for a missing output; nothing is computed then.
+    public func run(input: UnsafeRawBufferPointer, outputs: [UnsafeMutableRawBufferPointer?]) throws {
+        let inputBytes = inputCount * options.inputDType.size
+        guard input.count == inputBytes, let base = input.baseAddress else {
+            throw NeckError(.shape, "input has \(input.count) bytes but the plan was compiled for \(describeInput()) of \(options.inputDType.name), \(inputBytes) bytes")
+        }
+        var pointers: [UnsafeMutableRawPointer?] = [nil, nil, nil, nil]
+        for level in levels {
+            let need = outputCount(level: level)! * options.outputDType.size
+            guard level < outputs.count, let buffer = outputs[level], let p = buffer.baseAddress else {
+                throw NeckError(.invalidArgument, "outputs[\(level)] is missing but level \(level) is compiled")
+            }
+            guard buffer.count >= need else {
+                throw NeckError(.shape, "outputs[\(level)] has \(buffer.count) bytes but level \(level) \(outputDimensions(level: level)!) of \(options.outputDType.name) needs \(need)")
+            }
+            pointers[level] = p
+        }
+        run(input: base, outputs: pointers)
+    }
+
+    /// Writes the position encoding of output `level` into `buffer`, in the compiled output
+    /// layout and type (as an output of batch 1).
+    ///
+    /// - Throws: ``NeckError`` `.invalidArgument` for a level not compiled, `.shape` when `buffer`
+    ///   is too small.
+    public func positionEncoding(level: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let l = try compiledLevel(level), need = positionEncodings[l]!.count * options.outputDType.size
+        guard buffer.count >= need, let p = buffer.baseAddress else {
+            throw NeckError(.shape, "position encoding of level \(l) needs \(need) bytes, the buffer has \(buffer.count)")
+        }
+        writePositionEncoding(level: l, into: p)
     }
 
     /// The sine position encoding of output `level`, `[1, d_model, h, w]` NCHW: the same for
