@@ -19,10 +19,10 @@ from sam3neck import Neck, Sam3NeckError, _lib, checkpoint, reference
 # header's contract). "strict" (Winograd F(2x2), sums in float32 over K <= 9*1024 products) measures
 # about 1e-6 at the real widths; "default" (Winograd F(4x4), whose transform constants cost a few
 # bits) about 1.5e-5. Each bound leaves headroom for the summation order a BLAS picks.
-TOLS = {"default": 1e-4, "strict": 1e-5}
+TOLS = reference.TOLERANCE
 TOL = TOLS["default"]
 # Position encodings: max abs error against the float64 formula (values lie in [-1, 1]).
-POS_TOL = 1e-5
+POS_TOL = reference.POSITION_TOLERANCE
 
 try:
     _lib.get_lib()
@@ -62,8 +62,8 @@ def _write(path, c, d, seed=0, dtype="F32", prefix=PREFIX, extras=True):
     checkpoint.write_synthetic_checkpoint(path, c, d, seed=seed, dtype=dtype, prefix=prefix,
                                           extras=extras)
     tensors = checkpoint.load_safetensors(path)
-    sam2 = reference.neck_weights(tensors, "sam2_convs", prefix=prefix) if extras else None
-    return Ckpt(path, c, d, reference.neck_weights(tensors, "convs", prefix=prefix), sam2)
+    sam2 = checkpoint.canonical(tensors, "sam2_convs", prefix) if extras else None
+    return Ckpt(path, c, d, checkpoint.canonical(tensors, "convs", prefix), sam2)
 
 
 @pytest.fixture(scope="module")
