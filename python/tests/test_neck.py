@@ -8,6 +8,7 @@ import ctypes
 import os
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -605,9 +606,16 @@ def _msg(lib):
     return lib.sam3_neck_last_error().decode()
 
 
+def _header_version():
+    """MAJOR.MINOR.PATCH of include/sam3_neck.h, where the version is defined."""
+    text = (Path(__file__).resolve().parents[2] / "include" / "sam3_neck.h").read_text()
+    return ".".join(re.search(rf"^#define SAM3_NECK_VERSION_{p}\s+(\d+)\s*$", text, re.M).group(1)
+                    for p in ("MAJOR", "MINOR", "PATCH"))
+
+
 def test_c_versions_and_status_strings(lib):
     assert lib.sam3_neck_abi_version() == 1
-    assert lib.sam3_neck_version_string().decode() == "0.2.0" == sam3neck.library_version()
+    assert lib.sam3_neck_version_string().decode() == _header_version() == sam3neck.library_version()
     assert lib.sam3_neck_status_string(0).decode() == "ok"
     assert lib.sam3_neck_status_string(1).decode() == "invalid argument"
     assert lib.sam3_neck_status_string(99).decode() == "unknown status"
@@ -750,7 +758,8 @@ def test_cli_version(capsys):
 
     assert main(["version"]) == 0
     out = capsys.readouterr().out
-    assert "0.2.0" in out and "ABI 1" in out
+    assert f"sam3neck (python) {_header_version()}" in out
+    assert f"libsam3neck {_header_version()} (ABI 1)" in out
 
 
 def test_cli_demo_with_weights(tiny, capsys, monkeypatch):
