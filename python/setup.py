@@ -1,4 +1,6 @@
-"""Build hooks for the wheel and the sdist: the package's metadata is in pyproject.toml.
+"""Build hooks for the wheel and the sdist: the package's metadata is in pyproject.toml, except
+its version, which is the library's: the SAM3_NECK_VERSION_MAJOR/_MINOR/_PATCH macros of
+include/sam3_neck.h (of the checkout, or of the sdist's native/ copy), read here at build time.
 
 A wheel (`pip wheel ./python`, `pip install ./python`) carries its own copy of the native library,
 `sam3neck/libsam3neck.so`, stripped of debug information, so the installed package needs nothing
@@ -30,6 +32,7 @@ setuptools' build folder goes to the repository's `.build/python/` (ignored by g
 """
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,6 +61,19 @@ def _swift_root() -> Path:
         "(pip wheel ./python) or from the sdist; or set SAM3NECK_LIBRARY_PREBUILT to an already "
         "built libsam3neck.so."
     )
+
+
+def _version() -> str:
+    """MAJOR.MINOR.PATCH from the header's version macros, the one place the version is written."""
+    header = _swift_root() / "include" / "sam3_neck.h"
+    text = header.read_text(encoding="utf-8")
+    parts = []
+    for part in ("MAJOR", "MINOR", "PATCH"):
+        m = re.search(rf"^#define SAM3_NECK_VERSION_{part}[ \t]+(\d+)[ \t]*$", text, re.MULTILINE)
+        if m is None:
+            raise SystemExit(f"sam3neck: {header} does not define SAM3_NECK_VERSION_{part}")
+        parts.append(m.group(1))
+    return ".".join(parts)
 
 
 def _built_library() -> Path:
@@ -165,5 +181,5 @@ class PlatformWheel(bdist_wheel):
 # In a checkout, setuptools' build folder goes next to SwiftPM's (ignored by git), not python/build/.
 OPTIONS = {"build": {"build_base": str(ROOT / ".build" / "python")}} if (ROOT / "Package.swift").is_file() else {}
 
-setup(distclass=BinaryDistribution, cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel,
+setup(version=_version(), distclass=BinaryDistribution, cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel,
                                               "sdist": SdistWithNative}, options=OPTIONS)

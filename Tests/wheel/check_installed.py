@@ -20,10 +20,10 @@ import numpy as np
 import sam3neck
 from sam3neck import checkpoint, reference
 
-# As in python/tests/test_neck.py: normalised max error per level (default precision mode) and
-# the position encodings' max absolute error.
-TOL = 1e-4
-POS_TOL = 1e-5
+# The package's bounds: normalised max error per level (default precision mode) and the position
+# encodings' max absolute error.
+TOL = reference.TOLERANCE["default"]
+POS_TOL = reference.POSITION_TOLERANCE
 
 
 def inside(path, folder) -> bool:
@@ -97,8 +97,7 @@ def main() -> int:
     c, d, batch, h, w = 16, 8, 2, 6, 5
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "tiny.safetensors")
-        checkpoint.write_synthetic_checkpoint(path, c, d, seed=3)
-        weights = reference.neck_weights(checkpoint.load_safetensors(path), "convs")
+        weights = checkpoint.canonical(checkpoint.write_synthetic_checkpoint(path, c, d, seed=3))
         x = np.random.default_rng(5).standard_normal((batch, c, h, w), dtype=np.float32)
         with sam3neck.Neck(path) as neck:
             assert (neck.trunk_dim, neck.d_model) == (c, d), (neck.trunk_dim, neck.d_model)

@@ -63,7 +63,8 @@ step "built $name ($(du -k "$WHEEL" | cut -f1) KiB; the build's own wheel: $(du 
 import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
 names = set(z.namelist())
-need = ["sam3neck/libsam3neck.so", "sam3neck/py.typed", "sam3neck/__init__.py", "sam3neck/_extras.py"]
+need = ["sam3neck/libsam3neck.so", "sam3neck/py.typed", "sam3neck/__init__.py", "sam3neck/_extras.py",
+        "sam3neck/bench/__init__.py", "sam3neck/bench/__main__.py", "sam3neck/bench/harness.py"]
 missing = [n for n in need if n not in names]
 if missing:
     sys.exit(f"test_wheel: FAIL: the wheel lacks {missing}")
@@ -87,7 +88,9 @@ done
 step "building the sdist"
 "$PYTHON" -m build --sdist --outdir "$WORK/dist" "$ROOT/python" >"$WORK/sdist.log" 2>&1 \
   || { cat "$WORK/sdist.log"; fail "python -m build --sdist failed"; }
-SDIST="$WORK/dist/sam3neck-$("$PYTHON" -c 'import tomllib,sys; print(tomllib.load(open(sys.argv[1],"rb"))["project"]["version"])' "$ROOT/python/pyproject.toml").tar.gz"
+# The version is the header's (setup.py reads the SAM3_NECK_VERSION_* macros).
+version_part() { sed -n "s/^#define SAM3_NECK_VERSION_$1[[:space:]][[:space:]]*\([0-9][0-9]*\)[[:space:]]*\$/\1/p" "$ROOT/include/sam3_neck.h"; }
+SDIST="$WORK/dist/sam3neck-$(version_part MAJOR).$(version_part MINOR).$(version_part PATCH).tar.gz"
 [ -f "$SDIST" ] || fail "no sdist $SDIST"
 members="$(tar tzf "$SDIST")"
 for member in native/Package.swift native/Sources/Sam3NeckC/exports.map native/include/sam3_neck.h \

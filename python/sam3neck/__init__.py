@@ -6,21 +6,21 @@
         for level in neck.run(x):          # x: float32 [1, 1024, 72, 72]
             print(level.level, level.scale, level.features.shape)
 
-`sam3neck.reference` is the float64 NumPy reference of the same computation and
-`sam3neck.checkpoint` reads and writes safetensors files (including synthetic checkpoints).
-Neither needs the native library, which is loaded on first use.
+`sam3neck.reference` is the float64 NumPy reference of the same computation (fed with
+`neck.weights()`, the weights the library loaded) and `sam3neck.checkpoint` writes safetensors
+files (including synthetic checkpoints). Neither needs the native library, which is loaded on
+first use. The benchmark harness (`sam3neck.bench`, `sam3neck bench`) is imported by nothing here.
 """
 
 from . import checkpoint, reference
 from ._lib import LibraryLoadError, LibraryNotFoundError
-from .neck import Level, Neck, Sam3NeckError
-
-__version__ = "0.2.0"
+from .neck import InvalidArgumentError, Level, Neck, Sam3NeckError
 
 __all__ = [
     "Neck",
     "Level",
     "Sam3NeckError",
+    "InvalidArgumentError",
     "LibraryNotFoundError",
     "LibraryLoadError",
     "reference",
@@ -45,3 +45,22 @@ def library_version() -> str:
     from . import _lib
 
     return _lib.version_string()
+
+
+def __getattr__(name: str) -> str:
+    """`sam3neck.__version__`, asked for when first read: the version is defined once, by the
+    SAM3_NECK_VERSION_* macros of include/sam3_neck.h; the library reports it
+    (sam3_neck_version_string) and the distribution's metadata carries it (setup.py reads the
+    header). The library is asked first (the wheel bundles the one built with the package), the
+    installed metadata when no library can be loaded."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        return library_version()
+    except OSError:
+        from importlib import metadata
+
+        try:
+            return metadata.version("sam3neck")
+        except metadata.PackageNotFoundError:
+            return "unknown"

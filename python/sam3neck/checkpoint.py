@@ -1,4 +1,6 @@
-"""Safetensors I/O in pure NumPy, and a synthetic SAM 3 neck checkpoint writer.
+"""Safetensors I/O in pure NumPy, and a synthetic SAM 3 neck checkpoint writer: what the tests,
+the demo and the examples need to WRITE checkpoints (and read back what they wrote). Loading a
+checkpoint for the neck, in any format and naming, is the library's (Neck, Neck.weights()).
 
 The safetensors format: an 8-byte little-endian unsigned header length N, then N bytes of JSON
 ``{name: {"dtype": str, "shape": [int, ...], "data_offsets": [begin, end]}, "__metadata__": {...}}``,
@@ -33,6 +35,7 @@ __all__ = [
     "parse_safetensors",
     "read_safetensors_header",
     "synthetic_neck",
+    "canonical",
     "write_synthetic_checkpoint",
     "default_checkpoint_path",
     "ensure_default_checkpoint",
@@ -346,9 +349,10 @@ def neck_tensor_shapes(trunk_dim: int = 1024, d_model: int = 256) -> Dict[str, T
 
 
 def synthetic_neck(
-    trunk_dim: int = 1024, d_model: int = 256, seed: int = 0, group: str = "convs"
+    trunk_dim: int = 1024, d_model: int = 256, seed: int = 0, group: Optional[str] = "convs"
 ) -> Dict[str, np.ndarray]:
-    """Deterministic random neck weights, float32, named "{group}.{i}.{module}.{weight|bias}".
+    """Deterministic random neck weights, float32, named "{group}.{i}.{module}.{weight|bias}"
+    (group None: the canonical "{i}.{module}.{weight|bias}" that reference.forward takes).
 
     Values are uniform in +-1/sqrt(fan_in), like PyTorch's default initialisation, where fan_in is
     the number of products summed into one output (in*kh*kw for Conv2d, in for the
@@ -365,8 +369,19 @@ def synthetic_neck(
         else:
             fan_in = wshape[1] * wshape[2] * wshape[3]
         bound = 1.0 / np.sqrt(fan_in)
-        out[f"{group}.{name}"] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+        key = name if group is None else f"{group}.{name}"
+        out[key] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
     return out
+
+
+def canonical(tensors: Mapping[str, np.ndarray], group: str = "convs",
+              prefix: str = "") -> Dict[str, np.ndarray]:
+    """The tensors named `prefix + group + "." + name` among `tensors`, keyed by `name`, the
+    canonical name ("0.conv_1x1.weight") that reference.forward takes and Neck.weights() returns:
+    the inverse of the names this module writes (e.g. write_synthetic_checkpoint's return value,
+    or load_safetensors of what it wrote). Loading a checkpoint of any naming is the library's."""
+    head = f"{prefix}{group}."
+    return {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
 
 
 def _extra_tensors(seed: int) -> Dict[str, np.ndarray]:

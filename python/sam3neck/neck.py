@@ -1,7 +1,8 @@
 """The Python face of libsam3neck: Neck (load, compile, run, close), Level and Sam3NeckError.
 
-A thin layer over the C ABI (see _lib.py): it checks what a caller can get wrong before the call
-reaches C, turns status codes into Sam3NeckError, and allocates output arrays. It computes nothing.
+A thin layer over the C ABI (see _lib.py): it checks the types of the arguments and what the C
+structs cannot represent, leaves the values to the library (whose rules are in sam3_neck.h), turns
+status codes into Sam3NeckError, and allocates output arrays. It computes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import _lib
 
-__all__ = ["Neck", "Level", "Sam3NeckError"]
+__all__ = ["Neck", "Level", "Sam3NeckError", "InvalidArgumentError", "parse_levels"]
 
 _KINDS = {"sam3": _lib.KIND_SAM3, "sam2": _lib.KIND_SAM2}
 _LAYOUTS = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
@@ -51,12 +52,20 @@ class Sam3NeckError(Exception):
         return (type(self), (self.status, self.message, self.function))
 
 
-def _check(status: int, function: str) -> None:
+class InvalidArgumentError(Sam3NeckError, ValueError):
+    """The library refused an argument's value (e.g. a grid too small for a requested level):
+    a Sam3NeckError with the library's status and message that is also the ValueError the
+    Python API documents for bad arguments."""
+
+
+def _check(status: int, function: str, refused: Tuple[int, ...] = ()) -> None:
+    """Raises for a failed call: InvalidArgumentError for the statuses in `refused` (the caller's
+    argument values), else Sam3NeckError, with the library's message."""
     if status != _lib.OK:
         msg = _lib.last_error()
         if not msg:
             msg = f"failed with status {status} ({_lib.status_string(status)}) and no message"
-        raise Sam3NeckError(status, msg, function)
+        raise (InvalidArgumentError if status in refused else Sam3NeckError)(status, msg, function)
 
 
 class Level:
@@ -105,7 +114,9 @@ def _free_handle(free, handle_value: int) -> None:
     free(ctypes.c_void_p(handle_value))
 
 
-def _as_int(value, name: str, minimum: int) -> int:
+def _as_int(value, name: str, minimum: int = -_INT32_MAX - 1) -> int:
+    """An integer argument as the int32 the C struct holds (ctypes would wrap a larger one
+    silently); what values are valid is the library's to say."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
@@ -117,10 +128,19 @@ def _as_int(value, name: str, minimum: int) -> int:
     return v
 
 
-def _parse_levels(levels) -> Tuple[int, ...]:
-    if isinstance(levels, (int, np.integer)) and not isinstance(levels, bool):
+def parse_levels(levels) -> Tuple[int, ...]:
+    """Level indices as a sorted tuple: one int, a sequence of ints, or text such as "0,1,2".
+    The one parser of levels in the package (Neck.compile, the reference, the command line).
+    TypeError for something that is not levels, ValueError for an empty list, an index outside
+    0..NUM_LEVELS-1 or an index named twice."""
+    if isinstance(levels, str):
+        try:
+            levels = [int(t) for t in levels.replace(" ", "").split(",") if t]
+        except ValueError:
+            raise ValueError(f"levels must be like 0,1,2,3, got {levels!r}") from None
+    elif isinstance(levels, (int, np.integer)) and not isinstance(levels, bool):
         levels = (levels,)
-    if isinstance(levels, (str, bytes)):
+    if isinstance(levels, bytes):
         raise TypeError(f"levels must be a sequence of level indices 0..3, got {levels!r}")
     try:
         items = list(levels)
@@ -371,33 +391,33 @@ class Neck:
                 precision: str = "default") -> "Neck":
         """Plans the neck for one input shape (replaces any previous plan). Returns self.
 
-        height, width  the input grid H x W (72 x 72 for a 1008 x 1008 image); level 3 needs >= 2x2
+        height, width  the input grid H x W (72 x 72 for a 1008 x 1008 image)
         batch          B, the number of images per run
         layout         "NCHW" (input [B, C, H, W]) or "NHWC" ([B, H, W, C]); outputs are always
                        [B, d, h, w]. Case-insensitive.
         levels         the levels to compute, a subset of (0, 1, 2, 3) or one int
         threads        worker threads of a run; 0 = all cores
-        precision      "default" (Winograd F(4x4), normalised error <= 1e-4) or "strict"
-                       (F(2x2), <= 1e-5)
+        precision      "default" or "strict"; the error bound of each is
+                       sam3neck.reference.TOLERANCE[precision]
 
-        Raises TypeError / ValueError for bad arguments (nothing reaches the library) and
-        Sam3NeckError when the library refuses (e.g. SAM3_NECK_ERR_OUT_OF_MEMORY); after a failure
-        the Neck is not compiled.
+        What the library accepts (ranges, and which grids a level needs) is in sam3_neck.h,
+        sam3_neck_compile_params. Raises TypeError / ValueError for bad arguments: types and level
+        names are checked here, the values by the library, whose refusal (INVALID_ARGUMENT or
+        SHAPE) comes as InvalidArgumentError, both a ValueError and a Sam3NeckError with the
+        library's message; Sam3NeckError for other failures (e.g. SAM3_NECK_ERR_OUT_OF_MEMORY).
+        After a failure the Neck is not compiled.
         """
         requested = {"height": height, "width": width, "batch": batch, "layout": layout,
                      "levels": levels, "threads": threads, "precision": precision}
-        height = _as_int(height, "height", 1)
-        width = _as_int(width, "width", 1)
-        batch = _as_int(batch, "batch", 1)
-        threads = _as_int(threads, "threads", 0)
+        height = _as_int(height, "height")
+        width = _as_int(width, "width")
+        batch = _as_int(batch, "batch")
+        threads = _as_int(threads, "threads")
         lay = _choice(layout, _LAYOUTS, "layout", str.upper)
         prec = _choice(precision, _PRECISIONS, "precision", str.lower)
-        lv = _parse_levels(levels)
-        if 3 in lv and (height < 2 or width < 2):
-            raise ValueError(
-                f"level 3 (scale 0.5) needs a grid of at least 2x2, got {height}x{width}; "
-                "leave level 3 out of levels"
-            )
+        if isinstance(levels, str):
+            raise TypeError(f"levels must be a sequence of level indices 0..3, got {levels!r}")
+        lv = parse_levels(levels)
         mask = 0
         for i in lv:
             mask |= 1 << i
@@ -413,7 +433,8 @@ class Neck:
             params.levels_mask = mask
             params.threads = threads
             params.precision = prec
-            _check(lib.sam3_neck_compile(h, ctypes.byref(params)), "sam3_neck_compile")
+            _check(lib.sam3_neck_compile(h, ctypes.byref(params)), "sam3_neck_compile",
+                   refused=(_lib.ERR_INVALID_ARGUMENT, _lib.ERR_SHAPE))
             plan = self._read_plan(lib, h)
             requested.update(height=height, width=width, batch=batch, threads=threads,
                              layout=layout.upper(), precision=precision.lower(), levels=lv)
@@ -494,7 +515,7 @@ class Neck:
     @property
     def compile_params(self) -> Dict[str, object]:
         """The compiled parameters, as reported by the library (keys batch, height, width, layout,
-        levels, threads, precision; threads as the library resolved it)."""
+        levels, threads, precision; threads as passed: 0 stays 0, meaning all cores)."""
         p = self._need_plan()
         return {
             "batch": p.batch, "height": p.height, "width": p.width, "layout": p.layout,

@@ -1,11 +1,12 @@
 """The float64 NumPy reference of the SAM 3 detection neck: the oracle the tests compare against.
 
-Written to be read against the spec (shared/SAM3_NECK_SPEC.md) rather than to be fast, but
+Written to be read against PyTorch's definition of the neck (upstream Sam3DualViTDetNeck) rather
+than to be fast, but
 vectorised enough (matrix products over the channel axis) that the real widths (C=1024, d=256) on
 a 72x72 grid take seconds. Internally the branches work channels-last ([B, H, W, C]) so that every
 layer is a product over the last axis; the public functions take and return NCHW like PyTorch.
 
-Per branch i (spec table):
+Per branch i (upstream Sam3DualViTDetNeck):
   0 (scale 4):   dconv_2x2_0 -> GELU -> dconv_2x2_1 -> conv_1x1 -> conv_3x3
   1 (scale 2):   dconv_2x2 -> conv_1x1 -> conv_3x3
   2 (scale 1):   conv_1x1 -> conv_3x3
@@ -15,12 +16,11 @@ Per branch i (spec table):
 from __future__ import annotations
 
 import math
-import re
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .checkpoint import NECK_MODULES
+from .neck import parse_levels
 
 __all__ = [
     "SCALES",
@@ -31,12 +31,20 @@ __all__ = [
     "conv2d",
     "maxpool2x2",
     "position_encoding",
-    "neck_weights",
+    "TOLERANCE",
+    "POSITION_TOLERANCE",
     "neck_config",
     "level_shape",
     "forward",
     "normalised_error",
 ]
+
+#: The bound on normalised_error of the library's output against this reference, per precision
+#: mode (the guarantee sam3_neck.h states for sam3_neck_precision); what the demo, the benchmark
+#: and the tests check against.
+TOLERANCE = {"default": 1e-4, "strict": 1e-5}
+#: The bound on the max absolute error of the position encodings (values in [-1, 1]).
+POSITION_TOLERANCE = 1e-5
 
 #: Scale factor of each level, in level order.
 SCALES = (4.0, 2.0, 1.0, 0.5)
@@ -173,7 +181,7 @@ def maxpool2x2(x) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 def position_encoding(d: int, h: int, w: int) -> np.ndarray:
-    """The sine position encoding of one level, float64 [1, d, h, w] (spec, PositionEmbeddingSine).
+    """The sine position encoding of one level, float64 [1, d, h, w] (upstream PositionEmbeddingSine).
 
     F = d/2 features per axis, T = 10000, eps = 1e-6, scale = 2*pi:
       y_norm(r) = (r+1) / (h + eps) * 2pi,   x_norm(c) = (c+1) / (w + eps) * 2pi,
@@ -208,67 +216,8 @@ def position_encoding(d: int, h: int, w: int) -> np.ndarray:
 # Weights
 # ------------------------------------------------------------------------------------------------
 
-_CANONICAL_RE = re.compile(r"^(\d+)\.([A-Za-z0-9_]+)\.(weight|bias)$")
-
-
-def _known(index: int, module: str) -> bool:
-    return module in NECK_MODULES.get(index, ())
-
-
-def neck_names(names, group: str = "convs", prefix: Optional[str] = None) -> Dict[str, Dict[str, str]]:
-    """Finds the neck's tensor names among `names`: {prefix: {"0.conv_1x1.weight": full name}}.
-
-    A name matches when it ends in "{group}.{i}.{module}.{weight|bias}" with the group a whole
-    dotted component (so "sam2_convs." does not match group "convs"); the prefix is the text
-    before the group. With `prefix` given only that prefix is kept. Unknown modules are ignored.
-    """
-    if not group:
-        raise ValueError("group must be a non-empty name such as 'convs'")
-    pattern = re.compile(
-        r"(?:^|\.)(?P<g>" + re.escape(group) + r")\.(\d+)\.([A-Za-z0-9_]+)\.(weight|bias)$"
-    )
-    by_prefix: Dict[str, Dict[str, str]] = {}
-    for name in names:
-        m = pattern.search(name)
-        if m is None:
-            continue
-        index, module, param = int(m.group(2)), m.group(3), m.group(4)
-        if not _known(index, module):
-            continue
-        pre = name[: m.start("g")]
-        if prefix is not None and pre != prefix:
-            continue
-        by_prefix.setdefault(pre, {})[f"{index}.{module}.{param}"] = name
-    return by_prefix
-
-
-#: Canonical names of the neck's tensors in module order.
-NECK_TENSORS = [f"{i}.{m}.{p}" for i, mods in NECK_MODULES.items() for m in mods for p in ("weight", "bias")]
-
-
-def neck_weights(
-    tensors: Mapping[str, np.ndarray], group: str = "convs", prefix: Optional[str] = None
-) -> Dict[str, np.ndarray]:
-    """Picks the neck's tensors out of a checkpoint dict; returns {"0.conv_1x1.weight": float64, ...}.
-
-    Names as in `neck_names`, e.g. "detector.backbone.vision_backbone.convs.0.conv_1x1.weight".
-    With prefix=None any prefix is accepted but all matches must share one (else ValueError:
-    pass prefix=).
-    """
-    by_prefix = neck_names(tensors.keys(), group, prefix)
-    if len(by_prefix) > 1:
-        raise ValueError(
-            f"the neck group {group!r} occurs under several prefixes {sorted(by_prefix)}; "
-            "pass prefix= to choose one"
-        )
-    found = next(iter(by_prefix.values()), {})
-    return {k: np.asarray(tensors[found[k]], dtype=np.float64) for k in NECK_TENSORS if k in found}
-
-
-def _canonical(weights: Mapping[str, np.ndarray], group: str) -> Dict[str, np.ndarray]:
-    if weights and all(_CANONICAL_RE.match(k) for k in weights):
-        return {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
-    return neck_weights(weights, group=group)
+def _float64(weights: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
 
 
 def _get(w: Mapping[str, np.ndarray], key: str) -> np.ndarray:
@@ -278,9 +227,9 @@ def _get(w: Mapping[str, np.ndarray], key: str) -> np.ndarray:
         raise KeyError(f"neck tensor {key!r} is missing from the weights") from None
 
 
-def neck_config(weights: Mapping[str, np.ndarray], group: str = "convs") -> Tuple[int, int]:
-    """(trunk_dim C, d_model d) inferred from the shapes of the neck's tensors."""
-    w = _canonical(weights, group)
+def neck_config(weights: Mapping[str, np.ndarray]) -> Tuple[int, int]:
+    """(trunk_dim C, d_model d) inferred from the shapes of the neck's tensors (canonical names)."""
+    w = weights
     c = d = None
     for i in (2, 3):
         if f"{i}.conv_1x1.weight" in w:
@@ -341,37 +290,22 @@ def _branch(w: Mapping[str, np.ndarray], i: int, x: np.ndarray) -> np.ndarray:
     return y
 
 
-def _parse_levels(levels: Optional[Iterable[int]]) -> List[int]:
-    if levels is None:
-        return list(range(NUM_LEVELS))
-    if isinstance(levels, (int, np.integer)):
-        levels = [levels]
-    out = sorted({int(i) for i in levels})
-    if not out:
-        raise ValueError("levels must name at least one level")
-    for i in out:
-        if not 0 <= i < NUM_LEVELS:
-            raise ValueError(f"level {i} is out of range 0..{NUM_LEVELS - 1}")
-    return out
-
-
 def forward(
     weights: Mapping[str, np.ndarray],
     x,
     layout: str = "NCHW",
     levels: Optional[Iterable[int]] = None,
-    group: str = "convs",
 ) -> List[Tuple[np.ndarray, np.ndarray]]:
     """The neck in float64.
 
-    weights: the neck's tensors, canonical ("0.conv_1x1.weight") or as in a checkpoint (any prefix
-      before "{group}."; see neck_weights).
+    weights: the neck's tensors by canonical name ("0.conv_1x1.weight", ...), what Neck.weights()
+      returns for a loaded checkpoint (the library resolves every format and naming scheme).
     x: [B, C, H, W] for layout "NCHW" or [B, H, W, C] for "NHWC" (any float dtype).
     levels: level indices to compute, or None for all four.
     Returns one (features [B, d, h, w], pos [1, d, h, w]) pair per requested level, in increasing
     level order, both float64.
     """
-    w = _canonical(weights, group)
+    w = _float64(weights)
     lay = str(layout).upper()
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 4:
@@ -383,7 +317,7 @@ def forward(
     else:
         raise ValueError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
     results = []
-    for i in _parse_levels(levels):
+    for i in range(NUM_LEVELS) if levels is None else parse_levels(levels):
         y = _branch(w, i, xh)
         feat = _nhwc_to_nchw(y)
         results.append((feat, position_encoding(feat.shape[1], feat.shape[2], feat.shape[3])))

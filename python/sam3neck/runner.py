@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
 import numpy as np
 
 from ._atomic import atomic_writer
-from .neck import Neck, Sam3NeckError
+from .neck import Neck, Sam3NeckError, parse_levels
 
 __all__ = [
     "InputError",
@@ -272,7 +272,7 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
     x, squeeze, note = read_features(p, neck.trunk_dim, lay)
     b, h, w = (x.shape[0], x.shape[2], x.shape[3]) if lay == "NCHW" else x.shape[:3]
     want = {"height": h, "width": w, "batch": b, "layout": lay,
-            "levels": tuple(sorted(set(int(i) for i in levels))), "threads": int(threads),
+            "levels": parse_levels(levels), "threads": int(threads),
             "precision": precision.lower()}
     compiled = False
     if not neck.compiled or neck.compile_options != want:
@@ -352,14 +352,12 @@ class Progress:
 # the command
 # ------------------------------------------------------------------------------------------------
 
-def _levels_arg(text: str) -> List[int]:
+def levels_arg(text: str) -> List[int]:
+    """--levels of the command line ("0,1,2"), through the package's one level parser."""
     try:
-        levels = sorted({int(t) for t in text.replace(" ", "").split(",") if t})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"levels must be like 0,1,2,3, got {text!r}") from None
-    if not levels or any(not 0 <= i <= 3 for i in levels):
-        raise argparse.ArgumentTypeError(f"levels must be indices in 0..3, got {text!r}")
-    return levels
+        return list(parse_levels(text))
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -377,7 +375,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--neck", "--kind", dest="neck", default="sam3", choices=["sam3", "sam2"],
                         help="the detection neck (sam3) or the SAM 2 / tracker neck (sam2)")
     parser.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
-    parser.add_argument("--levels", type=_levels_arg, default=[0, 1, 2, 3],
+    parser.add_argument("--levels", type=levels_arg, default=[0, 1, 2, 3],
                         help="levels to compute, e.g. 0,1,2 (default 0,1,2,3)")
     parser.add_argument("--layout", default="NCHW", type=str.upper, choices=["NCHW", "NHWC"],
                         help="the inputs' layout (outputs are always [B, d, h, w])")

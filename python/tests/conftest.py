@@ -8,10 +8,9 @@ import os
 #: Substrings of the skip reasons that are allowed under SAM3NECK_NO_SKIPS=1, with why.
 ALLOWED_SKIPS = {
     # torch from PyPI is ~0.9 GB plus ~2.5 GB of CUDA packages (only PyPI is reachable in CI);
-    # `make test` does not install it, so the PyTorch-eager benchmark peer and the .pt reference
-    # of the demo are left to machines that have it.
+    # `make test` does not install it, so the PyTorch-eager benchmark peer is left to machines
+    # that have it.
     "could not import 'torch'": "torch is not installed by make test",
-    "reads .pt files with torch": "torch is not installed by make test",
     # a parametrisation of the reference tests with nothing to compute
     "kernel larger than padded input": "no such convolution exists",
 }

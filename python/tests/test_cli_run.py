@@ -15,8 +15,8 @@ import pytest
 from sam3neck import checkpoint, picture, reference, runner
 from sam3neck.__main__ import main
 
-TOL = 1e-4  # normalised error bound of the "default" precision (test_neck.TOLS)
-POS_TOL = 1e-5  # position encodings, max abs error (test_neck.POS_TOL)
+TOL = reference.TOLERANCE["default"]
+POS_TOL = reference.POSITION_TOLERANCE
 C, D = 16, 8
 
 
@@ -24,7 +24,7 @@ C, D = 16, 8
 def ck(tmp_path_factory):
     path = tmp_path_factory.mktemp("ck") / "tiny.safetensors"
     checkpoint.write_synthetic_checkpoint(path, C, D, seed=7)
-    return path, reference.neck_weights(checkpoint.load_safetensors(path))
+    return path, checkpoint.canonical(checkpoint.load_safetensors(path), prefix=checkpoint.DEFAULT_PREFIX)
 
 
 def _x(shape, seed=0, dtype=np.float32):
@@ -96,7 +96,7 @@ def test_out_is_a_folder(ck, tmp_path):
 
 def test_sam2_neck_and_prefix(ck, tmp_path):
     path, _ = ck
-    w2 = reference.neck_weights(checkpoint.load_safetensors(path), "sam2_convs")
+    w2 = checkpoint.canonical(checkpoint.load_safetensors(path), "sam2_convs", checkpoint.DEFAULT_PREFIX)
     x = _x((C, 4, 6), 4)
     np.save(tmp_path / "s.npy", x)
     assert _run("--weights", path, "--input", tmp_path / "s.npy", "--out", tmp_path / "s.npz",
@@ -137,7 +137,7 @@ def _bad_inputs(tmp_path):
     (tmp_path / "cut.npy").write_bytes(data[:len(data) // 2])
     bad["cut.npy"] = r"truncated or bad header: shape \(16, 8, 8\) of float32 needs 4096 bytes of data, but the file holds only 1984"
     np.save(tmp_path / "tiny.npy", np.zeros((C, 1, 3), np.float32))
-    bad["tiny.npy"] = "level 3 .* needs a grid of at least 2x2"
+    bad["tiny.npy"] = "level 3 .* needs a grid of at least 2[x×]2"
     np.save(tmp_path / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
     bad["obj.npy"] = "dtype object is not a floating-point type"
     return bad

@@ -16,7 +16,7 @@ pytest.importorskip("dask.distributed", reason="dask.distributed is not installe
 from sam3neck import checkpoint, reference  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TOL = 1e-4  # the "default" precision bound of test_neck.TOLS
+TOL = reference.TOLERANCE["default"]
 C, D = 16, 8
 
 
@@ -34,7 +34,7 @@ def example():
 def test_example_on_local_cluster(example, tmp_path):
     ck = tmp_path / "tiny.safetensors"
     checkpoint.write_synthetic_checkpoint(ck, C, D, seed=9)
-    weights = reference.neck_weights(checkpoint.load_safetensors(ck))
+    weights = checkpoint.canonical(checkpoint.load_safetensors(ck), prefix=checkpoint.DEFAULT_PREFIX)
     src = tmp_path / "features"
     src.mkdir()
     rng = np.random.default_rng(0)
@@ -88,7 +88,7 @@ def test_example_main(example, tmp_path, capsys):
     """The script's own entry point (what the README shows), on a LocalCluster of 2 workers."""
     ck = tmp_path / "tiny.safetensors"
     checkpoint.write_synthetic_checkpoint(ck, C, D, seed=2, extras=False)
-    weights = reference.neck_weights(checkpoint.load_safetensors(ck))
+    weights = checkpoint.canonical(checkpoint.load_safetensors(ck), prefix=checkpoint.DEFAULT_PREFIX)
     src = tmp_path / "features"
     src.mkdir()
     xs = [np.random.default_rng(k).standard_normal((C, 5, 4)).astype(np.float32) for k in range(3)]

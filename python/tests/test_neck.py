@@ -8,6 +8,7 @@ import ctypes
 import os
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +20,10 @@ from sam3neck import Neck, Sam3NeckError, _lib, checkpoint, reference
 # header's contract). "strict" (Winograd F(2x2), sums in float32 over K <= 9*1024 products) measures
 # about 1e-6 at the real widths; "default" (Winograd F(4x4), whose transform constants cost a few
 # bits) about 1.5e-5. Each bound leaves headroom for the summation order a BLAS picks.
-TOLS = {"default": 1e-4, "strict": 1e-5}
+TOLS = reference.TOLERANCE
 TOL = TOLS["default"]
 # Position encodings: max abs error against the float64 formula (values lie in [-1, 1]).
-POS_TOL = 1e-5
+POS_TOL = reference.POSITION_TOLERANCE
 
 try:
     _lib.get_lib()
@@ -62,8 +63,8 @@ def _write(path, c, d, seed=0, dtype="F32", prefix=PREFIX, extras=True):
     checkpoint.write_synthetic_checkpoint(path, c, d, seed=seed, dtype=dtype, prefix=prefix,
                                           extras=extras)
     tensors = checkpoint.load_safetensors(path)
-    sam2 = reference.neck_weights(tensors, "sam2_convs", prefix=prefix) if extras else None
-    return Ckpt(path, c, d, reference.neck_weights(tensors, "convs", prefix=prefix), sam2)
+    sam2 = checkpoint.canonical(tensors, "sam2_convs", prefix) if extras else None
+    return Ckpt(path, c, d, checkpoint.canonical(tensors, "convs", prefix), sam2)
 
 
 @pytest.fixture(scope="module")
@@ -605,9 +606,16 @@ def _msg(lib):
     return lib.sam3_neck_last_error().decode()
 
 
+def _header_version():
+    """MAJOR.MINOR.PATCH of include/sam3_neck.h, where the version is defined."""
+    text = (Path(__file__).resolve().parents[2] / "include" / "sam3_neck.h").read_text()
+    return ".".join(re.search(rf"^#define SAM3_NECK_VERSION_{p}\s+(\d+)\s*$", text, re.M).group(1)
+                    for p in ("MAJOR", "MINOR", "PATCH"))
+
+
 def test_c_versions_and_status_strings(lib):
     assert lib.sam3_neck_abi_version() == 1
-    assert lib.sam3_neck_version_string().decode() == "0.2.0" == sam3neck.library_version()
+    assert lib.sam3_neck_version_string().decode() == _header_version() == sam3neck.library_version()
     assert lib.sam3_neck_status_string(0).decode() == "ok"
     assert lib.sam3_neck_status_string(1).decode() == "invalid argument"
     assert lib.sam3_neck_status_string(99).decode() == "unknown status"
@@ -750,7 +758,8 @@ def test_cli_version(capsys):
 
     assert main(["version"]) == 0
     out = capsys.readouterr().out
-    assert "0.2.0" in out and "ABI 1" in out
+    assert f"sam3neck (python) {_header_version()}" in out
+    assert f"libsam3neck {_header_version()} (ABI 1)" in out
 
 
 def test_cli_demo_with_weights(tiny, capsys, monkeypatch):

@@ -12,7 +12,7 @@ import pytest
 
 from sam3neck import Neck, Sam3NeckError, checkpoint, reference
 
-TOL = 1e-4  # the "default" precision bound of test_neck.TOLS
+TOL = reference.TOLERANCE["default"]
 
 
 def _x(shape, seed=0):
@@ -59,7 +59,7 @@ def test_round_trip_uncompiled_keeps_load_options(ck):
             got = other.run(x)
             _same_outputs(neck.run(x), got)
             # it is the tracker neck (sam2_convs) that came back, not the detection neck
-            w2 = reference.neck_weights(checkpoint.load_safetensors(ck), "sam2_convs")
+            w2 = checkpoint.canonical(checkpoint.load_safetensors(ck), "sam2_convs", "vision_backbone.")
             for lv, (feat, _) in zip(got, reference.forward(w2, x)):
                 assert reference.normalised_error(lv.features, feat) <= TOL
         with Neck(ck) as sam3:
@@ -122,7 +122,7 @@ def test_spawn_pool(ck):
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(2) as pool:
             results = pool.map(_run_in_child, [(neck, x) for x in xs])
-    w = reference.neck_weights(checkpoint.load_safetensors(ck))
+    w = checkpoint.canonical(checkpoint.load_safetensors(ck), prefix="vision_backbone.")
     for x, want, (got, layout) in zip(xs, expected, results):
         assert layout == "NCHW"
         assert [lv for lv, _ in got] == [0, 1, 2, 3]

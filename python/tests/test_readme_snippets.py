@@ -15,7 +15,7 @@ import pytest
 from sam3neck import checkpoint, reference
 
 ROOT = Path(__file__).resolve().parents[2]
-TOL = 1e-4  # the "default" precision bound of test_neck.TOLS
+TOL = reference.TOLERANCE["default"]
 
 
 def _section_blocks(title):
@@ -50,7 +50,7 @@ def test_contiguity_check_can_fail():
 def test_cli_script_runs(tmp_path):
     c, d = 16, 8
     checkpoint.write_synthetic_checkpoint(tmp_path / "sam3.safetensors", c, d, seed=5)
-    w = reference.neck_weights(checkpoint.load_safetensors(tmp_path / "sam3.safetensors"))
+    w = checkpoint.canonical(checkpoint.load_safetensors(tmp_path / "sam3.safetensors"), prefix=checkpoint.DEFAULT_PREFIX)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((c, 6, 4)).astype(np.float32)
     np.save(tmp_path / "feats.npy", x)

@@ -96,7 +96,7 @@ def naive_forward(w, x, level):
 
 
 def tiny_weights(c=8, d=4, seed=0):
-    return reference.neck_weights(checkpoint.synthetic_neck(c, d, seed))
+    return {k: v.astype(np.float64) for k, v in checkpoint.synthetic_neck(c, d, seed, group=None).items()}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,18 +295,19 @@ def test_level_subsets(levels):
         np.testing.assert_array_equal(feat, full[level][0])
 
 
-def test_forward_accepts_checkpoint_names_and_infers_widths():
-    raw = checkpoint.synthetic_neck(12, 6, seed=3)
-    prefixed = {"detector.backbone.vision_backbone." + k: v for k, v in raw.items()}
+def test_forward_takes_canonical_names_and_infers_widths():
+    w32 = checkpoint.synthetic_neck(12, 6, seed=3, group=None)
     x = RNG.standard_normal((1, 12, 2, 2))
-    a = reference.forward(raw, x)
-    b = reference.forward(prefixed, x)
-    c = reference.forward(reference.neck_weights(prefixed), x)
-    for (fa, _), (fb, _), (fc, _) in zip(a, b, c):
+    a = reference.forward(w32, x)
+    b = reference.forward({k: v.astype(np.float64) for k, v in w32.items()}, x)
+    for (fa, _), (fb, _) in zip(a, b):
         np.testing.assert_array_equal(fa, fb)
-        np.testing.assert_array_equal(fa, fc)
-    assert reference.neck_config(prefixed) == (12, 6)
+    assert reference.neck_config(w32) == (12, 6)
     assert a[0][0].shape == (1, 6, 8, 8)
+    # checkpoint names are the library's to resolve (Neck.weights()), not the reference's
+    prefixed = {"detector.backbone.vision_backbone.convs." + k: v for k, v in w32.items()}
+    with pytest.raises(KeyError, match="0.dconv_2x2_0.weight"):
+        reference.forward(prefixed, x)
 
 
 def test_forward_checks_channels():
@@ -321,55 +322,6 @@ def test_forward_missing_tensor_is_named():
         reference.forward(w, RNG.standard_normal((1, 8, 3, 3)), levels=[2])
 
 
-# ------------------------------------------------------------------------------------------------
-# neck_weights
-# ------------------------------------------------------------------------------------------------
-
-def _names(c=8, d=4):
-    return checkpoint.synthetic_neck(c, d, seed=0, group="convs")
-
-
-def test_neck_weights_group_is_a_whole_component():
-    convs = _names()
-    sam2 = checkpoint.synthetic_neck(8, 4, seed=1, group="sam2_convs")
-    tensors = {}
-    for k, v in sam2.items():
-        tensors["detector.backbone.vision_backbone." + k] = v
-    for k, v in convs.items():
-        tensors["detector.backbone.vision_backbone." + k] = v
-    w = reference.neck_weights(tensors)
-    assert len(w) == 22
-    for k, v in w.items():
-        np.testing.assert_array_equal(v, convs["convs." + k])
-        assert v.dtype == np.float64
-    w2 = reference.neck_weights(tensors, group="sam2_convs")
-    for k, v in w2.items():
-        np.testing.assert_array_equal(v, sam2["sam2_convs." + k])
-    # only the tracker neck present: "convs" must find nothing
-    only_sam2 = {"vision_backbone." + k: v for k, v in sam2.items()}
-    assert reference.neck_weights(only_sam2) == {}
-
-
-@pytest.mark.parametrize("prefix", ["detector.backbone.vision_backbone.", "backbone.vision_backbone.",
-                                    "vision_backbone.", "", "model.x."])
-def test_neck_weights_prefixes(prefix):
-    convs = _names()
-    tensors = {prefix + k: v for k, v in convs.items()}
-    tensors["detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight"] = np.zeros((3, 2))
-    assert len(reference.neck_weights(tensors)) == 22
-    assert len(reference.neck_weights(tensors, prefix=prefix)) == 22
-    assert reference.neck_weights(tensors, prefix="nope.") == {}
-
-
-def test_neck_weights_several_prefixes_is_an_error():
-    convs = _names()
-    tensors = {"a." + k: v for k, v in convs.items()}
-    tensors.update({"b." + k: v for k, v in convs.items()})
-    with pytest.raises(ValueError, match="prefix"):
-        reference.neck_weights(tensors)
-    assert len(reference.neck_weights(tensors, prefix="b.")) == 22
-
-
 def test_normalised_error():
     ref = np.array([1.0, -4.0, 2.0])
     assert reference.normalised_error(ref, ref) == 0.0
@@ -380,7 +332,7 @@ def test_normalised_error():
 
 
 def test_real_widths_small_grid_runs_quickly():
-    weights = checkpoint.synthetic_neck(1024, 256, seed=0)
+    weights = checkpoint.synthetic_neck(1024, 256, seed=0, group=None)
     x = RNG.standard_normal((1, 1024, 6, 5))
     out = reference.forward(weights, x)
     assert [f.shape for f, _ in out] == [(1, 256, 24, 20), (1, 256, 12, 10), (1, 256, 6, 5),

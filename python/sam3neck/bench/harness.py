@@ -1,46 +1,4 @@
-"""The benchmark of issue 3: `python -m sam3neck bench [options]`.
-
-Times this library against the CPU runtimes a user would otherwise pick, on the same cores, with
-the same thread count and the same seeded float32 input, one after the other, and prints ONE table
-(and writes it as JSON, `--json`, default ./bench.json):
-
-  sam3neck       precision "default" and "strict", each for levels 0-3 batch 1, levels 0-2 batch 1
-                 (what SAM 3's image model keeps) and levels 0-3 batch 4 (also per image)
-  ONNX Runtime   (onnxruntime)  levels 0-3 and 0-2, batch 1 } peers, each only when importable;
-  OpenVINO       (openvino)     levels 0-3 and 0-2, batch 1 } never dependencies of the library
-  PyTorch eager  (torch)        levels 0-3 and 0-2, batch 1 } (`pip install 'sam3neck[bench]'`)
-
-Every row is the median (and min) of --runs timed runs after --warmup untimed ones. Every row runs
-in its own subprocess (`python -m sam3neck.bench --worker SPEC`), started only after the previous
-one has exited, so its peak RSS is its own (VmHWM of /proc/self/status: getrusage's ru_maxrss, also
-recorded in the JSON, inherits the parent's RSS across fork + exec on Linux); for this library the
-workspace the compile step reports is shown as well. GFLOP/s are against the DIRECT cost of the neck
-(`level_flops`), whatever algorithm an engine uses. "x vs PEER" is the peer's median over this
-row's median at the same levels and batch. "max err" is the worst level's normalised error
-max|out - ref| / max|ref| against the float64 NumPy reference (sam3neck.reference), for the
-batch-1, all-levels run of each engine (the outputs come back through temporary .npy files).
-
-The peers' model. ONNX Runtime and OpenVINO run one ONNX graph (opset 17, float32, static shapes):
-when torch is importable, the PyTorch module below exported with torch.onnx.export
-(`torch_onnx_bytes`, what a PyTorch user would deploy); otherwise the same graph built with
-onnx.helper straight from the checkpoint's tensors (`onnx_model`): per branch,
-ConvTranspose(k=2, s=2) for each transposed conv, exact GELU written as
-x * 0.5 * (1 + Erf(x / sqrt(2))) (the ops torch.onnx emits for nn.GELU() below opset 20), Conv 1x1,
-Conv 3x3 with pads 1, MaxPool(k=2, s=2, floor), one graph output per level. That graph is an exact
-equivalent of the PyTorch module (`torch_neck`, the upstream Sam3DualViTDetNeck structure, which
-PyTorch eager runs here): same operators, same weights, same order; upstream's ONNX export emits
-the same ops. tests/test_bench.py checks the graph against the float64 reference.
-
-Peer settings: ONNX Runtime with intra_op_num_threads=threads, inter_op_num_threads=1,
-ORT_SEQUENTIAL, ORT_ENABLE_ALL, outputs bound to preallocated buffers (IO binding); OpenVINO CPU
-with INFERENCE_NUM_THREADS=threads, PERFORMANCE_HINT=LATENCY and INFERENCE_PRECISION_HINT=f32 (else
-it may silently compute in bf16 on CPUs that have it; the precision it reports back after compiling
-is shown in the table); PyTorch eager with torch.set_num_threads(threads) under inference_mode.
-This library runs with out= buffers reused between runs, threads=threads.
-
-`--profile` prints the per-stage breakdown of sam3neck-profile (built with the library) after the
-table.
-"""
+"""The benchmark's rows (one subprocess each), its table and its command line. See sam3neck.bench."""
 
 from __future__ import annotations
 
@@ -55,32 +13,19 @@ import os
 import re
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import __version__, checkpoint, reference
+from .. import checkpoint, reference
+from ..neck import InvalidArgumentError, Neck
+from .models import ALL_LEVELS, _version, level_flops, make_input, neck_flops, peer_model_bytes, torch_neck
 
-__all__ = [
-    "level_flops",
-    "neck_flops",
-    "read_neck_weights",
-    "onnx_model",
-    "torch_onnx_bytes",
-    "peer_model_bytes",
-    "torch_neck",
-    "run_benchmark",
-    "add_arguments",
-    "main",
-]
-
-ALL_LEVELS = (0, 1, 2, 3)
 IMAGE_LEVELS = (0, 1, 2)  # what SAM 3's image model keeps (it drops the 0.5 level)
 OUR_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1), (ALL_LEVELS, 4))
 PEER_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1))
@@ -90,8 +35,6 @@ LABELS = {"sam3neck": "sam3neck", "onnxruntime": "ONNX Runtime", "openvino": "Op
           "pytorch": "PyTorch eager"}
 SHORT = {"onnxruntime": "ORT", "openvino": "OpenVINO", "pytorch": "PyTorch"}
 PEER_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "pytorch": ("torch",)}
-#: Normalised-error bound of each precision mode of this library (include/sam3_neck.h).
-BOUNDS = {"default": 1e-4, "strict": 1e-5}
 RESULT_MARK = "SAM3NECK-BENCH-RESULT "
 SCHEMA = "sam3neck-bench/1"
 QUICK = {"height": 16, "width": 16, "runs": 2, "warmup": 1}
@@ -100,251 +43,15 @@ WORKER_TIMEOUT_S = 3600
 
 
 # ------------------------------------------------------------------------------------------------
-# The direct cost of the neck
-# ------------------------------------------------------------------------------------------------
-
-def level_flops(level: int, trunk_dim: int, d_model: int, height: int, width: int,
-                batch: int = 1) -> int:
-    """Direct FLOPs of one level for an H x W grid: 2 x multiply-accumulates of its transposed
-    convs (k=2 s=2: every input pixel feeds 4 output pixels), 1x1 and 3x3 convs, from the layer
-    shapes; GELU, max pool and biases are not counted.
-
-      conv k x k on P output pixels, Cin -> Cout:           2 * P * Cin * Cout * k * k
-      transposed conv k=2 s=2 on P input pixels, Cin -> Cout: 2 * P * Cin * Cout * 4
-
-      level 0 (4x):   tconv(HW, C, C/2) + tconv(4HW, C/2, C/4) + conv1(16HW, C/4, d) + conv3(16HW, d, d)
-      level 1 (2x):   tconv(HW, C, C/2) + conv1(4HW, C/2, d) + conv3(4HW, d, d)
-      level 2 (1x):   conv1(HW, C, d) + conv3(HW, d, d)
-      level 3 (0.5x): conv1(hw, C, d) + conv3(hw, d, d) with h, w = floor(H/2), floor(W/2)
-
-    For C=1024, d=256 at 72x72: 152.2 + 51.6 + 8.8 + 2.2 = 214.8 GFLOP per image.
-    """
-    c, d, h, w = int(trunk_dim), int(d_model), int(height), int(width)
-
-    def conv(pixels: int, cin: int, cout: int, k: int) -> int:
-        return 2 * pixels * cin * cout * k * k
-
-    def tconv(pixels: int, cin: int, cout: int) -> int:
-        return 2 * pixels * cin * cout * 4
-
-    hw = h * w
-    if level == 0:
-        f = (tconv(hw, c, c // 2) + tconv(4 * hw, c // 2, c // 4)
-             + conv(16 * hw, c // 4, d, 1) + conv(16 * hw, d, d, 3))
-    elif level == 1:
-        f = tconv(hw, c, c // 2) + conv(4 * hw, c // 2, d, 1) + conv(4 * hw, d, d, 3)
-    elif level == 2:
-        f = conv(hw, c, d, 1) + conv(hw, d, d, 3)
-    elif level == 3:
-        q = (h // 2) * (w // 2)
-        f = conv(q, c, d, 1) + conv(q, d, d, 3)
-    else:
-        raise ValueError(f"level must be in 0..3, got {level}")
-    return int(batch) * f
-
-
-def neck_flops(levels: Sequence[int], trunk_dim: int, d_model: int, height: int, width: int,
-               batch: int = 1) -> int:
-    """Direct FLOPs of the given levels (see level_flops)."""
-    return sum(level_flops(i, trunk_dim, d_model, height, width, batch) for i in levels)
-
-
-# ------------------------------------------------------------------------------------------------
-# Weights and input
-# ------------------------------------------------------------------------------------------------
-
-def read_neck_weights(path, group: str = "convs") -> Dict[str, np.ndarray]:
-    """The neck's tensors of a safetensors file, canonical names ("0.conv_1x1.weight"), float64.
-
-    Reads the header and then only the neck's byte ranges, so a full SAM 3 checkpoint (GBs) costs
-    no more than the 31 MB of the neck."""
-    pattern = re.compile(r"(?:^|\.)" + re.escape(group)
-                         + r"\.\d+\.[A-Za-z0-9_]+\.(?:weight|bias)$")
-    entries = {}
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise ValueError(f"{path}: not a safetensors file (fewer than 8 bytes)")
-        (n,) = struct.unpack("<Q", head)
-        header, start = checkpoint.read_safetensors_header(head + f.read(n))
-        for name, info in header.items():
-            if name == "__metadata__" or not pattern.search(name):
-                continue
-            begin, end = (int(v) for v in info["data_offsets"])
-            f.seek(start + begin)
-            entries[name] = (info["dtype"], info["shape"], f.read(end - begin))
-    tensors = checkpoint.parse_safetensors(checkpoint.raw_safetensors_bytes(entries))
-    weights = reference.neck_weights(tensors, group=group)
-    if not weights:
-        raise ValueError(f"{path}: no tensors of the neck group {group!r}")
-    return weights
-
-
-def make_input(seed: int, batch: int, trunk_dim: int, height: int, width: int) -> np.ndarray:
-    """The benchmark's input: seeded standard normal float32 [B, C, H, W] (image 0 of a batch is
-    the batch-1 input)."""
-    return np.random.default_rng(seed).standard_normal((batch, trunk_dim, height, width),
-                                                       dtype=np.float32)
-
-
-# ------------------------------------------------------------------------------------------------
-# The peers' model: ONNX graph and PyTorch module
-# ------------------------------------------------------------------------------------------------
-
-def onnx_model(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
-               levels: Sequence[int] = ALL_LEVELS, opset: int = 17):
-    """The neck as an onnx.ModelProto (float32, static input [B, C, H, W] named "x", one output
-    "level{i}" per requested level), built with onnx.helper from canonical or checkpoint-named
-    weights. An exact equivalent of `torch_neck` (see the module docstring)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = {k: np.asarray(v, dtype=np.float32) for k, v in reference._canonical(weights, "convs").items()}
-    c, d = reference.neck_config(w)
-    levels = sorted(set(int(i) for i in levels))
-    nodes: list = []
-    inits: Dict[str, object] = {}
-
-    def init(name: str, value) -> str:
-        if name not in inits:
-            inits[name] = numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
-        return name
-
-    def param(i: int, module: str, kind: str) -> str:
-        key = f"{i}.{module}.{kind}"
-        if key not in w:
-            raise KeyError(f"neck tensor {key!r} is missing from the weights")
-        return init("convs." + key, w[key])
-
-    def node(op: str, inputs: List[str], out: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
-    def tconv(i: int, module: str, x: str) -> str:
-        return node("ConvTranspose", [x, param(i, module, "weight"), param(i, module, "bias")],
-                    f"{i}.{module}", kernel_shape=[2, 2], strides=[2, 2])
-
-    def conv(i: int, module: str, x: str, k: int, out: Optional[str] = None) -> str:
-        p = k // 2
-        return node("Conv", [x, param(i, module, "weight"), param(i, module, "bias")],
-                    out or f"{i}.{module}", kernel_shape=[k, k], strides=[1, 1], pads=[p, p, p, p])
-
-    def gelu(x: str, tag: str) -> str:  # x * (1 + erf(x / sqrt(2))) * 0.5, exact (erf) GELU
-        t = node("Div", [x, init("gelu.sqrt2", math.sqrt(2.0))], f"{tag}.div")
-        t = node("Erf", [t], f"{tag}.erf")
-        t = node("Add", [t, init("gelu.one", 1.0)], f"{tag}.add")
-        t = node("Mul", [x, t], f"{tag}.mul")
-        return node("Mul", [t, init("gelu.half", 0.5)], tag)
-
-    outputs = []
-    for i in levels:
-        if i == 0:
-            y = tconv(0, "dconv_2x2_0", "x")
-            y = gelu(y, "0.gelu")
-            y = tconv(0, "dconv_2x2_1", y)
-        elif i == 1:
-            y = tconv(1, "dconv_2x2", "x")
-        elif i == 2:
-            y = "x"
-        elif i == 3:
-            y = node("MaxPool", ["x"], "3.maxpool_2x2", kernel_shape=[2, 2], strides=[2, 2])
-        else:
-            raise ValueError(f"level must be in 0..3, got {i}")
-        y = conv(i, "conv_1x1", y, 1)
-        name = f"level{i}"
-        conv(i, "conv_3x3", y, 3, out=name)
-        outputs.append(helper.make_tensor_value_info(
-            name, TensorProto.FLOAT, list(reference.level_shape(i, batch, d, height, width))))
-    graph = helper.make_graph(
-        nodes, "sam3_neck",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, height, width])],
-        outputs, initializer=list(inits.values()))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="sam3neck.bench", producer_version=__version__)
-    model.ir_version = 8  # the IR of opset 17; runtimes of that era and later all read it
-    onnx.checker.check_model(model)
-    return model
-
-
-def torch_neck(weights: Mapping[str, np.ndarray], levels: Sequence[int] = ALL_LEVELS):
-    """The neck as a torch nn.Module with the upstream structure (Sam3DualViTDetNeck's `convs`:
-    one nn.Sequential per scale 4, 2, 1, 0.5 with modules dconv_2x2_0 / gelu / dconv_2x2_1,
-    dconv_2x2, maxpool_2x2, conv_1x1, conv_3x3), loaded strictly from the weights; its forward
-    returns the requested levels' features. Needs torch."""
-    import torch
-    from torch import nn
-
-    w = reference._canonical(weights, "convs")
-    c, d = reference.neck_config(w)
-    wanted = sorted(set(int(i) for i in levels))
-
-    class Neck(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.convs = nn.ModuleList()
-            for scale in reference.SCALES:
-                branch = nn.Sequential()
-                width = c
-                if scale == 4.0:
-                    branch.add_module("dconv_2x2_0", nn.ConvTranspose2d(c, c // 2, 2, stride=2))
-                    branch.add_module("gelu", nn.GELU())
-                    branch.add_module("dconv_2x2_1", nn.ConvTranspose2d(c // 2, c // 4, 2, stride=2))
-                    width = c // 4
-                elif scale == 2.0:
-                    branch.add_module("dconv_2x2", nn.ConvTranspose2d(c, c // 2, 2, stride=2))
-                    width = c // 2
-                elif scale == 0.5:
-                    branch.add_module("maxpool_2x2", nn.MaxPool2d(kernel_size=2, stride=2))
-                branch.add_module("conv_1x1", nn.Conv2d(width, d, kernel_size=1))
-                branch.add_module("conv_3x3", nn.Conv2d(d, d, kernel_size=3, padding=1))
-                self.convs.append(branch)
-
-        def forward(self, x):
-            return [self.convs[i](x) for i in wanted]
-
-    module = Neck()
-    state = {f"convs.{k}": torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in w.items()}
-    module.load_state_dict(state, strict=True)
-    return module.eval()
-
-
-def torch_onnx_bytes(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
-                     levels: Sequence[int] = ALL_LEVELS, opset: int = 17) -> bytes:
-    """`torch_neck` exported by torch.onnx.export (the TorchScript exporter, opset 17, static
-    shapes, input "x", outputs "level{i}"): the peers' model as a PyTorch user would make it.
-    Needs torch (and onnx)."""
-    import io
-    import warnings
-
-    import torch
-
-    module = torch_neck(weights, levels)
-    c, _ = reference.neck_config(reference._canonical(weights, "convs"))
-    x = torch.zeros(batch, c, height, width)
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")  # the exporter's notice that a newer exporter exists
-        torch.onnx.export(module, (x,), buf, opset_version=opset, dynamo=False, input_names=["x"],
-                          output_names=[f"level{i}" for i in sorted(set(int(i) for i in levels))])
-    return buf.getvalue()
-
-
-def peer_model_bytes(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
-                     levels: Sequence[int] = ALL_LEVELS) -> Tuple[bytes, str]:
-    """The ONNX model the peers run and how it was made: exported from the PyTorch module when
-    torch is importable, else built with onnx.helper (the same operators)."""
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        return (torch_onnx_bytes(weights, batch, height, width, levels),
-                f"torch.onnx.export of the PyTorch module (torch {torch.__version__}, opset 17)")
-    return (onnx_model(weights, batch, height, width, levels).SerializeToString(),
-            "onnx.helper (torch not importable; same operators as torch.onnx.export emits)")
-
-
-# ------------------------------------------------------------------------------------------------
 # Workers (one subprocess per row)
 # ------------------------------------------------------------------------------------------------
+
+def loaded_weights(path) -> Dict[str, np.ndarray]:
+    """The neck's weights of the checkpoint at `path` as the library loads them (canonical names,
+    float32): every engine of the benchmark computes with exactly these."""
+    with Neck(path) as neck:
+        return neck.weights()
+
 
 def _timed(fn, warmup: int, runs: int) -> List[float]:
     for _ in range(warmup):
@@ -398,8 +105,7 @@ def _save(outputs: Sequence[np.ndarray], levels: Sequence[int], save: Optional[s
 
 
 def _work_sam3neck(spec: dict) -> dict:
-    from . import _lib
-    from .neck import Neck
+    from .. import _lib
 
     neck = None
     for attempt in range(8):  # the library may be being rebuilt right now: retry briefly
@@ -513,7 +219,7 @@ def _work_pytorch(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     levels, batch = spec["levels"], spec["batch"]
-    module = torch_neck(read_neck_weights(spec["weights"]), levels)
+    module = torch_neck(loaded_weights(spec["weights"]), levels)
     x = torch.from_numpy(make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"],
                                     spec["width"]))
     last = []
@@ -578,7 +284,7 @@ def _worker_main(spec_text: str) -> int:
 def _run_worker(spec: dict, log) -> dict:
     """Runs one row in a fresh interpreter; returns the worker's result dict."""
     env = dict(os.environ)
-    pkg_parent = str(Path(__file__).resolve().parent.parent)
+    pkg_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "sam3neck.bench", "--worker", json.dumps(spec)]
     last = None
@@ -648,7 +354,7 @@ def _dist_version(name: str) -> Optional[str]:
 
 def versions() -> dict:
     return {
-        "sam3neck": __version__,
+        "sam3neck": _version(),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "onnx": _dist_version("onnx"),
@@ -670,7 +376,7 @@ def _lv(levels: Sequence[int]) -> str:
 
 
 def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent.parent
+    return Path(__file__).resolve().parents[3]
 
 
 def profile_binary() -> Path:
@@ -700,10 +406,13 @@ def run_benchmark(args, log=None) -> dict:
     args = _resolve(args)
     h, wd, threads = args.height, args.width, args.threads
     weights_path = str(args.weights or checkpoint.ensure_default_checkpoint())
-    weights = read_neck_weights(weights_path)
-    c, d = reference.neck_config(weights)
-    if h < 2 or wd < 2:
-        raise SystemExit("sam3neck bench: the grid must be at least 2x2 (level 3 halves it)")
+    with Neck(weights_path) as neck:
+        weights = neck.weights()
+        c, d = neck.trunk_dim, neck.d_model
+        try:  # the library says which grids every row (all four levels) can run on
+            neck.compile(height=h, width=wd, levels=ALL_LEVELS, threads=1)
+        except InvalidArgumentError as e:
+            raise SystemExit(f"sam3neck bench: {e.message}") from None
 
     doc = {
         "schema": SCHEMA,
@@ -980,9 +689,9 @@ def format_report(doc: dict) -> str:
             lines.append(f"WARNING: OpenVINO reports inference precision {r['mode']} (asked f32).")
             break
         if (r["engine"] == "sam3neck" and r.get("max_error") is not None
-                and not r["max_error"] <= BOUNDS.get(r["requested_mode"], 1e-4)):
+                and not r["max_error"] <= reference.TOLERANCE.get(r["requested_mode"], reference.TOLERANCE["default"])):
             lines.append(f"WARNING: sam3neck {r['mode']} error {r['max_error']:.1e} exceeds the "
-                         f"bound {BOUNDS.get(r['requested_mode'], 1e-4):g} of the mode.")
+                         f"bound {reference.TOLERANCE.get(r['requested_mode'], reference.TOLERANCE['default']):g} of the mode.")
     return "\n".join(lines)
 
 
@@ -1018,7 +727,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=None, help="input grid height (default 72)")
     p.add_argument("--width", type=int, default=None, help="input grid width (default 72)")
     p.add_argument("--weights", default=None,
-                   help="safetensors checkpoint (default: the synthetic checkpoint with SAM 3's "
+                   help="a checkpoint, any format Neck loads (default: the synthetic checkpoint with SAM 3's "
                         "real shapes, written to the cache on first use)")
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
     p.add_argument("--quick", action="store_true",
