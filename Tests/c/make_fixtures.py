@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the fixtures of the C API test (Tests/c/test_api.c).
+"""Writes the fixtures of the C API test (Tests/c/test_api/).
 
     python3 Tests/c/make_fixtures.py OUTDIR
 

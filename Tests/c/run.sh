@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs the C API test (Tests/c/test_api.c) as C99 and as C++17.
+# Builds and runs the C API test (Tests/c/test_api/*.c, one program) as C99 and as C++17.
 #
-#   Tests/c/run.sh [BUILD_DIR]          (run from the repository root; default /tmp/sam3neck-ctest)
+#   Tests/c/run.sh [BUILD_DIR]          (default /tmp/sam3neck-ctest; relative: the repository root's)
 #
 # Needs the library already built at .build/release/libsam3neck.so, a C and a C++ compiler, and
 # python3 with NumPy (the fixtures come from Tests/c/make_fixtures.py and the package in python/).
@@ -9,48 +9,25 @@
 #   valgrind --error-exitcode=1 --leak-check=full --suppressions=Tests/c/valgrind.supp
 # Exits nonzero on any failure.
 set -u
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BUILD="${1:-/tmp/sam3neck-ctest}"
-case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
-cd "$ROOT"
-LIBDIR="$ROOT/.build/release"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" run.sh
+BUILD="$(abs_path "${1:-/tmp/sam3neck-ctest}")"
 CC="${CC:-cc}"
 CXX="${CXX:-c++}"
 
-if [ ! -f "$LIBDIR/libsam3neck.so" ]; then
-  echo "run.sh: $LIBDIR/libsam3neck.so not found; build the library first:" >&2
-  echo "    swift build -c release -Xswiftc -static-stdlib" >&2
-  exit 1
-fi
-# the library's soname (libsam3neck.so.<ABI>) must resolve in the build tree too
-bash Tests/c/soname_link.sh "$LIBDIR/libsam3neck.so" || exit 1
-
+require_lib
 mkdir -p "$BUILD" || exit 1
 failed=0
 
-step() { echo; echo "== $*"; }
-
 step "compile as C99 -> $BUILD/test_api_c"
-if ! "$CC" -std=c99 -Wall -Wextra -Werror -pedantic -I include Tests/c/test_api.c \
-    -o "$BUILD/test_api_c" -L "$LIBDIR" -lsam3neck -Wl,-rpath,"$LIBDIR" -lm -pthread; then
-  echo "run.sh: C compile failed" >&2
-  exit 1
-fi
+"$CC" -std=c99 "${C_WARN[@]}" "${C_TEST_SOURCES[@]}" -o "$BUILD/test_api_c" "${LINK_RELEASE[@]}" \
+  -lm -pthread || fail "C compile failed"
 
 step "compile as C++17 -> $BUILD/test_api_cpp"
-if ! "$CXX" -std=c++17 -Wall -Wextra -Werror -pedantic -x c++ -I include Tests/c/test_api.c \
-    -x none -o "$BUILD/test_api_cpp" -L "$LIBDIR" -lsam3neck -Wl,-rpath,"$LIBDIR" -lm -pthread; then
-  echo "run.sh: C++ compile failed" >&2
-  exit 1
-fi
+"$CXX" -std=c++17 "${C_WARN[@]}" -x c++ "${C_TEST_SOURCES[@]}" -x none -o "$BUILD/test_api_cpp" \
+  "${LINK_RELEASE[@]}" -lm -pthread || fail "C++ compile failed"
 
 step "fixtures -> $BUILD/fixtures"
-rm -rf "$BUILD/fixtures"
-if ! python3 Tests/c/make_fixtures.py "$BUILD/fixtures"; then
-  echo "run.sh: making fixtures failed" >&2
-  exit 1
-fi
+make_fixtures "$BUILD/fixtures" || fail "making fixtures failed"
 
 step "run the C binary"
 if ! "$BUILD/test_api_c" "$BUILD/fixtures"; then

@@ -4,31 +4,21 @@
 # -pedantic; then once more under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer
 # (g++), so a double free or a leaked handle in the wrapper fails the run.
 #
-#   Tests/cpp/run.sh [BUILD_DIR]        (run from anywhere; default .build/cpptest)
+#   Tests/cpp/run.sh [BUILD_DIR]        (run from anywhere; default .build/cpptest, relative: the root's)
 #
 # Needs the library built at .build/release/libsam3neck.so and python3 with NumPy (the fixtures come
 # from Tests/c/make_fixtures.py). Exits nonzero on any failure.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-BUILD="${1:-.build/cpptest}"
-case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
-LIBDIR="$ROOT/.build/release"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" Tests/cpp/run.sh
+BUILD="$(abs_path "${1:-.build/cpptest}")"
 CXX="${CXX:-c++}"
-FLAGS=(-std=c++17 -Wall -Wextra -Werror -pedantic -I include)
-LINK=(-L "$LIBDIR" -lsam3neck -Wl,-rpath,"$LIBDIR")
+FLAGS=(-std=c++17 "${C_WARN[@]}")
 
-if [ ! -f "$LIBDIR/libsam3neck.so" ]; then
-  echo "Tests/cpp/run.sh: $LIBDIR/libsam3neck.so not found; build the library first:" >&2
-  echo "    swift build -c release -Xswiftc -static-stdlib" >&2
-  exit 1
-fi
-bash Tests/c/soname_link.sh "$LIBDIR/libsam3neck.so"
+require_lib
 mkdir -p "$BUILD"
 
 echo "== fixtures -> $BUILD/fixtures"
-rm -rf "$BUILD/fixtures"
-PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}" python3 Tests/c/make_fixtures.py "$BUILD/fixtures"
+make_fixtures "$BUILD/fixtures"
 
 # run NAME BINARY [ENV...]: runs the test, keeps its log, prints the summary line or the failures.
 run() {
@@ -36,19 +26,18 @@ run() {
   shift 2
   if ! env "$@" "$bin" "$BUILD/fixtures" > "$BUILD/$name.log" 2>&1; then
     grep -v '^PASS ' "$BUILD/$name.log" | tail -40
-    echo "Tests/cpp/run.sh: $name FAILED (log: $BUILD/$name.log)" >&2
-    exit 1
+    fail "$name (log: $BUILD/$name.log)"
   fi
   echo "$name: $(tail -n 1 "$BUILD/$name.log")"
 }
 
 echo "== $CXX -std=c++17"
-"$CXX" "${FLAGS[@]}" -O2 Tests/cpp/test_wrapper.cpp -o "$BUILD/test_wrapper" "${LINK[@]}"
+"$CXX" "${FLAGS[@]}" -O2 Tests/cpp/test_wrapper.cpp -o "$BUILD/test_wrapper" "${LINK_RELEASE[@]}"
 run test_wrapper "$BUILD/test_wrapper"
 
 if command -v clang++ > /dev/null 2>&1; then
   echo "== clang++ -std=c++17"
-  clang++ "${FLAGS[@]}" -O2 Tests/cpp/test_wrapper.cpp -o "$BUILD/test_wrapper_clang" "${LINK[@]}"
+  clang++ "${FLAGS[@]}" -O2 Tests/cpp/test_wrapper.cpp -o "$BUILD/test_wrapper_clang" "${LINK_RELEASE[@]}"
   run test_wrapper_clang "$BUILD/test_wrapper_clang"
 else
   echo "== clang++ not installed: skipped"
@@ -56,6 +45,6 @@ fi
 
 echo "== g++ -std=c++17 -fsanitize=address,undefined (LeakSanitizer on)"
 g++ "${FLAGS[@]}" -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-  -fno-omit-frame-pointer Tests/cpp/test_wrapper.cpp -o "$BUILD/test_wrapper_asan" "${LINK[@]}"
+  -fno-omit-frame-pointer Tests/cpp/test_wrapper.cpp -o "$BUILD/test_wrapper_asan" "${LINK_RELEASE[@]}"
 run test_wrapper_asan "$BUILD/test_wrapper_asan" ASAN_OPTIONS=detect_leaks=1
 echo "Tests/cpp/run.sh: the C++ wrapper tests passed (g++, clang++, ASan/UBSan/LSan)"

