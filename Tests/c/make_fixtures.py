@@ -84,14 +84,14 @@ def main(argv) -> int:
     weights = checkpoint.write_synthetic_checkpoint(
         tiny, trunk_dim=TRUNK_DIM, d_model=D_MODEL, seed=0, dtype="F32", prefix=PREFIX, extras=True
     )
-    write_refs(out, "ref_level", reference.forward(weights, x), with_pos=True)
+    write_refs(out, "ref_level", reference.forward(checkpoint.canonical(weights), x), with_pos=True)
     stored = checkpoint.load_safetensors(tiny)
     # the reference must see what the file holds
     for name, value in weights.items():
         assert np.array_equal(stored[PREFIX + name], value), name
     sam2 = {k: v for k, v in stored.items() if k.startswith(PREFIX + "sam2_convs.")}
     assert sam2, "write_synthetic_checkpoint(extras=True) wrote no sam2_convs tensors"
-    write_refs(out, "ref_sam2_level", reference.forward(sam2, x, group="sam2_convs"))
+    write_refs(out, "ref_sam2_level", reference.forward(checkpoint.canonical(sam2, "sam2_convs", PREFIX), x))
 
     # Other dtypes: the reference of the values after rounding.
     for dtype, stem in (("F16", "ref_f16_level"), ("BF16", "ref_bf16_level")):
@@ -100,7 +100,7 @@ def main(argv) -> int:
             path, trunk_dim=TRUNK_DIM, d_model=D_MODEL, seed=0, dtype=dtype, prefix=PREFIX,
             extras=True,
         )
-        write_refs(out, stem, reference.forward(rounded, x))
+        write_refs(out, stem, reference.forward(checkpoint.canonical(rounded), x))
 
     # Other prefixes (the neck alone).
     checkpoint.save_safetensors(out / "noprefix.safetensors", weights)
@@ -146,7 +146,7 @@ def main(argv) -> int:
                 head = f"{neck}_{dtype}/"
                 w = {k[len(head):]: expected[k] for k in expected.files
                      if k.startswith(head) and "torch_level" not in k}
-                assert len(w) == len(reference.NECK_TENSORS), sorted(w)
+                assert len(w) == len(checkpoint.neck_tensor_shapes(TRUNK_DIM, D_MODEL)), sorted(w)
                 write_refs(out, f"{stem}{dtype}_level", reference.forward(w, x))
 
     (out / "meta.txt").write_text(
