@@ -116,6 +116,8 @@ int main(int argc, char **argv) {
     test_run_errors(h, &f);
     test_runs(h, &f);
     test_compile_errors(h, &f);
+    test_io(h, &f);
+    test_weight_export(h, &f);
   }
   if (hm != NULL) {
     test_memory_handle(hm, &f);

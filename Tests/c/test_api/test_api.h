@@ -20,7 +20,8 @@
  *   compile.c   before compile, config, compile and its queries (shapes, position encodings), errors
  *   run.c       runs (layouts, precisions, threads, subsets, recompiles), run errors, checkpoint variants
  *   threads.c   last error per thread, concurrent runs, OpenBLAS's process-wide thread count
- *   memory.c    1,000 load/compile/run/free cycles with flat resident memory
+ *   io.c        element types and output layouts (0.3.0), the experimental weight export
+ *   memory.c    1,000 load/compile/run/free cycles with a flat heap
  */
 #ifndef SAM3NECK_TEST_API_H
 #define SAM3NECK_TEST_API_H
@@ -183,5 +184,9 @@ void test_threads(sam3_neck *h, sam3_neck *h2, const fixture_t *f);
 void test_openblas_setting(sam3_neck *h, sam3_neck *h2, const fixture_t *f);
 /* memory.c */
 void test_cycles(const fixture_t *f);
+
+/* io.c: element types, output layouts and the weight export (0.3.0) */
+void test_io(sam3_neck *h, const fixture_t *f);
+void test_weight_export(sam3_neck *h, const fixture_t *f);
 
 #endif

@@ -1,0 +1,165 @@
+/*
+ * io.c — the 0.3.0 additions: element types and output layouts (compile_io, get_io_params,
+ * output_shape, run_io, position_encoding_io), and the experimental export of the loaded weights.
+ * The oracle is the float32 plan: a float16 or bfloat16 output is its output rounded to nearest
+ * even (decoded here independently of the library), a sequence or NHWC output its permutation.
+ */
+#include "test_api.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float half_to_float(uint16_t h) {
+  int e = (h >> 10) & 0x1F, m = h & 0x3FF;
+  float sign = (h & 0x8000) ? -1.0f : 1.0f;
+  if (e == 0) return sign * ldexpf((float)m, -24);
+  if (e == 31) return m ? NAN : sign * INFINITY;
+  return sign * ldexpf((float)(1024 + m), e - 25);
+}
+
+static float bf16_to_float(uint16_t b) {
+  uint32_t bits = (uint32_t)b << 16;
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+/* Element (n, c, y, x) of a [B, d, h, w] output stored in `layout`. */
+static size_t stored_index(sam3_neck_output_layout layout, int64_t b, int64_t d, int64_t h, int64_t w,
+                           int64_t n, int64_t c, int64_t y, int64_t x) {
+  switch (layout) {
+    case SAM3_NECK_OUTPUT_NHWC: return (size_t)(((n * h + y) * w + x) * d + c);
+    case SAM3_NECK_OUTPUT_SEQUENCE: return (size_t)(((y * w + x) * b + n) * d + c);
+    default: return (size_t)(((n * d + c) * h + y) * w + x);
+  }
+}
+
+static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t *want, sam3_neck_dtype dtype,
+                                 sam3_neck_output_layout layout) {
+  sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
+  sam3_neck_io_params io = sam3_neck_io_default_params(), back;
+  void *outs[SAM3_NECK_NUM_LEVELS];
+  size_t counts[SAM3_NECK_NUM_LEVELS];
+  size_t elem = dtype == SAM3_NECK_DTYPE_FLOAT32 ? 4 : 2;
+  char what[160];
+  int level, ok = 1;
+  io.output_dtype = dtype;
+  io.output_layout = layout;
+  snprintf(what, sizeof what, "io: compile_io(float32 in, dtype %d out, layout %d)", (int)dtype, (int)layout);
+  if (!check_ok(sam3_neck_compile_io(h, &cp, &io), what)) return;
+  memset(&back, 0, sizeof back);
+  back.struct_size = (uint32_t)sizeof back;
+  check(sam3_neck_get_io_params(h, &back) == SAM3_NECK_OK && back.output_dtype == dtype &&
+            back.output_layout == layout && back.input_dtype == SAM3_NECK_DTYPE_FLOAT32,
+        "io: get_io_params returns what compile_io got (dtype %d, layout %d)", (int)dtype, (int)layout);
+  for (level = 0; level < SAM3_NECK_NUM_LEVELS; level++) {
+    counts[level] = want->count[level];
+    outs[level] = malloc(counts[level] * elem);
+  }
+  check_ok(sam3_neck_run_io(h, f->input, f->input_count, outs, counts), "io: run_io");
+  for (level = 0; level < SAM3_NECK_NUM_LEVELS; level++) {
+    int64_t s[4], shape[4];
+    int32_t rank = 0;
+    int64_t n, c, y, x;
+    sam3_neck_level_shape(h, level, s);
+    sam3_neck_output_shape(h, level, shape, &rank);
+    if (layout == SAM3_NECK_OUTPUT_SEQUENCE)
+      ok = ok && rank == 3 && shape[0] == s[2] * s[3] && shape[1] == s[0] && shape[2] == s[1] && shape[3] == 0;
+    else if (layout == SAM3_NECK_OUTPUT_NHWC)
+      ok = ok && rank == 4 && shape[0] == s[0] && shape[1] == s[2] && shape[2] == s[3] && shape[3] == s[1];
+    else
+      ok = ok && rank == 4 && memcmp(shape, s, sizeof s) == 0;
+    for (n = 0; n < s[0]; n++)
+      for (c = 0; c < s[1]; c++)
+        for (y = 0; y < s[2]; y++)
+          for (x = 0; x < s[3]; x++) {
+            float ref = want->ptr[level][(size_t)(((n * s[1] + c) * s[2] + y) * s[3] + x)];
+            size_t at = stored_index(layout, s[0], s[1], s[2], s[3], n, c, y, x);
+            float got = dtype == SAM3_NECK_DTYPE_FLOAT32 ? ((float *)outs[level])[at]
+                        : dtype == SAM3_NECK_DTYPE_FLOAT16 ? half_to_float(((uint16_t *)outs[level])[at])
+                                                           : bf16_to_float(((uint16_t *)outs[level])[at]);
+            /* Rounded to nearest: within half a unit of the last place (2^-11 or 2^-8 relative). */
+            double bound = dtype == SAM3_NECK_DTYPE_FLOAT32 ? 0 : fabs(ref) * (dtype == SAM3_NECK_DTYPE_FLOAT16 ? 0x1p-11 : 0x1p-8);
+            if (dtype == SAM3_NECK_DTYPE_FLOAT16 && fabs(ref) < 0x1p-14) bound = 0x1p-25; /* subnormal step / 2 */
+            if (!(fabs((double)got - ref) <= bound)) ok = 0;
+          }
+    free(outs[level]);
+  }
+  check(ok, "io: dtype %d, layout %d: output_shape is the layout's, every element the float32 output rounded and permuted",
+        (int)dtype, (int)layout);
+  if (dtype != SAM3_NECK_DTYPE_FLOAT32) {
+    check_err_msg(run_outs(h, f->input, f->input_count, want), SAM3_NECK_ERR_DTYPE, "sam3_neck_run_io",
+                  "io: sam3_neck_run of a half-precision plan");
+  }
+  {
+    int64_t s[4];
+    size_t count;
+    void *pos;
+    sam3_neck_level_shape(h, 2, s);
+    count = (size_t)(s[1] * s[2] * s[3]);
+    pos = malloc(count * elem);
+    check_err(sam3_neck_position_encoding_io(h, 2, pos, count - 1), SAM3_NECK_ERR_SHAPE, "io: position_encoding_io, count too small");
+    check_ok(sam3_neck_position_encoding_io(h, 2, pos, count), "io: position_encoding_io(2)");
+    free(pos);
+  }
+}
+
+void test_io(sam3_neck *h, const fixture_t *f) {
+  sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
+  sam3_neck_io_params io = sam3_neck_io_default_params();
+  outs_t want;
+  int d, l;
+  check(io.struct_size == sizeof io && io.input_dtype == SAM3_NECK_DTYPE_FLOAT32 &&
+            io.output_dtype == SAM3_NECK_DTYPE_FLOAT32 && io.output_layout == SAM3_NECK_OUTPUT_NCHW,
+        "io: io_default_params is float32 in and out, NCHW, struct_size = sizeof");
+  if (!check_ok(sam3_neck_compile_io(h, &cp, NULL), "io: compile_io(io NULL) = the defaults")) return;
+  outs_alloc(&want, &f->meta, 0xF);
+  if (check_ok(run_outs(h, f->input, f->input_count, &want), "io: float32 run as the oracle")) {
+    for (d = 0; d < 3; d++)
+      for (l = 0; l < 3; l++) check_io_combination(f, h, &want, (sam3_neck_dtype)d, (sam3_neck_output_layout)l);
+  }
+  outs_free(&want);
+  io.struct_size = 4;
+  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "struct_size", "io: struct_size too small");
+  io = sam3_neck_io_default_params();
+  set_enum_raw(&io.output_layout, 7);
+  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "output_layout", "io: unknown output layout");
+  io = sam3_neck_io_default_params();
+  set_enum_raw(&io.input_dtype, 3);
+  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "input_dtype", "io: unknown input dtype");
+  /* Leave the handle compiled as the tests after this one expect (float32, NCHW). */
+  check_ok(sam3_neck_compile(h, &cp), "io: compile again with the float32 defaults");
+}
+
+void test_weight_export(sam3_neck *h, const fixture_t *f) {
+  int32_t i, rank = 0;
+  int64_t shape[4];
+  float *out;
+  size_t n;
+  for (i = 0; sam3_neck_experimental_tensor_name(i) != NULL; i++) {
+  }
+  check(i == 22 && strcmp(sam3_neck_experimental_tensor_name(0), "0.dconv_2x2_0.weight") == 0 &&
+            strcmp(sam3_neck_experimental_tensor_name(21), "3.conv_3x3.bias") == 0 &&
+            sam3_neck_experimental_tensor_name(-1) == NULL,
+        "export: 22 tensor names, levels in order, weight before bias (%d)", (int)i);
+  check_err_msg(sam3_neck_experimental_get_tensor(h, "2.conv_1x1.weight", NULL, 0, shape, &rank), SAM3_NECK_ERR_SHAPE,
+                "capacity", "export: capacity 0 asks for the shape");
+  check(rank == 4 && shape[0] == f->meta.d_model && shape[1] == f->meta.trunk_dim && shape[2] == 1 && shape[3] == 1,
+        "export: 2.conv_1x1.weight is [d_model, trunk_dim, 1, 1]");
+  n = (size_t)(shape[0] * shape[1]);
+  out = (float *)malloc(n * sizeof(float));
+  check_ok(sam3_neck_experimental_get_tensor(h, "2.conv_1x1.weight", out, n, shape, &rank), "export: get_tensor");
+  {
+    size_t k, finite = 0;
+    for (k = 0; k < n; k++) finite += isfinite(out[k]) && out[k] != 0;
+    check(finite == n, "export: the weights are finite, nonzero values (%zu of %zu)", finite, n);
+  }
+  free(out);
+  check_err_msg(sam3_neck_experimental_get_tensor(h, "2.conv_9x9.weight", NULL, 0, shape, &rank),
+                SAM3_NECK_ERR_INVALID_ARGUMENT, "no tensor '2.conv_9x9.weight'", "export: an unknown name");
+  check_err(sam3_neck_experimental_get_tensor(h, "0.dconv_2x2_0.bias", NULL, 0, NULL, &rank),
+            SAM3_NECK_ERR_INVALID_ARGUMENT, "export: NULL shape");
+}
