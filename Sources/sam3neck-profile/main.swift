@@ -33,9 +33,25 @@ func ms(_ s: Double) -> String {
     return String(repeating: " ", count: max(0, 11 - text.count)) + text
 }
 
+/// Seconds `body` takes.
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+}
+
 do {
-    let neck = try Neck(path: args[1])
-    let plan = try neck.compile(CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads))
+    var neck: Neck!
+    let load = try seconds { neck = try Neck(path: args[1]) }
+    // What the first compile does, piece by piece (each timed on its own), then the compile itself.
+    let options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
+    var packed: PackedWeights!
+    let tPacked = seconds { packed = PackedWeights(neck.weights) }
+    let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: NeckPlan.upsampleTile(options.precision)) }
+    let tWino = seconds { _ = packed.winograd(NeckPlan.winogradTile(options.precision), levels: [1, 2, 3]) }
+    var plan: NeckPlan!
+    let tCompile = try seconds { plan = try neck.compile(options) }
+    print("sam3neck-profile: load \(ms(load)); first compile \(ms(tCompile)) (alone: packing and folding \(ms(tPacked)), level 0's composed conv \(ms(tUp)), 3×3 Winograd weights of levels 1-3 \(ms(tWino)))")
     var input = [Float](repeating: 0, count: plan.inputCount)
     var state: UInt32 = 1
     for i in input.indices { state = state &* 1_664_525 &+ 1_013_904_223; input[i] = Float(Int32(bitPattern: state)) / Float(Int32.max) }

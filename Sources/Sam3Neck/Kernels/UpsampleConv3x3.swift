@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// Branch 0's last two layers computed as one: a k=2, s=2 transposed conv c0 → d (dconv_2x2_1
 /// with conv_1x1 folded in) followed by the 3×3 conv d → d, padding 1.
 ///
@@ -41,9 +44,13 @@ package struct UpsampleConv3x3: Sendable {
             for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = w3[(o * d + o2) * 9 + t] } }
             return m
         }
-        var uPhases: [Float] = []
-        for a in 0..<2 {
-            for b in 0..<2 {
+        // The four phases are independent: one worker each (the products in double are most of a
+        // first compile's time).
+        var phases = [[Float]](repeating: [], count: 4)
+        phases.withUnsafeMutableBufferPointer { results in
+            nonisolated(unsafe) let results = results
+            parallelFor(4, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { phase in
+                let a = phase / 2, b = phase % 2
                 // Composite 2×2 kernels of this phase, [o][c][p][q].
                 var kernels = [Double](repeating: 0, count: d * c0 * 4)
                 var product = [Double](repeating: 0, count: c0 * d)
@@ -66,9 +73,10 @@ package struct UpsampleConv3x3: Sendable {
                         }
                     }
                 }
-                uPhases += Winograd.transformWeights(kernels, cout: d, cin: c0, tile: tile)
+                results[phase] = Winograd.transformWeights(kernels, cout: d, cin: c0, tile: tile)
             }
         }
+        let uPhases = phases.flatMap { $0 }
         u = uPhases
         // Bias: b3 + Σ over taps inside Z of W3_tap · b'.
         var tapBias = [Double](repeating: 0, count: 9 * d)
