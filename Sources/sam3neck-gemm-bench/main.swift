@@ -1,0 +1,185 @@
+// sam3neck-gemm-bench: the packed SGEMM of Sources/CKernels/sgemm.c against OpenBLAS's
+// cblas_sgemm (one thread, as the neck's plan runs it) on the neck's shapes, interleaved in the
+// same run, medians of REPS repetitions.
+//
+//   swift run -c release sam3neck-gemm-bench [REPS [KERNEL]]     the table (KERNEL: avx512, avx2, generic; default auto)
+//   swift run -c release sam3neck-gemm-bench tune [REPS]         variants and cache blockings on a few shapes
+import CKernels
+import COpenBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// 64-byte aligned floats, filled with a fixed pseudo-random sequence in [-1, 1).
+final class Buf {
+    let p: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int, seed: UInt64 = 0) {
+        self.count = max(count, 1)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: self.count * 4, alignment: 64)
+        p = raw.bindMemory(to: Float.self, capacity: self.count)
+        var s = seed &* 6364136223846793005 &+ 1442695040888963407
+        for i in 0..<self.count {
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            p[i] = seed == 0 ? 0 : Float(Int32(truncatingIfNeeded: s >> 32)) / 2147483648
+        }
+    }
+    deinit { UnsafeMutableRawPointer(p).deallocate() }
+}
+
+struct Shape {
+    let name: String
+    let m: Int, n: Int, k: Int
+    let aTrans: Bool
+    let lda: Int
+}
+
+/// One product's operands, our packed B, and both outputs.
+final class Case {
+    let s: Shape
+    let a: Buf, b: Buf, bias: Buf, packed: Buf, c1: Buf, c2: Buf, ws: Buf
+    var args = sam3neck_sgemm_args()
+    init(_ s: Shape, kernel: Int32) {
+        self.s = s
+        a = Buf(s.aTrans ? s.k * s.lda : s.m * s.lda, seed: 1)
+        b = Buf(s.k * s.n, seed: 2)
+        bias = Buf(s.n, seed: 3)
+        packed = Buf(sam3neck_sgemm_packed_b_floats(s.k, s.n))
+        sam3neck_sgemm_pack_b(s.k, s.n, b.p, s.n, 0, packed.p)
+        c1 = Buf(s.m * s.n)
+        c2 = Buf(s.m * s.n)
+        args.kernel = kernel
+        args.m = s.m; args.n = s.n; args.k = s.k
+        args.a = UnsafePointer(a.p); args.lda = s.lda; args.a_trans = s.aTrans ? 1 : 0
+        args.packed_b = UnsafePointer(packed.p)
+        args.c = c1.p; args.rs_c = s.n; args.cs_c = 1
+        ws = Buf(1 << 22)  // replaced below once the blocking is known
+    }
+    func ours(gelu: Bool = false, variant: Int32 = 0, mc: Int = 0, kc: Int = 0, nc: Int = 0) -> Double {
+        var g = args
+        g.variant = variant; g.mc = mc; g.kc = kc; g.nc = nc
+        if gelu { g.bias = UnsafePointer(bias.p); g.gelu = 1 }
+        precondition(sam3neck_sgemm_workspace_floats(&g) <= ws.count, "workspace")
+        g.workspace = ws.p
+        let t0 = now()
+        let rc = sam3neck_sgemm_run(&g)
+        let t = now() - t0
+        precondition(rc == 0, "sam3neck_sgemm_run: \(rc)")
+        return t
+    }
+    func blas(gelu: Bool = false) -> Double {
+        let t0 = now()
+        cblas_sgemm(CblasRowMajor, s.aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                    blasint(s.m), blasint(s.n), blasint(s.k), 1, a.p, blasint(s.lda), b.p, blasint(s.n),
+                    0, c2.p, blasint(s.n))
+        if gelu {
+            for i in 0..<s.m { sam3neck_bias_gelu(c2.p + i * s.n, bias.p, c2.p + i * s.n, s.n) }
+        }
+        return now() - t0
+    }
+    /// max |ours - OpenBLAS| / max |OpenBLAS|
+    func diff() -> Double {
+        var md = 0.0, mx = 0.0
+        for i in 0..<(s.m * s.n) {
+            md = max(md, Double(abs(c1.p[i] - c2.p[i]))); mx = max(mx, Double(abs(c2.p[i])))
+        }
+        return md / max(mx, 1e-30)
+    }
+    var gflop: Double { 2.0 * Double(s.m) * Double(s.n) * Double(s.k) / 1e9 }
+}
+
+func pad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+/// printf-style formatting of one Double (no Foundation here).
+func fmt(_ f: String, _ x: Double) -> String {
+    var buf = [CChar](repeating: 0, count: 64)
+    _ = withVaList([x]) { vsnprintf(&buf, 64, f, $0) }
+    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+func f1(_ x: Double) -> String { fmt("%.1f", x) }
+func f2(_ x: Double) -> String { fmt("%.2f", x) }
+
+let argv = CommandLine.arguments
+openblas_set_num_threads(1)
+let pixels = 72 * 72
+
+if argv.count > 1 && argv[1] == "tune" {
+    let reps = argv.count > 2 ? Int(argv[2]) ?? 9 : 9
+    let shapes = [
+        Shape(name: "L0 a^T", m: 2592, n: 2048, k: 1024, aTrans: true, lda: pixels),
+        Shape(name: "L2 a^T", m: 288, n: 256, k: 1024, aTrans: true, lda: pixels),
+        Shape(name: "wino", m: 324, n: 256, k: 256, aTrans: false, lda: 256),
+    ]
+    let vnames = ["14x32", "6x64", "12x32"]
+    for s in shapes {
+        let c = Case(s, kernel: Int32(SAM3NECK_SGEMM_AVX512))
+        print("\(s.name) m=\(s.m) n=\(s.n) k=\(s.k)")
+        _ = c.blas()
+        var tb = [Double]()
+        for _ in 0..<reps { tb.append(c.blas()) }
+        print("  OpenBLAS \(f1(c.gflop / median(tb))) GFLOP/s")
+        for v in 0..<vnames.count {
+            for kc in [128, 256, 384, 512] {
+                for mc in [48, 96, 192, 384] {
+                    for nc in [512, 4096] {
+                        _ = c.ours(variant: Int32(v), mc: mc, kc: kc, nc: nc)
+                        var t = [Double]()
+                        for _ in 0..<reps { t.append(c.ours(variant: Int32(v), mc: mc, kc: kc, nc: nc)) }
+                        print("  \(vnames[v]) kc=\(kc) mc=\(mc) nc=\(nc): \(f1(c.gflop / median(t)))")
+                    }
+                }
+            }
+        }
+    }
+    exit(0)
+}
+
+let reps = argv.count > 1 ? max(1, Int(argv[1]) ?? 15) : 15
+let kernel = argv.count > 2 ? sam3neck_sgemm_kernel_named(argv[2]) : Int32(SAM3NECK_SGEMM_AUTO)
+guard kernel >= 0, sam3neck_sgemm_kernel_supported(kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel) != 0 else {
+    print("sam3neck-gemm-bench: kernel \(argv.count > 2 ? argv[2] : "?") is not supported here"); exit(2)
+}
+let resolved = kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel
+let kname = ["auto", "generic", "avx2", "avx512"][Int(resolved)]
+
+var shapes = [Shape]()
+for m in [288, 2592] {
+    for (n, what) in [(2048, "L0 dconv0"), (1024, "L1 dconv+1x1"), (256, "L2/3 1x1")] {
+        shapes.append(Shape(name: "\(what) A^T", m: m, n: n, k: 1024, aTrans: true, lda: pixels))
+        shapes.append(Shape(name: "\(what) A", m: m, n: n, k: 1024, aTrans: false, lda: 1024))
+    }
+}
+shapes.append(Shape(name: "Winograd", m: 324, n: 256, k: 256, aTrans: false, lda: 256))
+shapes.append(Shape(name: "Winograd", m: 1296, n: 256, k: 256, aTrans: false, lda: 256))
+
+print("packed SGEMM (\(kname)) vs OpenBLAS \(String(cString: openblas_get_corename())) cblas_sgemm, 1 thread, median of \(reps), interleaved")
+print("A^T: A read transposed from k x \(pixels) (NCHW); A: row-major. +GELU: bias + exact GELU epilogue (OpenBLAS: cblas_sgemm then sam3neck_bias_gelu per row)")
+let head = ["shape", "m", "n", "k", "ours ms", "BLAS ms", "ours GF/s", "BLAS GF/s", "ratio", "+GELU ratio", "rel diff"]
+let widths = [18, 5, 5, 5, 9, 9, 10, 10, 6, 11, 9]
+print(zip(head, widths).map { pad($0, $1) }.joined(separator: " "))
+for s in shapes {
+    let c = Case(s, kernel: kernel)
+    _ = c.ours(); _ = c.blas()  // warm-up (pages, caches)
+    var to = [Double](), tb = [Double](), tog = [Double](), tbg = [Double]()
+    for r in 0..<reps {
+        if r % 2 == 0 { to.append(c.ours()); tb.append(c.blas()) } else { tb.append(c.blas()); to.append(c.ours()) }
+    }
+    let d = c.diff()
+    for r in 0..<reps {
+        if r % 2 == 0 { tog.append(c.ours(gelu: true)); tbg.append(c.blas(gelu: true)) } else { tbg.append(c.blas(gelu: true)); tog.append(c.ours(gelu: true)) }
+    }
+    let mo = median(to), mb = median(tb)
+    let row = [s.name, "\(s.m)", "\(s.n)", "\(s.k)", f2(mo * 1e3), f2(mb * 1e3), f1(c.gflop / mo), f1(c.gflop / mb),
+               f2(mb / mo), f2(median(tbg) / median(tog)), fmt("%.1e", d)]
+    print(zip(row, widths).map { pad($0, $1) }.joined(separator: " "))
+}
