@@ -242,12 +242,15 @@ int sam3neck_sgemm_kernel_named(const char *name) {
   return -1;
 }
 
-int sam3neck_sgemm_auto_kernel(void) {
-  /* The environment is read on every call (cheap next to a GEMM; no cached state to race on).
-   * An unknown name or a kernel this CPU lacks falls back to the best supported one. */
-  int forced = sam3neck_sgemm_kernel_named(getenv("SAM3NECK_SGEMM_KERNEL"));
+int sam3neck_sgemm_pick_kernel(const char *name) {
+  int forced = sam3neck_sgemm_kernel_named(name);
   if (forced > 0 && sam3neck_sgemm_kernel_supported(forced)) return forced;
   return best_supported();
+}
+
+int sam3neck_sgemm_auto_kernel(void) {
+  /* The environment is read on every call (cheap next to a GEMM; no cached state to race on). */
+  return sam3neck_sgemm_pick_kernel(getenv("SAM3NECK_SGEMM_KERNEL"));
 }
 
 static int resolve(int kernel) {
@@ -370,7 +373,7 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   const kernel_info *ki = lookup(kernel, g->variant);
   if (ki == NULL) return -2;
   if (g->m == 0 || g->n == 0) return 0;
-  if (g->a == NULL || g->packed_b == NULL || g->workspace == NULL) return -3;
+  if (g->workspace == NULL || (g->k > 0 && (g->a == NULL || g->packed_b == NULL))) return -3;
   if (g->store == NULL && g->c == NULL) return -3;
   blocking bl = blocking_for(ki, g);
   const size_t m = g->m, n = g->n, k = g->k, mr = (size_t)bl.mr, nr = (size_t)bl.nr;

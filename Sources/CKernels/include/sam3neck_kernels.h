@@ -109,6 +109,10 @@ int sam3neck_sgemm_kernel_supported(int kernel);
  * "avx512") when set to one this CPU supports, else the best supported. */
 int sam3neck_sgemm_auto_kernel(void);
 
+/* What SAM3NECK_SGEMM_AUTO resolves to with the override name (or NULL): the named kernel when
+ * this CPU supports it, else the best supported (an unknown name is ignored). */
+int sam3neck_sgemm_pick_kernel(const char *name);
+
 /* "generic" / "avx2" / "avx512" to SAM3NECK_SGEMM_*, -1 for anything else (NULL included). */
 int sam3neck_sgemm_kernel_named(const char *name);
 
