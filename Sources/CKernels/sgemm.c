@@ -192,11 +192,15 @@ int sam3neck_cpu_has_avx512f(void) { return 0; }
 static const kernel_info *lookup(int kernel, int variant) {
   static const kernel_info generic[] = {{GEN_MR, GEN_NR, 64, 256, 4096, kern_generic}};
 #ifdef SAM3NECK_X86
-  static const kernel_info avx2[] = {{6, 16, 96, 256, 4096, kern_avx2_6x16}};
+  /* kc 256 (not 512): flat here, and Zen 3's L2 (512 KB) is half Zen 5's */
+  static const kernel_info avx2[] = {{6, 16, 192, 256, 4096, kern_avx2_6x16}};
+  /* 12 x 32 by measurement (sam3neck-gemm-bench tune, Zen 5): within noise of 6 x 64 on the
+   * large shapes, ahead of both on m = 288 (24 whole tiles; 14 leaves edge tiles on 288, 324
+   * and 2592 rows); kc 512 and mc 96 near the best on every shape tried. */
   static const kernel_info avx512[] = {
-      {14, 32, 112, 256, 4096, kern_avx512_14x32},
-      {6, 64, 96, 256, 4096, kern_avx512_6x64},
-      {12, 32, 96, 256, 4096, kern_avx512_12x32},
+      {12, 32, 96, 512, 4096, kern_avx512_12x32},
+      {14, 32, 112, 512, 4096, kern_avx512_14x32},
+      {6, 64, 96, 512, 4096, kern_avx512_6x64},
   };
 #endif
   switch (kernel) {
