@@ -2,10 +2,12 @@
 // cblas_sgemm (one thread, as the neck's plan runs it) on the neck's shapes, interleaved in the
 // same run, medians of REPS repetitions.
 //
-//   swift run -c release sam3neck-gemm-bench [REPS [KERNEL]]     the table (KERNEL: avx512, avx2, generic; default auto)
+//   swift run -c release sam3neck-gemm-bench [REPS [KERNEL [WORKERS]]]   the table (KERNEL: avx512, avx2,
+//       generic or auto; WORKERS threads at once, each on its own m rows with the shared B, as the plan runs)
 //   swift run -c release sam3neck-gemm-bench tune [REPS [KERNEL]]  variants and cache blockings on a few shapes
 import CKernels
 import COpenBLAS
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,9 +52,13 @@ final class Case {
     let s: Shape
     let a: Buf, b: Buf, bias: Buf, packed: Buf, c1: Buf, c2: Buf, ws: Buf
     var args = sam3neck_sgemm_args()
-    init(_ s: Shape, kernel: Int32) {
+    /// Workers, each with its own block of m rows (the plan's split); B is shared.
+    let workers: Int
+    init(_ s: Shape, kernel: Int32, workers: Int = 1) {
         self.s = s
-        a = Buf(s.aTrans ? s.k * s.lda : s.m * s.lda, seed: 1)
+        self.workers = workers
+        precondition(!s.aTrans || s.lda >= s.m * workers, "lda")
+        a = Buf(s.aTrans ? s.k * s.lda : s.m * workers * s.lda, seed: 1)
         b = Buf(s.k * s.n, seed: 2)
         // Outputs of order 1 (std ~ 1/3), as a trained layer's pre-activations: a GELU input with
         // |x| >= 13 takes the kernel's scalar path, which random sums of 1024 terms would hit.
@@ -61,46 +67,62 @@ final class Case {
         bias = Buf(s.n, seed: 3)
         packed = Buf(sam3neck_sgemm_packed_b_floats(s.k, s.n))
         sam3neck_sgemm_pack_b(s.k, s.n, b.p, s.n, 0, packed.p)
-        c1 = Buf(s.m * s.n)
-        c2 = Buf(s.m * s.n)
+        c1 = Buf(s.m * workers * s.n)
+        c2 = Buf(s.m * workers * s.n)
         args.kernel = kernel
         args.m = s.m; args.n = s.n; args.k = s.k
         args.a = UnsafePointer(a.p); args.lda = s.lda; args.a_trans = s.aTrans ? 1 : 0
         args.packed_b = UnsafePointer(packed.p)
         args.c = c1.p; args.rs_c = s.n; args.cs_c = 1
-        ws = Buf(1 << 22)  // replaced below once the blocking is known
+        ws = Buf(workers << 22)  // 4 Mi floats per worker; checked against the query per call
+    }
+    /// Runs body(worker) on every worker at once (one after the other when there is one).
+    func parallel(_ body: @Sendable (Int) -> Void) {
+        if workers == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: body) }
     }
     func ours(gelu: Bool = false, variant: Int32 = 0, mc: Int = 0, kc: Int = 0, nc: Int = 0) -> Double {
         var g = args
         g.variant = variant; g.mc = mc; g.kc = kc; g.nc = nc
         if gelu { g.bias = UnsafePointer(bias.p); g.gelu = 1 }
-        precondition(sam3neck_sgemm_workspace_floats(&g) <= ws.count, "workspace")
-        g.workspace = ws.p
+        precondition(sam3neck_sgemm_workspace_floats(&g) <= 1 << 22, "workspace")
+        let s = self.s
+        nonisolated(unsafe) let g0 = g
+        nonisolated(unsafe) let a = self.a.p, c = c1.p, ws = self.ws.p
         let t0 = now()
-        let rc = sam3neck_sgemm_run(&g)
-        let t = now() - t0
-        precondition(rc == 0, "sam3neck_sgemm_run: \(rc)")
-        return t
+        parallel { w in
+            var gw = g0
+            gw.a = UnsafePointer(s.aTrans ? a + w * s.m : a + w * s.m * s.lda)
+            gw.c = c + w * s.m * s.n
+            gw.workspace = ws + (w << 22)
+            let rc = sam3neck_sgemm_run(&gw)
+            precondition(rc == 0, "sam3neck_sgemm_run: \(rc)")
+        }
+        return now() - t0
     }
     func blas(gelu: Bool = false) -> Double {
+        let s = self.s
+        nonisolated(unsafe) let a = self.a.p, b = self.b.p, c = c2.p, bias = self.bias.p
         let t0 = now()
-        cblas_sgemm(CblasRowMajor, s.aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
-                    blasint(s.m), blasint(s.n), blasint(s.k), 1, a.p, blasint(s.lda), b.p, blasint(s.n),
-                    0, c2.p, blasint(s.n))
-        if gelu {
-            for i in 0..<s.m { sam3neck_bias_gelu(c2.p + i * s.n, bias.p, c2.p + i * s.n, s.n) }
+        parallel { w in
+            let aw = s.aTrans ? a + w * s.m : a + w * s.m * s.lda, cw = c + w * s.m * s.n
+            cblas_sgemm(CblasRowMajor, s.aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                        blasint(s.m), blasint(s.n), blasint(s.k), 1, aw, blasint(s.lda), b, blasint(s.n),
+                        0, cw, blasint(s.n))
+            if gelu {
+                for i in 0..<s.m { sam3neck_bias_gelu(cw + i * s.n, bias, cw + i * s.n, s.n) }
+            }
         }
         return now() - t0
     }
     /// max |ours - OpenBLAS| / max |OpenBLAS|
     func diff() -> Double {
         var md = 0.0, mx = 0.0
-        for i in 0..<(s.m * s.n) {
+        for i in 0..<(s.m * workers * s.n) {
             md = max(md, Double(abs(c1.p[i] - c2.p[i]))); mx = max(mx, Double(abs(c2.p[i])))
         }
         return md / max(mx, 1e-30)
     }
-    var gflop: Double { 2.0 * Double(s.m) * Double(s.n) * Double(s.k) / 1e9 }
+    var gflop: Double { 2.0 * Double(s.m * workers) * Double(s.n) * Double(s.k) / 1e9 }
 }
 
 func pad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
@@ -151,10 +173,11 @@ if argv.count > 1 && argv[1] == "tune" {
 }
 
 let reps = argv.count > 1 ? max(1, Int(argv[1]) ?? 15) : 15
-let kernel = argv.count > 2 ? sam3neck_sgemm_kernel_named(argv[2]) : Int32(SAM3NECK_SGEMM_AUTO)
+let kernel = argv.count > 2 && argv[2] != "auto" ? sam3neck_sgemm_kernel_named(argv[2]) : Int32(SAM3NECK_SGEMM_AUTO)
 guard kernel >= 0, sam3neck_sgemm_kernel_supported(kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel) != 0 else {
     print("sam3neck-gemm-bench: kernel \(argv.count > 2 ? argv[2] : "?") is not supported here"); exit(2)
 }
+let workers = argv.count > 3 ? max(1, Int(argv[3]) ?? 1) : 1
 let resolved = kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel
 let kname = ["auto", "generic", "avx2", "avx512"][Int(resolved)]
 
@@ -168,13 +191,13 @@ for m in [288, 2592] {
 shapes.append(Shape(name: "Winograd", m: 324, n: 256, k: 256, aTrans: false, lda: 256))
 shapes.append(Shape(name: "Winograd", m: 1296, n: 256, k: 256, aTrans: false, lda: 256))
 
-print("packed SGEMM (\(kname)) vs OpenBLAS \(String(cString: openblas_get_corename())) cblas_sgemm, 1 thread, median of \(reps), interleaved")
+print("packed SGEMM (\(kname)) vs OpenBLAS \(String(cString: openblas_get_corename())) cblas_sgemm (1 OpenBLAS thread), \(workers) worker(s) of m rows each, median of \(reps), interleaved")
 print("A^T: A read transposed from k x \(pixels) (NCHW); A: row-major. +GELU: bias + exact GELU epilogue (OpenBLAS: cblas_sgemm then sam3neck_bias_gelu per row)")
 let head = ["shape", "m", "n", "k", "ours ms", "BLAS ms", "ours GF/s", "BLAS GF/s", "ratio", "+GELU ours", "+GELU BLAS", "ratio", "rel diff"]
 let widths = [18, 5, 5, 5, 8, 8, 10, 10, 6, 11, 11, 6, 9]
 print(zip(head, widths).map { pad($0, $1) }.joined(separator: " "))
 for s in shapes {
-    let c = Case(s, kernel: kernel)
+    let c = Case(s, kernel: kernel, workers: workers)
     _ = c.ours(); _ = c.blas()  // warm-up (pages, caches)
     var to = [Double](), tb = [Double](), tog = [Double](), tbg = [Double]()
     for r in 0..<reps {
