@@ -458,3 +458,23 @@ int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, siz
   g.workspace = workspace;
   return sam3neck_sgemm_run(&g);
 }
+
+/* ---- the transposed conv's phase scatter, as a store hook ------------------------------------ */
+
+void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,
+                                        size_t cols, const float *tile, size_t ldt) {
+  const sam3neck_phase_scatter *s = (const sam3neck_phase_scatter *)ctx;
+  for (size_t r = 0; r < rows; r++) {
+    const size_t p = row0 + r, i = p / s->width, j = p % s->width;
+    size_t c = 0;
+    while (c < cols) { /* one run of columns within one phase: contiguous channels of one pixel */
+      const size_t col = col0 + c, phase = col / s->channels, o = col % s->channels;
+      size_t run = s->channels - o;
+      if (run > cols - c) run = cols - c;
+      float *out = s->out + (ptrdiff_t)(2 * i + phase / 2) * s->row_stride +
+                   (ptrdiff_t)(2 * j + phase % 2) * s->pixel_stride + (ptrdiff_t)o;
+      memcpy(out, tile + r * ldt + c, run * sizeof(float));
+      c += run;
+    }
+  }
+}

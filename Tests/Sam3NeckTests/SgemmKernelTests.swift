@@ -187,6 +187,55 @@ import Testing
         }
     }
 
+    /// The phase scatter store: the transposed conv's output pixels, channels-last in a framed
+    /// image; n = 24 channels per tap, so tiles of 16 and 32 columns straddle taps.
+    @Test(arguments: kernels)
+    func phaseScatterStore(kernel: Int32) throws {
+        if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }
+        let h = 3, w = 5, ch = 24
+        for aTrans in [false, true] {
+            let p = Problem(m: h * w, n: 4 * ch, k: 70, aTrans: aTrans, seed: 7)
+            let packed = p.packed()
+            let pw = 2 * w + 2, ph = 2 * h + 2  // one pixel of frame on each side
+            var image = [Float](repeating: .nan, count: ph * pw * ch)
+            let rc = image.withUnsafeMutableBufferPointer { img in
+                var scatter = sam3neck_phase_scatter(out: img.baseAddress! + (pw + 1) * ch, width: w, channels: ch,
+                                                     row_stride: pw * ch, pixel_stride: ch)
+                var g = sam3neck_sgemm_args()
+                g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = aTrans ? 1 : 0
+                g.gelu = 1
+                var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
+                return withUnsafeMutablePointer(to: &scatter) { sp in
+                    p.a.withUnsafeBufferPointer { a in
+                        packed.withUnsafeBufferPointer { pb in
+                            p.bias.withUnsafeBufferPointer { bias in
+                                ws.withUnsafeMutableBufferPointer { wsb in
+                                    g.a = a.baseAddress; g.packed_b = pb.baseAddress; g.bias = bias.baseAddress
+                                    g.workspace = wsb.baseAddress
+                                    g.store = sam3neck_sgemm_store_phase_scatter
+                                    g.store_ctx = UnsafeMutableRawPointer(sp)
+                                    return sam3neck_sgemm_run(&g)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(rc == 0)
+            // C(p, (2a+b)·ch + o) sits at framed pixel (2i + a + 1, 2j + b + 1), channel o.
+            _ = p.check({ row, col in
+                let i = row / w, j = row % w, tap = col / ch, o = col % ch
+                return image[((2 * i + tap / 2 + 1) * pw + 2 * j + tap % 2 + 1) * ch + o]
+            }, bias: true, gelu: true, "kernel \(kernel) phase scatter")
+            // The frame is untouched.
+            for y in 0..<ph {
+                for x in 0..<pw where y == 0 || y == ph - 1 || x == 0 || x == pw - 1 {
+                    #expect((0..<ch).allSatisfy { image[(y * pw + x) * ch + $0].isNaN })
+                }
+            }
+        }
+    }
+
     /// The packed layout the header documents, both source layouts of B.
     @Test func packedLayout() {
         for (k, n) in [(1, 1), (5, 17), (3, 64), (4, 65), (2, 130)] {
