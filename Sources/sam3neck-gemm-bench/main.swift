@@ -172,6 +172,82 @@ if argv.count > 1 && argv[1] == "tune" {
     exit(0)
 }
 
+// Level 0's first stage end to end: X·B, bias, GELU, and the transposed conv's phase scatter into
+// the channels-last framed image the next stage reads. Ours: all in the epilogue (the scatter
+// hook); OpenBLAS: cblas_sgemm into a scratch block, then the plan's scatter pass (bias + GELU
+// per pixel and tap with sam3neck_bias_gelu, as scatterTransposed2x2 does).
+/// Medians (ms) of ours under each (kc, nc) blocking (0: default) and of OpenBLAS + scatter, all
+/// interleaved, plus the largest difference between the two images.
+func fusedStage(rows: Int, aTrans: Bool, kernel: Int32, reps: Int, configs: [(Int, Int)]) -> (ours: [Double], blas: Double, diff: Double) {
+    let w = 72, ch = 512, m = rows * w
+    let s = Shape(name: "", m: m, n: 4 * ch, k: 1024, aTrans: aTrans, lda: aTrans ? pixels : 1024)
+    let c = Case(s, kernel: kernel)
+    let pw = 2 * w + 2, ph = 2 * rows + 2
+    let img1 = Buf(ph * pw * ch), img2 = Buf(ph * pw * ch)
+    let bias4 = Buf(4 * ch)
+    for t in 0..<4 { for o in 0..<ch { bias4.p[t * ch + o] = c.bias.p[o] } }
+    let scatter = UnsafeMutablePointer<sam3neck_phase_scatter>.allocate(capacity: 1)
+    defer { scatter.deallocate() }
+    scatter.initialize(to: sam3neck_phase_scatter(out: img1.p + (pw + 1) * ch, width: w, channels: ch, row_stride: pw * ch, pixel_stride: ch))
+    func ours(_ kc: Int, _ nc: Int) -> Double {
+        var g = c.args
+        g.bias = UnsafePointer(bias4.p); g.gelu = 1
+        g.store = sam3neck_sgemm_store_phase_scatter
+        g.store_ctx = UnsafeMutableRawPointer(scatter)
+        g.kc = kc; g.nc = nc
+        g.workspace = c.ws.p
+        precondition(sam3neck_sgemm_workspace_floats(&g) <= 1 << 22)
+        let t0 = now()
+        precondition(sam3neck_sgemm_run(&g) == 0)
+        return now() - t0
+    }
+    func blas() -> Double {
+        let t0 = now()
+        cblas_sgemm(CblasRowMajor, aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                    blasint(m), blasint(4 * ch), 1024, 1, c.a.p, blasint(s.lda), c.b.p, blasint(4 * ch),
+                    0, c.c2.p, blasint(4 * ch))
+        for i in 0..<rows {
+            for j in 0..<w {
+                let row = c.c2.p + (i * w + j) * 4 * ch
+                for a in 0..<2 {
+                    for b in 0..<2 {
+                        let out = img2.p + ((2 * i + a + 1) * pw + 2 * j + b + 1) * ch
+                        sam3neck_bias_gelu(row + (2 * a + b) * ch, c.bias.p, out, ch)
+                    }
+                }
+            }
+        }
+        return now() - t0
+    }
+    for (kc, nc) in configs { _ = ours(kc, nc) }
+    _ = blas()
+    var to = [[Double]](repeating: [], count: configs.count), tb = [Double]()
+    for r in 0..<reps {
+        if r % 2 == 1 { tb.append(blas()) }
+        for (i, (kc, nc)) in configs.enumerated() { to[i].append(ours(kc, nc)) }
+        if r % 2 == 0 { tb.append(blas()) }
+    }
+    var md: Float = 0
+    for y in 1..<(ph - 1) { for x in 1..<(pw - 1) { for o in 0..<ch {
+        let at = (y * pw + x) * ch + o
+        md = max(md, abs(img1.p[at] - img2.p[at]))
+    } } }
+    return (to.map { median($0) * 1e3 }, median(tb) * 1e3, Double(md))
+}
+
+let stageCases = [(4, true), (4, false), (36, true), (36, false)]
+if argv.count > 1 && argv[1] == "tune-scatter" {
+    let reps = argv.count > 2 ? Int(argv[2]) ?? 15 : 15
+    let configs = [(512, 512), (1024, 512), (512, 256), (1024, 256), (512, 1024), (1024, 4096)]
+    print("level 0 first stage, ours under (kc, nc) vs OpenBLAS + scatter, medians of \(reps) ms, interleaved")
+    print(pad("input", 18) + pad("m", 6) + configs.map { pad("\($0.0),\($0.1)", 11) }.joined() + pad("BLAS", 9))
+    for (rows, aTrans) in stageCases {
+        let r = fusedStage(rows: rows, aTrans: aTrans, kernel: Int32(SAM3NECK_SGEMM_AUTO), reps: reps, configs: configs)
+        print(pad(aTrans ? "NCHW (A^T)" : "channels-last", 18) + pad("\(rows * 72)", 6) + r.ours.map { pad(f2($0), 11) }.joined() + pad(f2(r.blas), 9))
+    }
+    exit(0)
+}
+
 let reps = argv.count > 1 ? max(1, Int(argv[1]) ?? 15) : 15
 let kernel = argv.count > 2 && argv[2] != "auto" ? sam3neck_sgemm_kernel_named(argv[2]) : Int32(SAM3NECK_SGEMM_AUTO)
 guard kernel >= 0, sam3neck_sgemm_kernel_supported(kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel) != 0 else {
@@ -211,4 +287,16 @@ for s in shapes {
     let row = [s.name, "\(s.m)", "\(s.n)", "\(s.k)", f2(mo * 1e3), f2(mb * 1e3), f1(c.gflop / mo), f1(c.gflop / mb),
                f2(mb / mo), f2(median(tog) * 1e3), f2(median(tbg) * 1e3), f2(median(tbg) / median(tog)), fmt("%.1e", d)]
     print(zip(row, widths).map { pad($0, $1) }.joined(separator: " "))
+}
+
+
+print("")
+print("Level 0 first stage (dconv_2x2_0 + bias + GELU + phase scatter into a framed 144-wide image), 1 worker")
+let head2 = ["input", "m", "ours ms", "BLAS+scatter ms", "ratio", "max diff"]
+let widths2 = [18, 5, 8, 16, 6, 9]
+print(zip(head2, widths2).map { pad($0, $1) }.joined(separator: " "))
+for (rows, aTrans) in stageCases {
+    let r = fusedStage(rows: rows, aTrans: aTrans, kernel: kernel, reps: reps, configs: [(0, 0)])
+    let row = [aTrans ? "NCHW (A^T)" : "channels-last", "\(rows * 72)", f2(r.ours[0]), f2(r.blas), f2(r.blas / r.ours[0]), fmt("%.1e", r.diff)]
+    print(zip(row, widths2).map { pad($0, $1) }.joined(separator: " "))
 }

@@ -130,7 +130,8 @@ import Testing
     }
 
     /// The other stores: NCHW (rs_c = 1, cs_c = m), and the callback (each element exactly once),
-    /// with a small nc so that the column blocking is exercised too.
+    /// with a small blocking (several column, row and k blocks through the block accumulator) and
+    /// the default one (one pass over k for the 16-row kernels; through the tile buffer).
     @Test(arguments: kernels)
     func stridedAndCallbackStores(kernel: Int32) throws {
         if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }
@@ -142,12 +143,13 @@ import Testing
             let n: Int
             init(m: Int, n: Int) { c = [Float](repeating: .nan, count: m * n); writes = [Int](repeating: 0, count: m * n); self.n = n }
         }
-        for form in ["nchw", "callback"] {
+        for (form, small) in [("nchw", true), ("callback", true), ("nchw", false), ("callback", false)] {
             var nchw = [Float](repeating: .nan, count: p.m * p.n)
             let col = Collector(m: p.m, n: p.n)
             var g = sam3neck_sgemm_args()
             g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = 1
-            g.gelu = 1; g.nc = 32; g.mc = 20; g.kc = 128
+            g.gelu = 1
+            if small { g.nc = 32; g.mc = 20; g.kc = 128 }
             var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
             let rc = p.a.withUnsafeBufferPointer { a in
                 packed.withUnsafeBufferPointer { pb in
