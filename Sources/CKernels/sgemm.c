@@ -391,6 +391,8 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   if (g->m == 0 || g->n == 0) return 0;
   if (g->workspace == NULL || (g->k > 0 && (g->a == NULL || g->packed_b == NULL))) return -3;
   if (g->store == NULL && g->c == NULL) return -3;
+  if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
+  if (g->store == NULL && g->cs_c == 1 && (g->rs_c < 0 || (size_t)g->rs_c < g->n)) return -4;
   /* direct: accumulate in C itself (row-major, unit column stride) */
   const int direct = in_place(g);
   blocking bl = blocking_for(ki, g, direct);

@@ -148,6 +148,8 @@ if argv.count > 1 && argv[1] == "tune" {
         Shape(name: "L0 a^T", m: 2592, n: 2048, k: 1024, aTrans: true, lda: pixels),
         Shape(name: "L2 a^T", m: 288, n: 256, k: 1024, aTrans: true, lda: pixels),
         Shape(name: "wino", m: 324, n: 256, k: 256, aTrans: false, lda: 256),
+        Shape(name: "L2big", m: 2592, n: 256, k: 1024, aTrans: false, lda: 1024),
+        Shape(name: "wino1296", m: 1296, n: 256, k: 256, aTrans: false, lda: 256),
     ]
     for s in shapes {
         let c = Case(s, kernel: kernel)

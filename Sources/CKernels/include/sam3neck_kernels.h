@@ -90,14 +90,17 @@ typedef struct sam3neck_sgemm_args {
 } sam3neck_sgemm_args;
 
 /* Runs the product. 0 on success; -1: kernel not supported here; -2: no such variant;
- * -3: a required pointer is NULL. */
+ * -3: a required pointer is NULL; -4: lda below k (m for a_trans), or, for the in-place store
+ * (store == NULL, cs_c == 1), rs_c below n. Other strides are the caller's to get right.
+ * No global state: concurrent calls are safe with their own workspace and C (a packed B may be
+ * shared). m = 0 or n = 0 does nothing; k = 0 stores epilogue(0). */
 int sam3neck_sgemm_run(const sam3neck_sgemm_args *args);
 
 /* Floats of workspace that sam3neck_sgemm_run needs for these m, n, k and blocking (the
  * largest over all kernels, so it does not depend on the CPU). */
 size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *args);
 
-/* The common case: row-major C (ldc), bias (or NULL), gelu flag. Same return codes. */
+/* The common case: row-major C (ldc >= n), bias (or NULL), gelu flag. Same return codes. */
 int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, size_t lda,
                    int a_trans, const float *packed_b, const float *bias, int gelu, float *c,
                    size_t ldc, float *workspace);
