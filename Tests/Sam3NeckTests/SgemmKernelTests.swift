@@ -1,5 +1,7 @@
 import CKernels
+import Dispatch
 import Foundation
+import Synchronization
 import Testing
 
 /// The packed SGEMM of Sources/CKernels/sgemm.c (every kernel family this CPU runs, the portable
@@ -236,6 +238,45 @@ import Testing
                 }
             }
         }
+    }
+
+    /// No shared state: workers running at once on their own row blocks, sharing one packed B,
+    /// give bit for bit what one call gives for the whole (the rows of a tile do not interact).
+    @Test func concurrentWorkersShareThePackedB() {
+        let kernel = sam3neck_sgemm_auto_kernel()
+        let m = 4 * 36, n = 96, k = 200, workers = 4
+        let p = Problem(m: m, n: n, k: k, aTrans: true, seed: 5)
+        let packed = p.packed()
+        var whole = [Float](repeating: .nan, count: m * n)
+        var g = sam3neck_sgemm_args()
+        g.kernel = kernel; g.m = m / workers; g.n = n; g.k = k
+        let wsFloats = sam3neck_sgemm_workspace_floats(&g) + 64
+        var ws = [Float](repeating: 0, count: workers * wsFloats)
+        #expect(sam3neck_sgemm(kernel, m, n, k, p.a, p.lda, 1, packed, p.bias, 1, &whole, n, &ws) == 0)
+        var parts = [Float](repeating: .nan, count: m * n)
+        let failures = p.a.withUnsafeBufferPointer { a in
+            packed.withUnsafeBufferPointer { pb in
+                p.bias.withUnsafeBufferPointer { bias in
+                    parts.withUnsafeMutableBufferPointer { c in
+                        ws.withUnsafeMutableBufferPointer { w in
+                            nonisolated(unsafe) let a = a.baseAddress!, pb = pb.baseAddress!, bias = bias.baseAddress!
+                            nonisolated(unsafe) let c = c.baseAddress!, w = w.baseAddress!
+                            let rows = m / workers, lda = p.lda
+                            let bad = Mutex(0)
+                            DispatchQueue.concurrentPerform(iterations: workers) { i in
+                                // A^T: worker i's rows are columns i*rows ..< (i+1)*rows of the k x lda array.
+                                let rc = sam3neck_sgemm(kernel, rows, n, k, a + i * rows, lda, 1, pb, bias, 1,
+                                                        c + i * rows * n, n, w + i * wsFloats)
+                                if rc != 0 { bad.withLock { $0 += 1 } }
+                            }
+                            return bad.withLock { $0 }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(failures == 0)
+        #expect(parts == whole)
     }
 
     /// The packed layout the header documents, both source layouts of B.
