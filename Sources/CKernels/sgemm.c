@@ -273,7 +273,11 @@ typedef struct {
   int mr, nr;
 } blocking;
 
-static int in_place(const sam3neck_sgemm_args *g) { return g->store == NULL && g->cs_c == 1; }
+/* Row-major C with whole rows apart (rs_c >= n): the kernels accumulate in C itself. Any other
+ * strides (NCHW, or m = 1 with rs_c = cs_c = 1) go through the strided store. */
+static int in_place(const sam3neck_sgemm_args *g) {
+  return g->store == NULL && g->cs_c == 1 && g->rs_c >= 0 && (size_t)g->rs_c >= g->n;
+}
 
 static blocking blocking_for(const kernel_info *ki, const sam3neck_sgemm_args *g, int direct) {
   blocking bl;
@@ -392,7 +396,6 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   if (g->workspace == NULL || (g->k > 0 && (g->a == NULL || g->packed_b == NULL))) return -3;
   if (g->store == NULL && g->c == NULL) return -3;
   if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
-  if (g->store == NULL && g->cs_c == 1 && (g->rs_c < 0 || (size_t)g->rs_c < g->n)) return -4;
   /* direct: accumulate in C itself (row-major, unit column stride) */
   const int direct = in_place(g);
   blocking bl = blocking_for(ki, g, direct);

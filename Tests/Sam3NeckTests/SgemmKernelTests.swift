@@ -328,13 +328,15 @@ import Testing
         sam3neck_sgemm_pack_b(1, 1, [Float(2)], 1, 0, &packed)
         var ws = [Float](repeating: 0, count: 1 << 16)
         #expect(sam3neck_sgemm(99, 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, &ws) == -1)
-        // Leading dimensions below the row: refused, C untouched.
+        // lda below the row: refused, C untouched.
         var c2: [Float] = [7, 7]
         var a2: [Float] = [1, 1]
         #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 1, 1, 2, &a2, 1, 0, packed, nil, 0, &c2, 1, &ws) == -4)
         #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 2, 1, 1, &a2, 1, 1, packed, nil, 0, &c2, 1, &ws) == -4)
-        #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 1, 2, 1, &a2, 1, 0, packed, nil, 0, &c2, 1, &ws) == -4)
         #expect(c2 == [7, 7])
+        // One row with ldc = 1 < n: a valid layout (row stride unused), stored through the strided path.
+        #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 1, 2, 1, &a2, 1, 0, packed, nil, 0, &c2, 1, &ws) == 0)
+        #expect(c2 == [2, 0])  // B's second column is the packing's zero padding
         #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, nil) == -3)
         for kernel in Self.kernels where sam3neck_sgemm_kernel_supported(kernel) == 0 {
             #expect(sam3neck_sgemm(kernel, 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, &ws) == -1)

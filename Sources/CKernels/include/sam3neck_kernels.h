@@ -90,8 +90,9 @@ typedef struct sam3neck_sgemm_args {
 } sam3neck_sgemm_args;
 
 /* Runs the product. 0 on success; -1: kernel not supported here; -2: no such variant;
- * -3: a required pointer is NULL; -4: lda below k (m for a_trans), or, for the in-place store
- * (store == NULL, cs_c == 1), rs_c below n. Other strides are the caller's to get right.
+ * -3: a required pointer is NULL; -4: lda below k (m for a_trans). C's strides are the caller's
+ * to get right: with cs_c == 1 and rs_c >= n the kernels accumulate in C itself (no copy); any
+ * other strides go through the workspace and a strided store per finished tile.
  * No global state: concurrent calls are safe with their own workspace and C (a packed B may be
  * shared). m = 0 or n = 0 does nothing; k = 0 stores epilogue(0). */
 int sam3neck_sgemm_run(const sam3neck_sgemm_args *args);
