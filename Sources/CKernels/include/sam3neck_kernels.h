@@ -30,15 +30,14 @@ void sam3neck_bias_gelu_avx2(const float *src, const float *bias, float *out, si
 /* Whether the CPU runs AVX2 and FMA instructions. */
 int sam3neck_cpu_has_avx2_fma(void);
 
-
 /* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
  *
  * C = epilogue(A[m x k] * B[k x n]) with B packed once (at compile time) into the layout the
  * micro-kernels read, single-threaded (the caller's workers own the threads; call it per row
  * block). Three kernel families, chosen at run time:
- *   SAM3NECK_SGEMM_AVX512  14 x 32 register tile (28 zmm accumulators), AVX-512F
- *   SAM3NECK_SGEMM_AVX2     6 x 16 (12 ymm accumulators), AVX2 + FMA
- *   SAM3NECK_SGEMM_GENERIC  4 x 16, portable C
+ *   SAM3NECK_SGEMM_AVX512  12 x 32 register tile (24 zmm accumulators), AVX-512F; kc 512, mc 96
+ *   SAM3NECK_SGEMM_AVX2     6 x 16 (12 ymm accumulators), AVX2 + FMA; kc 256, mc 192
+ *   SAM3NECK_SGEMM_GENERIC  4 x 16, portable C (for CPUs without AVX2: there OpenBLAS is ~5x faster)
  * All three read the same packed B, so a packed B is valid on any CPU and for any kernel.
  *
  * Packed layout of B: panels of 16 columns; panel p holds columns 16p .. 16p+15 for every k,
