@@ -64,8 +64,8 @@ typedef struct {
   kernel_fn fn;
 } kernel_info;
 
-/* The default nc when C is not stored in place (strided store or hook): the mc x nc block
- * accumulator then has to stay in L2 next to the packed A. */
+/* The default nc when C is not stored in place (strided store or hook) and k takes more than one
+ * pass: the mc x nc block accumulator then has to stay in L2 next to the packed A. */
 #define NC_STORE 512
 
 enum { GEN_MR = 4, GEN_NR = 16 };
@@ -286,10 +286,11 @@ static blocking blocking_for(const kernel_info *ki, const sam3neck_sgemm_args *g
   bl.mc = g->mc ? g->mc : ki->mc;
   bl.kc = g->kc ? g->kc : ki->kc;
   /* Not in place: one pass over k when k <= 2 kc, so that each tile goes from the kernel to the
-   * store through the L1 tile buffer with no block accumulator (measured on level 0's first stage
-   * with the phase scatter, k = 1024: 1-8% faster than kc 512 with nc 256..1024). */
+   * store through the L1 tile buffer with no block accumulator, and then nc as in place
+   * (measured on level 0's first stage with the phase scatter, k = 1024, n = 2048: kc 1024 and
+   * nc 4096 7-10% faster than kc 512 or 1024 with nc 256..1024). */
   if (!g->kc && !direct && g->k <= 2 * ki->kc) bl.kc = g->k > 0 ? g->k : 1;
-  bl.nc = g->nc ? g->nc : (direct ? ki->nc : NC_STORE);
+  bl.nc = g->nc ? g->nc : (direct || bl.kc >= g->k ? ki->nc : NC_STORE);
   bl.mc = (bl.mc + bl.mr - 1) / bl.mr * bl.mr;               /* whole micro-panels */
   bl.nc = (bl.nc + bl.nr - 1) / bl.nr * bl.nr;
   if (bl.nc % PANEL) bl.nc = (bl.nc + PANEL - 1) / PANEL * PANEL;
@@ -300,11 +301,16 @@ static size_t round_up(size_t x, size_t q) { return (x + q - 1) / q * q; }
 
 /* Floats of workspace: packed A (mc x kc), the block accumulator (mc x nc, strided/callback
  * stores only), a tile. */
-static size_t workspace_floats(const blocking *bl, size_t m, size_t n, size_t k) {
+/* The block accumulator (mc x nc) is needed only when C is not in place and k takes more than
+ * one pass; otherwise tiles go straight to C or through the tile buffer. */
+static int needs_cbuf(const blocking *bl, size_t k, int direct) { return !direct && bl->kc < k; }
+
+static size_t workspace_floats(const blocking *bl, size_t m, size_t n, size_t k, int direct) {
   size_t mc = bl->mc < round_up(m, bl->mr) ? bl->mc : round_up(m, bl->mr);
   size_t kc = bl->kc < k ? bl->kc : k;
   size_t nc = bl->nc < round_up(n, bl->nr) ? bl->nc : round_up(n, bl->nr);
-  return round_up(mc * kc, 16) + round_up(mc * nc, 16) + MAX_MR * MAX_NR + 16 /* alignment */;
+  size_t cbuf = needs_cbuf(bl, k, direct) ? round_up(mc * nc, 16) : 0;
+  return round_up(mc * kc, 16) + cbuf + MAX_MR * MAX_NR + 16 /* alignment */;
 }
 
 size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
@@ -316,7 +322,7 @@ size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
       if (kv == NULL) break;
       for (int direct = 0; direct < 2; direct++) { /* either store form */
         blocking bl = blocking_for(kv, g, direct);
-        size_t s = workspace_floats(&bl, g->m, g->n, g->k);
+        size_t s = workspace_floats(&bl, g->m, g->n, g->k, direct);
         if (s > best) best = s;
       }
     }
@@ -408,7 +414,7 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   const size_t nc_max = bl.nc < round_up(n, nr) ? bl.nc : round_up(n, nr);
   float *ap = ws;
   float *cbuf = ap + round_up(mc_max * kc_max, 16);
-  float *tile = cbuf + round_up(mc_max * nc_max, 16);
+  float *tile = cbuf + (needs_cbuf(&bl, k, direct) ? round_up(mc_max * nc_max, 16) : 0);
 
   if (k == 0) { /* C = epilogue(0) */
     for (size_t i = 0; i < m; i += mr)
