@@ -5,6 +5,9 @@
 //   swift run -c release sam3neck-gemm-bench [REPS [KERNEL [WORKERS]]]   the table (KERNEL: avx512, avx2,
 //       generic or auto; WORKERS threads at once, each on its own m rows with the shared B, as the plan runs)
 //   swift run -c release sam3neck-gemm-bench tune [REPS [KERNEL]]  variants and cache blockings on a few shapes
+//   swift run -c release sam3neck-gemm-bench tune-scatter [REPS]    blockings of the fused level-0 stage
+// OpenBLAS picks its kernels by its own CPU table: OPENBLAS_CORETYPE=SkylakeX in the environment
+// compares against its AVX-512 kernels where it does not pick them itself (0.3.21 on Zen 5).
 import CKernels
 import COpenBLAS
 import Dispatch
