@@ -64,6 +64,13 @@ let package = Package(
             dependencies: ["Sam3Neck"],
             path: "Sources/sam3neck-fuzz"
         ),
+        // Developer tool: the packed SGEMM of CKernels against OpenBLAS on the neck's shapes
+        // (`swift run -c release sam3neck-gemm-bench`).
+        .executableTarget(
+            name: "sam3neck-gemm-bench",
+            dependencies: ["CKernels", "COpenBLAS"],
+            path: "Sources/sam3neck-gemm-bench"
+        ),
         .testTarget(
             name: "Sam3NeckTests",
             dependencies: ["Sam3Neck", "CKernels"],

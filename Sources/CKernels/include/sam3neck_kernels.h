@@ -63,6 +63,116 @@ void sam3neck_narrow_portable(const float *src, void *dst, int dtype, size_t n);
 /* Whether the CPU has F16C and AVX2 (the vector conversions). */
 int sam3neck_cpu_has_f16c_avx2(void);
 
+/* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
+ *
+ * C = epilogue(A[m x k] * B[k x n]) with B packed once (at compile time) into the layout the
+ * micro-kernels read, single-threaded (the caller's workers own the threads; call it per row
+ * block). Three kernel families, chosen at run time:
+ *   SAM3NECK_SGEMM_AVX512  12 x 32 register tile (24 zmm accumulators), AVX-512F; kc 512, mc 96
+ *   SAM3NECK_SGEMM_AVX2     6 x 16 (12 ymm accumulators), AVX2 + FMA; kc 256, mc 192
+ *   SAM3NECK_SGEMM_GENERIC  4 x 16, portable C (for CPUs without AVX2: there OpenBLAS is ~5x faster)
+ * All three read the same packed B, so a packed B is valid on any CPU and for any kernel.
+ *
+ * Packed layout of B: panels of 16 columns; panel p holds columns 16p .. 16p+15 for every k,
+ * k-major: packed[p*16*k + kk*16 + j] = B(kk, 16p + j), zero where 16p + j >= n. The panel
+ * count is rounded up to a multiple of 4 (64 columns), so a kernel may read 4 adjacent panels
+ * without bounds checks; sam3neck_sgemm_packed_b_floats gives the size (floats). */
+
+enum {
+  SAM3NECK_SGEMM_AUTO = 0,    /* the best the CPU has, or $SAM3NECK_SGEMM_KERNEL if set */
+  SAM3NECK_SGEMM_GENERIC = 1,
+  SAM3NECK_SGEMM_AVX2 = 2,
+  SAM3NECK_SGEMM_AVX512 = 3,
+};
+
+/* Floats of a packed B of k x n. */
+size_t sam3neck_sgemm_packed_b_floats(size_t k, size_t n);
+
+/* Packs B (b_trans == 0: B stored k x n row-major, B(kk, j) = b[kk*ldb + j]; b_trans != 0: B^T
+ * stored n x k, B(kk, j) = b[j*ldb + kk], e.g. a Conv2d weight [out, in]) into packed
+ * (sam3neck_sgemm_packed_b_floats(k, n) floats, 64-byte alignment recommended). */
+void sam3neck_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, int b_trans,
+                           float *packed);
+
+/* The store hook: called once per finished tile (after bias and GELU) with the tile's rows
+ * row0 .. row0+rows-1 and columns col0 .. col0+cols-1 of C, element (r, c) at tile[r*ldt + c].
+ * For the transposed conv's phase scatter or any other output-index mapping. The tile is the
+ * kernel's workspace: read it, do not keep the pointer. */
+typedef void (*sam3neck_sgemm_store_fn)(void *ctx, size_t row0, size_t col0, size_t rows,
+                                        size_t cols, const float *tile, size_t ldt);
+
+typedef struct sam3neck_sgemm_args {
+  int kernel;               /* SAM3NECK_SGEMM_*; a kernel the CPU lacks: the call returns -1 */
+  int variant;              /* 0; others select alternative tiles (for measurement only) */
+  size_t m, n, k;
+  const float *a;           /* a_trans == 0: A(i, kk) = a[i*lda + kk] (row-major, channels-last);
+                             * a_trans != 0: A(i, kk) = a[kk*lda + i] (A^T stored k x m: NCHW) */
+  size_t lda;
+  int a_trans;
+  const float *packed_b;    /* sam3neck_sgemm_pack_b(k, n, ...) */
+  const float *bias;        /* n values added per column, or NULL */
+  int gelu;                 /* != 0: exact GELU after the bias (sam3neck_bias_gelu's math) */
+  float *c;                 /* C(i, j) = c[i*rs_c + j*cs_c]; rs_c = ldc, cs_c = 1 is row-major,
+                             * rs_c = 1, cs_c = pixels is NCHW. Unused when store != NULL. */
+  ptrdiff_t rs_c, cs_c;
+  sam3neck_sgemm_store_fn store;  /* NULL: store to c */
+  void *store_ctx;
+  float *workspace;         /* sam3neck_sgemm_workspace_floats(this) floats, any alignment */
+  size_t mc, kc, nc;        /* cache blocking; 0: the kernel's defaults */
+} sam3neck_sgemm_args;
+
+/* Runs the product. 0 on success; -1: kernel not supported here; -2: no such variant;
+ * -3: a required pointer is NULL; -4: lda below k (m for a_trans). C's strides are the caller's
+ * to get right: with cs_c == 1 and rs_c >= n the kernels accumulate in C itself (no copy); any
+ * other strides go through the workspace and a strided store per finished tile.
+ * No global state: concurrent calls are safe with their own workspace and C (a packed B may be
+ * shared). m = 0 or n = 0 does nothing; k = 0 stores epilogue(0). */
+int sam3neck_sgemm_run(const sam3neck_sgemm_args *args);
+
+/* Floats of workspace that sam3neck_sgemm_run needs for these m, n, k and blocking (the
+ * largest over all kernels, so it does not depend on the CPU). */
+size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *args);
+
+/* The common case: row-major C (ldc >= n), bias (or NULL), gelu flag. Same return codes. */
+int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, size_t lda,
+                   int a_trans, const float *packed_b, const float *bias, int gelu, float *c,
+                   size_t ldc, float *workspace);
+
+/* Whether this CPU runs a kernel family (GENERIC: always). */
+int sam3neck_sgemm_kernel_supported(int kernel);
+
+/* The kernel SAM3NECK_SGEMM_AUTO resolves to now: $SAM3NECK_SGEMM_KERNEL ("generic", "avx2",
+ * "avx512") when set to one this CPU supports, else the best supported. */
+int sam3neck_sgemm_auto_kernel(void);
+
+/* What SAM3NECK_SGEMM_AUTO resolves to with the override name (or NULL): the named kernel when
+ * this CPU supports it, else the best supported (an unknown name is ignored). */
+int sam3neck_sgemm_pick_kernel(const char *name);
+
+/* "generic" / "avx2" / "avx512" to SAM3NECK_SGEMM_*, -1 for anything else (NULL included). */
+int sam3neck_sgemm_kernel_named(const char *name);
+
+/* A store hook for a k = 2, s = 2 transposed conv computed as one GEMM (columns (2a + b)·n + o,
+ * a, b the tap, o the output channel; bias tiled 4 times, GELU as needed): GEMM row p is input
+ * pixel (i, j) = (p / width, p % width) of the block, and C(p, (2a+b)·n + o) goes to channel o
+ * of output pixel (2i + a, 2j + b), channels-last:
+ *   out + (2i + a)·row_stride + (2j + b)·pixel_stride + o
+ * (for the plan's PaddedImage: out = pixel(2·i0, 0), row_stride = paddedWidth·channels,
+ * pixel_stride = channels). Pass it as args.store with args.store_ctx = &scatter. */
+typedef struct sam3neck_phase_scatter {
+  float *out;
+  size_t width;           /* input pixels per row of the grid */
+  size_t channels;        /* n, output channels per tap */
+  ptrdiff_t row_stride;   /* floats between output rows */
+  ptrdiff_t pixel_stride; /* floats between output pixels of a row */
+} sam3neck_phase_scatter;
+
+void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,
+                                        size_t cols, const float *tile, size_t ldt);
+
+/* Whether the CPU runs AVX-512F instructions. */
+int sam3neck_cpu_has_avx512f(void);
+
 #ifdef __cplusplus
 }
 #endif

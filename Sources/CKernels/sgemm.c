@@ -1,0 +1,504 @@
+/* Single-precision GEMM against a B packed once (see sam3neck_kernels.h, "Packed SGEMM"):
+ * register-blocked micro-kernels (portable C, AVX2 + FMA, AVX-512F) chosen at run time, with the
+ * bias / exact GELU / store epilogue applied per finished tile while it is in L1. */
+#include "sam3neck_kernels.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SAM3NECK_X86 1
+#endif
+
+#define PANEL 16          /* columns per packed panel of B (one zmm, two ymm) */
+#define PANEL_GROUP 4     /* panels are allocated in groups of 4 (64 columns): every kernel may
+                           * read up to 4 adjacent panels without a bounds check */
+#define MAX_MR 16
+#define MAX_NR 64
+
+/* ---- packing B --------------------------------------------------------------------------- */
+
+static size_t panel_count(size_t n) {
+  size_t groups = (n + PANEL * PANEL_GROUP - 1) / (PANEL * PANEL_GROUP);
+  return groups * PANEL_GROUP;
+}
+
+size_t sam3neck_sgemm_packed_b_floats(size_t k, size_t n) { return panel_count(n) * PANEL * k; }
+
+void sam3neck_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, int b_trans,
+                           float *packed) {
+  size_t panels = panel_count(n);
+  for (size_t p = 0; p < panels; p++) {
+    float *dst = packed + p * PANEL * k;
+    size_t j0 = p * PANEL;
+    size_t w = j0 >= n ? 0 : (n - j0 < PANEL ? n - j0 : PANEL);
+    if (!b_trans) {
+      for (size_t kk = 0; kk < k; kk++) {
+        const float *src = b + kk * ldb + j0;
+        size_t j = 0;
+        for (; j < w; j++) dst[kk * PANEL + j] = src[j];
+        for (; j < PANEL; j++) dst[kk * PANEL + j] = 0.0f;
+      }
+    } else {
+      memset(dst, 0, PANEL * k * sizeof(float));
+      for (size_t j = 0; j < w; j++) {
+        const float *src = b + (j0 + j) * ldb;
+        for (size_t kk = 0; kk < k; kk++) dst[kk * PANEL + j] = src[kk];
+      }
+    }
+  }
+}
+
+/* ---- kernels ---------------------------------------------------------------------------------
+ * kern(kc, a, b, bps, c, ldc, acc): the full MR x NR tile
+ *   c[r*ldc + j] (acc ? += : =) sum_kk a[kk*MR + r] * B(kk, j)
+ * where B(kk, j) = b[(j / 16) * bps + kk * 16 + j % 16] (bps: the floats between panels). */
+typedef void (*kernel_fn)(size_t kc, const float *a, const float *b, size_t bps, float *c,
+                          size_t ldc, int acc);
+
+typedef struct {
+  int mr, nr;            /* register tile */
+  size_t mc, kc, nc;     /* default cache blocking (measured: sam3neck-gemm-bench) */
+  kernel_fn fn;
+} kernel_info;
+
+/* The default nc when C is not stored in place (strided store or hook) and k takes more than one
+ * pass: the mc x nc block accumulator then has to stay in L2 next to the packed A. */
+#define NC_STORE 512
+
+enum { GEN_MR = 4, GEN_NR = 16 };
+
+static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, float *c,
+                         size_t ldc, int acc) {
+  (void)bps; /* one panel */
+  float t[GEN_MR][GEN_NR];
+  for (int r = 0; r < GEN_MR; r++)
+    for (int j = 0; j < GEN_NR; j++) t[r][j] = 0.0f;
+  for (size_t kk = 0; kk < kc; kk++) {
+    const float *bk = b + kk * PANEL;
+    for (int r = 0; r < GEN_MR; r++) {
+      float av = a[kk * GEN_MR + r];
+      for (int j = 0; j < GEN_NR; j++) t[r][j] += av * bk[j];
+    }
+  }
+  for (int r = 0; r < GEN_MR; r++)
+    for (int j = 0; j < GEN_NR; j++) c[r * ldc + j] = acc ? c[r * ldc + j] + t[r][j] : t[r][j];
+}
+
+#ifdef SAM3NECK_X86
+
+/* The vector kernels are written once, as always-inlined bodies with the tile shape as constant
+ * arguments, over named accumulators (c<row>_<vector>): with constants, the unused ones vanish and
+ * the rest stay in registers (an array of accumulators was kept in memory by clang -O2). */
+#define ROWS16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+avx2_body(const int MR, size_t kc, const float *a, const float *b, float *c, size_t ldc, int acc) {
+  /* MR rows x 16 columns (one panel) = 2 ymm per row; MR <= 6 */
+#define DECL(r) __m256 c##r##_0 = _mm256_setzero_ps(), c##r##_1 = _mm256_setzero_ps();
+  DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5)
+#undef DECL
+  for (size_t kk = 0; kk < kc; kk++) {
+    const __m256 b0 = _mm256_loadu_ps(b + kk * PANEL), b1 = _mm256_loadu_ps(b + kk * PANEL + 8);
+    const float *ak = a + kk * MR;
+#define ROW(r)                                                                                     \
+    if (MR > r) {                                                                                  \
+      __m256 av = _mm256_broadcast_ss(ak + r);                                                     \
+      c##r##_0 = _mm256_fmadd_ps(av, b0, c##r##_0);                                                \
+      c##r##_1 = _mm256_fmadd_ps(av, b1, c##r##_1);                                                \
+    }
+    ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+#undef ROW
+  }
+#define STORE(r)                                                                                   \
+  if (MR > r) {                                                                                    \
+    float *cp = c + r * ldc;                                                                       \
+    if (acc) {                                                                                     \
+      c##r##_0 = _mm256_add_ps(c##r##_0, _mm256_loadu_ps(cp));                                     \
+      c##r##_1 = _mm256_add_ps(c##r##_1, _mm256_loadu_ps(cp + 8));                                 \
+    }                                                                                              \
+    _mm256_storeu_ps(cp, c##r##_0);                                                                \
+    _mm256_storeu_ps(cp + 8, c##r##_1);                                                            \
+  }
+  STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
+#undef STORE
+}
+
+__attribute__((target("avx2,fma"))) static void kern_avx2_6x16(size_t kc, const float *a,
+                                                                const float *b, size_t bps,
+                                                                float *c, size_t ldc, int acc) {
+  (void)bps; /* one panel */
+  avx2_body(6, kc, a, b, c, ldc, acc);
+}
+
+static inline __attribute__((always_inline, target("avx512f"))) void
+avx512_body(const int MR, const int P, size_t kc, const float *a, const float *b, size_t bps,
+            float *c, size_t ldc, int acc) {
+  /* MR rows (<= 16) x P panels (<= 4) of 16 columns, one zmm each; MR * P + P + 1 <= 32 */
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = c##r##_0, c##r##_2 = c##r##_0, c##r##_3 = c##r##_0;
+  ROWS16(DECL)
+#undef DECL
+  const float *b0p = b, *b1p = b + bps, *b2p = b + 2 * bps, *b3p = b + 3 * bps;
+  for (size_t kk = 0; kk < kc; kk++) {
+    __m512 b0 = _mm512_loadu_ps(b0p + kk * PANEL), b1 = b0, b2 = b0, b3 = b0;
+    if (P > 1) b1 = _mm512_loadu_ps(b1p + kk * PANEL);
+    if (P > 2) b2 = _mm512_loadu_ps(b2p + kk * PANEL);
+    if (P > 3) b3 = _mm512_loadu_ps(b3p + kk * PANEL);
+    const float *ak = a + kk * MR;
+#define ROW(r)                                                                                     \
+    if (MR > r) {                                                                                  \
+      __m512 av = _mm512_set1_ps(ak[r]);                                                           \
+      c##r##_0 = _mm512_fmadd_ps(av, b0, c##r##_0);                                                \
+      if (P > 1) c##r##_1 = _mm512_fmadd_ps(av, b1, c##r##_1);                                     \
+      if (P > 2) c##r##_2 = _mm512_fmadd_ps(av, b2, c##r##_2);                                     \
+      if (P > 3) c##r##_3 = _mm512_fmadd_ps(av, b3, c##r##_3);                                     \
+    }
+    ROWS16(ROW)
+#undef ROW
+  }
+#define ST(r, p)                                                                                   \
+  if (P > p) {                                                                                     \
+    float *cp = c + r * ldc + p * PANEL;                                                           \
+    if (acc) c##r##_##p = _mm512_add_ps(c##r##_##p, _mm512_loadu_ps(cp));                          \
+    _mm512_storeu_ps(cp, c##r##_##p);                                                              \
+  }
+#define STORE(r) if (MR > r) { ST(r, 0) ST(r, 1) ST(r, 2) ST(r, 3) }
+  ROWS16(STORE)
+#undef STORE
+#undef ST
+}
+
+__attribute__((target("avx512f"))) static void kern_avx512_14x32(size_t kc, const float *a,
+                                                                  const float *b, size_t bps,
+                                                                  float *c, size_t ldc, int acc) {
+  avx512_body(14, 2, kc, a, b, bps, c, ldc, acc);
+}
+__attribute__((target("avx512f"))) static void kern_avx512_6x64(size_t kc, const float *a,
+                                                                 const float *b, size_t bps,
+                                                                 float *c, size_t ldc, int acc) {
+  avx512_body(6, 4, kc, a, b, bps, c, ldc, acc);
+}
+__attribute__((target("avx512f"))) static void kern_avx512_12x32(size_t kc, const float *a,
+                                                                  const float *b, size_t bps,
+                                                                  float *c, size_t ldc, int acc) {
+  avx512_body(12, 2, kc, a, b, bps, c, ldc, acc);
+}
+
+int sam3neck_cpu_has_avx512f(void) { return __builtin_cpu_supports("avx512f"); }
+
+#else
+int sam3neck_cpu_has_avx512f(void) { return 0; }
+#endif
+
+/* Variants: index 0 is the default of each kernel family; the others are for measurement. */
+static const kernel_info *lookup(int kernel, int variant) {
+  static const kernel_info generic[] = {{GEN_MR, GEN_NR, 64, 256, 4096, kern_generic}};
+#ifdef SAM3NECK_X86
+  /* kc 256 (not 512): flat here, and Zen 3's L2 (512 KB) is half Zen 5's */
+  static const kernel_info avx2[] = {{6, 16, 192, 256, 4096, kern_avx2_6x16}};
+  /* 12 x 32 by measurement (sam3neck-gemm-bench tune, Zen 5): within noise of 6 x 64 on the
+   * large shapes, ahead of both on m = 288 (24 whole tiles; 14 leaves edge tiles on 288, 324
+   * and 2592 rows); kc 512 and mc 96 near the best on every shape tried. */
+  static const kernel_info avx512[] = {
+      {12, 32, 96, 512, 4096, kern_avx512_12x32},
+      {14, 32, 112, 512, 4096, kern_avx512_14x32},
+      {6, 64, 96, 512, 4096, kern_avx512_6x64},
+  };
+#endif
+  switch (kernel) {
+  case SAM3NECK_SGEMM_GENERIC:
+    return variant == 0 ? &generic[0] : NULL;
+#ifdef SAM3NECK_X86
+  case SAM3NECK_SGEMM_AVX2:
+    return variant == 0 ? &avx2[0] : NULL;
+  case SAM3NECK_SGEMM_AVX512:
+    return variant >= 0 && variant < (int)(sizeof avx512 / sizeof avx512[0]) ? &avx512[variant] : NULL;
+#endif
+  default:
+    return NULL;
+  }
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+int sam3neck_sgemm_kernel_supported(int kernel) {
+  switch (kernel) {
+  case SAM3NECK_SGEMM_GENERIC:
+    return 1;
+  case SAM3NECK_SGEMM_AVX2:
+    return sam3neck_cpu_has_avx2_fma();
+  case SAM3NECK_SGEMM_AVX512:
+    return sam3neck_cpu_has_avx512f() && sam3neck_cpu_has_avx2_fma();
+  default:
+    return 0;
+  }
+}
+
+static int best_supported(void) {
+  if (sam3neck_sgemm_kernel_supported(SAM3NECK_SGEMM_AVX512)) return SAM3NECK_SGEMM_AVX512;
+  if (sam3neck_sgemm_kernel_supported(SAM3NECK_SGEMM_AVX2)) return SAM3NECK_SGEMM_AVX2;
+  return SAM3NECK_SGEMM_GENERIC;
+}
+
+int sam3neck_sgemm_kernel_named(const char *name) {
+  if (name == NULL) return -1;
+  if (strcmp(name, "generic") == 0) return SAM3NECK_SGEMM_GENERIC;
+  if (strcmp(name, "avx2") == 0) return SAM3NECK_SGEMM_AVX2;
+  if (strcmp(name, "avx512") == 0) return SAM3NECK_SGEMM_AVX512;
+  return -1;
+}
+
+int sam3neck_sgemm_pick_kernel(const char *name) {
+  int forced = sam3neck_sgemm_kernel_named(name);
+  if (forced > 0 && sam3neck_sgemm_kernel_supported(forced)) return forced;
+  return best_supported();
+}
+
+int sam3neck_sgemm_auto_kernel(void) {
+  /* The environment is read on every call (cheap next to a GEMM; no cached state to race on). */
+  return sam3neck_sgemm_pick_kernel(getenv("SAM3NECK_SGEMM_KERNEL"));
+}
+
+static int resolve(int kernel) {
+  if (kernel == SAM3NECK_SGEMM_AUTO) return sam3neck_sgemm_auto_kernel();
+  return sam3neck_sgemm_kernel_supported(kernel) ? kernel : -1;
+}
+
+/* ---- driver -------------------------------------------------------------------------------- */
+
+typedef struct {
+  size_t mc, kc, nc;
+  int mr, nr;
+} blocking;
+
+/* Row-major C with whole rows apart (rs_c >= n): the kernels accumulate in C itself. Any other
+ * strides (NCHW, or m = 1 with rs_c = cs_c = 1) go through the strided store. */
+static int in_place(const sam3neck_sgemm_args *g) {
+  return g->store == NULL && g->cs_c == 1 && g->rs_c >= 0 && (size_t)g->rs_c >= g->n;
+}
+
+static blocking blocking_for(const kernel_info *ki, const sam3neck_sgemm_args *g, int direct) {
+  blocking bl;
+  bl.mr = ki->mr;
+  bl.nr = ki->nr;
+  bl.mc = g->mc ? g->mc : ki->mc;
+  bl.kc = g->kc ? g->kc : ki->kc;
+  /* Not in place: one pass over k when k <= 2 kc, so that each tile goes from the kernel to the
+   * store through the L1 tile buffer with no block accumulator, and then nc as in place
+   * (measured on level 0's first stage with the phase scatter, k = 1024, n = 2048: kc 1024 and
+   * nc 4096 7-10% faster than kc 512 or 1024 with nc 256..1024). */
+  if (!g->kc && !direct && g->k <= 2 * ki->kc) bl.kc = g->k > 0 ? g->k : 1;
+  bl.nc = g->nc ? g->nc : (direct || bl.kc >= g->k ? ki->nc : NC_STORE);
+  bl.mc = (bl.mc + bl.mr - 1) / bl.mr * bl.mr;               /* whole micro-panels */
+  bl.nc = (bl.nc + bl.nr - 1) / bl.nr * bl.nr;
+  if (bl.nc % PANEL) bl.nc = (bl.nc + PANEL - 1) / PANEL * PANEL;
+  return bl;
+}
+
+static size_t round_up(size_t x, size_t q) { return (x + q - 1) / q * q; }
+
+/* Floats of workspace: packed A (mc x kc), the block accumulator (mc x nc, strided/callback
+ * stores only), a tile. */
+/* The block accumulator (mc x nc) is needed only when C is not in place and k takes more than
+ * one pass; otherwise tiles go straight to C or through the tile buffer. */
+static int needs_cbuf(const blocking *bl, size_t k, int direct) { return !direct && bl->kc < k; }
+
+static size_t workspace_floats(const blocking *bl, size_t m, size_t n, size_t k, int direct) {
+  size_t mc = bl->mc < round_up(m, bl->mr) ? bl->mc : round_up(m, bl->mr);
+  size_t kc = bl->kc < k ? bl->kc : k;
+  size_t nc = bl->nc < round_up(n, bl->nr) ? bl->nc : round_up(n, bl->nr);
+  size_t cbuf = needs_cbuf(bl, k, direct) ? round_up(mc * nc, 16) : 0;
+  return round_up(mc * kc, 16) + cbuf + MAX_MR * MAX_NR + 16 /* alignment */;
+}
+
+size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
+  /* the largest over every kernel and variant, so that the size does not depend on the CPU */
+  size_t best = 0;
+  for (int kind = SAM3NECK_SGEMM_GENERIC; kind <= SAM3NECK_SGEMM_AVX512; kind++) {
+    for (int v = 0;; v++) {
+      const kernel_info *kv = lookup(kind, v);
+      if (kv == NULL) break;
+      for (int direct = 0; direct < 2; direct++) { /* either store form */
+        blocking bl = blocking_for(kv, g, direct);
+        size_t s = workspace_floats(&bl, g->m, g->n, g->k, direct);
+        if (s > best) best = s;
+      }
+    }
+  }
+  return best;
+}
+
+/* A block, rows i0..i0+mc, k-columns p0..p0+kc, into micro-panels of mr rows (zero-padded):
+ * ap[(ir/mr) * kc*mr + kk*mr + r]. */
+static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0, size_t kc,
+                   int mr, float *ap) {
+  for (size_t ir = 0; ir < mc; ir += (size_t)mr) {
+    size_t rows = mc - ir < (size_t)mr ? mc - ir : (size_t)mr;
+    float *dst = ap + ir * kc;
+    if (g->a_trans) { /* A^T stored k x m: the mr values of one kk are contiguous */
+      const float *src = g->a + p0 * g->lda + i0 + ir;
+      if (rows == (size_t)mr) {
+        for (size_t kk = 0; kk < kc; kk++) memcpy(dst + kk * mr, src + kk * g->lda, (size_t)mr * sizeof(float));
+      } else {
+        for (size_t kk = 0; kk < kc; kk++) {
+          size_t r = 0;
+          for (; r < rows; r++) dst[kk * mr + r] = src[kk * g->lda + r];
+          for (; r < (size_t)mr; r++) dst[kk * mr + r] = 0.0f;
+        }
+      }
+    } else {
+      const float *src = g->a + (i0 + ir) * g->lda + p0;
+      size_t r = 0;
+      for (; r < rows; r++) {
+        const float *row = src + r * g->lda;
+        for (size_t kk = 0; kk < kc; kk++) dst[kk * mr + r] = row[kk];
+      }
+      for (; r < (size_t)mr; r++)
+        for (size_t kk = 0; kk < kc; kk++) dst[kk * mr + r] = 0.0f;
+    }
+  }
+}
+
+static const float kZeros[MAX_NR] = {0};
+
+/* The epilogue of one finished tile t (rows x cols, leading dimension ldt), whose top-left is
+ * C(i, j): bias, GELU, then the store. t may be modified. */
+static void finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt, size_t i,
+                        size_t j, size_t rows, size_t cols, int in_place) {
+  const float *bias = g->bias ? g->bias + j : kZeros;
+  if (g->gelu) {
+    for (size_t r = 0; r < rows; r++) {
+      if (kernel == SAM3NECK_SGEMM_GENERIC) sam3neck_bias_gelu_generic(t + r * ldt, bias, t + r * ldt, cols);
+      else sam3neck_bias_gelu(t + r * ldt, bias, t + r * ldt, cols);
+    }
+  } else if (g->bias) {
+    for (size_t r = 0; r < rows; r++)
+      for (size_t c = 0; c < cols; c++) t[r * ldt + c] += bias[c];
+  }
+  if (in_place) return;
+  if (g->store) {
+    g->store(g->store_ctx, i, j, rows, cols, t, ldt);
+    return;
+  }
+  ptrdiff_t rs = g->rs_c, cs = g->cs_c;
+  float *c = g->c + (ptrdiff_t)i * rs + (ptrdiff_t)j * cs;
+  if (rs == 1) { /* column-contiguous (NCHW): write each column's rows together */
+    for (size_t cc = 0; cc < cols; cc++)
+      for (size_t r = 0; r < rows; r++) c[(ptrdiff_t)cc * cs + (ptrdiff_t)r] = t[r * ldt + cc];
+  } else {
+    for (size_t r = 0; r < rows; r++)
+      for (size_t cc = 0; cc < cols; cc++) c[(ptrdiff_t)r * rs + (ptrdiff_t)cc * cs] = t[r * ldt + cc];
+  }
+}
+
+int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
+  int kernel = resolve(g->kernel);
+  if (kernel < 0) return -1;
+  const kernel_info *ki = lookup(kernel, g->variant);
+  if (ki == NULL) return -2;
+  if (g->m == 0 || g->n == 0) return 0;
+  if (g->workspace == NULL || (g->k > 0 && (g->a == NULL || g->packed_b == NULL))) return -3;
+  if (g->store == NULL && g->c == NULL) return -3;
+  if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
+  /* direct: accumulate in C itself (row-major, unit column stride) */
+  const int direct = in_place(g);
+  blocking bl = blocking_for(ki, g, direct);
+  const size_t m = g->m, n = g->n, k = g->k, mr = (size_t)bl.mr, nr = (size_t)bl.nr;
+  const size_t bps = PANEL * k; /* floats between panels */
+
+  float *ws = (float *)(((uintptr_t)g->workspace + 63) & ~(uintptr_t)63);
+  const size_t mc_max = bl.mc < round_up(m, mr) ? bl.mc : round_up(m, mr);
+  const size_t kc_max = bl.kc < k ? bl.kc : k;
+  const size_t nc_max = bl.nc < round_up(n, nr) ? bl.nc : round_up(n, nr);
+  float *ap = ws;
+  float *cbuf = ap + round_up(mc_max * kc_max, 16);
+  float *tile = cbuf + (needs_cbuf(&bl, k, direct) ? round_up(mc_max * nc_max, 16) : 0);
+
+  if (k == 0) { /* C = epilogue(0) */
+    for (size_t i = 0; i < m; i += mr)
+      for (size_t j = 0; j < n; j += nr) {
+        size_t rows = m - i < mr ? m - i : mr, cols = n - j < nr ? n - j : nr;
+        memset(tile, 0, sizeof(float) * MAX_MR * MAX_NR);
+        finish_tile(g, kernel, tile, nr, i, j, rows, cols, 0);
+      }
+    return 0;
+  }
+
+  for (size_t jc = 0; jc < n; jc += nc_max) {
+    const size_t nc = n - jc < nc_max ? n - jc : nc_max;
+    for (size_t ic = 0; ic < m; ic += mc_max) {
+      const size_t mc = m - ic < mc_max ? m - ic : mc_max;
+      for (size_t pc = 0; pc < k; pc += kc_max) {
+        const size_t kc = k - pc < kc_max ? k - pc : kc_max;
+        const int acc = pc > 0, last = pc + kc == k;
+        pack_a(g, ic, mc, pc, kc, bl.mr, ap);
+        for (size_t jr = 0; jr < nc; jr += nr) {
+          const size_t j = jc + jr;
+          const size_t cols = nc - jr < nr ? nc - jr : nr;
+          const float *bp = g->packed_b + (j / PANEL) * bps + pc * PANEL;
+          for (size_t ir = 0; ir < mc; ir += mr) {
+            const size_t i = ic + ir;
+            const size_t rows = mc - ir < mr ? mc - ir : mr;
+            const float *a = ap + ir * kc;
+            float *cp;
+            size_t ldc;
+            if (direct) { cp = g->c + (ptrdiff_t)i * g->rs_c + (ptrdiff_t)j; ldc = (size_t)g->rs_c; }
+            else if (kc == k) { cp = tile; ldc = nr; } /* one pass over k: no block accumulator */
+            else { cp = cbuf + ir * nc_max + jr; ldc = nc_max; }
+            if (!direct || (rows == mr && cols == nr)) { /* the cbuf has room for whole tiles */
+              ki->fn(kc, a, bp, bps, cp, ldc, acc);
+              if (last) finish_tile(g, kernel, cp, ldc, i, j, rows, cols, direct);
+            } else { /* an edge tile: through the tile buffer */
+              if (acc)
+                for (size_t r = 0; r < rows; r++) memcpy(tile + r * nr, cp + r * ldc, cols * sizeof(float));
+              ki->fn(kc, a, bp, bps, tile, nr, acc);
+              if (last) {
+                finish_tile(g, kernel, tile, nr, i, j, rows, cols, 0);
+              } else {
+                for (size_t r = 0; r < rows; r++) memcpy(cp + r * ldc, tile + r * nr, cols * sizeof(float));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, size_t lda,
+                   int a_trans, const float *packed_b, const float *bias, int gelu, float *c,
+                   size_t ldc, float *workspace) {
+  sam3neck_sgemm_args g;
+  memset(&g, 0, sizeof g);
+  g.kernel = kernel;
+  g.m = m; g.n = n; g.k = k;
+  g.a = a; g.lda = lda; g.a_trans = a_trans;
+  g.packed_b = packed_b;
+  g.bias = bias; g.gelu = gelu;
+  g.c = c; g.rs_c = (ptrdiff_t)ldc; g.cs_c = 1;
+  g.workspace = workspace;
+  return sam3neck_sgemm_run(&g);
+}
+
+/* ---- the transposed conv's phase scatter, as a store hook ------------------------------------ */
+
+void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,
+                                        size_t cols, const float *tile, size_t ldt) {
+  const sam3neck_phase_scatter *s = (const sam3neck_phase_scatter *)ctx;
+  for (size_t r = 0; r < rows; r++) {
+    const size_t p = row0 + r, i = p / s->width, j = p % s->width;
+    size_t c = 0;
+    while (c < cols) { /* one run of columns within one phase: contiguous channels of one pixel */
+      const size_t col = col0 + c, phase = col / s->channels, o = col % s->channels;
+      size_t run = s->channels - o;
+      if (run > cols - c) run = cols - c;
+      float *out = s->out + (ptrdiff_t)(2 * i + phase / 2) * s->row_stride +
+                   (ptrdiff_t)(2 * j + phase % 2) * s->pixel_stride + (ptrdiff_t)o;
+      memcpy(out, tile + r * ldt + c, run * sizeof(float));
+      c += run;
+    }
+  }
+}

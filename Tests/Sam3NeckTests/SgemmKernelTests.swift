@@ -1,0 +1,347 @@
+import CKernels
+import Dispatch
+import Foundation
+import Synchronization
+import Testing
+
+/// The packed SGEMM of Sources/CKernels/sgemm.c (every kernel family this CPU runs, the portable
+/// one always) against a naive loop in double.
+///
+/// Tolerance: the inputs are floats, so the double reference Σ a·b (+ bias) is exact to ~1e-16
+/// relative, and the kernel's float32 sum of k products (FMA or not, in any order) plus the bias
+/// is off by at most γ = (k + 1)·u·(Σ|a·b| + |bias|), u = 2⁻²⁴ (the standard bound for a
+/// recursive or blocked sum: each term passes through at most k + 1 roundings). Computed per
+/// element from the same operands, the bound is rigorous, not statistical; a wrong index, panel
+/// or row gives errors of the order of Σ|a·b| itself, ~k times larger. With GELU on top:
+/// |GELU'| ≤ 1.13 carries γ through, plus the GELU kernel's own bound from KernelTests
+/// (|GELU(x)|·(8 + 4z²)·u, z = x/√2).
+@Suite struct SgemmKernelTests {
+    static let kernels: [Int32] = [Int32(SAM3NECK_SGEMM_GENERIC), Int32(SAM3NECK_SGEMM_AVX2), Int32(SAM3NECK_SGEMM_AVX512)]
+    static let u = 0x1p-24
+
+    /// Deterministic values in [-1, 1), both signs (so that sums cancel).
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var s = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
+        return (0..<count).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int32(truncatingIfNeeded: s >> 32)) / 2147483648
+        }
+    }
+
+    struct Problem {
+        let m: Int, n: Int, k: Int
+        let aTrans: Bool
+        let lda: Int
+        let a: [Float]      // A(i, kk) = a[aTrans ? kk*lda + i : i*lda + kk]
+        let b: [Float]      // k x n row-major
+        let bias: [Float]
+        init(m: Int, n: Int, k: Int, aTrans: Bool, seed: UInt64) {
+            self.m = m; self.n = n; self.k = k; self.aTrans = aTrans
+            lda = (aTrans ? m : k) + 3  // a leading dimension larger than the row
+            a = SgemmKernelTests.values(max(1, (aTrans ? k : m) * lda), seed: seed)
+            b = SgemmKernelTests.values(max(1, k * n), seed: seed + 1)
+            bias = SgemmKernelTests.values(n, seed: seed + 2)
+        }
+        func aAt(_ i: Int, _ kk: Int) -> Float { aTrans ? a[kk * lda + i] : a[i * lda + kk] }
+        /// (Σ a·b + bias, Σ|a·b| + |bias|) in double.
+        func reference(_ i: Int, _ j: Int, bias useBias: Bool) -> (Double, Double) {
+            var s = 0.0, sa = 0.0
+            for kk in 0..<k {
+                let p = Double(aAt(i, kk)) * Double(b[kk * n + j])
+                s += p; sa += abs(p)
+            }
+            if useBias { s += Double(bias[j]); sa += abs(Double(bias[j])) }
+            return (s, sa)
+        }
+        func packed() -> [Float] {
+            var p = [Float](repeating: .nan, count: sam3neck_sgemm_packed_b_floats(k, n))
+            sam3neck_sgemm_pack_b(k, n, b, max(n, 1), 0, &p)
+            return p
+        }
+        /// Checks got (C(i, j) = got[i*ldc + j]) against the reference; returns the worst error / bound.
+        func check(_ got: (Int, Int) -> Float, bias useBias: Bool, gelu: Bool, _ what: String) -> Double {
+            var worst = 0.0
+            var failures = 0
+            for i in 0..<m {
+                for j in 0..<n {
+                    let (x, sa) = reference(i, j, bias: useBias)
+                    let e = Double(k + 1) * SgemmKernelTests.u * sa
+                    var want = x, bound = e
+                    if gelu {
+                        let z = x / 2.0.squareRoot()
+                        want = 0.5 * x * erfc(-z)
+                        let zz = abs(z) + e
+                        bound = 1.13 * e + (abs(want) + 1.13 * e) * (8 + 4 * zz * zz) * SgemmKernelTests.u
+                    }
+                    bound += 1e-37
+                    let err = abs(Double(got(i, j)) - want)
+                    worst = max(worst, err / bound)
+                    if !(err <= bound) {  // NaN fails too
+                        failures += 1
+                        if failures <= 3 {
+                            Issue.record("\(what) m=\(m) n=\(n) k=\(k) aTrans=\(aTrans): C(\(i), \(j)) = \(got(i, j)), want \(want), bound \(bound)")
+                        }
+                    }
+                }
+            }
+            return worst
+        }
+    }
+
+    static let sizes: [(Int, Int, Int)] = [
+        (1, 1, 1), (1, 7, 13), (7, 13, 65), (13, 7, 257), (65, 257, 13), (257, 65, 7), (1, 257, 65),
+        (257, 1, 13), (65, 65, 1), (13, 65, 257),
+        (5, 9, 0),       // k = 0: C = epilogue(bias)
+        (130, 70, 600),  // k > the kernels' kc (accumulation over k blocks), m > mc (several row blocks)
+    ]
+
+    @Test(arguments: kernels)
+    func productMatchesDoubleLoop(kernel: Int32) throws {
+        if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }  // this CPU lacks it (the generic one is always run)
+        for (index, (m, n, k)) in Self.sizes.enumerated() {
+            for aTrans in [false, true] {
+                let p = Problem(m: m, n: n, k: k, aTrans: aTrans, seed: UInt64(index * 10 + (aTrans ? 1 : 0)))
+                let packed = p.packed()
+                for epilogue in 0..<3 {  // none, bias, bias + GELU
+                    let ldc = n + 5
+                    var c = [Float](repeating: .nan, count: m * ldc)
+                    var g = sam3neck_sgemm_args()
+                    g.kernel = kernel; g.m = m; g.n = n; g.k = k; g.lda = p.lda; g.a_trans = aTrans ? 1 : 0
+                    g.gelu = epilogue == 2 ? 1 : 0
+                    var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
+                    let rc = p.a.withUnsafeBufferPointer { a in
+                        packed.withUnsafeBufferPointer { pb in
+                            p.bias.withUnsafeBufferPointer { bias in
+                                c.withUnsafeMutableBufferPointer { cb in
+                                    ws.withUnsafeMutableBufferPointer { w in
+                                        sam3neck_sgemm(kernel, m, n, k, a.baseAddress, p.lda, aTrans ? 1 : 0, pb.baseAddress,
+                                                       epilogue > 0 ? bias.baseAddress : nil, epilogue == 2 ? 1 : 0,
+                                                       cb.baseAddress, ldc, w.baseAddress)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    #expect(rc == 0)
+                    _ = p.check({ c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "kernel \(kernel) epilogue \(epilogue)")
+                    // Padding columns of C (ldc > n) are not written.
+                    for i in 0..<m { for j in n..<ldc { #expect(c[i * ldc + j].isNaN) } }
+                }
+            }
+        }
+    }
+
+    /// The other stores: NCHW (rs_c = 1, cs_c = m), and the callback (each element exactly once),
+    /// with a small blocking (several column, row and k blocks through the block accumulator) and
+    /// the default one (one pass over k for the 16-row kernels; through the tile buffer).
+    @Test(arguments: kernels)
+    func stridedAndCallbackStores(kernel: Int32) throws {
+        if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }
+        let p = Problem(m: 45, n: 83, k: 300, aTrans: true, seed: 99)
+        let packed = p.packed()
+        final class Collector {
+            var c: [Float]
+            var writes: [Int]
+            let n: Int
+            init(m: Int, n: Int) { c = [Float](repeating: .nan, count: m * n); writes = [Int](repeating: 0, count: m * n); self.n = n }
+        }
+        for (form, small) in [("nchw", true), ("callback", true), ("nchw", false), ("callback", false)] {
+            var nchw = [Float](repeating: .nan, count: p.m * p.n)
+            let col = Collector(m: p.m, n: p.n)
+            var g = sam3neck_sgemm_args()
+            g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = 1
+            g.gelu = 1
+            if small { g.nc = 32; g.mc = 20; g.kc = 128 }
+            var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
+            let rc = p.a.withUnsafeBufferPointer { a in
+                packed.withUnsafeBufferPointer { pb in
+                    p.bias.withUnsafeBufferPointer { bias in
+                        nchw.withUnsafeMutableBufferPointer { cb in
+                            ws.withUnsafeMutableBufferPointer { w in
+                                g.a = a.baseAddress; g.packed_b = pb.baseAddress; g.bias = bias.baseAddress
+                                g.workspace = w.baseAddress
+                                if form == "nchw" {
+                                    g.c = cb.baseAddress; g.rs_c = 1; g.cs_c = p.m
+                                } else {
+                                    g.store = { ctx, row0, col0, rows, cols, tile, ldt in
+                                        let col = Unmanaged<Collector>.fromOpaque(ctx!).takeUnretainedValue()
+                                        for r in 0..<rows {
+                                            for c in 0..<cols {
+                                                let at = (row0 + r) * col.n + col0 + c
+                                                col.c[at] = tile![r * ldt + c]
+                                                col.writes[at] += 1
+                                            }
+                                        }
+                                    }
+                                    g.store_ctx = Unmanaged.passUnretained(col).toOpaque()
+                                }
+                                return sam3neck_sgemm_run(&g)
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(rc == 0)
+            if form == "nchw" {
+                _ = p.check({ nchw[$1 * p.m + $0] }, bias: true, gelu: true, "kernel \(kernel) NCHW store")
+            } else {
+                #expect(col.writes.allSatisfy { $0 == 1 })
+                _ = p.check({ col.c[$0 * p.n + $1] }, bias: true, gelu: true, "kernel \(kernel) callback store")
+            }
+        }
+    }
+
+    /// The phase scatter store: the transposed conv's output pixels, channels-last in a framed
+    /// image; n = 24 channels per tap, so tiles of 16 and 32 columns straddle taps.
+    @Test(arguments: kernels)
+    func phaseScatterStore(kernel: Int32) throws {
+        if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }
+        let h = 3, w = 5, ch = 24
+        for aTrans in [false, true] {
+            let p = Problem(m: h * w, n: 4 * ch, k: 70, aTrans: aTrans, seed: 7)
+            let packed = p.packed()
+            let pw = 2 * w + 2, ph = 2 * h + 2  // one pixel of frame on each side
+            var image = [Float](repeating: .nan, count: ph * pw * ch)
+            let rc = image.withUnsafeMutableBufferPointer { img in
+                var scatter = sam3neck_phase_scatter(out: img.baseAddress! + (pw + 1) * ch, width: w, channels: ch,
+                                                     row_stride: pw * ch, pixel_stride: ch)
+                var g = sam3neck_sgemm_args()
+                g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = aTrans ? 1 : 0
+                g.gelu = 1
+                var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
+                return withUnsafeMutablePointer(to: &scatter) { sp in
+                    p.a.withUnsafeBufferPointer { a in
+                        packed.withUnsafeBufferPointer { pb in
+                            p.bias.withUnsafeBufferPointer { bias in
+                                ws.withUnsafeMutableBufferPointer { wsb in
+                                    g.a = a.baseAddress; g.packed_b = pb.baseAddress; g.bias = bias.baseAddress
+                                    g.workspace = wsb.baseAddress
+                                    g.store = sam3neck_sgemm_store_phase_scatter
+                                    g.store_ctx = UnsafeMutableRawPointer(sp)
+                                    return sam3neck_sgemm_run(&g)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(rc == 0)
+            // C(p, (2a+b)·ch + o) sits at framed pixel (2i + a + 1, 2j + b + 1), channel o.
+            _ = p.check({ row, col in
+                let i = row / w, j = row % w, tap = col / ch, o = col % ch
+                return image[((2 * i + tap / 2 + 1) * pw + 2 * j + tap % 2 + 1) * ch + o]
+            }, bias: true, gelu: true, "kernel \(kernel) phase scatter")
+            // The frame is untouched.
+            for y in 0..<ph {
+                for x in 0..<pw where y == 0 || y == ph - 1 || x == 0 || x == pw - 1 {
+                    #expect((0..<ch).allSatisfy { image[(y * pw + x) * ch + $0].isNaN })
+                }
+            }
+        }
+    }
+
+    /// No shared state: workers running at once on their own row blocks, sharing one packed B,
+    /// give bit for bit what one call gives for the whole (the rows of a tile do not interact).
+    @Test func concurrentWorkersShareThePackedB() {
+        let kernel = sam3neck_sgemm_auto_kernel()
+        let m = 4 * 36, n = 96, k = 200, workers = 4
+        let p = Problem(m: m, n: n, k: k, aTrans: true, seed: 5)
+        let packed = p.packed()
+        var whole = [Float](repeating: .nan, count: m * n)
+        var g = sam3neck_sgemm_args()
+        g.kernel = kernel; g.m = m / workers; g.n = n; g.k = k
+        let wsFloats = sam3neck_sgemm_workspace_floats(&g) + 64
+        var ws = [Float](repeating: 0, count: workers * wsFloats)
+        #expect(sam3neck_sgemm(kernel, m, n, k, p.a, p.lda, 1, packed, p.bias, 1, &whole, n, &ws) == 0)
+        var parts = [Float](repeating: .nan, count: m * n)
+        let failures = p.a.withUnsafeBufferPointer { a in
+            packed.withUnsafeBufferPointer { pb in
+                p.bias.withUnsafeBufferPointer { bias in
+                    parts.withUnsafeMutableBufferPointer { c in
+                        ws.withUnsafeMutableBufferPointer { w in
+                            nonisolated(unsafe) let a = a.baseAddress!, pb = pb.baseAddress!, bias = bias.baseAddress!
+                            nonisolated(unsafe) let c = c.baseAddress!, w = w.baseAddress!
+                            let rows = m / workers, lda = p.lda
+                            let bad = Mutex(0)
+                            DispatchQueue.concurrentPerform(iterations: workers) { i in
+                                // A^T: worker i's rows are columns i*rows ..< (i+1)*rows of the k x lda array.
+                                let rc = sam3neck_sgemm(kernel, rows, n, k, a + i * rows, lda, 1, pb, bias, 1,
+                                                        c + i * rows * n, n, w + i * wsFloats)
+                                if rc != 0 { bad.withLock { $0 += 1 } }
+                            }
+                            return bad.withLock { $0 }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(failures == 0)
+        #expect(parts == whole)
+    }
+
+    /// The packed layout the header documents, both source layouts of B.
+    @Test func packedLayout() {
+        for (k, n) in [(1, 1), (5, 17), (3, 64), (4, 65), (2, 130)] {
+            let b = Self.values(k * n, seed: UInt64(k * 1000 + n))
+            let count = sam3neck_sgemm_packed_b_floats(k, n)
+            #expect(count == (n + 63) / 64 * 64 * k)
+            var p = [Float](repeating: .nan, count: count)
+            sam3neck_sgemm_pack_b(k, n, b, n, 0, &p)
+            // B^T (n x k, leading dimension k + 2) packs to the same.
+            var bt = [Float](repeating: .nan, count: n * (k + 2))
+            for kk in 0..<k { for j in 0..<n { bt[j * (k + 2) + kk] = b[kk * n + j] } }
+            var pt = [Float](repeating: .nan, count: count)
+            sam3neck_sgemm_pack_b(k, n, bt, k + 2, 1, &pt)
+            for panel in 0..<(count / (16 * k)) {
+                for kk in 0..<k {
+                    for j in 0..<16 {
+                        let col = panel * 16 + j
+                        let want: Float = col < n ? b[kk * n + col] : 0
+                        #expect(p[panel * 16 * k + kk * 16 + j] == want)
+                        #expect(pt[panel * 16 * k + kk * 16 + j] == want)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dispatch: the environment override, unknown names, unsupported and invalid kernels.
+    @Test func dispatchAndOverride() {
+        #expect(sam3neck_sgemm_kernel_supported(Int32(SAM3NECK_SGEMM_GENERIC)) == 1)
+        #expect(sam3neck_sgemm_kernel_named("avx512") == Int32(SAM3NECK_SGEMM_AVX512))
+        #expect(sam3neck_sgemm_kernel_named("AVX2") == -1)
+        #expect(sam3neck_sgemm_kernel_named(nil) == -1)
+        let best: Int32 = sam3neck_cpu_has_avx512f() != 0 && sam3neck_cpu_has_avx2_fma() != 0 ? Int32(SAM3NECK_SGEMM_AVX512)
+            : sam3neck_cpu_has_avx2_fma() != 0 ? Int32(SAM3NECK_SGEMM_AVX2) : Int32(SAM3NECK_SGEMM_GENERIC)
+        // The override, through the pure function sam3neck_sgemm_auto_kernel applies to
+        // $SAM3NECK_SGEMM_KERNEL (a test must not setenv while other suites may read the environment).
+        #expect(sam3neck_sgemm_pick_kernel(nil) == best)
+        #expect(sam3neck_sgemm_pick_kernel("generic") == Int32(SAM3NECK_SGEMM_GENERIC))
+        #expect(sam3neck_sgemm_pick_kernel("avx2") == (sam3neck_cpu_has_avx2_fma() != 0 ? Int32(SAM3NECK_SGEMM_AVX2) : best))
+        #expect(sam3neck_sgemm_pick_kernel("avx512") == best)  // the best when supported, else the fallback
+        #expect(sam3neck_sgemm_pick_kernel("no-such-kernel") == best)
+        let env = getenv("SAM3NECK_SGEMM_KERNEL").map { String(cString: $0) }
+        #expect(sam3neck_sgemm_auto_kernel() == sam3neck_sgemm_pick_kernel(env))
+
+        var a: Float = 1, c: Float = 0
+        var packed = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(1, 1))
+        sam3neck_sgemm_pack_b(1, 1, [Float(2)], 1, 0, &packed)
+        var ws = [Float](repeating: 0, count: 1 << 16)
+        #expect(sam3neck_sgemm(99, 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, &ws) == -1)
+        // lda below the row: refused, C untouched.
+        var c2: [Float] = [7, 7]
+        var a2: [Float] = [1, 1]
+        #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 1, 1, 2, &a2, 1, 0, packed, nil, 0, &c2, 1, &ws) == -4)
+        #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 2, 1, 1, &a2, 1, 1, packed, nil, 0, &c2, 1, &ws) == -4)
+        #expect(c2 == [7, 7])
+        // One row with ldc = 1 < n: a valid layout (row stride unused), stored through the strided path.
+        #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 1, 2, 1, &a2, 1, 0, packed, nil, 0, &c2, 1, &ws) == 0)
+        #expect(c2 == [2, 0])  // B's second column is the packing's zero padding
+        #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_GENERIC), 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, nil) == -3)
+        for kernel in Self.kernels where sam3neck_sgemm_kernel_supported(kernel) == 0 {
+            #expect(sam3neck_sgemm(kernel, 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, &ws) == -1)
+        }
+        #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_AUTO), 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, &ws) == 0)
+        #expect(c == 2)
+    }
+}
