@@ -14,11 +14,20 @@ public final class Neck: Sendable {
     /// Behind a lock, so compiles on different threads can share a neck.
     private let cache = Mutex(PreparedWeights())
 
+    private struct Key: Hashable {
+        let tile: WinogradTile
+        let gemm: GemmBackend
+    }
+
     private struct PreparedWeights {
         var packed: PackedWeights?
-        var upsample: [WinogradTile: UpsampleConv3x3] = [:]
-        /// Per tile, the 3×3 conv of each level made so far (level 0 uses `upsample` instead).
-        var convs: [WinogradTile: [Int: WinogradConv3x3]] = [:]
+        /// Per tile and product code (their weights are stored in the layout that code reads).
+        var upsample: [Key: UpsampleConv3x3] = [:]
+        /// Per tile and product code, the 3×3 conv of each level made so far (level 0 uses
+        /// `upsample` instead).
+        var convs: [Key: [Int: WinogradConv3x3]] = [:]
+        /// The phase-1 products packed for the micro-kernels, by level (plans that use them).
+        var products: [Int: PackedGemm] = [:]
     }
 
     public var trunkDim: Int { weights.trunkDim }
@@ -44,20 +53,30 @@ public final class Neck: Sendable {
         // Level 0's tail is one composed conv; levels 1-3 use a 3×3 Winograd conv of the mode's tile.
         let upTile = NeckPlan.upsampleTile(options.precision)
         let tile = NeckPlan.winogradTile(options.precision)
-        let (packed, upsample, convs) = cache.withLock { c in
+        let (packed, upsample, convs, products) = cache.withLock { c in
             let packed = c.packed ?? PackedWeights(weights)
             c.packed = packed
             var upsample: UpsampleConv3x3?
             if options.includes(level: 0) {
-                upsample = c.upsample[upTile] ?? UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile)
-                c.upsample[upTile] = upsample
+                let key = Key(tile: upTile, gemm: options.gemm)
+                upsample = c.upsample[key] ?? UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile, gemm: options.gemm)
+                c.upsample[key] = upsample
             }
-            var convs = c.convs[tile] ?? [:]
+            let key = Key(tile: tile, gemm: options.gemm)
+            var convs = c.convs[key] ?? [:]
             let missing = options.levels.filter { $0 > 0 && convs[$0] == nil }
-            convs.merge(packed.winograd(tile, levels: missing)) { made, _ in made }
-            c.convs[tile] = convs
-            return (packed, upsample, convs)
+            convs.merge(packed.winograd(tile, levels: missing, gemm: options.gemm)) { made, _ in made }
+            c.convs[key] = convs
+            var products: [Int: PackedGemm] = [:]
+            if case .packed = options.gemm {
+                for level in options.levels {
+                    let made = c.products[level] ?? PackedGemm(packed.product(level: level))
+                    c.products[level] = made
+                    products[level] = made
+                }
+            }
+            return (packed, upsample, convs, products)
         }
-        return try NeckPlan(packed: packed, upsample: upsample, convs: convs, options: options)
+        return try NeckPlan(packed: packed, upsample: upsample, convs: convs, products: products, options: options)
     }
 }

@@ -170,6 +170,10 @@ func gelu(_ x: Float) -> Float {
         return worst
     }
 
+    /// OpenBLAS and every packed micro-kernel this CPU runs (the portable one always).
+    static let productCodes: [GemmBackend] = [.openBLAS] + [SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512]
+        .filter { sam3neck_sgemm_kernel_supported(Int32($0)) != 0 }.map { .packed(kernel: Int32($0)) }
+
     static let convCases = [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3), (13, 11, 16, 8)]
 
     static func convCase(_ h: Int, _ w: Int, _ cin: Int, _ cout: Int) -> (NeckWeights.Layer, Naive.Image, Naive.Image) {
@@ -187,14 +191,16 @@ func gelu(_ x: Float) -> Float {
     func winogradMatchesNaiveLoop(shape: (Int, Int, Int, Int), tile: WinogradTile) {
         let (h, w, cin, cout) = shape
         let (layer, x, want) = Self.convCase(h, w, cin, cout)
-        let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3)
-        let out = Self.runFramed(x, outputCount: cout * h * w, scratchPerWorker: conv.scratchPerWorker) {
-            conv.run($0, into: .channelMajor($1, channels: cout, height: h, width: w), scratch: $2, threads: 2)
+        for gemm in Self.productCodes {
+            let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3, gemm: gemm)
+            let out = Self.runFramed(x, outputCount: cout * h * w, scratchPerWorker: conv.scratchPerWorker) {
+                conv.run($0, into: .channelMajor($1, channels: cout, height: h, width: w), scratch: $2, threads: 2)
+            }
+            // In float the transforms cost a few bits against direct summation: F(2×2) only adds and
+            // halves (bound 2e-6 as for direct sums); F(4×4)'s constants up to 8 and 1/24 cost more
+            // (bound 1e-5, a tenth of the default mode's 1e-4).
+            #expect(Naive.normalisedError(out, want.v) <= (tile == .f2 ? 2e-6 : 1e-5), "\(gemm)")
         }
-        // In float the transforms cost a few bits against direct summation: F(2×2) only adds and
-        // halves (bound 2e-6 as for direct sums); F(4×4)'s constants up to 8 and 1/24 cost more
-        // (bound 1e-5, a tenth of the default mode's 1e-4).
-        #expect(Naive.normalisedError(out, want.v) <= (tile == .f2 ? 2e-6 : 1e-5))
     }
 
     /// NaN and ±Inf reach exactly the outputs a direct conv lets them reach (PyTorch's behaviour),
@@ -236,13 +242,15 @@ func gelu(_ x: Float) -> Float {
             g[5, h - 1, 0] = .infinity
         }
         let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
-        let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2)
+        for gemm in Self.productCodes {
+        let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2, gemm: gemm)
         let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
             conv.run($0, into: .channelMajor($1, channels: d, height: 2 * h, width: 2 * w), scratch: $2, threads: 2)
         }
         // The composition is exact algebra; in float F(m×m, 2×2) costs about what direct sums do.
         // (7, 13) puts the Inf where the chain's intermediate sums meet Inf − Inf.
         #expect(Self.nonFiniteAwareError(out, want.v, foldedInf: h == 7 && w == 13) <= 2e-6)
+        }
     }
 
     @Test func transposedScatterPutsTapsWhereTheSpecSays() {

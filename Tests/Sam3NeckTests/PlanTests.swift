@@ -1,3 +1,4 @@
+import CKernels
 import Testing
 @testable import Sam3Neck
 
@@ -7,10 +8,13 @@ import Testing
     /// 9·d or C terms give ~1e-7–1e-6 here; 1e-5 leaves room without hiding a wrong index.
     static let tolerance = 1e-5
 
-    func check(c: Int, d: Int, batch: Int, h: Int, w: Int, layout: CompileOptions.Layout, mask: UInt32, threads: Int = 2) throws {
+    func check(c: Int, d: Int, batch: Int, h: Int, w: Int, layout: CompileOptions.Layout, mask: UInt32, threads: Int = 2,
+               gemm: GemmBackend = .preferred) throws {
         let weights = Naive.weights(c: c, d: d, seed: UInt64(c * 31 + h * 7 + w))
         let neck = Neck(weights: weights)
-        let plan = try neck.compile(CompileOptions(batch: batch, height: h, width: w, layout: layout, levelsMask: mask, threads: threads))
+        var options = CompileOptions(batch: batch, height: h, width: w, layout: layout, levelsMask: mask, threads: threads)
+        options.gemm = gemm
+        let plan = try neck.compile(options)
         var rng = Naive.RNG(state: 99)
         let images: [Naive.Image] = (0..<batch).map { _ in
             var x = Naive.Image(c: c, h: h, w: w)
@@ -41,7 +45,7 @@ import Testing
         for level in 0..<4 where mask & (1 << UInt32(level)) != 0 {
             let want = images.flatMap { Naive.neck(weights, $0, level: level).v }
             let err = Naive.normalisedError(outputs[level], want)
-            #expect(err <= Self.tolerance, "level \(level) c=\(c) d=\(d) \(h)×\(w) \(layout) batch \(batch): error \(err)")
+            #expect(err <= Self.tolerance, "level \(level) c=\(c) d=\(d) \(h)×\(w) \(layout) batch \(batch) \(gemm): error \(err)")
             let g = CompileOptions.levelGrid(level, height: h, width: w)
             #expect(plan.levelShapes[level]! == [batch, d, g.h, g.w])
         }
@@ -50,6 +54,20 @@ import Testing
     @Test(arguments: [CompileOptions.Layout.nchw, .nhwc])
     func allLevelsOddGrid(layout: CompileOptions.Layout) throws {
         try check(c: 16, d: 8, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF)
+    }
+
+    /// Every product code the CPU runs, whichever the plan prefers here: OpenBLAS and each
+    /// packed micro-kernel (the portable one always), with several row blocks per level.
+    @Test(arguments: [CompileOptions.Layout.nchw, .nhwc])
+    func everyProductCode(layout: CompileOptions.Layout) throws {
+        var backends: [GemmBackend] = [.openBLAS]
+        for k in [SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512] where sam3neck_sgemm_kernel_supported(Int32(k)) != 0 {
+            backends.append(.packed(kernel: Int32(k)))
+        }
+        for gemm in backends {
+            try check(c: 16, d: 8, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF, gemm: gemm)
+            try check(c: 8, d: 4, batch: 1, h: 30, w: 40, layout: layout, mask: 0xF, gemm: gemm)
+        }
     }
 
     @Test func squareGridSingleThread() throws {

@@ -31,16 +31,20 @@ package func scatterTransposed2x2(_ y: UnsafePointer<Float>, height h: Int, widt
 }
 
 /// Copies a channels-last h×w×n product into rows `row0 ..< row0 + h` of a padded image's
-/// interior, adding the bias.
+/// interior, adding the bias (nil: already added).
 package func copyAddingBias(_ y: UnsafePointer<Float>, height h: Int, width w: Int, channels n: Int,
-                           bias: UnsafePointer<Float>, into dst: PaddedImage, row0: Int = 0, threads: Int) {
+                           bias: UnsafePointer<Float>?, into dst: PaddedImage, row0: Int = 0, threads: Int) {
     precondition(dst.height >= row0 + h && dst.width == w && dst.channels == n)
     nonisolated(unsafe) let y = y, bias = bias
     parallelFor(h, threads: threads) { i in
         for j in 0..<w {
             let src = y + (i * w + j) * n
             let out = dst.pixel(row0 + i, j)
-            for o in 0..<n { out[o] = src[o] + bias[o] }
+            if let bias {
+                for o in 0..<n { out[o] = src[o] + bias[o] }
+            } else {
+                out.update(from: src, count: n)
+            }
         }
     }
 }

@@ -19,9 +19,8 @@ import Glibc
 package struct UpsampleConv3x3: Sendable {
     package let tile: WinogradTile
     package let c0: Int, d: Int
-    /// Per phase p = 2a + b (at p·phaseFloats): α² blocks of c0 × d.
-    let u: [Float]
-    var phaseFloats: Int { tile.alpha * tile.alpha * c0 * d }
+    /// Per phase p = 2a + b (blocks p·α² ..< (p + 1)·α²): α² blocks of c0 × d.
+    let u: WinogradBlocks
     /// [row class][column class][o], class 0 = first output row/column, 1 = inside, 2 = last.
     let biasTable: [Float]
     /// The layers as they are, for the fallback: W' (c0 × 4d, column (2a'+b')·d + o'), b', and the
@@ -29,7 +28,8 @@ package struct UpsampleConv3x3: Sendable {
     let up: [Float], upBias: [Float], conv: [Float], convBias: [Float]
     package let blockTiles: Int
 
-    package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 192) {
+    package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 192,
+                 gemm: GemmBackend = .openBLAS) {
         let d = layer.weight.shape[0], c0 = up.k
         precondition(up.n == 4 * d && layer.weight.shape == [d, d, 3, 3] && tile.r == 2)
         self.tile = tile
@@ -77,7 +77,7 @@ package struct UpsampleConv3x3: Sendable {
             }
         }
         let uPhases = phases.flatMap { $0 }
-        u = uPhases
+        u = WinogradBlocks(uPhases, cin: c0, cout: d, gemm: gemm)
         // Bias: b3 + Σ over taps inside Z of W3_tap · b'.
         var tapBias = [Double](repeating: 0, count: 9 * d)
         for t in 0..<9 {
@@ -130,12 +130,12 @@ package struct UpsampleConv3x3: Sendable {
     package func run(_ g: PaddedImage, into dst: OutputTarget,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
         let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
-        let bt = blockTiles, c0 = c0, d = d, phaseFloats = phaseFloats
+        let bt = blockTiles, c0 = c0, d = d, u = u, alpha2 = tile.alpha * tile.alpha
         nonisolated(unsafe) let dst = dst
-        u.withUnsafeBufferPointer { uBuf in
+        do {
           biasTable.withUnsafeBufferPointer { tableBuf in
             convBias.withUnsafeBufferPointer { convBiasBuf in
-            nonisolated(unsafe) let u = uBuf.baseAddress!, table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
+            nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
             nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
             Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats,
                                   scratch: scratch, threads: threads) { s, t0, n, tilesX in
@@ -145,7 +145,7 @@ package struct UpsampleConv3x3: Sendable {
                         // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.
                         Winograd.inputTile(tile, g, row: (t0 + t) / tilesX * m + a, column: (t0 + t) % tilesX * m + b, t: t, bt: bt, s)
                     }
-                    Winograd.products(tile, n: n, bt: bt, cin: c0, cout: d, u: u + phase * phaseFloats, s)
+                    u.products(tile, n: n, bt: bt, first: phase * alpha2, s)
                     for t in 0..<n {
                         let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
                         let rows = min(m, h - m * ty), cols = min(m, w - m * tx)

@@ -1,6 +1,56 @@
 /// The pieces every Winograd conv of the plan shares: the weight transform, and per block of
 /// tiles the input transform, the α² products and the output transform. A block's pieces run on
 /// one worker (single-threaded BLAS) so its working set stays in that core's cache.
+import CKernels
+
+/// The α² transformed weight blocks of a Winograd conv (cin × cout each; several convs' blocks one
+/// after another), stored in the layout its product code reads: row-major for OpenBLAS, packed
+/// for the micro-kernels (`GemmBackend`). Only one form is kept.
+package struct WinogradBlocks: Sendable {
+    let storage: [Float]
+    let blockFloats: Int
+    let cin: Int, cout: Int
+    let kernel: Int32?
+
+    init(_ u: [Float], cin: Int, cout: Int, gemm: GemmBackend) {
+        self.cin = cin
+        self.cout = cout
+        let blocks = u.count / (cin * cout)
+        guard case let .packed(k) = gemm else {
+            (storage, blockFloats, kernel) = (u, cin * cout, nil)
+            return
+        }
+        let size = sam3neck_sgemm_packed_b_floats(cin, cout)
+        var packed = [Float](repeating: 0, count: blocks * size)
+        u.withUnsafeBufferPointer { src in
+            packed.withUnsafeMutableBufferPointer { dst in
+                for b in 0..<blocks {
+                    sam3neck_sgemm_pack_b(cin, cout, src.baseAddress! + b * cin * cout, cout, 0, dst.baseAddress! + b * size)
+                }
+            }
+        }
+        (storage, blockFloats, kernel) = (packed, size, k)
+    }
+
+    /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
+    func products(_ tile: WinogradTile, n: Int, bt: Int, first: Int = 0, _ s: Winograd.Scratch) {
+        let cin = cin, cout = cout
+        storage.withUnsafeBufferPointer { u in
+            for xi in 0..<tile.alpha * tile.alpha {
+                let b = u.baseAddress! + (first + xi) * blockFloats
+                if let kernel {
+                    let status = sam3neck_sgemm(kernel, n, cout, cin, s.v + xi * bt * cin, cin, 0, b, nil, 0,
+                                                s.prod + xi * bt * cout, cout, s.gemm)
+                    precondition(status == 0, "sam3neck_sgemm: \(status)")  // arguments are the plan's own
+                } else {
+                    Blas.sgemm(m: n, n: cout, k: cin, a: s.v + xi * bt * cin, lda: cin, b: b, ldb: cout,
+                               c: s.prod + xi * bt * cout, ldc: cout)
+                }
+            }
+        }
+    }
+}
+
 enum Winograd {
     /// U_ξ[i][o] = (G k Gᵀ)[ξ] for kernels `k` given as (cout·cin) × r² (PyTorch order [o][i][ky][kx]),
     /// stored as α² blocks of cin × cout (the products' right-hand sides). One product of the
@@ -35,6 +85,14 @@ enum Winograd {
     static func scratchPerWorker(tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int) -> Int {
         let a2 = tile.alpha * tile.alpha
         return vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch) + a2 * bt * cout + 2 * a2 * max(cin, cout) + cout
+            + gemmFloats(blockTiles: bt, cin: cin, cout: cout)
+    }
+
+    /// The packed products' workspace for one block (the largest any kernel needs).
+    static func gemmFloats(blockTiles bt: Int, cin: Int, cout: Int) -> Int {
+        var args = sam3neck_sgemm_args()
+        (args.m, args.n, args.k) = (bt, cout, cin)
+        return sam3neck_sgemm_workspace_floats(&args)
     }
 
     static func vFloats(tile: WinogradTile, blockTiles bt: Int, cin: Int, patch: Int) -> Int {
@@ -68,6 +126,8 @@ enum Winograd {
     struct Scratch {
         let v: UnsafeMutablePointer<Float>, prod: UnsafeMutablePointer<Float>
         let tmp: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, zeros: UnsafeMutablePointer<Float>
+        /// The packed products' workspace.
+        let gemm: UnsafeMutablePointer<Float>
 
         init(_ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int) {
             let a2 = tile.alpha * tile.alpha
@@ -77,6 +137,7 @@ enum Winograd {
             y = tmp + a2 * max(cin, cout)
             zeros = y + a2 * max(cin, cout)
             zeros.update(repeating: 0, count: cout)
+            gemm = zeros + cout
         }
     }
 
@@ -94,13 +155,6 @@ enum Winograd {
     }
 
     /// M_ξ = V_ξ · U_ξ for the block's n tiles.
-    @inline(__always)
-    static func products(_ tile: WinogradTile, n: Int, bt: Int, cin: Int, cout: Int, u: UnsafePointer<Float>, _ s: Scratch) {
-        for xi in 0..<tile.alpha * tile.alpha {
-            Blas.sgemm(m: n, n: cout, k: cin, a: s.v + xi * bt * cin, lda: cin,
-                       b: u + xi * cin * cout, ldb: cout, c: s.prod + xi * bt * cout, ldc: cout)
-        }
-    }
 
     /// y[i·m + j][o] = (Aᵀ M A)[i][j] + bias[o] for tile t of the block, into `s.y` (m² × cout).
     /// Returns whether an output is non-finite.
@@ -130,7 +184,7 @@ enum Winograd {
 package struct WinogradConv3x3: Sendable {
     package let tile: WinogradTile
     /// `u[ξ]` is a cin × cout block (ξ = α·row + column of the α×α tile).
-    package let u: [Float]
+    package let u: WinogradBlocks
     /// The weights untransformed, `[(3·ky + kx)·cin + c][o]`, for tiles with non-finite outputs.
     package let direct: [Float]
     package let bias: [Float]
@@ -138,13 +192,14 @@ package struct WinogradConv3x3: Sendable {
     /// Tiles per block: the M of each product.
     package let blockTiles: Int
 
-    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 192) {
+    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 192, gemm: GemmBackend = .openBLAS) {
         cout = weight.shape[0]
         cin = weight.shape[1]
         precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout] && tile.r == 3)
         self.tile = tile
         self.blockTiles = blockTiles
-        u = Winograd.transformWeights(weight.data.map(Double.init), cout: cout, cin: cin, tile: tile)
+        u = WinogradBlocks(Winograd.transformWeights(weight.data.map(Double.init), cout: cout, cin: cin, tile: tile),
+                           cin: cin, cout: cout, gemm: gemm)
         var direct = [Float](repeating: 0, count: 9 * cin * cout)
         for o in 0..<cout {
             for i in 0..<cin {
@@ -170,16 +225,17 @@ package struct WinogradConv3x3: Sendable {
         let m = tile.m, h = src.height, w = src.width
         let bt = blockTiles, cin = cin, cout = cout, tile = tile
         nonisolated(unsafe) let dst = dst
-        u.withUnsafeBufferPointer { uBuf in
+        let u = u
+        do {
           direct.withUnsafeBufferPointer { directBuf in
             bias.withUnsafeBufferPointer { biasBuf in
-                nonisolated(unsafe) let u = uBuf.baseAddress!, bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
+                nonisolated(unsafe) let bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
                 Winograd.forEachBlock(tile, src, blockTiles: bt, cin: cin, cout: cout, patch: patchFloats,
                                       scratch: scratch, threads: threads) { s, t0, n, tilesX in
                     for t in 0..<n {
                         Winograd.inputTile(tile, src, row: (t0 + t) / tilesX * m, column: (t0 + t) % tilesX * m, t: t, bt: bt, s)
                     }
-                    Winograd.products(tile, n: n, bt: bt, cin: cin, cout: cout, u: u, s)
+                    u.products(tile, n: n, bt: bt, s)
                     for t in 0..<n {
                         let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
                         let y = s.y

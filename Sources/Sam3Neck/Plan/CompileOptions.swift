@@ -21,6 +21,8 @@ public struct CompileOptions: Sendable, Equatable {
     public var inputDType: DType
     public var outputDType: DType
     public var outputLayout: OutputLayout
+    /// The code of the phase-1 products (the CPU's preferred one unless a test picks another).
+    package var gemm: GemmBackend = .preferred
 
     public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
                 levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,

@@ -50,6 +50,10 @@ public final class NeckPlan: @unchecked Sendable {
     private let scratchPerWorker: Int
     /// Where, in a worker's scratch, a half-precision input is widened (after the product's output).
     private let widenOffset: Int
+    /// Where, in a worker's scratch, the packed products keep their workspace.
+    private let gemmOffset: Int
+    /// Phase 1's products packed for the micro-kernels, by level, when `options.gemm` says so.
+    private let products: [Int: PackedGemm]
     // Workspace regions: the conv input frame; the pooled input of level 3; per-worker scratch.
     private let workspace: UnsafeMutableRawPointer
     private let frame: UnsafeMutablePointer<Float>
@@ -66,12 +70,14 @@ public final class NeckPlan: @unchecked Sendable {
     /// Level 0's composed conv: F(4×4, 2×2) by default, F(2×2, 2×2) in strict mode.
     package static func upsampleTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2r2 : .f4r2 }
 
-    init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [Int: WinogradConv3x3], options: CompileOptions) throws {
+    init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [Int: WinogradConv3x3], products: [Int: PackedGemm],
+         options: CompileOptions) throws {
         try options.validate()
         self.options = options
         self.packed = packed
         self.upsample = upsample
         self.convs = convs
+        self.products = products
         let c = packed.trunkDim, d = packed.dModel
         trunkDim = c
         dModel = d
@@ -114,7 +120,13 @@ public final class NeckPlan: @unchecked Sendable {
             if options.includes(level: 3) { widenFloats = Swift.max(widenFloats, size.mul(2 * w, options.layout == .nchw ? 1 : c)) }
         }
         widenOffset = (scratchFloats + 15) & ~15
-        scratchPerWorker = (widenOffset + widenFloats + 15) & ~15
+        // The packed products' own workspace, after the widened input.
+        var gemmFloats = 0
+        for (level, g) in products {
+            gemmFloats = Swift.max(gemmFloats, g.workspaceFloats(rows: rowsPerBlock[level] * (level == 3 ? w / 2 : w)))
+        }
+        gemmOffset = (widenOffset + widenFloats + 15) & ~15
+        scratchPerWorker = (gemmOffset + gemmFloats + 15) & ~15
         func round(_ floats: Int) -> Int { (floats + 15) & ~15 }  // 64-byte aligned regions
         let totalFloats = size.mul(1, round(frameFloats) + round(pooledFloats) + size.mul(threads, scratchPerWorker))
         let bytes = size.mul(totalFloats, MemoryLayout<Float>.size)
@@ -237,27 +249,28 @@ public final class NeckPlan: @unchecked Sendable {
         }
     }
 
-    /// `Y[rows × g.n] = X[rows × c] · B` for input pixels `first ..< first + rows` of an image of
-    /// `pixels` pixels of `dtype` (NCHW: X is read transposed, leading dimension `pixels`). A half-
-    /// precision X is widened first into `widened` (rows × c floats), block by block.
-    private func product(_ x: UnsafeRawPointer, dtype: CompileOptions.DType, pixels: Int, first: Int, rows: Int,
-                         _ g: PackedWeights.Gemm, into y: UnsafeMutablePointer<Float>, widened: UnsafeMutablePointer<Float>) {
+    /// The A operand of the product for input pixels `first ..< first + rows` of an image of
+    /// `pixels` pixels of `dtype`, `k` channels: X itself (NCHW: read transposed, leading dimension
+    /// `pixels`), or for a half-precision X its widened block in `widened` (rows × k floats).
+    private func operand(_ x: UnsafeRawPointer, dtype: CompileOptions.DType, pixels: Int, first: Int, rows: Int, k: Int,
+                         widened: UnsafeMutablePointer<Float>) -> (a: UnsafePointer<Float>, lda: Int) {
         let nchw = options.layout == .nchw
-        var a: UnsafePointer<Float>, lda: Int
         if dtype == .float32 {
             let xf = x.assumingMemoryBound(to: Float.self)
-            (a, lda) = (xf + (nchw ? first : first * g.k), nchw ? pixels : g.k)
-        } else if nchw {
-            for ch in 0..<g.k {
-                sam3neck_widen(x + (ch * pixels + first) * dtype.size, dtype.code, widened + ch * rows, rows)
-            }
-            (a, lda) = (UnsafePointer(widened), rows)
-        } else {
-            sam3neck_widen(x + first * g.k * dtype.size, dtype.code, widened, rows * g.k)
-            (a, lda) = (UnsafePointer(widened), g.k)
+            return (xf + (nchw ? first : first * k), nchw ? pixels : k)
         }
+        if nchw {
+            for ch in 0..<k { sam3neck_widen(x + (ch * pixels + first) * dtype.size, dtype.code, widened + ch * rows, rows) }
+            return (UnsafePointer(widened), rows)
+        }
+        sam3neck_widen(x + first * k * dtype.size, dtype.code, widened, rows * k)
+        return (UnsafePointer(widened), k)
+    }
+
+    /// `Y[rows × g.n] = A · B` through OpenBLAS.
+    private func product(_ a: UnsafePointer<Float>, lda: Int, rows: Int, _ g: PackedWeights.Gemm, into y: UnsafeMutablePointer<Float>) {
         g.b.withUnsafeBufferPointer { b in
-            Blas.sgemm(transA: nchw, m: rows, n: g.n, k: g.k, a: a, lda: lda,
+            Blas.sgemm(transA: options.layout == .nchw, m: rows, n: g.n, k: g.k, a: a, lda: lda,
                        b: b.baseAddress!, ldb: g.n, c: y, ldc: g.n)
         }
     }
@@ -276,30 +289,39 @@ public final class NeckPlan: @unchecked Sendable {
             source = UnsafeRawPointer(pooled)
         }
         let split = BalancedBlocks(gh, most: blockRows[level], workers: threads)
+        let gemmOffset = gemmOffset, nchw = options.layout == .nchw
         nonisolated(unsafe) let source_ = source, scratch = scratch
         parallelQueue(split.blocks, threads: threads) { worker, block in
             let y = scratch + worker * perWorker, widened = y + widenOffset
             let i0 = split.range(block).lowerBound, rows = split.range(block).count
-            switch level {
-            case 0:
-                // X·B₀ → bias, GELU, scatter into G's rows 2·i0 ..< 2·(i0 + rows).
-                let first = self.packed.up4First
-                self.product(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, first, into: y, widened: widened)
-                first.bias.withUnsafeBufferPointer {
-                    scatterTransposed2x2(y, height: rows, width: gw, channels: first.n / 4, bias: $0.baseAddress!, gelu: true,
+            let g = self.packed.product(level: level)
+            let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
+            if case let .packed(kernel) = self.options.gemm, let pg = self.products[level] {
+                // The micro-kernels add the bias (and GELU) per tile and store it where it goes:
+                // levels 0 and 1 through the phase scatter into G's / Z's rows 2·i0 ..< 2·(i0 + rows).
+                if level < 2 {
+                    let channels = g.n / 4
+                    var scatter = sam3neck_phase_scatter(out: z.pixel(2 * i0, 0), width: gw, channels: channels,
+                                                         row_stride: z.paddedWidth * channels, pixel_stride: channels)
+                    withUnsafeMutablePointer(to: &scatter) { ctx in
+                        pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: level == 0, c: nil,
+                               store: sam3neck_sgemm_store_phase_scatter, context: UnsafeMutableRawPointer(ctx), workspace: y + gemmOffset)
+                    }
+                } else {
+                    pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: false, c: y, workspace: y + gemmOffset)
+                    copyAddingBias(y, height: rows, width: gw, channels: d, bias: nil, into: z, row0: i0, threads: 1)
+                }
+                return
+            }
+            self.product(a, lda: lda, rows: rows * gw, g, into: y)
+            g.bias.withUnsafeBufferPointer { bias in
+                switch level {
+                case 0, 1:
+                    // X·B → bias (GELU for level 0), scatter into G's / Z's rows 2·i0 ..< 2·(i0 + rows).
+                    scatterTransposed2x2(y, height: rows, width: gw, channels: g.n / 4, bias: bias.baseAddress!, gelu: level == 0,
                                          into: z, row0: i0, threads: 1)
-                }
-            case 1:
-                let g = self.packed.up2
-                self.product(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y, widened: widened)
-                g.bias.withUnsafeBufferPointer {
-                    scatterTransposed2x2(y, height: rows, width: gw, channels: d, bias: $0.baseAddress!, gelu: false, into: z, row0: i0, threads: 1)
-                }
-            default:
-                let g = level == 2 ? self.packed.same : self.packed.down
-                self.product(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, g, into: y, widened: widened)
-                g.bias.withUnsafeBufferPointer {
-                    copyAddingBias(y, height: rows, width: gw, channels: d, bias: $0.baseAddress!, into: z, row0: i0, threads: 1)
+                default:
+                    copyAddingBias(y, height: rows, width: gw, channels: d, bias: bias.baseAddress!, into: z, row0: i0, threads: 1)
                 }
             }
         }

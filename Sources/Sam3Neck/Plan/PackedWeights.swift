@@ -35,10 +35,15 @@ package struct PackedWeights: Sendable {
         conv3x3 = NeckNaming.levelModules.indices.map(w.conv3x3)
     }
 
+    /// The first product of `level`'s phase 1.
+    package func product(level: Int) -> Gemm {
+        [up4First, up2, same, down][level]
+    }
+
     /// The 3×3 convs of the given levels, weight-transformed for `tile`, by level.
-    package func winograd(_ tile: WinogradTile, levels: [Int]) -> [Int: WinogradConv3x3] {
+    package func winograd(_ tile: WinogradTile, levels: [Int], gemm: GemmBackend = .openBLAS) -> [Int: WinogradConv3x3] {
         Dictionary(uniqueKeysWithValues: levels.map { l in
-            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile))
+            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm))
         })
     }
 

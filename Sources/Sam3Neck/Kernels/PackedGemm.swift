@@ -1,0 +1,66 @@
+import CKernels
+
+/// Which code runs the plan's phase-1 products (the levels' first GEMMs).
+///
+/// The packed micro-kernels of CKernels (`sam3neck_sgemm`, B packed once at compile) where the CPU
+/// has AVX-512: measured 1.8–1.9× the OpenBLAS this machine kind runs (it pins OpenBLAS 0.3.21 to
+/// its Haswell kernels through OPENBLAS_CORETYPE) and level with OpenBLAS's own AVX-512 kernels,
+/// with the bias, GELU and phase scatter done per tile instead of in a separate pass. OpenBLAS
+/// elsewhere: on AVX2 the two tie, and without AVX2 OpenBLAS is about 5× the portable kernel.
+/// (`swift run -c release sam3neck-gemm-bench` measures them side by side.)
+package enum GemmBackend: Hashable, Sendable {
+    case openBLAS
+    case packed(kernel: Int32)
+
+    /// The choice for this CPU (SAM3NECK_SGEMM_KERNEL may name another kernel: see the C header).
+    package static var preferred: GemmBackend {
+        let k = sam3neck_sgemm_auto_kernel()
+        return k == Int32(SAM3NECK_SGEMM_AVX512) ? .packed(kernel: k) : .openBLAS
+    }
+}
+
+/// A GEMM right-hand side packed for the micro-kernels, with its bias laid out per column (a
+/// transposed conv's bias repeated over its four taps).
+package struct PackedGemm: Sendable {
+    package let packed: [Float]
+    package let bias: [Float]
+    package let k: Int, n: Int
+
+    package init(_ g: PackedWeights.Gemm) {
+        k = g.k
+        n = g.n
+        var p = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(k, n))
+        g.b.withUnsafeBufferPointer { b in
+            p.withUnsafeMutableBufferPointer { sam3neck_sgemm_pack_b(g.k, g.n, b.baseAddress, g.n, 0, $0.baseAddress) }
+        }
+        packed = p
+        bias = Array(repeatElement(g.bias, count: g.n / g.bias.count).joined())
+    }
+
+    /// Workspace floats one call of `rows` rows needs.
+    func workspaceFloats(rows: Int) -> Int {
+        var args = sam3neck_sgemm_args()
+        (args.m, args.n, args.k) = (rows, n, k)
+        return sam3neck_sgemm_workspace_floats(&args)
+    }
+
+    /// `A[rows × k] · B + bias` (with GELU when asked), stored through `store` (a C hook and its
+    /// context) or into `c` (row-major, ldc = n). `aTrans`: A is stored transposed (k × rows, lda).
+    func run(kernel: Int32, rows: Int, a: UnsafePointer<Float>, lda: Int, aTrans: Bool, gelu: Bool,
+             c: UnsafeMutablePointer<Float>?, store: sam3neck_sgemm_store_fn? = nil, context: UnsafeMutableRawPointer? = nil,
+             workspace: UnsafeMutablePointer<Float>) {
+        packed.withUnsafeBufferPointer { p in
+            bias.withUnsafeBufferPointer { b in
+                var args = sam3neck_sgemm_args()
+                args.kernel = kernel
+                (args.m, args.n, args.k) = (rows, n, k)
+                (args.a, args.lda, args.a_trans) = (a, lda, aTrans ? 1 : 0)
+                (args.packed_b, args.bias, args.gelu) = (p.baseAddress, b.baseAddress, gelu ? 1 : 0)
+                (args.c, args.rs_c, args.cs_c) = (c, n, 1)
+                (args.store, args.store_ctx, args.workspace) = (store, context, workspace)
+                let status = sam3neck_sgemm_run(&args)
+                precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
+            }
+        }
+    }
+}
