@@ -228,6 +228,8 @@ class Neck:
         neck = Neck("sam3.pt", neck="sam3", prefix=None)
         neck.compile(height=72, width=72, batch=1, layout="NCHW", levels=(0, 1, 2, 3))
         levels = neck.run(x)            # x: float32 C-contiguous [B,C,H,W] (or [B,H,W,C])
+        neck.compile(72, 72, input_dtype="bfloat16", output_dtype="float16",
+                     output_layout="sequence")   # other element types and output layouts
         neck.close()
 
     path    a checkpoint: safetensors, a PyTorch zip (torch.save, e.g. the official sam3.pt), or a
