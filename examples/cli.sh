@@ -10,3 +10,4 @@ sam3neck() { "${PYTHON:-python3}" -m sam3neck "$@"; }
 sam3neck run --weights sam3.safetensors feats.npy feats.npz --png feats.png
 sam3neck run --weights sam3.safetensors features/ pyramids/ --levels 0,1,2
 sam3neck run --weights sam3.safetensors --input features/ --out pyramids/ --levels 0,1,2  # flags work too
+sam3neck run --weights sam3.safetensors feats.npy tokens.npz --output-dtype bfloat16 --output-layout sequence  # [h*w, d] tokens, bfloat16 bits

@@ -6,14 +6,17 @@
         for level in neck.run(x):          # x: float32 [1, 1024, 72, 72]
             print(level.level, level.scale, level.features.shape)
 
+`sam3neck.dtypes` holds float16 / bfloat16 conversions (`to_bfloat16`, `to_float32`; bfloat16 is
+`ml_dtypes.bfloat16` when the optional ml_dtypes is installed, else uint16 bits).
 `sam3neck.reference` is the float64 NumPy reference of the same computation (fed with
 `neck.weights()`, the weights the library loaded) and `sam3neck.checkpoint` writes safetensors
 files (including synthetic checkpoints). Neither needs the native library, which is loaded on
 first use. The benchmark harness (`sam3neck.bench`, `sam3neck bench`) is imported by nothing here.
 """
 
-from . import checkpoint, reference
+from . import checkpoint, dtypes, reference
 from ._lib import LibraryLoadError, LibraryNotFoundError
+from .dtypes import to_bfloat16, to_float32
 from .neck import InvalidArgumentError, Level, Neck, Sam3NeckError
 
 __all__ = [
@@ -25,6 +28,9 @@ __all__ = [
     "LibraryLoadError",
     "reference",
     "checkpoint",
+    "dtypes",
+    "to_bfloat16",
+    "to_float32",
     "library_path",
     "library_version",
     "__version__",

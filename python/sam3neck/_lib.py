@@ -33,6 +33,7 @@ __all__ = [
     "LoadParams",
     "Config",
     "CompileParams",
+    "IoParams",
     "FUNCTIONS",
     "STATUS_NAMES",
     "candidate_paths",
@@ -80,12 +81,22 @@ LAYOUT_NHWC = 1
 # sam3_neck_precision
 PRECISION_DEFAULT = 0
 PRECISION_STRICT = 1
+# sam3_neck_dtype
+DTYPE_FLOAT32 = 0
+DTYPE_FLOAT16 = 1
+DTYPE_BFLOAT16 = 2
+# sam3_neck_output_layout
+OUTPUT_NCHW = 0
+OUTPUT_NHWC = 1
+OUTPUT_SEQUENCE = 2
 
 # C enums are passed as int.
 c_status = c_int
 c_kind = c_int
 c_layout = c_int
 c_precision = c_int
+c_dtype = c_int
+c_output_layout = c_int
 c_neck_p = c_void_p  # sam3_neck * (opaque)
 
 
@@ -122,6 +133,17 @@ class CompileParams(Structure):
     ]
 
 
+class IoParams(Structure):
+    """struct sam3_neck_io_params (since 0.3.0; versioned by struct_size)"""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("input_dtype", c_dtype),  # sam3_neck_dtype
+        ("output_dtype", c_dtype),  # sam3_neck_dtype
+        ("output_layout", c_output_layout),  # sam3_neck_output_layout
+    ]
+
+
 c_float_p = POINTER(c_float)
 
 #: name -> (restype, argtypes), one entry per function of include/sam3_neck.h, in header order.
@@ -141,6 +163,21 @@ FUNCTIONS = {
     "sam3_neck_compile_default_params": (CompileParams, []),
     "sam3_neck_compile": (c_status, [c_neck_p, POINTER(CompileParams)]),
     "sam3_neck_get_compile_params": (c_status, [c_neck_p, POINTER(CompileParams)]),
+    "sam3_neck_io_default_params": (IoParams, []),
+    "sam3_neck_compile_io": (
+        c_status,
+        [c_neck_p, POINTER(CompileParams), POINTER(IoParams)],
+    ),
+    "sam3_neck_get_io_params": (c_status, [c_neck_p, POINTER(IoParams)]),
+    "sam3_neck_output_shape": (
+        c_status,
+        [c_neck_p, c_int32, POINTER(c_int64), POINTER(c_int32)],
+    ),
+    "sam3_neck_run_io": (
+        c_status,
+        [c_neck_p, c_void_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)],
+    ),
+    "sam3_neck_position_encoding_io": (c_status, [c_neck_p, c_int32, c_void_p, c_size_t]),
     "sam3_neck_level_shape": (c_status, [c_neck_p, c_int32, POINTER(c_int64)]),
     "sam3_neck_input_count": (c_status, [c_neck_p, POINTER(c_size_t)]),
     "sam3_neck_workspace_size": (c_status, [c_neck_p, POINTER(c_size_t)]),

@@ -19,6 +19,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _lib
+from . import dtypes as _dtypes
 
 __all__ = ["Neck", "Level", "Sam3NeckError", "InvalidArgumentError", "parse_levels"]
 
@@ -27,6 +28,13 @@ _LAYOUTS = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
 _LAYOUT_NAMES = {v: k for k, v in _LAYOUTS.items()}
 _PRECISIONS = {"default": _lib.PRECISION_DEFAULT, "strict": _lib.PRECISION_STRICT}
 _PRECISION_NAMES = {v: k for k, v in _PRECISIONS.items()}
+_DTYPES = {"float32": _lib.DTYPE_FLOAT32, "float16": _lib.DTYPE_FLOAT16,
+           "bfloat16": _lib.DTYPE_BFLOAT16}
+_DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
+_OUTPUT_LAYOUTS = {"NCHW": _lib.OUTPUT_NCHW, "NHWC": _lib.OUTPUT_NHWC,
+                   "sequence": _lib.OUTPUT_SEQUENCE}
+_OUTPUT_LAYOUT_NAMES = {v: k for k, v in _OUTPUT_LAYOUTS.items()}
+_OUTPUT_SHAPE_NAMES = {"NCHW": "[B, d, h, w]", "NHWC": "[B, h, w, d]", "sequence": "[h*w, B, d]"}
 _INT32_MAX = 2**31 - 1
 
 
@@ -73,30 +81,41 @@ class Level:
 
     level     index 0..3
     scale     4.0, 2.0, 1.0 or 0.5
-    features  float32 [B, d, h, w]
-    pos       float32 [1, d, h, w] position encoding (read-only, shared between runs)
+    features  the level's features in the compiled output layout and type: [B, d, h, w] (NCHW,
+              the default), [B, h, w, d] (NHWC) or [h*w, B, d] (sequence)
+    pos       its position encoding, the same layout and type with B = 1 (read-only, shared
+              between runs)
+    layout    "NCHW", "NHWC" or "sequence" (the plan's output_layout)
+    dtype     "float32", "float16" or "bfloat16" (the plan's output_dtype); bfloat16 arrays are
+              ml_dtypes.bfloat16 when ml_dtypes is installed, else uint16 bit patterns
+              (sam3neck.to_float32(level.features) widens either)
     """
 
-    __slots__ = ("level", "scale", "features", "pos")
+    __slots__ = ("level", "scale", "features", "pos", "layout", "dtype")
 
-    def __init__(self, level: int, scale: float, features: np.ndarray, pos: np.ndarray):
+    def __init__(self, level: int, scale: float, features: np.ndarray, pos: np.ndarray,
+                 layout: str = "NCHW", dtype: str = "float32"):
         self.level = level
         self.scale = scale
         self.features = features
         self.pos = pos
+        self.layout = layout
+        self.dtype = dtype
 
     @property
     def shape(self) -> Tuple[int, ...]:
-        """The features' shape (B, d, h, w)."""
+        """The features' shape, in the output layout."""
         return tuple(self.features.shape)
 
     def __repr__(self) -> str:
-        return f"Level(level={self.level}, scale={self.scale}, shape={self.shape})"
+        return (f"Level(level={self.level}, scale={self.scale}, shape={self.shape}, "
+                f"layout={self.layout!r}, dtype={self.dtype!r})")
 
 
 class _Plan:
     __slots__ = (
         "batch", "height", "width", "layout", "levels", "threads", "precision",
+        "input_dtype", "output_dtype", "output_layout", "input_storage", "output_storage",
         "input_shape", "input_count", "level_shapes", "workspace_bytes", "pos", "requested",
     )
 
@@ -160,12 +179,38 @@ def parse_levels(levels) -> Tuple[int, ...]:
 
 
 def _choice(value, table: Dict[str, int], name: str, normalise) -> int:
+    return table[_choice_name(value, table, name, normalise)]
+
+
+def _choice_name(value, table: Dict[str, int], name: str, normalise) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be one of {sorted(table)}, got {value!r}")
     key = normalise(value)
     if key not in table:
         raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}")
-    return table[key]
+    return key
+
+
+def _dtype_name(value, name: str) -> str:
+    """An element type: "float32", "float16" or "bfloat16" (case-insensitive), or the NumPy
+    dtype / scalar type of one (np.float16, ml_dtypes.bfloat16)."""
+    if not isinstance(value, str) and isinstance(value, (type, np.dtype)):
+        try:
+            value = np.dtype(value).name
+        except TypeError:
+            pass
+    return _choice_name(value, _DTYPES, name, str.lower)
+
+
+def _output_layout_name(value) -> str:
+    """"NCHW", "NHWC" or "sequence" (case-insensitive)."""
+    def normalise(v: str) -> str:
+        return "sequence" if v.lower() == "sequence" else v.upper()
+    return _choice_name(value, _OUTPUT_LAYOUTS, "output_layout", normalise)
+
+
+def _dtype_list(storage) -> str:
+    return " or ".join(str(d) for d in storage)
 
 
 def _neck_choice(neck, kind):
@@ -183,6 +228,8 @@ class Neck:
         neck = Neck("sam3.pt", neck="sam3", prefix=None)
         neck.compile(height=72, width=72, batch=1, layout="NCHW", levels=(0, 1, 2, 3))
         levels = neck.run(x)            # x: float32 C-contiguous [B,C,H,W] (or [B,H,W,C])
+        neck.compile(72, 72, input_dtype="bfloat16", output_dtype="float16",
+                     output_layout="sequence")   # other element types and output layouts
         neck.close()
 
     path    a checkpoint: safetensors, a PyTorch zip (torch.save, e.g. the official sam3.pt), or a
@@ -388,17 +435,25 @@ class Neck:
 
     def compile(self, height: int = 72, width: int = 72, batch: int = 1, layout: str = "NCHW",
                 levels: Iterable[int] = (0, 1, 2, 3), threads: int = 0,
-                precision: str = "default") -> "Neck":
+                precision: str = "default", input_dtype: str = "float32",
+                output_dtype: str = "float32", output_layout: str = "NCHW") -> "Neck":
         """Plans the neck for one input shape (replaces any previous plan). Returns self.
 
         height, width  the input grid H x W (72 x 72 for a 1008 x 1008 image)
         batch          B, the number of images per run
-        layout         "NCHW" (input [B, C, H, W]) or "NHWC" ([B, H, W, C]); outputs are always
-                       [B, d, h, w]. Case-insensitive.
+        layout         the input's layout: "NCHW" ([B, C, H, W]) or "NHWC" ([B, H, W, C]).
+                       Case-insensitive.
         levels         the levels to compute, a subset of (0, 1, 2, 3) or one int
         threads        worker threads of a run; 0 = all cores
         precision      "default" or "strict"; the error bound of each is
                        sam3neck.reference.TOLERANCE[precision]
+        input_dtype    the element type run() takes: "float32", "float16" or "bfloat16"
+        output_dtype   the element type of the features and position encodings: the same three
+                       (the neck computes in float32; outputs are rounded to nearest even, and
+                       float16 overflows to +-Inf past 65504)
+        output_layout  "NCHW" ([B, d, h, w]), "NHWC" ([B, h, w, d]) or "sequence" ([h*w, B, d],
+                       the tokens SAM 3's transformer encoder reads). Case-insensitive.
+        The dtypes may also be given as NumPy types (np.float16, ml_dtypes.bfloat16).
 
         What the library accepts (ranges, and which grids a level needs) is in sam3_neck.h,
         sam3_neck_compile_params. Raises TypeError / ValueError for bad arguments: types and level
@@ -409,6 +464,9 @@ class Neck:
         """
         requested = {"height": height, "width": width, "batch": batch, "layout": layout,
                      "levels": levels, "threads": threads, "precision": precision}
+        in_dt = _dtype_name(input_dtype, "input_dtype")
+        out_dt = _dtype_name(output_dtype, "output_dtype")
+        out_lay = _output_layout_name(output_layout)
         height = _as_int(height, "height")
         width = _as_int(width, "width")
         batch = _as_int(batch, "batch")
@@ -433,11 +491,16 @@ class Neck:
             params.levels_mask = mask
             params.threads = threads
             params.precision = prec
-            _check(lib.sam3_neck_compile(h, ctypes.byref(params)), "sam3_neck_compile",
-                   refused=(_lib.ERR_INVALID_ARGUMENT, _lib.ERR_SHAPE))
+            io = lib.sam3_neck_io_default_params()
+            io.input_dtype = _DTYPES[in_dt]
+            io.output_dtype = _DTYPES[out_dt]
+            io.output_layout = _OUTPUT_LAYOUTS[out_lay]
+            _check(lib.sam3_neck_compile_io(h, ctypes.byref(params), ctypes.byref(io)),
+                   "sam3_neck_compile_io", refused=(_lib.ERR_INVALID_ARGUMENT, _lib.ERR_SHAPE))
             plan = self._read_plan(lib, h)
             requested.update(height=height, width=width, batch=batch, threads=threads,
-                             layout=layout.upper(), precision=precision.lower(), levels=lv)
+                             layout=layout.upper(), precision=precision.lower(), levels=lv,
+                             input_dtype=in_dt, output_dtype=out_dt, output_layout=out_lay)
             plan.requested = requested
             self._plan = plan
         return self
@@ -452,6 +515,14 @@ class Neck:
         p.levels = tuple(i for i in range(_lib.NUM_LEVELS) if got.levels_mask & (1 << i))
         p.threads = int(got.threads)
         p.precision = _PRECISION_NAMES.get(int(got.precision), str(got.precision))
+        io = _lib.IoParams()
+        io.struct_size = ctypes.sizeof(_lib.IoParams)
+        _check(lib.sam3_neck_get_io_params(h, ctypes.byref(io)), "sam3_neck_get_io_params")
+        p.input_dtype = _DTYPE_NAMES.get(int(io.input_dtype), str(io.input_dtype))
+        p.output_dtype = _DTYPE_NAMES.get(int(io.output_dtype), str(io.output_dtype))
+        p.output_layout = _OUTPUT_LAYOUT_NAMES.get(int(io.output_layout), str(io.output_layout))
+        p.input_storage = _dtypes.storage_dtypes(p.input_dtype)
+        p.output_storage = _dtypes.storage_dtypes(p.output_dtype)
         c = self._trunk_dim
         if p.layout == "NHWC":
             p.input_shape = (p.batch, p.height, p.width, c)
@@ -473,15 +544,17 @@ class Neck:
         p.pos = {}
         for i in p.levels:
             shape = (ctypes.c_int64 * 4)()
-            _check(lib.sam3_neck_level_shape(h, i, shape), "sam3_neck_level_shape")
-            p.level_shapes[i] = tuple(int(s) for s in shape)
-            _, d, lh, lw = p.level_shapes[i]
-            pos = np.empty((1, d, lh, lw), dtype=np.float32)
+            rank = ctypes.c_int32()
+            _check(lib.sam3_neck_output_shape(h, i, shape, ctypes.byref(rank)),
+                   "sam3_neck_output_shape")
+            p.level_shapes[i] = tuple(int(s) for s in shape[: rank.value])
+            # the position encoding: the same layout with batch 1 (sam3_neck_output_shape)
+            baxis = 1 if p.output_layout == "sequence" else 0
+            pos_shape = tuple(1 if k == baxis else s for k, s in enumerate(p.level_shapes[i]))
+            pos = np.empty(pos_shape, dtype=p.output_storage[0])
             _check(
-                lib.sam3_neck_position_encoding(
-                    h, i, pos.ctypes.data_as(_lib.c_float_p), pos.size
-                ),
-                "sam3_neck_position_encoding",
+                lib.sam3_neck_position_encoding_io(h, i, pos.ctypes.data, pos.size),
+                "sam3_neck_position_encoding_io",
             )
             pos.flags.writeable = False
             p.pos[i] = pos
@@ -498,8 +571,10 @@ class Neck:
         return self._need_plan().levels
 
     @property
-    def level_shapes(self) -> Dict[int, Tuple[int, int, int, int]]:
-        """{level: (B, d, h, w)} for the compiled levels, in increasing level order."""
+    def level_shapes(self) -> Dict[int, Tuple[int, ...]]:
+        """{level: shape} of the features for the compiled levels, in increasing level order, in
+        the compiled output layout: (B, d, h, w) for NCHW (the default), (B, h, w, d) for NHWC,
+        (h*w, B, d) for sequence."""
         return dict(self._need_plan().level_shapes)
 
     @property
@@ -513,25 +588,46 @@ class Neck:
         return self._need_plan().workspace_bytes
 
     @property
+    def input_dtype(self) -> str:
+        """The compiled input element type: "float32", "float16" or "bfloat16"."""
+        return self._need_plan().input_dtype
+
+    @property
+    def output_dtype(self) -> str:
+        """The compiled output element type: "float32", "float16" or "bfloat16"."""
+        return self._need_plan().output_dtype
+
+    @property
+    def output_layout(self) -> str:
+        """The compiled output layout: "NCHW", "NHWC" or "sequence"."""
+        return self._need_plan().output_layout
+
+    @property
     def compile_params(self) -> Dict[str, object]:
         """The compiled parameters, as reported by the library (keys batch, height, width, layout,
-        levels, threads, precision; threads as passed: 0 stays 0, meaning all cores)."""
+        levels, threads, precision, input_dtype, output_dtype, output_layout; threads as passed:
+        0 stays 0, meaning all cores)."""
         p = self._need_plan()
         return {
             "batch": p.batch, "height": p.height, "width": p.width, "layout": p.layout,
             "levels": p.levels, "threads": p.threads, "precision": p.precision,
+            "input_dtype": p.input_dtype, "output_dtype": p.output_dtype,
+            "output_layout": p.output_layout,
         }
 
     @property
     def compile_options(self) -> Dict[str, object]:
         """The options compile() was last called with, normalised (layout upper-case, precision
-        lower-case, levels a sorted tuple, threads as given: 0 = all cores); what a pickled Neck
-        compiles with on arrival. `neck.compile(**neck.compile_options)` plans the same again."""
+        lower-case, levels a sorted tuple, threads as given: 0 = all cores, dtypes by name,
+        output_layout "NCHW" / "NHWC" / "sequence"); what a pickled Neck compiles with on
+        arrival. `neck.compile(**neck.compile_options)` plans the same again."""
         return dict(self._need_plan().requested)
 
     def position_encoding(self, level: int) -> np.ndarray:
-        """The cached float32 [1, d, h, w] position encoding of a compiled level (read-only; the
-        same array every run's Level.pos holds). ValueError for a level that is not compiled."""
+        """The cached position encoding of a compiled level in the compiled output layout and
+        type, as an output of batch 1 ([1, d, h, w] for the default NCHW float32 plan; read-only;
+        the same array every run's Level.pos holds). ValueError for a level that is not
+        compiled."""
         p = self._need_plan()
         if level not in p.pos:
             raise ValueError(f"level {level!r} is not compiled (compiled levels: {p.levels})")
@@ -540,14 +636,22 @@ class Neck:
     # -- run ------------------------------------------------------------------------------------
 
     def _check_input(self, x, p: _Plan) -> None:
+        want = _dtype_list(p.input_storage)
         if not isinstance(x, np.ndarray):
             raise TypeError(
-                f"x must be a numpy.ndarray of float32, got {type(x).__module__}.{type(x).__name__}"
+                f"x must be a numpy.ndarray of {want}, got {type(x).__module__}.{type(x).__name__}"
             )
-        if x.dtype != np.float32:
+        if x.dtype not in p.input_storage:
+            if p.input_dtype == "float32":
+                how = "convert with x.astype(np.float32)"
+            elif p.input_dtype == "float16":
+                how = "convert with x.astype(np.float16)"
+            else:
+                how = ("uint16 holds bfloat16 bit patterns; convert float values with "
+                       "sam3neck.to_bfloat16(x)")
             raise TypeError(
-                f"x must have dtype float32 (native byte order), got {x.dtype}; "
-                "convert with x.astype(np.float32)"
+                f"x must have dtype {want} (native byte order) for this plan, compiled with "
+                f"input_dtype={p.input_dtype!r}; got {x.dtype}; {how}"
             )
         names = "[B, H, W, C]" if p.layout == "NHWC" else "[B, C, H, W]"
         if x.shape != p.input_shape:
@@ -568,14 +672,15 @@ class Neck:
                 "x must be C-contiguous (row-major); pass np.ascontiguousarray(x)"
             )
         if not x.flags.aligned:
-            raise ValueError("x must be aligned for float32; pass x.copy()")
+            raise ValueError(f"x must be aligned for {x.dtype}; pass x.copy()")
 
     def _outputs(self, x: np.ndarray, p: _Plan, out) -> List[np.ndarray]:
+        want = _dtype_list(p.output_storage)
         if out is None:
-            return [np.empty(p.level_shapes[i], dtype=np.float32) for i in p.levels]
+            return [np.empty(p.level_shapes[i], dtype=p.output_storage[0]) for i in p.levels]
         if isinstance(out, np.ndarray) or not isinstance(out, (list, tuple)):
             raise TypeError(
-                f"out must be a list of {len(p.levels)} float32 arrays, one per compiled level "
+                f"out must be a list of {len(p.levels)} {want} arrays, one per compiled level "
                 f"{p.levels}"
             )
         if len(out) != len(p.levels):
@@ -588,10 +693,13 @@ class Neck:
             what = f"out[{k}] (level {i})"
             if not isinstance(a, np.ndarray):
                 raise TypeError(f"{what} must be a numpy.ndarray, got {type(a).__name__}")
-            if a.dtype != np.float32:
-                raise TypeError(f"{what} must have dtype float32, got {a.dtype}")
+            if a.dtype not in p.output_storage:
+                raise TypeError(f"{what} must have dtype {want} (output_dtype="
+                                f"{p.output_dtype!r}), got {a.dtype}")
             if a.shape != p.level_shapes[i]:
-                raise ValueError(f"{what} has shape {a.shape}, expected {p.level_shapes[i]}")
+                raise ValueError(f"{what} has shape {a.shape}, expected {p.level_shapes[i]} = "
+                                 f"{_OUTPUT_SHAPE_NAMES.get(p.output_layout, '')} "
+                                 f"(output_layout={p.output_layout!r})")
             if not a.flags.c_contiguous or not a.flags.aligned:
                 raise ValueError(f"{what} must be C-contiguous and aligned")
             if not a.flags.writeable:
@@ -606,10 +714,13 @@ class Neck:
     def run(self, x: np.ndarray, out: Optional[Sequence[np.ndarray]] = None) -> List[Level]:
         """Runs the compiled plan on x and returns one Level per compiled level, in order.
 
-        x    float32, C-contiguous, shape neck.input_shape ([B,C,H,W] for NCHW, [B,H,W,C] for NHWC)
-        out  optional list of preallocated float32 C-contiguous arrays, one per compiled level with
-             shape neck.level_shapes[level]; they are filled and returned as the Levels' features.
-             By default fresh arrays are allocated on every call.
+        x    C-contiguous, shape neck.input_shape ([B,C,H,W] for NCHW, [B,H,W,C] for NHWC), of
+             the compiled input_dtype: float32, float16, or for bfloat16 an ml_dtypes.bfloat16
+             array or a uint16 array of bfloat16 bits (sam3neck.to_bfloat16 makes either)
+        out  optional list of preallocated C-contiguous arrays of the output type, one per
+             compiled level with shape neck.level_shapes[level]; they are filled and returned as
+             the Levels' features. By default fresh arrays are allocated on every call: float32,
+             float16, or for bfloat16 ml_dtypes.bfloat16 when ml_dtypes is installed, else uint16.
 
         Raises TypeError / ValueError for a wrong input or out (dtype, shape, contiguity, overlap),
         Sam3NeckError when the Neck is closed or not compiled or the library fails. Safe to call
@@ -621,17 +732,16 @@ class Neck:
             p = self._need_plan()
             self._check_input(x, p)
             arrays = self._outputs(x, p, out)
-            ptrs = (_lib.c_float_p * _lib.NUM_LEVELS)()
+            ptrs = (ctypes.c_void_p * _lib.NUM_LEVELS)()
             counts = (ctypes.c_size_t * _lib.NUM_LEVELS)()
             for i, a in zip(p.levels, arrays):
-                ptrs[i] = a.ctypes.data_as(_lib.c_float_p)
+                ptrs[i] = a.ctypes.data
                 counts[i] = a.size
-            status = lib.sam3_neck_run(
-                h, x.ctypes.data_as(_lib.c_float_p), x.size, ptrs, counts
-            )
-            _check(status, "sam3_neck_run")
+            status = lib.sam3_neck_run_io(h, x.ctypes.data, x.size, ptrs, counts)
+            _check(status, "sam3_neck_run_io")
             return [
-                Level(i, self._scales[i], a, p.pos[i]) for i, a in zip(p.levels, arrays)
+                Level(i, self._scales[i], a, p.pos[i], p.output_layout, p.output_dtype)
+                for i, a in zip(p.levels, arrays)
             ]
 
     __call__ = run
@@ -641,5 +751,8 @@ class Neck:
             return "<sam3neck.Neck closed>"
         state = "not compiled"
         if self._plan is not None:
-            state = f"compiled for input {self._plan.input_shape} {self._plan.layout}, levels {self._plan.levels}"
+            pl = self._plan
+            state = f"compiled for input {pl.input_shape} {pl.layout}, levels {pl.levels}"
+            if (pl.input_dtype, pl.output_dtype, pl.output_layout) != ("float32", "float32", "NCHW"):
+                state += (f", {pl.input_dtype} in, {pl.output_dtype} {pl.output_layout} out")
         return f"<sam3neck.Neck C={self._trunk_dim} d={self._d_model}, {state}>"

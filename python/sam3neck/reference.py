@@ -20,6 +20,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from . import dtypes as _dtypes
 from .neck import parse_levels
 
 __all__ = [
@@ -32,7 +33,12 @@ __all__ = [
     "maxpool2x2",
     "position_encoding",
     "TOLERANCE",
+    "OUTPUT_TOLERANCE",
     "POSITION_TOLERANCE",
+    "tolerance",
+    "position_tolerance",
+    "round_input",
+    "to_layout",
     "neck_config",
     "level_shape",
     "forward",
@@ -43,8 +49,34 @@ __all__ = [
 #: mode (the guarantee sam3_neck.h states for sam3_neck_precision); what the demo, the benchmark
 #: and the tests check against.
 TOLERANCE = {"default": 1e-4, "strict": 1e-5}
+#: The bound on normalised_error for half-precision outputs (output_dtype), against the float64
+#: reference computed on the same (rounded) input, in every precision mode. Rounding to nearest
+#: adds at most half a unit in the last place, a relative 2**-11 = 4.9e-4 for float16 (10 stored
+#: significand bits) and 2**-8 = 3.9e-3 for bfloat16 (7 bits), to the float32 result's error
+#: (<= TOLERANCE["default"] = 1e-4): 5.9e-4 and 4.0e-3 at most, so the bounds leave about 1.7x
+#: and 2x headroom. (Values past float16's 65504 become Inf: no bound holds for those.)
+OUTPUT_TOLERANCE = {"float16": 1e-3, "bfloat16": 8e-3}
 #: The bound on the max absolute error of the position encodings (values in [-1, 1]).
 POSITION_TOLERANCE = 1e-5
+#: Half a unit in the last place of [0.5, 1), the largest rounding error of a value in [-1, 1],
+#: per output element type.
+_HALF_ULP_BELOW_ONE = {"float32": 2.0**-25, "float16": 2.0**-12, "bfloat16": 2.0**-9}
+
+
+def tolerance(precision: str = "default", output_dtype: str = "float32") -> float:
+    """The bound on normalised_error of a plan's outputs: TOLERANCE[precision] for float32
+    outputs, OUTPUT_TOLERANCE[output_dtype] for float16 / bfloat16 outputs."""
+    if output_dtype == "float32":
+        return TOLERANCE[precision]
+    return OUTPUT_TOLERANCE[output_dtype]
+
+
+def position_tolerance(output_dtype: str = "float32") -> float:
+    """The bound on the max absolute error of position encodings of output type output_dtype:
+    POSITION_TOLERANCE plus one rounding to that type (half an ulp of [0.5, 1))."""
+    if output_dtype == "float32":
+        return POSITION_TOLERANCE
+    return POSITION_TOLERANCE + _HALF_ULP_BELOW_ONE[output_dtype]
 
 #: Scale factor of each level, in level order.
 SCALES = (4.0, 2.0, 1.0, 0.5)
@@ -290,11 +322,61 @@ def _branch(w: Mapping[str, np.ndarray], i: int, x: np.ndarray) -> np.ndarray:
     return y
 
 
+def round_input(x, input_dtype: Optional[str]) -> np.ndarray:
+    """x as the float64 values a plan with input_dtype sees: float values rounded to nearest even
+    to that type ("float32", "float16", "bfloat16"); for bfloat16 also an ml_dtypes.bfloat16 array
+    or a uint16 array of bfloat16 bits, taken as they are. None: x as given (any float dtype)."""
+    a = np.asarray(x)
+    if input_dtype is None:
+        if a.dtype == np.uint16:
+            raise TypeError("x is uint16: pass input_dtype='bfloat16' if it holds bfloat16 bits")
+        return _dtypes.to_float32(a).astype(np.float64) if a.dtype.kind != "f" else a.astype(np.float64)
+    if input_dtype not in _dtypes.DTYPES:
+        raise ValueError(f"input_dtype must be one of {list(_dtypes.DTYPES)}, got {input_dtype!r}")
+    if input_dtype == "bfloat16":
+        if a.dtype.kind == "f":
+            a = _dtypes.to_bfloat16_bits(a)
+        return _dtypes.to_float32(a, "bfloat16").astype(np.float64)
+    if a.dtype.kind != "f":
+        raise TypeError(f"x must hold float values for input_dtype={input_dtype!r}, got {a.dtype}")
+    return a.astype(input_dtype).astype(np.float64)
+
+
+def to_layout(a, output_layout: str) -> np.ndarray:
+    """An NCHW array [B, d, h, w] arranged as an output of output_layout: "NCHW" (unchanged),
+    "NHWC" [B, h, w, d] or "sequence" [h*w, B, d] (features.flatten(2).permute(2, 0, 1))."""
+    a = np.asarray(a)
+    if a.ndim != 4:
+        raise ValueError(f"to_layout takes a [B, d, h, w] array, got shape {a.shape}")
+    if output_layout == "NCHW":
+        return a
+    if output_layout == "NHWC":
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+    if output_layout == "sequence":
+        b, d, h, w = a.shape
+        return np.ascontiguousarray(a.reshape(b, d, h * w).transpose(2, 0, 1))
+    raise ValueError(f"output_layout must be 'NCHW', 'NHWC' or 'sequence', got {output_layout!r}")
+
+
+def _round_output(a: np.ndarray, output_dtype: Optional[str]) -> np.ndarray:
+    if output_dtype is None or output_dtype == "float64":
+        return a
+    if output_dtype == "bfloat16":  # through float32, like the library's float32 result
+        return _dtypes.to_bfloat16(a)
+    if output_dtype in ("float32", "float16"):
+        return a.astype(output_dtype)
+    raise ValueError(f"output_dtype must be None or one of {list(_dtypes.DTYPES)}, "
+                     f"got {output_dtype!r}")
+
+
 def forward(
     weights: Mapping[str, np.ndarray],
     x,
     layout: str = "NCHW",
     levels: Optional[Iterable[int]] = None,
+    input_dtype: Optional[str] = None,
+    output_dtype: Optional[str] = None,
+    output_layout: str = "NCHW",
 ) -> List[Tuple[np.ndarray, np.ndarray]]:
     """The neck in float64.
 
@@ -302,12 +384,21 @@ def forward(
       returns for a loaded checkpoint (the library resolves every format and naming scheme).
     x: [B, C, H, W] for layout "NCHW" or [B, H, W, C] for "NHWC" (any float dtype).
     levels: level indices to compute, or None for all four.
-    Returns one (features [B, d, h, w], pos [1, d, h, w]) pair per requested level, in increasing
-    level order, both float64.
+    input_dtype: None (x as given), or "float32" / "float16" / "bfloat16": x is first rounded to
+      that type (nearest even), as a plan compiled with that input_dtype sees it; for "bfloat16"
+      x may also be an ml_dtypes.bfloat16 array or uint16 bfloat16 bits (see round_input).
+    output_dtype: None (float64, the oracle), or "float32" / "float16" / "bfloat16": the float64
+      results rounded to that type (bfloat16 through float32; ml_dtypes.bfloat16 or uint16 bits).
+    output_layout: "NCHW" ([B, d, h, w], pos [1, d, h, w]), "NHWC" ([B, h, w, d]) or "sequence"
+      ([h*w, B, d], pos [h*w, 1, d]), as Neck.compile's option.
+    Returns one (features, pos) pair per requested level, in increasing level order.
     """
     w = _float64(weights)
     lay = str(layout).upper()
-    a = np.asarray(x, dtype=np.float64)
+    out_lay = "sequence" if str(output_layout).lower() == "sequence" else str(output_layout).upper()
+    to_layout(np.zeros((1, 1, 1, 1)), out_lay)  # checks the name before any work
+    _round_output(np.zeros(1), output_dtype)
+    a = round_input(x, input_dtype)
     if a.ndim != 4:
         raise ValueError(f"x must be 4-D ([B, C, H, W] or [B, H, W, C]), got shape {a.shape}")
     if lay == "NCHW":
@@ -320,13 +411,19 @@ def forward(
     for i in range(NUM_LEVELS) if levels is None else parse_levels(levels):
         y = _branch(w, i, xh)
         feat = _nhwc_to_nchw(y)
-        results.append((feat, position_encoding(feat.shape[1], feat.shape[2], feat.shape[3])))
+        pos = position_encoding(feat.shape[1], feat.shape[2], feat.shape[3])
+        results.append((_round_output(to_layout(feat, out_lay), output_dtype),
+                         _round_output(to_layout(pos, out_lay), output_dtype)))
     return results
 
 
 def normalised_error(out, ref) -> float:
     """max|out - ref| / max|ref| (the project's per-level error measure; max|out - ref| if ref is
     all zeros). NaN anywhere gives NaN, which fails any `<=` test."""
+    for what, v in (("out", out), ("ref", ref)):
+        if np.asarray(v).dtype.kind in "iu":
+            raise TypeError(f"{what} holds {np.asarray(v).dtype}, not float values; widen "
+                            "bfloat16 bits first with sam3neck.to_float32")
     o = np.asarray(out, dtype=np.float64)
     r = np.asarray(ref, dtype=np.float64)
     if o.shape != r.shape:

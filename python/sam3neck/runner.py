@@ -5,10 +5,14 @@
     (--input INPUT / --out OUTPUT are accepted too)
 
 An input holds the trunk's features, [C, H, W] or [B, C, H, W] (or [H, W, C] / [B, H, W, C] with
---layout NHWC), in float32 (other float types are converted, with a note). The output .npz holds
-`level{i}` for each computed level, [B, d, h, w] (or [d, h, w] for a 3-D input), and with
---with-pos also `pos{i}`, [1, d, h, w] (or [d, h, w]). Outputs are written atomically (a
-temporary file in the same folder, renamed into place).
+--layout NHWC), in float32 (other float types are converted, with a note); with --input-dtype
+float16 / bfloat16 the neck takes that type (float files are rounded to it, with a note; for
+bfloat16 a uint16 file is taken as bfloat16 bits). The output .npz holds `level{i}` for each
+computed level, [B, d, h, w] (or [d, h, w] for a 3-D input; --output-layout NHWC: [B, h, w, d],
+sequence: [h*w, B, d], without the B axis for a 3-D input), and with --with-pos also `pos{i}`
+(batch 1, or no batch axis for a 3-D input), in --output-dtype: float32, float16, or bfloat16
+stored as uint16 bit patterns with a `note` entry saying so and how to widen them. Outputs are
+written atomically (a temporary file in the same folder, renamed into place).
 
 In folder mode the files are grouped by shape so that the neck is compiled once per distinct
 shape; a file that cannot be read or run is reported and the others are still processed; the
@@ -36,6 +40,7 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 
+from . import dtypes
 from ._atomic import atomic_writer
 from .neck import Neck, Sam3NeckError, parse_levels
 
@@ -144,7 +149,12 @@ def _check_size(h: _Header, path: str, size: int) -> None:
     h.nbytes = nbytes
 
 
-def _probe(p: str, trunk_dim: int, layout: str):
+#: The `note` entry of an .npz whose arrays hold bfloat16 bit patterns.
+BFLOAT16_NOTE = ("level* and pos* hold bfloat16 values as uint16 bit patterns (the upper 16 bits "
+                 "of a float32); widen with (a.astype(np.uint32) << 16).view(np.float32)")
+
+
+def _probe(p: str, trunk_dim: int, layout: str, input_dtype: str = "float32"):
     lay = layout.upper()
     try:
         with open(p, "rb") as f:
@@ -157,10 +167,12 @@ def _probe(p: str, trunk_dim: int, layout: str):
     except OSError as e:
         raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
     shape, dtype = h.shape, h.dtype
-    if dtype.kind != "f" or dtype.fields is not None:
+    bits = input_dtype == "bfloat16" and dtype == np.dtype(np.uint16)
+    if (dtype.kind != "f" or dtype.fields is not None) and not bits:
+        also = " (or uint16 bfloat16 bits)" if input_dtype == "bfloat16" else ""
         raise InputError(
-            f"{p}: dtype {dtype} is not a floating-point type; the neck takes float32 features "
-            "(convert with x.astype(np.float32))"
+            f"{p}: dtype {dtype} is not a floating-point type{also}; the neck takes "
+            f"{input_dtype} features (convert with x.astype(np.float32))"
         )
     _check_size(h, p, size)
     names = "[C, H, W] or [B, C, H, W]" if lay == "NCHW" else "[H, W, C] or [B, H, W, C]"
@@ -184,25 +196,30 @@ def _probe(p: str, trunk_dim: int, layout: str):
     return shape4, squeeze, h
 
 
-def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple[Tuple[int, int, int, int], bool, np.dtype]:
+def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
+                   input_dtype: str = "float32") -> Tuple[Tuple[int, int, int, int], bool, np.dtype]:
     """Reads only the .npy header of `path` and checks it as neck input.
 
     Returns ((B, C, H, W) or (B, H, W, C) as the neck takes it, whether the file is 3-D (no batch
     axis), the stored dtype). Raises InputError (naming the file) for a missing or unreadable
     file, a bad header, a non-float dtype, an impossible shape, data whose size does not match
     the file's (truncated) or exceeds the machine's memory, a shape that is not 3-D/4-D, or a
-    channel count other than trunk_dim. Nothing is allocated from the header's numbers.
+    channel count other than trunk_dim. Nothing is allocated from the header's numbers. With
+    input_dtype="bfloat16" a uint16 file (bfloat16 bits) is accepted too.
     """
-    shape4, squeeze, h = _probe(os.fspath(path), trunk_dim, layout)
+    shape4, squeeze, h = _probe(os.fspath(path), trunk_dim, layout, input_dtype)
     return shape4, squeeze, h.dtype
 
 
-def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple[np.ndarray, bool, Optional[str]]:
+def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
+                  input_dtype: str = "float32") -> Tuple[np.ndarray, bool, Optional[str]]:
     """Reads and checks a feature file (see probe_features). Returns (x, squeezed, note): x is a
-    float32 C-contiguous 4-D array, `squeezed` tells that the file was 3-D, and `note` says what
-    was converted (e.g. "float64 converted to float32"), else None."""
+    C-contiguous 4-D array of input_dtype (float32, float16, or bfloat16 as sam3neck.to_bfloat16
+    gives it), `squeezed` tells that the file was 3-D, and `note` says what was converted (e.g.
+    "float64 converted to float32", "float32 rounded to bfloat16"), else None. For bfloat16, a
+    uint16 file is taken as bfloat16 bits."""
     p = os.fspath(path)
-    shape4, squeeze, h = _probe(p, trunk_dim, layout)
+    shape4, squeeze, h = _probe(p, trunk_dim, layout, input_dtype)
     count = h.nbytes // h.dtype.itemsize
     try:
         with open(p, "rb") as f:
@@ -216,12 +233,15 @@ def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW") -> Tuple
         raise InputError(f"{p}: truncated: {a.size} of {count} values could be read")
     a = a.reshape(h.shape, order="F" if h.fortran else "C")
     note = None
-    if a.dtype != np.float32:
-        if a.dtype.newbyteorder("=") == np.dtype(np.float32):
-            pass  # float32 in the other byte order: swapped silently
-        else:
-            note = f"{p}: {a.dtype} converted to float32"
-    x = np.ascontiguousarray(a.reshape(shape4), dtype=np.float32)
+    native = a.dtype.newbyteorder("=")
+    if input_dtype == "bfloat16" and native == np.dtype(np.uint16):
+        x = np.ascontiguousarray(a.reshape(shape4), dtype=np.uint16)  # bfloat16 bits
+        bf = dtypes.bfloat16_dtype()
+        return (x if bf is None else x.view(bf)), squeeze, None
+    if native != np.dtype(input_dtype):  # the other byte order of the same type: swapped silently
+        verb = "converted to" if input_dtype == "float32" else "rounded to"
+        note = f"{p}: {a.dtype} {verb} {input_dtype}"
+    x = dtypes.to_dtype(a.reshape(shape4), input_dtype)
     return x, squeeze, note
 
 
@@ -259,8 +279,12 @@ class FileResult:
 
 def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = (0, 1, 2, 3),
              layout: str = "NCHW", threads: int = 0, precision: str = "default",
-             with_pos: bool = False, keep: bool = False) -> FileResult:
+             with_pos: bool = False, keep: bool = False, input_dtype: str = "float32",
+             output_dtype: str = "float32", output_layout: str = "NCHW") -> FileResult:
     """Runs `neck` on the feature file `path` and writes the .npz `out` (atomically).
+
+    input_dtype, output_dtype and output_layout are Neck.compile's; bfloat16 outputs are written
+    as uint16 bit patterns with a `note` entry (BFLOAT16_NOTE).
 
     The neck is compiled only when its compile_options differ from what this file needs, so
     calling run_file over many files of one shape compiles once. Raises InputError (naming the
@@ -269,11 +293,13 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
     t0 = time.perf_counter()
     p = os.fspath(path)
     lay = layout.upper()
-    x, squeeze, note = read_features(p, neck.trunk_dim, lay)
+    out_lay = "sequence" if output_layout.lower() == "sequence" else output_layout.upper()
+    x, squeeze, note = read_features(p, neck.trunk_dim, lay, input_dtype)
     b, h, w = (x.shape[0], x.shape[2], x.shape[3]) if lay == "NCHW" else x.shape[:3]
     want = {"height": h, "width": w, "batch": b, "layout": lay,
             "levels": parse_levels(levels), "threads": int(threads),
-            "precision": precision.lower()}
+            "precision": precision.lower(), "input_dtype": input_dtype,
+            "output_dtype": output_dtype, "output_layout": out_lay}
     compiled = False
     if not neck.compiled or neck.compile_options != want:
         try:
@@ -282,20 +308,46 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
             raise InputError(f"{p}: {e}") from None
         compiled = True
     result = neck.run(x)
+
+    def stored(a: np.ndarray) -> np.ndarray:
+        if squeeze:  # drop the batch axis: axis 1 of a sequence [h*w, B, d], else axis 0
+            a = a[:, 0] if out_lay == "sequence" else a[0]
+        # bfloat16 as its bits (an ml_dtypes array would not load back without ml_dtypes)
+        return a.view(np.uint16) if output_dtype == "bfloat16" else a
+
     arrays: Dict[str, np.ndarray] = {}
     for lv in result:
-        arrays[f"level{lv.level}"] = lv.features[0] if squeeze else lv.features
+        arrays[f"level{lv.level}"] = stored(lv.features)
     if with_pos:
         for lv in result:
-            arrays[f"pos{lv.level}"] = lv.pos[0] if squeeze else lv.pos
+            arrays[f"pos{lv.level}"] = stored(lv.pos)
+    shapes = {k: tuple(v.shape) for k, v in arrays.items()}
+    if output_dtype == "bfloat16":
+        arrays["note"] = np.array(BFLOAT16_NOTE)
     write_npz(out, arrays)
     r = FileResult(path=p, out=os.fspath(out), input_shape=x.shape[1:] if squeeze else x.shape,
                    compiled=compiled, seconds=time.perf_counter() - t0, note=note,
-                   shapes={k: tuple(v.shape) for k, v in arrays.items()})
+                   shapes=shapes)
     if keep:
-        r.x = x
-        r.features = {lv.level: (lv.scale, lv.features) for lv in result}
+        # for the picture: float32, NCHW [B, d, h, w]
+        r.x = dtypes.to_float32(x)
+        grid = (h, w)
+        r.features = {lv.level: (lv.scale, _as_nchw32(lv, b, neck.d_model, grid))
+                      for lv in result}
     return r
+
+
+def _as_nchw32(lv, batch: int, d: int, grid: Tuple[int, int]) -> np.ndarray:
+    """A Level's features as float32 [B, d, h, w], whatever its output type and layout."""
+    from .reference import level_shape
+
+    f = dtypes.to_float32(lv.features, lv.dtype)
+    _, _, h, w = level_shape(lv.level, batch, d, *grid)
+    if lv.layout == "NHWC":
+        return f.transpose(0, 3, 1, 2)
+    if lv.layout == "sequence":
+        return f.reshape(h, w, batch, d).transpose(2, 3, 0, 1)
+    return f
 
 
 # ------------------------------------------------------------------------------------------------
@@ -360,6 +412,10 @@ def levels_arg(text: str) -> List[int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _output_layout_arg(text: str) -> str:
+    return "sequence" if text.lower() == "sequence" else text.upper()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the `run` command's arguments to `parser` (and sets func=run_cli)."""
     parser.add_argument("input_pos", nargs="?", metavar="INPUT",
@@ -378,7 +434,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", type=levels_arg, default=[0, 1, 2, 3],
                         help="levels to compute, e.g. 0,1,2 (default 0,1,2,3)")
     parser.add_argument("--layout", default="NCHW", type=str.upper, choices=["NCHW", "NHWC"],
-                        help="the inputs' layout (outputs are always [B, d, h, w])")
+                        help="the inputs' layout")
+    parser.add_argument("--input-dtype", default="float32", type=str.lower,
+                        choices=list(dtypes.DTYPES),
+                        help="the element type the neck takes: float files are rounded to it "
+                             "(with a note); for bfloat16 a uint16 file is taken as its bits")
+    parser.add_argument("--output-dtype", default="float32", type=str.lower,
+                        choices=list(dtypes.DTYPES),
+                        help="the element type written (bfloat16: as uint16 bits, with a note "
+                             "in the file)")
+    parser.add_argument("--output-layout", default="NCHW", type=_output_layout_arg,
+                        choices=["NCHW", "NHWC", "sequence"],
+                        help="NCHW [B, d, h, w], NHWC [B, h, w, d] or sequence [h*w, B, d]")
     parser.add_argument("--threads", type=int, default=0, help="threads per run (0 = all cores)")
     parser.add_argument("--precision", default="default", choices=["default", "strict"])
     parser.add_argument("--with-pos", action="store_true",
@@ -472,9 +539,13 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
     # Group by shape (header only) so that each distinct shape is compiled once; files whose
     # header is already wrong fail here, in listing order.
     groups: Dict[tuple, List[int]] = {}
+    io_options = {"input_dtype": getattr(args, "input_dtype", "float32"),
+                  "output_dtype": getattr(args, "output_dtype", "float32"),
+                  "output_layout": getattr(args, "output_layout", "NCHW")}
     for i, p in enumerate(files):
         try:
-            shape4, _, _ = probe_features(p, neck.trunk_dim, args.layout)
+            shape4, _, _ = probe_features(p, neck.trunk_dim, args.layout,
+                                          io_options["input_dtype"])
         except InputError as e:
             failed.append((str(p), str(e)))
             progress.message(f"sam3neck run: error: {e}")
@@ -492,7 +563,7 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
                     try:
                         r = run_file(neck, p, outs[i], levels=args.levels, layout=args.layout,
                                      threads=args.threads, precision=args.precision,
-                                     with_pos=args.with_pos,
+                                     with_pos=args.with_pos, **io_options,
                                      keep=bool(args.png) and (shown is None or i < shown[0]))
                     except (InputError, Sam3NeckError, OSError, MemoryError) as e:
                         text = (str(e) if isinstance(e, InputError) else
@@ -540,7 +611,7 @@ def _draw(path: str, r: FileResult, layout: str, err: TextIO) -> int:
     """Writes the picture of r's first image to `path`; returns 0, or 1 (reported) on failure."""
     from . import picture
 
-    x = r.x[0] if layout.upper() == "NCHW" else r.x[0].transpose(2, 0, 1)
+    x = r.x[0] if layout.upper() == "NCHW" else r.x[0].transpose(2, 0, 1)  # float32 (run_file)
     levels = [(i, scale, f[0]) for i, (scale, f) in sorted(r.features.items())]
     batch = r.x.shape[0]
     title = Path(r.path).name + (f"  (image 1 of {batch})" if batch > 1 else "")

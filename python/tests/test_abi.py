@@ -54,13 +54,18 @@ def test_header_functions_declared_exactly_once():
     )
 
 
+def test_functions_are_declared_in_header_order():
+    assert list(_lib.FUNCTIONS) == list(_functions())
+
+
 _CORE = {
     "uint32_t": ctypes.c_uint32, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
     "size_t": ctypes.c_size_t, "float": ctypes.c_float, "char": ctypes.c_char, "void": None,
     "sam3_neck_status": ctypes.c_int, "sam3_neck_kind": ctypes.c_int,
     "sam3_neck_layout": ctypes.c_int, "sam3_neck_precision": ctypes.c_int,
+    "sam3_neck_dtype": ctypes.c_int, "sam3_neck_output_layout": ctypes.c_int,
     "sam3_neck_load_params": _lib.LoadParams, "sam3_neck_config": _lib.Config,
-    "sam3_neck_compile_params": _lib.CompileParams,
+    "sam3_neck_compile_params": _lib.CompileParams, "sam3_neck_io_params": _lib.IoParams,
 }
 
 
@@ -115,7 +120,8 @@ def _structs():
 
 @pytest.mark.parametrize("cname,cls", [("sam3_neck_load_params", _lib.LoadParams),
                                        ("sam3_neck_config", _lib.Config),
-                                       ("sam3_neck_compile_params", _lib.CompileParams)])
+                                       ("sam3_neck_compile_params", _lib.CompileParams),
+                                       ("sam3_neck_io_params", _lib.IoParams)])
 def test_struct_fields(cname, cls):
     fields = _structs()[cname]
     assert [f[1] for f in fields] == [f[0] for f in cls._fields_]
@@ -149,6 +155,12 @@ def test_enums_and_constants():
                                          "SAM3_NECK_LAYOUT_NHWC": _lib.LAYOUT_NHWC}
     assert _enum("sam3_neck_precision") == {"SAM3_NECK_PRECISION_DEFAULT": _lib.PRECISION_DEFAULT,
                                             "SAM3_NECK_PRECISION_STRICT": _lib.PRECISION_STRICT}
+    assert _enum("sam3_neck_dtype") == {"SAM3_NECK_DTYPE_FLOAT32": _lib.DTYPE_FLOAT32,
+                                        "SAM3_NECK_DTYPE_FLOAT16": _lib.DTYPE_FLOAT16,
+                                        "SAM3_NECK_DTYPE_BFLOAT16": _lib.DTYPE_BFLOAT16}
+    assert _enum("sam3_neck_output_layout") == {"SAM3_NECK_OUTPUT_NCHW": _lib.OUTPUT_NCHW,
+                                                "SAM3_NECK_OUTPUT_NHWC": _lib.OUTPUT_NHWC,
+                                                "SAM3_NECK_OUTPUT_SEQUENCE": _lib.OUTPUT_SEQUENCE}
     src = HEADER.read_text()
     assert int(re.search(r"#define SAM3_NECK_ABI_VERSION (\d+)", src).group(1)) == _lib.ABI_VERSION
     assert int(re.search(r"#define SAM3_NECK_NUM_LEVELS (\d+)", src).group(1)) == _lib.NUM_LEVELS

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from sam3neck import _lib, bench, checkpoint, reference
+from sam3neck.bench import harness as bench_harness
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent
 
@@ -61,11 +62,20 @@ def test_bench_quick_smoke(tmp_path):
     assert doc["threads"] == os.cpu_count()
     assert (doc["trunk_dim"], doc["d_model"]) == (1024, 256)
     rows = doc["rows"]
-    got = [(r["engine"], r["requested_mode"], tuple(r["levels"]), r["batch"]) for r in rows]
-    want = [("sam3neck", mode, levels, batch)
+    got = [(r["engine"], r["requested_mode"], tuple(r["levels"]), r["batch"], tuple(r["io"]))
+           for r in rows]
+    plain = ("float32", "float32", "NCHW")
+    want = [("sam3neck", mode, levels, batch, plain)
             for mode in ("default", "strict")
             for levels, batch in (((0, 1, 2, 3), 1), ((0, 1, 2), 1), ((0, 1, 2, 3), 4))]
+    # the other element types and layouts, right after the float32 NCHW row they are compared with
+    want[1:1] = [("sam3neck", "default", (0, 1, 2, 3), 1, io) for io in bench_harness.IO_CASES]
     assert got == want
+    assert len(bench_harness.IO_CASES) >= 4
+    assert {io[2] for io in bench_harness.IO_CASES} == {"NCHW", "NHWC", "sequence"}
+    assert {"float16", "bfloat16"} <= {io[0] for io in bench_harness.IO_CASES}
+    assert {"float16", "bfloat16"} <= {io[1] for io in bench_harness.IO_CASES}
+    assert "x vs f32 NCHW" in p.stdout and "f32>f16 seq" in p.stdout
     for r in rows:
         assert r["mode"] == r["requested_mode"]
         assert len(r["times_ms"]) == 2
@@ -77,9 +87,14 @@ def test_bench_quick_smoke(tmp_path):
         assert 10 < r["peak_rss_mb"] < 64_000
         assert r["workspace_bytes"] > 0
         assert r["ratios"] == {}  # no peers
+        if tuple(r["io"]) == plain:
+            assert "x_vs_f32_nchw" not in r
+        else:
+            base = rows[0]
+            assert r["x_vs_f32_nchw"] == pytest.approx(base["median_ms"] / r["median_ms"])
         if r["levels"] == [0, 1, 2, 3] and r["batch"] == 1:
             assert len(r["errors"]) == 4
-            assert 0 <= r["max_error"] <= reference.TOLERANCE[r["mode"]]
+            assert 0 <= r["max_error"] <= reference.tolerance(r["mode"], r["io"][1])
         else:
             assert r["max_error"] is None
     assert doc["skipped"] == []

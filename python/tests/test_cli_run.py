@@ -545,3 +545,104 @@ def test_version_and_usage_exit_statuses(capsys):
     assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
     assert main([]) == 2
     assert "exit status:" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# --input-dtype, --output-dtype, --output-layout
+# ------------------------------------------------------------------------------------------------
+
+def _neck_outputs(path, x4, layout="NCHW", **io):
+    """The Levels of Neck on x4 (already of the input type) with the given I/O options."""
+    from sam3neck import Neck
+
+    with Neck(path) as neck:
+        b, h, w = (x4.shape[0], *x4.shape[2:]) if layout == "NCHW" else x4.shape[:3]
+        neck.compile(h, w, batch=b, layout=layout, **io)
+        return neck.run(x4)
+
+
+def test_run_float16_in_bfloat16_sequence_out(ck, tmp_path, capsys):
+    from sam3neck import dtypes
+
+    path, w = ck
+    x = _x((C, 5, 3), 40)
+    np.save(tmp_path / "f.npy", x)
+    out = tmp_path / "f.npz"
+    assert _run("--weights", path, tmp_path / "f.npy", out, "--input-dtype", "float16",
+                "--output-dtype", "bfloat16", "--output-layout", "SEQUENCE", "--with-pos") == 0
+    err = capsys.readouterr().err
+    assert f"note: {tmp_path / 'f.npy'}: float32 rounded to float16" in err
+    assert "level0 [240, 8]" in err  # (4*5)*(4*3) tokens of d=8, no batch axis (3-D input)
+    x16 = x.astype(np.float16)[None]
+    want = _neck_outputs(path, x16, input_dtype="float16", output_dtype="bfloat16",
+                         output_layout="sequence")
+    ref = reference.forward(w, x16.astype(np.float32), output_layout="sequence")
+    with np.load(out) as z:
+        assert sorted(z.files) == sorted([f"level{i}" for i in range(4)] +
+                                         [f"pos{i}" for i in range(4)] + ["note"])
+        assert "uint16 bit patterns" in str(z["note"]) and "<< 16" in str(z["note"])
+        for lv, (feat, pos) in zip(want, ref):
+            got = z[f"level{lv.level}"]
+            assert got.dtype == np.uint16 and got.shape == (feat.shape[0], feat.shape[2])
+            np.testing.assert_array_equal(got, lv.features.view(np.uint16)[:, 0])
+            np.testing.assert_array_equal(z[f"pos{lv.level}"], lv.pos.view(np.uint16)[:, 0])
+            wide = (got.astype(np.uint32) << 16).view(np.float32)  # the note's one line
+            assert reference.normalised_error(wide, feat[:, 0]) <= reference.OUTPUT_TOLERANCE["bfloat16"]
+            np.testing.assert_array_equal(wide, dtypes.to_float32(got))
+
+
+def test_run_bfloat16_bits_in_float16_nhwc_out(ck, tmp_path, capsys):
+    from sam3neck import dtypes
+
+    path, w = ck
+    x = _x((2, C, 4, 6), 41)
+    bits = dtypes.to_bfloat16_bits(x)
+    np.save(tmp_path / "b.npy", bits)
+    out = tmp_path / "b.npz"
+    assert _run("--weights", path, tmp_path / "b.npy", out, "--input-dtype", "bfloat16",
+                "--output-dtype", "float16", "--output-layout", "nhwc", "--levels", "1,3") == 0
+    assert "note:" not in capsys.readouterr().err  # bits taken as they are
+    want = _neck_outputs(path, bits, input_dtype="bfloat16", output_dtype="float16",
+                         output_layout="NHWC", levels=(1, 3))
+    with np.load(out) as z:
+        assert sorted(z.files) == ["level1", "level3"]
+        for lv in want:
+            got = z[f"level{lv.level}"]
+            assert got.dtype == np.float16 and got.shape == (2, 8, 12, D)[:1] + lv.features.shape[1:]
+            np.testing.assert_array_equal(got, lv.features)
+    # a uint16 file is bfloat16 bits only with --input-dtype bfloat16
+    assert _run("--weights", path, tmp_path / "b.npy", out) == 1
+    assert "dtype uint16 is not a floating-point type" in capsys.readouterr().err
+    np.save(tmp_path / "i.npy", bits.view(np.int16))
+    assert _run("--weights", path, tmp_path / "i.npy", out, "--input-dtype", "bfloat16") == 1
+    assert "(or uint16 bfloat16 bits)" in capsys.readouterr().err
+
+
+def test_run_io_options_are_checked(ck, tmp_path, capsys):
+    path, _ = ck
+    np.save(tmp_path / "f.npy", _x((C, 4, 4)))
+    for flag, value in [("--input-dtype", "float64"), ("--output-dtype", "int8"),
+                        ("--output-layout", "tokens")]:
+        with pytest.raises(SystemExit) as e:
+            _run("--weights", path, tmp_path / "f.npy", tmp_path / "o.npz", flag, value)
+        assert e.value.code == 2
+        assert "invalid choice" in capsys.readouterr().err
+
+
+def test_png_of_a_sequence_bfloat16_run(ck, tmp_path, monkeypatch):
+    path, _ = ck
+    figures = _capture_figures(monkeypatch)
+    x = _x((C, 5, 4), 42)
+    np.save(tmp_path / "s.npy", x)
+    png = tmp_path / "s.png"
+    assert _run("--weights", path, tmp_path / "s.npy", tmp_path / "s.npz", "--levels", "0,3",
+                "--input-dtype", "bfloat16", "--output-dtype", "bfloat16",
+                "--output-layout", "sequence", "--png", png) == 0
+    from sam3neck import dtypes
+
+    with np.load(tmp_path / "s.npz") as z:  # drawn from the outputs, widened and as [d, h, w]
+        l0 = dtypes.to_float32(z["level0"]).reshape(20, 16, D).transpose(2, 0, 1)
+        l3 = dtypes.to_float32(z["level3"]).reshape(2, 2, D).transpose(2, 0, 1)
+        _check_figure(figures[-1], png, "s.npy",
+                      [("input 5x4", dtypes.to_float32(dtypes.to_bfloat16_bits(x))),
+                       ("level 0  x4  20x16", l0), ("level 3  x0.5  2x2", l3)])

@@ -164,7 +164,8 @@ def test_compile_options_are_the_requested_ones(ck):
         neck.compile(4, 6, batch=2, layout="nhwc", levels=[3, 1], precision="STRICT")
         opts = neck.compile_options
         assert opts == {"height": 4, "width": 6, "batch": 2, "layout": "NHWC", "levels": (1, 3),
-                        "threads": 0, "precision": "strict"}
+                        "threads": 0, "precision": "strict", "input_dtype": "float32",
+                        "output_dtype": "float32", "output_layout": "NCHW"}
         opts["height"] = 99  # a copy
         assert neck.compile_options["height"] == 4
         with Neck(ck) as other:

@@ -68,6 +68,13 @@ def test_cli_script_runs(tmp_path):
     with np.load(tmp_path / "feats.npz") as z:
         for i, (feat, _) in enumerate(reference.forward(w, x[None])):
             assert reference.normalised_error(z[f"level{i}"], feat[0]) <= TOL
+    with np.load(tmp_path / "tokens.npz") as z:  # bfloat16 sequence output, as uint16 bits
+        assert "uint16 bit patterns" in str(z["note"])
+        ref = reference.forward(w, x[None], output_layout="sequence")
+        for i, (feat, _) in enumerate(ref):
+            got = (z[f"level{i}"].astype(np.uint32) << 16).view(np.float32)
+            assert got.shape == (feat.shape[0], feat.shape[2])
+            assert reference.normalised_error(got, feat[:, 0]) <= reference.OUTPUT_TOLERANCE["bfloat16"]
     for name, y in ys.items():
         with np.load(tmp_path / "pyramids" / f"{name}.npz") as z:
             assert sorted(z.files) == ["level0", "level1", "level2"]

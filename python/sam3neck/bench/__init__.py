@@ -6,7 +6,11 @@ the same thread count and the same seeded float32 input, one after the other, an
 (and writes it as JSON, `--json`, default ./bench.json):
 
   sam3neck       precision "default" and "strict", each for levels 0-3 batch 1, levels 0-2 batch 1
-                 (what SAM 3's image model keeps) and levels 0-3 batch 4 (also per image)
+                 (what SAM 3's image model keeps) and levels 0-3 batch 4 (also per image);
+                 in the default mode, levels 0-3 batch 1, also other element types and output
+                 layouts (harness.IO_CASES, e.g. float32 in / float16 sequence out, bfloat16 in /
+                 bfloat16 NHWC out; --all-io: all 26), each with "x vs f32 NCHW", the float32
+                 NCHW row's median over its own
   ONNX Runtime   (onnxruntime)  levels 0-3 and 0-2, batch 1 } peers, each only when importable;
   OpenVINO       (openvino)     levels 0-3 and 0-2, batch 1 } never dependencies of the library
   PyTorch eager  (torch)        levels 0-3 and 0-2, batch 1 } (`pip install 'sam3neck[bench]'`)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .. import checkpoint, reference
+from .. import checkpoint, dtypes, reference
 from ..neck import InvalidArgumentError, Neck
 from .models import ALL_LEVELS, _version, level_flops, make_input, neck_flops, peer_model_bytes, torch_neck
 
@@ -30,6 +30,18 @@ IMAGE_LEVELS = (0, 1, 2)  # what SAM 3's image model keeps (it drops the 0.5 lev
 OUR_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1), (ALL_LEVELS, 4))
 PEER_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1))
 OUR_MODES = ("default", "strict")
+#: The plain I/O: float32 in and out, NCHW outputs (what every row above runs).
+BASE_IO = ("float32", "float32", "NCHW")
+#: Rows with other element types / output layouts (input dtype, output dtype, output layout), run
+#: in the default mode on levels 0-3, batch 1, right after that float32 NCHW row; --all-io runs
+#: all 26 combinations instead.
+IO_CASES = (("float32", "float16", "sequence"), ("float16", "float16", "NCHW"),
+            ("bfloat16", "bfloat16", "NHWC"), ("bfloat16", "float32", "sequence"),
+            ("float32", "bfloat16", "NHWC"))
+ALL_IO = tuple((i, o, lay) for i in dtypes.DTYPES for o in dtypes.DTYPES
+               for lay in ("NCHW", "NHWC", "sequence") if (i, o, lay) != BASE_IO)
+_SHORT_DTYPE = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+_SHORT_LAYOUT = {"NCHW": "NCHW", "NHWC": "NHWC", "sequence": "seq"}
 PEERS = ("onnxruntime", "openvino", "pytorch")
 LABELS = {"sam3neck": "sam3neck", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO",
           "pytorch": "PyTorch eager"}
@@ -93,13 +105,19 @@ def _openblas_info() -> Optional[dict]:
     return None
 
 
+def _io_label(io: Sequence[str]) -> str:
+    """("float32", "float16", "sequence") -> "f32>f16 seq" (input > output type, output layout)."""
+    return f"{_SHORT_DTYPE[io[0]]}>{_SHORT_DTYPE[io[1]]} {_SHORT_LAYOUT[io[2]]}"
+
+
 def _save(outputs: Sequence[np.ndarray], levels: Sequence[int], save: Optional[str]) -> List[str]:
+    """Saves the outputs widened to float32 (in their layout) for the error check."""
     if not save:
         return []
     paths = []
     for i, a in zip(levels, outputs):
         p = f"{save}-level{i}.npy"
-        np.save(p, np.ascontiguousarray(a, dtype=np.float32))
+        np.save(p, np.ascontiguousarray(dtypes.to_float32(a)))
         paths.append(p)
     return paths
 
@@ -117,12 +135,15 @@ def _work_sam3neck(spec: dict) -> dict:
                 raise
             time.sleep(5)
     levels, batch = spec["levels"], spec["batch"]
+    in_dt, out_dt, out_lay = spec.get("io", BASE_IO)
     lib_path = Path(str(_lib.loaded_path()))
     with neck:
         neck.compile(height=spec["height"], width=spec["width"], batch=batch, layout="NCHW",
-                     levels=levels, threads=spec["threads"], precision=spec["mode"])
-        x = make_input(spec["seed"], batch, neck.trunk_dim, spec["height"], spec["width"])
-        outs = [np.empty(neck.level_shapes[i], dtype=np.float32) for i in neck.levels]
+                     levels=levels, threads=spec["threads"], precision=spec["mode"],
+                     input_dtype=in_dt, output_dtype=out_dt, output_layout=out_lay)
+        x = dtypes.to_dtype(make_input(spec["seed"], batch, neck.trunk_dim, spec["height"],
+                                       spec["width"]), in_dt)
+        outs = [lv.features for lv in neck.run(x)]
 
         def run():
             neck.run(x, out=outs)
@@ -438,10 +459,15 @@ def run_benchmark(args, log=None) -> dict:
         common = {"height": h, "width": wd, "threads": threads, "runs": args.runs,
                   "warmup": args.warmup, "seed": args.seed, "weights": weights_path,
                   "trunk_dim": c, "d_model": d}
+        io_cases = _io_cases(args)
         for mode in OUR_MODES:
             for levels, batch in OUR_CASES:
                 specs.append(dict(common, engine="sam3neck", mode=mode, levels=list(levels),
-                                  batch=batch))
+                                  batch=batch, io=list(BASE_IO)))
+                if mode == OUR_MODES[0] and (levels, batch) == OUR_CASES[0]:
+                    for io in io_cases:  # next to the float32 NCHW row they are compared with
+                        specs.append(dict(common, engine="sam3neck", mode=mode,
+                                          levels=list(levels), batch=batch, io=list(io)))
         if not args.no_peers:
             specs += _peer_specs(args, weights, common, tmp, doc, log)
 
@@ -455,6 +481,9 @@ def run_benchmark(args, log=None) -> dict:
                 spec["save"] = os.path.join(tmp, f"{spec['engine']}-{spec['mode']}")
             what = (f"{LABELS[spec['engine']]} {spec['mode']}, levels {_lv(spec['levels'])}, "
                     f"batch {spec['batch']}")
+            if spec.get("io", list(BASE_IO)) != list(BASE_IO):
+                what += f", {_io_label(spec['io'])}"
+                spec["save"] = spec["save"] + "-" + "-".join(spec["io"]) if save else None
             log(f"[{k + 1}/{len(specs)}] {what} ...")
             res = _run_worker(spec, log)
             if not res.get("ok"):
@@ -476,21 +505,27 @@ def run_benchmark(args, log=None) -> dict:
                 f"peak RSS {row['peak_rss_mb']:.0f} MB")
         # Errors last, so that nothing runs in this process between two timed workers.
         if pending:
-            log("float64 reference (batch 1, all levels) ...")
-            t = time.perf_counter()
-            x1 = make_input(args.seed, 1, c, h, wd)
-            ref = [feat for feat, _ in reference.forward(weights, x1, levels=ALL_LEVELS)]
-            del x1
-            log(f"  reference in {time.perf_counter() - t:.1f} s")
+            refs = {}  # input dtype -> float64 NCHW features of levels 0-3 on the rounded input
             for row, saved in pending:
+                in_dt, _, out_lay = row.get("io", BASE_IO)
+                if in_dt not in refs:
+                    log(f"float64 reference (batch 1, all levels, {in_dt} input) ...")
+                    t = time.perf_counter()
+                    x1 = make_input(args.seed, 1, c, h, wd)
+                    refs[in_dt] = [feat for feat, _ in reference.forward(
+                        weights, x1, levels=ALL_LEVELS, input_dtype=in_dt)]
+                    del x1
+                    log(f"  reference in {time.perf_counter() - t:.1f} s")
                 errs = []
                 for i, path in zip(row["levels"], saved):
-                    errs.append(reference.normalised_error(np.load(path), ref[i]))
+                    errs.append(reference.normalised_error(
+                        np.load(path), reference.to_layout(refs[in_dt][i], out_lay)))
                     os.unlink(path)
                 row["errors"] = errs
                 row["max_error"] = (float("nan") if any(math.isnan(e) for e in errs)
                                     else max(errs))
-                log(f"  {LABELS[row['engine']]} {row['mode']}: max err {row['max_error']:.1e} "
+                io = "" if row.get("io", BASE_IO) == BASE_IO else f" {_io_label(row['io'])}"
+                log(f"  {LABELS[row['engine']]} {row['mode']}{io}: max err {row['max_error']:.1e} "
                     f"(per level {', '.join(f'{e:.1e}' for e in errs)})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -563,19 +598,32 @@ def _row(spec: dict, res: dict, c: int, d: int) -> dict:
         "max_error": None,
         "ratios": {},
     }
+    if spec["engine"] == "sam3neck":
+        row["io"] = tuple(spec.get("io", BASE_IO))
     for key in ("workspace_bytes", "library", "openblas", "properties", "providers", "torch"):
         if key in res:
             row[key] = res[key]
     return row
 
 
+def _io_cases(args) -> tuple:
+    return ALL_IO if getattr(args, "all_io", False) else IO_CASES
+
+
 def _ratios(doc: dict) -> None:
     """Adds to each sam3neck row peer median / row median, per peer with the same levels, batch."""
     peers = {(r["engine"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
              if r["engine"] != "sam3neck"}
+    base = {(r["mode"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
+            if r["engine"] == "sam3neck" and tuple(r.get("io", BASE_IO)) == BASE_IO}
     for r in doc["rows"]:
         if r["engine"] != "sam3neck":
             continue
+        b = base.get((r["mode"], tuple(r["levels"]), r["batch"]))
+        if tuple(r.get("io", BASE_IO)) != BASE_IO and b is not None:
+            r["x_vs_f32_nchw"] = b["median_ms"] / r["median_ms"]
+        if tuple(r.get("io", BASE_IO)) != BASE_IO:
+            continue  # the peers run float32 NCHW: compared with that row only
         for engine in PEERS:
             p = peers.get((engine, tuple(r["levels"]), r["batch"]))
             if p is not None:
@@ -641,20 +689,28 @@ def format_report(doc: dict) -> str:
     lines.append("")
 
     peers = [e for e in PEERS if any(r["engine"] == e for r in doc["rows"])]
-    header = ["engine", "mode", "levels", "batch", "median ms", "min ms", "ms/image", "GFLOP/s"]
+    with_io = any(tuple(r.get("io", BASE_IO)) != BASE_IO for r in doc["rows"])
+    header = ["engine", "mode"] + (["io"] if with_io else []) + [
+        "levels", "batch", "median ms", "min ms", "ms/image", "GFLOP/s"]
     header += [f"x vs {SHORT[e]}" for e in peers]
+    header += ["x vs f32 NCHW"] if with_io else []
     header += ["peak RSS MB", "workspace MB", "max err"]
     table = []
     for r in doc["rows"]:
-        cells = [LABELS[r["engine"]], r["mode"], _lv(r["levels"]), str(r["batch"]),
-                 _fmt(r["median_ms"], ".1f"), _fmt(r["min_ms"], ".1f"),
-                 _fmt(r["ms_per_image"], ".1f"), _fmt(r["gflops_per_s"], ".1f")]
+        cells = [LABELS[r["engine"]], r["mode"]]
+        if with_io:
+            cells.append(_io_label(r["io"]) if r.get("io") else "")
+        cells += [_lv(r["levels"]), str(r["batch"]),
+                  _fmt(r["median_ms"], ".1f"), _fmt(r["min_ms"], ".1f"),
+                  _fmt(r["ms_per_image"], ".1f"), _fmt(r["gflops_per_s"], ".1f")]
         cells += [_fmt(r["ratios"].get(e), ".2f", "") for e in peers]
+        if with_io:
+            cells.append(_fmt(r.get("x_vs_f32_nchw"), ".2f", ""))
         ws = r.get("workspace_bytes")
         cells += [_fmt(r["peak_rss_mb"], ".0f"), _fmt(ws / 2**20 if ws is not None else None, ".1f", ""),
                   _fmt(r.get("max_error"), ".1e", "")]
         table.append(cells)
-    left = {0, 1}
+    left = {0, 1, 2} if with_io else {0, 1}
     widths = [max(len(header[k]), *(len(row[k]) for row in table)) if table else len(header[k])
               for k in range(len(header))]
 
@@ -674,7 +730,11 @@ def format_report(doc: dict) -> str:
     notes.append("GFLOP/s against the direct FLOP count (2 x MACs of the transposed, 1x1 and 3x3 "
                  "convs), whatever the engine computes.")
     notes.append("max err = worst level's max|out - ref| / max|ref| against the float64 reference "
-                 "(batch 1, levels 0-3 runs).")
+                 "(batch 1, levels 0-3 runs; computed on the input rounded to the row's input type).")
+    if with_io:
+        notes.append("io = input type > output type, output layout (f32>f32 NCHW: the plain run); "
+                     "x vs f32 NCHW = the float32 NCHW row's median / this row's median (same "
+                     "mode, levels, batch; >= 1 means at least as fast).")
     notes.append("peak RSS = peak resident memory of the row's own process (VmHWM), input and "
                  "outputs included; workspace = what sam3neck's compile step reports.")
     for n in notes:
@@ -688,10 +748,13 @@ def format_report(doc: dict) -> str:
         if r["engine"] == "openvino" and r["mode"] != "f32":
             lines.append(f"WARNING: OpenVINO reports inference precision {r['mode']} (asked f32).")
             break
-        if (r["engine"] == "sam3neck" and r.get("max_error") is not None
-                and not r["max_error"] <= reference.TOLERANCE.get(r["requested_mode"], reference.TOLERANCE["default"])):
-            lines.append(f"WARNING: sam3neck {r['mode']} error {r['max_error']:.1e} exceeds the "
-                         f"bound {reference.TOLERANCE.get(r['requested_mode'], reference.TOLERANCE['default']):g} of the mode.")
+        if r["engine"] == "sam3neck" and r.get("max_error") is not None:
+            bound = reference.tolerance(
+                r["requested_mode"] if r["requested_mode"] in reference.TOLERANCE else "default",
+                tuple(r.get("io", BASE_IO))[1])
+            if not r["max_error"] <= bound:
+                lines.append(f"WARNING: sam3neck {r['mode']} {_io_label(r['io'])} error "
+                             f"{r['max_error']:.1e} exceeds its bound {bound:g}.")
     return "\n".join(lines)
 
 
@@ -734,6 +797,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="smoke-test size: 16x16 grid, 2 runs, 1 warm-up (explicit options win)")
     p.add_argument("--no-peers", action="store_true",
                    help="only this library (no ONNX Runtime / OpenVINO / PyTorch)")
+    p.add_argument("--all-io", action="store_true",
+                   help="a row for every input type / output type / output layout combination "
+                        f"(26), not only the {len(IO_CASES)} representative ones")
     p.add_argument("--profile", action="store_true",
                    help="after the table, the per-stage breakdown of sam3neck-profile")
     p.add_argument("--json", default="bench.json", metavar="PATH",
@@ -756,7 +822,7 @@ def run_cli(args) -> int:
         print(doc["profile"])
     print(f"\nJSON: {os.path.abspath(args.json)}")
     ours = [r for r in doc["rows"] if r["engine"] == "sam3neck"]
-    ok = len(ours) == len(OUR_MODES) * len(OUR_CASES)
+    ok = len(ours) == len(OUR_MODES) * len(OUR_CASES) + len(_io_cases(args))
     return 0 if ok else 1
 
 
