@@ -44,7 +44,7 @@ python-deps:
 # ... with its test extras (python[test]: pytest, safetensors, matplotlib, tqdm, onnx, onnxruntime,
 # openvino, dask[distributed]), so that no test skips for want of a package. torch is not
 # installed (see python/tests/conftest.py).
-PYTHON_TEST_MODULES = pytest safetensors matplotlib tqdm onnx onnxruntime openvino dask.distributed
+PYTHON_TEST_MODULES = pytest safetensors matplotlib tqdm onnx onnxruntime openvino dask.distributed ml_dtypes
 python-test-deps: python-deps
 	@if ! $(PYTHON) -c 'import importlib; [importlib.import_module(m) for m in "$(PYTHON_TEST_MODULES)".split()]' \
 	    2>/dev/null; then \
