@@ -5,14 +5,12 @@
 /// let plan = try neck.compile(CompileOptions(height: 72, width: 72))
 /// plan.run(input: x, outputs: buffers)
 /// ```
-import Synchronization
-
 public final class Neck: Sendable {
     package let weights: NeckWeights
     /// Weight forms the plans need, made on first request and shared by every plan compiled from
     /// this neck: the packed products, level 0's composed conv and the 3×3 convs per Winograd tile.
     /// Behind a lock, so compiles on different threads can share a neck.
-    private let cache = Mutex(PreparedWeights())
+    private let cache = Locked(PreparedWeights())
 
     private struct Key: Hashable {
         let tile: WinogradTile

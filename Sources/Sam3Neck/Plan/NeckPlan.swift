@@ -1,5 +1,4 @@
 import CKernels
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -28,7 +27,7 @@ import Darwin
 /// is loaded, and again by a run if the application changed it since; never restored), so the two
 /// never oversubscribe the cores.
 /// Concurrent `run` calls are serialised by a lock: they share the workspace. (Unchecked
-/// Sendable because the workspace is raw memory; only a run, holding `lock`, touches it.)
+/// Sendable because the workspace is raw memory; only a run, holding `runs`' lock, touches it.)
 public final class NeckPlan: @unchecked Sendable {
     public let options: CompileOptions
     package let trunkDim: Int, dModel: Int
@@ -59,8 +58,8 @@ public final class NeckPlan: @unchecked Sendable {
     private let frame: UnsafeMutablePointer<Float>
     private let pooled: UnsafeMutablePointer<Float>
     private let scratch: UnsafeMutablePointer<Float>
-    /// Held by a run: runs share the workspace.
-    private let lock = Mutex(())
+    /// Held by a run, as the runs share the workspace; it counts them.
+    private let runs = Locked(0)
 
     public var inputCount: Int { options.batch * trunkDim * options.height * options.width }
 
@@ -208,7 +207,8 @@ public final class NeckPlan: @unchecked Sendable {
     /// output type for every compiled level. Sizes are the caller's responsibility here (the C
     /// layer and the safe API check them).
     package func run(input: UnsafeRawPointer, outputs: [UnsafeMutableRawPointer?], profile: Profile? = nil) {
-        lock.withLock { _ in
+        runs.withLock { count in
+            count += 1
             Blas.useOneThread()  // normally a no-op: set at load (see `Blas`)
             let c = trunkDim, h = options.height, w = options.width
             for image in 0..<options.batch {
