@@ -8,7 +8,14 @@ OUT="$(abs_path "${1:-.build/swift-example}")"
 mkdir -p "$OUT"
 # The checkpoint comes from this checkout's Python package (no native library needed for it).
 synthetic_checkpoint "$OUT/neck.safetensors" 2
+# SwiftPM does not notice source files added to a dependency it has built before (here, this
+# repository by path): start that build afresh when the core's list of files has changed.
+files="$(cd "$ROOT" && ls Package.swift Sources/*/*.* Sources/*/*/*.* 2>/dev/null | sha1sum)"
+if [ "$(cat examples/swift/.build/sam3neck-sources 2>/dev/null)" != "$files" ]; then
+  rm -rf examples/swift/.build
+fi
 swift build --package-path examples/swift
+echo "$files" > examples/swift/.build/sam3neck-sources
 BIN="$(swift build --package-path examples/swift --show-bin-path)/neck-example"
 "$BIN" "$OUT/neck.safetensors" | tee "$OUT/output.txt"
 
