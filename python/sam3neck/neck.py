@@ -8,6 +8,7 @@ status codes into Sam3NeckError, and allocates output arrays. It computes nothin
 from __future__ import annotations
 
 import ctypes
+import functools
 import errno
 import operator
 import os
@@ -84,23 +85,30 @@ class Level:
     features  the level's features in the compiled output layout and type: [B, d, h, w] (NCHW,
               the default), [B, h, w, d] (NHWC) or [h*w, B, d] (sequence)
     pos       its position encoding, the same layout and type with B = 1 (read-only, shared
-              between runs)
+              between runs; fetched from the library on first use, so a caller that never reads
+              it never pays its memory)
     layout    "NCHW", "NHWC" or "sequence" (the plan's output_layout)
     dtype     "float32", "float16" or "bfloat16" (the plan's output_dtype); bfloat16 arrays are
               ml_dtypes.bfloat16 when ml_dtypes is installed, else uint16 bit patterns
               (sam3neck.to_float32(level.features) widens either)
     """
 
-    __slots__ = ("level", "scale", "features", "pos", "layout", "dtype")
+    __slots__ = ("level", "scale", "features", "_pos", "layout", "dtype")
 
-    def __init__(self, level: int, scale: float, features: np.ndarray, pos: np.ndarray,
+    def __init__(self, level: int, scale: float, features: np.ndarray, pos,
                  layout: str = "NCHW", dtype: str = "float32"):
         self.level = level
         self.scale = scale
         self.features = features
-        self.pos = pos
+        self._pos = pos  # the array, or a callable that returns it
         self.layout = layout
         self.dtype = dtype
+
+    @property
+    def pos(self) -> np.ndarray:
+        if callable(self._pos):
+            self._pos = self._pos()
+        return self._pos
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -117,6 +125,7 @@ class _Plan:
         "batch", "height", "width", "layout", "levels", "threads", "precision",
         "input_dtype", "output_dtype", "output_layout", "input_storage", "output_storage",
         "input_shape", "input_count", "level_shapes", "workspace_bytes", "pos", "requested",
+        "handed_out",  # whether a run returned Levels that may still read .pos
     )
 
 
@@ -351,6 +360,10 @@ class Neck:
     def close(self) -> None:
         """Frees the native handle. Idempotent."""
         with self._lock:
+            p = self._plan
+            if p is not None and p.handed_out and self._handle is not None:
+                for i in p.levels:  # Levels already returned keep their .pos
+                    self._position_encoding(p, i)
             self._plan = None
             self._handle = None
             if self._finalizer is not None:
@@ -482,6 +495,12 @@ class Neck:
         lib = _lib.get_lib()
         with self._lock:
             h = self._h()
+            old = self._plan
+            if old is not None and old.handed_out:
+                # Levels of the plan being replaced keep their .pos: fetch what they have not
+                # read yet while the library still holds that plan.
+                for i in old.levels:
+                    self._position_encoding(old, i)
             self._plan = None
             params = lib.sam3_neck_compile_default_params()
             params.batch = batch
@@ -542,23 +561,33 @@ class Neck:
         p.workspace_bytes = int(ws.value)
         p.level_shapes = {}
         p.pos = {}
+        p.handed_out = False
         for i in p.levels:
             shape = (ctypes.c_int64 * 4)()
             rank = ctypes.c_int32()
             _check(lib.sam3_neck_output_shape(h, i, shape, ctypes.byref(rank)),
                    "sam3_neck_output_shape")
             p.level_shapes[i] = tuple(int(s) for s in shape[: rank.value])
-            # the position encoding: the same layout with batch 1 (sam3_neck_output_shape)
-            baxis = 1 if p.output_layout == "sequence" else 0
-            pos_shape = tuple(1 if k == baxis else s for k, s in enumerate(p.level_shapes[i]))
-            pos = np.empty(pos_shape, dtype=p.output_storage[0])
-            _check(
-                lib.sam3_neck_position_encoding_io(h, i, pos.ctypes.data, pos.size),
-                "sam3_neck_position_encoding_io",
-            )
-            pos.flags.writeable = False
-            p.pos[i] = pos
+        # Position encodings are fetched on first use (_position_encoding): most runs never read
+        # them, and at 72 x 72 they are as large as the outputs.
         return p
+
+    def _position_encoding(self, p: "_Plan", level: int) -> np.ndarray:
+        """Level `level`'s position encoding of plan `p`, fetched once: the same layout and type
+        as the outputs, batch 1 (the layout's batch axis is 1 for sequence, 0 otherwise)."""
+        with self._lock:
+            if level in p.pos:
+                return p.pos[level]
+            if p is not self._plan:  # replaced after fetching every level (compile), or closed
+                raise Sam3NeckError(_lib.ERR_NOT_COMPILED, "the neck was closed before this level's .pos was read")
+            baxis = 1 if p.output_layout == "sequence" else 0
+            pos = np.empty(tuple(1 if k == baxis else s for k, s in enumerate(p.level_shapes[level])),
+                           dtype=p.output_storage[0])
+            _check(_lib.get_lib().sam3_neck_position_encoding_io(self._h(), level, pos.ctypes.data, pos.size),
+                   "sam3_neck_position_encoding_io")
+            pos.flags.writeable = False
+            p.pos[level] = pos
+            return pos
 
     @property
     def compiled(self) -> bool:
@@ -629,9 +658,9 @@ class Neck:
         the same array every run's Level.pos holds). ValueError for a level that is not
         compiled."""
         p = self._need_plan()
-        if level not in p.pos:
+        if level not in p.levels:
             raise ValueError(f"level {level!r} is not compiled (compiled levels: {p.levels})")
-        return p.pos[level]
+        return self._position_encoding(p, level)
 
     # -- run ------------------------------------------------------------------------------------
 
@@ -739,8 +768,10 @@ class Neck:
                 counts[i] = a.size
             status = lib.sam3_neck_run_io(h, x.ctypes.data, x.size, ptrs, counts)
             _check(status, "sam3_neck_run_io")
+            p.handed_out = True
             return [
-                Level(i, self._scales[i], a, p.pos[i], p.output_layout, p.output_dtype)
+                Level(i, self._scales[i], a, functools.partial(self._position_encoding, p, i),
+                      p.output_layout, p.output_dtype)
                 for i, a in zip(p.levels, arrays)
             ]
 

@@ -782,3 +782,24 @@ def test_cli_demo_default_checkpoint(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "synthetic-sam3-neck-c1024-d256-seed0.safetensors" in out
     assert "(1, 256, 8, 6)" in out and "(1, 256, 2, 1)" in out
+
+
+def test_position_encodings_are_fetched_on_first_read(tiny):
+    """Compile and run do not copy the position encodings into Python (at 72 x 72 they are as
+    large as the outputs); the first read of Level.pos fetches one level, and Levels already
+    returned keep theirs across a later compile() and close()."""
+    path, weights = tiny.path, tiny.weights
+    x = np.random.default_rng(4).standard_normal((1, tiny.c, 5, 7)).astype(np.float32)
+    n = Neck(path)
+    n.compile(5, 7)
+    levels = n.run(x)
+    assert n._plan.pos == {}
+    pos1 = levels[1].pos
+    assert set(n._plan.pos) == {1} and levels[1].pos is pos1 and n.position_encoding(1) is pos1
+    want = {lv.level: reference.forward(weights, x)[lv.level][1] for lv in levels}
+    n.compile(3, 3)  # replaces the plan: the earlier Levels fetched theirs first
+    later = n.run(np.zeros((1, x.shape[1], 3, 3), np.float32))
+    n.close()
+    for lv in levels:
+        assert np.max(np.abs(lv.pos - want[lv.level])) <= reference.POSITION_TOLERANCE
+    assert later[0].pos.shape == (1, later[0].features.shape[1], 12, 12)
