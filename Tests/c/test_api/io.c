@@ -1,6 +1,7 @@
 /*
  * io.c — the 0.3.0 additions: element types and output layouts (compile_io, get_io_params,
- * output_shape, run_io, position_encoding_io), and the experimental export of the loaded weights.
+ * output_shape, run_io, position_encoding_io; every output type and layout, a bfloat16 input),
+ * and the experimental export of the loaded weights.
  * The oracle is the float32 plan: a float16 or bfloat16 output is its output rounded to nearest
  * even (decoded here independently of the library), a sequence or NHWC output its permutation.
  */
@@ -107,6 +108,40 @@ static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t 
   }
 }
 
+/* A bfloat16 input: the fixture's input cut to bfloat16 (its upper 16 bits, a value bfloat16
+ * holds exactly) gives bit for bit what the float32 plan gives on the same values widened. */
+static void check_bfloat16_input(const fixture_t *f, sam3_neck *h) {
+  sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
+  sam3_neck_io_params io = sam3_neck_io_default_params();
+  uint16_t *bits = (uint16_t *)malloc(f->input_count * sizeof *bits);
+  float *widened = (float *)malloc(f->input_count * sizeof *widened);
+  outs_t want, got;
+  void *ptrs[SAM3_NECK_NUM_LEVELS];
+  size_t i;
+  int level;
+  for (i = 0; i < f->input_count; i++) {
+    uint32_t b;
+    memcpy(&b, &f->input[i], sizeof b);
+    bits[i] = (uint16_t)(b >> 16);
+    widened[i] = bf16_to_float(bits[i]);
+  }
+  outs_alloc(&want, &f->meta, 0xF);
+  outs_alloc(&got, &f->meta, 0xF);
+  if (check_ok(sam3_neck_compile(h, &cp), "io: compile float32 for the bfloat16-input oracle") &&
+      check_ok(run_outs(h, widened, f->input_count, &want), "io: float32 run on the bfloat16 values")) {
+    io.input_dtype = SAM3_NECK_DTYPE_BFLOAT16;
+    if (check_ok(sam3_neck_compile_io(h, &cp, &io), "io: compile_io(bfloat16 input)")) {
+      for (level = 0; level < SAM3_NECK_NUM_LEVELS; level++) ptrs[level] = got.ptr[level];
+      check_ok(sam3_neck_run_io(h, bits, f->input_count, ptrs, got.count), "io: run_io(bfloat16 input)");
+      check(outs_equal(&got, &want), "io: a bfloat16 input gives bit for bit the float32 plan's outputs on its values");
+    }
+  }
+  outs_free(&want);
+  outs_free(&got);
+  free(bits);
+  free(widened);
+}
+
 void test_io(sam3_neck *h, const fixture_t *f) {
   sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
   sam3_neck_io_params io = sam3_neck_io_default_params();
@@ -122,6 +157,7 @@ void test_io(sam3_neck *h, const fixture_t *f) {
       for (l = 0; l < 3; l++) check_io_combination(f, h, &want, (sam3_neck_dtype)d, (sam3_neck_output_layout)l);
   }
   outs_free(&want);
+  check_bfloat16_input(f, h);
   io.struct_size = 4;
   check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "struct_size", "io: struct_size too small");
   io = sam3_neck_io_default_params();
