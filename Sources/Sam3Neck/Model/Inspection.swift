@@ -33,18 +33,32 @@ package enum Inspection {
     private static func describe(_ location: NeckLocation, in archive: TensorArchive) throws -> JSONValue {
         var tensors: [JSONValue] = []
         var missing: [JSONValue] = []
+        var present: [(name: String, info: TensorInfo)] = []
         for tensor in NeckNaming.tensors {
             let name = location.name(tensor)
             guard let info = try archive.info(name) else {
                 missing.append(.string(name))
                 continue
             }
+            present.append((name, info))
+        }
+        // The data is read only for a neck within the loader's size limit, so that a file
+        // claiming several huge necks cannot make inspection read gigabytes.
+        var parameters = 0, tooLarge = false
+        for (_, info) in present {
+            let (sum, overflow) = parameters.addingReportingOverflow(elementCount(info.shape) ?? Int.max)
+            tooLarge = tooLarge || overflow || sum > NeckWeights.maxParameters
+            parameters = overflow ? Int.max : sum
+        }
+        for (name, info) in present {
             var fields: [(key: String, value: JSONValue)] = [
                 ("name", .string(name)),
                 ("dtype", .string(info.dtypeName)),
                 ("shape", .array(info.shape.map { .number(String($0)) })),
             ]
-            if info.dtype?.isLoadable == true {
+            if info.dtype?.isLoadable == true, tooLarge {
+                fields.append(("error", .string("not read: this neck's tensors hold more than \(NeckWeights.maxParameters) parameters (the limit)")))
+            } else if info.dtype?.isLoadable == true {
                 // A tensor that cannot be read (past a limit, truncated) is reported, not fatal.
                 do {
                     let values = try archive.readFloat32(name).data
