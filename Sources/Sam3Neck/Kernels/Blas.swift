@@ -26,12 +26,12 @@ package enum Blas {
                              m: Int, n: Int, k: Int,
                              a: UnsafePointer<Double>, lda: Int,
                              b: UnsafePointer<Double>, ldb: Int,
-                             c: UnsafeMutablePointer<Double>, ldc: Int) {
+                             beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int) {
         cblas_dgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k),
                     1, a, blasint(lda), b, blasint(ldb),
-                    0, c, blasint(ldc))
+                    beta, c, blasint(ldc))
     }
 
     /// Sets OpenBLAS to one thread if it is not already (every caller sets the same value, so

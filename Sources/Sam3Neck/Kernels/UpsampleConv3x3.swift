@@ -51,25 +51,31 @@ package struct UpsampleConv3x3: Sendable {
             nonisolated(unsafe) let results = results
             parallelFor(4, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { phase in
                 let a = phase / 2, b = phase % 2
-                // Composite 2×2 kernels of this phase, [o][c][p][q].
-                var kernels = [Double](repeating: 0, count: d * c0 * 4)
-                var product = [Double](repeating: 0, count: c0 * d)
-                for ky in 0..<3 {
-                    for kx in 0..<3 {
-                        let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
-                        let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
-                        // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
-                        wUp.withUnsafeBufferPointer { w in
-                            taps[ky * 3 + kx].withUnsafeBufferPointer { t in
-                                product.withUnsafeMutableBufferPointer { out in
-                                    Blas.dgemm(transB: true, m: c0, n: d, k: d,
-                                               a: w.baseAddress! + (2 * aZ + bZ) * d, lda: 4 * d,
-                                               b: t.baseAddress!, ldb: d, c: out.baseAddress!, ldc: d)
+                // Composite 2×2 kernels of this phase, accumulated per kernel tap (p, q) as
+                // [o][c] by the products themselves (beta = 1), then interleaved to [o][c][p][q].
+                var byTap = [Double](repeating: 0, count: 4 * d * c0)
+                byTap.withUnsafeMutableBufferPointer { acc in
+                    for ky in 0..<3 {
+                        for kx in 0..<3 {
+                            let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
+                            let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
+                            // acc[p, q][o][c] += Σ_o' W3[o][o'][ky][kx] · W'[c][aZ,bZ][o']
+                            wUp.withUnsafeBufferPointer { w in
+                                taps[ky * 3 + kx].withUnsafeBufferPointer { t in
+                                    Blas.dgemm(transB: true, m: d, n: c0, k: d, a: t.baseAddress!, lda: d,
+                                               b: w.baseAddress! + (2 * aZ + bZ) * d, ldb: 4 * d,
+                                               beta: 1, c: acc.baseAddress! + (2 * p + q) * d * c0, ldc: c0)
                                 }
                             }
                         }
-                        for c in 0..<c0 {
-                            for o in 0..<d { kernels[((o * c0 + c) * 2 + p) * 2 + q] += product[c * d + o] }
+                    }
+                }
+                var kernels = [Double](repeating: 0, count: d * c0 * 4)
+                kernels.withUnsafeMutableBufferPointer { k in
+                    byTap.withUnsafeBufferPointer { src in
+                        for pq in 0..<4 {
+                            let from = src.baseAddress! + pq * d * c0
+                            for oc in 0..<d * c0 { k[oc * 4 + pq] = from[oc] }
                         }
                     }
                 }

@@ -72,9 +72,19 @@ enum Winograd {
             }
         }
         var u = [Float](repeating: 0, count: a2 * pairs)
-        for xi in 0..<a2 {
-            for o in 0..<cout {
-                for i in 0..<cin { u[(xi * cin + i) * cout + o] = Float(product[xi * pairs + o * cin + i]) }
+        // [ξ][o][i] → [ξ][i][o], in blocks of 16 × 16 so both sides stay in cache.
+        u.withUnsafeMutableBufferPointer { dst in
+            product.withUnsafeBufferPointer { src in
+                for xi in 0..<a2 {
+                    let from = src.baseAddress! + xi * pairs, to = dst.baseAddress! + xi * pairs
+                    for o0 in stride(from: 0, to: cout, by: 16) {
+                        for i0 in stride(from: 0, to: cin, by: 16) {
+                            for o in o0..<min(o0 + 16, cout) {
+                                for i in i0..<min(i0 + 16, cin) { to[i * cout + o] = Float(from[o * cin + i]) }
+                            }
+                        }
+                    }
+                }
             }
         }
         return u
