@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The neck's weights rearranged for the plan's products, with the algebra done once.
 ///
 /// Every layer becomes a GEMM right-hand side `B[k × n]` (row-major) plus a bias:
@@ -27,11 +31,20 @@ package struct PackedWeights: Sendable {
     package init(_ w: NeckWeights) {
         trunkDim = w.trunkDim
         dModel = w.dModel
-        up4First = PackedWeights.transposed(w.level0.dconv0)
-        up4Second = PackedWeights.folded(w.level0.dconv1, w.level0.conv1x1)
-        up2 = PackedWeights.folded(w.level1.dconv, w.level1.conv1x1)
-        same = PackedWeights.pointwise(w.level2.conv1x1)
-        down = PackedWeights.pointwise(w.level3.conv1x1)
+        // Five independent rearrangements (two of them products in double): one worker each.
+        let makers: [@Sendable () -> Gemm] = [
+            { PackedWeights.transposed(w.level0.dconv0) },
+            { PackedWeights.folded(w.level0.dconv1, w.level0.conv1x1) },
+            { PackedWeights.folded(w.level1.dconv, w.level1.conv1x1) },
+            { PackedWeights.pointwise(w.level2.conv1x1) },
+            { PackedWeights.pointwise(w.level3.conv1x1) },
+        ]
+        var made = [Gemm?](repeating: nil, count: makers.count)
+        made.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            parallelFor(makers.count, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { out[$0] = makers[$0]() }
+        }
+        (up4First, up4Second, up2, same, down) = (made[0]!, made[1]!, made[2]!, made[3]!, made[4]!)
         conv3x3 = NeckNaming.levelModules.indices.map(w.conv3x3)
     }
 
@@ -42,9 +55,16 @@ package struct PackedWeights: Sendable {
 
     /// The 3×3 convs of the given levels, weight-transformed for `tile`, by level.
     package func winograd(_ tile: WinogradTile, levels: [Int], gemm: GemmBackend = .openBLAS) -> [Int: WinogradConv3x3] {
-        Dictionary(uniqueKeysWithValues: levels.map { l in
-            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm))
-        })
+        // One worker per level: each transform is independent (a first compile's second cost).
+        var made = [WinogradConv3x3?](repeating: nil, count: levels.count)
+        made.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            parallelFor(levels.count, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { k in
+                let l = levels[k]
+                out[k] = WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm)
+            }
+        }
+        return Dictionary(uniqueKeysWithValues: zip(levels, made.map { $0! }))
     }
 
     /// `[in, out, 2, 2]` → `B[in × 4·out]`.
