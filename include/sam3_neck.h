@@ -384,7 +384,9 @@ sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input
  * tensor count, and every neck found (both kinds, every naming scheme and known prefix) with its
  * tensors (name, dtype, shape, NaN and Inf counts), the tensors missing, and either the
  * configuration it loads as ("trunk_dim", "d_model") or the error loading it would give. Reads the
- * neck's tensors only. `python -m sam3neck inspect FILE` prints it for people.
+ * neck's tensors only, and not those of a neck past the loader's parameter limit; a tensor whose
+ * data is not read or cannot be read carries an "error" instead of its counts.
+ * `python -m sam3neck inspect FILE` prints it for people.
  *   path    NUL-terminated path, as for sam3_neck_load_file (not kept).
  *   buf     receives the text and a terminating NUL when it fits in `size` bytes; may be NULL when
  *           size is 0 (to ask for the length).
