@@ -63,6 +63,14 @@ void sam3neck_narrow_portable(const float *src, void *dst, int dtype, size_t n);
 /* Whether the CPU has F16C and AVX2 (the vector conversions). */
 int sam3neck_cpu_has_f16c_avx2(void);
 
+/* The 2 x 2 max pool's inner loops, PyTorch's semantics (a window's first maximum in reading
+ * order; NaN anywhere gives NaN); AVX2 when the CPU has it, unless `portable` is set (tests).
+ * pairs: out[j] = max(r0[2j], r0[2j+1], r1[2j], r1[2j+1]) for j < n (one row of NCHW windows);
+ * rows:  out[k] = max(a[k], b[k], c[k], d[k]) for k < n (the channels of one NHWC window). */
+void sam3neck_maxpool_pairs(const float *r0, const float *r1, float *out, size_t n, int portable);
+void sam3neck_maxpool_rows(const float *a, const float *b, const float *c, const float *d, float *out, size_t n,
+                           int portable);
+
 /* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
  *
  * C = epilogue(A[m x k] * B[k x n]) with B packed once (at compile time) into the layout the
