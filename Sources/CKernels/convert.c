@@ -170,26 +170,32 @@ void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int col
     return;
   }
   /* Channel-major: one plane per channel, the tile's pixels strided in it. */
+  if (dtype != SAM3NECK_DTYPE_F32) {
+    /* Half precision: narrow each pixel's channels with the vector code into a small buffer
+     * first (at most 8 pixels x 512 channels at a time), then scatter the 16-bit values. */
+    uint16_t buf[8 * 512];
+    for (int i = 0; i < rows; i++) {
+      for (int j0 = 0; j0 < cols; j0 += 8) {
+        const int jn = cols - j0 < 8 ? cols - j0 : 8;
+        for (int o0 = 0; o0 < channels; o0 += 512) {
+          const int on = channels - o0 < 512 ? channels - o0 : 512;
+          for (int jj = 0; jj < jn; jj++)
+            sam3neck_narrow(y + (ptrdiff_t)(i * m + j0 + jj) * ldy + o0, buf + jj * 512, dtype, (size_t)on);
+          for (int o = 0; o < on; o++) {
+            uint16_t *d = (uint16_t *)dst + (ptrdiff_t)(o0 + o) * channel_stride + (ptrdiff_t)i * row_stride +
+                          (ptrdiff_t)j0 * pixel_stride;
+            for (int jj = 0; jj < jn; jj++) d[jj * pixel_stride] = buf[jj * 512 + o];
+          }
+        }
+      }
+    }
+    return;
+  }
   for (int o = 0; o < channels; o++) {
     for (int i = 0; i < rows; i++) {
       const float *src = y + (ptrdiff_t)i * m * ldy + o;
-      const ptrdiff_t at = o * channel_stride + i * row_stride;
-      switch (dtype) {
-      case SAM3NECK_DTYPE_F16: {
-        uint16_t *d = (uint16_t *)dst + at;
-        for (int j = 0; j < cols; j++) d[j * pixel_stride] = sam3neck_f32_to_f16(src[j * ldy]);
-        break;
-      }
-      case SAM3NECK_DTYPE_BF16: {
-        uint16_t *d = (uint16_t *)dst + at;
-        for (int j = 0; j < cols; j++) d[j * pixel_stride] = sam3neck_f32_to_bf16(src[j * ldy]);
-        break;
-      }
-      default: {
-        float *d = (float *)dst + at;
-        for (int j = 0; j < cols; j++) d[j * pixel_stride] = src[j * ldy];
-      }
-      }
+      float *d = (float *)dst + o * channel_stride + i * row_stride;
+      for (int j = 0; j < cols; j++) d[j * pixel_stride] = src[j * ldy];
     }
   }
 }
