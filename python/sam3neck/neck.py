@@ -360,10 +360,8 @@ class Neck:
     def close(self) -> None:
         """Frees the native handle. Idempotent."""
         with self._lock:
-            p = self._plan
-            if p is not None and p.handed_out and self._handle is not None:
-                for i in p.levels:  # Levels already returned keep their .pos
-                    self._position_encoding(p, i)
+            if self._handle is not None:
+                self._keep_positions(self._plan)
             self._plan = None
             self._handle = None
             if self._finalizer is not None:
@@ -495,12 +493,7 @@ class Neck:
         lib = _lib.get_lib()
         with self._lock:
             h = self._h()
-            old = self._plan
-            if old is not None and old.handed_out:
-                # Levels of the plan being replaced keep their .pos: fetch what they have not
-                # read yet while the library still holds that plan.
-                for i in old.levels:
-                    self._position_encoding(old, i)
+            self._keep_positions(self._plan)
             self._plan = None
             params = lib.sam3_neck_compile_default_params()
             params.batch = batch
@@ -571,6 +564,13 @@ class Neck:
         # Position encodings are fetched on first use (_position_encoding): most runs never read
         # them, and at 72 x 72 they are as large as the outputs.
         return p
+
+    def _keep_positions(self, p: Optional["_Plan"]) -> None:
+        """Before plan `p` is replaced or freed: Levels it returned keep their .pos, so fetch what
+        they have not read yet while the library still holds that plan."""
+        if p is not None and p.handed_out:
+            for i in p.levels:
+                self._position_encoding(p, i)
 
     def _position_encoding(self, p: "_Plan", level: int) -> np.ndarray:
         """Level `level`'s position encoding of plan `p`, fetched once: the same layout and type

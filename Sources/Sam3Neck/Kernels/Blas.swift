@@ -40,5 +40,4 @@ package enum Blas {
         if openblas_get_num_threads() != 1 { openblas_set_num_threads(1) }
     }
 
-    package static var threads: Int { Int(openblas_get_num_threads()) }
 }
