@@ -24,7 +24,8 @@ public final class Neck: Sendable {
         /// Per tile and product code, the 3×3 conv of each level made so far (level 0 uses
         /// `upsample` instead).
         var convs: [Key: [Int: WinogradConv3x3]] = [:]
-        /// The phase-1 products packed for the micro-kernels, by level (plans that use them).
+        /// The phase-1 products packed for the micro-kernels, by level (plans that use them); once
+        /// made, `packed` keeps no row-major copy of them.
         var products: [Int: PackedGemm] = [:]
     }
 
@@ -52,7 +53,8 @@ public final class Neck: Sendable {
         let upTile = NeckPlan.upsampleTile(options.precision)
         let tile = NeckPlan.winogradTile(options.precision)
         let (packed, upsample, convs, products) = cache.withLock { c in
-            let packed = c.packed ?? PackedWeights(weights)
+            var packed = c.packed ?? PackedWeights(weights)
+            if !packed.hasProducts, options.gemm == .openBLAS { packed = PackedWeights(weights) }  // (tests mix the two)
             c.packed = packed
             var upsample: UpsampleConv3x3?
             if options.includes(level: 0) {
@@ -67,13 +69,14 @@ public final class Neck: Sendable {
             c.convs[key] = convs
             var products: [Int: PackedGemm] = [:]
             if case .packed = options.gemm {
-                for level in options.levels {
-                    let made = c.products[level] ?? PackedGemm(packed.product(level: level))
-                    c.products[level] = made
-                    products[level] = made
+                // All four at once, so the row-major forms can go (the packed ones are all plans read).
+                if c.products.count < 4 {
+                    for level in 0..<4 where c.products[level] == nil { c.products[level] = PackedGemm(packed.product(level: level)) }
+                    c.packed = packed.withoutProducts()
                 }
+                for level in options.levels { products[level] = c.products[level]! }
             }
-            return (packed, upsample, convs, products)
+            return (c.packed!, upsample, convs, products)
         }
         return try NeckPlan(packed: packed, upsample: upsample, convs: convs, products: products, options: options)
     }

@@ -118,6 +118,40 @@ import Testing
         }
     }
 
+    /// The channel-major float32 store (each channel's pixels in a plane, the transposing store of
+    /// every NCHW output) against a naive loop, through the dispatching code (an AVX2 8 × 8
+    /// transpose where the CPU has it) and the portable code, on sizes with and without whole
+    /// blocks of 8 pixels and 8 channels, strided rows (every other one, as level 0 stores a row
+    /// parity) and pixels.
+    @Test(arguments: [false, true])
+    func channelMajorStoreIsATranspose(portable: Bool) {
+        var rng = Naive.RNG(state: 17)
+        for (rows, cols, channels, rowStep, pixelStep) in [(1, 1, 1, 1, 1), (3, 8, 8, 1, 1), (2, 16, 24, 2, 1), (4, 13, 21, 1, 1),
+                                                           (5, 37, 7, 2, 1), (2, 9, 17, 1, 2), (1, 64, 256, 2, 1)] {
+            let m = cols + 3, ldy = channels + 5  // the tile's row pitch and pixel pitch exceed what is stored
+            let y = rng.floats(rows * m * ldy, scale: 1)
+            let width = cols * pixelStep + 2, height = rows * rowStep + 1, plane = height * width + 3
+            let sentinel: Float = -7.25
+            var got = [Float](repeating: sentinel, count: channels * plane)
+            var want = got
+            for o in 0..<channels {
+                for i in 0..<rows {
+                    for j in 0..<cols { want[o * plane + i * rowStep * width + j * pixelStep] = y[(i * m + j) * ldy + o] }
+                }
+            }
+            got.withUnsafeMutableBytes { out in
+                if portable {
+                    sam3neck_store_tile_portable(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), out.baseAddress,
+                                                 rowStep * width, pixelStep, plane)
+                } else {
+                    sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), out.baseAddress,
+                                        rowStep * width, pixelStep, plane, CompileOptions.DType.float32.code)
+                }
+            }
+            #expect(Self.same(got, want), "\(rows)×\(cols)×\(channels), row step \(rowStep), pixel step \(pixelStep)")
+        }
+    }
+
     /// The C conversions against Swift's Float16 and the bfloat16 formula, on the values where
     /// rounding is subtle: ties, subnormals, the overflow threshold, NaN and Inf; the dispatching
     /// code (F16C + AVX2 where the CPU has them) and the portable code.

@@ -56,6 +56,12 @@ void sam3neck_narrow(const float *src, void *dst, int dtype, size_t n);
 void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int cols, int channels, void *dst,
                          ptrdiff_t row_stride, ptrdiff_t pixel_stride, ptrdiff_t channel_stride, int dtype);
 
+/* sam3neck_store_tile for float32 and channel_stride != 1 without the vector code (the dispatching
+ * version moves 8 pixels x 8 channels at a time through an AVX2 transpose when pixel_stride == 1);
+ * for the tests. */
+void sam3neck_store_tile_portable(const float *y, ptrdiff_t ldy, int m, int rows, int cols, int channels, void *dst,
+                                  ptrdiff_t row_stride, ptrdiff_t pixel_stride, ptrdiff_t channel_stride);
+
 /* The portable versions of the two conversions above, which use F16C + AVX2 when the CPU has them. */
 void sam3neck_widen_portable(const void *src, int dtype, float *dst, size_t n);
 void sam3neck_narrow_portable(const float *src, void *dst, int dtype, size_t n);

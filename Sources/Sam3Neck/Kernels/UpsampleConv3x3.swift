@@ -7,8 +7,8 @@ import Glibc
 /// Both are linear, so for each output phase (a, b) — output pixels (2i+a, 2j+b) — the pair is
 /// a 2×2 conv over the transposed conv's input G: output row 2i+a reads Z rows 2i+a−1 … 2i+a+1,
 /// which come from G rows {i−1, i} (a = 0) or {i, i+1} (a = 1), and likewise for columns. Its
-/// kernels are the 3×3 taps composed with the transposed conv's phase weights (in double, at
-/// compile). Z's bias reaches an output through the taps that land inside Z, so it is a constant
+/// kernels are the 3×3 taps composed with the transposed conv's phase weights (at compile: each
+/// product in float32, their sums in double). Z's bias reaches an output through the taps that land inside Z, so it is a constant
 /// except on the first and last output row and column: a 3×3 table of bias vectors.
 /// Each phase runs as Winograd F(m×m, 2×2) (`.f4r2` by default, `.f2r2` in strict mode) over the
 /// zero-framed G: the Z intermediate (4× the pixels of G) is never written, and there are fewer
@@ -24,11 +24,14 @@ package struct UpsampleConv3x3: Sendable {
     /// [row class][column class][o], class 0 = first output row/column, 1 = inside, 2 = last.
     let biasTable: [Float]
     /// The layers as they are, for the fallback: W' (c0 × 4d, column (2a'+b')·d + o'), b', and the
-    /// 3×3 weights as `[(3·ky + kx)·d + o'][o]` with their bias.
+    /// 3×3 weights as loaded (`[o][o'][ky][kx]`) with their bias.
     let up: [Float], upBias: [Float], conv: [Float], convBias: [Float]
+    /// Tiles per block (the M of each product): 108 is three rows of tiles at SAM 3's 72 × 72
+    /// grid; a worker's transformed inputs, products and output rows then take ≈ 12 MB, against
+    /// ≈ 15 MB at 192 with no measurable difference in speed on this machine kind.
     package let blockTiles: Int
 
-    package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 192,
+    package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 108,
                  gemm: GemmBackend = .openBLAS) {
         let d = layer.weight.shape[0], c0 = up.k
         precondition(up.n == 4 * d && layer.weight.shape == [d, d, 3, 3] && tile.r == 2)
@@ -36,38 +39,39 @@ package struct UpsampleConv3x3: Sendable {
         self.c0 = c0
         self.d = d
         self.blockTiles = blockTiles
-        let w3 = layer.weight.data.map(Double.init)  // [o][o'][ky][kx]
-        let wUp = up.b.map(Double.init)              // [c][(2a'+b')·d + o']
+        let wUp = up.b                              // [c][(2a'+b')·d + o']
         // Per tap, W3 as [o][o'] (d × d).
-        let taps: [[Double]] = (0..<9).map { t in
-            var m = [Double](repeating: 0, count: d * d)
-            for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = w3[(o * d + o2) * 9 + t] } }
+        let taps: [[Float]] = (0..<9).map { t in
+            var m = [Float](repeating: 0, count: d * d)
+            for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = layer.weight.data[(o * d + o2) * 9 + t] } }
             return m
         }
-        // The four phases are independent: one worker each (the products in double are most of a
-        // first compile's time).
-        var phases = [[Float]](repeating: [], count: 4)
-        phases.withUnsafeMutableBufferPointer { results in
-            nonisolated(unsafe) let results = results
+        // The four phases are independent: one worker each.
+        let alpha2 = tile.alpha * tile.alpha
+        u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm) { layout, storage in
+            nonisolated(unsafe) let storage = storage
             parallelFor(4, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { phase in
                 let a = phase / 2, b = phase % 2
-                // Composite 2×2 kernels of this phase, accumulated per kernel tap (p, q) as
-                // [o][c] by the products themselves (beta = 1), then interleaved to [o][c][p][q].
+                // Composite 2×2 kernels of this phase per kernel tap (p, q) as [o][c]: each 3×3 tap's
+                // product in float32 (`WeightProducts`), their sums in double; then interleaved to [o][c][p][q].
                 var byTap = [Double](repeating: 0, count: 4 * d * c0)
-                byTap.withUnsafeMutableBufferPointer { acc in
-                    for ky in 0..<3 {
-                        for kx in 0..<3 {
-                            let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
-                            let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
-                            // acc[p, q][o][c] += Σ_o' W3[o][o'][ky][kx] · W'[c][aZ,bZ][o']
-                            wUp.withUnsafeBufferPointer { w in
-                                taps[ky * 3 + kx].withUnsafeBufferPointer { t in
-                                    Blas.dgemm(transB: true, m: d, n: c0, k: d, a: t.baseAddress!, lda: d,
-                                               b: w.baseAddress! + (2 * aZ + bZ) * d, ldb: 4 * d,
-                                               beta: 1, c: acc.baseAddress! + (2 * p + q) * d * c0, ldc: c0)
+                var product = [Float](repeating: 0, count: d * c0)
+                for ky in 0..<3 {
+                    for kx in 0..<3 {
+                        let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
+                        let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
+                        // product[o][c] = Σ_o' W3[o][o'][ky][kx] · W'[c][aZ,bZ][o']
+                        wUp.withUnsafeBufferPointer { w in
+                            taps[ky * 3 + kx].withUnsafeBufferPointer { t in
+                                product.withUnsafeMutableBufferPointer { out in
+                                    WeightProducts.multiply(m: d, n: c0, k: d, a: t.baseAddress!, lda: d,
+                                                            bT: w.baseAddress! + (2 * aZ + bZ) * d, ldbT: 4 * d,
+                                                            c: out.baseAddress!, ldc: c0)
                                 }
                             }
                         }
+                        let base = (2 * p + q) * d * c0
+                        for i in 0..<d * c0 { byTap[base + i] += Double(product[i]) }
                     }
                 }
                 var kernels = [Double](repeating: 0, count: d * c0 * 4)
@@ -79,17 +83,15 @@ package struct UpsampleConv3x3: Sendable {
                         }
                     }
                 }
-                results[phase] = Winograd.transformWeights(kernels, cout: d, cin: c0, tile: tile)
+                Winograd.transformWeights(kernels, cout: d, cin: c0, tile: tile, into: storage, layout, first: phase * alpha2)
             }
         }
-        let uPhases = phases.flatMap { $0 }
-        u = WinogradBlocks(uPhases, cin: c0, cout: d, gemm: gemm)
         // Bias: b3 + Σ over taps inside Z of W3_tap · b'.
         var tapBias = [Double](repeating: 0, count: 9 * d)
         for t in 0..<9 {
             for o in 0..<d {
                 var s = 0.0
-                for o2 in 0..<d { s += taps[t][o * d + o2] * Double(up.bias[o2]) }
+                for o2 in 0..<d { s += Double(taps[t][o * d + o2]) * Double(up.bias[o2]) }
                 tapBias[t * d + o] = s
             }
         }
@@ -110,9 +112,7 @@ package struct UpsampleConv3x3: Sendable {
         biasTable = table
         self.up = up.b
         upBias = up.bias
-        var direct = [Float](repeating: 0, count: 9 * d * d)
-        for o in 0..<d { for o2 in 0..<d { for t in 0..<9 { direct[(t * d + o2) * d + o] = layer.weight.data[(o * d + o2) * 9 + t] } } }
-        conv = direct
+        conv = layer.weight.data  // shared with the neck's weights, not copied
         convBias = layer.bias.data
     }
 
@@ -128,7 +128,7 @@ package struct UpsampleConv3x3: Sendable {
     var patchFloats: Int { tile.m * tile.m * 9 * d }
 
     package var scratchPerWorker: Int {
-        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats)
+        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats, outScale: 2, rowScale: 1)
     }
 
     /// Computes the output (`d × 2h × 2w` in its layout and type, h × w the grid of G) from `g`,
@@ -138,31 +138,40 @@ package struct UpsampleConv3x3: Sendable {
         let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
         let bt = blockTiles, c0 = c0, d = d, u = u, alpha2 = tile.alpha * tile.alpha
         nonisolated(unsafe) let dst = dst
-        do {
-          biasTable.withUnsafeBufferPointer { tableBuf in
+        biasTable.withUnsafeBufferPointer { tableBuf in
             convBias.withUnsafeBufferPointer { convBiasBuf in
             nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
             nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
-            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats,
-                                  scratch: scratch, threads: threads) { s, t0, n, tilesX in
+            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, rowScale: 1,
+                                  scratch: scratch, threads: threads) { s, block in
+                let n = block.count
+                // The block's outputs of one row parity a, channels-last, phases (a, 0) and (a, 1)
+                // interleaved: m·rows rows of 2m·cols pixels, stored once both phases are in.
+                let regionWidth = 2 * m * block.cols
                 for phase in 0..<4 {
                     let a = phase / 2, b = phase % 2
                     for t in 0..<n {
                         // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.
-                        Winograd.inputTile(tile, g, row: (t0 + t) / tilesX * m + a, column: (t0 + t) % tilesX * m + b, t: t, bt: bt, s)
+                        let (ty, tx) = block.tile(t)
+                        Winograd.inputTile(tile, g, row: ty * m + a, column: tx * m + b, t: t, bt: bt, s)
                     }
                     u.products(tile, n: n, bt: bt, first: phase * alpha2, s)
                     for t in 0..<n {
-                        let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
+                        let (ty, tx) = block.tile(t)
                         let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
-                        let y = s.y
+                        // Output pixel (i, j) of the phase's tile is (2(m·ty + i) + a, 2(m·tx + j) + b).
+                        let origin = s.region + (m * (ty - block.ty0) * regionWidth + 2 * m * (tx - block.tx0) + b) * d
+                        let at = { (i: Int, j: Int) in origin + (i * regionWidth + 2 * j) * d }
                         // The bias of interior outputs comes with the inverse transform; outputs on the
                         // first or last row or column get their border bias's difference added.
-                        if Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: interior, s) {
+                        if Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: interior, s, at) {
                             // Recomputed through the two layers: conv(Z), Z's bias included; add the 3×3 conv's.
-                            self.recompute(g, a: a, b: b, i0: m * ty, j0: m * tx, rows: rows, cols: cols, into: y, s)
-                            for p in 0..<m * m {
-                                for o in 0..<d { y[p * d + o] += convBias[o] }
+                            self.recompute(g, a: a, b: b, i0: m * ty, j0: m * tx, rows: rows, cols: cols, into: s.y, s)
+                            for i in 0..<m {
+                                for j in 0..<m {
+                                    let p = s.y + (i * m + j) * d, q = at(i, j)
+                                    for o in 0..<d { q[o] = p[o] + convBias[o] }
+                                }
                             }
                         } else if m * ty + rows == h || m * tx + cols == w || ty == 0 || tx == 0 {
                             for i in 0..<rows {
@@ -172,19 +181,21 @@ package struct UpsampleConv3x3: Sendable {
                                     let ox = 2 * (m * tx + j) + b
                                     let cc = ox == 0 ? 0 : (ox == outW - 1 ? 2 : 1)
                                     guard rc != 1 || cc != 1 else { continue }
-                                    let border = table + (rc * 3 + cc) * d, yp = y + (i * m + j) * d
+                                    let border = table + (rc * 3 + cc) * d, yp = at(i, j)
                                     for o in 0..<d { yp[o] += border[o] - interior[o] }
                                 }
                             }
                         }
-                        // Into the output (pixels of a phase are 2 apart).
-                        dst.store(y, ldy: d, m: m, rows: rows, cols: cols, channels: d,
-                                  y0: 2 * m * ty + a, x0: 2 * m * tx + b, step: 2)
+                    }
+                    if b == 1 {
+                        // The valid part of the rows of parity a, into the output: whole rows, every other one.
+                        let y0 = 2 * m * block.ty0, x0 = 2 * m * block.tx0
+                        dst.store(s.region, ldy: d, m: regionWidth, rows: min(m * block.rows, (outH - y0) / 2),
+                                  cols: min(regionWidth, outW - x0), channels: d, y0: y0 + a, x0: x0, rowStep: 2)
                     }
                 }
             }
             }
-          }
         }
     }
 
@@ -193,27 +204,27 @@ package struct UpsampleConv3x3: Sendable {
     private func recompute(_ g: PaddedImage, a: Int, b: Int, i0: Int, j0: Int, rows: Int, cols: Int,
                            into y: UnsafeMutablePointer<Float>, _ s: Winograd.Scratch) {
         let m = tile.m, d = d, zH = 2 * g.height, zW = 2 * g.width
-        let patch = s.v  // (m² · 9) × d
+        let patch = s.v, z = s.tmp  // patch: m² × (d · 9) in the weights' (o', ky, kx) order; z: one pixel of Z
         up.withUnsafeBufferPointer { up in
             for i in 0..<m {
                 for j in 0..<m {
+                    let row = patch + (i * m + j) * 9 * d
                     for tap in 0..<9 {
-                        let row = patch + ((i * m + j) * 9 + tap) * d
                         let zy = 2 * (i0 + i) + a + tap / 3 - 1, zx = 2 * (j0 + j) + b + tap % 3 - 1
                         guard i < rows, j < cols, zy >= 0, zy < zH, zx >= 0, zx < zW else {
-                            row.update(repeating: 0, count: d)
+                            for o in 0..<d { row[o * 9 + tap] = 0 }
                             continue
                         }
                         // Z(zy, zx) = b' + G(zy/2, zx/2) · W'[phase of (zy, zx)]
                         Blas.sgemm(m: 1, n: d, k: c0, a: g.pixel(zy / 2, zx / 2), lda: c0,
-                                   b: up.baseAddress! + (2 * (zy % 2) + zx % 2) * d, ldb: 4 * d, c: row, ldc: d)
-                        for o in 0..<d { row[o] += upBias[o] }
+                                   b: up.baseAddress! + (2 * (zy % 2) + zx % 2) * d, ldb: 4 * d, c: z, ldc: d)
+                        for o in 0..<d { row[o * 9 + tap] = z[o] + upBias[o] }
                     }
                 }
             }
         }
         conv.withUnsafeBufferPointer { w in
-            Blas.sgemm(m: m * m, n: d, k: 9 * d, a: patch, lda: 9 * d, b: w.baseAddress!, ldb: d, c: y, ldc: d)
+            Blas.sgemm(transB: true, m: m * m, n: d, k: 9 * d, a: patch, lda: 9 * d, b: w.baseAddress!, ldb: 9 * d, c: y, ldc: d)
         }
     }
 }

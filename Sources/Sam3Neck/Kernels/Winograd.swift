@@ -12,24 +12,30 @@ package struct WinogradBlocks: Sendable {
     let cin: Int, cout: Int
     let kernel: Int32?
 
-    init(_ u: [Float], cin: Int, cout: Int, gemm: GemmBackend) {
+    /// Where element (i, o) of block b lives: row-major blocks, or the micro-kernels' panels of 16
+    /// columns (`sam3neck_sgemm_pack_b`'s layout).
+    struct Layout {
+        let blockFloats: Int, cin: Int, cout: Int, packed: Bool
+
+        @inline(__always) func offset(_ b: Int, _ i: Int, _ o: Int) -> Int {
+            packed ? b * blockFloats + (o >> 4) * 16 * cin + i * 16 + (o & 15) : b * blockFloats + i * cout + o
+        }
+    }
+
+    /// `blocks` blocks written by `fill` straight into the layout the product code reads
+    /// (`fill(layout, storage)`; its zero padding is already in place).
+    init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, fill: (Layout, UnsafeMutablePointer<Float>) -> Void) {
         self.cin = cin
         self.cout = cout
-        let blocks = u.count / (cin * cout)
-        guard case let .packed(k) = gemm else {
-            (storage, blockFloats, kernel) = (u, cin * cout, nil)
-            return
+        if case let .packed(k) = gemm {
+            (blockFloats, kernel) = (sam3neck_sgemm_packed_b_floats(cin, cout), k)
+        } else {
+            (blockFloats, kernel) = (cin * cout, nil)
         }
-        let size = sam3neck_sgemm_packed_b_floats(cin, cout)
-        var packed = [Float](repeating: 0, count: blocks * size)
-        u.withUnsafeBufferPointer { src in
-            packed.withUnsafeMutableBufferPointer { dst in
-                for b in 0..<blocks {
-                    sam3neck_sgemm_pack_b(cin, cout, src.baseAddress! + b * cin * cout, cout, 0, dst.baseAddress! + b * size)
-                }
-            }
-        }
-        (storage, blockFloats, kernel) = (packed, size, k)
+        let layout = Layout(blockFloats: blockFloats, cin: cin, cout: cout, packed: kernel != nil)
+        var storage = [Float](repeating: 0, count: blocks * blockFloats)
+        storage.withUnsafeMutableBufferPointer { fill(layout, $0.baseAddress!) }
+        self.storage = storage
     }
 
     /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
@@ -53,48 +59,65 @@ package struct WinogradBlocks: Sendable {
 
 enum Winograd {
     /// U_ξ[i][o] = (G k Gᵀ)[ξ] for kernels `k` given as (cout·cin) × r² (PyTorch order [o][i][ky][kx]),
-    /// stored as α² blocks of cin × cout (the products' right-hand sides). One product of the
-    /// Kronecker matrix (G ⊗ G, α² × r²) with all kernels, in double, rounded once.
-    static func transformWeights(_ kernels: [Double], cout: Int, cin: Int, tile: WinogradTile) -> [Float] {
-        let a = tile.alpha, a2 = a * a, r = tile.r, r2 = r * r, g = tile.g, pairs = cout * cin
+    /// written as α² blocks of cin × cout (the products' right-hand sides) from block `first` of
+    /// `storage` in `layout` (`WinogradBlocks`), rounded to float there. In double, rounded
+    /// once; G k Gᵀ as two small products (α·r² + α²·r multiply-adds per kernel), eight kernels
+    /// at a time in vectors: the kernels are first laid out tap-major in the output's (i, o) order,
+    /// so eight neighbours are one load per tap and one store per ξ.
+    static func transformWeights(_ kernels: [Double], cout: Int, cin: Int, tile: WinogradTile,
+                                 into storage: UnsafeMutablePointer<Float>, _ layout: WinogradBlocks.Layout, first: Int = 0) {
+        let a = tile.alpha, a2 = a * a, r = tile.r, r2 = r * r, pairs = cout * cin
         precondition(kernels.count == pairs * r2)
-        var kron = [Double](repeating: 0, count: a2 * r2)
-        for x in 0..<a { for y in 0..<a { for m in 0..<r { for n in 0..<r {
-            kron[(x * a + y) * r2 + m * r + n] = g[x][m] * g[y][n]
-        } } } }
-        var product = [Double](repeating: 0, count: a2 * pairs)
-        kron.withUnsafeBufferPointer { k in
-            kernels.withUnsafeBufferPointer { w in
-                product.withUnsafeMutableBufferPointer { p in
-                    Blas.dgemm(transB: true, m: a2, n: pairs, k: r2, a: k.baseAddress!, lda: r2,
-                               b: w.baseAddress!, ldb: r2, c: p.baseAddress!, ldc: pairs)
-                }
+        let g = tile.g.flatMap { $0 }  // α × r
+        let lanes = 8, padded = (pairs + lanes - 1) / lanes * lanes
+        var byTap = [Double](repeating: 0, count: r2 * padded)  // [tap][i·cout + o]
+        for o in 0..<cout {
+            for i in 0..<cin {
+                for q in 0..<r2 { byTap[q * padded + i * cout + o] = kernels[(o * cin + i) * r2 + q] }
             }
         }
-        var u = [Float](repeating: 0, count: a2 * pairs)
-        // [ξ][o][i] → [ξ][i][o], in blocks of 16 × 16 so both sides stay in cache.
-        u.withUnsafeMutableBufferPointer { dst in
-            product.withUnsafeBufferPointer { src in
-                for xi in 0..<a2 {
-                    let from = src.baseAddress! + xi * pairs, to = dst.baseAddress! + xi * pairs
-                    for o0 in stride(from: 0, to: cout, by: 16) {
-                        for i0 in stride(from: 0, to: cin, by: 16) {
-                            for o in o0..<min(o0 + 16, cout) {
-                                for i in i0..<min(i0 + 16, cin) { to[i * cout + o] = Float(from[o * cin + i]) }
+        let vectorStores = cout % lanes == 0  // eight neighbours then share i and lie side by side in either layout
+        do {
+            byTap.withUnsafeBufferPointer { src in
+                withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: r2 + a * r) { t in
+                    let k = t.baseAddress!, half = k + r2  // the taps; G·k (α × r)
+                    for p0 in stride(from: 0, to: pairs, by: lanes) {
+                        for q in 0..<r2 { k[q] = UnsafeRawPointer(src.baseAddress! + q * padded + p0).loadUnaligned(as: SIMD8<Double>.self) }
+                        for x in 0..<a {
+                            for n in 0..<r {
+                                var sum = SIMD8<Double>(repeating: 0)
+                                for m in 0..<r { sum += g[x * r + m] * k[m * r + n] }
+                                half[x * r + n] = sum
+                            }
+                        }
+                        let count = min(lanes, pairs - p0)
+                        for x in 0..<a {
+                            for y in 0..<a {
+                                var sum = SIMD8<Double>(repeating: 0)
+                                for n in 0..<r { sum += half[x * r + n] * g[y * r + n] }
+                                let v = SIMD8<Float>(sum), block = first + x * a + y
+                                if vectorStores {
+                                    let out = storage + layout.offset(block, p0 / cout, p0 % cout)
+                                    UnsafeMutableRawPointer(out).storeBytes(of: v, as: SIMD8<Float>.self)
+                                } else {
+                                    for l in 0..<count { storage[layout.offset(block, (p0 + l) / cout, (p0 + l) % cout)] = v[l] }
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        return u
     }
 
     /// Floats of scratch one worker needs: V (a block's transformed inputs, or `patch` floats
-    /// for a fallback), the products M, two tiles of transform temporaries and a zero bias.
-    static func scratchPerWorker(tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int) -> Int {
+    /// for a fallback), the products M, two tiles of transform temporaries, a zero bias, the
+    /// block's output region (`rowScale`·m × `outScale`·m pixels per tile) and the packed products' workspace.
+    static func scratchPerWorker(tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int, outScale: Int = 1,
+                                 rowScale: Int = 1) -> Int {
         let a2 = tile.alpha * tile.alpha
         return vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch) + a2 * bt * cout + 2 * a2 * max(cin, cout) + cout
+            + regionFloats(tile: tile, blockTiles: bt, cout: cout, outScale: outScale, rowScale: rowScale)
             + gemmFloats(blockTiles: bt, cin: cin, cout: cout)
     }
 
@@ -109,26 +132,46 @@ enum Winograd {
         max(tile.alpha * tile.alpha * bt * cin, patch)
     }
 
-    /// Splits the output grid of `src` (h × w, or `outputScale`× that for composed convs) into m×m
-    /// tiles, checks the frame covers them, and runs `body(scratch, firstTile, count, tilesX)` for
-    /// each block of `bt` tiles on the workers, each with its own scratch.
+    /// Floats of a block's output region: bt tiles of rowScale·m × outScale·m pixels × cout.
+    static func regionFloats(tile: WinogradTile, blockTiles bt: Int, cout: Int, outScale: Int, rowScale: Int) -> Int {
+        bt * rowScale * outScale * tile.m * tile.m * cout
+    }
+
+    /// A block of tiles: a rectangle of the tile grid, tile rows `ty0 ..< ty0 + rows`, tile columns
+    /// `tx0 ..< tx0 + cols`, tile t of the block at (ty0 + t / cols, tx0 + t % cols). Its outputs
+    /// are one rectangle of the output, assembled in the worker's region and stored in one call:
+    /// each output row is then written once, in runs as long as the block is wide, instead of
+    /// m-pixel pieces per tile (and, for the phases of a transposed conv, pieces two apart).
+    struct Block {
+        let ty0: Int, tx0: Int, rows: Int, cols: Int
+        var count: Int { rows * cols }
+        @inline(__always) func tile(_ t: Int) -> (ty: Int, tx: Int) { (ty0 + t / cols, tx0 + t % cols) }
+    }
+
+    /// Splits the output grid of `src` (h × w, or `outScale`× that for composed convs) into m×m
+    /// tiles, checks the frame covers them, and runs `body(scratch, block)` for each block of at
+    /// most `bt` tiles on the workers, each with its own scratch. Blocks are whole tile rows when
+    /// a row has at most `bt` tiles, else pieces of one row.
     static func forEachBlock(_ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
-                             scratch: UnsafeMutablePointer<Float>, threads: Int,
-                             _ body: (_ s: Scratch, _ t0: Int, _ n: Int, _ tilesX: Int) -> Void) {
+                             outScale: Int = 1, rowScale: Int = 1, scratch: UnsafeMutablePointer<Float>, threads: Int,
+                             _ body: (_ s: Scratch, _ block: Block) -> Void) {
         let m = tile.m
         precondition(src.channels == cin && src.pad == 1)
         let tilesY = (src.height + m - 1) / m, tilesX = (src.width + m - 1) / m
         precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
-        let tiles = tilesY * tilesX
-        let perWorker = scratchPerWorker(tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
-        // Blocks of at most bt tiles, as many as a multiple of the workers, so none waits at the end.
-        let split = BalancedBlocks(tiles, most: bt, workers: threads)
+        let perWorker = scratchPerWorker(tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch, outScale: outScale,
+                                         rowScale: rowScale)
+        // As many blocks as a multiple of the workers, so none waits at the end.
+        let rowsPer = max(1, bt / tilesX), pieces = (tilesX + bt - 1) / bt
+        let split = BalancedBlocks(tilesY, most: rowsPer, workers: pieces > 1 ? 1 : threads)
         nonisolated(unsafe) let scratch = scratch
-        parallelQueue(split.blocks, threads: threads) { worker, block in
+        parallelQueue(split.blocks * pieces, threads: threads) { worker, index in
             // The layout of the scratch follows bt, the most a block can hold.
-            let s = Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch)
-            let range = split.range(block)
-            body(s, range.lowerBound, range.count, tilesX)
+            let s = Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch,
+                            outScale: outScale, rowScale: rowScale)
+            let rows = split.range(index / pieces), piece = index % pieces
+            let x0 = tilesX * piece / pieces, x1 = tilesX * (piece + 1) / pieces
+            body(s, Block(ty0: rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0))
         }
     }
 
@@ -136,10 +179,13 @@ enum Winograd {
     struct Scratch {
         let v: UnsafeMutablePointer<Float>, prod: UnsafeMutablePointer<Float>
         let tmp: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, zeros: UnsafeMutablePointer<Float>
+        /// The block's outputs, channels-last, row after row of the block's output rectangle.
+        let region: UnsafeMutablePointer<Float>
         /// The packed products' workspace.
         let gemm: UnsafeMutablePointer<Float>
 
-        init(_ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int) {
+        init(_ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
+             outScale: Int, rowScale: Int) {
             let a2 = tile.alpha * tile.alpha
             v = base
             prod = v + Winograd.vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch)
@@ -147,7 +193,8 @@ enum Winograd {
             y = tmp + a2 * max(cin, cout)
             zeros = y + a2 * max(cin, cout)
             zeros.update(repeating: 0, count: cout)
-            gemm = zeros + cout
+            region = zeros + cout
+            gemm = region + Winograd.regionFloats(tile: tile, blockTiles: bt, cout: cout, outScale: outScale, rowScale: rowScale)
         }
     }
 
@@ -166,18 +213,19 @@ enum Winograd {
 
     /// M_ξ = V_ξ · U_ξ for the block's n tiles.
 
-    /// y[i·m + j][o] = (Aᵀ M A)[i][j] + bias[o] for tile t of the block, into `s.y` (m² × cout).
-    /// Returns whether an output is non-finite.
+    /// Output pixel (i, j) of tile t of the block, `(Aᵀ M A)[i][j] + bias`, written at `dst(i, j)`
+    /// (cout floats each). Returns whether an output is non-finite.
     @inline(__always)
-    static func outputTile(_ tile: WinogradTile, t: Int, bt: Int, cout: Int, bias: UnsafePointer<Float>?, _ s: Scratch) -> Bool {
-        let a = tile.alpha, m = tile.m, prod = s.prod, tmp = s.tmp, y = s.y
+    static func outputTile(_ tile: WinogradTile, t: Int, bt: Int, cout: Int, bias: UnsafePointer<Float>?, _ s: Scratch,
+                           _ dst: (_ i: Int, _ j: Int) -> UnsafeMutablePointer<Float>) -> Bool {
+        let a = tile.alpha, m = tile.m, prod = s.prod, tmp = s.tmp
         var nonFinite = false
         for j in 0..<a {  // columns, no bias
             tile.outputRows(cout, { prod + (($0 * a + j) * bt + t) * cout }, { tmp + ($0 * a + j) * cout }, bias: s.zeros, nonFinite: &nonFinite)
         }
         nonFinite = false
         for i in 0..<m {  // rows, with the bias
-            tile.outputRows(cout, { tmp + (i * a + $0) * cout }, { y + (i * m + $0) * cout }, bias: bias ?? UnsafePointer(s.zeros), nonFinite: &nonFinite)
+            tile.outputRows(cout, { tmp + (i * a + $0) * cout }, { dst(i, $0) }, bias: bias ?? UnsafePointer(s.zeros), nonFinite: &nonFinite)
         }
         return nonFinite
     }
@@ -195,28 +243,25 @@ package struct WinogradConv3x3: Sendable {
     package let tile: WinogradTile
     /// `u[ξ]` is a cin × cout block (ξ = α·row + column of the α×α tile).
     package let u: WinogradBlocks
-    /// The weights untransformed, `[(3·ky + kx)·cin + c][o]`, for tiles with non-finite outputs.
+    /// The weights as loaded, `[o][c][ky][kx]`, for tiles with non-finite outputs.
     package let direct: [Float]
     package let bias: [Float]
     package let cin: Int, cout: Int
-    /// Tiles per block: the M of each product.
+    /// Tiles per block: the M of each product (108: three rows of tiles at level 1 of SAM 3's grid,
+    /// ≈ 10 MB of scratch per worker against ≈ 17 MB at 192, at the same speed on this machine kind).
     package let blockTiles: Int
 
-    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 192, gemm: GemmBackend = .openBLAS) {
-        cout = weight.shape[0]
-        cin = weight.shape[1]
+    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 108, gemm: GemmBackend = .openBLAS) {
+        let cout = weight.shape[0], cin = weight.shape[1]
+        self.cout = cout
+        self.cin = cin
         precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout] && tile.r == 3)
         self.tile = tile
         self.blockTiles = blockTiles
-        u = WinogradBlocks(Winograd.transformWeights(weight.data.map(Double.init), cout: cout, cin: cin, tile: tile),
-                           cin: cin, cout: cout, gemm: gemm)
-        var direct = [Float](repeating: 0, count: 9 * cin * cout)
-        for o in 0..<cout {
-            for i in 0..<cin {
-                for t in 0..<9 { direct[(t * cin + i) * cout + o] = weight.data[(o * cin + i) * 9 + t] }
-            }
+        u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm) { layout, storage in
+            Winograd.transformWeights(weight.data.map(Double.init), cout: cout, cin: cin, tile: tile, into: storage, layout)
         }
-        self.direct = direct
+        direct = weight.data  // shared with the neck's weights, not copied
         self.bias = bias.data
     }
 
@@ -236,40 +281,51 @@ package struct WinogradConv3x3: Sendable {
         let bt = blockTiles, cin = cin, cout = cout, tile = tile
         nonisolated(unsafe) let dst = dst
         let u = u
-        do {
-          direct.withUnsafeBufferPointer { directBuf in
+        direct.withUnsafeBufferPointer { directBuf in
             bias.withUnsafeBufferPointer { biasBuf in
                 nonisolated(unsafe) let bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
                 Winograd.forEachBlock(tile, src, blockTiles: bt, cin: cin, cout: cout, patch: patchFloats,
-                                      scratch: scratch, threads: threads) { s, t0, n, tilesX in
+                                      scratch: scratch, threads: threads) { s, block in
+                    let n = block.count
                     for t in 0..<n {
-                        Winograd.inputTile(tile, src, row: (t0 + t) / tilesX * m, column: (t0 + t) % tilesX * m, t: t, bt: bt, s)
+                        let (ty, tx) = block.tile(t)
+                        Winograd.inputTile(tile, src, row: ty * m, column: tx * m, t: t, bt: bt, s)
                     }
                     u.products(tile, n: n, bt: bt, s)
+                    // The block's outputs, channels-last: a rectangle m·rows × m·cols.
+                    let regionWidth = m * block.cols
                     for t in 0..<n {
-                        let ty = (t0 + t) / tilesX, tx = (t0 + t) % tilesX
-                        let y = s.y
-                        if Winograd.outputTile(tile, t: t, bt: bt, cout: cout, bias: bias, s) {
-                            // Recompute this tile directly: im2col patch (m² × 9·cin, in V's space) · weights.
+                        let (ty, tx) = block.tile(t)
+                        let origin = s.region + ((ty - block.ty0) * m * regionWidth + (tx - block.tx0) * m) * cout
+                        let at = { (i: Int, j: Int) in origin + (i * regionWidth + j) * cout }
+                        if Winograd.outputTile(tile, t: t, bt: bt, cout: cout, bias: bias, s, at) {
+                            // Recompute this tile directly: im2col patch (m² × cin·9, in V's space, in the
+                            // weights' (c, ky, kx) order) · the weights as loaded, transposed.
                             for i in 0..<m {
                                 for j in 0..<m {
+                                    let row = s.v + (i * m + j) * 9 * cin
                                     for tap in 0..<9 {
-                                        (s.v + ((i * m + j) * 9 + tap) * cin).update(from: src.stored(m * ty + i + tap / 3, m * tx + j + tap % 3), count: cin)
+                                        let pixel = src.stored(m * ty + i + tap / 3, m * tx + j + tap % 3)
+                                        for c in 0..<cin { row[c * 9 + tap] = pixel[c] }
                                     }
                                 }
                             }
-                            Blas.sgemm(m: m * m, n: cout, k: 9 * cin, a: s.v, lda: 9 * cin, b: direct, ldb: cout, c: y, ldc: cout)
-                            for p in 0..<m * m {
-                                for o in 0..<cout { y[p * cout + o] += bias[o] }
+                            Blas.sgemm(transB: true, m: m * m, n: cout, k: 9 * cin, a: s.v, lda: 9 * cin, b: direct, ldb: 9 * cin,
+                                       c: s.y, ldc: cout)
+                            for i in 0..<m {
+                                for j in 0..<m {
+                                    let p = s.y + (i * m + j) * cout, q = at(i, j)
+                                    for o in 0..<cout { q[o] = p[o] + bias[o] }
+                                }
                             }
                         }
-                        // The valid part of the tile, into the output.
-                        dst.store(y, ldy: cout, m: m, rows: min(m, h - m * ty), cols: min(m, w - m * tx), channels: cout,
-                                  y0: m * ty, x0: m * tx)
                     }
+                    // The valid part of the rectangle, into the output.
+                    let y0 = m * block.ty0, x0 = m * block.tx0
+                    dst.store(s.region, ldy: cout, m: regionWidth, rows: min(m * block.rows, h - y0), cols: min(regionWidth, w - x0),
+                              channels: cout, y0: y0, x0: x0)
                 }
             }
-          }
         }
     }
 }

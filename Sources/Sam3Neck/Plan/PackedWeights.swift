@@ -7,8 +7,8 @@ import Glibc
 /// Every layer becomes a GEMM right-hand side `B[k × n]` (row-major) plus a bias:
 /// - a k=2, s=2 transposed conv `[in, out, 2, 2]` → `B[in × 4·out]`, column (2a+b)·out + o;
 /// - a transposed conv followed by a 1×1 conv (branches 0 and 1; no nonlinearity between them)
-///   folds exactly into one transposed conv `in → d`: `W'[c, ab, o'] = Σ_m W[c, m, ab]·V[o', m]`,
-///   `b'[o'] = bv[o'] + Σ_m V[o', m]·b[m]`, computed in double so folding adds no rounding of its own;
+///   folds exactly into one transposed conv `in → d`: `W'[c, ab, o'] = Σ_m W[c, m, ab]·V[o', m]`
+///   (float32 products, `WeightProducts`), `b'[o'] = bv[o'] + Σ_m V[o', m]·b[m]` (in double);
 /// - a 1×1 conv `[out, in, 1, 1]` → `B[in × out]`;
 /// - 3×3 convs are packed per Winograd tile size (`winograd(_:)`), on demand.
 package struct PackedWeights: Sendable {
@@ -20,11 +20,11 @@ package struct PackedWeights: Sendable {
 
     package let trunkDim: Int, dModel: Int
     /// Branch 0: dconv_2x2_0 (then GELU), then dconv_2x2_1∘conv_1x1 folded.
-    package let up4First: Gemm, up4Second: Gemm
+    package private(set) var up4First: Gemm, up4Second: Gemm
     /// Branch 1: dconv_2x2∘conv_1x1 folded.
-    package let up2: Gemm
+    package private(set) var up2: Gemm
     /// Branches 2 and 3: conv_1x1.
-    package let same: Gemm, down: Gemm
+    package private(set) var same: Gemm, down: Gemm
     /// conv_3x3 of each branch, in PyTorch's layout.
     package let conv3x3: [NeckWeights.Layer]
 
@@ -51,6 +51,18 @@ package struct PackedWeights: Sendable {
     /// The first product of `level`'s phase 1.
     package func product(level: Int) -> Gemm {
         [up4First, up2, same, down][level]
+    }
+
+    /// Whether the phase-1 products still hold their row-major B (`withoutProducts`).
+    package var hasProducts: Bool { !up2.b.isEmpty }
+
+    /// A copy without the row-major B of the four phase-1 products (their sizes and biases kept),
+    /// for necks whose plans read them packed (`PackedGemm`): 14 MB for SAM 3's neck not kept twice.
+    package func withoutProducts() -> PackedWeights {
+        var copy = self
+        func bare(_ g: Gemm) -> Gemm { Gemm(b: [], bias: g.bias, k: g.k, n: g.n) }
+        (copy.up4First, copy.up2, copy.same, copy.down) = (bare(up4First), bare(up2), bare(same), bare(down))
+        return copy
     }
 
     /// The 3×3 convs of the given levels, weight-transformed for `tile`, by level.
@@ -91,34 +103,30 @@ package struct PackedWeights: Sendable {
         return Gemm(b: b, bias: l.bias.data, k: cin, n: cout)
     }
 
-    /// Transposed conv `t` `[in, m, 2, 2]` followed by 1×1 conv `p` `[d, m, 1, 1]` → `B[in × 4·d]`.
+    /// Transposed conv `t` `[in, m, 2, 2]` followed by 1×1 conv `p` `[d, m, 1, 1]` → `B[in × 4·d]`:
+    /// per tap ab, `W'[c, ab, ·] = W[c, ·, ab] · Vᵀ` (`WeightProducts`); the bias in double.
     static func folded(_ t: NeckWeights.Layer, _ p: NeckWeights.Layer) -> Gemm {
         let cin = t.weight.shape[0], m = t.weight.shape[1], d = p.weight.shape[0]
         precondition(p.weight.shape[1] == m)
-        let v = p.weight.data.map(Double.init)  // d × m
-        var phase = [Double](repeating: 0, count: cin * m)
-        var product = [Double](repeating: 0, count: cin * d)
+        var phase = [Float](repeating: 0, count: cin * m)
         var b = [Float](repeating: 0, count: cin * 4 * d)
         for ab in 0..<4 {
             for c in 0..<cin {
-                for j in 0..<m { phase[c * m + j] = Double(t.weight.data[(c * m + j) * 4 + ab]) }
+                for j in 0..<m { phase[c * m + j] = t.weight.data[(c * m + j) * 4 + ab] }
             }
             phase.withUnsafeBufferPointer { a in
-                v.withUnsafeBufferPointer { vb in
-                    product.withUnsafeMutableBufferPointer { out in
-                        Blas.dgemm(transB: true, m: cin, n: d, k: m, a: a.baseAddress!, lda: m,
-                                   b: vb.baseAddress!, ldb: m, c: out.baseAddress!, ldc: d)
+                p.weight.data.withUnsafeBufferPointer { v in  // d × m: Vᵀ's transpose
+                    b.withUnsafeMutableBufferPointer { out in
+                        WeightProducts.multiply(m: cin, n: d, k: m, a: a.baseAddress!, lda: m, bT: v.baseAddress!, ldbT: m,
+                                                c: out.baseAddress! + ab * d, ldc: 4 * d)
                     }
                 }
-            }
-            for c in 0..<cin {
-                for o in 0..<d { b[c * 4 * d + ab * d + o] = Float(product[c * d + o]) }
             }
         }
         var bias = [Float](repeating: 0, count: d)
         for o in 0..<d {
             var s = Double(p.bias.data[o])
-            for j in 0..<m { s += v[o * m + j] * Double(t.bias.data[j]) }
+            for j in 0..<m { s += Double(p.weight.data[o * m + j]) * Double(t.bias.data[j]) }
             bias[o] = Float(s)
         }
         return Gemm(b: b, bias: bias, k: cin, n: 4 * d)
