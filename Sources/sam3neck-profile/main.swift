@@ -2,17 +2,25 @@
 //
 //   swift run -c release sam3neck-profile WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]]
 //
-// Prints the median wall time of each stage over RUNS runs after one warm-up run, with the
-// direct FLOP count of the products for GFLOP/s.
+// Prints the median wall time of each stage over RUNS runs after one warm-up run, the products
+// each stage executes (Winograd's, not the direct count), their rate, and that rate against the
+// machine's measured product peak (the plan's own kernels on THREADS workers at once).
+//
+//   sam3neck-profile --cost WEIGHTS [H W [BATCH [MASK [THREADS]]]] [strict]
+//
+// prints only, as one JSON line, the peak and the products one image of each level executes in
+// both precision modes (the benchmark's efficiency column).
 import Dispatch
 import Sam3Neck
 #if canImport(Glibc)
 import Glibc
 #endif
 
-let args = CommandLine.arguments
+let costOnly = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--cost"
+let strict = CommandLine.arguments.last == "strict"
+let args = CommandLine.arguments.enumerated().filter { !(costOnly && $0.offset == 1) && !(strict && $0.offset == CommandLine.arguments.count - 1) }.map(\.element)
 guard args.count >= 2 else {
-    print("usage: sam3neck-profile WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]]")
+    print("usage: sam3neck-profile [--cost] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict]")
     exit(2)
 }
 /// Integer argument i (decimal, or hex with 0x), or `d` when absent.
@@ -25,7 +33,7 @@ func arg(_ i: Int, _ d: Int) -> Int {
     return v
 }
 let h = arg(2, 72), w = arg(3, 72), batch = arg(4, 1), mask = UInt32(arg(5, 0xF)), threads = arg(6, 0), runs = max(1, arg(7, 5))
-func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 36 - s.count)) }
+func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 56 - s.count)) }
 /// "  12.3 ms"
 func ms(_ s: Double) -> String {
     let t = (s * 1e4).rounded() / 10
@@ -44,7 +52,25 @@ do {
     var neck: Neck!
     let load = try seconds { neck = try Neck(path: args[1]) }
     // What the first compile does, piece by piece (each timed on its own), then the compile itself.
-    let options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
+    var options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
+    if strict { options.precision = .strict }
+    if costOnly {
+        var modes: [String] = []
+        for precision in [CompileOptions.Precision.default, .strict] {
+            var o = options
+            o.precision = precision
+            let plan = try neck.compile(o)
+            let levels = (0..<4).map { l -> String in
+                let f = plan.executedFlops(level: l)
+                return "\"\(l)\": \((f.phase1 + f.conv) * 1e-9)"
+            }
+            modes.append("\"\(precision == .strict ? "strict" : "default")\": {\(levels.joined(separator: ", "))}")
+        }
+        let t = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
+        let peak = options.gemm.measuredPeak(threads: t)
+        print("{\"peak_gflops\": \(peak), \"threads\": \(t), \"products\": \"\(options.gemm.name)\", \"executed_gflop_per_image\": {\(modes.joined(separator: ", "))}}")
+        exit(0)
+    }
     var packed: PackedWeights!
     let tPacked = seconds { packed = PackedWeights(neck.weights) }
     let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: NeckPlan.upsampleTile(options.precision)) }
@@ -70,14 +96,44 @@ do {
         for (k, v) in p.seconds { perStage[k, default: []].append(v) }
     }
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
-    print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
-    print(String(repeating: "-", count: 52))
-    for stage in order {
-        let m = median(perStage[stage]!)
-        print("\(pad(stage)) \(ms(m))")
+    let peak = plan.options.gemm.measuredPeak(threads: plan.threads)
+    print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(strict ? "strict" : "default") precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
+    print("products on \(plan.options.gemm.name); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+    /// The products a stage executes per run: "L<level> …" stages with "Winograd" in the name
+    /// are the last conv, the max pool has none, the rest are phase 1.
+    func executed(_ stage: String) -> Double {
+        guard stage.hasPrefix("L"), let level = Int(String(stage.dropFirst().prefix(1))), !stage.contains("maxpool") else { return 0 }
+        let f = plan.executedFlops(level: level)
+        return Double(batch) * (stage.contains("Winograd") ? f.conv : f.phase1)
     }
-    print(String(repeating: "-", count: 52))
-    print("\(pad("total (median)")) \(ms(median(totals)))")
+    /// `x` with `digits` decimals, right-aligned in `width` characters.
+    func fixed(_ x: Double, _ digits: Int, _ width: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let r = (x * scale).rounded() / scale
+        var text = digits == 0 ? String(Int(r)) : String(r)
+        if digits > 0, let dot = text.firstIndex(of: ".") {
+            let have = text.distance(from: dot, to: text.endIndex) - 1
+            if have < digits { text += String(repeating: "0", count: digits - have) }
+        }
+        return String(repeating: " ", count: max(0, width - text.count)) + text
+    }
+    func row(_ name: String, _ seconds: Double, _ flops: Double) -> String {
+        let rate: Double = flops / seconds * 1e-9
+        let share: Double = 100 * rate / peak
+        let cells = flops > 0 ? " " + fixed(flops * 1e-9, 2, 9) + " " + fixed(rate, 1, 9) + " " + fixed(share, 0, 7) + "%" : ""
+        return pad(name) + " " + ms(seconds) + cells
+    }
+    print(pad("stage") + "        time  executed   GFLOP/s  of peak")
+    print(String(repeating: "-", count: 98))
+    var total = 0.0
+    for stage in order {
+        total += executed(stage)
+        print(row(stage, median(perStage[stage]!), executed(stage)))
+    }
+    print(String(repeating: "-", count: 98))
+    print(row("total (median)", median(totals), total))
+    print("executed = GFLOP of products per run as the algorithms execute them (Winograd's, not the direct count); of peak = their rate / the measured peak")
 } catch {
     print("sam3neck-profile: \(error)")
     exit(1)

@@ -40,6 +40,49 @@ def test_direct_flop_count():
     assert bench.level_flops(3, 16, 8, 7, 5) == bench.level_flops(3, 16, 8, 6, 4)
 
 
+def _executed_gflop(level, mode, h, w, c=1024, d=256):
+    """The products one image of `level` executes, counted here from the algorithms the README
+    describes (F(4x4) Winograd tiles by default, F(2x2) in strict mode; level 0's last layers as
+    four phases of a 2x2 conv over the 2H x 2W grid G), independently of the library's count."""
+    m = 2 if mode == "strict" else 4
+
+    def winograd(height, width, r, cin, cout):
+        alpha = m + r - 1
+        return 2 * (-(-height // m)) * (-(-width // m)) * alpha * alpha * cin * cout
+
+    if level == 0:
+        flops = 2 * h * w * c * 4 * (c // 2) + 4 * winograd(2 * h, 2 * w, 2, c // 2, d)
+    elif level == 1:
+        flops = 2 * h * w * c * 4 * d + winograd(2 * h, 2 * w, 3, d, d)
+    elif level == 2:
+        flops = 2 * h * w * c * d + winograd(h, w, 3, d, d)
+    else:
+        flops = 2 * (h // 2) * (w // 2) * c * d + winograd(h // 2, w // 2, 3, d, d)
+    return flops / 1e9
+
+
+def test_profile_cost_counts_the_executed_products(tmp_path):
+    """`sam3neck-profile --cost` (the benchmark's efficiency column) reports the products each level
+    executes in both modes as counted independently above, and a positive measured peak."""
+    binary = bench_harness.profile_binary()
+    if not binary.is_file():
+        if os.environ.get("SAM3NECK_ALLOW_MISSING_LIB") == "1":
+            pytest.skip(f"{binary} not built; SAM3NECK_ALLOW_MISSING_LIB=1")
+        pytest.fail(f"{binary} is not built (swift build -c release)", pytrace=False)
+    path = tmp_path / "neck.safetensors"
+    checkpoint.write_synthetic_checkpoint(str(path), seed=0, extras=False)
+    for h, w in ((16, 16), (18, 10)):
+        p = subprocess.run([str(binary), "--cost", str(path), str(h), str(w), "1", "0xF", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout
+        cost = json.loads(p.stdout.strip().splitlines()[-1])
+        assert cost["peak_gflops"] > 0 and cost["threads"] == 1
+        for mode in ("default", "strict"):
+            for level in range(4):
+                got = cost["executed_gflop_per_image"][mode][str(level)]
+                assert got == pytest.approx(_executed_gflop(level, mode, h, w), rel=1e-12), (mode, level, h, w)
+
+
 def test_bench_quick_smoke(tmp_path):
     err = _library_error()
     if err is not None:
@@ -55,7 +98,7 @@ def test_bench_quick_smoke(tmp_path):
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "median ms" in p.stdout and "GFLOP/s" in p.stdout
+    assert "median ms" in p.stdout and "GFLOP/s" in p.stdout and "eff" in p.stdout
     doc = json.loads(out.read_text())
     assert doc["schema"] == bench.SCHEMA
     assert doc["grid"] == [16, 16] and doc["runs"] == 2 and doc["warmup"] == 1

@@ -64,3 +64,52 @@ package struct PackedGemm: Sendable {
         }
     }
 }
+
+extension GemmBackend {
+    /// The best rate, in GFLOP/s, of this backend's products on `threads` workers at once (each
+    /// its own 1536 × 1024 · 1024 × 1024 product, single-threaded, as the plan runs them): the
+    /// machine's float32 product peak, against which `sam3neck-profile` and the benchmark state the
+    /// efficiency of a run. Best of `repeats` rounds; takes about a second.
+    package func measuredPeak(threads: Int, repeats: Int = 5) -> Double {
+        let m = 1536, n = 1024, k = 1024, workers = max(1, threads)
+        var args = sam3neck_sgemm_args()
+        (args.m, args.n, args.k) = (m, n, k)
+        let wsFloats = sam3neck_sgemm_workspace_floats(&args)
+        let a = [Float]((0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 })
+        let b = [Float]((0..<(k * n)).map { Float(($0 * 104_729) % 1000) / 1000 - 0.5 })
+        let packed = PackedGemm(PackedWeights.Gemm(b: b, bias: [Float](repeating: 0, count: n), k: k, n: n))
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: workers * (m * n + wsFloats))
+        defer { out.deallocate() }
+        nonisolated(unsafe) let base = out
+        var best = 0.0
+        a.withUnsafeBufferPointer { ab in
+            b.withUnsafeBufferPointer { bb in
+                nonisolated(unsafe) let ap = ab.baseAddress!, bp = bb.baseAddress!
+                for _ in 0..<max(1, repeats) {
+                    let t0 = Profile.now()
+                    parallelFor(workers, threads: workers) { w in
+                        let c = base + w * (m * n + wsFloats)
+                        switch self {
+                        case .openBLAS:
+                            Blas.sgemm(m: m, n: n, k: k, a: ap, lda: k, b: bp, ldb: n, c: c, ldc: n)
+                        case let .packed(kernel):
+                            packed.run(kernel: kernel, rows: m, a: ap, lda: k, aTrans: false, gelu: false, c: c,
+                                       workspace: c + m * n)
+                        }
+                    }
+                    best = Swift.max(best, 2.0 * Double(m * n * k * workers) / (Profile.now() - t0) * 1e-9)
+                }
+            }
+        }
+        return best
+    }
+
+    /// What the products run on, for people: "avx512 micro-kernels", "OpenBLAS".
+    package var name: String {
+        switch self {
+        case .openBLAS: return "OpenBLAS sgemm"
+        case let .packed(k):
+            return k == Int32(SAM3NECK_SGEMM_AVX512) ? "avx512 micro-kernels" : k == Int32(SAM3NECK_SGEMM_AVX2) ? "avx2 micro-kernels" : "portable micro-kernels"
+        }
+    }
+}

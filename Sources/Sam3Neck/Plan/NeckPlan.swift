@@ -162,6 +162,28 @@ public final class NeckPlan: @unchecked Sendable {
 
     deinit { free(workspace) }
 
+    /// The floating-point operations one image of `level` executes in products (2 per
+    /// multiply-add, as the algorithms run them: Winograd's transformed products, not the direct
+    /// conv's count): the first product (phase 1) and the last conv. The benchmark's efficiency
+    /// is these over the time, against the machine's product peak (`GemmBackend.measuredPeak`).
+    package func executedFlops(level: Int) -> (phase1: Double, conv: Double) {
+        guard options.includes(level: level) else { return (0, 0) }
+        let h = options.height, w = options.width
+        let g = packed.product(level: level)
+        let pixels = level == 3 ? (h / 2) * (w / 2) : h * w
+        let phase1 = 2.0 * Double(pixels) * Double(g.k) * Double(g.n)
+        func winograd(_ tile: WinogradTile, height: Int, width: Int, cin: Int, cout: Int) -> Double {
+            let tiles = ((height + tile.m - 1) / tile.m) * ((width + tile.m - 1) / tile.m)
+            return 2.0 * Double(tiles * tile.alpha * tile.alpha) * Double(cin) * Double(cout)
+        }
+        if level == 0, let upsample {
+            return (phase1, 4 * winograd(upsample.tile, height: 2 * h, width: 2 * w, cin: upsample.c0, cout: upsample.d))
+        }
+        guard let conv = convs[level] else { return (phase1, 0) }
+        let grid = CompileOptions.levelGrid(level, height: h, width: w)
+        return (phase1, winograd(conv.tile, height: grid.h, width: grid.w, cin: conv.cin, cout: conv.cout))
+    }
+
     /// Floats of output `level` for the whole batch.
     package func outputCount(level: Int) -> Int? {
         levelShapes[level].map { $0.reduce(1, *) }

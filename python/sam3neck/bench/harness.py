@@ -531,6 +531,7 @@ def run_benchmark(args, log=None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
     _ratios(doc)
+    _efficiency(doc)
     _library_summary(doc)
     return doc
 
@@ -630,6 +631,34 @@ def _ratios(doc: dict) -> None:
                 r["ratios"][engine] = p["median_ms"] / r["median_ms"]
 
 
+def _efficiency(doc: dict) -> None:
+    """Adds to each sam3neck row its products' efficiency: the GFLOP one image executes (as the
+    plan's algorithms run them, from `sam3neck-profile --cost`, which also measures the machine's
+    product peak with the plan's own kernels on the same threads) / seconds per image / peak.
+    Needs the profile tool of a checkout (`.build/release`); without it the column stays empty."""
+    binary = profile_binary()
+    if not binary.is_file() or not any(r["engine"] == "sam3neck" for r in doc["rows"]):
+        doc["efficiency_note"] = f"eff: {binary} not built (swift build -c release -Xswiftc -static-stdlib)"
+        return
+    h, w = doc["grid"]
+    cmd = [str(binary), "--cost", doc["weights"], str(h), str(w), "1", "0xF", str(doc["threads"])]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=WORKER_TIMEOUT_S)
+        cost = json.loads(p.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as e:
+        doc["efficiency_note"] = f"eff: {' '.join(cmd)} failed: {e}"
+        return
+    doc["product_peak"] = {k: cost[k] for k in ("peak_gflops", "threads", "products")}
+    for r in doc["rows"]:
+        if r["engine"] != "sam3neck" or r["mode"] not in cost["executed_gflop_per_image"]:
+            continue
+        per_level = cost["executed_gflop_per_image"][r["mode"]]
+        executed = sum(per_level[str(level)] for level in r["levels"])
+        r["executed_gflop_per_image"] = executed
+        r["efficiency"] = executed / (r["ms_per_image"] * 1e-3) / cost["peak_gflops"]
+
+
 def _library_summary(doc: dict) -> None:
     libs = [r["library"] for r in doc["rows"] if r.get("library")]
     if libs:
@@ -691,7 +720,7 @@ def format_report(doc: dict) -> str:
     peers = [e for e in PEERS if any(r["engine"] == e for r in doc["rows"])]
     with_io = any(tuple(r.get("io", BASE_IO)) != BASE_IO for r in doc["rows"])
     header = ["engine", "mode"] + (["io"] if with_io else []) + [
-        "levels", "batch", "median ms", "min ms", "ms/image", "GFLOP/s"]
+        "levels", "batch", "median ms", "min ms", "ms/image", "GFLOP/s", "eff"]
     header += [f"x vs {SHORT[e]}" for e in peers]
     header += ["x vs f32 NCHW"] if with_io else []
     header += ["peak RSS MB", "workspace MB", "max err"]
@@ -702,7 +731,8 @@ def format_report(doc: dict) -> str:
             cells.append(_io_label(r["io"]) if r.get("io") else "")
         cells += [_lv(r["levels"]), str(r["batch"]),
                   _fmt(r["median_ms"], ".1f"), _fmt(r["min_ms"], ".1f"),
-                  _fmt(r["ms_per_image"], ".1f"), _fmt(r["gflops_per_s"], ".1f")]
+                  _fmt(r["ms_per_image"], ".1f"), _fmt(r["gflops_per_s"], ".1f"),
+                  f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else ""]
         cells += [_fmt(r["ratios"].get(e), ".2f", "") for e in peers]
         if with_io:
             cells.append(_fmt(r.get("x_vs_f32_nchw"), ".2f", ""))
@@ -729,6 +759,14 @@ def format_report(doc: dict) -> str:
                      "means sam3neck is faster).")
     notes.append("GFLOP/s against the direct FLOP count (2 x MACs of the transposed, 1x1 and 3x3 "
                  "convs), whatever the engine computes.")
+    pk = doc.get("product_peak")
+    if pk:
+        notes.append(f"eff = the products one image executes (sam3neck's algorithms: Winograd's "
+                     f"transformed products, not the direct count) / ms per image / the machine's "
+                     f"measured product peak, {pk['peak_gflops']:.0f} GFLOP/s ({pk['products']}, "
+                     f"{pk['threads']} workers at once; sam3neck-profile --cost).")
+    elif doc.get("efficiency_note"):
+        notes.append(doc["efficiency_note"])
     notes.append("max err = worst level's max|out - ref| / max|ref| against the float64 reference "
                  "(batch 1, levels 0-3 runs; computed on the input rounded to the row's input type).")
     if with_io:
