@@ -9,11 +9,12 @@ import Testing
     static let tolerance = 1e-5
 
     func check(c: Int, d: Int, batch: Int, h: Int, w: Int, layout: CompileOptions.Layout, mask: UInt32, threads: Int = 2,
-               gemm: GemmBackend = .preferred) throws {
+               gemm: GemmBackend = .preferred, bandTileRows: Int = 12) throws {
         let weights = Naive.weights(c: c, d: d, seed: UInt64(c * 31 + h * 7 + w))
         let neck = Neck(weights: weights)
         var options = CompileOptions(batch: batch, height: h, width: w, layout: layout, levelsMask: mask, threads: threads)
         options.gemm = gemm
+        options.level0BandTileRows = bandTileRows
         let plan = try neck.compile(options)
         var rng = Naive.RNG(state: 99)
         let images: [Naive.Image] = (0..<batch).map { _ in
@@ -67,6 +68,45 @@ import Testing
         for gemm in backends {
             try check(c: 16, d: 8, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF, gemm: gemm)
             try check(c: 8, d: 4, batch: 1, h: 30, w: 40, layout: layout, mask: 0xF, gemm: gemm)
+        }
+    }
+
+    /// Level 0 in bands of 1, 2 and 5 tile rows (G 22 × 18: 6 tile rows, so bands of every kind:
+    /// first, inner, last, uneven), each recomputing the input rows it shares with its neighbours.
+    @Test(arguments: [1, 2, 5])
+    func levelZeroInBands(tileRows: Int) throws {
+        try check(c: 16, d: 8, batch: 2, h: 11, w: 9, layout: .nchw, mask: 0x1, bandTileRows: tileRows)
+    }
+
+    /// The bands cover every tile row once, and each computes every G row its tiles read.
+    @Test func bandsCoverWhatTheirTilesRead() {
+        let weights = Naive.weights(c: 8, d: 4, seed: 3)
+        let packed = PackedWeights(weights)
+        for tile in [WinogradTile.f4r2, .f2r2] {
+            let up = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: tile)
+            for h in [1, 2, 3, 5, 8, 11, 36] {
+                for perBand in [1, 2, 3, 12] {
+                    let bands = up.bands(height: 2 * h, tileRowsPerBand: perBand)
+                    let tilesY = (2 * h + tile.m - 1) / tile.m
+                    #expect(bands.flatMap { Array($0.tiles) } == Array(0..<tilesY), "h \(h), \(perBand) per band")
+                    for band in bands {
+                        // Tile ty, row phase a reads stored rows m·ty + a ..< m·ty + a + α.
+                        for ty in band.tiles {
+                            for a in 0..<2 {
+                                for stored in (tile.m * ty + a)..<(tile.m * ty + a + tile.alpha) {
+                                    #expect(band.stored.contains(stored), "h \(h): stored row \(stored) of tile row \(ty)")
+                                    let gRow = stored - 1  // zero frame outside 0 ..< 2h
+                                    if gRow >= 0 && gRow < 2 * h {
+                                        #expect(band.input.contains(gRow / 2), "h \(h): G row \(gRow) not computed")
+                                    }
+                                }
+                            }
+                        }
+                        #expect(band.input.lowerBound >= 0 && band.input.upperBound <= h)
+                        #expect(band.stored.contains(2 * band.input.lowerBound + 1) && band.stored.contains(2 * band.input.upperBound))
+                    }
+                }
+            }
         }
     }
 

@@ -49,6 +49,32 @@ package struct PaddedImage {
         base + (row * paddedWidth + column) * channels
     }
 
+    /// The same image seen through a buffer that holds only stored rows `first ..< first + count`
+    /// (`count · paddedWidth · channels` floats at `band`): pixels keep their image coordinates,
+    /// and only those rows may be touched.
+    package func band(_ band: UnsafeMutablePointer<Float>, firstStoredRow first: Int) -> PaddedImage {
+        PaddedImage(base: band - first * paddedWidth * channels, height: height, width: width, channels: channels, pad: pad)
+    }
+
+    /// Floats of a band of `rows` stored rows.
+    package func bandFloats(rows: Int) -> Int { rows * paddedWidth * channels }
+
+    /// Zeroes the frame within stored rows `rows` (a band's): the left and right frame columns,
+    /// and whole rows above or below the image.
+    package func zeroBorder(storedRows rows: Range<Int>) {
+        let row = paddedWidth * channels
+        let left = pad * channels, right = (paddedWidth - pad - width) * channels
+        for r in rows {
+            let p = base + r * row
+            if r < pad || r >= pad + height {
+                p.update(repeating: 0, count: row)
+            } else {
+                p.update(repeating: 0, count: left)
+                (p + (pad + width) * channels).update(repeating: 0, count: right)
+            }
+        }
+    }
+
     /// Zeroes everything outside the interior (the interior is left as it is).
     package func zeroBorder() {
         guard pad > 0 else { return }

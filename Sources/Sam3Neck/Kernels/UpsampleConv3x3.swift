@@ -116,6 +116,30 @@ package struct UpsampleConv3x3: Sendable {
         convBias = layer.bias.data
     }
 
+    /// Level 0 in bands of tile rows, so that G is held a band at a time: band b covers tile rows
+    /// `tiles`, reads G's stored rows `stored` (those its tiles' α×α inputs span, for both row
+    /// phases) and needs the input rows `input` computed into them (the rows whose 2×2 outputs
+    /// land there: a band recomputes the one input row it shares with each neighbour).
+    package struct Band {
+        package let tiles: Range<Int>, stored: Range<Int>, input: Range<Int>
+    }
+
+    /// The bands for a G of `height` rows (2H), at most `tileRowsPerBand` tile rows each.
+    package func bands(height: Int, tileRowsPerBand: Int) -> [Band] {
+        let m = tile.m, tilesY = (height + m - 1) / m, h = height / 2
+        let count = max(1, (tilesY + tileRowsPerBand - 1) / tileRowsPerBand)
+        return (0..<count).map { b in
+            let t0 = tilesY * b / count, t1 = tilesY * (b + 1) / count
+            // Tile ty, phase a reads stored rows m·ty + a ..< m·ty + a + α; stored row s is G row s − 1,
+            // and G rows 2i, 2i + 1 come from input row i.
+            let need = (m * t0)..<(m * (t1 - 1) + 1 + tile.alpha)
+            let input = max(0, (need.lowerBound - 1) / 2)..<min(h, (need.upperBound - 1 + 1) / 2)
+            let computed = (2 * input.lowerBound + 1)..<(2 * input.upperBound + 1)
+            return Band(tiles: t0..<t1, stored: min(need.lowerBound, computed.lowerBound)..<max(need.upperBound, computed.upperBound),
+                        input: input)
+        }
+    }
+
     /// For output phase `phase` and a Z offset `z` (= phase + k − 1), the G offset relative to the
     /// phase's first G row (0 or 1) and the Z phase of that pixel.
     static func split(_ z: Int, phase: Int) -> (offset: Int, zPhase: Int) {
@@ -133,7 +157,7 @@ package struct UpsampleConv3x3: Sendable {
 
     /// Computes the output (`d × 2h × 2w` in its layout and type, h × w the grid of G) from `g`,
     /// the zero-framed channels-last G (pad 1, frame rounded up to whole 4×4 tiles).
-    package func run(_ g: PaddedImage, into dst: OutputTarget,
+    package func run(_ g: PaddedImage, into dst: OutputTarget, tileRows: Range<Int>? = nil,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
         let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
         let bt = blockTiles, c0 = c0, d = d, u = u, alpha2 = tile.alpha * tile.alpha
@@ -142,7 +166,7 @@ package struct UpsampleConv3x3: Sendable {
             convBias.withUnsafeBufferPointer { convBiasBuf in
             nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
             nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
-            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, rowScale: 1,
+            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, rowScale: 1, tileRows: tileRows,
                                   scratch: scratch, threads: threads) { s, block in
                 let n = block.count
                 // The block's outputs of one row parity a, channels-last, phases (a, 0) and (a, 1)

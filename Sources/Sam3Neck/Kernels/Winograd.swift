@@ -150,10 +150,11 @@ enum Winograd {
 
     /// Splits the output grid of `src` (h × w, or `outScale`× that for composed convs) into m×m
     /// tiles, checks the frame covers them, and runs `body(scratch, block)` for each block of at
-    /// most `bt` tiles on the workers, each with its own scratch. Blocks are whole tile rows when
-    /// a row has at most `bt` tiles, else pieces of one row.
+    /// most `bt` tiles (of the tile rows `tileRows`, default all) on the workers, each with its own
+    /// scratch. Blocks are whole tile rows when a row has at most `bt` tiles, else pieces of one row.
     static func forEachBlock(_ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
-                             outScale: Int = 1, rowScale: Int = 1, scratch: UnsafeMutablePointer<Float>, threads: Int,
+                             outScale: Int = 1, rowScale: Int = 1, tileRows: Range<Int>? = nil,
+                             scratch: UnsafeMutablePointer<Float>, threads: Int,
                              _ body: (_ s: Scratch, _ block: Block) -> Void) {
         let m = tile.m
         precondition(src.channels == cin && src.pad == 1)
@@ -163,7 +164,9 @@ enum Winograd {
                                          rowScale: rowScale)
         // As many blocks as a multiple of the workers, so none waits at the end.
         let rowsPer = max(1, bt / tilesX), pieces = (tilesX + bt - 1) / bt
-        let split = BalancedBlocks(tilesY, most: rowsPer, workers: pieces > 1 ? 1 : threads)
+        let rowRange = tileRows ?? 0..<tilesY
+        precondition(rowRange.lowerBound >= 0 && rowRange.upperBound <= tilesY)
+        let split = BalancedBlocks(rowRange.count, most: rowsPer, workers: pieces > 1 ? 1 : threads)
         nonisolated(unsafe) let scratch = scratch
         parallelQueue(split.blocks * pieces, threads: threads) { worker, index in
             // The layout of the scratch follows bt, the most a block can hold.
@@ -171,7 +174,7 @@ enum Winograd {
                             outScale: outScale, rowScale: rowScale)
             let rows = split.range(index / pieces), piece = index % pieces
             let x0 = tilesX * piece / pieces, x1 = tilesX * (piece + 1) / pieces
-            body(s, Block(ty0: rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0))
+            body(s, Block(ty0: rowRange.lowerBound + rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0))
         }
     }
 

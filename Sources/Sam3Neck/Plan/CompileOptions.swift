@@ -23,6 +23,10 @@ public struct CompileOptions: Sendable, Equatable {
     public var outputLayout: OutputLayout
     /// The code of the phase-1 products (the CPU's preferred one unless a test picks another).
     package var gemm: GemmBackend = .preferred
+    /// Tile rows per level-0 band (`UpsampleConv3x3.Band`): 12 is three bands at SAM 3's 72 × 72
+    /// grid, G's frame 15 MB instead of 44 MB for recomputing 4 of 72 input rows of dconv_2x2_0
+    /// (tests pick others).
+    package var level0BandTileRows = 12
 
     public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
                 levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,
@@ -62,6 +66,7 @@ public struct CompileOptions: Sendable, Equatable {
         guard levelsMask != 0, levelsMask & ~0xF == 0 else {
             throw NeckError(.invalidArgument, "levels mask must be a non-empty subset of 0xF (bit i = level i), got 0x\(String(levelsMask, radix: 16))")
         }
+        guard level0BandTileRows >= 1 else { throw NeckError(.invalidArgument, "level-0 bands need at least one tile row, got \(level0BandTileRows)") }
         guard threads >= 0, threads <= 1024 else { throw NeckError(.invalidArgument, "threads must be in 0...1024 (0 = all cores), got \(threads)") }
         if includes(level: 3), height < 2 || width < 2 {
             throw NeckError(.shape, "level 3 (scale 0.5) needs a grid of at least 2×2, got \(height)×\(width); leave it out of the levels mask")

@@ -13,11 +13,13 @@ import Darwin
 /// 1. *Up to the last conv*, in blocks of input rows handed out to the workers. Each worker runs a
 ///    block's product with single-threaded BLAS and its epilogue while the block is in its
 ///    cache, writing the last conv's input into a zero-framed image:
-///    - level 0: `X·B₀` (dconv_2x2_0) → bias+GELU+scatter into `G` (2H×2W);
+///    - level 0: `X·B₀` (dconv_2x2_0) → bias+GELU+scatter into `G` (2H×2W), one band of rows at
+///      a time: level 0 runs both phases per band of tile rows (`UpsampleConv3x3.Band`,
+///      `CompileOptions.level0BandTileRows`), so G is never whole;
 ///    - level 1: `X·B'` (dconv_2x2∘conv_1x1 folded) → bias+scatter into `Z` (2H×2W);
 ///    - level 2: `X·B` (conv_1x1) → bias into `Z`;  level 3: max pool, then as level 2.
 ///    An NCHW input is read as the transposed operand of the first product: no layout pass.
-/// 2. *The last conv*, written straight into the caller's NCHW buffer:
+/// 2. *The last conv*, written straight into the caller's buffer:
 ///    - level 0: dconv_2x2_1∘conv_1x1 (folded) and conv_3x3 composed into one 2×2 conv of `G` per
 ///      output phase, by Winograd F(4×4, 2×2) (F(2×2, 2×2) in strict mode; `UpsampleConv3x3`);
 ///      the 4H×4W intermediate never exists;
@@ -46,6 +48,8 @@ public final class NeckPlan: @unchecked Sendable {
     private let convs: [Int: WinogradConv3x3]
     /// Input rows per block in phase 1, per level.
     private let blockRows: [Int]
+    /// Level 0 runs in bands of tile rows, G held one band at a time (`UpsampleConv3x3.Band`).
+    private let bands: [UpsampleConv3x3.Band]
     private let scratchPerWorker: Int
     /// Where, in a worker's scratch, a half-precision input is widened (after the product's output).
     private let widenOffset: Int
@@ -88,11 +92,15 @@ public final class NeckPlan: @unchecked Sendable {
         var size = CheckedSize()
         var frameFloats = 0, pooledFloats = 0, scratchFloats = 0
         var rowsPerBlock = [0, 0, 0, 0]
+        let bands = upsample.map { $0.bands(height: 2 * h, tileRowsPerBand: options.level0BandTileRows) } ?? []
+        self.bands = bands
         for level in options.levels {
             let g = CompileOptions.levelGrid(level, height: h, width: w)
-            let frame = level == 0
-                ? PaddedImage.floatCount(height: 2 * h, width: 2 * w, channels: packed.up4First.n / 4)
-                : PaddedImage.floatCount(height: g.h, width: g.w, channels: d)
+            var frame = PaddedImage.floatCount(height: g.h, width: g.w, channels: d)
+            if level == 0 {  // G's largest band
+                let dims = PaddedImage.dimensions(height: 2 * h, width: 2 * w, pad: 1)
+                frame = size.mul(1, (bands.map(\.stored.count).max() ?? 0) * dims.w + dims.slack, packed.up4First.n / 4)
+            }
             frameFloats = Swift.max(frameFloats, size.mul(1, frame))
             scratchFloats = Swift.max(scratchFloats, (level == 0 ? upsample?.scratchPerWorker : convs[level]?.scratchPerWorker) ?? 0)
             // Phase 1 blocks: about 768 product rows each.
@@ -242,13 +250,23 @@ public final class NeckPlan: @unchecked Sendable {
                     let g = CompileOptions.levelGrid(level, height: h, width: w)
                     if level == 0, let upsample {
                         let gImage = PaddedImage(base: frame, height: 2 * h, width: 2 * w, channels: upsample.c0)
-                        profile.time("L0 dconv_2x2_0, GELU") { prepareConvInput(level, x, gImage, profile) }
-                        profile.time("L0 dconv_2x2_1∘conv_1x1∘conv_3x3 (Winograd F(\(upsample.tile.m)×\(upsample.tile.m), 2×2))") {
-                            upsample.run(gImage, into: out, scratch: scratch, threads: threads)
+                        for band in bands {
+                            // The band's stored rows of G, in the frame: framed, then filled, then read.
+                            let view = gImage.band(frame, firstStoredRow: band.stored.lowerBound)
+                            profile.time("L0 dconv_2x2_0, GELU") {
+                                view.zeroBorder(storedRows: band.stored)
+                                prepareConvInput(level, x, view, rows: band.input, profile)
+                            }
+                            profile.time("L0 dconv_2x2_1∘conv_1x1∘conv_3x3 (Winograd F(\(upsample.tile.m)×\(upsample.tile.m), 2×2))") {
+                                upsample.run(view, into: out, tileRows: band.tiles, scratch: scratch, threads: threads)
+                            }
                         }
                     } else if let conv = convs[level] {
                         let z = PaddedImage(base: frame, height: g.h, width: g.w, channels: dModel)
-                        profile.time("L\(level) up to conv_3x3") { prepareConvInput(level, x, z, profile) }
+                        profile.time("L\(level) up to conv_3x3") {
+                            z.zeroBorder()
+                            prepareConvInput(level, x, z, rows: nil, profile)
+                        }
                         profile.time("L\(level) conv_3x3 (Winograd F(\(conv.tile.m)×\(conv.tile.m), 3×3))") {
                             conv.run(z, into: out, scratch: scratch, threads: threads)
                         }
@@ -297,10 +315,11 @@ public final class NeckPlan: @unchecked Sendable {
         }
     }
 
-    /// Phase 1 of `level`: fills the interior of `z` with the last conv's input (G for level 0).
-    private func prepareConvInput(_ level: Int, _ x: UnsafeRawPointer, _ z: PaddedImage, _ profile: Profile?) {
+    /// Phase 1 of `level`: fills the interior of `z` with the last conv's input (G for level 0),
+    /// from the input rows `rows` of the level's grid (all when nil). The frame is the caller's.
+    private func prepareConvInput(_ level: Int, _ x: UnsafeRawPointer, _ z: PaddedImage, rows inputRows: Range<Int>?,
+                                  _ profile: Profile?) {
         let h = options.height, w = options.width, d = dModel
-        z.zeroBorder()
         var source = x, gh = h, gw = w
         let dtype = level == 3 ? CompileOptions.DType.float32 : options.inputDType  // level 3 reads the pooled floats
         let perWorker = scratchPerWorker, widenOffset = widenOffset
@@ -310,12 +329,13 @@ public final class NeckPlan: @unchecked Sendable {
             profile.time("L3 maxpool") { maxPool(x) }
             source = UnsafeRawPointer(pooled)
         }
-        let split = BalancedBlocks(gh, most: blockRows[level], workers: threads)
+        let range = inputRows ?? 0..<gh
+        let split = BalancedBlocks(range.count, most: blockRows[level], workers: threads)
         let gemmOffset = gemmOffset, nchw = options.layout == .nchw
         nonisolated(unsafe) let source_ = source, scratch = scratch
         parallelQueue(split.blocks, threads: threads) { worker, block in
             let y = scratch + worker * perWorker, widened = y + widenOffset
-            let i0 = split.range(block).lowerBound, rows = split.range(block).count
+            let i0 = range.lowerBound + split.range(block).lowerBound, rows = split.range(block).count
             let g = self.packed.product(level: level)
             let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
             if case let .packed(kernel) = self.options.gemm, let pg = self.products[level] {
