@@ -23,10 +23,12 @@ public struct CompileOptions: Sendable, Equatable {
     public var outputLayout: OutputLayout
     /// The code of the phase-1 products (the CPU's preferred one unless a test picks another).
     package var gemm: GemmBackend = .preferred
-    /// Tile rows per level-0 band (`UpsampleConv3x3.Band`): 12 is three bands at SAM 3's 72 × 72
-    /// grid, G's frame 15 MB instead of 44 MB for recomputing 4 of 72 input rows of dconv_2x2_0
-    /// (tests pick others).
-    package var level0BandTileRows = 12
+    /// Tile rows per level-0 band (`UpsampleConv3x3.Band`): 18 is two bands at SAM 3's 72 × 72
+    /// grid, G's frame 23 MB instead of 44 MB (level 1's 22 MB frame is then the largest) for
+    /// recomputing 2 of 72 input rows of dconv_2x2_0. Three bands (12) save no more memory and
+    /// cost more: dconv_2x2_0's weights are streamed once per row block, and smaller bands
+    /// make more blocks (measured on this machine kind). Tests pick others.
+    package var level0BandTileRows = 18
 
     public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
                 levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,
