@@ -330,10 +330,64 @@ size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
   return best;
 }
 
+#ifdef SAM3NECK_X86
+/* One full micro-panel of row-major A (mr rows from src, leading dimension lda, kc columns) into
+ * dst[kk*mr + r], with register transposes instead of one strided store per value: rows in
+ * groups of 8 through an 8 x 8 AVX transpose, then groups of 4 through a 4 x 4 SSE one, eight or
+ * four k-columns at a time; what is left (rows, columns) element by element. Pure data movement:
+ * the packed values are those of the scalar loop, bit for bit. */
+__attribute__((target("avx2"))) static void pack_panel_avx2(const float *src, size_t lda, size_t kc, int mr,
+                                                            float *dst) {
+  int r0 = 0;
+  for (; r0 + 8 <= mr; r0 += 8) {
+    const float *s = src + (size_t)r0 * lda;
+    size_t kk = 0;
+    for (; kk + 8 <= kc; kk += 8) {
+      __m256 r[8], t[8], u[8];
+      for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(s + (size_t)q * lda + kk);
+      for (int q = 0; q < 8; q += 2) {
+        t[q] = _mm256_unpacklo_ps(r[q], r[q + 1]);
+        t[q + 1] = _mm256_unpackhi_ps(r[q], r[q + 1]);
+      }
+      for (int q = 0; q < 8; q += 4) {
+        u[q] = _mm256_shuffle_ps(t[q], t[q + 2], 0x44);
+        u[q + 1] = _mm256_shuffle_ps(t[q], t[q + 2], 0xEE);
+        u[q + 2] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+        u[q + 3] = _mm256_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+      }
+      /* u[0..3]: k-columns 0, 1, 2, 3 (low lanes) and 4, 5, 6, 7 (high lanes) of rows 0-3; u[4..7]: rows 4-7 */
+      for (int q = 0; q < 4; q++) {
+        _mm256_storeu_ps(dst + (kk + (size_t)q) * (size_t)mr + r0, _mm256_permute2f128_ps(u[q], u[q + 4], 0x20));
+        _mm256_storeu_ps(dst + (kk + 4 + (size_t)q) * (size_t)mr + r0, _mm256_permute2f128_ps(u[q], u[q + 4], 0x31));
+      }
+    }
+    for (; kk < kc; kk++)
+      for (int q = 0; q < 8; q++) dst[kk * (size_t)mr + (size_t)(r0 + q)] = s[(size_t)q * lda + kk];
+  }
+  for (; r0 + 4 <= mr; r0 += 4) {
+    const float *s = src + (size_t)r0 * lda;
+    size_t kk = 0;
+    for (; kk + 4 <= kc; kk += 4) {
+      __m128 a = _mm_loadu_ps(s + kk), b = _mm_loadu_ps(s + lda + kk);
+      __m128 c = _mm_loadu_ps(s + 2 * lda + kk), d = _mm_loadu_ps(s + 3 * lda + kk);
+      _MM_TRANSPOSE4_PS(a, b, c, d);
+      _mm_storeu_ps(dst + kk * (size_t)mr + r0, a);
+      _mm_storeu_ps(dst + (kk + 1) * (size_t)mr + r0, b);
+      _mm_storeu_ps(dst + (kk + 2) * (size_t)mr + r0, c);
+      _mm_storeu_ps(dst + (kk + 3) * (size_t)mr + r0, d);
+    }
+    for (; kk < kc; kk++)
+      for (int q = 0; q < 4; q++) dst[kk * (size_t)mr + (size_t)(r0 + q)] = s[(size_t)q * lda + kk];
+  }
+  for (; r0 < mr; r0++)
+    for (size_t kk = 0; kk < kc; kk++) dst[kk * (size_t)mr + (size_t)r0] = src[(size_t)r0 * lda + kk];
+}
+#endif
+
 /* A block, rows i0..i0+mc, k-columns p0..p0+kc, into micro-panels of mr rows (zero-padded):
  * ap[(ir/mr) * kc*mr + kk*mr + r]. */
 static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0, size_t kc,
-                   int mr, float *ap) {
+                   int mr, float *ap, int kernel_uses_avx2) {
   for (size_t ir = 0; ir < mc; ir += (size_t)mr) {
     size_t rows = mc - ir < (size_t)mr ? mc - ir : (size_t)mr;
     float *dst = ap + ir * kc;
@@ -350,6 +404,12 @@ static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0
       }
     } else {
       const float *src = g->a + (i0 + ir) * g->lda + p0;
+#ifdef SAM3NECK_X86
+      if (rows == (size_t)mr && kernel_uses_avx2) {
+        pack_panel_avx2(src, g->lda, kc, mr, dst);
+        continue;
+      }
+#endif
       size_t r = 0;
       for (; r < rows; r++) {
         const float *row = src + r * g->lda;
@@ -433,7 +493,7 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
       for (size_t pc = 0; pc < k; pc += kc_max) {
         const size_t kc = k - pc < kc_max ? k - pc : kc_max;
         const int acc = pc > 0, last = pc + kc == k;
-        pack_a(g, ic, mc, pc, kc, bl.mr, ap);
+        pack_a(g, ic, mc, pc, kc, bl.mr, ap, kernel != SAM3NECK_SGEMM_GENERIC);
         for (size_t jr = 0; jr < nc; jr += nr) {
           const size_t j = jc + jr;
           const size_t cols = nc - jr < nr ? nc - jr : nr;

@@ -133,6 +133,7 @@ do {
     }
     print(String(repeating: "-", count: 98))
     print(row("total (median)", median(totals), total))
+    print(row("total (fastest run)", totals.min()!, total))
     print("executed = GFLOP of products per run as the algorithms execute them (Winograd's, not the direct count); of peak = their rate / the measured peak")
 } catch {
     print("sam3neck-profile: \(error)")

@@ -306,6 +306,90 @@ func gelu(_ x: Float) -> Float {
             #expect(abs(Double(out[(yy * 2 * w + xx) * cout + o]) - want[o, yy, xx]) <= 1e-5)
         } } }
     }
+
+    /// The C Winograd transforms of one tile against Bᵀ d B and Aᵀ M A + bias computed in double
+    /// from the matrices written out here (Lavin & Gray's F(2×2, 3×3) and F(4×4, 3×3), the
+    /// F(4×4, 2×2) and F(2×2, 2×2) of the plan's composed conv), for the AVX2 and the portable
+    /// code (which must agree bit for bit), with channel counts around the vector width, and
+    /// the non-finite flag of the output transform.
+    @Test(arguments: [WinogradTile.f2, .f4, .f4r2, .f2r2])
+    func winogradTransformsAreTheMatrices(tile: WinogradTile) {
+        let bt: [[Double]], at: [[Double]]
+        switch tile {
+        case .f2:
+            bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+            at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+        case .f4:
+            bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0],
+                  [0, 4, 0, -5, 0, 1]]
+            at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+        case .f4r2:
+            bt = [[0.5, -1, -0.5, 1, 0], [0, -0.5, 0.5, 1, 0], [0, 0.5, -1.5, 1, 0], [0, -1, 0, 1, 0], [0, 0.5, -1, -0.5, 1]]
+            at = [[1, 1, 1, 1, 0], [0, 1, -1, 0.5, 0], [0, 1, 1, 0.25, 0], [0, 1, -1, 0.125, 1]]
+        case .f2r2:
+            bt = [[1, 1, 0], [0, 1, 0], [0, 1, 1]]
+            at = [[1, 1, 0], [0, -1, 1]]
+        }
+        let a = tile.alpha, m = tile.m
+        var rng = Naive.RNG(state: 41)
+        for c in [1, 7, 8, 9, 16, 21] {
+            // Input: α×α pixels of c channels in a frame 3 pixels wider than the tile.
+            let rowStride = (a + 3) * c, src = rng.floats(a * rowStride, scale: 2)
+            var got = [[Float]](repeating: [], count: 2)
+            for portable in [0, 1] {
+                var v = [Float](repeating: .nan, count: a * a * (c + 2))
+                sam3neck_winograd_input(tile.code, src, rowStride, c, c, &v, c + 2, Int32(portable))
+                got[portable] = v
+            }
+            #expect(got[0].map(\.bitPattern) == got[1].map(\.bitPattern), "input c=\(c): AVX2 and portable differ")
+            for xi in 0..<a * a {
+                for k in 0..<c {
+                    var want = 0.0, scale = 0.0
+                    for p in 0..<a {
+                        for q in 0..<a {
+                            let term = bt[xi / a][p] * Double(src[p * rowStride + q * c + k]) * bt[xi % a][q]
+                            want += term
+                            scale += abs(term)
+                        }
+                    }
+                    #expect(abs(Double(got[1][xi * (c + 2) + k]) - want) <= 1e-6 * scale + 1e-30, "input ξ \(xi) c \(k)")
+                }
+            }
+            // Output: α² products of c channels, one NaN-free and one with a NaN.
+            let prod = rng.floats(a * a * (c + 1), scale: 2), bias = rng.floats(c)
+            var outs = [[Float]](repeating: [], count: 2)
+            for portable in [0, 1] {
+                var y = [Float](repeating: .nan, count: m * 2 * m * c)  // rows m apart by 2m pixels: strides
+                let bad = sam3neck_winograd_output(tile.code, prod, c + 1, c, bias, &y, 2 * m * c, c, Int32(portable))
+                #expect(bad == 0, "finite products flagged")
+                outs[portable] = y
+            }
+            #expect(outs[0].map(\.bitPattern) == outs[1].map(\.bitPattern), "output c=\(c): AVX2 and portable differ")
+            for i in 0..<m {
+                for j in 0..<m {
+                    for k in 0..<c {
+                        var want = Double(bias[k]), scale = abs(want)
+                        for p in 0..<a {
+                            for q in 0..<a {
+                                let term = at[i][p] * Double(prod[(p * a + q) * (c + 1) + k]) * at[j][q]
+                                want += term
+                                scale += abs(term)
+                            }
+                        }
+                        #expect(abs(Double(outs[1][(i * 2 * m + j) * c + k]) - want) <= 1e-6 * scale + 1e-30, "output (\(i), \(j)) c \(k)")
+                    }
+                }
+                // Pixels between the written ones are untouched.
+                for j in m..<2 * m { #expect(outs[1][(i * 2 * m + j) * c].isNaN) }
+            }
+            for portable in [0, 1] {
+                var withNaN = prod
+                withNaN[(a * a - 1) * (c + 1) + c - 1] = .nan  // the last channel of the last product
+                var y = [Float](repeating: 0, count: m * 2 * m * c)
+                #expect(sam3neck_winograd_output(tile.code, withNaN, c + 1, c, bias, &y, 2 * m * c, c, Int32(portable)) != 0)
+            }
+        }
+    }
 }
 
 extension OutputTarget {

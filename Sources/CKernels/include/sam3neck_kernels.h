@@ -77,6 +77,24 @@ void sam3neck_maxpool_pairs(const float *r0, const float *r1, float *out, size_t
 void sam3neck_maxpool_rows(const float *a, const float *b, const float *c, const float *d, float *out, size_t n,
                            int portable);
 
+/* ---- Winograd transforms (winograd.c) ----------------------------------------------------------
+ *
+ * One tile's 2-D transforms over channel vectors (channels contiguous, c of them), for the tiles
+ * of the plan: F(2x2, 3x3), F(4x4, 3x3), F(4x4, 2x2), F(2x2, 2x2) (α = 4, 6, 5, 3; m = 2, 4, 4, 2).
+ * AVX2 (eight channels at a time) when the CPU has it unless `portable` is set (tests); the two
+ * do the same arithmetic in the same order per channel. */
+enum { SAM3NECK_WINOGRAD_F2 = 0, SAM3NECK_WINOGRAD_F4 = 1, SAM3NECK_WINOGRAD_F4R2 = 2, SAM3NECK_WINOGRAD_F2R2 = 3 };
+
+/* V = Bᵀ d B for the α x α input pixels d(i, j) at src + i*row_stride + j*col_stride: element ξ =
+ * α·i + j of V at v + ξ*v_stride (c floats each; strides in floats). */
+void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c, float *v,
+                             ptrdiff_t v_stride, int portable);
+
+/* Y = Aᵀ M A + bias for the α x α products M_ξ at prod + ξ*p_stride: output (i, j), i, j < m, at
+ * dst + i*dst_row + j*dst_col (c floats each). Returns nonzero when an output is NaN or ±Inf. */
+int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, size_t c, const float *bias, float *dst,
+                             ptrdiff_t dst_row, ptrdiff_t dst_col, int portable);
+
 /* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
  *
  * C = epilogue(A[m x k] * B[k x n]) with B packed once (at compile time) into the layout the

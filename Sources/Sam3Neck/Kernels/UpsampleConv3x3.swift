@@ -188,7 +188,8 @@ package struct UpsampleConv3x3: Sendable {
                         let at = { (i: Int, j: Int) in origin + (i * regionWidth + 2 * j) * d }
                         // The bias of interior outputs comes with the inverse transform; outputs on the
                         // first or last row or column get their border bias's difference added.
-                        if Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: interior, s, at) {
+                        if Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: interior, s, origin, rowStride: regionWidth * d,
+                                               columnStride: 2 * d) {
                             // Recomputed through the two layers: conv(Z), Z's bias included; add the 3×3 conv's.
                             self.recompute(g, a: a, b: b, i0: m * ty, j0: m * tx, rows: rows, cols: cols, into: s.y, s)
                             for i in 0..<m {

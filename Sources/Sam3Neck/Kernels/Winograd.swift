@@ -66,7 +66,7 @@ enum Winograd {
     /// so eight neighbours are one load per tap and one store per ξ.
     static func transformWeights(_ kernels: [Double], cout: Int, cin: Int, tile: WinogradTile,
                                  into storage: UnsafeMutablePointer<Float>, _ layout: WinogradBlocks.Layout, first: Int = 0) {
-        let a = tile.alpha, a2 = a * a, r = tile.r, r2 = r * r, pairs = cout * cin
+        let a = tile.alpha, r = tile.r, r2 = r * r, pairs = cout * cin
         precondition(kernels.count == pairs * r2)
         let g = tile.g.flatMap { $0 }  // α × r
         let lanes = 8, padded = (pairs + lanes - 1) / lanes * lanes
@@ -202,35 +202,21 @@ enum Winograd {
     }
 
     /// V_ξ[t] = (Bᵀ d B)[ξ] for the α×α input tile at stored (row, column) of `src`, written at
-    /// `s.v + (ξ·bt + t)·cin`.
+    /// `s.v + (ξ·bt + t)·cin` (`sam3neck_winograd_input`).
     @inline(__always)
     static func inputTile(_ tile: WinogradTile, _ src: PaddedImage, row: Int, column: Int, t: Int, bt: Int, _ s: Scratch) {
-        let a = tile.alpha, c = src.channels, tmp = s.tmp, v = s.v
-        for j in 0..<a {  // columns
-            tile.inputRows(c, { src.stored(row + $0, column + j) }, { tmp + ($0 * a + j) * c })
-        }
-        for i in 0..<a {  // rows
-            tile.inputRows(c, { tmp + (i * a + $0) * c }, { v + ((i * a + $0) * bt + t) * c })
-        }
+        let c = src.channels
+        sam3neck_winograd_input(tile.code, src.stored(row, column), src.paddedWidth * c, c, c, s.v + t * c, bt * c, 0)
     }
 
-    /// M_ξ = V_ξ · U_ξ for the block's n tiles.
-
-    /// Output pixel (i, j) of tile t of the block, `(Aᵀ M A)[i][j] + bias`, written at `dst(i, j)`
-    /// (cout floats each). Returns whether an output is non-finite.
+    /// Output pixel (i, j) of tile t of the block, `(Aᵀ M A)[i][j] + bias`, written at
+    /// `dst + i·rowStride + j·columnStride` (cout floats each; `sam3neck_winograd_output`).
+    /// Returns whether an output is non-finite.
     @inline(__always)
     static func outputTile(_ tile: WinogradTile, t: Int, bt: Int, cout: Int, bias: UnsafePointer<Float>?, _ s: Scratch,
-                           _ dst: (_ i: Int, _ j: Int) -> UnsafeMutablePointer<Float>) -> Bool {
-        let a = tile.alpha, m = tile.m, prod = s.prod, tmp = s.tmp
-        var nonFinite = false
-        for j in 0..<a {  // columns, no bias
-            tile.outputRows(cout, { prod + (($0 * a + j) * bt + t) * cout }, { tmp + ($0 * a + j) * cout }, bias: s.zeros, nonFinite: &nonFinite)
-        }
-        nonFinite = false
-        for i in 0..<m {  // rows, with the bias
-            tile.outputRows(cout, { tmp + (i * a + $0) * cout }, { dst(i, $0) }, bias: bias ?? UnsafePointer(s.zeros), nonFinite: &nonFinite)
-        }
-        return nonFinite
+                           _ dst: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int) -> Bool {
+        sam3neck_winograd_output(tile.code, s.prod + t * cout, bt * cout, cout, bias ?? UnsafePointer(s.zeros), dst,
+                                 rowStride, columnStride, 0) != 0
     }
 }
 
@@ -301,7 +287,8 @@ package struct WinogradConv3x3: Sendable {
                         let (ty, tx) = block.tile(t)
                         let origin = s.region + ((ty - block.ty0) * m * regionWidth + (tx - block.tx0) * m) * cout
                         let at = { (i: Int, j: Int) in origin + (i * regionWidth + j) * cout }
-                        if Winograd.outputTile(tile, t: t, bt: bt, cout: cout, bias: bias, s, at) {
+                        if Winograd.outputTile(tile, t: t, bt: bt, cout: cout, bias: bias, s, origin, rowStride: regionWidth * cout,
+                                               columnStride: cout) {
                             // Recompute this tile directly: im2col patch (m² × cin·9, in V's space, in the
                             // weights' (c, ky, kx) order) · the weights as loaded, transposed.
                             for i in 0..<m {

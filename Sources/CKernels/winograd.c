@@ -1,0 +1,201 @@
+/* Winograd input and output transforms of one tile (see sam3neck_kernels.h, "Winograd
+ * transforms"): the 2-D transform of α x α channel vectors as two passes of the 1-D one (columns,
+ * then rows), a chunk of channels at a time kept in registers: eight channels per AVX register
+ * where the CPU has AVX2, one at a time in the portable code. Both do the same arithmetic in the
+ * same order per channel. */
+#include "sam3neck_kernels.h"
+
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SAM3NECK_X86 1
+#endif
+
+/* The 1-D transforms, written once over a vector type T with its operations, instantiated for
+ * float and for __m256. Bᵀ (input, α -> α) and Aᵀ (output, α -> m):
+ *   F(2x2, 3x3)   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]                 Aᵀ = [1 1 1 0; 0 1 -1 -1]
+ *   F(4x4, 3x3)   Bᵀ = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *                 Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ *   F(4x4, 2x2)   Bᵀ = [½ -1 -½ 1 0; 0 -½ ½ 1 0; 0 ½ -3⁄2 1 0; 0 -1 0 1 0; 0 ½ -1 -½ 1]
+ *                 Aᵀ = [1 1 1 1 0; 0 1 -1 ½ 0; 0 1 1 ¼ 0; 0 1 -1 ⅛ 1]
+ *   F(2x2, 2x2)   Bᵀ = [1 1 0; 0 1 0; 0 1 1]                                    Aᵀ = [1 1 0; 0 -1 1] */
+#define DEFINE_1D(T, S, ADD, SUB, MUL, C)                                                           \
+  static inline void bt_f2_##S(const T *a, T *d) {                                                  \
+    d[0] = SUB(a[0], a[2]); d[1] = ADD(a[1], a[2]); d[2] = SUB(a[2], a[1]); d[3] = SUB(a[1], a[3]); \
+  }                                                                                                 \
+  static inline void bt_f4_##S(const T *a, T *d) {                                                  \
+    d[0] = ADD(SUB(MUL(C(4.f), a[0]), MUL(C(5.f), a[2])), a[4]);                                    \
+    d[1] = ADD(ADD(MUL(C(-4.f), ADD(a[1], a[2])), a[3]), a[4]);                                     \
+    d[2] = ADD(SUB(MUL(C(4.f), SUB(a[1], a[2])), a[3]), a[4]);                                      \
+    d[3] = ADD(SUB(MUL(C(2.f), SUB(a[3], a[1])), a[2]), a[4]);                                      \
+    d[4] = ADD(SUB(MUL(C(2.f), SUB(a[1], a[3])), a[2]), a[4]);                                      \
+    d[5] = ADD(SUB(MUL(C(4.f), a[1]), MUL(C(5.f), a[3])), a[5]);                                    \
+  }                                                                                                 \
+  static inline void bt_f4r2_##S(const T *a, T *d) {                                                \
+    d[0] = ADD(SUB(MUL(C(0.5f), SUB(a[0], a[2])), a[1]), a[3]);                                     \
+    d[1] = ADD(MUL(C(0.5f), SUB(a[2], a[1])), a[3]);                                                \
+    d[2] = ADD(SUB(MUL(C(0.5f), a[1]), MUL(C(1.5f), a[2])), a[3]);                                  \
+    d[3] = SUB(a[3], a[1]);                                                                         \
+    d[4] = ADD(SUB(MUL(C(0.5f), SUB(a[1], a[3])), a[2]), a[4]);                                     \
+  }                                                                                                 \
+  static inline void bt_f2r2_##S(const T *a, T *d) {                                                \
+    d[0] = ADD(a[0], a[1]); d[1] = a[1]; d[2] = ADD(a[1], a[2]);                                    \
+  }                                                                                                 \
+  static inline void at_f2_##S(const T *s, T *y) {                                                  \
+    y[0] = ADD(ADD(s[0], s[1]), s[2]); y[1] = SUB(SUB(s[1], s[2]), s[3]);                           \
+  }                                                                                                 \
+  static inline void at_f4_##S(const T *s, T *y) {                                                  \
+    T p12 = ADD(s[1], s[2]), d12 = SUB(s[1], s[2]), p34 = ADD(s[3], s[4]), d34 = SUB(s[3], s[4]);   \
+    y[0] = ADD(ADD(s[0], p12), p34);                                                                \
+    y[1] = ADD(d12, MUL(C(2.f), d34));                                                              \
+    y[2] = ADD(p12, MUL(C(4.f), p34));                                                              \
+    y[3] = ADD(ADD(d12, MUL(C(8.f), d34)), s[5]);                                                   \
+  }                                                                                                 \
+  static inline void at_f4r2_##S(const T *s, T *y) {                                                \
+    T p12 = ADD(s[1], s[2]), d12 = SUB(s[1], s[2]);                                                 \
+    y[0] = ADD(ADD(s[0], p12), s[3]);                                                               \
+    y[1] = ADD(d12, MUL(C(0.5f), s[3]));                                                            \
+    y[2] = ADD(p12, MUL(C(0.25f), s[3]));                                                           \
+    y[3] = ADD(ADD(d12, MUL(C(0.125f), s[3])), s[4]);                                               \
+  }                                                                                                 \
+  static inline void at_f2r2_##S(const T *s, T *y) { y[0] = ADD(s[0], s[1]); y[1] = SUB(s[2], s[1]); }
+
+/* The 2-D transforms of one chunk of channels at k, for tile TILE (α = A, m = M). */
+#define DEFINE_2D(T, S, TILE, A, M, LOAD, STORE, ADD, SUB, C)                                      \
+  static inline void input_##TILE##_##S(const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t k,     \
+                                        float *v, ptrdiff_t vs) {                                   \
+    T mid[A * A], col[A], res[A];                                                                   \
+    for (int j = 0; j < A; j++) {                                                                   \
+      for (int i = 0; i < A; i++) col[i] = LOAD(src + i * rs + j * cs + k);                         \
+      bt_##TILE##_##S(col, res);                                                                    \
+      for (int i = 0; i < A; i++) mid[i * A + j] = res[i];                                          \
+    }                                                                                               \
+    for (int i = 0; i < A; i++) {                                                                   \
+      bt_##TILE##_##S(mid + i * A, res);                                                            \
+      for (int j = 0; j < A; j++) STORE(v + (i * A + j) * vs + k, res[j]);                          \
+    }                                                                                               \
+  }                                                                                                 \
+  static inline T output_##TILE##_##S(const float *prod, ptrdiff_t ps, size_t k, const float *bias, \
+                                      float *dst, ptrdiff_t dr, ptrdiff_t dc) {                     \
+    T mid[M * A], col[A], res[M], flags = C(0.f);                                                   \
+    for (int j = 0; j < A; j++) {                                                                   \
+      for (int i = 0; i < A; i++) col[i] = LOAD(prod + (i * A + j) * ps + k);                       \
+      at_##TILE##_##S(col, res);                                                                    \
+      for (int i = 0; i < M; i++) mid[i * A + j] = res[i];                                          \
+    }                                                                                               \
+    T b = LOAD(bias + k);                                                                           \
+    for (int i = 0; i < M; i++) {                                                                   \
+      at_##TILE##_##S(mid + i * A, res);                                                            \
+      for (int j = 0; j < M; j++) {                                                                 \
+        T y = ADD(res[j], b);                                                                       \
+        STORE(dst + i * dr + j * dc + k, y);                                                        \
+        /* y - y is +0 for finite y and NaN for NaN and ±Inf */                                     \
+        flags = ADD(flags, SUB(y, y));                                                              \
+      }                                                                                             \
+    }                                                                                               \
+    return flags;                                                                                   \
+  }
+
+#define F_ADD(a, b) ((a) + (b))
+#define F_SUB(a, b) ((a) - (b))
+#define F_MUL(a, b) ((a) * (b))
+#define F_C(x) (x)
+#define F_LOAD(p) (*(p))
+#define F_STORE(p, x) (*(p) = (x))
+DEFINE_1D(float, f, F_ADD, F_SUB, F_MUL, F_C)
+DEFINE_2D(float, f, f2, 4, 2, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
+DEFINE_2D(float, f, f4, 6, 4, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
+DEFINE_2D(float, f, f4r2, 5, 4, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
+DEFINE_2D(float, f, f2r2, 3, 2, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
+
+/* Channels from k0 on, one at a time. */
+static void input_portable(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs,
+                           size_t k0) {
+  for (size_t k = k0; k < c; k++) {
+    switch (tile) {
+    case SAM3NECK_WINOGRAD_F2: input_f2_f(src, rs, cs, k, v, vs); break;
+    case SAM3NECK_WINOGRAD_F4: input_f4_f(src, rs, cs, k, v, vs); break;
+    case SAM3NECK_WINOGRAD_F4R2: input_f4r2_f(src, rs, cs, k, v, vs); break;
+    default: input_f2r2_f(src, rs, cs, k, v, vs); break;
+    }
+  }
+}
+
+static int output_portable(int tile, const float *prod, ptrdiff_t ps, size_t c, const float *bias, float *dst,
+                           ptrdiff_t dr, ptrdiff_t dc, size_t k0) {
+  float flags = 0.f;
+  for (size_t k = k0; k < c; k++) {
+    switch (tile) {
+    case SAM3NECK_WINOGRAD_F2: flags += output_f2_f(prod, ps, k, bias, dst, dr, dc); break;
+    case SAM3NECK_WINOGRAD_F4: flags += output_f4_f(prod, ps, k, bias, dst, dr, dc); break;
+    case SAM3NECK_WINOGRAD_F4R2: flags += output_f4r2_f(prod, ps, k, bias, dst, dr, dc); break;
+    default: flags += output_f2r2_f(prod, ps, k, bias, dst, dr, dc); break;
+    }
+  }
+  return flags != 0.f; /* NaN compares unequal too */
+}
+
+#ifdef SAM3NECK_X86
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_SUB(a, b) _mm256_sub_ps(a, b)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_C(x) _mm256_set1_ps(x)
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_STORE(p, x) _mm256_storeu_ps(p, x)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+DEFINE_1D(__m256, v, V_ADD, V_SUB, V_MUL, V_C)
+DEFINE_2D(__m256, v, f2, 4, 2, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
+DEFINE_2D(__m256, v, f4, 6, 4, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
+DEFINE_2D(__m256, v, f4r2, 5, 4, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
+DEFINE_2D(__m256, v, f2r2, 3, 2, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
+
+static void input_avx2(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs) {
+  size_t k = 0;
+  for (; k + 8 <= c; k += 8) {
+    switch (tile) {
+    case SAM3NECK_WINOGRAD_F2: input_f2_v(src, rs, cs, k, v, vs); break;
+    case SAM3NECK_WINOGRAD_F4: input_f4_v(src, rs, cs, k, v, vs); break;
+    case SAM3NECK_WINOGRAD_F4R2: input_f4r2_v(src, rs, cs, k, v, vs); break;
+    default: input_f2r2_v(src, rs, cs, k, v, vs); break;
+    }
+  }
+  input_portable(tile, src, rs, cs, c, v, vs, k);
+}
+
+static int output_avx2(int tile, const float *prod, ptrdiff_t ps, size_t c, const float *bias, float *dst, ptrdiff_t dr,
+                       ptrdiff_t dc) {
+  __m256 flags = _mm256_setzero_ps();
+  size_t k = 0;
+  for (; k + 8 <= c; k += 8) {
+    switch (tile) {
+    case SAM3NECK_WINOGRAD_F2: flags = _mm256_add_ps(flags, output_f2_v(prod, ps, k, bias, dst, dr, dc)); break;
+    case SAM3NECK_WINOGRAD_F4: flags = _mm256_add_ps(flags, output_f4_v(prod, ps, k, bias, dst, dr, dc)); break;
+    case SAM3NECK_WINOGRAD_F4R2: flags = _mm256_add_ps(flags, output_f4r2_v(prod, ps, k, bias, dst, dr, dc)); break;
+    default: flags = _mm256_add_ps(flags, output_f2r2_v(prod, ps, k, bias, dst, dr, dc)); break;
+    }
+  }
+  /* any lane NaN or nonzero: unordered-or-not-equal against zero */
+  int bad = _mm256_movemask_ps(_mm256_cmp_ps(flags, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+  return output_portable(tile, prod, ps, c, bias, dst, dr, dc, k) || bad;
+}
+#pragma clang attribute pop
+
+static int use_avx2(void) { return __builtin_cpu_supports("avx2"); }
+#else
+static int use_avx2(void) { return 0; }
+#define input_avx2(t, s, rs, cs, c, v, vs) input_portable(t, s, rs, cs, c, v, vs, 0)
+#define output_avx2(t, p, ps, c, b, d, dr, dc) output_portable(t, p, ps, c, b, d, dr, dc, 0)
+#endif
+
+void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c, float *v,
+                             ptrdiff_t v_stride, int portable) {
+  if (!portable && use_avx2()) input_avx2(tile, src, row_stride, col_stride, c, v, v_stride);
+  else input_portable(tile, src, row_stride, col_stride, c, v, v_stride, 0);
+}
+
+int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, size_t c, const float *bias, float *dst,
+                             ptrdiff_t dst_row, ptrdiff_t dst_col, int portable) {
+  if (!portable && use_avx2()) return output_avx2(tile, prod, p_stride, c, bias, dst, dst_row, dst_col);
+  return output_portable(tile, prod, p_stride, c, bias, dst, dst_row, dst_col, 0);
+}
