@@ -21,19 +21,6 @@ package enum Blas {
                     beta, c, blasint(ldc))
     }
 
-    /// Double-precision product, used at compile time to fold layers without adding rounding.
-    package static func dgemm(transA: Bool = false, transB: Bool = false,
-                             m: Int, n: Int, k: Int,
-                             a: UnsafePointer<Double>, lda: Int,
-                             b: UnsafePointer<Double>, ldb: Int,
-                             beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int) {
-        cblas_dgemm(CblasRowMajor,
-                    transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k),
-                    1, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
-    }
-
     /// Sets OpenBLAS to one thread if it is not already (every caller sets the same value, so
     /// concurrent calls cannot disagree).
     package static func useOneThread() {

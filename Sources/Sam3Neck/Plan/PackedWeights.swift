@@ -31,7 +31,7 @@ package struct PackedWeights: Sendable {
     package init(_ w: NeckWeights) {
         trunkDim = w.trunkDim
         dModel = w.dModel
-        // Five independent rearrangements (two of them products in double): one worker each.
+        // Five independent rearrangements (two of them products): one worker each.
         let makers: [@Sendable () -> Gemm] = [
             { PackedWeights.transposed(w.level0.dconv0) },
             { PackedWeights.folded(w.level0.dconv1, w.level0.conv1x1) },
