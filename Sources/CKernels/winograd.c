@@ -199,3 +199,73 @@ int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, si
   if (!portable && use_avx2()) return output_avx2(tile, prod, p_stride, c, bias, dst, dst_row, dst_col);
   return output_portable(tile, prod, p_stride, c, bias, dst, dst_row, dst_col, 0);
 }
+
+/* ---- the weight transform ---------------------------------------------------------------- */
+
+/* Where element (i, o) of block b of the transformed weights lies (see the header). */
+static inline size_t weight_index(size_t b, size_t i, size_t o, size_t cin, size_t cout, size_t block_floats,
+                                  int packed) {
+  return b * block_floats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o);
+}
+
+/* Kernels p0 .. p0 + count - 1 (count <= 4), one at a time. */
+static void weights_portable(int alpha, int r, const double *g, const double *taps, size_t tap_stride, size_t p0,
+                             size_t count, size_t cin, size_t cout, float *dst, size_t block_floats, int packed,
+                             size_t first) {
+  for (size_t p = p0; p < p0 + count; p++) {
+    double k[9], half[8 * 3];
+    for (int q = 0; q < r * r; q++) k[q] = taps[(size_t)q * tap_stride + p];
+    for (int x = 0; x < alpha; x++)
+      for (int n = 0; n < r; n++) {
+        double s = 0;
+        for (int m = 0; m < r; m++) s += g[x * r + m] * k[m * r + n];
+        half[x * r + n] = s;
+      }
+    for (int x = 0; x < alpha; x++)
+      for (int y = 0; y < alpha; y++) {
+        double s = 0;
+        for (int n = 0; n < r; n++) s += half[x * r + n] * g[y * r + n];
+        dst[weight_index(first + (size_t)(x * alpha + y), p / cout, p % cout, cin, cout, block_floats, packed)] = (float)s;
+      }
+  }
+}
+
+#ifdef SAM3NECK_X86
+/* Four kernels (neighbours in o, so their outputs are side by side in either layout) per vector. */
+__attribute__((target("avx2,fma"))) static void weights_avx2(int alpha, int r, const double *g, const double *taps,
+                                                            size_t tap_stride, size_t pairs, size_t cin, size_t cout,
+                                                            float *dst, size_t block_floats, int packed, size_t first) {
+  size_t p = 0;
+  if (cout % 4 == 0) {
+    for (; p < pairs; p += 4) {
+      __m256d k[9], half[8 * 3];
+      for (int q = 0; q < r * r; q++) k[q] = _mm256_loadu_pd(taps + (size_t)q * tap_stride + p);
+      for (int x = 0; x < alpha; x++)
+        for (int n = 0; n < r; n++) {
+          __m256d s = _mm256_setzero_pd();
+          for (int m = 0; m < r; m++) s = _mm256_fmadd_pd(_mm256_set1_pd(g[x * r + m]), k[m * r + n], s);
+          half[x * r + n] = s;
+        }
+      for (int x = 0; x < alpha; x++)
+        for (int y = 0; y < alpha; y++) {
+          __m256d s = _mm256_setzero_pd();
+          for (int n = 0; n < r; n++) s = _mm256_fmadd_pd(half[x * r + n], _mm256_set1_pd(g[y * r + n]), s);
+          _mm_storeu_ps(dst + weight_index(first + (size_t)(x * alpha + y), p / cout, p % cout, cin, cout, block_floats, packed),
+                        _mm256_cvtpd_ps(s));
+        }
+    }
+  }
+  weights_portable(alpha, r, g, taps, tap_stride, p, pairs - p, cin, cout, dst, block_floats, packed, first);
+}
+#else
+#define weights_avx2(alpha, r, g, taps, ts, pairs, cin, cout, dst, bf, packed, first) \
+  weights_portable(alpha, r, g, taps, ts, 0, pairs, cin, cout, dst, bf, packed, first)
+#endif
+
+void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *taps, size_t tap_stride, size_t cin,
+                               size_t cout, float *dst, size_t block_floats, int packed, size_t first, int portable) {
+  if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    weights_avx2(alpha, r, g, taps, tap_stride, cin * cout, cin, cout, dst, block_floats, packed, first);
+  else
+    weights_portable(alpha, r, g, taps, tap_stride, 0, cin * cout, cin, cout, dst, block_floats, packed, first);
+}

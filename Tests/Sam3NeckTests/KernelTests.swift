@@ -390,6 +390,45 @@ func gelu(_ x: Float) -> Float {
             }
         }
     }
+
+    /// The weight transform U = G k Gᵀ against the product computed here in double, for each
+    /// tile, both layouts (row-major blocks and the micro-kernels' packed B), cout with and without
+    /// whole vectors of 4, the AVX2 + FMA and the portable code (at most one float ulp apart).
+    @Test(arguments: [WinogradTile.f2, .f4, .f4r2, .f2r2])
+    func winogradWeightTransformIsGkGt(tile: WinogradTile) {
+        let a = tile.alpha, r = tile.r, g = tile.g
+        var rng = Naive.RNG(state: 77)
+        for (cin, cout) in [(3, 8), (5, 7), (2, 20)] {
+            let pairs = cin * cout
+            let kernels = rng.floats(pairs * r * r, scale: 1).map(Double.init)  // [o][i][q]
+            var taps = [Double](repeating: 0, count: r * r * pairs)
+            for o in 0..<cout { for i in 0..<cin { for q in 0..<r * r { taps[q * pairs + i * cout + o] = kernels[(o * cin + i) * r * r + q] } } }
+            for packed in [false, true] {
+                let blockFloats = packed ? sam3neck_sgemm_packed_b_floats(cin, cout) : cin * cout
+                var got = [[Float]](repeating: [], count: 2)
+                for portable in [0, 1] {
+                    var u = [Float](repeating: .nan, count: (a * a + 1) * blockFloats)
+                    sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, taps, pairs, cin, cout, &u, blockFloats,
+                                              packed ? 1 : 0, 1, Int32(portable))
+                    got[portable] = u
+                }
+                for xi in 0..<a * a {
+                    for o in 0..<cout {
+                        for i in 0..<cin {
+                            var want = 0.0
+                            for m in 0..<r { for n in 0..<r { want += g[xi / a][m] * kernels[(o * cin + i) * r * r + m * r + n] * g[xi % a][n] } }
+                            let at = (1 + xi) * blockFloats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o)
+                            for u in got {
+                                #expect(abs(Double(u[at]) - want) <= Double(Float(want).ulp) + 1e-12, "ξ \(xi) (\(i), \(o)) packed \(packed)")
+                            }
+                        }
+                    }
+                }
+                // Block 0 (before `first`) is not written.
+                #expect(got[0][0].isNaN && got[1][0].isNaN)
+            }
+        }
+    }
 }
 
 extension OutputTarget {

@@ -95,6 +95,15 @@ void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, p
 int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, size_t c, const float *bias, float *dst,
                              ptrdiff_t dst_row, ptrdiff_t dst_col, int portable);
 
+/* The weight transform U_ξ = (G k Gᵀ)[ξ] of cin x cout kernels k (r x r each), in double, rounded
+ * once: tap q (ky·r + kx) of kernel (i, o) at taps[q*tap_stride + i*cout + o]; g is G, α x r,
+ * row-major. Element ξ of kernel (i, o) goes to block first + ξ of dst, row-major blocks of cin x
+ * cout (packed == 0) or packed B (sam3neck_sgemm_packed_index), block_floats apart. AVX2 + FMA
+ * four kernels at a time where the CPU has them unless `portable`; the two may differ in the last
+ * bit of a double before the rounding to float. */
+void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *taps, size_t tap_stride, size_t cin,
+                               size_t cout, float *dst, size_t block_floats, int packed, size_t first, int portable);
+
 /* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
  *
  * C = epilogue(A[m x k] * B[k x n]) with B packed once (at compile time) into the layout the
@@ -116,6 +125,11 @@ enum {
   SAM3NECK_SGEMM_AVX2 = 2,
   SAM3NECK_SGEMM_AVX512 = 3,
 };
+
+/* Where B(kk, j) lies in a packed B of k rows (the layout above). */
+static inline size_t sam3neck_sgemm_packed_index(size_t k, size_t kk, size_t j) {
+  return (j / 16) * 16 * k + kk * 16 + j % 16;
+}
 
 /* Floats of a packed B of k x n. */
 size_t sam3neck_sgemm_packed_b_floats(size_t k, size_t n);

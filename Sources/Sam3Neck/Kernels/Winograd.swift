@@ -18,7 +18,7 @@ package struct WinogradBlocks: Sendable {
         let blockFloats: Int, cin: Int, cout: Int, packed: Bool
 
         @inline(__always) func offset(_ b: Int, _ i: Int, _ o: Int) -> Int {
-            packed ? b * blockFloats + (o >> 4) * 16 * cin + i * 16 + (o & 15) : b * blockFloats + i * cout + o
+            b * blockFloats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o)
         }
     }
 
@@ -60,54 +60,27 @@ package struct WinogradBlocks: Sendable {
 enum Winograd {
     /// U_ξ[i][o] = (G k Gᵀ)[ξ] for kernels `k` given as (cout·cin) × r² (PyTorch order [o][i][ky][kx]),
     /// written as α² blocks of cin × cout (the products' right-hand sides) from block `first` of
-    /// `storage` in `layout` (`WinogradBlocks`), rounded to float there. In double, rounded
-    /// once; G k Gᵀ as two small products (α·r² + α²·r multiply-adds per kernel), eight kernels
-    /// at a time in vectors: the kernels are first laid out tap-major in the output's (i, o) order,
-    /// so eight neighbours are one load per tap and one store per ξ.
+    /// `storage` in `layout` (`WinogradBlocks`): in double, rounded once, by
+    /// `sam3neck_winograd_weights` (AVX2 + FMA, four kernels a vector), after laying the kernels
+    /// out tap-major in the output's (i, o) order.
     static func transformWeights(_ kernels: [Double], cout: Int, cin: Int, tile: WinogradTile,
                                  into storage: UnsafeMutablePointer<Float>, _ layout: WinogradBlocks.Layout, first: Int = 0) {
-        let a = tile.alpha, r = tile.r, r2 = r * r, pairs = cout * cin
+        let r2 = tile.r * tile.r, pairs = cout * cin
         precondition(kernels.count == pairs * r2)
         let g = tile.g.flatMap { $0 }  // α × r
-        let lanes = 8, padded = (pairs + lanes - 1) / lanes * lanes
-        var byTap = [Double](repeating: 0, count: r2 * padded)  // [tap][i·cout + o]
-        for o in 0..<cout {
-            for i in 0..<cin {
-                for q in 0..<r2 { byTap[q * padded + i * cout + o] = kernels[(o * cin + i) * r2 + q] }
-            }
-        }
-        let vectorStores = cout % lanes == 0  // eight neighbours then share i and lie side by side in either layout
-        do {
-            byTap.withUnsafeBufferPointer { src in
-                withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: r2 + a * r) { t in
-                    let k = t.baseAddress!, half = k + r2  // the taps; G·k (α × r)
-                    for p0 in stride(from: 0, to: pairs, by: lanes) {
-                        for q in 0..<r2 { k[q] = UnsafeRawPointer(src.baseAddress! + q * padded + p0).loadUnaligned(as: SIMD8<Double>.self) }
-                        for x in 0..<a {
-                            for n in 0..<r {
-                                var sum = SIMD8<Double>(repeating: 0)
-                                for m in 0..<r { sum += g[x * r + m] * k[m * r + n] }
-                                half[x * r + n] = sum
-                            }
-                        }
-                        let count = min(lanes, pairs - p0)
-                        for x in 0..<a {
-                            for y in 0..<a {
-                                var sum = SIMD8<Double>(repeating: 0)
-                                for n in 0..<r { sum += half[x * r + n] * g[y * r + n] }
-                                let v = SIMD8<Float>(sum), block = first + x * a + y
-                                if vectorStores {
-                                    let out = storage + layout.offset(block, p0 / cout, p0 % cout)
-                                    UnsafeMutableRawPointer(out).storeBytes(of: v, as: SIMD8<Float>.self)
-                                } else {
-                                    for l in 0..<count { storage[layout.offset(block, (p0 + l) / cout, (p0 + l) % cout)] = v[l] }
-                                }
-                            }
-                        }
+        var byTap = [Double](repeating: 0, count: r2 * pairs)  // [tap][i·cout + o]
+        byTap.withUnsafeMutableBufferPointer { dst in
+            kernels.withUnsafeBufferPointer { src in
+                for o in 0..<cout {
+                    for i in 0..<cin {
+                        let k = src.baseAddress! + (o * cin + i) * r2, p = i * cout + o
+                        for q in 0..<r2 { dst[q * pairs + p] = k[q] }
                     }
                 }
             }
         }
+        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, byTap, pairs, cin, cout, storage, layout.blockFloats,
+                                  layout.packed ? 1 : 0, first, 0)
     }
 
     /// Floats of scratch one worker needs: V (a block's transformed inputs, or `patch` floats

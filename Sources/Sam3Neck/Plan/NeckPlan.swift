@@ -350,8 +350,13 @@ public final class NeckPlan: @unchecked Sendable {
                                store: sam3neck_sgemm_store_phase_scatter, context: UnsafeMutableRawPointer(ctx), workspace: y + gemmOffset)
                     }
                 } else {
-                    pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: false, c: y, workspace: y + gemmOffset)
-                    copyAddingBias(y, height: rows, width: gw, channels: d, bias: nil, into: z, row0: i0, threads: 1)
+                    // Straight into Z, one image row (gw product rows) at a time: Z's rows are
+                    // framed, so a block is not one strided matrix; the packed B (C × d) stays in
+                    // cache across the calls.
+                    for r in 0..<rows {
+                        pg.run(kernel: kernel, rows: gw, a: nchw ? a + r * gw : a + r * gw * lda, lda: lda, aTrans: nchw, gelu: false,
+                               c: z.pixel(i0 + r, 0), workspace: y + gemmOffset)
+                    }
                 }
                 return
             }
