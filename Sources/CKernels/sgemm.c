@@ -256,6 +256,11 @@ int sam3neck_sgemm_pick_kernel(const char *name) {
   return best_supported();
 }
 
+int sam3neck_sgemm_env_kernel(void) {
+  int named = sam3neck_sgemm_kernel_named(getenv("SAM3NECK_SGEMM_KERNEL"));
+  return named > 0 && sam3neck_sgemm_kernel_supported(named) ? named : -1;
+}
+
 int sam3neck_sgemm_auto_kernel(void) {
   /* The environment is read on every call (cheap next to a GEMM; no cached state to race on). */
   return sam3neck_sgemm_pick_kernel(getenv("SAM3NECK_SGEMM_KERNEL"));

@@ -110,6 +110,22 @@ import Testing
         }
     }
 
+    /// The plan's choice of product code: the AVX-512 micro-kernels where the CPU has them; with
+    /// AVX2 only, OpenBLAS when its kernels for the CPU are AVX2 ones and the AVX2 micro-kernels when
+    /// OpenBLAS fell back to older ones; OpenBLAS without AVX2; an explicit choice always.
+    @Test func productCodeChoice() {
+        let avx512 = Int32(SAM3NECK_SGEMM_AVX512), avx2 = Int32(SAM3NECK_SGEMM_AVX2), generic = Int32(SAM3NECK_SGEMM_GENERIC)
+        #expect(GemmBackend.choose(kernel: avx512, explicit: false, openBLASCore: "SkylakeX") == .packed(kernel: avx512))
+        #expect(GemmBackend.choose(kernel: avx512, explicit: false, openBLASCore: "Prescott") == .packed(kernel: avx512))
+        #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Haswell") == .openBLAS)
+        #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Zen") == .openBLAS)
+        #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Prescott") == .packed(kernel: avx2))
+        #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Sandybridge") == .packed(kernel: avx2))
+        #expect(GemmBackend.choose(kernel: avx2, explicit: true, openBLASCore: "Haswell") == .packed(kernel: avx2))
+        #expect(GemmBackend.choose(kernel: generic, explicit: false, openBLASCore: "Prescott") == .openBLAS)
+        #expect(GemmBackend.choose(kernel: generic, explicit: true, openBLASCore: "Haswell") == .packed(kernel: generic))
+    }
+
     @Test func squareGridSingleThread() throws {
         try check(c: 8, d: 4, batch: 1, h: 4, w: 4, layout: .nchw, mask: 0xF, threads: 1)
     }

@@ -191,6 +191,10 @@ int sam3neck_sgemm_kernel_supported(int kernel);
  * "avx512") when set to one this CPU supports, else the best supported. */
 int sam3neck_sgemm_auto_kernel(void);
 
+/* The kernel $SAM3NECK_SGEMM_KERNEL names when this CPU runs it, else -1 (unset, unknown or
+ * unsupported): an explicit choice, which the plan follows (GemmBackend). */
+int sam3neck_sgemm_env_kernel(void);
+
 /* What SAM3NECK_SGEMM_AUTO resolves to with the override name (or NULL): the named kernel when
  * this CPU supports it, else the best supported (an unknown name is ignored). */
 int sam3neck_sgemm_pick_kernel(const char *name);

@@ -21,6 +21,9 @@ package enum Blas {
                     beta, c, blasint(ldc))
     }
 
+    /// The core OpenBLAS chose kernels for ("Haswell", "SkylakeX", "Prescott", ...).
+    package static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "" }
+
     /// Sets OpenBLAS to one thread if it is not already (every caller sets the same value, so
     /// concurrent calls cannot disagree).
     package static func useOneThread() {

@@ -1,21 +1,34 @@
 import CKernels
 
-/// Which code runs the plan's phase-1 products (the levels' first GEMMs).
+/// Which code runs the plan's products (phase 1 and the Winograd products).
 ///
 /// The packed micro-kernels of CKernels (`sam3neck_sgemm`, B packed once at compile) where the CPU
-/// has AVX-512: measured 1.8–1.9× the OpenBLAS this machine kind runs (it pins OpenBLAS 0.3.21 to
-/// its Haswell kernels through OPENBLAS_CORETYPE) and level with OpenBLAS's own AVX-512 kernels,
-/// with the bias, GELU and phase scatter done per tile instead of in a separate pass. OpenBLAS
-/// elsewhere: on AVX2 the two tie, and without AVX2 OpenBLAS is about 5× the portable kernel.
+/// has AVX-512: measured 1.8–1.9× the Haswell kernels of OpenBLAS 0.3.21 on Zen 5 and level with
+/// its own AVX-512 kernels, with the bias, GELU and phase scatter done per tile instead of in a
+/// separate pass. With AVX2 only, OpenBLAS where its own kernels for this CPU are AVX2 ones (the
+/// two tie on Zen 3), the AVX2 micro-kernels where OpenBLAS does not know the CPU and falls back
+/// to older ones (0.3.21 runs its SSE3 "Prescott" kernels on some Xeons of this machine kind:
+/// the AVX2 micro-kernels are 2.3–2.7× those there). Without AVX2, OpenBLAS (about 5× the
+/// portable kernel). SAM3NECK_SGEMM_KERNEL, when it names a kernel this CPU runs, picks it.
 /// (`swift run -c release sam3neck-gemm-bench` measures them side by side.)
 package enum GemmBackend: Hashable, Sendable {
     case openBLAS
     case packed(kernel: Int32)
 
-    /// The choice for this CPU (SAM3NECK_SGEMM_KERNEL may name another kernel: see the C header).
+    /// The choice for this CPU and this OpenBLAS.
     package static var preferred: GemmBackend {
-        let k = sam3neck_sgemm_auto_kernel()
-        return k == Int32(SAM3NECK_SGEMM_AVX512) ? .packed(kernel: k) : .openBLAS
+        choose(kernel: sam3neck_sgemm_auto_kernel(), explicit: sam3neck_sgemm_env_kernel() >= 0, openBLASCore: Blas.coreName)
+    }
+
+    /// OpenBLAS's names for the cores whose sgemm kernels are AVX2 + FMA or better.
+    static let vectorCores: Set<String> = ["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"]
+
+    /// The rule of `preferred`, for a kernel the CPU runs (`sam3neck_sgemm_auto_kernel`), whether
+    /// the environment named it, and the core OpenBLAS runs (`openblas_get_corename`).
+    package static func choose(kernel: Int32, explicit: Bool, openBLASCore: String) -> GemmBackend {
+        if explicit || kernel == Int32(SAM3NECK_SGEMM_AVX512) { return .packed(kernel: kernel) }
+        if kernel == Int32(SAM3NECK_SGEMM_AVX2), !vectorCores.contains(openBLASCore.lowercased()) { return .packed(kernel: kernel) }
+        return .openBLAS
     }
 }
 
