@@ -41,7 +41,7 @@ package struct UpsampleConv3x3: Sendable {
         self.blockTiles = blockTiles
         let wUp = up.b                              // [c][(2a'+b')·d + o']
         // Per tap, W3 as [o][o'] (d × d).
-        let taps: [[Float]] = (0..<9).map { t in
+        let tapWeights: [[Float]] = (0..<9).map { t in
             var m = [Float](repeating: 0, count: d * d)
             for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = layer.weight.data[(o * d + o2) * 9 + t] } }
             return m
@@ -52,38 +52,33 @@ package struct UpsampleConv3x3: Sendable {
             nonisolated(unsafe) let storage = storage
             parallelFor(4, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { phase in
                 let a = phase / 2, b = phase % 2
-                // Composite 2×2 kernels of this phase per kernel tap (p, q) as [o][c]: each 3×3 tap's
-                // product in float32 (`WeightProducts`), their sums in double; then interleaved to [o][c][p][q].
-                var byTap = [Double](repeating: 0, count: 4 * d * c0)
-                var product = [Float](repeating: 0, count: d * c0)
+                // Composite 2×2 kernels of this phase, tap-major in the transform's order:
+                // taps[(2p + q)·c0·d + c·d + o]. Each 3×3 tap's product in float32
+                // (`WeightProducts`), straight in that order; their sums in double.
+                var taps = [Double](repeating: 0, count: 4 * c0 * d)
+                var product = [Float](repeating: 0, count: c0 * d)
                 for ky in 0..<3 {
                     for kx in 0..<3 {
                         let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
                         let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
-                        // product[o][c] = Σ_o' W3[o][o'][ky][kx] · W'[c][aZ,bZ][o']
+                        // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
                         wUp.withUnsafeBufferPointer { w in
-                            taps[ky * 3 + kx].withUnsafeBufferPointer { t in
+                            tapWeights[ky * 3 + kx].withUnsafeBufferPointer { t in
                                 product.withUnsafeMutableBufferPointer { out in
-                                    WeightProducts.multiply(m: d, n: c0, k: d, a: t.baseAddress!, lda: d,
-                                                            bT: w.baseAddress! + (2 * aZ + bZ) * d, ldbT: 4 * d,
-                                                            c: out.baseAddress!, ldc: c0)
+                                    WeightProducts.multiply(m: c0, n: d, k: d, a: w.baseAddress! + (2 * aZ + bZ) * d, lda: 4 * d,
+                                                            bT: t.baseAddress!, ldbT: d, c: out.baseAddress!, ldc: d)
                                 }
                             }
                         }
-                        let base = (2 * p + q) * d * c0
-                        for i in 0..<d * c0 { byTap[base + i] += Double(product[i]) }
-                    }
-                }
-                var kernels = [Double](repeating: 0, count: d * c0 * 4)
-                kernels.withUnsafeMutableBufferPointer { k in
-                    byTap.withUnsafeBufferPointer { src in
-                        for pq in 0..<4 {
-                            let from = src.baseAddress! + pq * d * c0
-                            for oc in 0..<d * c0 { k[oc * 4 + pq] = from[oc] }
+                        taps.withUnsafeMutableBufferPointer { acc in
+                            product.withUnsafeBufferPointer { pr in
+                                let base = acc.baseAddress! + (2 * p + q) * c0 * d
+                                for i in 0..<c0 * d { base[i] += Double(pr[i]) }
+                            }
                         }
                     }
                 }
-                Winograd.transformWeights(kernels, cout: d, cin: c0, tile: tile, into: storage, layout, first: phase * alpha2)
+                Winograd.transformWeights(taps: taps, cout: d, cin: c0, tile: tile, into: storage, layout, first: phase * alpha2)
             }
         }
         // Bias: b3 + Σ over taps inside Z of W3_tap · b'.
@@ -91,7 +86,7 @@ package struct UpsampleConv3x3: Sendable {
         for t in 0..<9 {
             for o in 0..<d {
                 var s = 0.0
-                for o2 in 0..<d { s += Double(taps[t][o * d + o2]) * Double(up.bias[o2]) }
+                for o2 in 0..<d { s += Double(tapWeights[t][o * d + o2]) * Double(up.bias[o2]) }
                 tapBias[t * d + o] = s
             }
         }

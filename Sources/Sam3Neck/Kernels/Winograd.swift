@@ -67,7 +67,6 @@ enum Winograd {
                                  into storage: UnsafeMutablePointer<Float>, _ layout: WinogradBlocks.Layout, first: Int = 0) {
         let r2 = tile.r * tile.r, pairs = cout * cin
         precondition(kernels.count == pairs * r2)
-        let g = tile.g.flatMap { $0 }  // α × r
         var byTap = [Double](repeating: 0, count: r2 * pairs)  // [tap][i·cout + o]
         byTap.withUnsafeMutableBufferPointer { dst in
             kernels.withUnsafeBufferPointer { src in
@@ -79,8 +78,16 @@ enum Winograd {
                 }
             }
         }
-        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, byTap, pairs, cin, cout, storage, layout.blockFloats,
-                                  layout.packed ? 1 : 0, first, 0)
+        transformWeights(taps: byTap, cout: cout, cin: cin, tile: tile, into: storage, layout, first: first)
+    }
+
+    /// The same for kernels already laid out tap-major in the output's order: tap q of kernel
+    /// (i, o) at `taps[q·cin·cout + i·cout + o]`.
+    static func transformWeights(taps: [Double], cout: Int, cin: Int, tile: WinogradTile,
+                                 into storage: UnsafeMutablePointer<Float>, _ layout: WinogradBlocks.Layout, first: Int = 0) {
+        precondition(taps.count == tile.r * tile.r * cin * cout)
+        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), tile.g.flatMap { $0 }, taps, cin * cout, cin, cout, storage,
+                                  layout.blockFloats, layout.packed ? 1 : 0, first, 0)
     }
 
     /// Floats of scratch one worker needs: V (a block's transformed inputs, or `patch` floats
