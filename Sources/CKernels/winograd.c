@@ -208,7 +208,7 @@ static inline size_t weight_index(size_t b, size_t i, size_t o, size_t cin, size
   return b * block_floats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o);
 }
 
-/* Kernels p0 .. p0 + count - 1 (count <= 4), one at a time. */
+/* Kernels p0 .. p0 + count - 1, one at a time. */
 static void weights_portable(int alpha, int r, const double *g, const double *taps, size_t tap_stride, size_t p0,
                              size_t count, size_t cin, size_t cout, float *dst, size_t block_floats, int packed,
                              size_t first) {

@@ -56,9 +56,6 @@ package struct PaddedImage {
         PaddedImage(base: band - first * paddedWidth * channels, height: height, width: width, channels: channels, pad: pad)
     }
 
-    /// Floats of a band of `rows` stored rows.
-    package func bandFloats(rows: Int) -> Int { rows * paddedWidth * channels }
-
     /// Zeroes the frame within stored rows `rows` (a band's): the left and right frame columns,
     /// and whole rows above or below the image.
     package func zeroBorder(storedRows rows: Range<Int>) {

@@ -147,7 +147,7 @@ package struct UpsampleConv3x3: Sendable {
     var patchFloats: Int { tile.m * tile.m * 9 * d }
 
     package var scratchPerWorker: Int {
-        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats, outScale: 2, rowScale: 1)
+        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats, outScale: 2)
     }
 
     /// Computes the output (`d × 2h × 2w` in its layout and type, h × w the grid of G) from `g`,
@@ -161,7 +161,7 @@ package struct UpsampleConv3x3: Sendable {
             convBias.withUnsafeBufferPointer { convBiasBuf in
             nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
             nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
-            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, rowScale: 1, tileRows: tileRows,
+            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, tileRows: tileRows,
                                   scratch: scratch, threads: threads) { s, block in
                 let n = block.count
                 // The block's outputs of one row parity a, channels-last, phases (a, 0) and (a, 1)
@@ -224,7 +224,7 @@ package struct UpsampleConv3x3: Sendable {
     private func recompute(_ g: PaddedImage, a: Int, b: Int, i0: Int, j0: Int, rows: Int, cols: Int,
                            into y: UnsafeMutablePointer<Float>, _ s: Winograd.Scratch) {
         let m = tile.m, d = d, zH = 2 * g.height, zW = 2 * g.width
-        let patch = s.v, z = s.tmp  // patch: m² × (d · 9) in the weights' (o', ky, kx) order; z: one pixel of Z
+        let patch = s.v, z = s.pixel  // patch: m² × (d · 9) in the weights' (o', ky, kx) order; z: one pixel of Z
         up.withUnsafeBufferPointer { up in
             for i in 0..<m {
                 for j in 0..<m {

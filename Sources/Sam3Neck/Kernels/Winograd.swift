@@ -91,13 +91,14 @@ enum Winograd {
     }
 
     /// Floats of scratch one worker needs: V (a block's transformed inputs, or `patch` floats
-    /// for a fallback), the products M, two tiles of transform temporaries, a zero bias, the
-    /// block's output region (`rowScale`·m × `outScale`·m pixels per tile) and the packed products' workspace.
-    static func scratchPerWorker(tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int, outScale: Int = 1,
-                                 rowScale: Int = 1) -> Int {
+    /// for a fallback), the products M, one pixel of channels (the composed conv's fallback), a
+    /// tile's outputs (the fallbacks), a zero bias, the block's output region (m rows ×
+    /// `outScale`·m pixels per tile) and the packed products' workspace.
+    static func scratchPerWorker(tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int, outScale: Int = 1) -> Int {
         let a2 = tile.alpha * tile.alpha
-        return vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch) + a2 * bt * cout + 2 * a2 * max(cin, cout) + cout
-            + regionFloats(tile: tile, blockTiles: bt, cout: cout, outScale: outScale, rowScale: rowScale)
+        return vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch) + a2 * bt * cout + max(cin, cout)
+            + tile.m * tile.m * cout + cout
+            + regionFloats(tile: tile, blockTiles: bt, cout: cout, outScale: outScale)
             + gemmFloats(blockTiles: bt, cin: cin, cout: cout)
     }
 
@@ -112,9 +113,10 @@ enum Winograd {
         max(tile.alpha * tile.alpha * bt * cin, patch)
     }
 
-    /// Floats of a block's output region: bt tiles of rowScale·m × outScale·m pixels × cout.
-    static func regionFloats(tile: WinogradTile, blockTiles bt: Int, cout: Int, outScale: Int, rowScale: Int) -> Int {
-        bt * rowScale * outScale * tile.m * tile.m * cout
+    /// Floats of a block's output region: bt tiles of m rows × outScale·m pixels × cout (level 0's
+    /// composed conv holds one row parity at a time, its two column phases side by side: outScale 2).
+    static func regionFloats(tile: WinogradTile, blockTiles bt: Int, cout: Int, outScale: Int) -> Int {
+        bt * outScale * tile.m * tile.m * cout
     }
 
     /// A block of tiles: a rectangle of the tile grid, tile rows `ty0 ..< ty0 + rows`, tile columns
@@ -133,15 +135,14 @@ enum Winograd {
     /// most `bt` tiles (of the tile rows `tileRows`, default all) on the workers, each with its own
     /// scratch. Blocks are whole tile rows when a row has at most `bt` tiles, else pieces of one row.
     static func forEachBlock(_ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
-                             outScale: Int = 1, rowScale: Int = 1, tileRows: Range<Int>? = nil,
+                             outScale: Int = 1, tileRows: Range<Int>? = nil,
                              scratch: UnsafeMutablePointer<Float>, threads: Int,
                              _ body: (_ s: Scratch, _ block: Block) -> Void) {
         let m = tile.m
         precondition(src.channels == cin && src.pad == 1)
         let tilesY = (src.height + m - 1) / m, tilesX = (src.width + m - 1) / m
         precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
-        let perWorker = scratchPerWorker(tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch, outScale: outScale,
-                                         rowScale: rowScale)
+        let perWorker = scratchPerWorker(tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch, outScale: outScale)
         // As many blocks as a multiple of the workers, so none waits at the end.
         let rowsPer = max(1, bt / tilesX), pieces = (tilesX + bt - 1) / bt
         let rowRange = tileRows ?? 0..<tilesY
@@ -151,7 +152,7 @@ enum Winograd {
         parallelQueue(split.blocks * pieces, threads: threads) { worker, index in
             // The layout of the scratch follows bt, the most a block can hold.
             let s = Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch,
-                            outScale: outScale, rowScale: rowScale)
+                            outScale: outScale)
             let rows = split.range(index / pieces), piece = index % pieces
             let x0 = tilesX * piece / pieces, x1 = tilesX * (piece + 1) / pieces
             body(s, Block(ty0: rowRange.lowerBound + rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0))
@@ -161,23 +162,26 @@ enum Winograd {
     /// One worker's views of its scratch.
     struct Scratch {
         let v: UnsafeMutablePointer<Float>, prod: UnsafeMutablePointer<Float>
-        let tmp: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, zeros: UnsafeMutablePointer<Float>
+        /// One pixel of channels (the composed conv's fallback computes Z there).
+        let pixel: UnsafeMutablePointer<Float>
+        /// A tile's outputs, m² × cout (the fallbacks), and a zero bias.
+        let y: UnsafeMutablePointer<Float>, zeros: UnsafeMutablePointer<Float>
         /// The block's outputs, channels-last, row after row of the block's output rectangle.
         let region: UnsafeMutablePointer<Float>
         /// The packed products' workspace.
         let gemm: UnsafeMutablePointer<Float>
 
         init(_ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
-             outScale: Int, rowScale: Int) {
+             outScale: Int) {
             let a2 = tile.alpha * tile.alpha
             v = base
             prod = v + Winograd.vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch)
-            tmp = prod + a2 * bt * cout
-            y = tmp + a2 * max(cin, cout)
-            zeros = y + a2 * max(cin, cout)
+            pixel = prod + a2 * bt * cout
+            y = pixel + max(cin, cout)
+            zeros = y + tile.m * tile.m * cout
             zeros.update(repeating: 0, count: cout)
             region = zeros + cout
-            gemm = region + Winograd.regionFloats(tile: tile, blockTiles: bt, cout: cout, outScale: outScale, rowScale: rowScale)
+            gemm = region + Winograd.regionFloats(tile: tile, blockTiles: bt, cout: cout, outScale: outScale)
         }
     }
 
