@@ -208,64 +208,99 @@ static inline size_t weight_index(size_t b, size_t i, size_t o, size_t cin, size
   return b * block_floats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o);
 }
 
-/* Kernels p0 .. p0 + count - 1, one at a time. */
-static void weights_portable(int alpha, int r, const double *g, const double *taps, size_t tap_stride, size_t p0,
-                             size_t count, size_t cin, size_t cout, float *dst, size_t block_floats, int packed,
-                             size_t first) {
-  for (size_t p = p0; p < p0 + count; p++) {
-    double k[9], half[8 * 3];
-    for (int q = 0; q < r * r; q++) k[q] = taps[(size_t)q * tap_stride + p];
-    for (int x = 0; x < alpha; x++)
-      for (int n = 0; n < r; n++) {
-        double s = 0;
-        for (int m = 0; m < r; m++) s += g[x * r + m] * k[m * r + n];
-        half[x * r + n] = s;
-      }
-    for (int x = 0; x < alpha; x++)
-      for (int y = 0; y < alpha; y++) {
-        double s = 0;
-        for (int n = 0; n < r; n++) s += half[x * r + n] * g[y * r + n];
-        dst[weight_index(first + (size_t)(x * alpha + y), p / cout, p % cout, cin, cout, block_floats, packed)] = (float)s;
-      }
-  }
-}
-
-#ifdef SAM3NECK_X86
-/* Four kernels (neighbours in o, so their outputs are side by side in either layout) per vector. */
-__attribute__((target("avx2,fma"))) static void weights_avx2(int alpha, int r, const double *g, const double *taps,
-                                                            size_t tap_stride, size_t pairs, size_t cin, size_t cout,
-                                                            float *dst, size_t block_floats, int packed, size_t first) {
-  size_t p = 0;
-  if (cout % 4 == 0) {
-    for (; p < pairs; p += 4) {
-      __m256d k[9], half[8 * 3];
-      for (int q = 0; q < r * r; q++) k[q] = _mm256_loadu_pd(taps + (size_t)q * tap_stride + p);
+/* The kernels for (i, o), i in i0 .. i0 + rows - 1, o in o0 .. cout - 1, one at a time. */
+static void weights_portable(int alpha, int r, const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in,
+                             ptrdiff_t k_out, size_t i0, size_t rows, size_t o0, size_t cin, size_t cout, float *dst,
+                             size_t block_floats, int packed, size_t first) {
+  for (size_t i = i0; i < i0 + rows; i++)
+    for (size_t o = o0; o < cout; o++) {
+      double t[9], half[8 * 3];
+      for (int q = 0; q < r * r; q++) t[q] = k[q * k_tap + (ptrdiff_t)(i - i0) * k_in + (ptrdiff_t)o * k_out];
       for (int x = 0; x < alpha; x++)
         for (int n = 0; n < r; n++) {
-          __m256d s = _mm256_setzero_pd();
-          for (int m = 0; m < r; m++) s = _mm256_fmadd_pd(_mm256_set1_pd(g[x * r + m]), k[m * r + n], s);
+          double s = 0;
+          for (int m = 0; m < r; m++) s += g[x * r + m] * t[m * r + n];
           half[x * r + n] = s;
         }
       for (int x = 0; x < alpha; x++)
         for (int y = 0; y < alpha; y++) {
-          __m256d s = _mm256_setzero_pd();
-          for (int n = 0; n < r; n++) s = _mm256_fmadd_pd(half[x * r + n], _mm256_set1_pd(g[y * r + n]), s);
-          _mm_storeu_ps(dst + weight_index(first + (size_t)(x * alpha + y), p / cout, p % cout, cin, cout, block_floats, packed),
-                        _mm256_cvtpd_ps(s));
+          double s = 0;
+          for (int n = 0; n < r; n++) s += half[x * r + n] * g[y * r + n];
+          dst[weight_index(first + (size_t)(x * alpha + y), i, o, cin, cout, block_floats, packed)] = (float)s;
         }
     }
-  }
-  weights_portable(alpha, r, g, taps, tap_stride, p, pairs - p, cin, cout, dst, block_floats, packed, first);
 }
-#else
-#define weights_avx2(alpha, r, g, taps, ts, pairs, cin, cout, dst, bf, packed, first) \
-  weights_portable(alpha, r, g, taps, ts, 0, pairs, cin, cout, dst, bf, packed, first)
+
+#ifdef SAM3NECK_X86
+/* G k Gᵀ of four kernels (neighbours in o) per vector, v[q] holding their tap q: `lanes` such
+ * vectors side by side, element ξ of all of them into out[ξ][0 .. 4·lanes - 1]. */
+__attribute__((target("avx2,fma"))) static inline void gkgt_avx2(int alpha, int r, const double *g, const __m256d *v,
+                                                                int lanes, __m128 *out) {
+  for (int l = 0; l < lanes; l++) {
+    const __m256d *k = v + 9 * l;
+    __m256d half[8 * 3];
+    for (int x = 0; x < alpha; x++)
+      for (int n = 0; n < r; n++) {
+        __m256d s = _mm256_setzero_pd();
+        for (int m = 0; m < r; m++) s = _mm256_fmadd_pd(_mm256_set1_pd(g[x * r + m]), k[m * r + n], s);
+        half[x * r + n] = s;
+      }
+    for (int x = 0; x < alpha; x++)
+      for (int y = 0; y < alpha; y++) {
+        __m256d s = _mm256_setzero_pd();
+        for (int n = 0; n < r; n++) s = _mm256_fmadd_pd(half[x * r + n], _mm256_set1_pd(g[y * r + n]), s);
+        out[(x * alpha + y) * 4 + l] = _mm256_cvtpd_ps(s);
+      }
+  }
+}
+
+/* Sixteen kernels (neighbours in o: one 64-byte line of every block in either layout) at a time,
+ * then four, then the rest in the portable code. Whole lines go out as streaming stores where they
+ * are line-aligned: the blocks (tens of MB, read back only by the first run) then cost one write,
+ * not a read for ownership and a write. The tap loads are vector loads where k_out is 1, gathered
+ * one by one otherwise. */
+__attribute__((target("avx2,fma"))) static void weights_avx2(int alpha, int r, const double *g, const double *k,
+                                                            ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0,
+                                                            size_t rows, size_t cin, size_t cout, float *dst,
+                                                            size_t block_floats, int packed, size_t first) {
+  const int a2 = alpha * alpha, r2 = r * r;
+  for (size_t i = i0; i < i0 + rows; i++) {
+    const double *row = k + (ptrdiff_t)(i - i0) * k_in;
+    size_t o = 0;
+    for (int width = 4; width >= 1; width /= 4) {  /* 4 vectors (16 kernels), then 1 (4 kernels) */
+      for (; o + 4 * (size_t)width <= cout; o += 4 * (size_t)width) {
+        __m256d v[4 * 9];
+        __m128 out[8 * 8 * 4];
+        for (int l = 0; l < width; l++)
+          for (int q = 0; q < r2; q++) {
+            const double *t = row + q * k_tap + (ptrdiff_t)(o + 4 * (size_t)l) * k_out;
+            v[9 * l + q] = k_out == 1 ? _mm256_loadu_pd(t) : _mm256_set_pd(t[3 * k_out], t[2 * k_out], t[k_out], t[0]);
+          }
+        gkgt_avx2(alpha, r, g, v, width, out);
+        for (int xi = 0; xi < a2; xi++) {
+          float *d = dst + weight_index(first + (size_t)xi, i, o, cin, cout, block_floats, packed);
+          if (width == 4 && ((uintptr_t)d & 63) == 0)
+            for (int l = 0; l < 4; l++) _mm_stream_ps(d + 4 * l, out[xi * 4 + l]);
+          else
+            for (int l = 0; l < width; l++) _mm_storeu_ps(d + 4 * l, out[xi * 4 + l]);
+        }
+      }
+    }
+    if (o < cout)
+      weights_portable(alpha, r, g, row, k_tap, k_in, k_out, i, 1, o, cin, cout, dst, block_floats, packed, first);
+  }
+  _mm_sfence();
+}
 #endif
 
-void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *taps, size_t tap_stride, size_t cin,
-                               size_t cout, float *dst, size_t block_floats, int packed, size_t first, int portable) {
-  if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    weights_avx2(alpha, r, g, taps, tap_stride, cin * cout, cin, cout, dst, block_floats, packed, first);
-  else
-    weights_portable(alpha, r, g, taps, tap_stride, 0, cin * cout, cin, cout, dst, block_floats, packed, first);
+void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in,
+                               ptrdiff_t k_out, size_t i0, size_t rows, size_t cin, size_t cout, float *dst,
+                               size_t block_floats, int packed, size_t first, int portable) {
+#ifdef SAM3NECK_X86
+  if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    weights_avx2(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);
+    return;
+  }
+#endif
+  weights_portable(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, 0, cin, cout, dst, block_floats, packed, first);
 }

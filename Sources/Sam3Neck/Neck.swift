@@ -24,9 +24,6 @@ public final class Neck: Sendable {
         /// Per tile and product code, the 3×3 conv of each level made so far (level 0 uses
         /// `upsample` instead).
         var convs: [Key: [Int: WinogradConv3x3]] = [:]
-        /// The phase-1 products packed for the micro-kernels, by level (plans that use them); once
-        /// made, `packed` keeps no row-major copy of them.
-        var products: [Int: PackedGemm] = [:]
     }
 
     public var trunkDim: Int { weights.trunkDim }
@@ -53,8 +50,10 @@ public final class Neck: Sendable {
         let upTile = NeckPlan.upsampleTile(options.precision)
         let tile = NeckPlan.winogradTile(options.precision)
         let (packed, upsample, convs, products) = cache.withLock { c in
-            var packed = c.packed ?? PackedWeights(weights)
-            if !packed.hasProducts, options.gemm == .openBLAS { packed = PackedWeights(weights) }  // (tests mix the two)
+            let packsProducts = options.gemm != .openBLAS
+            // The phase-1 products in the form this plan's product code reads (tests mix the two).
+            var packed = c.packed ?? PackedWeights(weights, packProducts: packsProducts)
+            if packed.packedProducts.isEmpty == packsProducts { packed = PackedWeights(weights, packProducts: packsProducts) }
             c.packed = packed
             var upsample: UpsampleConv3x3?
             if options.includes(level: 0) {
@@ -68,14 +67,7 @@ public final class Neck: Sendable {
             convs.merge(packed.winograd(tile, levels: missing, gemm: options.gemm)) { made, _ in made }
             c.convs[key] = convs
             var products: [Int: PackedGemm] = [:]
-            if case .packed = options.gemm {
-                // All four at once, so the row-major forms can go (the packed ones are all plans read).
-                if c.products.count < 4 {
-                    for level in 0..<4 where c.products[level] == nil { c.products[level] = PackedGemm(packed.product(level: level)) }
-                    c.packed = packed.withoutProducts()
-                }
-                for level in options.levels { products[level] = c.products[level]! }
-            }
+            if packsProducts { for level in options.levels { products[level] = packed.packedProducts[level] } }
             return (c.packed!, upsample, convs, products)
         }
         return try NeckPlan(packed: packed, upsample: upsample, convs: convs, products: products, options: options)

@@ -51,8 +51,7 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 do {
     var neck: Neck!
     let load = try seconds { neck = try Neck(path: args[1]) }
-    // What the first compile does, piece by piece (each timed on its own), then the compile itself.
-    var options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
+        var options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
     if strict { options.precision = .strict }
     if costOnly {
         var modes: [String] = []
@@ -71,12 +70,14 @@ do {
         print("{\"peak_gflops\": \(peak), \"threads\": \(t), \"products\": \"\(options.gemm.name)\", \"executed_gflop_per_image\": {\(modes.joined(separator: ", "))}}")
         exit(0)
     }
-    var packed: PackedWeights!
-    let tPacked = seconds { packed = PackedWeights(neck.weights) }
-    let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: NeckPlan.upsampleTile(options.precision)) }
-    let tWino = seconds { _ = packed.winograd(NeckPlan.winogradTile(options.precision), levels: [1, 2, 3]) }
+    // The compile first, as a fresh process meets it; then its pieces again, each on its own.
     var plan: NeckPlan!
     let tCompile = try seconds { plan = try neck.compile(options) }
+    var packed: PackedWeights!
+    let tPacked = seconds { packed = PackedWeights(neck.weights, packProducts: options.gemm != .openBLAS) }
+    let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: NeckPlan.upsampleTile(options.precision),
+                                            gemm: options.gemm) }
+    let tWino = seconds { _ = packed.winograd(NeckPlan.winogradTile(options.precision), levels: [1, 2, 3], gemm: options.gemm) }
     print("sam3neck-profile: load \(ms(load)); first compile \(ms(tCompile)) (alone: packing and folding \(ms(tPacked)), level 0's composed conv \(ms(tUp)), 3×3 Winograd weights of levels 1-3 \(ms(tWino)))")
     var input = [Float](repeating: 0, count: plan.inputCount)
     var state: UInt32 = 1

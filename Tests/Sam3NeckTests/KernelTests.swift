@@ -393,39 +393,69 @@ func gelu(_ x: Float) -> Float {
 
     /// The weight transform U = G k Gᵀ against the product computed here in double, for each
     /// tile, both layouts (row-major blocks and the micro-kernels' packed B), cout with and without
-    /// whole vectors of 4, the AVX2 + FMA and the portable code (at most one float ulp apart).
+    /// whole groups of 16 and of 4, kernels read tap-major and in PyTorch's [o][i][q] order, in
+    /// bands of inputs, into storage on 64-byte boundaries (streaming stores) and off them, the
+    /// AVX2 + FMA and the portable code (at most one float ulp apart). Nothing outside the band's
+    /// elements is written.
     @Test(arguments: [WinogradTile.f2, .f4, .f4r2, .f2r2])
     func winogradWeightTransformIsGkGt(tile: WinogradTile) {
-        let a = tile.alpha, r = tile.r, g = tile.g
+        let a = tile.alpha, r = tile.r, r2 = r * r, g = tile.g
         var rng = Naive.RNG(state: 77)
-        for (cin, cout) in [(3, 8), (5, 7), (2, 20)] {
+        for (cin, cout) in [(3, 8), (5, 7), (2, 20), (4, 48), (3, 35)] {
             let pairs = cin * cout
-            let kernels = rng.floats(pairs * r * r, scale: 1).map(Double.init)  // [o][i][q]
-            var taps = [Double](repeating: 0, count: r * r * pairs)
-            for o in 0..<cout { for i in 0..<cin { for q in 0..<r * r { taps[q * pairs + i * cout + o] = kernels[(o * cin + i) * r * r + q] } } }
+            let kernels = rng.floats(pairs * r2, scale: 1).map(Double.init)  // [o][i][q]
+            var taps = [Double](repeating: 0, count: r2 * pairs)                // [q][i][o]
+            for o in 0..<cout { for i in 0..<cin { for q in 0..<r2 { taps[q * pairs + i * cout + o] = kernels[(o * cin + i) * r2 + q] } } }
             for packed in [false, true] {
                 let blockFloats = packed ? sam3neck_sgemm_packed_b_floats(cin, cout) : cin * cout
-                var got = [[Float]](repeating: [], count: 2)
+                let total = (a * a + 1) * blockFloats
+                // Storage 64-byte aligned; `shift` floats into it (0: lines aligned, 4: not).
+                let raw = UnsafeMutableRawPointer.allocate(byteCount: (total + 16) * 4, alignment: 64)
+                defer { raw.deallocate() }
+                let base = raw.bindMemory(to: Float.self, capacity: total + 16)
+                var got: [[Float]] = []
                 for portable in [0, 1] {
-                    var u = [Float](repeating: .nan, count: (a * a + 1) * blockFloats)
-                    sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, taps, pairs, cin, cout, &u, blockFloats,
-                                              packed ? 1 : 0, 1, Int32(portable))
-                    got[portable] = u
+                    for shift in [0, 4] {
+                        for tapMajor in [true, false] {
+                            base.initialize(repeating: .nan, count: total + 16)
+                            let u = base + shift
+                            // Two bands of inputs: [0, split) and [split, cin).
+                            let split = cin / 2
+                            for rows in [0..<split, split..<cin] where !rows.isEmpty {
+                                taps.withUnsafeBufferPointer { t in
+                                    kernels.withUnsafeBufferPointer { k in
+                                        if tapMajor {
+                                            sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, t.baseAddress! + rows.lowerBound * cout,
+                                                                      pairs, cout, 1, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
+                                                                      packed ? 1 : 0, 1, Int32(portable))
+                                        } else {
+                                            sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, k.baseAddress! + rows.lowerBound * r2,
+                                                                      1, r2, cin * r2, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
+                                                                      packed ? 1 : 0, 1, Int32(portable))
+                                        }
+                                    }
+                                }
+                            }
+                            got.append(Array(UnsafeBufferPointer(start: u, count: total)))
+                        }
+                    }
                 }
+                var written = [Bool](repeating: false, count: total)
                 for xi in 0..<a * a {
                     for o in 0..<cout {
                         for i in 0..<cin {
                             var want = 0.0
-                            for m in 0..<r { for n in 0..<r { want += g[xi / a][m] * kernels[(o * cin + i) * r * r + m * r + n] * g[xi % a][n] } }
+                            for m in 0..<r { for n in 0..<r { want += g[xi / a][m] * kernels[(o * cin + i) * r2 + m * r + n] * g[xi % a][n] } }
                             let at = (1 + xi) * blockFloats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o)
+                            written[at] = true
                             for u in got {
                                 #expect(abs(Double(u[at]) - want) <= Double(Float(want).ulp) + 1e-12, "ξ \(xi) (\(i), \(o)) packed \(packed)")
                             }
                         }
                     }
                 }
-                // Block 0 (before `first`) is not written.
-                #expect(got[0][0].isNaN && got[1][0].isNaN)
+                // Block 0 (before `first`) and the packed layout's padding are not written.
+                for u in got { #expect(zip(u, written).allSatisfy { $1 || $0.isNaN }) }
             }
         }
     }

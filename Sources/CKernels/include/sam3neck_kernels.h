@@ -95,14 +95,18 @@ void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, p
 int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, size_t c, const float *bias, float *dst,
                              ptrdiff_t dst_row, ptrdiff_t dst_col, int portable);
 
-/* The weight transform U_ξ = (G k Gᵀ)[ξ] of cin x cout kernels k (r x r each), in double, rounded
- * once: tap q (ky·r + kx) of kernel (i, o) at taps[q*tap_stride + i*cout + o]; g is G, α x r,
- * row-major. Element ξ of kernel (i, o) goes to block first + ξ of dst, row-major blocks of cin x
- * cout (packed == 0) or packed B (sam3neck_sgemm_packed_index), block_floats apart. AVX2 + FMA
- * four kernels at a time where the CPU has them unless `portable`; the two may differ in the last
- * bit of a double before the rounding to float. */
-void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *taps, size_t tap_stride, size_t cin,
-                               size_t cout, float *dst, size_t block_floats, int packed, size_t first, int portable);
+/* The weight transform U_ξ = (G k Gᵀ)[ξ] of the r x r kernels (i, o), i in i0 .. i0 + rows - 1
+ * (a band of the cin inputs), o in 0 .. cout - 1, in double, rounded once: tap q (ky·r + kx) of
+ * kernel (i, o) at k[q*k_tap + (i - i0)*k_in + o*k_out] (any layout: tap-major with k_out 1 is
+ * the fast one); g is G, α x r, row-major. Element ξ of kernel (i, o) goes to block first + ξ of
+ * dst, row-major blocks of cin x cout (packed == 0) or packed B (sam3neck_sgemm_packed_index),
+ * block_floats apart; nothing else of dst is written. AVX2 + FMA sixteen kernels at a time where
+ * the CPU has them unless `portable` (64-byte-aligned dst and block_floats a multiple of 16 let
+ * them stream whole lines); the two may differ in the last bit of a double before the rounding
+ * to float. */
+void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in,
+                               ptrdiff_t k_out, size_t i0, size_t rows, size_t cin, size_t cout, float *dst,
+                               size_t block_floats, int packed, size_t first, int portable);
 
 /* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
  *

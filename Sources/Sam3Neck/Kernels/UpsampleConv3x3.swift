@@ -46,39 +46,46 @@ package struct UpsampleConv3x3: Sendable {
             for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = layer.weight.data[(o * d + o2) * 9 + t] } }
             return m
         }
-        // The four phases are independent: one worker each.
-        let alpha2 = tile.alpha * tile.alpha
+        // Each tap's right-hand side, packed once for the four phases: (W'_z · W3_tapᵀ)[c][o].
+        let rights = tapWeights.map { t in t.withUnsafeBufferPointer { WeightProducts.Right(k: d, n: d, bT: $0.baseAddress!, ldbT: d) } }
+        // The four phases are independent: one worker each. Each composes its 2×2 kernels a band of
+        // `band` input channels at a time (its sums, 4·band·d doubles, stay in cache) and
+        // transforms the band straight into the packed blocks.
+        let alpha2 = tile.alpha * tile.alpha, band = Swift.min(c0, 64)
         u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm) { layout, storage in
             nonisolated(unsafe) let storage = storage
             parallelFor(4, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { phase in
                 let a = phase / 2, b = phase % 2
-                // Composite 2×2 kernels of this phase, tap-major in the transform's order:
-                // taps[(2p + q)·c0·d + c·d + o]. Each 3×3 tap's product in float32
-                // (`WeightProducts`), straight in that order; their sums in double.
-                var taps = [Double](repeating: 0, count: 4 * c0 * d)
-                var product = [Float](repeating: 0, count: c0 * d)
-                for ky in 0..<3 {
-                    for kx in 0..<3 {
-                        let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
-                        let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
-                        // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
-                        wUp.withUnsafeBufferPointer { w in
-                            tapWeights[ky * 3 + kx].withUnsafeBufferPointer { t in
-                                product.withUnsafeMutableBufferPointer { out in
-                                    WeightProducts.multiply(m: c0, n: d, k: d, a: w.baseAddress! + (2 * aZ + bZ) * d, lda: 4 * d,
-                                                            bT: t.baseAddress!, ldbT: d, c: out.baseAddress!, ldc: d)
+                // Composite 2×2 kernels of this band, tap-major: taps[(2p + q)·band·d + (c − c₀)·d + o].
+                // Each 3×3 tap's product in float32 (`WeightProducts`); their sums in double.
+                var taps = [Double](repeating: 0, count: 4 * band * d)
+                var product = [Float](repeating: 0, count: band * d)
+                for first in stride(from: 0, to: c0, by: band) {
+                    let rows = Swift.min(band, c0 - first)
+                    taps.withUnsafeMutableBufferPointer { acc in
+                        acc.update(repeating: 0)
+                        for ky in 0..<3 {
+                            for kx in 0..<3 {
+                                let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
+                                let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
+                                // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
+                                wUp.withUnsafeBufferPointer { w in
+                                    product.withUnsafeMutableBufferPointer { out in
+                                        rights[ky * 3 + kx].multiply(m: rows, a: w.baseAddress! + first * 4 * d + (2 * aZ + bZ) * d,
+                                                                     lda: 4 * d, c: out.baseAddress!, ldc: d)
+                                    }
+                                }
+                                product.withUnsafeBufferPointer { pr in
+                                    let base = acc.baseAddress! + (2 * p + q) * band * d
+                                    for i in 0..<rows * d { base[i] += Double(pr[i]) }
                                 }
                             }
                         }
-                        taps.withUnsafeMutableBufferPointer { acc in
-                            product.withUnsafeBufferPointer { pr in
-                                let base = acc.baseAddress! + (2 * p + q) * c0 * d
-                                for i in 0..<c0 * d { base[i] += Double(pr[i]) }
-                            }
-                        }
+                        Winograd.transformWeights(acc.baseAddress!, tapStride: band * d, inStride: d, outStride: 1,
+                                                  rows: first..<(first + rows), cin: c0, cout: d, tile: tile, into: storage, layout,
+                                                  first: phase * alpha2)
                     }
                 }
-                Winograd.transformWeights(taps: taps, cout: d, cin: c0, tile: tile, into: storage, layout, first: phase * alpha2)
             }
         }
         // Bias: b3 + Σ over taps inside Z of W3_tap · b'.

@@ -2,12 +2,15 @@
 /// tiles the input transform, the α² products and the output transform. A block's pieces run on
 /// one worker (single-threaded BLAS) so its working set stays in that core's cache.
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The α² transformed weight blocks of a Winograd conv (cin × cout each; several convs' blocks one
 /// after another), stored in the layout its product code reads: row-major for OpenBLAS, packed
 /// for the micro-kernels (`GemmBackend`). Only one form is kept.
 package struct WinogradBlocks: Sendable {
-    let storage: [Float]
+    let storage: AlignedFloats
     let blockFloats: Int
     let cin: Int, cout: Int
     let kernel: Int32?
@@ -33,17 +36,17 @@ package struct WinogradBlocks: Sendable {
             (blockFloats, kernel) = (cin * cout, nil)
         }
         let layout = Layout(blockFloats: blockFloats, cin: cin, cout: cout, packed: kernel != nil)
-        var storage = [Float](repeating: 0, count: blocks * blockFloats)
-        storage.withUnsafeMutableBufferPointer { fill(layout, $0.baseAddress!) }
-        self.storage = storage
+        // The transforms write every element but the packed layout's padding columns.
+        storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 16 != 0) { fill(layout, $0) }
     }
 
     /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
     func products(_ tile: WinogradTile, n: Int, bt: Int, first: Int = 0, _ s: Winograd.Scratch) {
         let cin = cin, cout = cout
-        storage.withUnsafeBufferPointer { u in
+        do {
+            let u = storage.pointer
             for xi in 0..<tile.alpha * tile.alpha {
-                let b = u.baseAddress! + (first + xi) * blockFloats
+                let b = u + (first + xi) * blockFloats
                 if let kernel {
                     let status = sam3neck_sgemm(kernel, n, cout, cin, s.v + xi * bt * cin, cin, 0, b, nil, 0,
                                                 s.prod + xi * bt * cout, cout, s.gemm)
@@ -58,36 +61,17 @@ package struct WinogradBlocks: Sendable {
 }
 
 enum Winograd {
-    /// U_ξ[i][o] = (G k Gᵀ)[ξ] for kernels `k` given as (cout·cin) × r² (PyTorch order [o][i][ky][kx]),
+    /// U_ξ[i][o] = (G k Gᵀ)[ξ] for the kernels (i, o) with i in `rows` (a band of the cin inputs),
+    /// tap q of kernel (i, o) at `k[q·tapStride + (i − rows.lowerBound)·inStride + o·outStride]`,
     /// written as α² blocks of cin × cout (the products' right-hand sides) from block `first` of
     /// `storage` in `layout` (`WinogradBlocks`): in double, rounded once, by
-    /// `sam3neck_winograd_weights` (AVX2 + FMA, four kernels a vector), after laying the kernels
-    /// out tap-major in the output's (i, o) order.
-    static func transformWeights(_ kernels: [Double], cout: Int, cin: Int, tile: WinogradTile,
-                                 into storage: UnsafeMutablePointer<Float>, _ layout: WinogradBlocks.Layout, first: Int = 0) {
-        let r2 = tile.r * tile.r, pairs = cout * cin
-        precondition(kernels.count == pairs * r2)
-        var byTap = [Double](repeating: 0, count: r2 * pairs)  // [tap][i·cout + o]
-        byTap.withUnsafeMutableBufferPointer { dst in
-            kernels.withUnsafeBufferPointer { src in
-                for o in 0..<cout {
-                    for i in 0..<cin {
-                        let k = src.baseAddress! + (o * cin + i) * r2, p = i * cout + o
-                        for q in 0..<r2 { dst[q * pairs + p] = k[q] }
-                    }
-                }
-            }
-        }
-        transformWeights(taps: byTap, cout: cout, cin: cin, tile: tile, into: storage, layout, first: first)
-    }
-
-    /// The same for kernels already laid out tap-major in the output's order: tap q of kernel
-    /// (i, o) at `taps[q·cin·cout + i·cout + o]`.
-    static func transformWeights(taps: [Double], cout: Int, cin: Int, tile: WinogradTile,
-                                 into storage: UnsafeMutablePointer<Float>, _ layout: WinogradBlocks.Layout, first: Int = 0) {
-        precondition(taps.count == tile.r * tile.r * cin * cout)
-        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), tile.g.flatMap { $0 }, taps, cin * cout, cin, cout, storage,
-                                  layout.blockFloats, layout.packed ? 1 : 0, first, 0)
+    /// `sam3neck_winograd_weights` (AVX2 + FMA, sixteen kernels at a time; fastest with outStride 1).
+    static func transformWeights(_ k: UnsafePointer<Double>, tapStride: Int, inStride: Int, outStride: Int, rows: Range<Int>,
+                                 cin: Int, cout: Int, tile: WinogradTile, into storage: UnsafeMutablePointer<Float>,
+                                 _ layout: WinogradBlocks.Layout, first: Int = 0) {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= cin)
+        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), tile.g.flatMap { $0 }, k, tapStride, inStride, outStride,
+                                  rows.lowerBound, rows.count, cin, cout, storage, layout.blockFloats, layout.packed ? 1 : 0, first, 0)
     }
 
     /// Floats of scratch one worker needs: V (a block's transformed inputs, or `patch` floats
@@ -232,7 +216,16 @@ package struct WinogradConv3x3: Sendable {
         self.tile = tile
         self.blockTiles = blockTiles
         u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm) { layout, storage in
-            Winograd.transformWeights(weight.data.map(Double.init), cout: cout, cin: cin, tile: tile, into: storage, layout)
+            // As loaded, [o][i][ky][kx], in double; bands of 64 inputs on the cores.
+            let r2 = tile.r * tile.r, k = weight.data.map(Double.init), band = 64
+            nonisolated(unsafe) let storage = storage
+            k.withUnsafeBufferPointer { k in
+                parallelQueue((cin + band - 1) / band, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, b in
+                    let rows = (b * band)..<Swift.min(cin, (b + 1) * band)
+                    Winograd.transformWeights(k.baseAddress! + rows.lowerBound * r2, tapStride: 1, inStride: r2, outStride: cin * r2,
+                                              rows: rows, cin: cin, cout: cout, tile: tile, into: storage, layout)
+                }
+            }
         }
         direct = weight.data  // shared with the neck's weights, not copied
         self.bias = bias.data

@@ -28,23 +28,42 @@ package struct PackedWeights: Sendable {
     /// conv_3x3 of each branch, in PyTorch's layout.
     package let conv3x3: [NeckWeights.Layer]
 
-    package init(_ w: NeckWeights) {
+    /// The phase-1 products packed for the micro-kernels, by level, when made with
+    /// `packProducts` (then the row-major B of those four is not kept: 14 MB for SAM 3's neck).
+    package let packedProducts: [PackedGemm]
+
+    /// `packProducts`: also pack the four phase-1 products for the micro-kernels, each right after
+    /// it is made (on the same worker), and keep only the packed form.
+    package init(_ w: NeckWeights, packProducts: Bool = false) {
         trunkDim = w.trunkDim
         dModel = w.dModel
-        // Five independent rearrangements (two of them products): one worker each.
-        let makers: [@Sendable () -> Gemm] = [
-            { PackedWeights.transposed(w.level0.dconv0) },
-            { PackedWeights.folded(w.level0.dconv1, w.level0.conv1x1) },
-            { PackedWeights.folded(w.level1.dconv, w.level1.conv1x1) },
-            { PackedWeights.pointwise(w.level2.conv1x1) },
-            { PackedWeights.pointwise(w.level3.conv1x1) },
+        // Five independent rearrangements (two of them products), the longest first, handed to
+        // the cores as they come free. Maker i's level, when it is a phase-1 product.
+        let makers: [(level: Int?, make: @Sendable () -> Gemm)] = [
+            (1, { PackedWeights.folded(w.level1.dconv, w.level1.conv1x1) }),
+            (0, { PackedWeights.transposed(w.level0.dconv0) }),
+            (nil, { PackedWeights.folded(w.level0.dconv1, w.level0.conv1x1) }),
+            (2, { PackedWeights.pointwise(w.level2.conv1x1) }),
+            (3, { PackedWeights.pointwise(w.level3.conv1x1) }),
         ]
         var made = [Gemm?](repeating: nil, count: makers.count)
+        var packed = [PackedGemm?](repeating: nil, count: 4)
         made.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let out = out
-            parallelFor(makers.count, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { out[$0] = makers[$0]() }
+            packed.withUnsafeMutableBufferPointer { outPacked in
+                nonisolated(unsafe) let out = out, outPacked = outPacked
+                parallelQueue(makers.count, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, i in
+                    let g = makers[i].make()
+                    if packProducts, let level = makers[i].level {
+                        outPacked[level] = PackedGemm(g)
+                        out[i] = Gemm(b: [], bias: g.bias, k: g.k, n: g.n)
+                    } else {
+                        out[i] = g
+                    }
+                }
+            }
         }
-        (up4First, up4Second, up2, same, down) = (made[0]!, made[1]!, made[2]!, made[3]!, made[4]!)
+        (up2, up4First, up4Second, same, down) = (made[0]!, made[1]!, made[2]!, made[3]!, made[4]!)
+        packedProducts = packProducts ? packed.map { $0! } : []
         conv3x3 = NeckNaming.levelModules.indices.map(w.conv3x3)
     }
 
@@ -53,30 +72,13 @@ package struct PackedWeights: Sendable {
         [up4First, up2, same, down][level]
     }
 
-    /// Whether the phase-1 products still hold their row-major B (`withoutProducts`).
-    package var hasProducts: Bool { !up2.b.isEmpty }
-
-    /// A copy without the row-major B of the four phase-1 products (their sizes and biases kept),
-    /// for necks whose plans read them packed (`PackedGemm`): 14 MB for SAM 3's neck not kept twice.
-    package func withoutProducts() -> PackedWeights {
-        var copy = self
-        func bare(_ g: Gemm) -> Gemm { Gemm(b: [], bias: g.bias, k: g.k, n: g.n) }
-        (copy.up4First, copy.up2, copy.same, copy.down) = (bare(up4First), bare(up2), bare(same), bare(down))
-        return copy
-    }
-
     /// The 3×3 convs of the given levels, weight-transformed for `tile`, by level.
     package func winograd(_ tile: WinogradTile, levels: [Int], gemm: GemmBackend = .openBLAS) -> [Int: WinogradConv3x3] {
-        // One worker per level: each transform is independent (a first compile's second cost).
-        var made = [WinogradConv3x3?](repeating: nil, count: levels.count)
-        made.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let out = out
-            parallelFor(levels.count, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { k in
-                let l = levels[k]
-                out[k] = WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm)
-            }
-        }
-        return Dictionary(uniqueKeysWithValues: zip(levels, made.map { $0! }))
+        // One level at a time, each transformed in bands on all the cores (three levels on two
+        // cores would leave one idle for a third of the time).
+        Dictionary(uniqueKeysWithValues: levels.map { l in
+            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm))
+        })
     }
 
     /// `[in, out, 2, 2]` → `B[in × 4·out]`.
