@@ -118,7 +118,7 @@ def test_bench_quick_smoke(tmp_path):
     assert {io[2] for io in bench_harness.IO_CASES} == {"NCHW", "NHWC", "sequence"}
     assert {"float16", "bfloat16"} <= {io[0] for io in bench_harness.IO_CASES}
     assert {"float16", "bfloat16"} <= {io[1] for io in bench_harness.IO_CASES}
-    assert "x vs f32 NCHW" in p.stdout and "f32>f16 seq" in p.stdout
+    assert "x vs f32 NCHW" in p.stdout and "f32>f16 seq" in p.stdout and "compile ms" in p.stdout
     for r in rows:
         assert r["mode"] == r["requested_mode"]
         assert len(r["times_ms"]) == 2
@@ -129,6 +129,7 @@ def test_bench_quick_smoke(tmp_path):
         assert 0.1 < r["gflops_per_s"] < 1e5
         assert 10 < r["peak_rss_mb"] < 64_000
         assert r["workspace_bytes"] > 0
+        assert 0 < r["compile_ms"] < 60_000
         assert r["ratios"] == {}  # no peers
         if tuple(r["io"]) == plain:
             assert "x_vs_f32_nchw" not in r

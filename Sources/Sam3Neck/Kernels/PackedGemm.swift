@@ -35,18 +35,17 @@ package enum GemmBackend: Hashable, Sendable {
 /// A GEMM right-hand side packed for the micro-kernels, with its bias laid out per column (a
 /// transposed conv's bias repeated over its four taps).
 package struct PackedGemm: Sendable {
-    package let packed: [Float]
+    package let packed: AlignedFloats
     package let bias: [Float]
     package let k: Int, n: Int
 
     package init(_ g: PackedWeights.Gemm) {
         k = g.k
         n = g.n
-        var p = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(k, n))
-        g.b.withUnsafeBufferPointer { b in
-            p.withUnsafeMutableBufferPointer { sam3neck_sgemm_pack_b(g.k, g.n, b.baseAddress, g.n, 0, $0.baseAddress) }
+        // (`sam3neck_sgemm_pack_b` writes the padding columns too.)
+        packed = AlignedFloats(count: sam3neck_sgemm_packed_b_floats(k, n), zeroed: false) { p in
+            g.b.withUnsafeBufferPointer { sam3neck_sgemm_pack_b(g.k, g.n, $0.baseAddress, g.n, 0, p) }
         }
-        packed = p
         bias = Array(repeatElement(g.bias, count: g.n / g.bias.count).joined())
     }
 
@@ -62,13 +61,14 @@ package struct PackedGemm: Sendable {
     func run(kernel: Int32, rows: Int, a: UnsafePointer<Float>, lda: Int, aTrans: Bool, gelu: Bool,
              c: UnsafeMutablePointer<Float>?, store: sam3neck_sgemm_store_fn? = nil, context: UnsafeMutableRawPointer? = nil,
              workspace: UnsafeMutablePointer<Float>) {
-        packed.withUnsafeBufferPointer { p in
+        do {
+            let p = packed.pointer
             bias.withUnsafeBufferPointer { b in
                 var args = sam3neck_sgemm_args()
                 args.kernel = kernel
                 (args.m, args.n, args.k) = (rows, n, k)
                 (args.a, args.lda, args.a_trans) = (a, lda, aTrans ? 1 : 0)
-                (args.packed_b, args.bias, args.gelu) = (p.baseAddress, b.baseAddress, gelu ? 1 : 0)
+                (args.packed_b, args.bias, args.gelu) = (p, b.baseAddress, gelu ? 1 : 0)
                 (args.c, args.rs_c, args.cs_c) = (c, n, 1)
                 (args.store, args.store_ctx, args.workspace) = (store, context, workspace)
                 let status = sam3neck_sgemm_run(&args)

@@ -138,9 +138,11 @@ def _work_sam3neck(spec: dict) -> dict:
     in_dt, out_dt, out_lay = spec.get("io", BASE_IO)
     lib_path = Path(str(_lib.loaded_path()))
     with neck:
+        t0 = time.perf_counter()
         neck.compile(height=spec["height"], width=spec["width"], batch=batch, layout="NCHW",
                      levels=levels, threads=spec["threads"], precision=spec["mode"],
                      input_dtype=in_dt, output_dtype=out_dt, output_layout=out_lay)
+        compile_s = time.perf_counter() - t0
         x = dtypes.to_dtype(make_input(spec["seed"], batch, neck.trunk_dim, spec["height"],
                                        spec["width"]), in_dt)
         outs = [lv.features for lv in neck.run(x)]
@@ -154,6 +156,7 @@ def _work_sam3neck(spec: dict) -> dict:
             "times_s": times,
             "saved": _save(outs, neck.levels, spec.get("save")),
             "workspace_bytes": neck.workspace_bytes,
+            "compile_ms": compile_s * 1e3,
             "mode_actual": neck.compile_params["precision"],
             "threads_actual": neck.compile_params["threads"],
             "library": {"version": _lib.version_string(), "path": str(lib_path),
@@ -601,7 +604,7 @@ def _row(spec: dict, res: dict, c: int, d: int) -> dict:
     }
     if spec["engine"] == "sam3neck":
         row["io"] = tuple(spec.get("io", BASE_IO))
-    for key in ("workspace_bytes", "library", "openblas", "properties", "providers", "torch"):
+    for key in ("workspace_bytes", "compile_ms", "library", "openblas", "properties", "providers", "torch"):
         if key in res:
             row[key] = res[key]
     return row
@@ -723,7 +726,7 @@ def format_report(doc: dict) -> str:
         "levels", "batch", "median ms", "min ms", "ms/image", "GFLOP/s", "eff"]
     header += [f"x vs {SHORT[e]}" for e in peers]
     header += ["x vs f32 NCHW"] if with_io else []
-    header += ["peak RSS MB", "workspace MB", "max err"]
+    header += ["peak RSS MB", "workspace MB", "compile ms", "max err"]
     table = []
     for r in doc["rows"]:
         cells = [LABELS[r["engine"]], r["mode"]]
@@ -738,7 +741,7 @@ def format_report(doc: dict) -> str:
             cells.append(_fmt(r.get("x_vs_f32_nchw"), ".2f", ""))
         ws = r.get("workspace_bytes")
         cells += [_fmt(r["peak_rss_mb"], ".0f"), _fmt(ws / 2**20 if ws is not None else None, ".1f", ""),
-                  _fmt(r.get("max_error"), ".1e", "")]
+                  _fmt(r.get("compile_ms"), ".1f", ""), _fmt(r.get("max_error"), ".1e", "")]
         table.append(cells)
     left = {0, 1, 2} if with_io else {0, 1}
     widths = [max(len(header[k]), *(len(row[k]) for row in table)) if table else len(header[k])
@@ -774,7 +777,9 @@ def format_report(doc: dict) -> str:
                      "x vs f32 NCHW = the float32 NCHW row's median / this row's median (same "
                      "mode, levels, batch; >= 1 means at least as fast).")
     notes.append("peak RSS = peak resident memory of the row's own process (VmHWM), input and "
-                 "outputs included; workspace = what sam3neck's compile step reports.")
+                 "outputs included; workspace = what sam3neck's compile step reports; compile = "
+                 "that process's first compile (the weights prepared for its precision), load "
+                 "excluded.")
     for n in notes:
         lines.append(n)
     for s in doc["skipped"]:
