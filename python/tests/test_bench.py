@@ -94,14 +94,17 @@ def test_bench_quick_smoke(tmp_path):
     env["PYTHONPATH"] = str(PYTHON_DIR) + (os.pathsep + env["PYTHONPATH"]
                                            if env.get("PYTHONPATH") else "")
     p = subprocess.run(
-        [sys.executable, "-m", "sam3neck", "bench", "--quick", "--no-peers", "--json", str(out)],
+        [sys.executable, "-m", "sam3neck", "bench", "--quick", "--no-peers", "--rounds", "2",
+         "--json", str(out)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "median ms" in p.stdout and "GFLOP/s" in p.stdout and "eff" in p.stdout
     doc = json.loads(out.read_text())
     assert doc["schema"] == bench.SCHEMA
-    assert doc["grid"] == [16, 16] and doc["runs"] == 2 and doc["warmup"] == 1
+    assert doc["grid"] == [16, 16] and doc["runs"] == 2 and doc["warmup"] == 1 and doc["rounds"] == 2
+    assert "2 rounds (every row once per round, in turn)" in p.stdout
+    assert p.stderr.count("(round 2 of 2)") == len(doc["rows"])
     assert doc["threads"] == os.cpu_count()
     assert (doc["trunk_dim"], doc["d_model"]) == (1024, 256)
     rows = doc["rows"]
@@ -121,7 +124,7 @@ def test_bench_quick_smoke(tmp_path):
     assert "x vs f32 NCHW" in p.stdout and "f32>f16 seq" in p.stdout and "compile ms" in p.stdout
     for r in rows:
         assert r["mode"] == r["requested_mode"]
-        assert len(r["times_ms"]) == 2
+        assert len(r["times_ms"]) == 4  # 2 runs in each of 2 rounds
         assert 0 < r["min_ms"] <= r["median_ms"] < 60_000
         assert r["ms_per_image"] == pytest.approx(r["median_ms"] / r["batch"])
         flops = bench.neck_flops(r["levels"], 1024, 256, 16, 16, r["batch"])

@@ -49,8 +49,8 @@ SHORT = {"onnxruntime": "ORT", "openvino": "OpenVINO", "pytorch": "PyTorch"}
 PEER_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "pytorch": ("torch",)}
 RESULT_MARK = "SAM3NECK-BENCH-RESULT "
 SCHEMA = "sam3neck-bench/1"
-QUICK = {"height": 16, "width": 16, "runs": 2, "warmup": 1}
-DEFAULTS = {"height": 72, "width": 72, "runs": 7, "warmup": 2}
+QUICK = {"height": 16, "width": 16, "runs": 2, "warmup": 1, "rounds": 1}
+DEFAULTS = {"height": 72, "width": 72, "runs": 7, "warmup": 2, "rounds": 1}
 WORKER_TIMEOUT_S = 3600
 
 
@@ -137,6 +137,8 @@ def _work_sam3neck(spec: dict) -> dict:
     levels, batch = spec["levels"], spec["batch"]
     in_dt, out_dt, out_lay = spec.get("io", BASE_IO)
     lib_path = Path(str(_lib.loaded_path()))
+    if "bfloat16" in (in_dt, out_dt):
+        dtypes.bfloat16_dtype()  # ml_dtypes' import (~0.75 s on this machine kind) is not compile time
     with neck:
         t0 = time.perf_counter()
         neck.compile(height=spec["height"], width=spec["width"], batch=batch, layout="NCHW",
@@ -449,6 +451,7 @@ def run_benchmark(args, log=None) -> dict:
         "d_model": d,
         "runs": args.runs,
         "warmup": args.warmup,
+        "rounds": args.rounds,
         "seed": args.seed,
         "layout": "NCHW",
         "weights": weights_path,
@@ -476,36 +479,57 @@ def run_benchmark(args, log=None) -> dict:
 
         pending = []  # (row, saved output files) of the batch-1, all-levels runs
         dropped = set()  # engines found not importable: their other rows are not tried
-        for k, spec in enumerate(specs):
-            if spec["engine"] in dropped:
-                continue
-            save = spec["levels"] == list(ALL_LEVELS) and spec["batch"] == 1
-            if save:
-                spec["save"] = os.path.join(tmp, f"{spec['engine']}-{spec['mode']}")
-            what = (f"{LABELS[spec['engine']]} {spec['mode']}, levels {_lv(spec['levels'])}, "
-                    f"batch {spec['batch']}")
-            if spec.get("io", list(BASE_IO)) != list(BASE_IO):
-                what += f", {_io_label(spec['io'])}"
-                spec["save"] = spec["save"] + "-" + "-".join(spec["io"]) if save else None
-            log(f"[{k + 1}/{len(specs)}] {what} ...")
-            res = _run_worker(spec, log)
-            if not res.get("ok"):
-                reason = res.get("reason", "failed")
-                if res.get("skipped"):
-                    dropped.add(spec["engine"])
-                else:
-                    reason = f"{what} failed: {reason}"
-                    if res.get("stderr_tail"):
-                        log(res["stderr_tail"])
-                log(f"  {reason}")
-                doc["skipped"].append({"engine": spec["engine"], "reason": reason})
-                continue
+        merged = {}  # spec index -> its workers' results, runs of every round together
+        rounds = max(1, args.rounds)
+        for rnd in range(rounds):
+            # With rounds > 1 every row runs once per round, in the same order: a slow spell of a
+            # shared machine then falls on several rows' runs instead of all of one row's.
+            for k, spec in enumerate(specs):
+                if spec["engine"] in dropped or (rnd > 0 and k not in merged):
+                    continue
+                save = rnd == 0 and spec["levels"] == list(ALL_LEVELS) and spec["batch"] == 1
+                spec = dict(spec, save=os.path.join(tmp, f"{spec['engine']}-{spec['mode']}") if save else None)
+                what = (f"{LABELS[spec['engine']]} {spec['mode']}, levels {_lv(spec['levels'])}, "
+                        f"batch {spec['batch']}")
+                if spec.get("io", list(BASE_IO)) != list(BASE_IO):
+                    what += f", {_io_label(spec['io'])}"
+                    spec["save"] = spec["save"] + "-" + "-".join(spec["io"]) if save else None
+                step = rnd * len(specs) + k + 1
+                log(f"[{step}/{rounds * len(specs)}] {what}"
+                    + (f" (round {rnd + 1} of {rounds})" if rounds > 1 else "") + " ...")
+                res = _run_worker(spec, log)
+                if not res.get("ok"):
+                    reason = res.get("reason", "failed")
+                    if res.get("skipped"):
+                        dropped.add(spec["engine"])
+                    else:
+                        reason = f"{what} failed: {reason}"
+                        if res.get("stderr_tail"):
+                            log(res["stderr_tail"])
+                    log(f"  {reason}")
+                    doc["skipped"].append({"engine": spec["engine"], "reason": reason})
+                    merged.pop(k, None)  # a row that failed in any round is not reported
+                    continue
+                log(f"  median {statistics.median(res['times_s']) * 1e3:.1f} ms "
+                    f"(min {min(res['times_s']) * 1e3:.1f}), peak RSS {res['peak_rss_kib'] / 1024:.0f} MB")
+                if k not in merged:
+                    res["compile_ms_rounds"] = [res["compile_ms"]] if "compile_ms" in res else []
+                    merged[k] = (spec, res)
+                    continue
+                m = merged[k][1]
+                m["times_s"] = m["times_s"] + res["times_s"]
+                for key in ("peak_rss_kib", "ru_maxrss_kib"):
+                    m[key] = max(m[key], res[key])
+                if "compile_ms" in res:
+                    m["compile_ms_rounds"].append(res["compile_ms"])
+        for k in sorted(merged):
+            spec, res = merged[k]
+            if res.get("compile_ms_rounds"):
+                res["compile_ms"] = statistics.median(res["compile_ms_rounds"])
             row = _row(spec, res, c, d)
-            if save and res.get("saved"):
+            if spec.get("save") and res.get("saved"):
                 pending.append((row, res["saved"]))
             doc["rows"].append(row)
-            log(f"  median {row['median_ms']:.1f} ms (min {row['min_ms']:.1f}), "
-                f"peak RSS {row['peak_rss_mb']:.0f} MB")
         # Errors last, so that nothing runs in this process between two timed workers.
         if pending:
             refs = {}  # input dtype -> float64 NCHW features of levels 0-3 on the rounded input
@@ -711,7 +735,10 @@ def format_report(doc: dict) -> str:
     g = doc["gflop_per_image"]
     lines.append(
         f"threads {doc['threads']}, grid {h}x{w} (C={doc['trunk_dim']}, d={doc['d_model']}), "
-        f"median of {doc['runs']} runs after {doc['warmup']} warm-up, seeded float32 NCHW input")
+        + (f"median of {doc['runs']} runs after {doc['warmup']} warm-up" if doc.get("rounds", 1) == 1 else
+           f"{doc['rounds']} rounds (every row once per round, in turn), median of their "
+           f"{doc['rounds']} x {doc['runs']} runs, each round's after {doc['warmup']} warm-up")
+        + ", seeded float32 NCHW input")
     lines.append(
         "direct cost per image: " + ", ".join(f"level {i} {g[str(i)]:.1f}" for i in ALL_LEVELS)
         + f" GFLOP (levels 0-3 {sum(g.values()):.1f}, levels 0-2 {g['0'] + g['1'] + g['2']:.1f})")
@@ -830,6 +857,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="threads for every engine (default: all cores, os.cpu_count())")
     p.add_argument("--runs", type=int, default=None, help="timed runs per row (default 7)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="run every row this many times, in turn, and take the median of all their "
+                        "runs (default 1; more for a shared, noisy machine)")
     p.add_argument("--height", type=int, default=None, help="input grid height (default 72)")
     p.add_argument("--width", type=int, default=None, help="input grid width (default 72)")
     p.add_argument("--weights", default=None,
