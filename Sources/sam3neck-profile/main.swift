@@ -10,6 +10,10 @@
 //
 // prints only, as one JSON line, the peak and the products one image of each level executes in
 // both precision modes (the benchmark's efficiency column).
+//
+//   sam3neck-profile --compile WEIGHTS [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict]
+//
+// times only first compiles: RUNS times, a fresh load of the weights and its first compile.
 import Dispatch
 import Sam3Neck
 #if canImport(Glibc)
@@ -17,10 +21,13 @@ import Glibc
 #endif
 
 let costOnly = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--cost"
+let compileOnly = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--compile"
 let strict = CommandLine.arguments.last == "strict"
-let args = CommandLine.arguments.enumerated().filter { !(costOnly && $0.offset == 1) && !(strict && $0.offset == CommandLine.arguments.count - 1) }.map(\.element)
+let args = CommandLine.arguments.enumerated().filter {
+    !((costOnly || compileOnly) && $0.offset == 1) && !(strict && $0.offset == CommandLine.arguments.count - 1)
+}.map(\.element)
 guard args.count >= 2 else {
-    print("usage: sam3neck-profile [--cost] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict]")
+    print("usage: sam3neck-profile [--cost | --compile] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict]")
     exit(2)
 }
 /// Integer argument i (decimal, or hex with 0x), or `d` when absent.
@@ -39,6 +46,16 @@ func ms(_ s: Double) -> String {
     let t = (s * 1e4).rounded() / 10
     let text = "\(t) ms"
     return String(repeating: " ", count: max(0, 11 - text.count)) + text
+}
+
+/// Seconds the first compile of `neck` takes (exits on an error).
+func neckCompileSeconds(_ neck: Neck, _ options: CompileOptions) -> Double {
+    do {
+        return try seconds { _ = try neck.compile(options) }
+    } catch {
+        print("sam3neck-profile: \(error)")
+        exit(1)
+    }
 }
 
 /// Seconds `body` takes.
@@ -68,6 +85,13 @@ do {
         let t = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
         let peak = options.gemm.measuredPeak(threads: t)
         print("{\"peak_gflops\": \(peak), \"threads\": \(t), \"products\": \"\(options.gemm.name)\", \"executed_gflop_per_image\": {\(modes.joined(separator: ", "))}}")
+        exit(0)
+    }
+    if compileOnly {
+        var times: [Double] = [neckCompileSeconds(neck, options)]
+        for _ in 1..<runs { times.append(neckCompileSeconds(try Neck(path: args[1]), options)) }
+        times.sort()
+        print("sam3neck-profile: first compile of \(runs) fresh loads, \(strict ? "strict" : "default") precision: median \(ms(times[times.count / 2])), min \(ms(times[0])), max \(ms(times[times.count - 1]))")
         exit(0)
     }
     // The compile first, as a fresh process meets it; then its pieces again, each on its own.

@@ -84,13 +84,15 @@ package struct PackedWeights: Sendable {
     /// `[in, out, 2, 2]` → `B[in × 4·out]`.
     static func transposed(_ l: NeckWeights.Layer) -> Gemm {
         let cin = l.weight.shape[0], cout = l.weight.shape[1]
-        var b = [Float](repeating: 0, count: cin * 4 * cout)
-        for c in 0..<cin {
-            for o in 0..<cout {
-                for ab in 0..<4 {
-                    b[c * 4 * cout + ab * cout + o] = l.weight.data[(c * cout + o) * 4 + ab]
+        let b = [Float](unsafeUninitializedCapacity: cin * 4 * cout) { b, count in
+            l.weight.data.withUnsafeBufferPointer { w in
+                for c in 0..<cin {
+                    for o in 0..<cout {
+                        for ab in 0..<4 { b[c * 4 * cout + ab * cout + o] = w[(c * cout + o) * 4 + ab] }
+                    }
                 }
             }
+            count = b.count
         }
         return Gemm(b: b, bias: l.bias.data, k: cin, n: 4 * cout)
     }
@@ -98,9 +100,13 @@ package struct PackedWeights: Sendable {
     /// `[out, in, 1, 1]` → `B[in × out]`.
     static func pointwise(_ l: NeckWeights.Layer) -> Gemm {
         let cout = l.weight.shape[0], cin = l.weight.shape[1]
-        var b = [Float](repeating: 0, count: cin * cout)
-        for o in 0..<cout {
-            for c in 0..<cin { b[c * cout + o] = l.weight.data[o * cin + c] }
+        let b = [Float](unsafeUninitializedCapacity: cin * cout) { b, count in
+            l.weight.data.withUnsafeBufferPointer { w in
+                for c in 0..<cin {
+                    for o in 0..<cout { b[c * cout + o] = w[o * cin + c] }
+                }
+            }
+            count = b.count
         }
         return Gemm(b: b, bias: l.bias.data, k: cin, n: cout)
     }
@@ -111,19 +117,20 @@ package struct PackedWeights: Sendable {
         let cin = t.weight.shape[0], m = t.weight.shape[1], d = p.weight.shape[0]
         precondition(p.weight.shape[1] == m)
         var phase = [Float](repeating: 0, count: cin * m)
-        var b = [Float](repeating: 0, count: cin * 4 * d)
-        for ab in 0..<4 {
-            for c in 0..<cin {
-                for j in 0..<m { phase[c * m + j] = t.weight.data[(c * m + j) * 4 + ab] }
-            }
-            phase.withUnsafeBufferPointer { a in
-                p.weight.data.withUnsafeBufferPointer { v in  // d × m: Vᵀ's transpose
-                    b.withUnsafeMutableBufferPointer { out in
-                        WeightProducts.multiply(m: cin, n: d, k: m, a: a.baseAddress!, lda: m, bT: v.baseAddress!, ldbT: m,
-                                                c: out.baseAddress! + ab * d, ldc: 4 * d)
+        // V packed once for the four taps' products, each of which writes its d columns of every row.
+        let right = p.weight.data.withUnsafeBufferPointer { WeightProducts.Right(k: m, n: d, bT: $0.baseAddress!, ldbT: m) }
+        let b = [Float](unsafeUninitializedCapacity: cin * 4 * d) { out, count in
+            for ab in 0..<4 {
+                phase.withUnsafeMutableBufferPointer { a in
+                    t.weight.data.withUnsafeBufferPointer { w in
+                        for c in 0..<cin {
+                            for j in 0..<m { a[c * m + j] = w[(c * m + j) * 4 + ab] }
+                        }
                     }
+                    right.multiply(m: cin, a: a.baseAddress!, lda: m, c: out.baseAddress! + ab * d, ldc: 4 * d)
                 }
             }
+            count = out.count
         }
         var bias = [Float](repeating: 0, count: d)
         for o in 0..<d {

@@ -55,10 +55,4 @@ enum WeightProducts {
             }
         }
     }
-
-    /// `C[m×n] = A[m×k] · B` for a B used once (see `Right`).
-    static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, bT: UnsafePointer<Float>, ldbT: Int,
-                         c: UnsafeMutablePointer<Float>, ldc: Int) {
-        Right(k: k, n: n, bT: bT, ldbT: ldbT).multiply(m: m, a: a, lda: lda, c: c, ldc: ldc)
-    }
 }
