@@ -36,6 +36,9 @@
  *     application changed it; nothing is saved or restored), so concurrent runs of different
  *     handles never hand each other a multi-threaded OpenBLAS. An application that wants the same
  *     OpenBLAS threaded for its own products sets the count itself, not while a run is in progress.
+ *     The first load in a process also stops the worker threads OpenBLAS started when it was
+ *     loaded (they would spin for ~0.1 s, taking a core from the first compile); a later
+ *     multi-threaded OpenBLAS call starts them again.
  *
  * Untrusted checkpoints
  *   Loading a file someone else made is safe: a malformed or hostile file gives an error (IO,

@@ -108,6 +108,14 @@ void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *
                                ptrdiff_t k_out, size_t i0, size_t rows, size_t cin, size_t cout, float *dst,
                                size_t block_floats, int packed, size_t first, int portable);
 
+/* ---- Library lookup (library.c) --------------------------------------------------------------
+ *
+ * Calls `int name(void)` of the shared object that holds the code at `known` (e.g. a function of
+ * OpenBLAS, to reach one its headers do not declare), whether that object was loaded with global
+ * or local symbols. Returns the function's result, or -1 where the object or the function is not
+ * found. */
+int sam3neck_call_in_library_of(const void *known, const char *name);
+
 /* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
  *
  * C = epilogue(A[m x k] * B[k x n]) with B packed once (at compile time) into the layout the

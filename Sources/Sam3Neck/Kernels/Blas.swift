@@ -1,7 +1,5 @@
+import CKernels
 import COpenBLAS
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The matrix products of the neck, all through OpenBLAS's `cblas_sgemm` (row-major).
 ///
@@ -28,23 +26,26 @@ package enum Blas {
     package static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "" }
 
     /// Sets OpenBLAS to one thread if it is not already (every caller sets the same value, so
-    /// concurrent calls cannot disagree), and then stops its idle worker threads.
-    ///
+    /// concurrent calls cannot disagree); the first time, it also stops OpenBLAS's idle workers.
+    package static func useOneThread() {
+        guard openblas_get_num_threads() != 1 else { return }
+        openblas_set_num_threads(1)
+        _ = idleWorkersStopped
+    }
+
     /// Why stop them: OpenBLAS starts its workers when it is loaded, and each spins on
     /// `sched_yield` for about 2^28 cycles before it sleeps, whether or not work comes. With one
     /// thread set, none ever comes, but for the first ~0.1 s of the process they take a core from
     /// the plan's workers: on 2 cores the first compile measured 90–166 ms with them spinning,
-    /// 70–84 ms without (`OPENBLAS_NUM_THREADS=1`). `blas_thread_shutdown_` (exported by the
-    /// pthreads and OpenMP builds, looked up so that a build without it still links) joins them;
-    /// a later multi-threaded call would start them again.
-    package static func useOneThread() {
-        guard openblas_get_num_threads() != 1 else { return }
-        openblas_set_num_threads(1)
-        #if os(Linux)
-        if let shutdown = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "blas_thread_shutdown_") {
-            _ = unsafeBitCast(shutdown, to: (@convention(c) () -> Int32).self)()
-        }
-        #endif
-    }
+    /// 70–84 ms without (`OPENBLAS_NUM_THREADS=1`). `blas_thread_shutdown_` (exported by OpenBLAS's
+    /// pthreads build, for its fork handler) joins them. It is looked up in the library that holds
+    /// `openblas_set_num_threads`, which may have been loaded with local symbols (Python's ctypes);
+    /// a build without it is left as it is. Once per process, at the first neck's load: later the
+    /// workers may be the application's (a multi-threaded call starts them again), and they sleep
+    /// when idle.
+    private static let idleWorkersStopped: Void = {
+        let known: @convention(c) (Int32) -> Void = openblas_set_num_threads
+        _ = sam3neck_call_in_library_of(unsafeBitCast(known, to: UnsafeRawPointer.self), "blas_thread_shutdown_")
+    }()
 
 }
