@@ -19,7 +19,8 @@
  *                 Aᵀ = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  *   F(4x4, 2x2)   Bᵀ = [½ -1 -½ 1 0; 0 -½ ½ 1 0; 0 ½ -3⁄2 1 0; 0 -1 0 1 0; 0 ½ -1 -½ 1]
  *                 Aᵀ = [1 1 1 1 0; 0 1 -1 ½ 0; 0 1 1 ¼ 0; 0 1 -1 ⅛ 1]
- *   F(2x2, 2x2)   Bᵀ = [1 1 0; 0 1 0; 0 1 1]                                    Aᵀ = [1 1 0; 0 -1 1] */
+ *   F(3x3, 2x2)   Bᵀ = [-1 0 1 0; 0 1 1 0; 0 -1 1 0; 0 -1 0 1]                    Aᵀ = [1 1 1 0; 0 1 -1 0; 0 1 1 1] */
+
 #define DEFINE_1D(T, S, ADD, SUB, MUL, C)                                                           \
   static inline void bt_f2_##S(const T *a, T *d) {                                                  \
     d[0] = SUB(a[0], a[2]); d[1] = ADD(a[1], a[2]); d[2] = SUB(a[2], a[1]); d[3] = SUB(a[1], a[3]); \
@@ -39,8 +40,8 @@
     d[3] = SUB(a[3], a[1]);                                                                         \
     d[4] = ADD(SUB(MUL(C(0.5f), SUB(a[1], a[3])), a[2]), a[4]);                                     \
   }                                                                                                 \
-  static inline void bt_f2r2_##S(const T *a, T *d) {                                                \
-    d[0] = ADD(a[0], a[1]); d[1] = a[1]; d[2] = ADD(a[1], a[2]);                                    \
+  static inline void bt_f3r2_##S(const T *a, T *d) {                                                \
+    d[0] = SUB(a[2], a[0]); d[1] = ADD(a[1], a[2]); d[2] = SUB(a[2], a[1]); d[3] = SUB(a[3], a[1]); \
   }                                                                                                 \
   static inline void at_f2_##S(const T *s, T *y) {                                                  \
     y[0] = ADD(ADD(s[0], s[1]), s[2]); y[1] = SUB(SUB(s[1], s[2]), s[3]);                           \
@@ -59,7 +60,10 @@
     y[2] = ADD(p12, MUL(C(0.25f), s[3]));                                                           \
     y[3] = ADD(ADD(d12, MUL(C(0.125f), s[3])), s[4]);                                               \
   }                                                                                                 \
-  static inline void at_f2r2_##S(const T *s, T *y) { y[0] = ADD(s[0], s[1]); y[1] = SUB(s[2], s[1]); }
+  static inline void at_f3r2_##S(const T *s, T *y) {                                                \
+    T p12 = ADD(s[1], s[2]);                                                                        \
+    y[0] = ADD(s[0], p12); y[1] = SUB(s[1], s[2]); y[2] = ADD(p12, s[3]);                           \
+  }
 
 /* The 2-D transforms of one chunk of channels at k, for tile TILE (α = A, m = M). */
 #define DEFINE_2D(T, S, TILE, A, M, LOAD, STORE, ADD, SUB, C)                                      \
@@ -107,7 +111,7 @@ DEFINE_1D(float, f, F_ADD, F_SUB, F_MUL, F_C)
 DEFINE_2D(float, f, f2, 4, 2, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
 DEFINE_2D(float, f, f4, 6, 4, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
 DEFINE_2D(float, f, f4r2, 5, 4, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
-DEFINE_2D(float, f, f2r2, 3, 2, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
+DEFINE_2D(float, f, f3r2, 4, 3, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
 
 /* Channels from k0 on, one at a time. */
 static void input_portable(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs,
@@ -117,7 +121,7 @@ static void input_portable(int tile, const float *src, ptrdiff_t rs, ptrdiff_t c
     case SAM3NECK_WINOGRAD_F2: input_f2_f(src, rs, cs, k, v, vs); break;
     case SAM3NECK_WINOGRAD_F4: input_f4_f(src, rs, cs, k, v, vs); break;
     case SAM3NECK_WINOGRAD_F4R2: input_f4r2_f(src, rs, cs, k, v, vs); break;
-    default: input_f2r2_f(src, rs, cs, k, v, vs); break;
+    default: input_f3r2_f(src, rs, cs, k, v, vs); break;
     }
   }
 }
@@ -130,7 +134,7 @@ static int output_portable(int tile, const float *prod, ptrdiff_t ps, size_t c, 
     case SAM3NECK_WINOGRAD_F2: flags += output_f2_f(prod, ps, k, bias, dst, dr, dc); break;
     case SAM3NECK_WINOGRAD_F4: flags += output_f4_f(prod, ps, k, bias, dst, dr, dc); break;
     case SAM3NECK_WINOGRAD_F4R2: flags += output_f4r2_f(prod, ps, k, bias, dst, dr, dc); break;
-    default: flags += output_f2r2_f(prod, ps, k, bias, dst, dr, dc); break;
+    default: flags += output_f3r2_f(prod, ps, k, bias, dst, dr, dc); break;
     }
   }
   return flags != 0.f; /* NaN compares unequal too */
@@ -148,7 +152,7 @@ DEFINE_1D(__m256, v, V_ADD, V_SUB, V_MUL, V_C)
 DEFINE_2D(__m256, v, f2, 4, 2, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
 DEFINE_2D(__m256, v, f4, 6, 4, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
 DEFINE_2D(__m256, v, f4r2, 5, 4, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
-DEFINE_2D(__m256, v, f2r2, 3, 2, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
+DEFINE_2D(__m256, v, f3r2, 4, 3, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
 
 static void input_avx2(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs) {
   size_t k = 0;
@@ -157,7 +161,7 @@ static void input_avx2(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, s
     case SAM3NECK_WINOGRAD_F2: input_f2_v(src, rs, cs, k, v, vs); break;
     case SAM3NECK_WINOGRAD_F4: input_f4_v(src, rs, cs, k, v, vs); break;
     case SAM3NECK_WINOGRAD_F4R2: input_f4r2_v(src, rs, cs, k, v, vs); break;
-    default: input_f2r2_v(src, rs, cs, k, v, vs); break;
+    default: input_f3r2_v(src, rs, cs, k, v, vs); break;
     }
   }
   input_portable(tile, src, rs, cs, c, v, vs, k);
@@ -172,7 +176,7 @@ static int output_avx2(int tile, const float *prod, ptrdiff_t ps, size_t c, cons
     case SAM3NECK_WINOGRAD_F2: flags = _mm256_add_ps(flags, output_f2_v(prod, ps, k, bias, dst, dr, dc)); break;
     case SAM3NECK_WINOGRAD_F4: flags = _mm256_add_ps(flags, output_f4_v(prod, ps, k, bias, dst, dr, dc)); break;
     case SAM3NECK_WINOGRAD_F4R2: flags = _mm256_add_ps(flags, output_f4r2_v(prod, ps, k, bias, dst, dr, dc)); break;
-    default: flags = _mm256_add_ps(flags, output_f2r2_v(prod, ps, k, bias, dst, dr, dc)); break;
+    default: flags = _mm256_add_ps(flags, output_f3r2_v(prod, ps, k, bias, dst, dr, dc)); break;
     }
   }
   /* any lane NaN or nonzero: unordered-or-not-equal against zero */

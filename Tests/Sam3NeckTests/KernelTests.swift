@@ -250,7 +250,7 @@ func gelu(_ x: Float) -> Float {
     /// Branch 0's tail as one composed Winograd F(m×m, 2×2) conv per output phase, against the
     /// naive transposed conv → 1×1 → 3×3 chain, including NaN/Inf landing where the chain puts them.
     @Test(arguments: [(5, 7, false), (4, 4, false), (1, 3, false), (9, 6, true), (3, 2, true), (13, 7, false), (7, 13, true)],
-          [WinogradTile.f4r2, .f2r2])
+          [WinogradTile.f4r2, .f3r2])
     func upsampleConvMatchesTheNaiveChain(shape: (Int, Int, Bool), tile: WinogradTile) {
         let (h, w, nonFinite) = shape
         let c0 = 12, mid = 6, d = 5
@@ -309,10 +309,10 @@ func gelu(_ x: Float) -> Float {
 
     /// The C Winograd transforms of one tile against Bᵀ d B and Aᵀ M A + bias computed in double
     /// from the matrices written out here (Lavin & Gray's F(2×2, 3×3) and F(4×4, 3×3), the
-    /// F(4×4, 2×2) and F(2×2, 2×2) of the plan's composed conv), for the AVX2 and the portable
+    /// F(4×4, 2×2) and F(3×3, 2×2) of the plan's composed conv), for the AVX2 and the portable
     /// code (which must agree bit for bit), with channel counts around the vector width, and
     /// the non-finite flag of the output transform.
-    @Test(arguments: [WinogradTile.f2, .f4, .f4r2, .f2r2])
+    @Test(arguments: [WinogradTile.f2, .f4, .f4r2, .f3r2])
     func winogradTransformsAreTheMatrices(tile: WinogradTile) {
         let bt: [[Double]], at: [[Double]]
         switch tile {
@@ -326,9 +326,9 @@ func gelu(_ x: Float) -> Float {
         case .f4r2:
             bt = [[0.5, -1, -0.5, 1, 0], [0, -0.5, 0.5, 1, 0], [0, 0.5, -1.5, 1, 0], [0, -1, 0, 1, 0], [0, 0.5, -1, -0.5, 1]]
             at = [[1, 1, 1, 1, 0], [0, 1, -1, 0.5, 0], [0, 1, 1, 0.25, 0], [0, 1, -1, 0.125, 1]]
-        case .f2r2:
-            bt = [[1, 1, 0], [0, 1, 0], [0, 1, 1]]
-            at = [[1, 1, 0], [0, -1, 1]]
+        case .f3r2:
+            bt = [[-1, 0, 1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]
+            at = [[1, 1, 1, 0], [0, 1, -1, 0], [0, 1, 1, 1]]
         }
         let a = tile.alpha, m = tile.m
         var rng = Naive.RNG(state: 41)
@@ -397,7 +397,7 @@ func gelu(_ x: Float) -> Float {
     /// bands of inputs, into storage on 64-byte boundaries (streaming stores) and off them, the
     /// AVX2 + FMA and the portable code (at most one float ulp apart). Nothing outside the band's
     /// elements is written.
-    @Test(arguments: [WinogradTile.f2, .f4, .f4r2, .f2r2])
+    @Test(arguments: [WinogradTile.f2, .f4, .f4r2, .f3r2])
     func winogradWeightTransformIsGkGt(tile: WinogradTile) {
         let a = tile.alpha, r = tile.r, r2 = r * r, g = tile.g
         var rng = Naive.RNG(state: 77)

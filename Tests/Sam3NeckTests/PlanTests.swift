@@ -82,7 +82,7 @@ import Testing
     @Test func bandsCoverWhatTheirTilesRead() {
         let weights = Naive.weights(c: 8, d: 4, seed: 3)
         let packed = PackedWeights(weights)
-        for tile in [WinogradTile.f4r2, .f2r2] {
+        for tile in [WinogradTile.f4r2, .f3r2] {
             let up = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: tile)
             for h in [1, 2, 3, 5, 8, 11, 36] {
                 for perBand in [1, 2, 3, 12] {

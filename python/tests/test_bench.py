@@ -42,16 +42,18 @@ def test_direct_flop_count():
 
 def _executed_gflop(level, mode, h, w, c=1024, d=256):
     """The products one image of `level` executes, counted here from the algorithms the README
-    describes (F(4x4) Winograd tiles by default, F(2x2) in strict mode; level 0's last layers as
-    four phases of a 2x2 conv over the 2H x 2W grid G), independently of the library's count."""
+    describes (F(4x4) Winograd tiles by default; in strict mode F(2x2, 3x3) and, for level 0's last
+    layers as four phases of a 2x2 conv over the 2H x 2W grid G, F(3x3, 2x2)), independently of
+    the library's count."""
     m = 2 if mode == "strict" else 4
 
-    def winograd(height, width, r, cin, cout):
+    def winograd(height, width, r, cin, cout, m=m):
         alpha = m + r - 1
         return 2 * (-(-height // m)) * (-(-width // m)) * alpha * alpha * cin * cout
 
     if level == 0:
-        flops = 2 * h * w * c * 4 * (c // 2) + 4 * winograd(2 * h, 2 * w, 2, c // 2, d)
+        m0 = 3 if mode == "strict" else 4
+        flops = 2 * h * w * c * 4 * (c // 2) + 4 * winograd(2 * h, 2 * w, 2, c // 2, d, m=m0)
     elif level == 1:
         flops = 2 * h * w * c * 4 * d + winograd(2 * h, 2 * w, 3, d, d)
     elif level == 2:

@@ -80,10 +80,15 @@ void sam3neck_maxpool_rows(const float *a, const float *b, const float *c, const
 /* ---- Winograd transforms (winograd.c) ----------------------------------------------------------
  *
  * One tile's 2-D transforms over channel vectors (channels contiguous, c of them), for the tiles
- * of the plan: F(2x2, 3x3), F(4x4, 3x3), F(4x4, 2x2), F(2x2, 2x2) (α = 4, 6, 5, 3; m = 2, 4, 4, 2).
+ * of the plan: F(2x2, 3x3), F(4x4, 3x3), F(4x4, 2x2), F(3x3, 2x2) (α = 4, 6, 5, 4; m = 2, 4, 4, 3).
  * AVX2 (eight channels at a time) when the CPU has it unless `portable` is set (tests); the two
  * do the same arithmetic in the same order per channel. */
-enum { SAM3NECK_WINOGRAD_F2 = 0, SAM3NECK_WINOGRAD_F4 = 1, SAM3NECK_WINOGRAD_F4R2 = 2, SAM3NECK_WINOGRAD_F2R2 = 3 };
+enum {
+  SAM3NECK_WINOGRAD_F2 = 0,
+  SAM3NECK_WINOGRAD_F4 = 1,
+  SAM3NECK_WINOGRAD_F4R2 = 2,
+  SAM3NECK_WINOGRAD_F3R2 = 3
+};
 
 /* V = Bᵀ d B for the α x α input pixels d(i, j) at src + i*row_stride + j*col_stride: element ξ =
  * α·i + j of V at v + ξ*v_stride (c floats each; strides in floats). */

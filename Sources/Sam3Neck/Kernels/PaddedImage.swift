@@ -1,6 +1,6 @@
 /// A channels-last image stored inside a larger zero frame: `pad` zero pixels above and to the
 /// left, at least `pad` below and to the right (more when the 3×3 conv's Winograd tiles need the
-/// grid rounded up to a multiple of 4), and `slack` zero pixels after the last row, so the direct
+/// grid rounded up to a multiple of 12), and `slack` zero pixels after the last row, so the direct
 /// 3×3 conv can treat the whole buffer as one flat run of pixels and read a little past the end.
 package struct PaddedImage {
     package let base: UnsafeMutablePointer<Float>
@@ -21,11 +21,12 @@ package struct PaddedImage {
         slack = dims.slack
     }
 
-    /// The frame a conv input needs: pad 1, the grid rounded up to whole 4×4 tiles, 2 slack pixels.
-    /// With pad 0 the image is stored bare.
+    /// The frame a conv input needs: pad 1, the grid rounded up to whole tiles of every side the
+    /// plan's Winograd tiles have (2, 3 and 4: a multiple of 12; SAM 3's grids already are), 2 slack
+    /// pixels. With pad 0 the image is stored bare.
     static func dimensions(height: Int, width: Int, pad: Int) -> (h: Int, w: Int, slack: Int) {
         guard pad > 0 else { return (height, width, 0) }
-        func rounded(_ n: Int) -> Int { (n + 3) / 4 * 4 + 2 * pad }
+        func rounded(_ n: Int) -> Int { (n + 11) / 12 * 12 + 2 * pad }
         return (rounded(height), rounded(width), 2)
     }
 

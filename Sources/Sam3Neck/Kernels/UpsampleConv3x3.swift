@@ -10,7 +10,7 @@ import Glibc
 /// kernels are the 3×3 taps composed with the transposed conv's phase weights (at compile: each
 /// product in float32, their sums in double). Z's bias reaches an output through the taps that land inside Z, so it is a constant
 /// except on the first and last output row and column: a 3×3 table of bias vectors.
-/// Each phase runs as Winograd F(m×m, 2×2) (`.f4r2` by default, `.f2r2` in strict mode) over the
+/// Each phase runs as Winograd F(m×m, 2×2) (`.f4r2` by default, `.f3r2` in strict mode) over the
 /// zero-framed G: the Z intermediate (4× the pixels of G) is never written, and there are fewer
 /// multiplies than the two layers take apart.
 ///
@@ -50,7 +50,7 @@ package struct UpsampleConv3x3: Sendable {
         let rights = tapWeights.map { t in t.withUnsafeBufferPointer { WeightProducts.Right(k: d, n: d, bT: $0.baseAddress!, ldbT: d) } }
         // The four phases are independent: one worker each. Each composes its 2×2 kernels a band of
         // `band` input channels at a time (its sums, 4·band·d doubles, stay in cache) and
-        // transforms the band straight into the packed blocks.
+        // transforms the band straight into the blocks.
         let alpha2 = tile.alpha * tile.alpha, band = Swift.min(c0, 64)
         u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm) { layout, storage in
             nonisolated(unsafe) let storage = storage
@@ -158,7 +158,7 @@ package struct UpsampleConv3x3: Sendable {
     }
 
     /// Computes the output (`d × 2h × 2w` in its layout and type, h × w the grid of G) from `g`,
-    /// the zero-framed channels-last G (pad 1, frame rounded up to whole 4×4 tiles).
+    /// the zero-framed channels-last G (pad 1, frame rounded up to whole tiles).
     package func run(_ g: PaddedImage, into dst: OutputTarget, tileRows: Range<Int>? = nil,
                     scratch: UnsafeMutablePointer<Float>, threads: Int) {
         let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w

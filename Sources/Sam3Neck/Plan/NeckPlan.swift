@@ -21,7 +21,7 @@ import Darwin
 ///    An NCHW input is read as the transposed operand of the first product: no layout pass.
 /// 2. *The last conv*, written straight into the caller's buffer:
 ///    - level 0: dconv_2x2_1∘conv_1x1 (folded) and conv_3x3 composed into one 2×2 conv of `G` per
-///      output phase, by Winograd F(4×4, 2×2) (F(2×2, 2×2) in strict mode; `UpsampleConv3x3`);
+///      output phase, by Winograd F(4×4, 2×2) (F(3×3, 2×2) in strict mode; `UpsampleConv3x3`);
 ///      the 4H×4W intermediate never exists;
 ///    - levels 1-3: conv_3x3 of `Z` by Winograd (F(4×4) by default, F(2×2) in strict mode).
 ///
@@ -70,8 +70,8 @@ public final class NeckPlan: @unchecked Sendable {
     /// The Winograd tile of each precision mode: F(4×4) keeps the default mode's 1e-4, F(2×2)
     /// the strict mode's 1e-5 (measured in the tests against the float64 reference).
     package static func winogradTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2 : .f4 }
-    /// Level 0's composed conv: F(4×4, 2×2) by default, F(2×2, 2×2) in strict mode.
-    package static func upsampleTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2r2 : .f4r2 }
+    /// Level 0's composed conv: F(4×4, 2×2) by default, F(3×3, 2×2) in strict mode.
+    package static func upsampleTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f3r2 : .f4r2 }
 
     init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [Int: WinogradConv3x3], products: [Int: PackedGemm],
          options: CompileOptions) throws {

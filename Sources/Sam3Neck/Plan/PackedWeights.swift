@@ -13,6 +13,7 @@ import Glibc
 /// - 3×3 convs are packed per Winograd tile size (`winograd(_:)`), on demand.
 package struct PackedWeights: Sendable {
     package struct Gemm: Sendable {
+        /// Row-major; empty for the four phase-1 products of weights made with `packProducts`.
         package let b: [Float]
         package let bias: [Float]
         package let k: Int, n: Int
@@ -20,11 +21,11 @@ package struct PackedWeights: Sendable {
 
     package let trunkDim: Int, dModel: Int
     /// Branch 0: dconv_2x2_0 (then GELU), then dconv_2x2_1∘conv_1x1 folded.
-    package private(set) var up4First: Gemm, up4Second: Gemm
+    package let up4First: Gemm, up4Second: Gemm
     /// Branch 1: dconv_2x2∘conv_1x1 folded.
-    package private(set) var up2: Gemm
+    package let up2: Gemm
     /// Branches 2 and 3: conv_1x1.
-    package private(set) var same: Gemm, down: Gemm
+    package let same: Gemm, down: Gemm
     /// conv_3x3 of each branch, in PyTorch's layout.
     package let conv3x3: [NeckWeights.Layer]
 
