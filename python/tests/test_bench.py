@@ -85,6 +85,13 @@ def test_profile_cost_counts_the_executed_products(tmp_path):
                 assert got == pytest.approx(_executed_gflop(level, mode, h, w), rel=1e-12), (mode, level, h, w)
 
 
+@pytest.mark.parametrize("option", ["--rounds", "--runs"])
+def test_bench_refuses_fewer_than_one(option):
+    """Zero rounds or runs would give a table of nothing: refused before any row runs."""
+    with pytest.raises(SystemExit, match=f"{option} must be at least 1"):
+        bench_harness.main(["--quick", "--no-peers", option, "0"])
+
+
 def test_bench_quick_smoke(tmp_path):
     err = _library_error()
     if err is not None:

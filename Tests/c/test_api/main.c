@@ -106,6 +106,7 @@ int main(int argc, char **argv) {
   f.bytes = bytes;
   f.refs = refs;
 
+  test_openblas_idle_workers(&f); /* before any other load */
   load_shared_handles(&f, &h, &hm);
   if (h != NULL) {
     test_config(h, &f.meta, "load_file handle");

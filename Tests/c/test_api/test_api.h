@@ -19,7 +19,7 @@
  *   load.c      load errors: bad arguments (SIZE_MAX), missing, malformed and hostile files; inspection
  *   compile.c   before compile, config, compile and its queries (shapes, position encodings), errors
  *   run.c       runs (layouts, precisions, threads, subsets, recompiles), run errors, checkpoint variants
- *   threads.c   last error per thread, concurrent runs, OpenBLAS's process-wide thread count
+ *   threads.c   last error per thread, concurrent runs, OpenBLAS's process-wide thread count and idle workers
  *   io.c        element types and output layouts (0.3.0), the experimental weight export
  *   memory.c    1,000 load/compile/run/free cycles with a flat heap
  */
@@ -182,6 +182,7 @@ void test_inspect(const fixture_t *f);
 void test_last_error_threads(void);
 void test_threads(sam3_neck *h, sam3_neck *h2, const fixture_t *f);
 void test_openblas_setting(sam3_neck *h, sam3_neck *h2, const fixture_t *f);
+void test_openblas_idle_workers(const fixture_t *f);
 /* memory.c */
 void test_cycles(const fixture_t *f);
 

@@ -2,16 +2,18 @@
  * threads.c — the header's thread rules: the last error is per thread (fresh threads, concurrent
  * failures); 8 threads running one compiled handle at once, bitwise equal to a single-threaded run;
  * two handles in parallel; OpenBLAS's process-wide thread count stays at one while two handles run
- * on two threads (a third thread watching it).
+ * on two threads (a third thread watching it); the first load stops OpenBLAS's idle workers.
  */
 #include "test_api.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct fresh_thread_t {
   char path[256];
@@ -250,6 +252,59 @@ static int blas_watch_polls(blas_watch_t *w) {
   polls = w->polls;
   pthread_mutex_unlock(&w->lock);
   return polls;
+}
+
+/* Threads of this process, or -1. */
+static int process_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL) {
+    return -1;
+  }
+  while ((e = readdir(d)) != NULL) {
+    n += e->d_name[0] != '.';
+  }
+  closedir(d);
+  return n;
+}
+
+/* OpenBLAS (pthreads build) starts count - 1 workers when it is loaded, which spin before they
+ * sleep; the process's first load stops them (include/sam3_neck.h, Threads). Call before any load.
+ * Their exit is asynchronous: wait up to 5 s for the process to lose them. */
+void test_openblas_idle_workers(const fixture_t *f) {
+  void *self = dlopen(NULL, RTLD_NOW);
+  blas_get_fn get = NULL;
+  sam3_neck *h = NULL;
+  char *p;
+  int workers, before, now, waited;
+
+  if (!check(self != NULL, "openblas workers: dlopen(NULL)")) {
+    return;
+  }
+  {
+    void *g = dlsym(self, "openblas_get_num_threads");
+    memcpy(&get, &g, sizeof get);
+  }
+  dlclose(self);
+  if (!check(get != NULL, "openblas workers: openblas_get_num_threads found in the process")) {
+    return;
+  }
+  workers = get() - 1;
+  before = process_threads();
+  p = join_path(f->dir, "tiny.safetensors");
+  check_ok(sam3_neck_load_file(p, NULL, &h), "openblas workers: first load");
+  free(p);
+  now = process_threads();
+  for (waited = 0; workers > 0 && now > before - workers && waited < 500; waited++) {
+    struct timespec ms10 = {0, 10000000};
+    nanosleep(&ms10, NULL);
+    now = process_threads();
+  }
+  check(before > 0 && now <= before - workers,
+        "openblas workers: the first load stops OpenBLAS's %d idle worker(s) (threads %d before, %d after)", workers,
+        before, now);
+  sam3_neck_free(h);
 }
 
 void test_openblas_setting(sam3_neck *h, sam3_neck *h2, const fixture_t *f) {

@@ -416,7 +416,7 @@ def _resolve(args) -> argparse.Namespace:
             setattr(args, k, v)
     if args.threads is None:
         args.threads = os.cpu_count() or 1
-    for k in ("height", "width", "runs", "threads"):
+    for k in ("height", "width", "runs", "rounds", "threads"):
         if getattr(args, k) < 1:
             raise SystemExit(f"sam3neck bench: --{k} must be at least 1")
     if args.warmup < 0:
@@ -480,7 +480,7 @@ def run_benchmark(args, log=None) -> dict:
         pending = []  # (row, saved output files) of the batch-1, all-levels runs
         dropped = set()  # engines found not importable: their other rows are not tried
         merged = {}  # spec index -> its workers' results, runs of every round together
-        rounds = max(1, args.rounds)
+        rounds = args.rounds
         for rnd in range(rounds):
             # With rounds > 1 every row runs once per round, in the same order: a slow spell of a
             # shared machine then falls on several rows' runs instead of all of one row's.
