@@ -2,6 +2,7 @@
  * register-blocked micro-kernels (portable C, AVX2 + FMA, AVX-512F) chosen at run time, with the
  * bias / exact GELU / store epilogue applied per finished tile while it is in L1. */
 #include "sam3neck_kernels.h"
+#include "sgemm_internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -231,6 +232,8 @@ int sam3neck_sgemm_kernel_supported(int kernel) {
     return sam3neck_cpu_has_avx2_fma();
   case SAM3NECK_SGEMM_AVX512:
     return sam3neck_cpu_has_avx512f() && sam3neck_cpu_has_avx2_fma();
+  case SAM3NECK_SGEMM_AMX_BF16X3:
+    return sam3neck_cpu_has_amx_bf16() && sam3neck_cpu_has_avx2_fma();
   default:
     return 0;
   }
@@ -332,7 +335,8 @@ size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
       }
     }
   }
-  return best;
+  size_t amx = sam3neck_sgemm_amx_workspace_floats(g->m, g->k);
+  return amx > best ? amx : best;
 }
 
 #ifdef SAM3NECK_X86
@@ -428,10 +432,8 @@ static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0
 
 static const float kZeros[MAX_NR] = {0};
 
-/* The epilogue of one finished tile t (rows x cols, leading dimension ldt), whose top-left is
- * C(i, j): bias, GELU, then the store. t may be modified. */
-static void finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt, size_t i,
-                        size_t j, size_t rows, size_t cols, int in_place) {
+void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt,
+                                size_t i, size_t j, size_t rows, size_t cols, int in_place) {
   const float *bias = g->bias ? g->bias + j : kZeros;
   if (g->gelu) {
     for (size_t r = 0; r < rows; r++) {
@@ -461,6 +463,13 @@ static void finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size
 int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   int kernel = resolve(g->kernel);
   if (kernel < 0) return -1;
+  if (kernel == SAM3NECK_SGEMM_AMX_BF16X3) {
+    if (g->m == 0 || g->n == 0) return 0;
+    if (g->workspace == NULL || g->a == NULL || g->packed_b == NULL || g->packed_b_bf16x3 == NULL) return -3;
+    if (g->store == NULL && g->c == NULL) return -3;
+    if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
+    return sam3neck_sgemm_run_amx(g);
+  }
   const kernel_info *ki = lookup(kernel, g->variant);
   if (ki == NULL) return -2;
   if (g->m == 0 || g->n == 0) return 0;
@@ -486,7 +495,7 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
       for (size_t j = 0; j < n; j += nr) {
         size_t rows = m - i < mr ? m - i : mr, cols = n - j < nr ? n - j : nr;
         memset(tile, 0, sizeof(float) * MAX_MR * MAX_NR);
-        finish_tile(g, kernel, tile, nr, i, j, rows, cols, 0);
+        sam3neck_sgemm_finish_tile(g, kernel, tile, nr, i, j, rows, cols, 0);
       }
     return 0;
   }
@@ -514,13 +523,13 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
             else { cp = cbuf + ir * nc_max + jr; ldc = nc_max; }
             if (!direct || (rows == mr && cols == nr)) { /* the cbuf has room for whole tiles */
               ki->fn(kc, a, bp, bps, cp, ldc, acc);
-              if (last) finish_tile(g, kernel, cp, ldc, i, j, rows, cols, direct);
+              if (last) sam3neck_sgemm_finish_tile(g, kernel, cp, ldc, i, j, rows, cols, direct);
             } else { /* an edge tile: through the tile buffer */
               if (acc)
                 for (size_t r = 0; r < rows; r++) memcpy(tile + r * nr, cp + r * ldc, cols * sizeof(float));
               ki->fn(kc, a, bp, bps, tile, nr, acc);
               if (last) {
-                finish_tile(g, kernel, tile, nr, i, j, rows, cols, 0);
+                sam3neck_sgemm_finish_tile(g, kernel, tile, nr, i, j, rows, cols, 0);
               } else {
                 for (size_t r = 0; r < rows; r++) memcpy(cp + r * ldc, tile + r * nr, cols * sizeof(float));
               }

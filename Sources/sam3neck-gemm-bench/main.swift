@@ -54,6 +54,8 @@ struct Shape {
 final class Case {
     let s: Shape
     let a: Buf, b: Buf, bias: Buf, packed: Buf, c1: Buf, c2: Buf, ws: Buf
+    /// B split for the bf16×3 AMX products, when the kernel is that one.
+    let split: Buf?
     var args = sam3neck_sgemm_args()
     /// Workers, each with its own block of m rows (the plan's split); B is shared.
     let workers: Int
@@ -70,12 +72,20 @@ final class Case {
         bias = Buf(s.n, seed: 3)
         packed = Buf(sam3neck_sgemm_packed_b_floats(s.k, s.n))
         sam3neck_sgemm_pack_b(s.k, s.n, b.p, s.n, 0, packed.p)
+        if kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) {
+            let split = Buf(sam3neck_sgemm_bf16x3_b_floats(s.k, s.n))
+            precondition(sam3neck_sgemm_pack_b_bf16x3(s.k, s.n, packed.p, split.p) == 0)
+            self.split = split
+        } else {
+            split = nil
+        }
         c1 = Buf(s.m * workers * s.n)
         c2 = Buf(s.m * workers * s.n)
         args.kernel = kernel
         args.m = s.m; args.n = s.n; args.k = s.k
         args.a = UnsafePointer(a.p); args.lda = s.lda; args.a_trans = s.aTrans ? 1 : 0
         args.packed_b = UnsafePointer(packed.p)
+        args.packed_b_bf16x3 = split.map { UnsafePointer($0.p) }
         args.c = c1.p; args.rs_c = s.n; args.cs_c = 1
         ws = Buf(workers << 22)  // 4 Mi floats per worker; checked against the query per call
     }
@@ -254,13 +264,15 @@ if argv.count > 1 && argv[1] == "tune-scatter" {
 }
 
 let reps = argv.count > 1 ? max(1, Int(argv[1]) ?? 15) : 15
-let kernel = argv.count > 2 && argv[2] != "auto" ? sam3neck_sgemm_kernel_named(argv[2]) : Int32(SAM3NECK_SGEMM_AUTO)
+// "amx": the default mode's bf16×3 AMX products (not a float32 kernel, so not a kernel name).
+let kernel = argv.count > 2 && argv[2] == "amx" ? Int32(SAM3NECK_SGEMM_AMX_BF16X3)
+    : argv.count > 2 && argv[2] != "auto" ? sam3neck_sgemm_kernel_named(argv[2]) : Int32(SAM3NECK_SGEMM_AUTO)
 guard kernel >= 0, sam3neck_sgemm_kernel_supported(kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel) != 0 else {
     print("sam3neck-gemm-bench: kernel \(argv.count > 2 ? argv[2] : "?") is not supported here"); exit(2)
 }
 let workers = argv.count > 3 ? max(1, Int(argv[3]) ?? 1) : 1
 let resolved = kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel
-let kname = ["auto", "generic", "avx2", "avx512"][Int(resolved)]
+let kname = ["auto", "generic", "avx2", "avx512", "amx bf16x3"][Int(resolved)]
 
 var shapes = [Shape]()
 for m in [288, 2592] {

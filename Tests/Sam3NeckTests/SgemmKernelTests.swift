@@ -42,6 +42,11 @@ import Testing
             b = SgemmKernelTests.values(max(1, k * n), seed: seed + 1)
             bias = SgemmKernelTests.values(n, seed: seed + 2)
         }
+        /// p with another A (the same shape).
+        init(_ p: Problem, a: [Float]) {
+            (m, n, k, aTrans, lda, b, bias) = (p.m, p.n, p.k, p.aTrans, p.lda, p.b, p.bias)
+            self.a = a
+        }
         func aAt(_ i: Int, _ kk: Int) -> Float { aTrans ? a[kk * lda + i] : a[i * lda + kk] }
         /// (Σ a·b + bias, Σ|a·b| + |bias|) in double.
         func reference(_ i: Int, _ j: Int, bias useBias: Bool) -> (Double, Double) {
@@ -59,13 +64,16 @@ import Testing
             return p
         }
         /// Checks got (C(i, j) = got[i*ldc + j]) against the reference; returns the worst error / bound.
-        func check(_ got: (Int, Int) -> Float, bias useBias: Bool, gelu: Bool, _ what: String) -> Double {
+        /// `termError`, `roundings`: a kernel whose terms a·b carry a relative error of their own
+        /// (bf16×3) and whose sums pass through more roundings (default: exact terms, k + 1).
+        func check(_ got: (Int, Int) -> Float, bias useBias: Bool, gelu: Bool, _ what: String,
+                   termError: Double = 0, roundings: Int? = nil) -> Double {
             var worst = 0.0
             var failures = 0
             for i in 0..<m {
                 for j in 0..<n {
                     let (x, sa) = reference(i, j, bias: useBias)
-                    let e = Double(k + 1) * SgemmKernelTests.u * sa
+                    let e = (Double(roundings ?? k + 1) * SgemmKernelTests.u + termError) * sa
                     var want = x, bound = e
                     if gelu {
                         let z = x / 2.0.squareRoot()
@@ -302,6 +310,139 @@ import Testing
                     }
                 }
             }
+        }
+    }
+
+    // ---- bf16×3 on AMX (sgemm_amx.c) -------------------------------------------------------
+
+    static let amx = sam3neck_sgemm_kernel_supported(Int32(SAM3NECK_SGEMM_AMX_BF16X3)) != 0
+
+    /// Runs the AMX kernel (or `kernel`) on p into a row-major C (ldc = n), with B split.
+    static func runSplit(_ p: Problem, kernel: Int32 = Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: Bool, gelu: Bool) -> (Int32, [Float]) {
+        let packed = p.packed()
+        let split = AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(p.k, p.n))
+        #expect(sam3neck_sgemm_pack_b_bf16x3(p.k, p.n, packed, split.p) == 0)
+        var c = [Float](repeating: .nan, count: p.m * p.n)
+        var g = sam3neck_sgemm_args()
+        g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = p.aTrans ? 1 : 0
+        g.gelu = gelu ? 1 : 0
+        var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
+        let rc = p.a.withUnsafeBufferPointer { a in
+            packed.withUnsafeBufferPointer { pb in
+                p.bias.withUnsafeBufferPointer { bb in
+                    c.withUnsafeMutableBufferPointer { cb in
+                        ws.withUnsafeMutableBufferPointer { w in
+                            g.a = a.baseAddress; g.packed_b = pb.baseAddress; g.packed_b_bf16x3 = UnsafePointer(split.p)
+                            g.bias = bias ? bb.baseAddress : nil
+                            (g.c, g.rs_c, g.cs_c, g.workspace) = (cb.baseAddress, p.n, 1, w.baseAddress)
+                            return sam3neck_sgemm_run(&g)
+                        }
+                    }
+                }
+            }
+        }
+        return (rc, c)
+    }
+
+    final class AlignedBuffer {
+        let p: UnsafeMutablePointer<Float>
+        init(_ count: Int) {
+            p = UnsafeMutableRawPointer.allocate(byteCount: max(64, count * 4), alignment: 64).bindMemory(to: Float.self, capacity: max(16, count))
+        }
+        deinit { p.deallocate() }
+    }
+
+    /// The bound of the header: each term a·b is off by at most 2⁻¹⁷ (a's split) + 2⁻¹⁷ (b's)
+    /// + 2⁻¹⁸ (the dropped a_lo·b_lo) relative, < 3·2⁻¹⁷ with the second-order terms, and the
+    /// float32 sums of three tile products per k pass through at most 3k + 1 roundings. A wrong
+    /// tile, pair order or row gives errors of the order of Σ|a·b|, ~10⁴× the bound.
+    @Test(.enabled(if: amx, "the CPU has no AMX-BF16 (or Linux does not grant it)"))
+    func amxBf16x3MatchesDoubleLoop() throws {
+        // m > 256 (several blocks of A), k not a multiple of 32, n not of 32, tiny shapes.
+        let sizes = [(1, 1, 1), (7, 13, 65), (17, 33, 31), (300, 70, 600), (33, 96, 1024), (513, 64, 33)]
+        for (index, (m, n, k)) in sizes.enumerated() {
+            for aTrans in [false, true] {
+                let p = Problem(m: m, n: n, k: k, aTrans: aTrans, seed: UInt64(500 + index * 10 + (aTrans ? 1 : 0)))
+                for epilogue in 0..<3 {
+                    let (rc, c) = Self.runSplit(p, bias: epilogue > 0, gelu: epilogue == 2)
+                    #expect(rc == 0)
+                    _ = p.check({ c[$0 * n + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "amx epilogue \(epilogue)",
+                                termError: 3 * 0x1p-17, roundings: 3 * k + 1)
+                }
+            }
+        }
+    }
+
+    /// Inf, NaN, or a value past bfloat16's range in A: the call runs the AVX-512 kernel instead
+    /// (bit for bit its result, so Inf and NaN reach the outputs float32 gives); in B: the split
+    /// is refused.
+    @Test(.enabled(if: amx, "the CPU has no AMX-BF16 (or Linux does not grant it)"))
+    func amxNonFiniteGoesToFloat32() throws {
+        for aTrans in [false, true] {
+            for bad: Float in [.infinity, -.infinity, .nan, 3.4e38] {
+                var p = Problem(m: 40, n: 70, k: 90, aTrans: aTrans, seed: 77)
+                var a = p.a
+                a[aTrans ? 5 * p.lda + 33 : 33 * p.lda + 5] = bad  // A(33, 5), in the second tile row
+                p = Problem(p, a: a)
+                let (rc, c) = Self.runSplit(p, bias: true, gelu: true)
+                let (rc32, c32) = Self.runSplit(p, kernel: Int32(SAM3NECK_SGEMM_AVX512), bias: true, gelu: true)
+                #expect(rc == 0 && rc32 == 0)
+                #expect(c.withUnsafeBytes { Array($0) } == c32.withUnsafeBytes { Array($0) }, "A holding \(bad), aTrans \(aTrans)")
+                #expect(c32[33 * p.n].isNaN || c32[33 * p.n].isInfinite || bad == 3.4e38)
+            }
+        }
+        for bad: Float in [.infinity, .nan, -3.4e38] {
+            var b = Self.values(64 * 48, seed: 3)
+            b[700] = bad
+            var packed = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(64, 48))
+            sam3neck_sgemm_pack_b(64, 48, b, 48, 0, &packed)
+            let split = AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(64, 48))
+            #expect(sam3neck_sgemm_pack_b_bf16x3(64, 48, packed, split.p) == 1, "B holding \(bad)")
+        }
+    }
+
+    /// The split layout the header documents: per 32 columns and 32 k-rows, tiles hi(0-15),
+    /// lo(0-15), hi(16-31), lo(16-31), pairs of k interleaved; hi = bf16(x) and lo = bf16(x − hi),
+    /// both rounded to nearest even (checked against a scalar rounding here), zero padding.
+    @Test func bf16x3SplitLayout() throws {
+        if sam3neck_cpu_has_avx512f() == 0 { return }  // the split is AVX-512 code; AMX CPUs all have it
+        func bf16(_ x: Float) -> UInt16 {  // round to nearest even, finite x
+            let u = x.bitPattern
+            return UInt16((u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
+        }
+        func widen(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
+        for (k, n) in [(1, 1), (33, 17), (64, 65), (70, 130)] {
+            var b = Self.values(k * n, seed: UInt64(k * 100 + n))
+            b[0] = 1 + 0x1p-8  // a tie of the hi rounding (to even: 1)
+            var packed = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(k, n))
+            sam3neck_sgemm_pack_b(k, n, b, n, 0, &packed)
+            let floats = sam3neck_sgemm_bf16x3_b_floats(k, n)
+            let kb = (k + 31) / 32, jbs = (n + 63) / 64 * 2
+            #expect(floats == jbs * kb * 1024)
+            let split = AlignedBuffer(floats)
+            #expect(sam3neck_sgemm_pack_b_bf16x3(k, n, packed, split.p) == 0)
+            let h16 = UnsafeRawPointer(split.p).bindMemory(to: UInt16.self, capacity: 2 * floats)
+            for jb in 0..<jbs {
+                for kbi in 0..<kb {
+                    for q in 0..<4 {
+                        for pr in 0..<16 {
+                            for j in 0..<16 {
+                                for e in 0..<2 {
+                                    let kk = 32 * kbi + 2 * pr + e, col = 32 * jb + 16 * (q / 2) + j
+                                    let x: Float = kk < k && col < n ? b[kk * n + col] : 0
+                                    let hi = bf16(x), lo = bf16(x - widen(hi))
+                                    let got = h16[((jb * kb + kbi) * 4 + q) * 512 + pr * 32 + j * 2 + e]
+                                    #expect(got == (q % 2 == 0 ? hi : lo), "k \(k) n \(n): B(\(kk), \(col)) part \(q)")
+                                    if q % 2 == 1 {
+                                        #expect(abs(Double(x) - Double(widen(hi)) - Double(widen(lo))) <= 0x1p-17 * Double(abs(x)))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(h16[0] == 0x3F80)  // 1 + 2⁻⁸ rounds to 1
         }
     }
 

@@ -141,6 +141,8 @@ enum {
   SAM3NECK_SGEMM_GENERIC = 1,
   SAM3NECK_SGEMM_AVX2 = 2,
   SAM3NECK_SGEMM_AVX512 = 3,
+  SAM3NECK_SGEMM_AMX_BF16X3 = 4, /* not a float32 kernel: see "bf16x3 products on AMX" below;
+                                  * never chosen by AUTO or $SAM3NECK_SGEMM_KERNEL */
 };
 
 /* Where B(kk, j) lies in a packed B of k rows (the layout above). */
@@ -182,6 +184,8 @@ typedef struct sam3neck_sgemm_args {
   void *store_ctx;
   float *workspace;         /* sam3neck_sgemm_workspace_floats(this) floats, any alignment */
   size_t mc, kc, nc;        /* cache blocking; 0: the kernel's defaults */
+  const float *packed_b_bf16x3; /* SAM3NECK_SGEMM_AMX_BF16X3 only: sam3neck_sgemm_pack_b_bf16x3 of
+                                 * packed_b (which it still needs: see below) */
 } sam3neck_sgemm_args;
 
 /* Runs the product. 0 on success; -1: kernel not supported here; -2: no such variant;
@@ -239,6 +243,37 @@ void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, siz
 
 /* Whether the CPU runs AVX-512F instructions. */
 int sam3neck_cpu_has_avx512f(void);
+
+/* ---- bf16x3 products on AMX (sgemm_amx.c) ------------------------------------------------------
+ *
+ * For the default precision mode only (its bound is 1e-4; strict mode never uses it). Each float x
+ * is split into two bfloat16 values, hi = bf16(x) and lo = bf16(x - hi) (round to nearest even;
+ * x - hi is exact), so |x - hi - lo| <= 2^-17 |x|; a product is a_hi*b_hi + a_hi*b_lo + a_lo*b_hi
+ * (the dropped a_lo*b_lo is <= 2^-18 |a b|), three AMX tile products (TDPBF16PS: exact bf16
+ * products, float32 sums), so each term's relative error is at most about 2^-16 against float32's
+ * 2^-24. AMX runs about 16x the float32 FMA rate of AVX-512 per core, so the three products still
+ * take a fraction of the float32 time.
+ *
+ * Non-finite values would not survive the split (Inf - Inf = NaN, Inf * 0 = NaN): a B holding
+ * one is refused at packing (use the float32 kernels with it), and a call whose A holds one (or a
+ * value beyond bfloat16's range) runs the float32 AVX-512 kernel on packed_b instead, so Inf and
+ * NaN reach exactly the outputs they reach in float32.
+ *
+ * Packed layout (for the tile loads, in 4-byte units): per 32 columns jb and 32 k-rows kb, four
+ * 16 x 32 bfloat16 tiles (hi of columns 0-15, lo of them, hi of 16-31, lo of them), each in the
+ * pair-interleaved ("VNNI") order tile[p][2j + e] = B(32 kb + 2p + e, 32 jb + j). */
+
+/* Whether the CPU has AMX-TILE, AMX-BF16 and AVX-512F and Linux lets this process use the tile
+ * state (asked once per process, with arch_prctl ARCH_REQ_XCOMP_PERM). */
+int sam3neck_cpu_has_amx_bf16(void);
+
+/* Floats of sam3neck_sgemm_pack_b_bf16x3's output for a k x n B. */
+size_t sam3neck_sgemm_bf16x3_b_floats(size_t k, size_t n);
+
+/* Splits a packed B (sam3neck_sgemm_pack_b's layout) into out (64-byte aligned). Returns 0, or
+ * 1 when B holds a value that does not split (NaN, Inf, or |x| rounding beyond bfloat16's
+ * largest finite value): out is then not to be used. */
+int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out);
 
 #ifdef __cplusplus
 }

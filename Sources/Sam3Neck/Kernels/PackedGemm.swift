@@ -15,6 +15,10 @@ package enum GemmBackend: Hashable, Sendable {
     case openBLAS
     case packed(kernel: Int32)
 
+    /// Whether the CPU runs the bf16×3 AMX products (`sam3neck_cpu_has_amx_bf16`); the default
+    /// precision mode uses them for phase 1 unless SAM3NECK_SGEMM_KERNEL names a kernel.
+    package static let amxAvailable = sam3neck_sgemm_kernel_supported(Int32(SAM3NECK_SGEMM_AMX_BF16X3)) != 0
+
     /// The choice for this CPU and this OpenBLAS.
     package static var preferred: GemmBackend {
         choose(kernel: sam3neck_sgemm_auto_kernel(), explicit: sam3neck_sgemm_env_kernel() >= 0, openBLASCore: Blas.coreName)
@@ -36,16 +40,29 @@ package enum GemmBackend: Hashable, Sendable {
 /// transposed conv's bias repeated over its four taps).
 package struct PackedGemm: Sendable {
     package let packed: AlignedFloats
+    /// B split into bfloat16 hi and lo tiles for the AMX products of the default mode
+    /// (`sam3neck_sgemm_pack_b_bf16x3`), where the CPU has AMX and B splits (no Inf or NaN).
+    package let bf16x3: AlignedFloats?
     package let bias: [Float]
     package let k: Int, n: Int
 
-    package init(_ g: PackedWeights.Gemm) {
+    /// `bf16x3`: also split B for the AMX products; by default where the CPU has AMX and B is
+    /// wide (levels 0 and 1, n = 2048 and 1024: 1.7-2.1× the AVX-512 kernel in
+    /// `sam3neck-gemm-bench 9 amx`; at n = 256 the split of A costs what the products save).
+    package init(_ g: PackedWeights.Gemm, bf16x3 split: Bool = GemmBackend.amxAvailable) {
+        let split = split && g.n >= 1024
         k = g.k
         n = g.n
         // (`sam3neck_sgemm_pack_b` writes the padding columns too.)
-        packed = AlignedFloats(count: sam3neck_sgemm_packed_b_floats(k, n), zeroed: false) { p in
+        let packed = AlignedFloats(count: sam3neck_sgemm_packed_b_floats(k, n), zeroed: false) { p in
             g.b.withUnsafeBufferPointer { sam3neck_sgemm_pack_b(g.k, g.n, $0.baseAddress, g.n, 0, p) }
         }
+        self.packed = packed
+        var splits = split
+        let halves = split ? AlignedFloats(count: sam3neck_sgemm_bf16x3_b_floats(k, n), zeroed: false) { p in
+            splits = sam3neck_sgemm_pack_b_bf16x3(g.k, g.n, packed.pointer, p) == 0
+        } : nil
+        bf16x3 = splits ? halves : nil
         bias = Array(repeatElement(g.bias, count: g.n / g.bias.count).joined())
     }
 
@@ -71,6 +88,7 @@ package struct PackedGemm: Sendable {
                 (args.packed_b, args.bias, args.gelu) = (p, b.baseAddress, gelu ? 1 : 0)
                 (args.c, args.rs_c, args.cs_c) = (c, n, 1)
                 (args.store, args.store_ctx, args.workspace) = (store, context, workspace)
+                if kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) { args.packed_b_bf16x3 = UnsafePointer(bf16x3!.pointer) }
                 let status = sam3neck_sgemm_run(&args)
                 precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
             }

@@ -338,7 +338,10 @@ public final class NeckPlan: @unchecked Sendable {
             let i0 = range.lowerBound + split.range(block).lowerBound, rows = split.range(block).count
             let g = self.packed.product(level: level)
             let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
-            if case let .packed(kernel) = self.options.gemm, let pg = self.products[level] {
+            if case var .packed(kernel) = self.options.gemm, let pg = self.products[level] {
+                if self.options.bf16x3Products, self.options.precision == .default, pg.bf16x3 != nil {
+                    kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3)
+                }
                 // The micro-kernels add the bias (and GELU) per tile and store it where it goes:
                 // levels 0 and 1 through the phase scatter into G's / Z's rows 2·i0 ..< 2·(i0 + rows).
                 if level < 2 {

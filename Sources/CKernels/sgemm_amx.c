@@ -1,0 +1,241 @@
+/* bf16x3 products on AMX (see sam3neck_kernels.h, "bf16x3 products on AMX"): B split once into
+ * bfloat16 hi/lo tiles, A split per block of rows, three tile products per 16 x 16 x 32 step,
+ * and the float32 kernels' epilogue (bias, GELU, store) per finished 16 x 32 tile. */
+#include "sam3neck_kernels.h"
+#include "sgemm_internal.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define AMX_MC 256  /* rows of A split per block: 256 x k x 4 bytes (1 MB at k = 1024) stays in L2 */
+
+static size_t up(size_t x, size_t q) { return (x + q - 1) / q * q; }
+
+size_t sam3neck_sgemm_bf16x3_b_floats(size_t k, size_t n) {
+  /* the float32 packing's columns (whole groups of 64) by k rounded to 32, 4 bytes per value */
+  return sam3neck_sgemm_packed_b_floats(k, n) / (k ? k : 1) * up(k ? k : 1, 32);
+}
+
+#if defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static int amx_state; /* 0: not asked yet, 1: usable, -1: not */
+
+static int amx_probe(void) {
+  unsigned a, b, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+  if (a < 0xd) return 0;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+  const int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1;
+  if (!tile || !bf16 || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return 0;
+  /* Linux keeps the tile data out of a thread's state until the process asks for it. */
+  return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+
+int sam3neck_cpu_has_amx_bf16(void) {
+  int s = __atomic_load_n(&amx_state, __ATOMIC_ACQUIRE);
+  if (s == 0) { /* racing first callers all probe; they agree, and the request is idempotent */
+    s = amx_probe() ? 1 : -1;
+    __atomic_store_n(&amx_state, s, __ATOMIC_RELEASE);
+  }
+  return s > 0;
+}
+
+/* hi and lo of 16 floats as 16-bit values in the low half of each 32-bit lane; *bad gets the lanes
+ * whose hi is not finite (NaN, Inf, or rounded past the largest bfloat16). */
+static inline __attribute__((always_inline, target("avx512f,avx512bw"))) void
+split16(__m512 x, __m512i *hi, __m512i *lo, __mmask16 *bad) {
+  const __m512i bias = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+  const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u), exp = _mm512_set1_epi32(0x7F800000);
+  __m512i u = _mm512_castps_si512(x);
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+  __m512i h = _mm512_and_si512(r, top); /* hi as a float: round to nearest even on the top 16 bits */
+  *bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(h, exp), exp);
+  __m512i l = _mm512_castps_si512(_mm512_sub_ps(x, _mm512_castsi512_ps(h))); /* exact */
+  l = _mm512_add_epi32(l, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(l, 16), one)));
+  *hi = _mm512_srli_epi32(h, 16);
+  *lo = _mm512_srli_epi32(l, 16);
+}
+
+/* Two vectors of 16 (values in the low halves) into 32 interleaved 16-bit values a0 b0 a1 b1 ... */
+static inline __attribute__((always_inline, target("avx512f,avx512bw"))) __m512i pairs(__m512i a, __m512i b) {
+  return _mm512_or_si512(a, _mm512_slli_epi32(b, 16));
+}
+
+/* Two vectors of 16 into 32 consecutive 16-bit values a0 .. a15 b0 .. b15. */
+static inline __attribute__((always_inline, target("avx512f,avx512bw"))) __m512i concat(__m512i a, __m512i b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(a)), _mm512_cvtepi32_epi16(b), 1);
+}
+
+__attribute__((target("avx512f,avx512bw"))) int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n,
+                                                                            const float *packed_b,
+                                                                            float *out) {
+  const size_t panels = sam3neck_sgemm_packed_b_floats(k, n) / (k ? k : 1) / 16, kb_count = up(k, 32) / 32;
+  __mmask16 bad = 0;
+  const __m512 zero = _mm512_setzero_ps();
+  for (size_t jb = 0; jb < panels / 2; jb++)
+    for (size_t kb = 0; kb < kb_count; kb++) {
+      __m512i *dst = (__m512i *)(out + ((jb * kb_count + kb) * 4) * 256); /* 4 tiles of 256 lanes */
+      for (int half = 0; half < 2; half++) {
+        const float *panel = packed_b + (2 * jb + (size_t)half) * 16 * k;
+        for (int p = 0; p < 16; p++) {
+          const size_t k0 = kb * 32 + 2 * (size_t)p;
+          __m512 x0 = k0 < k ? _mm512_loadu_ps(panel + k0 * 16) : zero;
+          __m512 x1 = k0 + 1 < k ? _mm512_loadu_ps(panel + (k0 + 1) * 16) : zero;
+          __m512i h0, l0, h1, l1;
+          split16(x0, &h0, &l0, &bad);
+          split16(x1, &h1, &l1, &bad);
+          _mm512_stream_si512(dst + (2 * half) * 16 + p, pairs(h0, h1));
+          _mm512_stream_si512(dst + (2 * half + 1) * 16 + p, pairs(l0, l1));
+        }
+      }
+    }
+  _mm_sfence();
+  return bad ? 1 : 0;
+}
+
+/* Rows i0 .. i0 + rows of A (rows <= AMX_MC, zero rows up to a multiple of 16) into aw: per tile
+ * row t and kb, a hi then a lo tile of 16 x 32 (a[r][kk] = A(i0 + 16 t + r, 32 kb + kk)).
+ * Returns whether a value did not split. */
+static __attribute__((target("avx512f,avx512bw"))) int split_a(const sam3neck_sgemm_args *g, size_t i0,
+                                                               size_t rows, size_t kb_count, uint16_t *aw) {
+  const size_t k = g->k, lda = g->lda;
+  __mmask16 bad = 0;
+  const __m512 zero = _mm512_setzero_ps();
+  /* k outermost when A is read transposed: the block's rows of one k are then read together
+   * (one run of up to 1 KB per k instead of 64 bytes from each of k pages per tile row). */
+  const size_t tiles = up(rows, 16) / 16;
+  for (size_t step = 0; step < tiles * kb_count; step++) {
+      const size_t t = g->a_trans ? step % tiles : step / kb_count, kb = g->a_trans ? step / tiles : step % kb_count;
+      uint16_t *hi = aw + (t * kb_count + kb) * 1024, *lo = hi + 512;
+      const size_t k0 = kb * 32, kw = k - k0 < 32 ? k - k0 : 32;
+      if (!g->a_trans) {
+        const __mmask16 m0 = kw >= 16 ? 0xFFFF : (__mmask16)((1u << kw) - 1);
+        const __mmask16 m1 = kw >= 32 ? 0xFFFF : kw <= 16 ? 0 : (__mmask16)((1u << (kw - 16)) - 1);
+        for (int r = 0; r < 16; r++) {
+          const size_t i = 16 * t + (size_t)r;
+          __m512 x0 = zero, x1 = zero;
+          if (i < rows) {
+            const float *src = g->a + (i0 + i) * lda + k0;
+            x0 = _mm512_maskz_loadu_ps(m0, src);
+            x1 = _mm512_maskz_loadu_ps(m1, src + 16);
+          }
+          __m512i h0, l0, h1, l1;
+          split16(x0, &h0, &l0, &bad);
+          split16(x1, &h1, &l1, &bad);
+          _mm512_store_si512((__m512i *)(hi + r * 32), concat(h0, h1));
+          _mm512_store_si512((__m512i *)(lo + r * 32), concat(l0, l1));
+        }
+      } else { /* A^T stored k x m: 16 rows of one k are contiguous; pairs of k, then a transpose */
+        const size_t r_valid = rows - 16 * t < 16 ? rows - 16 * t : 16;
+        const __mmask16 mr = r_valid >= 16 ? 0xFFFF : (__mmask16)((1u << r_valid) - 1);
+        const __m512i index = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 _mm512_set1_epi32(16));
+        for (int q = 0; q < 16; q++) {
+          const size_t ka = k0 + 2 * (size_t)q;
+          __m512 x0 = ka < k ? _mm512_maskz_loadu_ps(mr, g->a + ka * lda + i0 + 16 * t) : zero;
+          __m512 x1 = ka + 1 < k ? _mm512_maskz_loadu_ps(mr, g->a + (ka + 1) * lda + i0 + 16 * t) : zero;
+          __m512i h0, l0, h1, l1;
+          split16(x0, &h0, &l0, &bad);
+          split16(x1, &h1, &l1, &bad);
+          /* lane r holds row r's pair (ka, ka + 1): 32-bit element q of the tile's row r */
+          _mm512_i32scatter_epi32((int *)hi + q, index, pairs(h0, h1), 4);
+          _mm512_i32scatter_epi32((int *)lo + q, index, pairs(l0, l1), 4);
+        }
+      }
+    }
+  return bad ? 1 : 0;
+}
+
+typedef struct {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} tile_config;
+
+size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
+  const size_t rows = up(m < AMX_MC ? m : AMX_MC, 16);
+  return rows * up(k ? k : 1, 32) /* hi + lo, 2 x 2 bytes */ + 16 * 32 /* tile buffer */ + 16 /* alignment */;
+}
+
+static int fallback(const sam3neck_sgemm_args *g) {
+  sam3neck_sgemm_args f = *g;
+  f.kernel = SAM3NECK_SGEMM_AVX512;
+  f.packed_b_bf16x3 = NULL;
+  return sam3neck_sgemm_run(&f);
+}
+
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g) {
+  const size_t m = g->m, n = g->n, k = g->k;
+  if (k == 0) return fallback(g);
+  const size_t kb_count = up(k, 32) / 32;
+  uint16_t *aw = (uint16_t *)(((uintptr_t)g->workspace + 63) & ~(uintptr_t)63);
+  float *tile = (float *)(aw + up(m < AMX_MC ? m : AMX_MC, 16) * up(k, 32) * 2);
+  const uint16_t *bw = (const uint16_t *)g->packed_b_bf16x3;
+
+  /* Every A block is split before any product, so that a value that does not split sends the
+   * whole call to the float32 kernel before anything is stored. (A is read twice; the split is
+   * a few percent of the products.) */
+  for (size_t ic = 0; ic < m; ic += AMX_MC)
+    if (split_a(g, ic, m - ic < AMX_MC ? m - ic : AMX_MC, kb_count, aw)) return fallback(g);
+
+  tile_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int t = 0; t < 8; t++) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  for (size_t ic = 0; ic < m; ic += AMX_MC) {
+    const size_t mc = m - ic < AMX_MC ? m - ic : AMX_MC;
+    if (ic > 0 || m > AMX_MC) split_a(g, ic, mc, kb_count, aw); /* the check above left the last block */
+    for (size_t jb = 0; jb * 32 < n; jb++) {
+      const uint16_t *bp = bw + jb * kb_count * 2048;
+      const size_t cols = n - jb * 32 < 32 ? n - jb * 32 : 32;
+      for (size_t t = 0; t * 16 < mc; t++) {
+        const uint16_t *ap = aw + t * kb_count * 1024;
+        _tile_zero(0);
+        _tile_zero(1);
+        for (size_t kb = 0; kb < kb_count; kb++) {
+          const uint16_t *a = ap + kb * 1024, *b = bp + kb * 2048;
+          _tile_loadd(2, a, 64);        /* A hi */
+          _tile_loadd(3, a + 512, 64);  /* A lo */
+          _tile_loadd(4, b, 64);        /* B hi, columns 0-15 */
+          _tile_loadd(5, b + 512, 64);  /* B lo, columns 0-15 */
+          _tile_loadd(6, b + 1024, 64); /* B hi, columns 16-31 */
+          _tile_loadd(7, b + 1536, 64); /* B lo, columns 16-31 */
+          _tile_dpbf16ps(0, 2, 4);
+          _tile_dpbf16ps(1, 2, 6);
+          _tile_dpbf16ps(0, 2, 5);
+          _tile_dpbf16ps(1, 2, 7);
+          _tile_dpbf16ps(0, 3, 4);
+          _tile_dpbf16ps(1, 3, 6);
+        }
+        _tile_stored(0, tile, 128);
+        _tile_stored(1, tile + 16, 128);
+        const size_t rows = mc - t * 16 < 16 ? mc - t * 16 : 16;
+        sam3neck_sgemm_finish_tile(g, SAM3NECK_SGEMM_AVX512, tile, 32, ic + t * 16, jb * 32, rows, cols, 0);
+      }
+    }
+  }
+  _tile_release();
+  return 0;
+}
+
+#else /* no AMX here */
+
+int sam3neck_cpu_has_amx_bf16(void) { return 0; }
+int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out) {
+  (void)k; (void)n; (void)packed_b; (void)out;
+  return 1;
+}
+size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) { (void)m; (void)k; return 0; }
+int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g) { (void)g; return -1; }
+
+#endif
