@@ -216,8 +216,11 @@ typedef enum sam3_neck_layout {
 } sam3_neck_layout;
 
 typedef enum sam3_neck_precision {
-  SAM3_NECK_PRECISION_DEFAULT = 0, /* normalised max error <= 1e-4 against float64 */
-  SAM3_NECK_PRECISION_STRICT = 1   /* normalised max error <= 1e-5 against float64 */
+  /* Normalised max error <= 1e-4 against float64. On CPUs with AMX-BF16 some products run as
+   * three bfloat16 products per float32 one (each term within ~2^-16 relative), inside this bound. */
+  SAM3_NECK_PRECISION_DEFAULT = 0,
+  /* Normalised max error <= 1e-5 against float64; float32 products only. */
+  SAM3_NECK_PRECISION_STRICT = 1
 } sam3_neck_precision;
 
 typedef struct sam3_neck_compile_params {

@@ -19,6 +19,10 @@ package enum GemmBackend: Hashable, Sendable {
     /// precision mode uses them for phase 1 unless SAM3NECK_SGEMM_KERNEL names a kernel.
     package static let amxAvailable = sam3neck_sgemm_kernel_supported(Int32(SAM3NECK_SGEMM_AMX_BF16X3)) != 0
 
+    /// Whether the default mode takes the AMX products now: the CPU has them and
+    /// SAM3NECK_SGEMM_KERNEL names no kernel.
+    package static var bf16x3Preferred: Bool { amxAvailable && sam3neck_sgemm_env_kernel() < 0 }
+
     /// The choice for this CPU and this OpenBLAS.
     package static var preferred: GemmBackend {
         choose(kernel: sam3neck_sgemm_auto_kernel(), explicit: sam3neck_sgemm_env_kernel() >= 0, openBLASCore: Blas.coreName)
@@ -49,7 +53,7 @@ package struct PackedGemm: Sendable {
     /// `bf16x3`: also split B for the AMX products; by default where the CPU has AMX and B is
     /// wide (levels 0 and 1, n = 2048 and 1024: 1.7-2.1× the AVX-512 kernel in
     /// `sam3neck-gemm-bench 9 amx`; at n = 256 the split of A costs what the products save).
-    package init(_ g: PackedWeights.Gemm, bf16x3 split: Bool = GemmBackend.amxAvailable) {
+    package init(_ g: PackedWeights.Gemm, bf16x3 split: Bool = GemmBackend.bf16x3Preferred) {
         let split = split && g.n >= 1024
         k = g.k
         n = g.n

@@ -27,7 +27,7 @@ public struct CompileOptions: Sendable, Equatable {
     /// Whether the default mode's phase-1 products run as bf16×3 on AMX (`GemmBackend.amxAvailable`,
     /// and SAM3NECK_SGEMM_KERNEL unset: naming a kernel means that kernel everywhere). Strict mode
     /// never does.
-    package var bf16x3Products = GemmBackend.amxAvailable && sam3neck_sgemm_env_kernel() < 0
+    package var bf16x3Products = GemmBackend.bf16x3Preferred
     /// Tile rows per level-0 band (`UpsampleConv3x3.Band`): 18 is two bands at SAM 3's 72 × 72
     /// grid, G's frame 23 MB instead of 44 MB (level 1's 22 MB frame is then the largest) for
     /// recomputing 2 of 72 input rows of dconv_2x2_0. Three bands (12) save no more memory and
