@@ -99,13 +99,32 @@ __attribute__((target("avx512f,avx512bw"))) int sam3neck_sgemm_pack_b_bf16x3(siz
   return bad ? 1 : 0;
 }
 
-/* Rows i0 .. i0 + rows of A (rows <= AMX_MC, zero rows up to a multiple of 16) into aw: per tile
- * row t and kb, a hi then a lo tile of 16 x 32 (a[r][kk] = A(i0 + 16 t + r, 32 kb + kk)).
- * Returns whether a value did not split. */
-static __attribute__((target("avx512f,avx512bw"))) int split_a(const sam3neck_sgemm_args *g, size_t i0,
-                                                               size_t rows, size_t kb_count, uint16_t *aw) {
-  const size_t k = g->k, lda = g->lda;
+/* Whether some value of A does not split: NaN, Inf, or a magnitude whose bfloat16 rounding is
+ * past the largest finite one (|bits| >= 0x7F7F8000, the same test split16 makes on hi). One read
+ * of A, so that a call goes to the float32 kernel before anything is split or stored. */
+static __attribute__((target("avx512f,avx512bw"))) int a_has_unsplittable(const sam3neck_sgemm_args *g) {
+  const size_t lines = g->a_trans ? g->k : g->m, len = g->a_trans ? g->m : g->k;
+  const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF), limit = _mm512_set1_epi32(0x7F7F7FFF);
   __mmask16 bad = 0;
+  for (size_t line = 0; line < lines; line++) {
+    const float *src = g->a + line * g->lda;
+    for (size_t x = 0; x < len; x += 16) {
+      const __mmask16 mask = len - x >= 16 ? 0xFFFF : (__mmask16)((1u << (len - x)) - 1);
+      __m512i u = _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src + x)), magnitude);
+      bad |= _mm512_cmpgt_epi32_mask(u, limit);
+    }
+    if (bad) return 1;
+  }
+  return 0;
+}
+
+/* Rows i0 .. i0 + rows of A (rows <= AMX_MC, zero rows up to a multiple of 16) into aw: per tile
+ * row t and kb, a hi then a lo tile of 16 x 32 (a[r][kk] = A(i0 + 16 t + r, 32 kb + kk)). A has
+ * passed a_has_unsplittable. */
+static __attribute__((target("avx512f,avx512bw"))) void split_a(const sam3neck_sgemm_args *g, size_t i0,
+                                                                size_t rows, size_t kb_count, uint16_t *aw) {
+  const size_t k = g->k, lda = g->lda;
+  __mmask16 bad = 0; /* (checked before) */
   const __m512 zero = _mm512_setzero_ps();
   /* k outermost when A is read transposed: the block's rows of one k are then read together
    * (one run of up to 1 KB per k instead of 64 bytes from each of k pages per tile row). */
@@ -149,7 +168,7 @@ static __attribute__((target("avx512f,avx512bw"))) int split_a(const sam3neck_sg
         }
       }
     }
-  return bad ? 1 : 0;
+  (void)bad;
 }
 
 typedef struct {
@@ -178,11 +197,7 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
   float *tile = (float *)(aw + up(m < AMX_MC ? m : AMX_MC, 16) * up(k, 32) * 2);
   const uint16_t *bw = (const uint16_t *)g->packed_b_bf16x3;
 
-  /* Every A block is split before any product, so that a value that does not split sends the
-   * whole call to the float32 kernel before anything is stored. (A is read twice; the split is
-   * a few percent of the products.) */
-  for (size_t ic = 0; ic < m; ic += AMX_MC)
-    if (split_a(g, ic, m - ic < AMX_MC ? m - ic : AMX_MC, kb_count, aw)) return fallback(g);
+  if (a_has_unsplittable(g)) return fallback(g);
 
   tile_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -194,7 +209,7 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
   _tile_loadconfig(&cfg);
   for (size_t ic = 0; ic < m; ic += AMX_MC) {
     const size_t mc = m - ic < AMX_MC ? m - ic : AMX_MC;
-    if (ic > 0 || m > AMX_MC) split_a(g, ic, mc, kb_count, aw); /* the check above left the last block */
+    split_a(g, ic, mc, kb_count, aw);
     for (size_t jb = 0; jb * 32 < n; jb++) {
       const uint16_t *bp = bw + jb * kb_count * 2048;
       const size_t cols = n - jb * 32 < 32 ? n - jb * 32 : 32;

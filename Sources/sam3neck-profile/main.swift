@@ -123,7 +123,8 @@ do {
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
     let peak = plan.options.gemm.measuredPeak(threads: plan.threads)
     print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(strict ? "strict" : "default") precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
-    print("products on \(plan.options.gemm.name); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+    let amx = plan.bf16x3Levels.sorted().map { "L\($0)" }.joined(separator: ", ")
+    print("products on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (phase 1 of \(amx): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
     /// The products a stage executes per run: "L<level> …" stages with "Winograd" in the name
     /// are the last conv, the max pool has none, the rest are phase 1.
     func executed(_ stage: String) -> Double {

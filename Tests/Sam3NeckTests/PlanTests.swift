@@ -52,6 +52,48 @@ import Testing
         }
     }
 
+    /// The default mode's bf16×3 AMX products, on a neck wide enough for them (c = 512: level 0's
+    /// first product has n = 1024; the others stay float32): level 0 within the default mode's
+    /// bound (1e-4) of the naive neck, and really taken — it differs from the same plan without
+    /// them while levels 1-3 match it bit for bit; strict plans never take them.
+    @Test(.enabled(if: GemmBackend.bf16x3Preferred, "no AMX-BF16 here (or SAM3NECK_SGEMM_KERNEL is set)"),
+          arguments: [CompileOptions.Layout.nchw, .nhwc])
+    func amxProductsOnlyInTheDefaultMode(layout: CompileOptions.Layout) throws {
+        let c = 512, d = 16, h = 5, w = 6
+        let weights = Naive.weights(c: c, d: d, seed: 4)
+        let neck = Neck(weights: weights)
+        var rng = Naive.RNG(state: 7)
+        var x = Naive.Image(c: c, h: h, w: w)
+        x.v = rng.floats(c * h * w, scale: 2).map(Double.init)
+        var input = [Float]()
+        if layout == .nchw {
+            input = x.v.map(Float.init)
+        } else {
+            for y in 0..<h { for xx in 0..<w { for ch in 0..<c { input.append(Float(x[ch, y, xx])) } } }
+        }
+        func outputs(amx: Bool, precision: CompileOptions.Precision = .default) throws -> (Set<Int>, [[Float]]) {
+            var options = CompileOptions(batch: 1, height: h, width: w, layout: layout, levelsMask: 0xF, threads: 2, precision: precision)
+            options.bf16x3Products = amx
+            let plan = try neck.compile(options)
+            var out: [[Float]] = (0..<4).map { [Float](repeating: .nan, count: plan.outputCount(level: $0)!) }
+            let pointers: [UnsafeMutablePointer<Float>?] = (0..<4).map { UnsafeMutablePointer<Float>.allocate(capacity: out[$0].count) }
+            input.withUnsafeBufferPointer { plan.run(input: $0.baseAddress!, outputs: pointers) }
+            for l in 0..<4 {
+                out[l] = Array(UnsafeBufferPointer(start: pointers[l], count: out[l].count))
+                pointers[l]!.deallocate()
+            }
+            return (plan.bf16x3Levels, out)
+        }
+        let (levels, withAMX) = try outputs(amx: true)
+        let (none, without) = try outputs(amx: false)
+        #expect(levels == [0] && none.isEmpty)
+        #expect(try outputs(amx: true, precision: .strict).0.isEmpty)
+        #expect(withAMX[0] != without[0])
+        for l in 1..<4 { #expect(withAMX[l] == without[l], "level \(l)") }
+        let err = Naive.normalisedError(withAMX[0], Naive.neck(weights, x, level: 0).v)
+        #expect(err <= 1e-4, "level 0 with AMX: error \(err)")
+    }
+
     @Test(arguments: [CompileOptions.Layout.nchw, .nhwc])
     func allLevelsOddGrid(layout: CompileOptions.Layout) throws {
         try check(c: 16, d: 8, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF)

@@ -58,6 +58,35 @@ import Testing
             if useBias { s += Double(bias[j]); sa += abs(Double(bias[j])) }
             return (s, sa)
         }
+        /// Runs `kernel` on this problem into a row-major C of leading dimension `ldc` (NaN
+        /// before), B packed (and split for the AMX kernel): (status, C).
+        func run(kernel: Int32, bias useBias: Bool, gelu: Bool, ldc: Int? = nil) -> (Int32, [Float]) {
+            let ldc = ldc ?? n, packed = packed()
+            let split = SgemmKernelTests.AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(k, n))
+            if kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) {
+                #expect(sam3neck_sgemm_pack_b_bf16x3(k, n, packed, split.p) == 0)
+            }
+            var c = [Float](repeating: .nan, count: m * ldc)
+            var g = sam3neck_sgemm_args()
+            g.kernel = kernel; g.m = m; g.n = n; g.k = k; g.lda = lda; g.a_trans = aTrans ? 1 : 0
+            g.gelu = gelu ? 1 : 0
+            var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
+            let rc = a.withUnsafeBufferPointer { a in
+                packed.withUnsafeBufferPointer { pb in
+                    bias.withUnsafeBufferPointer { bb in
+                        c.withUnsafeMutableBufferPointer { cb in
+                            ws.withUnsafeMutableBufferPointer { w in
+                                g.a = a.baseAddress; g.packed_b = pb.baseAddress; g.packed_b_bf16x3 = UnsafePointer(split.p)
+                                g.bias = useBias ? bb.baseAddress : nil
+                                (g.c, g.rs_c, g.cs_c, g.workspace) = (cb.baseAddress, ldc, 1, w.baseAddress)
+                                return sam3neck_sgemm_run(&g)
+                            }
+                        }
+                    }
+                }
+            }
+            return (rc, c)
+        }
         func packed() -> [Float] {
             var p = [Float](repeating: .nan, count: sam3neck_sgemm_packed_b_floats(k, n))
             sam3neck_sgemm_pack_b(k, n, b, max(n, 1), 0, &p)
@@ -109,27 +138,9 @@ import Testing
         for (index, (m, n, k)) in Self.sizes.enumerated() {
             for aTrans in [false, true] {
                 let p = Problem(m: m, n: n, k: k, aTrans: aTrans, seed: UInt64(index * 10 + (aTrans ? 1 : 0)))
-                let packed = p.packed()
                 for epilogue in 0..<3 {  // none, bias, bias + GELU
                     let ldc = n + 5
-                    var c = [Float](repeating: .nan, count: m * ldc)
-                    var g = sam3neck_sgemm_args()
-                    g.kernel = kernel; g.m = m; g.n = n; g.k = k; g.lda = p.lda; g.a_trans = aTrans ? 1 : 0
-                    g.gelu = epilogue == 2 ? 1 : 0
-                    var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
-                    let rc = p.a.withUnsafeBufferPointer { a in
-                        packed.withUnsafeBufferPointer { pb in
-                            p.bias.withUnsafeBufferPointer { bias in
-                                c.withUnsafeMutableBufferPointer { cb in
-                                    ws.withUnsafeMutableBufferPointer { w in
-                                        sam3neck_sgemm(kernel, m, n, k, a.baseAddress, p.lda, aTrans ? 1 : 0, pb.baseAddress,
-                                                       epilogue > 0 ? bias.baseAddress : nil, epilogue == 2 ? 1 : 0,
-                                                       cb.baseAddress, ldc, w.baseAddress)
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    let (rc, c) = p.run(kernel: kernel, bias: epilogue > 0, gelu: epilogue == 2, ldc: ldc)
                     #expect(rc == 0)
                     _ = p.check({ c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "kernel \(kernel) epilogue \(epilogue)")
                     // Padding columns of C (ldc > n) are not written.
@@ -317,33 +328,6 @@ import Testing
 
     static let amx = sam3neck_sgemm_kernel_supported(Int32(SAM3NECK_SGEMM_AMX_BF16X3)) != 0
 
-    /// Runs the AMX kernel (or `kernel`) on p into a row-major C (ldc = n), with B split.
-    static func runSplit(_ p: Problem, kernel: Int32 = Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: Bool, gelu: Bool) -> (Int32, [Float]) {
-        let packed = p.packed()
-        let split = AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(p.k, p.n))
-        #expect(sam3neck_sgemm_pack_b_bf16x3(p.k, p.n, packed, split.p) == 0)
-        var c = [Float](repeating: .nan, count: p.m * p.n)
-        var g = sam3neck_sgemm_args()
-        g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = p.aTrans ? 1 : 0
-        g.gelu = gelu ? 1 : 0
-        var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
-        let rc = p.a.withUnsafeBufferPointer { a in
-            packed.withUnsafeBufferPointer { pb in
-                p.bias.withUnsafeBufferPointer { bb in
-                    c.withUnsafeMutableBufferPointer { cb in
-                        ws.withUnsafeMutableBufferPointer { w in
-                            g.a = a.baseAddress; g.packed_b = pb.baseAddress; g.packed_b_bf16x3 = UnsafePointer(split.p)
-                            g.bias = bias ? bb.baseAddress : nil
-                            (g.c, g.rs_c, g.cs_c, g.workspace) = (cb.baseAddress, p.n, 1, w.baseAddress)
-                            return sam3neck_sgemm_run(&g)
-                        }
-                    }
-                }
-            }
-        }
-        return (rc, c)
-    }
-
     final class AlignedBuffer {
         let p: UnsafeMutablePointer<Float>
         init(_ count: Int) {
@@ -364,7 +348,7 @@ import Testing
             for aTrans in [false, true] {
                 let p = Problem(m: m, n: n, k: k, aTrans: aTrans, seed: UInt64(500 + index * 10 + (aTrans ? 1 : 0)))
                 for epilogue in 0..<3 {
-                    let (rc, c) = Self.runSplit(p, bias: epilogue > 0, gelu: epilogue == 2)
+                    let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: epilogue > 0, gelu: epilogue == 2)
                     #expect(rc == 0)
                     _ = p.check({ c[$0 * n + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "amx epilogue \(epilogue)",
                                 termError: 3 * 0x1p-17, roundings: 3 * k + 1)
@@ -379,16 +363,18 @@ import Testing
     @Test(.enabled(if: amx, "the CPU has no AMX-BF16 (or Linux does not grant it)"))
     func amxNonFiniteGoesToFloat32() throws {
         for aTrans in [false, true] {
-            for bad: Float in [.infinity, -.infinity, .nan, 3.4e38] {
+            // Float(bitPattern: 0x7F7F8000): the smallest magnitude whose bfloat16 rounding overflows.
+            for bad: Float in [.infinity, -.infinity, .nan, 3.4e38, Float(bitPattern: 0x7F7F8000)] {
                 var p = Problem(m: 40, n: 70, k: 90, aTrans: aTrans, seed: 77)
                 var a = p.a
                 a[aTrans ? 5 * p.lda + 33 : 33 * p.lda + 5] = bad  // A(33, 5), in the second tile row
                 p = Problem(p, a: a)
-                let (rc, c) = Self.runSplit(p, bias: true, gelu: true)
-                let (rc32, c32) = Self.runSplit(p, kernel: Int32(SAM3NECK_SGEMM_AVX512), bias: true, gelu: true)
+                let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: true, gelu: true)
+                let (rc32, c32) = p.run(kernel: Int32(SAM3NECK_SGEMM_AVX512), bias: true, gelu: true)
                 #expect(rc == 0 && rc32 == 0)
-                #expect(c.withUnsafeBytes { Array($0) } == c32.withUnsafeBytes { Array($0) }, "A holding \(bad), aTrans \(aTrans)")
-                #expect(c32[33 * p.n].isNaN || c32[33 * p.n].isInfinite || bad == 3.4e38)
+                let same = c.withUnsafeBytes { Array($0) } == c32.withUnsafeBytes { Array($0) }  // bit for bit, NaN included
+                #expect(same, "A holding \(bad), aTrans \(aTrans): not the AVX-512 kernel's bytes")
+                #expect(c32[33 * p.n].isNaN || c32[33 * p.n].isInfinite || bad.isFinite)
             }
         }
         for bad: Float in [.infinity, .nan, -3.4e38] {

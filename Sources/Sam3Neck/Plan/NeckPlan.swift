@@ -57,6 +57,9 @@ public final class NeckPlan: @unchecked Sendable {
     private let gemmOffset: Int
     /// Phase 1's products packed for the micro-kernels, by level, when `options.gemm` says so.
     private let products: [Int: PackedGemm]
+    /// The levels whose phase-1 product runs as bf16×3 on AMX: in the default mode, where the
+    /// options allow it and the level's weights were split (`PackedGemm.bf16x3`).
+    package let bf16x3Levels: Set<Int>
     // Workspace regions: the conv input frame; the pooled input of level 3; per-worker scratch.
     private let workspace: UnsafeMutableRawPointer
     private let frame: UnsafeMutablePointer<Float>
@@ -81,6 +84,8 @@ public final class NeckPlan: @unchecked Sendable {
         self.upsample = upsample
         self.convs = convs
         self.products = products
+        bf16x3Levels = options.bf16x3Products && options.precision == .default
+            ? Set(products.filter { $0.value.bf16x3 != nil }.keys) : []
         let c = packed.trunkDim, d = packed.dModel
         trunkDim = c
         dModel = d
@@ -339,9 +344,7 @@ public final class NeckPlan: @unchecked Sendable {
             let g = self.packed.product(level: level)
             let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
             if case var .packed(kernel) = self.options.gemm, let pg = self.products[level] {
-                if self.options.bf16x3Products, self.options.precision == .default, pg.bf16x3 != nil {
-                    kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3)
-                }
+                if self.bf16x3Levels.contains(level) { kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
                 // The micro-kernels add the bias (and GELU) per tile and store it where it goes:
                 // levels 0 and 1 through the phase scatter into G's / Z's rows 2·i0 ..< 2·(i0 + rows).
                 if level < 2 {
