@@ -465,7 +465,7 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   if (kernel < 0) return -1;
   if (kernel == SAM3NECK_SGEMM_AMX_BF16X3) {
     if (g->m == 0 || g->n == 0) return 0;
-    if (g->workspace == NULL || g->a == NULL || g->packed_b == NULL || g->packed_b_bf16x3 == NULL) return -3;
+    if (g->workspace == NULL || g->a == NULL || g->packed_b_bf16x3 == NULL) return -3;
     if (g->store == NULL && g->c == NULL) return -3;
     if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
     return sam3neck_sgemm_run_amx(g);

@@ -15,6 +15,7 @@ public final class Neck: Sendable {
     private struct Key: Hashable {
         let tile: WinogradTile
         let gemm: GemmBackend
+        var bf16x3 = false
     }
 
     private struct PreparedWeights {
@@ -47,7 +48,7 @@ public final class Neck: Sendable {
     public func compile(_ options: CompileOptions) throws -> NeckPlan {
         try options.validate()
         // Level 0's tail is one composed conv; levels 1-3 use a 3×3 Winograd conv of the mode's tile.
-        let upTile = NeckPlan.upsampleTile(options.precision)
+        let (upTile, upSplit) = NeckPlan.upsampleTile(options)
         let tile = NeckPlan.winogradTile(options.precision)
         let (packed, upsample, convs, products) = cache.withLock { c in
             let packsProducts = options.gemm != .openBLAS
@@ -57,8 +58,9 @@ public final class Neck: Sendable {
             c.packed = packed
             var upsample: UpsampleConv3x3?
             if options.includes(level: 0) {
-                let key = Key(tile: upTile, gemm: options.gemm)
-                upsample = c.upsample[key] ?? UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile, gemm: options.gemm)
+                let key = Key(tile: upTile, gemm: options.gemm, bf16x3: upSplit)
+                upsample = c.upsample[key] ?? UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile,
+                                                              gemm: options.gemm, bf16x3: upSplit)
                 c.upsample[key] = upsample
             }
             let key = Key(tile: tile, gemm: options.gemm)

@@ -283,6 +283,7 @@ for m in [288, 2592] {
 }
 shapes.append(Shape(name: "Winograd", m: 324, n: 256, k: 256, aTrans: false, lda: 256))
 shapes.append(Shape(name: "Winograd", m: 1296, n: 256, k: 256, aTrans: false, lda: 256))
+shapes.append(Shape(name: "L0 Winograd", m: 108, n: 256, k: 512, aTrans: false, lda: 512))
 
 print("packed SGEMM (\(kname)) vs OpenBLAS \(String(cString: openblas_get_corename())) cblas_sgemm (1 OpenBLAS thread), \(workers) worker(s) of m rows each, median of \(reps), interleaved")
 print("A^T: A read transposed from k x \(pixels) (NCHW); A: row-major. +GELU: bias + exact GELU epilogue (OpenBLAS: cblas_sgemm then sam3neck_bias_gelu per row)")

@@ -53,9 +53,10 @@ import Testing
     }
 
     /// The default mode's bf16×3 AMX products, on a neck wide enough for them (c = 512: level 0's
-    /// first product has n = 1024; the others stay float32): level 0 within the default mode's
-    /// bound (1e-4) of the naive neck, and really taken — it differs from the same plan without
-    /// them while levels 1-3 match it bit for bit; strict plans never take them.
+    /// first product has n = 1024, and level 0's composed conv takes them at any width; the
+    /// others stay float32): level 0 within the default mode's bound (1e-4) of the naive neck,
+    /// and really taken — it differs from the same plan without them while levels 1-3 match it
+    /// bit for bit; strict plans never take them.
     @Test(.enabled(if: GemmBackend.bf16x3Preferred, "no AMX-BF16 here (or SAM3NECK_SGEMM_KERNEL is set)"),
           arguments: [CompileOptions.Layout.nchw, .nhwc])
     func amxProductsOnlyInTheDefaultMode(layout: CompileOptions.Layout) throws {
@@ -71,7 +72,7 @@ import Testing
         } else {
             for y in 0..<h { for xx in 0..<w { for ch in 0..<c { input.append(Float(x[ch, y, xx])) } } }
         }
-        func outputs(amx: Bool, precision: CompileOptions.Precision = .default) throws -> (Set<Int>, [[Float]]) {
+        func outputs(amx: Bool, precision: CompileOptions.Precision = .default) throws -> (Set<Int>, Bool, [[Float]]) {
             var options = CompileOptions(batch: 1, height: h, width: w, layout: layout, levelsMask: 0xF, threads: 2, precision: precision)
             options.bf16x3Products = amx
             let plan = try neck.compile(options)
@@ -82,12 +83,14 @@ import Testing
                 out[l] = Array(UnsafeBufferPointer(start: pointers[l], count: out[l].count))
                 pointers[l]!.deallocate()
             }
-            return (plan.bf16x3Levels, out)
+            return (plan.bf16x3Levels, plan.level0ComposedBF16x3, out)
         }
-        let (levels, withAMX) = try outputs(amx: true)
-        let (none, without) = try outputs(amx: false)
+        let (levels, composed, withAMX) = try outputs(amx: true)
+        let (none, composedWithout, without) = try outputs(amx: false)
         #expect(levels == [0] && none.isEmpty)
-        #expect(try outputs(amx: true, precision: .strict).0.isEmpty)
+        #expect(composed && !composedWithout)
+        let strict = try outputs(amx: true, precision: .strict)
+        #expect(strict.0.isEmpty && !strict.1)
         #expect(withAMX[0] != without[0])
         for l in 1..<4 { #expect(withAMX[l] == without[l], "level \(l)") }
         let err = Naive.normalisedError(withAMX[0], Naive.neck(weights, x, level: 0).v)

@@ -59,8 +59,9 @@ import Testing
             return (s, sa)
         }
         /// Runs `kernel` on this problem into a row-major C of leading dimension `ldc` (NaN
-        /// before), B packed (and split for the AMX kernel): (status, C).
-        func run(kernel: Int32, bias useBias: Bool, gelu: Bool, ldc: Int? = nil) -> (Int32, [Float]) {
+        /// before), B packed (and split for the AMX kernel; `floatB` false: the AMX kernel gets
+        /// only the split B, packed_b NULL): (status, C).
+        func run(kernel: Int32, bias useBias: Bool, gelu: Bool, ldc: Int? = nil, floatB: Bool = true) -> (Int32, [Float]) {
             let ldc = ldc ?? n, packed = packed()
             let split = SgemmKernelTests.AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(k, n))
             if kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) {
@@ -76,7 +77,8 @@ import Testing
                     bias.withUnsafeBufferPointer { bb in
                         c.withUnsafeMutableBufferPointer { cb in
                             ws.withUnsafeMutableBufferPointer { w in
-                                g.a = a.baseAddress; g.packed_b = pb.baseAddress; g.packed_b_bf16x3 = UnsafePointer(split.p)
+                                g.a = a.baseAddress; g.packed_b = floatB ? pb.baseAddress : nil
+                                g.packed_b_bf16x3 = UnsafePointer(split.p)
                                 g.bias = useBias ? bb.baseAddress : nil
                                 (g.c, g.rs_c, g.cs_c, g.workspace) = (cb.baseAddress, ldc, 1, w.baseAddress)
                                 return sam3neck_sgemm_run(&g)
@@ -357,6 +359,38 @@ import Testing
         }
     }
 
+    /// Values that do not split: ±Inf; NaNs, the quiet one and those whose payload would carry
+    /// through the rounding bias into the sign or wrap to zero (0x7FFFFFFF, 0xFFFFFFFF: once
+    /// split to ±0, which made B holding them pass as finite) or round to Inf (0x7F800001);
+    /// magnitudes whose bfloat16 rounding overflows (0x7F7F8000 the smallest).
+    static let unsplittable: [Float] = [.infinity, -.infinity, .nan, Float(bitPattern: 0x7FFF_FFFF), Float(bitPattern: 0xFFFF_FFFF),
+                                        Float(bitPattern: 0x7F80_0001), 3.4e38, Float(bitPattern: 0x7F7F_8000)]
+
+    /// With the split B alone (packed_b NULL, as the Winograd convs keep their blocks), a row of
+    /// A holding a value that does not split gives NaN in every output of the row, so the
+    /// Winograd conv sees a non-finite tile and recomputes it directly; the other rows are the
+    /// bytes the same call gives on the original A (rows are independent).
+    @Test(.enabled(if: amx, "the CPU has no AMX-BF16 (or Linux does not grant it)"))
+    func amxWithoutFloatBGivesNaNRows() throws {
+        for aTrans in [false, true] {
+            let clean = Problem(m: 70, n: 70, k: 90, aTrans: aTrans, seed: 78)
+            let (rc0, c0) = clean.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: true, gelu: true, floatB: false)
+            #expect(rc0 == 0)
+            for bad in Self.unsplittable {
+                var a = clean.a
+                a[aTrans ? 5 * clean.lda + 33 : 33 * clean.lda + 5] = bad  // A(33, 5): in a pair of tile rows
+                let p = Problem(clean, a: a)
+                let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: true, gelu: true, floatB: false)
+                #expect(rc == 0)
+                #expect((0..<p.n).allSatisfy { c[33 * p.n + $0].isNaN }, "A(33, 5) = \(bad), aTrans \(aTrans): a finite output in its row")
+                let others = (0..<p.m).filter { $0 != 33 }.allSatisfy { i in
+                    (0..<p.n).allSatisfy { c[i * p.n + $0].bitPattern == c0[i * p.n + $0].bitPattern }
+                }
+                #expect(others, "A(33, 5) = \(bad), aTrans \(aTrans): another row changed")
+            }
+        }
+    }
+
     /// Inf, NaN, or a value past bfloat16's range in A: the call runs the AVX-512 kernel instead
     /// (bit for bit its result, so Inf and NaN reach the outputs float32 gives); in B: the split
     /// is refused.
@@ -364,7 +398,7 @@ import Testing
     func amxNonFiniteGoesToFloat32() throws {
         for aTrans in [false, true] {
             // Float(bitPattern: 0x7F7F8000): the smallest magnitude whose bfloat16 rounding overflows.
-            for bad: Float in [.infinity, -.infinity, .nan, 3.4e38, Float(bitPattern: 0x7F7F8000)] {
+            for bad in Self.unsplittable {
                 var p = Problem(m: 40, n: 70, k: 90, aTrans: aTrans, seed: 77)
                 var a = p.a
                 a[aTrans ? 5 * p.lda + 33 : 33 * p.lda + 5] = bad  // A(33, 5), in the second tile row
@@ -377,7 +411,7 @@ import Testing
                 #expect(c32[33 * p.n].isNaN || c32[33 * p.n].isInfinite || bad.isFinite)
             }
         }
-        for bad: Float in [.infinity, .nan, -3.4e38] {
+        for bad in Self.unsplittable + [-3.4e38] {
             var b = Self.values(64 * 48, seed: 3)
             b[700] = bad
             var packed = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(64, 48))

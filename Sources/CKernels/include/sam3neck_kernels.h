@@ -185,7 +185,7 @@ typedef struct sam3neck_sgemm_args {
   float *workspace;         /* sam3neck_sgemm_workspace_floats(this) floats, any alignment */
   size_t mc, kc, nc;        /* cache blocking; 0: the kernel's defaults */
   const float *packed_b_bf16x3; /* SAM3NECK_SGEMM_AMX_BF16X3 only: sam3neck_sgemm_pack_b_bf16x3 of
-                                 * packed_b (which it still needs: see below) */
+                                 * packed_b; packed_b may then be NULL (see below) */
 } sam3neck_sgemm_args;
 
 /* Runs the product. 0 on success; -1: kernel not supported here; -2: no such variant;
@@ -255,9 +255,11 @@ int sam3neck_cpu_has_avx512f(void);
  * take a fraction of the float32 time.
  *
  * Non-finite values would not survive the split (Inf - Inf = NaN, Inf * 0 = NaN): a B holding
- * one is refused at packing (use the float32 kernels with it), and a call whose A holds one (or a
+ * one is refused at packing (use the float32 kernels with it). A call whose A holds one (or a
  * value beyond bfloat16's range) runs the float32 AVX-512 kernel on packed_b instead, so Inf and
- * NaN reach exactly the outputs they reach in float32.
+ * NaN reach exactly the outputs they reach in float32; with packed_b NULL (B kept split only) it
+ * runs on, and every output of such a row of A is NaN, for the caller to recompute (the
+ * Winograd convs recompute tiles with non-finite outputs directly).
  *
  * Packed layout (for the tile loads, in 4-byte units): per 32 columns jb and 32 k-rows kb, four
  * 16 x 32 bfloat16 tiles (hi of columns 0-15, lo of them, hi of 16-31, lo of them), each in the

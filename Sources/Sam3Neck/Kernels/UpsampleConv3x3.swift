@@ -30,9 +30,11 @@ package struct UpsampleConv3x3: Sendable {
     /// grid; a worker's transformed inputs, products and output rows then take ≈ 12 MB, against
     /// ≈ 15 MB at 192 with no measurable difference in speed on this machine kind.
     package let blockTiles: Int
+    /// Whether the products run as bf16×3 on AMX (the blocks are held split, `WinogradBlocks`).
+    package var bf16x3: Bool { u.bf16x3 }
 
     package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 108,
-                 gemm: GemmBackend = .openBLAS) {
+                 gemm: GemmBackend = .openBLAS, bf16x3: Bool = false) {
         let d = layer.weight.shape[0], c0 = up.k
         precondition(up.n == 4 * d && layer.weight.shape == [d, d, 3, 3] && tile.r == 2)
         self.tile = tile
@@ -52,7 +54,7 @@ package struct UpsampleConv3x3: Sendable {
         // `band` input channels at a time (its sums, 4·band·d doubles, stay in cache) and
         // transforms the band straight into the blocks.
         let alpha2 = tile.alpha * tile.alpha, band = Swift.min(c0, 64)
-        u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm) { layout, storage in
+        u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm, bf16x3: bf16x3) { layout, storage in
             nonisolated(unsafe) let storage = storage
             parallelFor(4, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { phase in
                 let a = phase / 2, b = phase % 2

@@ -8,12 +8,18 @@ import Glibc
 
 /// The α² transformed weight blocks of a Winograd conv (cin × cout each; several convs' blocks one
 /// after another), stored in the layout its product code reads: row-major for OpenBLAS, packed
-/// for the micro-kernels (`GemmBackend`). Only one form is kept.
+/// for the micro-kernels (`GemmBackend`), or split into bfloat16 halves for the bf16×3 AMX
+/// products (`sam3neck_sgemm_pack_b_bf16x3`). Only one form is kept.
 package struct WinogradBlocks: Sendable {
     let storage: AlignedFloats
     let blockFloats: Int
     let cin: Int, cout: Int
     let kernel: Int32?
+    /// Whether the blocks are held split for the AMX products (then `kernel` is the AMX one). There
+    /// is no float32 copy to fall back to, so a tile whose transformed input does not split gets
+    /// NaN products (`sam3neck_sgemm_run`), a non-finite output, and is recomputed directly, as
+    /// any tile with a non-finite output is.
+    package let bf16x3: Bool
 
     /// Where element (i, o) of block b lives: row-major blocks, or the micro-kernels' panels of 16
     /// columns (`sam3neck_sgemm_pack_b`'s layout).
@@ -27,17 +33,36 @@ package struct WinogradBlocks: Sendable {
 
     /// `blocks` blocks written by `fill` straight into the layout the product code reads
     /// (`fill(layout, storage)`; its zero padding is already in place).
-    init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, fill: (Layout, UnsafeMutablePointer<Float>) -> Void) {
+    /// `bf16x3`: split the packed blocks for the AMX products when the backend packs and every
+    /// value splits (weights with Inf or NaN keep float32).
+    init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, bf16x3 split: Bool = false,
+         fill: (Layout, UnsafeMutablePointer<Float>) -> Void) {
         self.cin = cin
         self.cout = cout
-        if case let .packed(k) = gemm {
-            (blockFloats, kernel) = (sam3neck_sgemm_packed_b_floats(cin, cout), k)
-        } else {
-            (blockFloats, kernel) = (cin * cout, nil)
-        }
+        var (blockFloats, kernel): (Int, Int32?) = (cin * cout, nil)
+        if case let .packed(k) = gemm { (blockFloats, kernel) = (sam3neck_sgemm_packed_b_floats(cin, cout), k) }
         let layout = Layout(blockFloats: blockFloats, cin: cin, cout: cout, packed: kernel != nil)
         // The transforms write every element but the packed layout's padding columns.
-        storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 16 != 0) { fill(layout, $0) }
+        var storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 16 != 0) { fill(layout, $0) }
+        var halves = false
+        if split && kernel != nil {
+            // Split block by block on the cores; the float32 blocks are freed once all have split.
+            let splitFloats = sam3neck_sgemm_bf16x3_b_floats(cin, cout)
+            let failed = Locked(0)
+            let packed = storage
+            let out = AlignedFloats(count: blocks * splitFloats, zeroed: false) { p in
+                nonisolated(unsafe) let p = p
+                parallelFor(blocks, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { b in
+                    if sam3neck_sgemm_pack_b_bf16x3(cin, cout, packed.pointer + b * blockFloats, p + b * splitFloats) != 0 {
+                        failed.withLock { $0 += 1 }
+                    }
+                }
+            }
+            if failed.withLock({ $0 }) == 0 {
+                (storage, blockFloats, kernel, halves) = (out, splitFloats, Int32(SAM3NECK_SGEMM_AMX_BF16X3), true)
+            }
+        }
+        (self.storage, self.blockFloats, self.kernel, bf16x3) = (storage, blockFloats, kernel, halves)
     }
 
     /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
@@ -47,7 +72,15 @@ package struct WinogradBlocks: Sendable {
             let u = storage.pointer
             for xi in 0..<tile.alpha * tile.alpha {
                 let b = u + (first + xi) * blockFloats
-                if let kernel {
+                if bf16x3 {
+                    var args = sam3neck_sgemm_args()
+                    args.kernel = kernel!
+                    (args.m, args.n, args.k) = (n, cout, cin)
+                    (args.a, args.lda, args.packed_b_bf16x3) = (UnsafePointer(s.v + xi * bt * cin), cin, b)
+                    (args.c, args.rs_c, args.cs_c, args.workspace) = (s.prod + xi * bt * cout, cout, 1, s.gemm)
+                    let status = sam3neck_sgemm_run(&args)
+                    precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
+                } else if let kernel {
                     let status = sam3neck_sgemm(kernel, n, cout, cin, s.v + xi * bt * cin, cin, 0, b, nil, 0,
                                                 s.prod + xi * bt * cout, cout, s.gemm)
                     precondition(status == 0, "sam3neck_sgemm: \(status)")  // arguments are the plan's own
