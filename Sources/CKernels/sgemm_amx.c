@@ -109,22 +109,30 @@ __attribute__((target("avx512f,avx512bw"))) int sam3neck_sgemm_pack_b_bf16x3(siz
   return bad ? 1 : 0;
 }
 
-/* Whether some value of A does not split: NaN, Inf, or a magnitude whose bfloat16 rounding is
- * past the largest finite one (|bits| >= 0x7F7F8000, the same test split16 makes on hi). One read
- * of A, so that a call goes to the float32 kernel before anything is split or stored. */
-static __attribute__((target("avx512f,avx512bw"))) int a_has_unsplittable(const sam3neck_sgemm_args *g) {
-  const size_t lines = g->a_trans ? g->k : g->m, len = g->a_trans ? g->m : g->k;
+/* Whether some of the len floats at src does not split: NaN, Inf, or a magnitude whose bfloat16
+ * rounding is past the largest finite one (|bits| >= 0x7F7F8000, the same test split16 makes on
+ * hi). */
+static __attribute__((target("avx512f,avx512bw"))) int unsplittable(const float *src, size_t len) {
   const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF), limit = _mm512_set1_epi32(0x7F7F7FFF);
   __mmask16 bad = 0;
-  for (size_t line = 0; line < lines; line++) {
-    const float *src = g->a + line * g->lda;
-    for (size_t x = 0; x < len; x += 16) {
-      const __mmask16 mask = len - x >= 16 ? 0xFFFF : (__mmask16)((1u << (len - x)) - 1);
-      __m512i u = _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src + x)), magnitude);
-      bad |= _mm512_cmpgt_epi32_mask(u, limit);
-    }
-    if (bad) return 1;
+  for (size_t x = 0; x < len; x += 16) {
+    const __mmask16 mask = len - x >= 16 ? 0xFFFF : (__mmask16)((1u << (len - x)) - 1);
+    __m512i u = _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(mask, src + x)), magnitude);
+    bad |= _mm512_cmpgt_epi32_mask(u, limit);
   }
+  return bad != 0;
+}
+
+int sam3neck_bf16x3_splits(const float *x, size_t count) {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && !unsplittable(x, count);
+}
+
+/* Whether some value of A does not split. One read of A, so that a call goes to the float32
+ * kernel before anything is split or stored. */
+static int a_has_unsplittable(const sam3neck_sgemm_args *g) {
+  const size_t lines = g->a_trans ? g->k : g->m, len = g->a_trans ? g->m : g->k;
+  for (size_t line = 0; line < lines; line++)
+    if (unsplittable(g->a + line * g->lda, len)) return 1;
   return 0;
 }
 
@@ -302,6 +310,10 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
 #else /* no AMX here */
 
 int sam3neck_cpu_has_amx_bf16(void) { return 0; }
+int sam3neck_bf16x3_splits(const float *x, size_t count) {
+  (void)x; (void)count;
+  return 0;
+}
 int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out) {
   (void)k; (void)n; (void)packed_b; (void)out;
   return 1;

@@ -277,6 +277,11 @@ size_t sam3neck_sgemm_bf16x3_b_floats(size_t k, size_t n);
  * largest finite value): out is then not to be used. */
 int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out);
 
+/* 1 when every one of the count floats at x splits (the test sam3neck_sgemm_pack_b_bf16x3
+ * makes), so that a caller may split in place with no way back; 0 otherwise, and on CPUs
+ * without AVX-512. */
+int sam3neck_bf16x3_splits(const float *x, size_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,35 +34,39 @@ package struct WinogradBlocks: Sendable {
     /// `blocks` blocks written by `fill` straight into the layout the product code reads
     /// (`fill(layout, storage)`; its zero padding is already in place).
     /// `bf16x3`: split the packed blocks for the AMX products when the backend packs and every
-    /// value splits (weights with Inf or NaN keep float32).
+    /// value splits (weights with Inf or NaN keep float32; so do CPUs without AVX-512).
     init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, bf16x3 split: Bool = false,
          fill: (Layout, UnsafeMutablePointer<Float>) -> Void) {
         self.cin = cin
         self.cout = cout
         var (blockFloats, kernel): (Int, Int32?) = (cin * cout, nil)
         if case let .packed(k) = gemm { (blockFloats, kernel) = (sam3neck_sgemm_packed_b_floats(cin, cout), k) }
+        let packedFloats = blockFloats, split = split && kernel != nil
+        // Room for either form per block: the float32 blocks are split in place (no second copy
+        // of tens of MB to allocate and fault in at compile).
+        if split { blockFloats = max(blockFloats, sam3neck_sgemm_bf16x3_b_floats(cin, cout)) }
         let layout = Layout(blockFloats: blockFloats, cin: cin, cout: cout, packed: kernel != nil)
-        // The transforms write every element but the packed layout's padding columns.
-        var storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 16 != 0) { fill(layout, $0) }
         var halves = false
-        if split && kernel != nil {
-            // Split block by block on the cores; the float32 blocks are freed once all have split.
-            let splitFloats = sam3neck_sgemm_bf16x3_b_floats(cin, cout)
-            let failed = Locked(0)
-            let packed = storage
-            let out = AlignedFloats(count: blocks * splitFloats, zeroed: false) { p in
-                nonisolated(unsafe) let p = p
-                parallelFor(blocks, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { b in
-                    if sam3neck_sgemm_pack_b_bf16x3(cin, cout, packed.pointer + b * blockFloats, p + b * splitFloats) != 0 {
-                        failed.withLock { $0 += 1 }
-                    }
+        // The transforms write every element but the packed layout's padding columns.
+        storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 16 != 0) { p in
+            fill(layout, p)
+            // Split only when every block splits (weights with Inf or NaN keep float32): checked
+            // first, as a split block cannot be turned back.
+            guard split, (0..<blocks).allSatisfy({ sam3neck_bf16x3_splits(p + $0 * blockFloats, packedFloats) != 0 }) else { return }
+            nonisolated(unsafe) let p = p
+            parallelChunks(blocks, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { [blockFloats] _, range in
+                let copy = UnsafeMutablePointer<Float>.allocate(capacity: packedFloats)
+                defer { copy.deallocate() }
+                for b in range {
+                    copy.update(from: p + b * blockFloats, count: packedFloats)
+                    let status = sam3neck_sgemm_pack_b_bf16x3(cin, cout, copy, p + b * blockFloats)
+                    precondition(status == 0, "sam3neck_sgemm_pack_b_bf16x3: \(status)")  // checked above
                 }
             }
-            if failed.withLock({ $0 }) == 0 {
-                (storage, blockFloats, kernel, halves) = (out, splitFloats, Int32(SAM3NECK_SGEMM_AMX_BF16X3), true)
-            }
+            halves = true
         }
-        (self.storage, self.blockFloats, self.kernel, bf16x3) = (storage, blockFloats, kernel, halves)
+        if halves { kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
+        (self.blockFloats, self.kernel, bf16x3) = (blockFloats, kernel, halves)
     }
 
     /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
