@@ -49,7 +49,7 @@ public final class Neck: Sendable {
         try options.validate()
         // Level 0's tail is one composed conv; levels 1-3 use a 3×3 Winograd conv of the mode's tile.
         let (upTile, upSplit) = NeckPlan.upsampleTile(options)
-        let tile = NeckPlan.winogradTile(options.precision)
+        let (tile, convSplit) = NeckPlan.winogradTile(options)
         let (packed, upsample, convs, products) = cache.withLock { c in
             let packsProducts = options.gemm != .openBLAS
             // The phase-1 products in the form this plan's product code reads (tests mix the two).
@@ -63,10 +63,10 @@ public final class Neck: Sendable {
                                                               gemm: options.gemm, bf16x3: upSplit)
                 c.upsample[key] = upsample
             }
-            let key = Key(tile: tile, gemm: options.gemm)
+            let key = Key(tile: tile, gemm: options.gemm, bf16x3: convSplit)
             var convs = c.convs[key] ?? [:]
             let missing = options.levels.filter { $0 > 0 && convs[$0] == nil }
-            convs.merge(packed.winograd(tile, levels: missing, gemm: options.gemm)) { made, _ in made }
+            convs.merge(packed.winograd(tile, levels: missing, gemm: options.gemm, bf16x3: convSplit)) { made, _ in made }
             c.convs[key] = convs
             var products: [Int: PackedGemm] = [:]
             if packsProducts { for level in options.levels { products[level] = packed.packedProducts[level] } }

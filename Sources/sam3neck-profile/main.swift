@@ -101,7 +101,8 @@ do {
     let tPacked = seconds { packed = PackedWeights(neck.weights, packProducts: options.gemm != .openBLAS) }
     let (upTile, upSplit) = NeckPlan.upsampleTile(options)
     let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile, gemm: options.gemm, bf16x3: upSplit) }
-    let tWino = seconds { _ = packed.winograd(NeckPlan.winogradTile(options.precision), levels: [1, 2, 3], gemm: options.gemm) }
+    let (convTile, convSplit) = NeckPlan.winogradTile(options)
+    let tWino = seconds { _ = packed.winograd(convTile, levels: [1, 2, 3], gemm: options.gemm, bf16x3: convSplit) }
     print("sam3neck-profile: load \(ms(load)); first compile \(ms(tCompile)) (alone: packing and folding \(ms(tPacked)), level 0's composed conv \(ms(tUp)), 3×3 Winograd weights of levels 1-3 \(ms(tWino)))")
     var input = [Float](repeating: 0, count: plan.inputCount)
     var state: UInt32 = 1
@@ -124,6 +125,7 @@ do {
     let peak = plan.options.gemm.measuredPeak(threads: plan.threads)
     print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(strict ? "strict" : "default") precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
     let amx = plan.bf16x3Levels.sorted().map { "phase 1 of L\($0)" } + (plan.level0ComposedBF16x3 ? ["L0's composed conv"] : [])
+        + plan.convBF16x3Levels.sorted().map { "L\($0) conv_3x3" }
     print("products on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (\(amx.joined(separator: ", ")): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
     /// The products a stage executes per run: "L<level> …" stages with "Winograd" in the name
     /// are the last conv, the max pool has none, the rest are phase 1.

@@ -245,14 +245,15 @@ package struct WinogradConv3x3: Sendable {
     /// ≈ 10 MB of scratch per worker against ≈ 17 MB at 192, at the same speed on this machine kind).
     package let blockTiles: Int
 
-    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 108, gemm: GemmBackend = .openBLAS) {
+    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 108, gemm: GemmBackend = .openBLAS,
+                 bf16x3: Bool = false) {
         let cout = weight.shape[0], cin = weight.shape[1]
         self.cout = cout
         self.cin = cin
         precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout] && tile.r == 3)
         self.tile = tile
         self.blockTiles = blockTiles
-        u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm) { layout, storage in
+        u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm, bf16x3: bf16x3) { layout, storage in
             // As loaded, [o][i][ky][kx], in double; bands of 64 inputs on the cores.
             let r2 = tile.r * tile.r, k = weight.data.map(Double.init), band = 64
             nonisolated(unsafe) let storage = storage

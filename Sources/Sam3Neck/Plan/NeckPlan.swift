@@ -62,6 +62,8 @@ public final class NeckPlan: @unchecked Sendable {
     package let bf16x3Levels: Set<Int>
     /// Whether level 0's composed conv runs its products as bf16×3 on AMX (`upsampleTile`).
     package var level0ComposedBF16x3: Bool { upsample?.bf16x3 ?? false }
+    /// The levels whose 3×3 conv runs its products as bf16×3 on AMX (`winogradTile`).
+    package var convBF16x3Levels: Set<Int> { Set(convs.filter { $0.value.u.bf16x3 }.keys) }
     // Workspace regions: the conv input frame; the pooled input of level 3; per-worker scratch.
     private let workspace: UnsafeMutableRawPointer
     private let frame: UnsafeMutablePointer<Float>
@@ -72,19 +74,32 @@ public final class NeckPlan: @unchecked Sendable {
 
     public var inputCount: Int { options.batch * trunkDim * options.height * options.width }
 
-    /// The Winograd tile of each precision mode: F(4×4) keeps the default mode's 1e-4, F(2×2)
-    /// the strict mode's 1e-5 (measured in the tests against the float64 reference).
-    package static func winogradTile(_ p: CompileOptions.Precision) -> WinogradTile { p == .strict ? .f2 : .f4 }
-    /// Level 0's composed conv: F(4×4, 2×2) by default, F(3×3, 2×2) in strict mode. In the default
-    /// mode where the bf16×3 AMX products run (`CompileOptions.bf16x3Products`, packed products),
-    /// F(3×3, 2×2) with those products: 14% more products than F(4×4, 2×2), but the stage is
-    /// faster, the weights 18 MB smaller (16 blocks per phase, not 25), and the error lower
-    /// (`make demo`, level 0: 9.6e-6, against 1.2e-5 for F(4×4, 2×2) in float32 and 6.5e-5 for
-    /// F(4×4, 2×2) with bf16×3, whose larger transform coefficients magnify the split's error).
+    /// Whether a plan of these options runs its Winograd products as bf16×3 on AMX: the default
+    /// mode where the CPU has them (`CompileOptions.bf16x3Products`) and the products are packed.
+    static func winogradOnAMX(_ options: CompileOptions) -> Bool {
+        guard options.precision == .default, options.bf16x3Products, GemmBackend.amxAvailable, case .packed = options.gemm else { return false }
+        return true
+    }
+
+    /// The 3×3 Winograd conv of levels 1-3: F(4×4, 3×3) keeps the default mode's 1e-4, F(2×2, 3×3)
+    /// the strict mode's 1e-5 (measured in the tests against the float64 reference). With the
+    /// AMX products (`winogradOnAMX`), F(2×2, 3×3): F(4×4, 3×3)'s larger transform coefficients
+    /// magnify the split's error past the bound (1.4e-4 at levels 1-2), F(2×2, 3×3)'s do not
+    /// (`make demo`, levels 1-3: 8.4e-6, 7.0e-6, 4.7e-6 against 1.27e-5, 1.34e-5, 5.4e-6 for
+    /// float32 F(4×4, 3×3)), at about the same speed (78% more products at 2-3× the rate) and
+    /// with 5.4 MB less weights per level (16 blocks, not 36).
+    package static func winogradTile(_ options: CompileOptions) -> (tile: WinogradTile, bf16x3: Bool) {
+        if winogradOnAMX(options) { return (.f2, true) }
+        return (options.precision == .strict ? .f2 : .f4, false)
+    }
+    /// Level 0's composed conv: F(4×4, 2×2) by default, F(3×3, 2×2) in strict mode. With the AMX
+    /// products, F(3×3, 2×2): 14% more products than F(4×4, 2×2), but the stage is faster, the
+    /// weights 18 MB smaller (16 blocks per phase, not 25), and the error lower (`make demo`,
+    /// level 0: 9.6e-6, against 1.2e-5 for F(4×4, 2×2) in float32 and 6.5e-5 for F(4×4, 2×2) with
+    /// bf16×3).
     package static func upsampleTile(_ options: CompileOptions) -> (tile: WinogradTile, bf16x3: Bool) {
-        if options.precision == .strict { return (.f3r2, false) }
-        if options.bf16x3Products, GemmBackend.amxAvailable, case .packed = options.gemm { return (.f3r2, true) }
-        return (.f4r2, false)
+        if winogradOnAMX(options) { return (.f3r2, true) }
+        return (options.precision == .strict ? .f3r2 : .f4r2, false)
     }
 
     init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [Int: WinogradConv3x3], products: [Int: PackedGemm],
