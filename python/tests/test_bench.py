@@ -40,19 +40,33 @@ def test_direct_flop_count():
     assert bench.level_flops(3, 16, 8, 7, 5) == bench.level_flops(3, 16, 8, 6, 4)
 
 
+def _amx_default():
+    """Whether the default mode runs its Winograd products as bf16x3 on AMX here (the README: where
+    the CPU has AMX-BF16, unless SAM3NECK_SGEMM_KERNEL names a kernel), read from /proc/cpuinfo."""
+    if os.environ.get("SAM3NECK_SGEMM_KERNEL") in ("generic", "avx2", "avx512"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return {"amx_tile", "amx_bf16", "avx512f", "avx512bw"} <= set(flags)
+
+
 def _executed_gflop(level, mode, h, w, c=1024, d=256):
     """The products one image of `level` executes, counted here from the algorithms the README
-    describes (F(4x4) Winograd tiles by default; in strict mode F(2x2, 3x3) and, for level 0's last
-    layers as four phases of a 2x2 conv over the 2H x 2W grid G, F(3x3, 2x2)), independently of
-    the library's count."""
-    m = 2 if mode == "strict" else 4
+    describes (F(4x4) Winograd tiles by default; in strict mode, and in the default mode on AMX,
+    F(2x2, 3x3) and, for level 0's last layers as four phases of a 2x2 conv over the 2H x 2W grid
+    G, F(3x3, 2x2)), independently of the library's count."""
+    small = mode == "strict" or _amx_default()
+    m = 2 if small else 4
 
     def winograd(height, width, r, cin, cout, m=m):
         alpha = m + r - 1
         return 2 * (-(-height // m)) * (-(-width // m)) * alpha * alpha * cin * cout
 
     if level == 0:
-        m0 = 3 if mode == "strict" else 4
+        m0 = 3 if small else 4
         flops = 2 * h * w * c * 4 * (c // 2) + 4 * winograd(2 * h, 2 * w, 2, c // 2, d, m=m0)
     elif level == 1:
         flops = 2 * h * w * c * 4 * d + winograd(2 * h, 2 * w, 3, d, d)

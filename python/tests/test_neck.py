@@ -19,7 +19,8 @@ from sam3neck import Neck, Sam3NeckError, _lib, checkpoint, reference
 # Normalised max error bound, max|out - ref64| / max|ref64| per level, per precision mode (the
 # header's contract). "strict" (Winograd F(2x2), sums in float32 over K <= 9*1024 products) measures
 # about 1e-6 at the real widths; "default" (Winograd F(4x4), whose transform constants cost a few
-# bits) about 1.5e-5. Each bound leaves headroom for the summation order a BLAS picks.
+# bits; on AMX CPUs F(2x2) and F(3x3, 2x2) with bf16x3 products) about 1e-5 to 1.5e-5. Each bound
+# leaves headroom for the summation order a BLAS picks.
 TOLS = reference.TOLERANCE
 TOL = TOLS["default"]
 # Position encodings: max abs error against the float64 formula (values lie in [-1, 1]).
