@@ -223,6 +223,9 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
   /* Without a float32 B there is nothing to fall back to: a row of A that does not split gives NaN
    * in all its outputs (split16), which the caller recomputes (the Winograd convs do, per tile). */
   if (g->packed_b != NULL && a_has_unsplittable(g)) return fallback(g);
+  /* No bias, GELU or store hook and a row-major C (the Winograd products): whole tiles are stored
+   * from the tile registers into C, not through the tile buffer and sam3neck_sgemm_finish_tile. */
+  const int plain = g->store == NULL && g->bias == NULL && !g->gelu && g->cs_c == 1 && g->rs_c >= (ptrdiff_t)n;
 
   tile_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -283,6 +286,14 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
         }
+        if (plain && cols == 32 && (t + 2) * 16 <= mc) { /* whole tiles with nothing to add: straight into C */
+          float *c = g->c + (ptrdiff_t)(ic + t * 16) * g->rs_c + (ptrdiff_t)jb * 32;
+          _tile_stored(0, c, g->rs_c * 4);
+          _tile_stored(1, c + 16, g->rs_c * 4);
+          _tile_stored(2, c + 16 * g->rs_c, g->rs_c * 4);
+          _tile_stored(3, c + 16 * g->rs_c + 16, g->rs_c * 4);
+          continue;
+        }
         _tile_stored(0, tile, 128);
         _tile_stored(1, tile + 16, 128);
         _tile_stored(2, tile + 512, 128);
@@ -311,6 +322,12 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
           _tile_dpbf16ps(1, 2, 7);
           _tile_dpbf16ps(0, 3, 4);
           _tile_dpbf16ps(1, 3, 6);
+        }
+        if (plain && cols == 32 && (t + 1) * 16 <= mc) {
+          float *c = g->c + (ptrdiff_t)(ic + t * 16) * g->rs_c + (ptrdiff_t)jb * 32;
+          _tile_stored(0, c, g->rs_c * 4);
+          _tile_stored(1, c + 16, g->rs_c * 4);
+          continue;
         }
         _tile_stored(0, tile, 128);
         _tile_stored(1, tile + 16, 128);

@@ -349,11 +349,16 @@ import Testing
         for (index, (m, n, k)) in sizes.enumerated() {
             for aTrans in [false, true] {
                 let p = Problem(m: m, n: n, k: k, aTrans: aTrans, seed: UInt64(500 + index * 10 + (aTrans ? 1 : 0)))
-                for epilogue in 0..<3 {
-                    let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: epilogue > 0, gelu: epilogue == 2)
+                // Epilogues: none (whole tiles stored straight from the tile registers, into C of
+                // leading dimension n, then n + 7), bias, bias + GELU (through the tile buffer).
+                for (epilogue, ldc) in [(0, n), (0, n + 7), (1, n), (2, n)] {
+                    let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: epilogue > 0, gelu: epilogue == 2, ldc: ldc)
                     #expect(rc == 0)
-                    _ = p.check({ c[$0 * n + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "amx epilogue \(epilogue)",
+                    _ = p.check({ c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "amx epilogue \(epilogue) ldc \(ldc)",
                                 termError: 3 * 0x1p-17, roundings: 3 * k + 1)
+                    if ldc > n {  // the padding columns untouched (NaN before)
+                        #expect((0..<m).allSatisfy { i in (n..<ldc).allSatisfy { c[i * ldc + $0].isNaN } })
+                    }
                 }
             }
         }
