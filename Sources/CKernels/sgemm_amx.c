@@ -242,18 +242,18 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
       const uint16_t *bp = bw + jb * kb_count * 2048;
       const size_t cols = n - jb * 32 < 32 ? n - jb * 32 : 32;
       size_t t = 0;
-      /* 2 x 2 output tiles (rows 16t .. 16t + 31, columns 32jb .. 32jb + 31): each A and B tile loaded
-       * serves two products, 10 loads per 12 products (B hi twice, the second time from L1) against
-       * 6 per 6 for the single row of tiles below (measured 0-15% faster on the plan's shapes). */
       /* The next strip of B (the next 32 columns, or the first again for the next block of rows;
        * kb_count x 4 KB) into L2 while this strip's products run, spread over all their steps:
-       * otherwise the first pass over each strip waits on L3 for every B tile (a B block of the
-       * composed conv is used by one block of tiles, then the next 15 blocks pass through L2).
+       * otherwise the first pass over each strip waits on L3 for every B tile (a Winograd conv's
+       * B blocks leave L2 between uses: the other blocks of its tile pass through in between).
        * Measured in the plan, 8 interleaved pairs: level 0 315 against 350 ms (medians). */
       const char *next = (const char *)(jb * 32 + 32 < n ? bp + kb_count * 2048 : bw);
       const int prefetch = jb * 32 + 32 < n || ic + AMX_MC < m;
       const size_t passes = (up(mc, 16) / 16 + 1) / 2, lines = kb_count * 64;
       const size_t per = (lines + passes * kb_count - 1) / (passes * kb_count); /* lines per step */
+      /* 2 x 2 output tiles (rows 16t .. 16t + 31, columns 32jb .. 32jb + 31): each A and B tile loaded
+       * serves two products, 10 loads per 12 products (B hi twice, the second time from L1) against
+       * 6 per 6 for the single row of tiles below (measured 0-15% faster on the plan's shapes). */
       for (; (t + 2) * 16 <= up(mc, 16); t += 2) {
         const uint16_t *a0 = aw + t * kb_count * 1024, *a1 = a0 + kb_count * 1024;
         _tile_zero(0);

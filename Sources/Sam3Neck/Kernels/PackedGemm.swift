@@ -16,7 +16,8 @@ package enum GemmBackend: Hashable, Sendable {
     case packed(kernel: Int32)
 
     /// Whether the CPU runs the bf16×3 AMX products (`sam3neck_cpu_has_amx_bf16`); the default
-    /// precision mode uses them for phase 1 unless SAM3NECK_SGEMM_KERNEL names a kernel.
+    /// precision mode uses them for phase 1 and the Winograd convs unless SAM3NECK_SGEMM_KERNEL
+    /// names a kernel.
     package static let amxAvailable = sam3neck_sgemm_kernel_supported(Int32(SAM3NECK_SGEMM_AMX_BF16X3)) != 0
 
     /// Whether the default mode takes the AMX products now: the CPU has them and

@@ -24,9 +24,9 @@ public struct CompileOptions: Sendable, Equatable {
     public var outputLayout: OutputLayout
     /// The code of the phase-1 products (the CPU's preferred one unless a test picks another).
     package var gemm: GemmBackend = .preferred
-    /// Whether the default mode's phase-1 products run as bf16×3 on AMX (`GemmBackend.amxAvailable`,
-    /// and SAM3NECK_SGEMM_KERNEL unset: naming a kernel means that kernel everywhere). Strict mode
-    /// never does.
+    /// Whether the default mode's widest phase-1 products and its Winograd products run as bf16×3
+    /// on AMX (`GemmBackend.amxAvailable`, and SAM3NECK_SGEMM_KERNEL unset: naming a kernel means
+    /// that kernel everywhere; `NeckPlan.winogradTile`). Strict mode never does.
     package var bf16x3Products = GemmBackend.bf16x3Preferred
     /// Tile rows per level-0 band (`UpsampleConv3x3.Band`): 18 is two bands at SAM 3's 72 × 72
     /// grid, G's frame 23 MB instead of 44 MB (level 1's 22 MB frame is then the largest) for
