@@ -10,7 +10,7 @@ import Glibc
 /// kernels are the 3×3 taps composed with the transposed conv's phase weights (at compile: each
 /// product in float32, their sums in double). Z's bias reaches an output through the taps that land inside Z, so it is a constant
 /// except on the first and last output row and column: a 3×3 table of bias vectors.
-/// Each phase runs as Winograd F(m×m, 2×2) (`.f4r2` by default, `.f3r2` in strict mode) over the
+/// Each phase runs as Winograd F(m×m, 2×2) (`NeckPlan.upsampleTile`: `.f4r2` or `.f3r2`) over the
 /// zero-framed G: the Z intermediate (4× the pixels of G) is never written, and there are fewer
 /// multiplies than the two layers take apart.
 ///
