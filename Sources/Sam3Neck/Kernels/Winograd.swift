@@ -47,8 +47,9 @@ package struct WinogradBlocks: Sendable {
         if split { blockFloats = max(blockFloats, sam3neck_sgemm_bf16x3_b_floats(cin, cout)) }
         let layout = Layout(blockFloats: blockFloats, cin: cin, cout: cout, packed: kernel != nil)
         var halves = false
-        // The transforms write every element but the packed layout's padding columns.
-        storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 16 != 0) { p in
+        // The transforms write every element but the packed layout's padding columns (up to a
+        // multiple of 64), which the kernels read and the split checks: those are zeroed.
+        storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 64 != 0) { p in
             fill(layout, p)
             // Split only when every block splits (weights with Inf or NaN keep float32): checked
             // first, as a split block cannot be turned back.
