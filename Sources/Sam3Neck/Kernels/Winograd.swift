@@ -15,11 +15,11 @@ package struct WinogradBlocks: Sendable {
     let blockFloats: Int
     let cin: Int, cout: Int
     let kernel: Int32?
-    /// Whether the blocks are held split for the AMX products (then `kernel` is the AMX one). There
-    /// is no float32 copy to fall back to, so a tile whose transformed input does not split gets
-    /// NaN products (`sam3neck_sgemm_run`), a non-finite output, and is recomputed directly, as
-    /// any tile with a non-finite output is.
-    package let bf16x3: Bool
+    /// Whether the blocks are held split for the AMX products (`kernel` is the AMX one). There is
+    /// no float32 copy to fall back to, so a tile whose transformed input does not split gets NaN
+    /// products (`sam3neck_sgemm_run`), a non-finite output, and is recomputed directly, as any
+    /// tile with a non-finite output is.
+    package var bf16x3: Bool { kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
 
     /// Where element (i, o) of block b lives: row-major blocks, or the micro-kernels' panels of 16
     /// columns (`sam3neck_sgemm_pack_b`'s layout).
@@ -46,7 +46,7 @@ package struct WinogradBlocks: Sendable {
         // of tens of MB to allocate and fault in at compile).
         if split { blockFloats = max(blockFloats, sam3neck_sgemm_bf16x3_b_floats(cin, cout)) }
         let layout = Layout(blockFloats: blockFloats, cin: cin, cout: cout, packed: kernel != nil)
-        var halves = false
+        var splitDone = false
         // The transforms write every element but the packed layout's padding columns (up to a
         // multiple of 64), which the kernels read and the split checks: those are zeroed.
         storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 64 != 0) { p in
@@ -64,10 +64,9 @@ package struct WinogradBlocks: Sendable {
                     precondition(status == 0, "sam3neck_sgemm_pack_b_bf16x3: \(status)")  // checked above
                 }
             }
-            halves = true
+            splitDone = true
         }
-        if halves { kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
-        (self.blockFloats, self.kernel, bf16x3) = (blockFloats, kernel, halves)
+        (self.blockFloats, self.kernel) = (blockFloats, splitDone ? Int32(SAM3NECK_SGEMM_AMX_BF16X3) : kernel)
     }
 
     /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
@@ -79,7 +78,7 @@ package struct WinogradBlocks: Sendable {
                 let b = u + (first + xi) * blockFloats
                 if bf16x3 {
                     var args = sam3neck_sgemm_args()
-                    args.kernel = kernel!
+                    args.kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3)
                     (args.m, args.n, args.k) = (n, cout, cin)
                     (args.a, args.lda, args.packed_b_bf16x3) = (UnsafePointer(s.v + xi * bt * cin), cin, b)
                     (args.c, args.rs_c, args.cs_c, args.workspace) = (s.prod + xi * bt * cout, cout, 1, s.gemm)
