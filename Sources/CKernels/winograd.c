@@ -238,7 +238,7 @@ static void weights_portable(int alpha, int r, const double *g, const double *k,
 #ifdef SAM3NECK_X86
 /* G k Gᵀ of four kernels (neighbours in o) per vector, v[q] holding their tap q: `lanes` such
  * vectors side by side, element ξ of all of them into out[ξ][0 .. 4·lanes - 1]. */
-__attribute__((target("avx2,fma"))) static inline void gkgt_avx2(int alpha, int r, const double *g, const __m256d *v,
+__attribute__((target("avx2,fma"), always_inline)) static inline void gkgt_avx2(int alpha, int r, const double *g, const __m256d *v,
                                                                 int lanes, __m128 *out) {
   for (int l = 0; l < lanes; l++) {
     const __m256d *k = v + 9 * l;
@@ -263,7 +263,7 @@ __attribute__((target("avx2,fma"))) static inline void gkgt_avx2(int alpha, int 
  * are line-aligned: the blocks (tens of MB, read back only by the first run) then cost one write,
  * not a read for ownership and a write. The tap loads are vector loads where k_out is 1, gathered
  * one by one otherwise. */
-__attribute__((target("avx2,fma"))) static void weights_avx2(int alpha, int r, const double *g, const double *k,
+__attribute__((target("avx2,fma"), always_inline)) static inline void weights_avx2(int alpha, int r, const double *g, const double *k,
                                                             ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0,
                                                             size_t rows, size_t cin, size_t cout, float *dst,
                                                             size_t block_floats, int packed, size_t first) {
@@ -295,6 +295,37 @@ __attribute__((target("avx2,fma"))) static void weights_avx2(int alpha, int r, c
   }
   _mm_sfence();
 }
+
+/* weights_avx2 with the tile's α and r as constants, so that the compiler unrolls gkgt's loops
+ * (the generic loops took ~15% of a first compile's samples on this machine kind). */
+#define WEIGHTS_AVX2_FIXED(A, R)                                                                                   \
+  __attribute__((target("avx2,fma"))) static void weights_avx2_##A##_##R(                                          \
+      const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0, size_t rows,   \
+      size_t cin, size_t cout, float *dst, size_t block_floats, int packed, size_t first) {                         \
+    weights_avx2(A, R, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);            \
+  }
+WEIGHTS_AVX2_FIXED(4, 2)
+WEIGHTS_AVX2_FIXED(4, 3)
+WEIGHTS_AVX2_FIXED(5, 2)
+WEIGHTS_AVX2_FIXED(6, 3)
+
+__attribute__((target("avx2,fma"))) static void weights_avx2_by_size(int alpha, int r, const double *g, const double *k,
+                                                                    ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out,
+                                                                    size_t i0, size_t rows, size_t cin, size_t cout,
+                                                                    float *dst, size_t block_floats, int packed,
+                                                                    size_t first) {
+#define WEIGHTS_AVX2_CASE(A, R)                                                                                    \
+  if (alpha == A && r == R) {                                                                                      \
+    weights_avx2_##A##_##R(g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);        \
+    return;                                                                                                        \
+  }
+  WEIGHTS_AVX2_CASE(4, 2)
+  WEIGHTS_AVX2_CASE(4, 3)
+  WEIGHTS_AVX2_CASE(5, 2)
+  WEIGHTS_AVX2_CASE(6, 3)
+#undef WEIGHTS_AVX2_CASE
+  weights_avx2(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);
+}
 #endif
 
 void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in,
@@ -302,7 +333,7 @@ void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *
                                size_t block_floats, int packed, size_t first, int portable) {
 #ifdef SAM3NECK_X86
   if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    weights_avx2(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);
+    weights_avx2_by_size(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);
     return;
   }
 #endif
