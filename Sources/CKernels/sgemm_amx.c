@@ -82,21 +82,21 @@ static inline __attribute__((always_inline, target("avx512f,avx512bw"))) __m512i
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(a)), _mm512_cvtepi32_epi16(b), 1);
 }
 
-__attribute__((target("avx512f,avx512bw"))) int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n,
-                                                                            const float *packed_b,
-                                                                            float *out) {
+/* sam3neck_sgemm_pack_b_bf16x3_rows, arguments checked. */
+static __attribute__((target("avx512f,avx512bw"))) int split_rows(size_t k, size_t n, size_t k0, size_t rows,
+                                                                  const float *band, float *out) {
   const size_t panels = sam3neck_sgemm_packed_b_floats(k, n) / (k ? k : 1) / 16, kb_count = up(k, 32) / 32;
   __mmask16 bad = 0;
   const __m512 zero = _mm512_setzero_ps();
   for (size_t jb = 0; jb < panels / 2; jb++)
-    for (size_t kb = 0; kb < kb_count; kb++) {
+    for (size_t kb = k0 / 32; kb < up(k0 + rows, 32) / 32; kb++) {
       __m512i *dst = (__m512i *)(out + ((jb * kb_count + kb) * 4) * 256); /* 4 tiles of 256 lanes */
       for (int half = 0; half < 2; half++) {
-        const float *panel = packed_b + (2 * jb + (size_t)half) * 16 * k;
+        const float *panel = band + (2 * jb + (size_t)half) * 16 * rows;
         for (int p = 0; p < 16; p++) {
-          const size_t k0 = kb * 32 + 2 * (size_t)p;
-          __m512 x0 = k0 < k ? _mm512_loadu_ps(panel + k0 * 16) : zero;
-          __m512 x1 = k0 + 1 < k ? _mm512_loadu_ps(panel + (k0 + 1) * 16) : zero;
+          const size_t r0 = kb * 32 + 2 * (size_t)p - k0; /* the pair's first row, in the band */
+          __m512 x0 = r0 < rows ? _mm512_loadu_ps(panel + r0 * 16) : zero;
+          __m512 x1 = r0 + 1 < rows ? _mm512_loadu_ps(panel + (r0 + 1) * 16) : zero;
           __m512i h0, l0, h1, l1;
           split16(x0, &h0, &l0, &bad);
           split16(x1, &h1, &l1, &bad);
@@ -107,6 +107,16 @@ __attribute__((target("avx512f,avx512bw"))) int sam3neck_sgemm_pack_b_bf16x3(siz
     }
   _mm_sfence();
   return bad ? 1 : 0;
+}
+
+int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
+  if (k0 % 32 != 0 || k0 > k || rows > k - k0 || (rows % 32 != 0 && k0 + rows != k)) return -1;
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return -1;
+  return split_rows(k, n, k0, rows, band, out);
+}
+
+int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out) {
+  return sam3neck_sgemm_pack_b_bf16x3_rows(k, n, 0, k, packed_b, out) != 0;
 }
 
 /* Whether some of the len floats at src does not split: NaN, Inf, or a magnitude whose bfloat16
@@ -121,10 +131,6 @@ static __attribute__((target("avx512f,avx512bw"))) int unsplittable(const float 
     bad |= _mm512_cmpgt_epi32_mask(u, limit);
   }
   return bad != 0;
-}
-
-int sam3neck_bf16x3_splits(const float *x, size_t count) {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && !unsplittable(x, count);
 }
 
 /* Whether some value of A does not split. One read of A, so that a call goes to the float32
@@ -343,9 +349,9 @@ __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm
 #else /* no AMX here */
 
 int sam3neck_cpu_has_amx_bf16(void) { return 0; }
-int sam3neck_bf16x3_splits(const float *x, size_t count) {
-  (void)x; (void)count;
-  return 0;
+int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
+  (void)k; (void)n; (void)k0; (void)rows; (void)band; (void)out;
+  return -1;
 }
 int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out) {
   (void)k; (void)n; (void)packed_b; (void)out;

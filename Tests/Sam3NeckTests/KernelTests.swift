@@ -199,7 +199,9 @@ func gelu(_ x: Float) -> Float {
     static let productCodes: [GemmBackend] = [.openBLAS] + [SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512]
         .filter { sam3neck_sgemm_kernel_supported(Int32($0)) != 0 }.map { .packed(kernel: Int32($0)) }
 
-    static let convCases = [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3), (13, 11, 16, 8)]
+    /// (h, w, cin, cout): (5, 6, 100, 70) has two bands of inputs in the weight transform (64 + 36)
+    /// and padding columns in the packed blocks.
+    static let convCases = [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3), (13, 11, 16, 8), (5, 6, 100, 70)]
 
     static func convCase(_ h: Int, _ w: Int, _ cin: Int, _ cout: Int) -> (NeckWeights.Layer, Naive.Image, Naive.Image) {
         var rng = Naive.RNG(state: UInt64(h * 1000 + w))
@@ -234,6 +236,29 @@ func gelu(_ x: Float) -> Float {
 
     /// The bf16×3 AMX products where the CPU has them (with the AVX-512 packing they split from).
     static let amxCode: [(GemmBackend, Bool)] = GemmBackend.amxAvailable ? [(.packed(kernel: Int32(SAM3NECK_SGEMM_AVX512)), true)] : []
+
+    /// Weights with a value that does not split (in the second band of inputs, after the first
+    /// was split) keep the float32 blocks: the conv is then the float32 one, byte for byte.
+    @Test func weightsThatDoNotSplitStayFloat32() {
+        guard let (gemm, _) = Self.amxCode.first else { return }
+        for bad in [Float.infinity, .nan, 3.4e38] {
+            var (layer, x, _) = Self.convCase(5, 6, 100, 70)
+            var weight = layer.weight.data
+            weight[(3 * 100 + 80) * 9] = bad  // kernel (3, 80), tap (0, 0): U_0 = g_00 (F(2×2) scales the others)
+            layer = NeckWeights.Layer(weight: Tensor(shape: layer.weight.shape, data: weight), bias: layer.bias)
+            x[1, 2, 2] = 0.5
+            let outs = [true, false].map { bf16x3 -> [Float] in
+                let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: .f2, blockTiles: 3, gemm: gemm, bf16x3: bf16x3)
+                #expect(!conv.u.bf16x3, "weight \(bad) split")
+                let out = Self.runFramed(x, outputCount: 70 * 5 * 6, scratchPerWorker: conv.scratchPerWorker) {
+                    conv.run($0, into: .channelMajor($1, channels: 70, height: 5, width: 6), scratch: $2, threads: 2)
+                }
+                return out
+            }
+            let same = outs[0].withUnsafeBytes { Array($0) } == outs[1].withUnsafeBytes { Array($0) }
+            #expect(same, "weight \(bad): not the float32 conv's bytes")
+        }
+    }
 
     /// NaN and ±Inf reach exactly the outputs a direct conv lets them reach (PyTorch's behaviour),
     /// not the whole Winograd tile.

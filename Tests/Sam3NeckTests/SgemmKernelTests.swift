@@ -426,6 +426,45 @@ import Testing
         }
     }
 
+    /// A B split a band of rows at a time (each band packed on its own, as the Winograd weight
+    /// transform makes them) is the whole B's split, byte for byte; bands that break the rules
+    /// are refused before anything is written, and a band with a value that does not split says so.
+    @Test func bf16x3SplitOfBands() throws {
+        if sam3neck_cpu_has_avx512f() == 0 { return }  // the split is AVX-512 code; AMX CPUs all have it
+        for (k, n, band) in [(70, 130, 32), (64, 48, 64), (96, 17, 32), (20, 5, 32), (200, 64, 64)] {
+            let b = Self.values(k * n, seed: UInt64(k + n))
+            var packed = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(k, n))
+            sam3neck_sgemm_pack_b(k, n, b, n, 0, &packed)
+            let floats = sam3neck_sgemm_bf16x3_b_floats(k, n)
+            let whole = AlignedBuffer(floats), banded = AlignedBuffer(floats)
+            banded.p.initialize(repeating: .nan, count: floats)
+            #expect(sam3neck_sgemm_pack_b_bf16x3(k, n, packed, whole.p) == 0)
+            for k0 in stride(from: 0, to: k, by: band) {
+                let rows = min(band, k - k0)
+                var part = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(rows, n))
+                b.withUnsafeBufferPointer { sam3neck_sgemm_pack_b(rows, n, $0.baseAddress! + k0 * n, n, 0, &part) }
+                #expect(sam3neck_sgemm_pack_b_bf16x3_rows(k, n, k0, rows, part, banded.p) == 0)
+            }
+            let same = memcmp(whole.p, banded.p, floats * 4) == 0
+            #expect(same, "k \(k) n \(n) in bands of \(band): not the whole split")
+        }
+        // Refused, nothing written: a start off the tiles' rows, a short band that does not end B,
+        // a band past B's end.
+        let part = [Float](repeating: 1, count: sam3neck_sgemm_packed_b_floats(64, 64))
+        let out = AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(100, 64))
+        out.p.initialize(repeating: 7, count: sam3neck_sgemm_bf16x3_b_floats(100, 64))
+        for (k0, rows) in [(16, 32), (0, 40), (64, 40), (96, 8)] {
+            #expect(sam3neck_sgemm_pack_b_bf16x3_rows(100, 64, k0, rows, part, out.p) == -1, "rows \(k0) + \(rows) of 100")
+        }
+        #expect((0..<sam3neck_sgemm_bf16x3_b_floats(100, 64)).allSatisfy { out.p[$0] == 7 })
+        #expect(sam3neck_sgemm_pack_b_bf16x3_rows(100, 64, 96, 4, part, out.p) == 0)  // the last, short band
+        for bad in Self.unsplittable {
+            var b = part
+            b[100] = bad
+            #expect(sam3neck_sgemm_pack_b_bf16x3_rows(100, 64, 32, 64, b, out.p) == 1, "band holding \(bad)")
+        }
+    }
+
     /// The split layout the header documents: per 32 columns and 32 k-rows, tiles hi(0-15),
     /// lo(0-15), hi(16-31), lo(16-31), pairs of k interleaved; hi = bf16(x) and lo = bf16(x − hi),
     /// both rounded to nearest even (checked against a scalar rounding here), zero padding.

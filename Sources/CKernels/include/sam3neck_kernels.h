@@ -274,13 +274,16 @@ size_t sam3neck_sgemm_bf16x3_b_floats(size_t k, size_t n);
 
 /* Splits a packed B (sam3neck_sgemm_pack_b's layout) into out (64-byte aligned). Returns 0, or
  * 1 when B holds a value that does not split (NaN, Inf, or |x| rounding beyond bfloat16's
- * largest finite value): out is then not to be used. */
+ * largest finite value) or the CPU lacks AVX-512F or AVX-512BW: out is then not to be used. */
 int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out);
 
-/* 1 when every one of the count floats at x splits (the test sam3neck_sgemm_pack_b_bf16x3
- * makes), so that a caller may split in place with no way back; 0 otherwise, and on CPUs
- * without AVX-512. */
-int sam3neck_bf16x3_splits(const float *x, size_t count);
+/* The same for rows k0 .. k0 + rows - 1 of a k x n B only, given as a rows x n matrix packed on
+ * its own (sam3neck_sgemm_pack_b's layout for k = rows), written into their place in out, the
+ * split of the whole B: so that a B made a band of rows at a time is split while the band is in
+ * cache. k0 is a multiple of 32, and so is rows unless the band ends B. Returns 0; 1 when the
+ * band holds a value that does not split (out is then not to be used); -1, writing nothing, for
+ * a band that breaks those rules or on a CPU without AVX-512F and AVX-512BW. */
+int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out);
 
 #ifdef __cplusplus
 }

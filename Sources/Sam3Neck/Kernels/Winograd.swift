@@ -21,52 +21,45 @@ package struct WinogradBlocks: Sendable {
     /// tile with a non-finite output is.
     package var bf16x3: Bool { kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
 
-    /// Where element (i, o) of block b lives: row-major blocks, or the micro-kernels' panels of 16
-    /// columns (`sam3neck_sgemm_pack_b`'s layout).
-    struct Layout {
+    /// How the blocks are laid out: row-major, or the micro-kernels' panels of 16 columns
+    /// (`sam3neck_sgemm_pack_b`'s layout), or (`split`) split for the AMX products
+    /// (`Winograd.transformWeights` splits each band as it is made).
+    struct Layout: @unchecked Sendable {
         let blockFloats: Int, cin: Int, cout: Int, packed: Bool
-
-        @inline(__always) func offset(_ b: Int, _ i: Int, _ o: Int) -> Int {
-            b * blockFloats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o)
-        }
+        /// Set by a band that does not split (Inf, NaN, or past bfloat16's range); nil when the
+        /// blocks are not split. Unchecked Sendable: the flag is only touched under its lock.
+        let refused: Locked<Bool>?
+        var split: Bool { refused != nil }
     }
 
     /// `blocks` blocks written by `fill` straight into the layout the product code reads
-    /// (`fill(layout, storage)`; its zero padding is already in place).
+    /// (`fill(layout, storage)`; its zero padding is already in place). `fill` writes every
+    /// element through `Winograd.transformWeights`, a band of inputs at a time (bands starting
+    /// at multiples of 32 inputs, as the split's tiles do).
     /// `bf16x3`: split the packed blocks for the AMX products when the backend packs and every
     /// value splits (weights with Inf or NaN keep float32; so do CPUs without AVX-512).
     init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, bf16x3 split: Bool = false,
          fill: (Layout, UnsafeMutablePointer<Float>) -> Void) {
         self.cin = cin
         self.cout = cout
-        var (blockFloats, kernel): (Int, Int32?) = (cin * cout, nil)
-        if case let .packed(k) = gemm { (blockFloats, kernel) = (sam3neck_sgemm_packed_b_floats(cin, cout), k) }
-        let packedFloats = blockFloats, split = split && kernel != nil
-        // Room for either form per block: the float32 blocks are split in place (no second copy
-        // of tens of MB to allocate and fault in at compile).
-        if split { blockFloats = max(blockFloats, sam3neck_sgemm_bf16x3_b_floats(cin, cout)) }
-        let layout = Layout(blockFloats: blockFloats, cin: cin, cout: cout, packed: kernel != nil)
-        var splitDone = false
-        // The transforms write every element but the packed layout's padding columns (up to a
-        // multiple of 64), which the kernels read and the split checks: those are zeroed.
-        storage = AlignedFloats(count: blocks * blockFloats, zeroed: layout.packed && cout % 64 != 0) { p in
-            fill(layout, p)
-            // Split only when every block splits (weights with Inf or NaN keep float32): checked
-            // first, as a split block cannot be turned back.
-            guard split, (0..<blocks).allSatisfy({ sam3neck_bf16x3_splits(p + $0 * blockFloats, packedFloats) != 0 }) else { return }
-            nonisolated(unsafe) let p = p
-            parallelChunks(blocks, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { [blockFloats] _, range in
-                let copy = UnsafeMutablePointer<Float>.allocate(capacity: packedFloats)
-                defer { copy.deallocate() }
-                for b in range {
-                    copy.update(from: p + b * blockFloats, count: packedFloats)
-                    let status = sam3neck_sgemm_pack_b_bf16x3(cin, cout, copy, p + b * blockFloats)
-                    precondition(status == 0, "sam3neck_sgemm_pack_b_bf16x3: \(status)")  // checked above
-                }
+        var (packedFloats, kernel): (Int, Int32?) = (cin * cout, nil)
+        if case let .packed(k) = gemm { (packedFloats, kernel) = (sam3neck_sgemm_packed_b_floats(cin, cout), k) }
+        if split, kernel != nil {
+            // Split as the bands are made: the float32 blocks never exist whole. A band that does
+            // not split (or a CPU without AVX-512) sends the conv back to float32, made again.
+            let layout = Layout(blockFloats: sam3neck_sgemm_bf16x3_b_floats(cin, cout), cin: cin, cout: cout, packed: true,
+                                refused: Locked(false))
+            let made = AlignedFloats(count: blocks * layout.blockFloats, zeroed: false) { fill(layout, $0) }
+            if !layout.refused!.withLock({ $0 }) {
+                (storage, blockFloats, self.kernel) = (made, layout.blockFloats, Int32(SAM3NECK_SGEMM_AMX_BF16X3))
+                return
             }
-            splitDone = true
         }
-        (self.blockFloats, self.kernel) = (blockFloats, splitDone ? Int32(SAM3NECK_SGEMM_AMX_BF16X3) : kernel)
+        let layout = Layout(blockFloats: packedFloats, cin: cin, cout: cout, packed: kernel != nil, refused: nil)
+        // The transforms write every element but the packed layout's padding columns (up to a
+        // multiple of 64), which the kernels read: those are zeroed.
+        storage = AlignedFloats(count: blocks * packedFloats, zeroed: layout.packed && cout % 64 != 0) { fill(layout, $0) }
+        (blockFloats, self.kernel) = (packedFloats, kernel)
     }
 
     /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
@@ -103,12 +96,35 @@ enum Winograd {
     /// written as α² blocks of cin × cout (the products' right-hand sides) from block `first` of
     /// `storage` in `layout` (`WinogradBlocks`): in double, rounded once, by
     /// `sam3neck_winograd_weights` (AVX2 + FMA, sixteen kernels at a time; fastest with outStride 1).
+    /// A split layout gets the band made in cache, then split into its rows of the blocks
+    /// (`sam3neck_sgemm_pack_b_bf16x3_rows`: `rows` must start at a multiple of 32); a value that
+    /// does not split marks the layout refused.
     static func transformWeights(_ k: UnsafePointer<Double>, tapStride: Int, inStride: Int, outStride: Int, rows: Range<Int>,
                                  cin: Int, cout: Int, tile: WinogradTile, into storage: UnsafeMutablePointer<Float>,
                                  _ layout: WinogradBlocks.Layout, first: Int = 0) {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= cin)
-        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), tile.g.flatMap { $0 }, k, tapStride, inStride, outStride,
-                                  rows.lowerBound, rows.count, cin, cout, storage, layout.blockFloats, layout.packed ? 1 : 0, first, 0)
+        let g = tile.g.flatMap { $0 }, alpha2 = tile.alpha * tile.alpha
+        guard let refused = layout.refused else {
+            sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
+                                      rows.lowerBound, rows.count, cin, cout, storage, layout.blockFloats, layout.packed ? 1 : 0, first, 0)
+            return
+        }
+        // Split: the band's α² blocks (rows × cout each, packed on their own: ≤ 1 MB for SAM 3's
+        // neck) made in cache, then split into their rows of the blocks.
+        let bandFloats = sam3neck_sgemm_packed_b_floats(rows.count, cout)
+        let band = UnsafeMutablePointer<Float>.allocate(capacity: alpha2 * bandFloats)
+        defer { band.deallocate() }
+        if cout % 64 != 0 { band.initialize(repeating: 0, count: alpha2 * bandFloats) }  // the padding columns
+        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
+                                  0, rows.count, rows.count, cout, band, bandFloats, 1, 0, 0)
+        for xi in 0..<alpha2 {
+            let status = sam3neck_sgemm_pack_b_bf16x3_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats,
+                                                          storage + (first + xi) * layout.blockFloats)
+            if status != 0 {
+                refused.withLock { $0 = true }
+                return
+            }
+        }
     }
 
     /// Floats of scratch one worker needs: V (a block's transformed inputs, or `patch` floats
