@@ -259,14 +259,15 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void gkgt_avx2(
 }
 
 /* Sixteen kernels (neighbours in o: one 64-byte line of every block in either layout) at a time,
- * then four, then the rest in the portable code. Whole lines go out as streaming stores where they
- * are line-aligned: the blocks (tens of MB, read back only by the first run) then cost one write,
- * not a read for ownership and a write. The tap loads are vector loads where k_out is 1, gathered
+ * then four, then the rest in the portable code. With `stream`, whole lines go out as streaming
+ * stores where they are line-aligned: the blocks (tens of MB, read back only by the first run) then
+ * cost one write, not a read for ownership and a write; a band that is split at once stays in
+ * cache instead. The tap loads are vector loads where k_out is 1, gathered
  * one by one otherwise. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void weights_avx2(int alpha, int r, const double *g, const double *k,
                                                             ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0,
                                                             size_t rows, size_t cin, size_t cout, float *dst,
-                                                            size_t block_floats, int packed, size_t first) {
+                                                            size_t block_floats, int packed, size_t first, int stream) {
   const int a2 = alpha * alpha, r2 = r * r;
   for (size_t i = i0; i < i0 + rows; i++) {
     const double *row = k + (ptrdiff_t)(i - i0) * k_in;
@@ -283,7 +284,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void weights_av
         gkgt_avx2(alpha, r, g, v, width, out);
         for (int xi = 0; xi < a2; xi++) {
           float *d = dst + weight_index(first + (size_t)xi, i, o, cin, cout, block_floats, packed);
-          if (width == 4 && ((uintptr_t)d & 63) == 0)
+          if (stream && width == 4 && ((uintptr_t)d & 63) == 0)
             for (int l = 0; l < 4; l++) _mm_stream_ps(d + 4 * l, out[xi * 4 + l]);
           else
             for (int l = 0; l < width; l++) _mm_storeu_ps(d + 4 * l, out[xi * 4 + l]);
@@ -301,8 +302,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void weights_av
 #define WEIGHTS_AVX2_FIXED(A, R)                                                                                   \
   __attribute__((target("avx2,fma"))) static void weights_avx2_##A##_##R(                                          \
       const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0, size_t rows,   \
-      size_t cin, size_t cout, float *dst, size_t block_floats, int packed, size_t first) {                         \
-    weights_avx2(A, R, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);            \
+      size_t cin, size_t cout, float *dst, size_t block_floats, int packed, size_t first, int stream) {             \
+    weights_avx2(A, R, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first, stream);    \
   }
 WEIGHTS_AVX2_FIXED(4, 2)
 WEIGHTS_AVX2_FIXED(4, 3)
@@ -313,10 +314,10 @@ __attribute__((target("avx2,fma"))) static void weights_avx2_by_size(int alpha, 
                                                                     ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out,
                                                                     size_t i0, size_t rows, size_t cin, size_t cout,
                                                                     float *dst, size_t block_floats, int packed,
-                                                                    size_t first) {
+                                                                    size_t first, int stream) {
 #define WEIGHTS_AVX2_CASE(A, R)                                                                                    \
   if (alpha == A && r == R) {                                                                                      \
-    weights_avx2_##A##_##R(g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);        \
+    weights_avx2_##A##_##R(g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first, stream);\
     return;                                                                                                        \
   }
   WEIGHTS_AVX2_CASE(4, 2)
@@ -324,16 +325,17 @@ __attribute__((target("avx2,fma"))) static void weights_avx2_by_size(int alpha, 
   WEIGHTS_AVX2_CASE(5, 2)
   WEIGHTS_AVX2_CASE(6, 3)
 #undef WEIGHTS_AVX2_CASE
-  weights_avx2(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);
+  weights_avx2(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first, stream);
 }
 #endif
 
 void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in,
                                ptrdiff_t k_out, size_t i0, size_t rows, size_t cin, size_t cout, float *dst,
-                               size_t block_floats, int packed, size_t first, int portable) {
+                               size_t block_floats, int packed, size_t first, int flags) {
 #ifdef SAM3NECK_X86
-  if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    weights_avx2_by_size(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first);
+  if (!(flags & SAM3NECK_WEIGHTS_PORTABLE) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    weights_avx2_by_size(alpha, r, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first,
+                         !(flags & SAM3NECK_WEIGHTS_CACHED));
     return;
   }
 #endif

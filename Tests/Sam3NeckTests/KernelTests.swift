@@ -458,7 +458,7 @@ func gelu(_ x: Float) -> Float {
                 defer { raw.deallocate() }
                 let base = raw.bindMemory(to: Float.self, capacity: total + 16)
                 var got: [[Float]] = []
-                for portable in [0, 1] {
+                for flags in [0, SAM3NECK_WEIGHTS_PORTABLE, SAM3NECK_WEIGHTS_CACHED] {
                     for shift in [0, 4] {
                         for tapMajor in [true, false] {
                             base.initialize(repeating: .nan, count: total + 16)
@@ -471,11 +471,11 @@ func gelu(_ x: Float) -> Float {
                                         if tapMajor {
                                             sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, t.baseAddress! + rows.lowerBound * cout,
                                                                       pairs, cout, 1, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
-                                                                      packed ? 1 : 0, 1, Int32(portable))
+                                                                      packed ? 1 : 0, 1, Int32(flags))
                                         } else {
                                             sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, k.baseAddress! + rows.lowerBound * r2,
                                                                       1, r2, cin * r2, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
-                                                                      packed ? 1 : 0, 1, Int32(portable))
+                                                                      packed ? 1 : 0, 1, Int32(flags))
                                         }
                                     }
                                 }

@@ -106,12 +106,14 @@ int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, si
  * the fast one); g is G, α x r, row-major. Element ξ of kernel (i, o) goes to block first + ξ of
  * dst, row-major blocks of cin x cout (packed == 0) or packed B (sam3neck_sgemm_packed_index),
  * block_floats apart; nothing else of dst is written. AVX2 + FMA sixteen kernels at a time where
- * the CPU has them unless `portable` (64-byte-aligned dst and block_floats a multiple of 16 let
- * them stream whole lines); the two may differ in the last bit of a double before the rounding
- * to float. */
+ * the CPU has them unless flags has SAM3NECK_WEIGHTS_PORTABLE; the two may differ in the last bit
+ * of a double before the rounding to float. The AVX2 code streams whole 64-byte lines past the
+ * caches (for blocks of tens of MB, read back only by a first run) where dst and block_floats
+ * let it, unless flags has SAM3NECK_WEIGHTS_CACHED (a band made to be read back at once). */
+enum { SAM3NECK_WEIGHTS_PORTABLE = 1, SAM3NECK_WEIGHTS_CACHED = 2 };
 void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in,
                                ptrdiff_t k_out, size_t i0, size_t rows, size_t cin, size_t cout, float *dst,
-                               size_t block_floats, int packed, size_t first, int portable);
+                               size_t block_floats, int packed, size_t first, int flags);
 
 /* ---- Library lookup (library.c) --------------------------------------------------------------
  *

@@ -116,7 +116,7 @@ enum Winograd {
         defer { band.deallocate() }
         if cout % 64 != 0 { band.initialize(repeating: 0, count: alpha2 * bandFloats) }  // the padding columns
         sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
-                                  0, rows.count, rows.count, cout, band, bandFloats, 1, 0, 0)
+                                  0, rows.count, rows.count, cout, band, bandFloats, 1, 0, Int32(SAM3NECK_WEIGHTS_CACHED))
         for xi in 0..<alpha2 {
             let status = sam3neck_sgemm_pack_b_bf16x3_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats,
                                                           storage + (first + xi) * layout.blockFloats)
