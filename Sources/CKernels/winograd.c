@@ -284,10 +284,14 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void weights_av
         gkgt_avx2(alpha, r, g, v, width, out);
         for (int xi = 0; xi < a2; xi++) {
           float *d = dst + weight_index(first + (size_t)xi, i, o, cin, cout, block_floats, packed);
-          if (stream && width == 4 && ((uintptr_t)d & 63) == 0)
-            for (int l = 0; l < 4; l++) _mm_stream_ps(d + 4 * l, out[xi * 4 + l]);
-          else
-            for (int l = 0; l < width; l++) _mm_storeu_ps(d + 4 * l, out[xi * 4 + l]);
+          const __m128 *x = out + xi * 4;
+          if (width == 1) {
+            _mm_storeu_ps(d, x[0]);
+          } else if (stream && ((uintptr_t)d & 63) == 0) {
+            _mm_stream_ps(d, x[0]), _mm_stream_ps(d + 4, x[1]), _mm_stream_ps(d + 8, x[2]), _mm_stream_ps(d + 12, x[3]);
+          } else { /* (written out: as a loop the compiler made it a call to memmove per line) */
+            _mm_storeu_ps(d, x[0]), _mm_storeu_ps(d + 4, x[1]), _mm_storeu_ps(d + 8, x[2]), _mm_storeu_ps(d + 12, x[3]);
+          }
         }
       }
     }
