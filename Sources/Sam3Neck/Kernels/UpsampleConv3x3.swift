@@ -42,51 +42,58 @@ package struct UpsampleConv3x3: Sendable {
         self.d = d
         self.blockTiles = blockTiles
         let wUp = up.b                              // [c][(2a'+b')·d + o']
-        // Per tap, W3 as [o][o'] (d × d).
-        let tapWeights: [[Float]] = (0..<9).map { t in
-            var m = [Float](repeating: 0, count: d * d)
-            for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = layer.weight.data[(o * d + o2) * 9 + t] } }
-            return m
+        // Per tap, W3 as [o][o'] (d × d), and its right-hand side packed once for the four phases:
+        // (W'_z · W3_tapᵀ)[c][o]. The nine taps on all cores.
+        var made = [(weights: [Float], right: WeightProducts.Right)?](repeating: nil, count: 9)
+        made.withUnsafeMutableBufferPointer { made in
+            nonisolated(unsafe) let made = made
+            parallelQueue(9, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, t in
+                let m = [Float](unsafeUninitializedCapacity: d * d) { m, count in
+                    layer.weight.data.withUnsafeBufferPointer { w in
+                        for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = w[(o * d + o2) * 9 + t] } }
+                    }
+                    count = d * d
+                }
+                made[t] = (m, m.withUnsafeBufferPointer { WeightProducts.Right(k: d, n: d, bT: $0.baseAddress!, ldbT: d) })
+            }
         }
-        // Each tap's right-hand side, packed once for the four phases: (W'_z · W3_tapᵀ)[c][o].
-        let rights = tapWeights.map { t in t.withUnsafeBufferPointer { WeightProducts.Right(k: d, n: d, bT: $0.baseAddress!, ldbT: d) } }
-        // The four phases are independent: one worker each. Each composes its 2×2 kernels a band of
-        // `band` input channels at a time (its sums, 4·band·d doubles, stay in cache) and
-        // transforms the band straight into the blocks.
-        let alpha2 = tile.alpha * tile.alpha, band = Swift.min(c0, 64)
+        let tapWeights = made.map { $0!.weights }, rights = made.map { $0!.right }
+        // The four phases and the bands of `band` input channels are independent: each (phase,
+        // band) pair is one item for the next free core (the phases are equal work, but the two
+        // cores of this machine kind often are not: a phase each left one idle for a quarter of
+        // the time). An item composes its band's 2×2 kernels (their sums, 4·band·d doubles, stay in
+        // cache) and transforms the band straight into the blocks.
+        let alpha2 = tile.alpha * tile.alpha, band = Swift.min(c0, 64), bands = (c0 + band - 1) / band
         u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm, bf16x3: bf16x3) { layout, storage in
             nonisolated(unsafe) let storage = storage
-            parallelFor(4, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { phase in
-                let a = phase / 2, b = phase % 2
-                // Composite 2×2 kernels of this band, tap-major: taps[(2p + q)·band·d + (c − c₀)·d + o].
+            parallelQueue(4 * bands, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, item in
+                let phase = item % 4, a = phase / 2, b = phase % 2
+                let first = item / 4 * band, rows = Swift.min(band, c0 - first)
+                // Composite 2×2 kernels of this band, tap-major: taps[(2p + q)·rows·d + (c − first)·d + o].
                 // Each 3×3 tap's product in float32 (`WeightProducts`); their sums in double.
-                var taps = [Double](repeating: 0, count: 4 * band * d)
-                var product = [Float](repeating: 0, count: band * d)
-                for first in stride(from: 0, to: c0, by: band) {
-                    let rows = Swift.min(band, c0 - first)
-                    taps.withUnsafeMutableBufferPointer { acc in
-                        acc.update(repeating: 0)
-                        for ky in 0..<3 {
-                            for kx in 0..<3 {
-                                let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
-                                let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
-                                // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
-                                wUp.withUnsafeBufferPointer { w in
-                                    product.withUnsafeMutableBufferPointer { out in
-                                        rights[ky * 3 + kx].multiply(m: rows, a: w.baseAddress! + first * 4 * d + (2 * aZ + bZ) * d,
-                                                                     lda: 4 * d, c: out.baseAddress!, ldc: d)
-                                    }
-                                }
-                                product.withUnsafeBufferPointer { pr in
-                                    let base = acc.baseAddress! + (2 * p + q) * band * d
-                                    for i in 0..<rows * d { base[i] += Double(pr[i]) }
+                var taps = [Double](repeating: 0, count: 4 * rows * d)
+                var product = [Float](repeating: 0, count: rows * d)
+                taps.withUnsafeMutableBufferPointer { acc in
+                    for ky in 0..<3 {
+                        for kx in 0..<3 {
+                            let (p, aZ) = UpsampleConv3x3.split(a + ky - 1, phase: a)
+                            let (q, bZ) = UpsampleConv3x3.split(b + kx - 1, phase: b)
+                            // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
+                            wUp.withUnsafeBufferPointer { w in
+                                product.withUnsafeMutableBufferPointer { out in
+                                    rights[ky * 3 + kx].multiply(m: rows, a: w.baseAddress! + first * 4 * d + (2 * aZ + bZ) * d,
+                                                                 lda: 4 * d, c: out.baseAddress!, ldc: d)
                                 }
                             }
+                            product.withUnsafeBufferPointer { pr in
+                                let base = acc.baseAddress! + (2 * p + q) * rows * d
+                                for i in 0..<rows * d { base[i] += Double(pr[i]) }
+                            }
                         }
-                        Winograd.transformWeights(acc.baseAddress!, tapStride: band * d, inStride: d, outStride: 1,
-                                                  rows: first..<(first + rows), cin: c0, cout: d, tile: tile, into: storage, layout,
-                                                  first: phase * alpha2)
                     }
+                    Winograd.transformWeights(acc.baseAddress!, tapStride: rows * d, inStride: d, outStride: 1,
+                                              rows: first..<(first + rows), cin: c0, cout: d, tile: tile, into: storage, layout,
+                                              first: phase * alpha2)
                 }
             }
         }
