@@ -270,14 +270,25 @@ package struct WinogradConv3x3: Sendable {
         self.tile = tile
         self.blockTiles = blockTiles
         u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm, bf16x3: bf16x3) { layout, storage in
-            // As loaded, [o][i][ky][kx], in double; bands of 64 inputs on the cores.
-            let r2 = tile.r * tile.r, k = weight.data.map(Double.init), band = 64
+            // Bands of 32 inputs handed to the cores as they come free (the cores of this machine
+            // kind are often unequal), each converted to double from the weights as loaded,
+            // [o][i][ky][kx], then transformed.
+            let r2 = tile.r * tile.r, band = 32
             nonisolated(unsafe) let storage = storage
-            k.withUnsafeBufferPointer { k in
+            weight.data.withUnsafeBufferPointer { w in
                 parallelQueue((cin + band - 1) / band, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, b in
-                    let rows = (b * band)..<Swift.min(cin, (b + 1) * band)
-                    Winograd.transformWeights(k.baseAddress! + rows.lowerBound * r2, tapStride: 1, inStride: r2, outStride: cin * r2,
-                                              rows: rows, cin: cin, cout: cout, tile: tile, into: storage, layout)
+                    let rows = (b * band)..<Swift.min(cin, (b + 1) * band), n = rows.count * r2
+                    // [o][i − rows.lowerBound][q]
+                    let k = [Double](unsafeUninitializedCapacity: cout * n) { k, count in
+                        for o in 0..<cout {
+                            for j in 0..<n { k[o * n + j] = Double(w[(o * cin + rows.lowerBound) * r2 + j]) }
+                        }
+                        count = cout * n
+                    }
+                    k.withUnsafeBufferPointer { k in
+                        Winograd.transformWeights(k.baseAddress!, tapStride: 1, inStride: r2, outStride: n,
+                                                  rows: rows, cin: cin, cout: cout, tile: tile, into: storage, layout)
+                    }
                 }
             }
         }
