@@ -118,18 +118,26 @@ package struct PackedWeights: Sendable {
     static func folded(_ t: NeckWeights.Layer, _ p: NeckWeights.Layer) -> Gemm {
         let cin = t.weight.shape[0], m = t.weight.shape[1], d = p.weight.shape[0]
         precondition(p.weight.shape[1] == m)
-        var phase = [Float](repeating: 0, count: cin * m)
         // V packed once for the four taps' products, each of which writes its d columns of every row.
         let right = p.weight.data.withUnsafeBufferPointer { WeightProducts.Right(k: m, n: d, bT: $0.baseAddress!, ldbT: m) }
+        // A band of 64 inputs at a time: its four taps taken apart in one pass over its weights
+        // (four passes over the whole [in, m, 2, 2] tensor, one per tap, took longer than the
+        // products), then multiplied while in cache.
+        let band = 64
+        var taps = [Float](repeating: 0, count: 4 * band * m)
         let b = [Float](unsafeUninitializedCapacity: cin * 4 * d) { out, count in
-            for ab in 0..<4 {
-                phase.withUnsafeMutableBufferPointer { a in
-                    t.weight.data.withUnsafeBufferPointer { w in
-                        for c in 0..<cin {
-                            for j in 0..<m { a[c * m + j] = w[(c * m + j) * 4 + ab] }
+            taps.withUnsafeMutableBufferPointer { a in
+                t.weight.data.withUnsafeBufferPointer { w in
+                    for first in stride(from: 0, to: cin, by: band) {
+                        let rows = Swift.min(band, cin - first)
+                        for i in 0..<rows * m {  // (c, j) = (first + i / m, i % m)
+                            for ab in 0..<4 { a[ab * band * m + i] = w[(first * m + i) * 4 + ab] }
+                        }
+                        for ab in 0..<4 {
+                            right.multiply(m: rows, a: a.baseAddress! + ab * band * m, lda: m,
+                                           c: out.baseAddress! + first * 4 * d + ab * d, ldc: 4 * d)
                         }
                     }
-                    right.multiply(m: cin, a: a.baseAddress!, lda: m, c: out.baseAddress! + ab * d, ldc: 4 * d)
                 }
             }
             count = out.count
