@@ -178,8 +178,7 @@ public final class NeckPlan: @unchecked Sendable {
         guard size.mul(16 * h * w, Swift.max(c, 4 * d)) < Int(Int32.max), !size.overflow else {
             throw NeckError(.outOfMemory, "\(what) would need \(bytes) bytes (\(bytes >> 20) MiB) of workspace in matrices too large for OpenBLAS's 32-bit indices")
         }
-        var raw: UnsafeMutableRawPointer? = nil
-        guard posix_memalign(&raw, 64, Swift.max(bytes, 64)) == 0, let raw else {
+        guard let raw = AlignedFloats.allocate(bytes: bytes) else {
             throw NeckError(.outOfMemory, "\(what): cannot allocate \(bytes) bytes (\(bytes >> 20) MiB) of workspace")
         }
         workspace = raw
