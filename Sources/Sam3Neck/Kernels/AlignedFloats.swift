@@ -25,6 +25,13 @@ package final class AlignedFloats: @unchecked Sendable {
         fill(base)
     }
 
+    /// A copy of `values`.
+    package convenience init(copying values: [Float]) {
+        self.init(count: values.count, zeroed: false) { p in
+            values.withUnsafeBufferPointer { if let v = $0.baseAddress { p.update(from: v, count: values.count) } }
+        }
+    }
+
     deinit { free(base) }
 
     static let hugePage = 2 << 20
@@ -46,4 +53,9 @@ package final class AlignedFloats: @unchecked Sendable {
 
     /// The floats, read-only.
     package var pointer: UnsafePointer<Float> { UnsafePointer(base) }
+
+    /// The floats as a buffer, read-only (as `Array`'s method of the name).
+    package func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: pointer, count: count))
+    }
 }

@@ -113,7 +113,7 @@ extension GemmBackend {
         let wsFloats = sam3neck_sgemm_workspace_floats(&args)
         let a = [Float]((0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 })
         let b = [Float]((0..<(k * n)).map { Float(($0 * 104_729) % 1000) / 1000 - 0.5 })
-        let packed = PackedGemm(PackedWeights.Gemm(b: b, bias: [Float](repeating: 0, count: n), k: k, n: n))
+        let packed = PackedGemm(PackedWeights.Gemm(b: AlignedFloats(copying: b), bias: [Float](repeating: 0, count: n), k: k, n: n))
         let out = UnsafeMutablePointer<Float>.allocate(capacity: workers * (m * n + wsFloats))
         defer { out.deallocate() }
         nonisolated(unsafe) let base = out

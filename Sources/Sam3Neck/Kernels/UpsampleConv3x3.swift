@@ -25,7 +25,7 @@ package struct UpsampleConv3x3: Sendable {
     let biasTable: [Float]
     /// The layers as they are, for the fallback: W' (c0 × 4d, column (2a'+b')·d + o'), b', and the
     /// 3×3 weights as loaded (`[o][o'][ky][kx]`) with their bias.
-    let up: [Float], upBias: [Float], conv: [Float], convBias: [Float]
+    let up: AlignedFloats, upBias: [Float], conv: [Float], convBias: [Float]
     /// Tiles per block (the M of each product): 108 is three rows of tiles at SAM 3's 72 × 72
     /// grid; a worker's transformed inputs, products and output rows then take ≈ 12 MB, against
     /// ≈ 15 MB at 192 with no measurable difference in speed on this machine kind.

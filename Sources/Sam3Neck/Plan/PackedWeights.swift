@@ -13,8 +13,9 @@ import Glibc
 /// - 3×3 convs are packed per Winograd tile size (`winograd(_:)`), on demand.
 package struct PackedWeights: Sendable {
     package struct Gemm: Sendable {
-        /// Row-major; empty for the four phase-1 products of weights made with `packProducts`.
-        package let b: [Float]
+        /// Row-major (on huge pages, as the packed forms: tens of MB made at every first compile);
+        /// empty for the four phase-1 products of weights made with `packProducts`.
+        package let b: AlignedFloats
         package let bias: [Float]
         package let k: Int, n: Int
     }
@@ -56,7 +57,7 @@ package struct PackedWeights: Sendable {
                     let g = makers[i].make()
                     if packProducts, let level = makers[i].level {
                         outPacked[level] = PackedGemm(g)
-                        out[i] = Gemm(b: [], bias: g.bias, k: g.k, n: g.n)
+                        out[i] = Gemm(b: AlignedFloats(count: 0, zeroed: false) { _ in }, bias: g.bias, k: g.k, n: g.n)
                     } else {
                         out[i] = g
                     }
@@ -86,7 +87,7 @@ package struct PackedWeights: Sendable {
     /// `[in, out, 2, 2]` → `B[in × 4·out]`.
     static func transposed(_ l: NeckWeights.Layer) -> Gemm {
         let cin = l.weight.shape[0], cout = l.weight.shape[1]
-        let b = [Float](unsafeUninitializedCapacity: cin * 4 * cout) { b, count in
+        let b = AlignedFloats(count: cin * 4 * cout, zeroed: false) { b in
             l.weight.data.withUnsafeBufferPointer { w in
                 for c in 0..<cin {
                     for o in 0..<cout {
@@ -94,7 +95,6 @@ package struct PackedWeights: Sendable {
                     }
                 }
             }
-            count = b.count
         }
         return Gemm(b: b, bias: l.bias.data, k: cin, n: 4 * cout)
     }
@@ -102,13 +102,12 @@ package struct PackedWeights: Sendable {
     /// `[out, in, 1, 1]` → `B[in × out]`.
     static func pointwise(_ l: NeckWeights.Layer) -> Gemm {
         let cout = l.weight.shape[0], cin = l.weight.shape[1]
-        let b = [Float](unsafeUninitializedCapacity: cin * cout) { b, count in
+        let b = AlignedFloats(count: cin * cout, zeroed: false) { b in
             l.weight.data.withUnsafeBufferPointer { w in
                 for c in 0..<cin {
                     for o in 0..<cout { b[c * cout + o] = w[o * cin + c] }
                 }
             }
-            count = b.count
         }
         return Gemm(b: b, bias: l.bias.data, k: cin, n: cout)
     }
@@ -125,7 +124,7 @@ package struct PackedWeights: Sendable {
         // products), then multiplied while in cache.
         let band = 64
         var taps = [Float](repeating: 0, count: 4 * band * m)
-        let b = [Float](unsafeUninitializedCapacity: cin * 4 * d) { out, count in
+        let b = AlignedFloats(count: cin * 4 * d, zeroed: false) { out in
             taps.withUnsafeMutableBufferPointer { a in
                 t.weight.data.withUnsafeBufferPointer { w in
                     for first in stride(from: 0, to: cin, by: band) {
@@ -135,12 +134,11 @@ package struct PackedWeights: Sendable {
                         }
                         for ab in 0..<4 {
                             right.multiply(m: rows, a: a.baseAddress! + ab * band * m, lda: m,
-                                           c: out.baseAddress! + first * 4 * d + ab * d, ldc: 4 * d)
+                                           c: out + first * 4 * d + ab * d, ldc: 4 * d)
                         }
                     }
                 }
             }
-            count = out.count
         }
         var bias = [Float](repeating: 0, count: d)
         for o in 0..<d {
