@@ -111,6 +111,7 @@ enum Winograd {
         }
         // Split: the band's α² blocks (rows × cout each, packed on their own: ≤ 1 MB for SAM 3's
         // neck) made in cache, then split into their rows of the blocks.
+        precondition(rows.lowerBound % 32 == 0, "split bands start at multiples of 32 inputs")
         let bandFloats = sam3neck_sgemm_packed_b_floats(rows.count, cout)
         let band = UnsafeMutablePointer<Float>.allocate(capacity: alpha2 * bandFloats)
         defer { band.deallocate() }
