@@ -322,6 +322,34 @@ func gelu(_ x: Float) -> Float {
         }
     }
 
+    /// The composed conv with 200 inputs: its weights are made in bands of 96 inputs (96, 96, 8),
+    /// each transformed (and split for AMX) 32 at a time, and d = 70 leaves padding columns.
+    @Test(arguments: [WinogradTile.f4r2, .f3r2])
+    func upsampleConvWithSeveralInputBands(tile: WinogradTile) {
+        let (h, w, c0, mid, d) = (3, 4, 200, 8, 70)
+        var rng = Naive.RNG(state: 4242)
+        func layer(_ shape: [Int], out: Int, scale: Double) -> NeckWeights.Layer {
+            .init(weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: scale)),
+                  bias: Tensor(shape: [out], data: rng.floats(out)))
+        }
+        let t = layer([c0, mid, 2, 2], out: mid, scale: 0.1), p = layer([d, mid, 1, 1], out: d, scale: 0.5)
+        let c3 = layer([d, d, 3, 3], out: d, scale: 0.1)
+        var g = Naive.Image(c: c0, h: h, w: w)
+        g.v = rng.floats(c0 * h * w).map(Double.init)
+        let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
+        for (gemm, bf16x3) in Self.productCodes.map({ ($0, false) }) + Self.amxCode {
+            let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2, gemm: gemm, bf16x3: bf16x3)
+            #expect(conv.bf16x3 == bf16x3)
+            let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
+                conv.run($0, into: .channelMajor($1, channels: d, height: 2 * h, width: 2 * w), scratch: $2, threads: 2)
+            }
+            // The bounds of upsampleConvMatchesTheNaiveChain; a band's weights in the wrong rows or
+            // blocks give errors of order 1.
+            let bound = !bf16x3 ? 2e-6 : tile == .f3r2 ? 2e-5 : 1e-4
+            #expect(Naive.normalisedError(out, want.v) <= bound, "\(gemm) bf16x3 \(bf16x3)")
+        }
+    }
+
     @Test func transposedScatterPutsTapsWhereTheSpecSays() {
         // One GEMM + scatter, against the naive transposed conv.
         let h = 3, w = 2, cin = 5, cout = 4

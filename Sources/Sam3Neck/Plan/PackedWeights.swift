@@ -119,10 +119,10 @@ package struct PackedWeights: Sendable {
         precondition(p.weight.shape[1] == m)
         // V packed once for the four taps' products, each of which writes its d columns of every row.
         let right = p.weight.data.withUnsafeBufferPointer { WeightProducts.Right(k: m, n: d, bT: $0.baseAddress!, ldbT: m) }
-        // A band of 64 inputs at a time: its four taps taken apart in one pass over its weights
+        // A band of 96 inputs at a time: its four taps taken apart in one pass over its weights
         // (four passes over the whole [in, m, 2, 2] tensor, one per tap, took longer than the
-        // products), then multiplied while in cache.
-        let band = 64
+        // products), then multiplied while in cache. 96 rows: the micro-kernels take 12 at a time.
+        let band = 96
         var taps = [Float](repeating: 0, count: 4 * band * m)
         let b = AlignedFloats(count: cin * 4 * d, zeroed: false) { out in
             taps.withUnsafeMutableBufferPointer { a in
