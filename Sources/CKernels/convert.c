@@ -172,41 +172,94 @@ static void store_planes_portable(const float *y, ptrdiff_t ldy, int m, int rows
 }
 
 #ifdef SAM3NECK_X86
+/* Eight pixels' channels o .. o + 7 (pixel jj at p + jj * ldy) transposed: r[c] holds channel o + c
+ * of the eight pixels. */
+__attribute__((target("avx2"), always_inline)) static inline void transpose8(const float *p, ptrdiff_t ldy, int o,
+                                                                            __m256 r[8]) {
+  __m256 r0 = _mm256_loadu_ps(p + o), r1 = _mm256_loadu_ps(p + ldy + o);
+  __m256 r2 = _mm256_loadu_ps(p + 2 * ldy + o), r3 = _mm256_loadu_ps(p + 3 * ldy + o);
+  __m256 r4 = _mm256_loadu_ps(p + 4 * ldy + o), r5 = _mm256_loadu_ps(p + 5 * ldy + o);
+  __m256 r6 = _mm256_loadu_ps(p + 6 * ldy + o), r7 = _mm256_loadu_ps(p + 7 * ldy + o);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* Element by element, pixels j0 .. j1 - 1 of channels o0 .. o1 - 1 (the streaming store's edges). */
+static void store_planes_rect(const float *y, ptrdiff_t ldy, int m, int rows, int j0, int j1, int o0, int o1, float *dst,
+                              ptrdiff_t row_stride, ptrdiff_t channel_stride) {
+  for (int o = o0; o < o1; o++)
+    for (int i = 0; i < rows; i++)
+      for (int j = j0; j < j1; j++) dst[o * channel_stride + i * row_stride + j] = y[((ptrdiff_t)i * m + j) * ldy + o];
+}
+
 /* The same for pixel_stride 1, eight pixels x eight channels at a time: eight loads of a pixel's
  * channels, an 8 x 8 transpose in registers, eight stores of a channel's pixels (32 contiguous
  * bytes each), instead of 64 scattered 4-byte stores. Pure data movement: the values are copied
- * bit for bit, as in the portable loop. */
+ * bit for bit, as in the portable loop.
+ *
+ * Where every row of every plane starts at the same offset within a 64-byte line (row and plane
+ * strides multiples of 16 floats: level 0's and level 1's NCHW outputs at SAM 3's grid), sixteen
+ * pixels at a time from the first line boundary instead: two transposes, then per channel one
+ * whole line written with streaming stores. The output (85 MB at level 0) is then written once,
+ * not read for ownership first, and each line leaves complete: level 0's whole store took 11-14
+ * against 46-52 ms on one core (a /tmp microbenchmark of the plan's calls, 2026-12-01). The
+ * pixels before the first boundary and after the last whole line, and channels past the last
+ * multiple of 8, go element by element. */
 __attribute__((target("avx2"))) static void store_planes_avx2(const float *y, ptrdiff_t ldy, int m, int rows, int cols,
                                                              int channels, float *dst, ptrdiff_t row_stride,
                                                              ptrdiff_t channel_stride) {
   const int cols8 = cols & ~7, channels8 = channels & ~7;
+  const int lead = (int)(((64 - ((uintptr_t)dst & 63)) & 63) / 4);
+  if (row_stride % 16 == 0 && channel_stride % 16 == 0 && ((uintptr_t)dst & 3) == 0 && channels8 > 0 &&
+      cols - lead >= 16) {
+    const int end = lead + (cols - lead) / 16 * 16;
+    for (int i = 0; i < rows; i++) {
+      const float *yi = y + (ptrdiff_t)i * m * ldy;
+      float *di = dst + i * row_stride;
+      for (int j = lead; j < end; j += 16) {
+        const float *p = yi + (ptrdiff_t)j * ldy;
+        for (int o = 0; o < channels8; o += 8) {
+          __m256 a[8], b[8];
+          transpose8(p, ldy, o, a);
+          transpose8(p + 8 * ldy, ldy, o, b);
+          float *d = di + o * channel_stride + j; /* on a line boundary */
+          for (int c = 0; c < 8; c++) {
+            _mm256_stream_ps(d + c * channel_stride, a[c]);
+            _mm256_stream_ps(d + c * channel_stride + 8, b[c]);
+          }
+        }
+      }
+    }
+    _mm_sfence();
+    store_planes_rect(y, ldy, m, rows, 0, lead, 0, channels, dst, row_stride, channel_stride);
+    store_planes_rect(y, ldy, m, rows, end, cols, 0, channels, dst, row_stride, channel_stride);
+    store_planes_rect(y, ldy, m, rows, lead, end, channels8, channels, dst, row_stride, channel_stride);
+    return;
+  }
   for (int i = 0; i < rows; i++) {
     const float *yi = y + (ptrdiff_t)i * m * ldy;
     float *di = dst + i * row_stride;
     for (int j = 0; j < cols8; j += 8) {
       const float *p = yi + (ptrdiff_t)j * ldy;
       for (int o = 0; o < channels8; o += 8) {
-        __m256 r0 = _mm256_loadu_ps(p + o), r1 = _mm256_loadu_ps(p + ldy + o);
-        __m256 r2 = _mm256_loadu_ps(p + 2 * ldy + o), r3 = _mm256_loadu_ps(p + 3 * ldy + o);
-        __m256 r4 = _mm256_loadu_ps(p + 4 * ldy + o), r5 = _mm256_loadu_ps(p + 5 * ldy + o);
-        __m256 r6 = _mm256_loadu_ps(p + 6 * ldy + o), r7 = _mm256_loadu_ps(p + 7 * ldy + o);
-        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-        __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        __m256 r[8];
+        transpose8(p, ldy, o, r);
         float *d = di + o * channel_stride + j;
-        _mm256_storeu_ps(d, _mm256_permute2f128_ps(s0, s4, 0x20));
-        _mm256_storeu_ps(d + channel_stride, _mm256_permute2f128_ps(s1, s5, 0x20));
-        _mm256_storeu_ps(d + 2 * channel_stride, _mm256_permute2f128_ps(s2, s6, 0x20));
-        _mm256_storeu_ps(d + 3 * channel_stride, _mm256_permute2f128_ps(s3, s7, 0x20));
-        _mm256_storeu_ps(d + 4 * channel_stride, _mm256_permute2f128_ps(s0, s4, 0x31));
-        _mm256_storeu_ps(d + 5 * channel_stride, _mm256_permute2f128_ps(s1, s5, 0x31));
-        _mm256_storeu_ps(d + 6 * channel_stride, _mm256_permute2f128_ps(s2, s6, 0x31));
-        _mm256_storeu_ps(d + 7 * channel_stride, _mm256_permute2f128_ps(s3, s7, 0x31));
+        for (int c = 0; c < 8; c++) _mm256_storeu_ps(d + c * channel_stride, r[c]);
       }
     }
   }
