@@ -107,28 +107,28 @@ __attribute__((target("avx2,f16c"))) static void widen_avx2(const void *src, int
                 dst + i, n - i);
 }
 
+/* Eight floats as eight 16-bit values of `dtype` (F16 or BF16), rounded to nearest even, NaN kept
+ * a quiet NaN. */
+__attribute__((target("avx2,f16c"), always_inline)) static inline __m128i narrow8(__m256 v, int dtype) {
+  if (dtype == SAM3NECK_DTYPE_F16) return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+  const __m256i round = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1), quiet = _mm256_set1_epi32(0x40);
+  __m256i x = _mm256_castps_si256(v);
+  __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
+  __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(round, odd)), 16);
+  __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs_mask), inf);
+  __m256i quieted = _mm256_or_si256(_mm256_srli_epi32(x, 16), quiet);
+  __m256i r = _mm256_blendv_epi8(rounded, quieted, nan);
+  /* 32-bit lanes holding 16-bit values -> 8 packed uint16 (packus works per 128-bit half). */
+  __m256i packed = _mm256_packus_epi32(r, r);
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+}
+
 __attribute__((target("avx2,f16c"))) static void narrow_avx2(const float *src, void *dst, int dtype, size_t n) {
   uint16_t *d = (uint16_t *)dst;
   size_t i = 0;
-  if (dtype == SAM3NECK_DTYPE_F16) {
-    for (; i + 8 <= n; i += 8)
-      _mm_storeu_si128((__m128i *)(d + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-  } else if (dtype == SAM3NECK_DTYPE_BF16) {
-    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
-    const __m256i round = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1), quiet = _mm256_set1_epi32(0x40);
-    for (; i + 8 <= n; i += 8) {
-      __m256i x = _mm256_castps_si256(_mm256_loadu_ps(src + i));
-      __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
-      __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(round, odd)), 16);
-      __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, abs_mask), inf);
-      __m256i quieted = _mm256_or_si256(_mm256_srli_epi32(x, 16), quiet);
-      __m256i r = _mm256_blendv_epi8(rounded, quieted, nan);
-      /* 32-bit lanes holding 16-bit values -> 8 packed uint16 (packus works per 128-bit half). */
-      __m256i packed = _mm256_packus_epi32(r, r);
-      packed = _mm256_permute4x64_epi64(packed, 0x08);
-      _mm_storeu_si128((__m128i *)(d + i), _mm256_castsi256_si128(packed));
-    }
-  }
+  if (dtype == SAM3NECK_DTYPE_F16 || dtype == SAM3NECK_DTYPE_BF16)
+    for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(d + i), narrow8(_mm256_loadu_ps(src + i), dtype));
   sam3neck_narrow_portable(src + i, dtype == SAM3NECK_DTYPE_F32 ? (void *)((float *)dst + i) : (void *)(d + i), dtype, n - i);
 }
 
@@ -268,9 +268,70 @@ __attribute__((target("avx2"))) static void store_planes_avx2(const float *y, pt
   if (channels8 < channels || cols8 < cols)
     store_planes_portable(y, ldy, m, rows, cols, channels, dst, row_stride, 1, channel_stride, cols8, channels8);
 }
+
+/* The half-precision (F16, BF16) channel-major store on whole lines, as store_planes_avx2's
+ * streaming path with 32 pixels to a line: four transposes, each channel's 32 values narrowed
+ * (narrow8, the rounding of sam3neck_narrow) and written as one line with streaming stores. For
+ * pixel_stride 1 and row and plane strides multiples of 32 values; 0 (nothing written) when the
+ * store does not fit that pattern. Level 0's half store took 28-45 ms on one core before (a /tmp
+ * microbenchmark of the plan's calls, 2026-12-01): 16-byte pieces scattered over 256 planes. */
+__attribute__((target("avx2,f16c"))) static int store_planes_half_avx2(const float *y, ptrdiff_t ldy, int m, int rows,
+                                                                      int cols, int channels, uint16_t *dst,
+                                                                      ptrdiff_t row_stride, ptrdiff_t channel_stride,
+                                                                      int dtype) {
+  const int channels8 = channels & ~7, lead = (int)(((64 - ((uintptr_t)dst & 63)) & 63) / 2);
+  if (row_stride % 32 != 0 || channel_stride % 32 != 0 || ((uintptr_t)dst & 1) != 0 || channels8 == 0 ||
+      cols - lead < 32)
+    return 0;
+  const int end = lead + (cols - lead) / 32 * 32;
+  for (int i = 0; i < rows; i++) {
+    const float *yi = y + (ptrdiff_t)i * m * ldy;
+    uint16_t *di = dst + i * row_stride;
+    for (int j = lead; j < end; j += 32) {
+      const float *p = yi + (ptrdiff_t)j * ldy;
+      for (int o = 0; o < channels8; o += 8) {
+        __m256 r[4][8];
+        for (int q = 0; q < 4; q++) transpose8(p + 8 * q * ldy, ldy, o, r[q]);
+        uint16_t *d = di + o * channel_stride + j; /* on a line boundary */
+        for (int c = 0; c < 8; c++) {
+          __m256i lo = _mm256_set_m128i(narrow8(r[1][c], dtype), narrow8(r[0][c], dtype));
+          __m256i hi = _mm256_set_m128i(narrow8(r[3][c], dtype), narrow8(r[2][c], dtype));
+          _mm256_stream_si256((__m256i *)(d + c * channel_stride), lo);
+          _mm256_stream_si256((__m256i *)(d + c * channel_stride + 16), hi);
+        }
+      }
+    }
+  }
+  _mm_sfence();
+  /* The edges: pixels before the first line and after the last, eight at a time (one transpose,
+   * ordinary stores) where eight fit, then element by element, as are the channels past the last
+   * multiple of 8. */
+  for (int i = 0; i < rows; i++) {
+    const float *yi = y + (ptrdiff_t)i * m * ldy;
+    uint16_t *di = dst + i * row_stride;
+    for (int o = 0; o < channels8; o += 8)
+      for (int part = 0; part < 2; part++) {
+        const int j1 = part ? cols : lead;
+        int j = part ? end : 0;
+        for (; j + 8 <= j1; j += 8) {
+          __m256 r[8];
+          transpose8(yi + (ptrdiff_t)j * ldy, ldy, o, r);
+          for (int c = 0; c < 8; c++) _mm_storeu_si128((__m128i *)(di + (o + c) * channel_stride + j), narrow8(r[c], dtype));
+        }
+        for (int c = 0; c < 8; c++)
+          for (int jj = j; jj < j1; jj++)
+            sam3neck_narrow_portable(yi + (ptrdiff_t)jj * ldy + o + c, di + (o + c) * channel_stride + jj, dtype, 1);
+      }
+    for (int o = channels8; o < channels; o++)
+      for (int j = 0; j < cols; j++)
+        sam3neck_narrow_portable(yi + (ptrdiff_t)j * ldy + o, di + o * channel_stride + j, dtype, 1);
+  }
+  return 1;
+}
 #else
 #define store_planes_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride) \
   store_planes_portable(y, ldy, m, rows, cols, channels, dst, row_stride, 1, channel_stride, 0, 0)
+#define store_planes_half_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride, dtype) 0
 #endif
 
 void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int cols, int channels, void *dst,
@@ -286,6 +347,9 @@ void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int col
   }
   /* Channel-major: one plane per channel, the tile's pixels strided in it. */
   if (dtype != SAM3NECK_DTYPE_F32) {
+    if (pixel_stride == 1 && use_avx2() &&
+        store_planes_half_avx2(y, ldy, m, rows, cols, channels, (uint16_t *)dst, row_stride, channel_stride, dtype))
+      return;
     /* Half precision: narrow each pixel's channels with the vector code into a small buffer
      * first (at most 8 pixels x 512 channels at a time), then scatter the 16-bit values. */
     uint16_t buf[8 * 512];

@@ -152,33 +152,37 @@ import Testing
         }
     }
 
-    /// The same store where rows and planes are whole multiples of 16 floats apart (so that the
-    /// vector code streams whole 64-byte lines), at every offset of the output within a line: the
-    /// pixels before the first line boundary, the whole lines, the pixels after the last one and
-    /// the channels past a multiple of 8 all land where a naive loop puts them, and nothing else
-    /// is written.
-    @Test func channelMajorStoreOnWholeLines() {
+    /// The same store where rows and planes are whole 64-byte lines apart (16 floats, 32 halves:
+    /// the vector code then streams whole lines), at every offset of the output within a line, in
+    /// each element type: the pixels before the first line boundary, the whole lines, the pixels
+    /// after the last one and the channels past a multiple of 8 all land where a naive loop puts
+    /// them (rounded as `rounded`), and nothing else is written.
+    @Test(arguments: [CompileOptions.DType.float32, .float16, .bfloat16])
+    func channelMajorStoreOnWholeLines(dtype: CompileOptions.DType) {
         var rng = Naive.RNG(state: 23)
-        for (rows, cols, channels) in [(3, 40, 8), (2, 77, 21), (1, 16, 256), (2, 31, 9)] {
+        let size = dtype == .float32 ? 4 : 2, perLine = 64 / size
+        for (rows, cols, channels) in [(3, 40, 8), (2, 77, 21), (1, 16, 256), (2, 31, 9), (2, 95, 16)] {
             let m = cols + 1, ldy = channels + 3, rowStep = 2, width = 96
-            let y = rng.floats(rows * m * ldy, scale: 1)
-            let plane = width * (rows * rowStep + 1)  // a multiple of 16
-            for offset in 0..<16 {
-                let sentinel: Float = -7.25
-                let buffer = UnsafeMutableRawPointer.allocate(byteCount: (channels * plane + 16) * 4, alignment: 64)
-                defer { buffer.deallocate() }
-                let base = buffer.bindMemory(to: Float.self, capacity: channels * plane + 16)
-                base.initialize(repeating: sentinel, count: channels * plane + 16)
-                var want = [Float](repeating: sentinel, count: channels * plane + 16)
+            var y = rng.floats(rows * m * ldy, scale: 1)
+            (y[0], y[ldy + 1], y[2 * ldy + 2]) = (.nan, .infinity, 1 + 0x1p-8)  // NaN, Inf, a bfloat16 tie
+            let plane = width * (rows * rowStep + 1)  // a multiple of 32
+            for offset in 0..<perLine {
+                let count = channels * plane + perLine, sentinel: Float = -7.25
+                var want = [Float](repeating: sentinel, count: count)
                 for o in 0..<channels {
                     for i in 0..<rows {
-                        for j in 0..<cols { want[offset + o * plane + i * rowStep * width + j] = y[(i * m + j) * ldy + o] }
+                        for j in 0..<cols { want[offset + o * plane + i * rowStep * width + j] = Self.rounded(y[(i * m + j) * ldy + o], dtype) }
                     }
                 }
-                sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), base + offset,
-                                    rowStep * width, 1, plane, CompileOptions.DType.float32.code)
-                let got = Array(UnsafeBufferPointer(start: base, count: channels * plane + 16))
-                #expect(Self.same(got, want), "\(rows)×\(cols)×\(channels) at offset \(offset)")
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: count * size, alignment: 64)
+                defer { buffer.deallocate() }
+                Self.encode([Float](repeating: sentinel, count: count), dtype).withUnsafeBytes {
+                    buffer.copyMemory(from: $0.baseAddress!, byteCount: count * size)
+                }
+                sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), buffer + offset * size,
+                                    rowStep * width, 1, plane, dtype.code)
+                let got = Self.decode(Array(UnsafeRawBufferPointer(start: buffer, count: count * size)), dtype)
+                #expect(Self.same(got, want), "\(dtype) \(rows)×\(cols)×\(channels) at offset \(offset)")
             }
         }
     }
