@@ -302,23 +302,30 @@ func gelu(_ x: Float) -> Float {
             g[2, h / 2, w / 2] = .nan
             g[5, h - 1, 0] = .infinity
         }
-        let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
-        // Every product code, and the bf16×3 AMX products where the CPU has them.
-        for (gemm, bf16x3) in Self.productCodes.map({ ($0, false) }) + Self.amxCode {
-        let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2, gemm: gemm, bf16x3: bf16x3)
-        #expect(conv.bf16x3 == bf16x3)
-        let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
-            conv.run($0, into: .channelMajor($1, channels: d, height: 2 * h, width: 2 * w), scratch: $2, threads: 2)
-        }
-        // The composition is exact algebra; in float F(m×m, 2×2) costs about what direct sums do.
-        // bf16×3 terms carry up to 3·2⁻¹⁷ ≈ 2.3e-5 relative error each (SgemmKernelTests), which
-        // the transforms magnify a few-fold: measured ≤ 8.1e-6 with F(3×3, 2×2) (the plan's
-        // choice; bound 2e-5) and ≤ 4.4e-5 with F(4×4, 2×2) (bound 1e-4, the default mode's); a
-        // wrong block or tile gives errors of order 1. Non-finite tiles go through the NaN rows of
-        // the split products to the direct recompute: NaN and Inf land as in float32.
         // (7, 13) puts the Inf where the chain's intermediate sums meet Inf − Inf.
-        let bound = !bf16x3 ? 2e-6 : tile == .f3r2 ? 2e-5 : 1e-4
-        #expect(Self.nonFiniteAwareError(out, want.v, foldedInf: h == 7 && w == 13) <= bound, "bf16x3 \(bf16x3)")
+        Self.checkUpsampleConv(g, t, p, c3, tile: tile, foldedInf: h == 7 && w == 13)
+    }
+
+    /// Level 0's composed conv of (t, p, c3) on `g` with every product code, and the bf16×3 AMX
+    /// products where the CPU has them, against the naive transposed conv → 1×1 → 3×3 chain.
+    static func checkUpsampleConv(_ g: Naive.Image, _ t: NeckWeights.Layer, _ p: NeckWeights.Layer, _ c3: NeckWeights.Layer,
+                                  tile: WinogradTile, foldedInf: Bool = false) {
+        let (h, w, d) = (g.h, g.w, c3.weight.shape[0])
+        let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
+        for (gemm, bf16x3) in Self.productCodes.map({ ($0, false) }) + Self.amxCode {
+            let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2, gemm: gemm, bf16x3: bf16x3)
+            #expect(conv.bf16x3 == bf16x3)
+            let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
+                conv.run($0, into: .channelMajor($1, channels: d, height: 2 * h, width: 2 * w), scratch: $2, threads: 2)
+            }
+            // The composition is exact algebra; in float F(m×m, 2×2) costs about what direct sums do.
+            // bf16×3 terms carry up to 3·2⁻¹⁷ ≈ 2.3e-5 relative error each (SgemmKernelTests), which
+            // the transforms magnify a few-fold: measured ≤ 8.1e-6 with F(3×3, 2×2) (the plan's
+            // choice; bound 2e-5) and ≤ 4.4e-5 with F(4×4, 2×2) (bound 1e-4, the default mode's); a
+            // wrong block, band or tile gives errors of order 1. Non-finite tiles go through the NaN
+            // rows of the split products to the direct recompute: NaN and Inf land as in float32.
+            let bound = !bf16x3 ? 2e-6 : tile == .f3r2 ? 2e-5 : 1e-4
+            #expect(Self.nonFiniteAwareError(out, want.v, foldedInf: foldedInf) <= bound, "\(gemm) bf16x3 \(bf16x3)")
         }
     }
 
@@ -336,18 +343,7 @@ func gelu(_ x: Float) -> Float {
         let c3 = layer([d, d, 3, 3], out: d, scale: 0.1)
         var g = Naive.Image(c: c0, h: h, w: w)
         g.v = rng.floats(c0 * h * w).map(Double.init)
-        let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
-        for (gemm, bf16x3) in Self.productCodes.map({ ($0, false) }) + Self.amxCode {
-            let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2, gemm: gemm, bf16x3: bf16x3)
-            #expect(conv.bf16x3 == bf16x3)
-            let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
-                conv.run($0, into: .channelMajor($1, channels: d, height: 2 * h, width: 2 * w), scratch: $2, threads: 2)
-            }
-            // The bounds of upsampleConvMatchesTheNaiveChain; a band's weights in the wrong rows or
-            // blocks give errors of order 1.
-            let bound = !bf16x3 ? 2e-6 : tile == .f3r2 ? 2e-5 : 1e-4
-            #expect(Naive.normalisedError(out, want.v) <= bound, "\(gemm) bf16x3 \(bf16x3)")
-        }
+        Self.checkUpsampleConv(g, t, p, c3, tile: tile)
     }
 
     @Test func transposedScatterPutsTapsWhereTheSpecSays() {
