@@ -153,7 +153,8 @@ import Testing
     }
 
     /// The same store where rows and planes are whole 64-byte lines apart (16 floats, 32 halves:
-    /// the vector code then streams whole lines), at every offset of the output within a line, in
+    /// the vector code then streams whole lines), at offsets of the output within a line from none
+    /// to one short of a line (each a different count of pixels before the first boundary), in
     /// each element type: the pixels before the first line boundary, the whole lines, the pixels
     /// after the last one and the channels past a multiple of 8 all land where a naive loop puts
     /// them (rounded as `rounded`), and nothing else is written.
@@ -166,7 +167,7 @@ import Testing
             var y = rng.floats(rows * m * ldy, scale: 1)
             (y[0], y[ldy + 1], y[2 * ldy + 2]) = (.nan, .infinity, 1 + 0x1p-8)  // NaN, Inf, a bfloat16 tie
             let plane = width * (rows * rowStep + 1)  // a multiple of 32
-            for offset in 0..<perLine {
+            for offset in [0, 1, 3, perLine / 2, perLine - 1] {
                 let count = channels * plane + perLine, sentinel: Float = -7.25
                 var want = [Float](repeating: sentinel, count: count)
                 for o in 0..<channels {
