@@ -215,7 +215,7 @@ static void store_planes_rect(const float *y, ptrdiff_t ldy, int m, int rows, in
  * strides multiples of 16 floats: level 0's and level 1's NCHW outputs at SAM 3's grid), sixteen
  * pixels at a time from the first line boundary instead: two transposes, then per channel one
  * whole line written with streaming stores. The output (85 MB at level 0) is then written once,
- * not read for ownership first, and each line leaves complete: level 0's whole store took 11-14
+ * not read for ownership first, and each line leaves complete: level 0's whole store took 15-16
  * against 46-52 ms on one core (a /tmp microbenchmark of the plan's calls, 2026-12-01). The
  * pixels before the first boundary and after the last whole line, and channels past the last
  * multiple of 8, go element by element. */

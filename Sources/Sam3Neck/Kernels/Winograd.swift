@@ -22,14 +22,13 @@ package struct WinogradBlocks: Sendable {
     package var bf16x3: Bool { kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
 
     /// How the blocks are laid out: row-major, or the micro-kernels' panels of 16 columns
-    /// (`sam3neck_sgemm_pack_b`'s layout), or (`split`) split for the AMX products
+    /// (`sam3neck_sgemm_pack_b`'s layout), or, when `refused` is there, split for the AMX products
     /// (`Winograd.transformWeights` splits each band as it is made).
     struct Layout: @unchecked Sendable {
-        let blockFloats: Int, cin: Int, cout: Int, packed: Bool
+        let blockFloats: Int, packed: Bool
         /// Set by a band that does not split (Inf, NaN, or past bfloat16's range); nil when the
         /// blocks are not split. Unchecked Sendable: the flag is only touched under its lock.
         let refused: Locked<Bool>?
-        var split: Bool { refused != nil }
     }
 
     /// `blocks` blocks written by `fill` straight into the layout the product code reads
@@ -47,15 +46,14 @@ package struct WinogradBlocks: Sendable {
         if split, kernel != nil {
             // Split as the bands are made: the float32 blocks never exist whole. A band that does
             // not split (or a CPU without AVX-512) sends the conv back to float32, made again.
-            let layout = Layout(blockFloats: sam3neck_sgemm_bf16x3_b_floats(cin, cout), cin: cin, cout: cout, packed: true,
-                                refused: Locked(false))
+            let layout = Layout(blockFloats: sam3neck_sgemm_bf16x3_b_floats(cin, cout), packed: true, refused: Locked(false))
             let made = AlignedFloats(count: blocks * layout.blockFloats, zeroed: false) { fill(layout, $0) }
             if !layout.refused!.withLock({ $0 }) {
                 (storage, blockFloats, self.kernel) = (made, layout.blockFloats, Int32(SAM3NECK_SGEMM_AMX_BF16X3))
                 return
             }
         }
-        let layout = Layout(blockFloats: packedFloats, cin: cin, cout: cout, packed: kernel != nil, refused: nil)
+        let layout = Layout(blockFloats: packedFloats, packed: kernel != nil, refused: nil)
         // The transforms write every element but the packed layout's padding columns (up to a
         // multiple of 64), which the kernels read: those are zeroed.
         storage = AlignedFloats(count: blocks * packedFloats, zeroed: layout.packed && cout % 64 != 0) { fill(layout, $0) }
