@@ -198,58 +198,92 @@ __attribute__((target("avx2"), always_inline)) static inline void transpose8(con
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* Element by element, pixels j0 .. j1 - 1 of channels o0 .. o1 - 1 (the streaming store's edges). */
-static void store_planes_rect(const float *y, ptrdiff_t ldy, int m, int rows, int j0, int j1, int o0, int o1, float *dst,
-                              ptrdiff_t row_stride, ptrdiff_t channel_stride) {
-  for (int o = o0; o < o1; o++)
-    for (int i = 0; i < rows; i++)
-      for (int j = j0; j < j1; j++) dst[o * channel_stride + i * row_stride + j] = y[((ptrdiff_t)i * m + j) * ldy + o];
+/* Bytes 32h .. 32h + 31 of channel c's line from the transposed groups of eight pixels r[q]: a
+ * group as it is (float32), or two groups narrowed (F16, BF16: narrow8, sam3neck_narrow's rounding). */
+__attribute__((target("avx2,f16c"), always_inline)) static inline __m256i line_part(__m256 r[4][8], int c, int h,
+                                                                                   int dtype) {
+  if (dtype == SAM3NECK_DTYPE_F32) return _mm256_castps_si256(r[h][c]);
+  return _mm256_set_m128i(narrow8(r[2 * h + 1][c], dtype), narrow8(r[2 * h][c], dtype));
 }
 
-/* The same for pixel_stride 1, eight pixels x eight channels at a time: eight loads of a pixel's
- * channels, an 8 x 8 transpose in registers, eight stores of a channel's pixels (32 contiguous
- * bytes each), instead of 64 scattered 4-byte stores. Pure data movement: the values are copied
- * bit for bit, as in the portable loop.
- *
- * Where every row of every plane starts at the same offset within a 64-byte line (row and plane
- * strides multiples of 16 floats: level 0's and level 1's NCHW outputs at SAM 3's grid), sixteen
- * pixels at a time from the first line boundary instead: two transposes, then per channel one
- * whole line written with streaming stores. The output (85 MB at level 0) is then written once,
- * not read for ownership first, and each line leaves complete: level 0's whole store took 15-16
- * against 46-52 ms on one core (a /tmp microbenchmark of the plan's calls, 2026-12-01). The
- * pixels before the first boundary and after the last whole line, and channels past the last
- * multiple of 8, go element by element. */
+/* Eight pixels of one channel at d, unaligned: as they are (float32) or narrowed. */
+__attribute__((target("avx2,f16c"), always_inline)) static inline void put8(char *d, __m256 v, int dtype) {
+  if (dtype == SAM3NECK_DTYPE_F32) _mm256_storeu_ps((float *)d, v);
+  else _mm_storeu_si128((__m128i *)d, narrow8(v, dtype));
+}
+
+/* The channel-major store (pixel_stride 1) on whole 64-byte lines, for every element type: where
+ * every row of every plane starts at the same offset within a line (row and plane strides
+ * multiples of a line's 16 floats or 32 half values: levels 0 and 1 at SAM 3's grid), a line's
+ * worth of pixels at a time from the first line boundary: two or four 8 x 8 transposes in
+ * registers, then per channel one whole line written with streaming stores (narrowed first for
+ * F16 and BF16). The output (85 MB at level 0 in float32) is then written once, not read for
+ * ownership first, and each line leaves complete. Measured on one core, level 0's calls in a /tmp
+ * microbenchmark (2026-12-01): float32 15-16 against 46-52 ms with 8 x 8 transposes stored 32
+ * bytes at a time; F16 7-8.5 against 28-45 ms with 16-byte pieces scattered over 256 planes.
+ * The pixels before the first line and after the last go eight at a time (one transpose,
+ * ordinary stores) where eight fit, then element by element, as do the channels past the last
+ * multiple of 8. Returns 0, having written nothing, where the store does not fit the pattern. */
+__attribute__((target("avx2,f16c"))) static int store_planes_lines_avx2(const float *y, ptrdiff_t ldy, int m, int rows,
+                                                                       int cols, int channels, void *dst,
+                                                                       ptrdiff_t row_stride, ptrdiff_t channel_stride,
+                                                                       int dtype) {
+  const int size = (int)sam3neck_dtype_size(dtype), per = 64 / size, channels8 = channels & ~7;
+  const int lead = (int)(((64 - ((uintptr_t)dst & 63)) & 63) / (uintptr_t)size);
+  if (row_stride % per != 0 || channel_stride % per != 0 || ((uintptr_t)dst & (uintptr_t)(size - 1)) != 0 ||
+      channels8 == 0 || cols - lead < per)
+    return 0;
+  const int end = lead + (cols - lead) / per * per;
+  char *base = (char *)dst;
+  for (int i = 0; i < rows; i++) {
+    const float *yi = y + (ptrdiff_t)i * m * ldy;
+    char *di = base + i * row_stride * size;
+    for (int j = lead; j < end; j += per) {
+      const float *p = yi + (ptrdiff_t)j * ldy;
+      for (int o = 0; o < channels8; o += 8) {
+        __m256 r[4][8];
+        for (int q = 0; q < per / 8; q++) transpose8(p + 8 * q * ldy, ldy, o, r[q]);
+        char *d = di + (o * channel_stride + j) * size; /* on a line boundary */
+        for (int c = 0; c < 8; c++) {
+          _mm256_stream_si256((__m256i *)(d + c * channel_stride * size), line_part(r, c, 0, dtype));
+          _mm256_stream_si256((__m256i *)(d + c * channel_stride * size + 32), line_part(r, c, 1, dtype));
+        }
+      }
+    }
+  }
+  _mm_sfence();
+  for (int i = 0; i < rows; i++) {
+    const float *yi = y + (ptrdiff_t)i * m * ldy;
+    char *di = base + i * row_stride * size;
+    for (int o = 0; o < channels8; o += 8)
+      for (int part = 0; part < 2; part++) {
+        const int j1 = part ? cols : lead;
+        int j = part ? end : 0;
+        for (; j + 8 <= j1; j += 8) {
+          __m256 r[8];
+          transpose8(yi + (ptrdiff_t)j * ldy, ldy, o, r);
+          for (int c = 0; c < 8; c++) put8(di + ((o + c) * channel_stride + j) * size, r[c], dtype);
+        }
+        for (int c = 0; c < 8; c++)
+          for (int jj = j; jj < j1; jj++)
+            sam3neck_narrow_portable(yi + (ptrdiff_t)jj * ldy + o + c, di + ((o + c) * channel_stride + jj) * size, dtype, 1);
+      }
+    for (int o = channels8; o < channels; o++)
+      for (int j = 0; j < cols; j++)
+        sam3neck_narrow_portable(yi + (ptrdiff_t)j * ldy + o, di + (o * channel_stride + j) * size, dtype, 1);
+  }
+  return 1;
+}
+
+/* The float32 store where whole lines do not fit (strides not multiples of 16 floats): eight
+ * pixels x eight channels at a time, eight loads of a pixel's channels, an 8 x 8 transpose in
+ * registers, eight stores of a channel's pixels (32 contiguous bytes each) instead of 64
+ * scattered 4-byte stores. Pure data movement: the values are copied bit for bit, as in the
+ * portable loop. */
 __attribute__((target("avx2"))) static void store_planes_avx2(const float *y, ptrdiff_t ldy, int m, int rows, int cols,
                                                              int channels, float *dst, ptrdiff_t row_stride,
                                                              ptrdiff_t channel_stride) {
   const int cols8 = cols & ~7, channels8 = channels & ~7;
-  const int lead = (int)(((64 - ((uintptr_t)dst & 63)) & 63) / 4);
-  if (row_stride % 16 == 0 && channel_stride % 16 == 0 && ((uintptr_t)dst & 3) == 0 && channels8 > 0 &&
-      cols - lead >= 16) {
-    const int end = lead + (cols - lead) / 16 * 16;
-    for (int i = 0; i < rows; i++) {
-      const float *yi = y + (ptrdiff_t)i * m * ldy;
-      float *di = dst + i * row_stride;
-      for (int j = lead; j < end; j += 16) {
-        const float *p = yi + (ptrdiff_t)j * ldy;
-        for (int o = 0; o < channels8; o += 8) {
-          __m256 a[8], b[8];
-          transpose8(p, ldy, o, a);
-          transpose8(p + 8 * ldy, ldy, o, b);
-          float *d = di + o * channel_stride + j; /* on a line boundary */
-          for (int c = 0; c < 8; c++) {
-            _mm256_stream_ps(d + c * channel_stride, a[c]);
-            _mm256_stream_ps(d + c * channel_stride + 8, b[c]);
-          }
-        }
-      }
-    }
-    _mm_sfence();
-    store_planes_rect(y, ldy, m, rows, 0, lead, 0, channels, dst, row_stride, channel_stride);
-    store_planes_rect(y, ldy, m, rows, end, cols, 0, channels, dst, row_stride, channel_stride);
-    store_planes_rect(y, ldy, m, rows, lead, end, channels8, channels, dst, row_stride, channel_stride);
-    return;
-  }
   for (int i = 0; i < rows; i++) {
     const float *yi = y + (ptrdiff_t)i * m * ldy;
     float *di = dst + i * row_stride;
@@ -268,70 +302,10 @@ __attribute__((target("avx2"))) static void store_planes_avx2(const float *y, pt
   if (channels8 < channels || cols8 < cols)
     store_planes_portable(y, ldy, m, rows, cols, channels, dst, row_stride, 1, channel_stride, cols8, channels8);
 }
-
-/* The half-precision (F16, BF16) channel-major store on whole lines, as store_planes_avx2's
- * streaming path with 32 pixels to a line: four transposes, each channel's 32 values narrowed
- * (narrow8, the rounding of sam3neck_narrow) and written as one line with streaming stores. For
- * pixel_stride 1 and row and plane strides multiples of 32 values; 0 (nothing written) when the
- * store does not fit that pattern. Level 0's half store took 28-45 ms on one core before (a /tmp
- * microbenchmark of the plan's calls, 2026-12-01): 16-byte pieces scattered over 256 planes. */
-__attribute__((target("avx2,f16c"))) static int store_planes_half_avx2(const float *y, ptrdiff_t ldy, int m, int rows,
-                                                                      int cols, int channels, uint16_t *dst,
-                                                                      ptrdiff_t row_stride, ptrdiff_t channel_stride,
-                                                                      int dtype) {
-  const int channels8 = channels & ~7, lead = (int)(((64 - ((uintptr_t)dst & 63)) & 63) / 2);
-  if (row_stride % 32 != 0 || channel_stride % 32 != 0 || ((uintptr_t)dst & 1) != 0 || channels8 == 0 ||
-      cols - lead < 32)
-    return 0;
-  const int end = lead + (cols - lead) / 32 * 32;
-  for (int i = 0; i < rows; i++) {
-    const float *yi = y + (ptrdiff_t)i * m * ldy;
-    uint16_t *di = dst + i * row_stride;
-    for (int j = lead; j < end; j += 32) {
-      const float *p = yi + (ptrdiff_t)j * ldy;
-      for (int o = 0; o < channels8; o += 8) {
-        __m256 r[4][8];
-        for (int q = 0; q < 4; q++) transpose8(p + 8 * q * ldy, ldy, o, r[q]);
-        uint16_t *d = di + o * channel_stride + j; /* on a line boundary */
-        for (int c = 0; c < 8; c++) {
-          __m256i lo = _mm256_set_m128i(narrow8(r[1][c], dtype), narrow8(r[0][c], dtype));
-          __m256i hi = _mm256_set_m128i(narrow8(r[3][c], dtype), narrow8(r[2][c], dtype));
-          _mm256_stream_si256((__m256i *)(d + c * channel_stride), lo);
-          _mm256_stream_si256((__m256i *)(d + c * channel_stride + 16), hi);
-        }
-      }
-    }
-  }
-  _mm_sfence();
-  /* The edges: pixels before the first line and after the last, eight at a time (one transpose,
-   * ordinary stores) where eight fit, then element by element, as are the channels past the last
-   * multiple of 8. */
-  for (int i = 0; i < rows; i++) {
-    const float *yi = y + (ptrdiff_t)i * m * ldy;
-    uint16_t *di = dst + i * row_stride;
-    for (int o = 0; o < channels8; o += 8)
-      for (int part = 0; part < 2; part++) {
-        const int j1 = part ? cols : lead;
-        int j = part ? end : 0;
-        for (; j + 8 <= j1; j += 8) {
-          __m256 r[8];
-          transpose8(yi + (ptrdiff_t)j * ldy, ldy, o, r);
-          for (int c = 0; c < 8; c++) _mm_storeu_si128((__m128i *)(di + (o + c) * channel_stride + j), narrow8(r[c], dtype));
-        }
-        for (int c = 0; c < 8; c++)
-          for (int jj = j; jj < j1; jj++)
-            sam3neck_narrow_portable(yi + (ptrdiff_t)jj * ldy + o + c, di + (o + c) * channel_stride + jj, dtype, 1);
-      }
-    for (int o = channels8; o < channels; o++)
-      for (int j = 0; j < cols; j++)
-        sam3neck_narrow_portable(yi + (ptrdiff_t)j * ldy + o, di + o * channel_stride + j, dtype, 1);
-  }
-  return 1;
-}
 #else
 #define store_planes_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride) \
   store_planes_portable(y, ldy, m, rows, cols, channels, dst, row_stride, 1, channel_stride, 0, 0)
-#define store_planes_half_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride, dtype) 0
+#define store_planes_lines_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride, dtype) 0
 #endif
 
 void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int cols, int channels, void *dst,
@@ -346,10 +320,10 @@ void sam3neck_store_tile(const float *y, ptrdiff_t ldy, int m, int rows, int col
     return;
   }
   /* Channel-major: one plane per channel, the tile's pixels strided in it. */
+  if (pixel_stride == 1 && use_avx2() &&
+      store_planes_lines_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride, dtype))
+    return;
   if (dtype != SAM3NECK_DTYPE_F32) {
-    if (pixel_stride == 1 && use_avx2() &&
-        store_planes_half_avx2(y, ldy, m, rows, cols, channels, (uint16_t *)dst, row_stride, channel_stride, dtype))
-      return;
     /* Half precision: narrow each pixel's channels with the vector code into a small buffer
      * first (at most 8 pixels x 512 channels at a time), then scatter the 16-bit values. */
     uint16_t buf[8 * 512];
