@@ -557,7 +557,7 @@ int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, siz
   return sam3neck_sgemm_run(&g);
 }
 
-/* ---- the transposed conv's phase scatter, as a store hook ------------------------------------ */
+/* ---- the grid store hook: a transposed conv's phase scatter, or a product into a framed image --- */
 
 void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,
                                         size_t cols, const float *tile, size_t ldt) {
@@ -566,11 +566,11 @@ void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, siz
     const size_t p = row0 + r, i = p / s->width, j = p % s->width;
     size_t c = 0;
     while (c < cols) { /* one run of columns within one phase: contiguous channels of one pixel */
-      const size_t col = col0 + c, phase = col / s->channels, o = col % s->channels;
+      const size_t col = col0 + c, phase = col / s->channels, o = col % s->channels, side = s->side;
       size_t run = s->channels - o;
       if (run > cols - c) run = cols - c;
-      float *out = s->out + (ptrdiff_t)(2 * i + phase / 2) * s->row_stride +
-                   (ptrdiff_t)(2 * j + phase % 2) * s->pixel_stride + (ptrdiff_t)o;
+      float *out = s->out + (ptrdiff_t)(side * i + phase / side) * s->row_stride +
+                   (ptrdiff_t)(side * j + phase % side) * s->pixel_stride + (ptrdiff_t)o;
       memcpy(out, tile + r * ldt + c, run * sizeof(float));
       c += run;
     }

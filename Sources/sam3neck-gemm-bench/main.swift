@@ -203,7 +203,7 @@ func fusedStage(rows: Int, aTrans: Bool, kernel: Int32, reps: Int, configs: [(In
     for t in 0..<4 { for o in 0..<ch { bias4.p[t * ch + o] = c.bias.p[o] } }
     let scatter = UnsafeMutablePointer<sam3neck_phase_scatter>.allocate(capacity: 1)
     defer { scatter.deallocate() }
-    scatter.initialize(to: sam3neck_phase_scatter(out: img1.p + (pw + 1) * ch, width: w, channels: ch, row_stride: pw * ch, pixel_stride: ch))
+    scatter.initialize(to: sam3neck_phase_scatter(out: img1.p + (pw + 1) * ch, width: w, channels: ch, row_stride: pw * ch, pixel_stride: ch, side: 2))
     func ours(_ kc: Int, _ nc: Int) -> Double {
         var g = c.args
         g.bias = UnsafePointer(bias4.p); g.gelu = 1

@@ -212,20 +212,22 @@ import Testing
         }
     }
 
-    /// The phase scatter store: the transposed conv's output pixels, channels-last in a framed
-    /// image; n = 24 channels per tap, so tiles of 16 and 32 columns straddle taps.
+    /// The phase scatter store: side 2, the transposed conv's output pixels, channels-last in a
+    /// framed image, n = 24 channels per tap, so tiles of 16 and 32 columns straddle taps; side 1,
+    /// a plain product's rows into the framed image's interior (levels 2 and 3), n = 40.
     @Test(arguments: kernels)
     func phaseScatterStore(kernel: Int32) throws {
         if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }
-        let h = 3, w = 5, ch = 24
-        for aTrans in [false, true] {
-            let p = Problem(m: h * w, n: 4 * ch, k: 70, aTrans: aTrans, seed: 7)
+        let h = 3, w = 5
+        for (aTrans, side) in [(false, 2), (true, 2), (false, 1), (true, 1)] {
+            let ch = side == 2 ? 24 : 40
+            let p = Problem(m: h * w, n: side * side * ch, k: 70, aTrans: aTrans, seed: 7)
             let packed = p.packed()
-            let pw = 2 * w + 2, ph = 2 * h + 2  // one pixel of frame on each side
+            let pw = side * w + 2, ph = side * h + 2  // one pixel of frame on each side
             var image = [Float](repeating: .nan, count: ph * pw * ch)
             let rc = image.withUnsafeMutableBufferPointer { img in
                 var scatter = sam3neck_phase_scatter(out: img.baseAddress! + (pw + 1) * ch, width: w, channels: ch,
-                                                     row_stride: pw * ch, pixel_stride: ch)
+                                                     row_stride: pw * ch, pixel_stride: ch, side: side)
                 var g = sam3neck_sgemm_args()
                 g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = aTrans ? 1 : 0
                 g.gelu = 1
@@ -247,11 +249,11 @@ import Testing
                 }
             }
             #expect(rc == 0)
-            // C(p, (2a+b)·ch + o) sits at framed pixel (2i + a + 1, 2j + b + 1), channel o.
+            // C(p, (side·a + b)·ch + o) sits at framed pixel (side·i + a + 1, side·j + b + 1), channel o.
             _ = p.check({ row, col in
                 let i = row / w, j = row % w, tap = col / ch, o = col % ch
-                return image[((2 * i + tap / 2 + 1) * pw + 2 * j + tap % 2 + 1) * ch + o]
-            }, bias: true, gelu: true, "kernel \(kernel) phase scatter")
+                return image[((side * i + tap / side + 1) * pw + side * j + tap % side + 1) * ch + o]
+            }, bias: true, gelu: true, "kernel \(kernel) phase scatter, side \(side)")
             // The frame is untouched.
             for y in 0..<ph {
                 for x in 0..<pw where y == 0 || y == ph - 1 || x == 0 || x == pw - 1 {

@@ -225,19 +225,23 @@ int sam3neck_sgemm_pick_kernel(const char *name);
 /* "generic" / "avx2" / "avx512" to SAM3NECK_SGEMM_*, -1 for anything else (NULL included). */
 int sam3neck_sgemm_kernel_named(const char *name);
 
-/* A store hook for a k = 2, s = 2 transposed conv computed as one GEMM (columns (2a + b)·n + o,
- * a, b the tap, o the output channel; bias tiled 4 times, GELU as needed): GEMM row p is input
- * pixel (i, j) = (p / width, p % width) of the block, and C(p, (2a+b)·n + o) goes to channel o
- * of output pixel (2i + a, 2j + b), channels-last:
+/* A store hook for a product whose row p is pixel (i, j) = (p / width, p % width) of a grid of
+ * input pixels, written channels-last into an image with its own strides (the plan's framed
+ * images). side = 2: a k = 2, s = 2 transposed conv computed as one GEMM (columns (2a + b)·n + o,
+ * a, b the tap, o the output channel; bias tiled 4 times, GELU as needed): C(p, (2a+b)·n + o)
+ * goes to channel o of output pixel (2i + a, 2j + b),
  *   out + (2i + a)·row_stride + (2j + b)·pixel_stride + o
  * (for the plan's PaddedImage: out = pixel(2·i0, 0), row_stride = paddedWidth·channels,
- * pixel_stride = channels). Pass it as args.store with args.store_ctx = &scatter. */
+ * pixel_stride = channels). side = 1 (channels = n): a plain product, C(p, o) to pixel (i, j),
+ * e.g. a 1×1 conv's rows straight into a framed image's interior. Pass it as args.store with
+ * args.store_ctx = &scatter. */
 typedef struct sam3neck_phase_scatter {
   float *out;
   size_t width;           /* input pixels per row of the grid */
   size_t channels;        /* n, output channels per tap */
   ptrdiff_t row_stride;   /* floats between output rows */
   ptrdiff_t pixel_stride; /* floats between output pixels of a row */
+  size_t side;            /* taps per side: 2 (transposed conv) or 1 (no upsampling) */
 } sam3neck_phase_scatter;
 
 void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,

@@ -370,24 +370,17 @@ public final class NeckPlan: @unchecked Sendable {
             let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
             if case var .packed(kernel) = self.options.gemm, let pg = self.products[level] {
                 if self.bf16x3Levels.contains(level) { kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
-                // The micro-kernels add the bias (and GELU) per tile and store it where it goes:
-                // levels 0 and 1 through the phase scatter into G's / Z's rows 2·i0 ..< 2·(i0 + rows).
-                if level < 2 {
-                    let channels = g.n / 4
-                    var scatter = sam3neck_phase_scatter(out: z.pixel(2 * i0, 0), width: gw, channels: channels,
-                                                         row_stride: z.paddedWidth * channels, pixel_stride: channels)
-                    withUnsafeMutablePointer(to: &scatter) { ctx in
-                        pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: level == 0, c: nil,
-                               store: sam3neck_sgemm_store_phase_scatter, context: UnsafeMutableRawPointer(ctx), workspace: y + gemmOffset)
-                    }
-                } else {
-                    // Straight into Z, one image row (gw product rows) at a time: Z's rows are
-                    // framed, so a block is not one strided matrix; the packed B (C × d) stays in
-                    // cache across the calls.
-                    for r in 0..<rows {
-                        pg.run(kernel: kernel, rows: gw, a: nchw ? a + r * gw : a + r * gw * lda, lda: lda, aTrans: nchw, gelu: false,
-                               c: z.pixel(i0 + r, 0), workspace: y + gemmOffset)
-                    }
+                // The micro-kernels add the bias (and GELU) per tile and store it where it goes,
+                // one product per block: levels 0 and 1 through the phase scatter into G's / Z's
+                // rows 2·i0 ..< 2·(i0 + rows); levels 2 and 3 (side 1) into Z's rows i0 ..< i0 + rows
+                // (framed, so a block is not one strided matrix). One call per image row instead
+                // reads the whole B for gw (72) product rows each time.
+                let side = level < 2 ? 2 : 1, channels = g.n / (side * side)
+                var scatter = sam3neck_phase_scatter(out: z.pixel(side * i0, 0), width: gw, channels: channels,
+                                                     row_stride: z.paddedWidth * channels, pixel_stride: channels, side: side)
+                withUnsafeMutablePointer(to: &scatter) { ctx in
+                    pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: level == 0, c: nil,
+                           store: sam3neck_sgemm_store_phase_scatter, context: UnsafeMutableRawPointer(ctx), workspace: y + gemmOffset)
                 }
                 return
             }
