@@ -208,7 +208,18 @@ static const kernel_info *lookup(int kernel, int variant) {
       {6, 64, 96, 512, 4096, kern_avx512_6x64},
   };
 #endif
+  /* bfloat16 pairs (sgemm_bf16.c): kc counts pairs (512 values of k, as the float32 kernel) */
+  static const kernel_info bf16_emulated[] = {{12, 32, 96, 256, 4096, sam3neck_sgemm_bf16_kern_emulated}};
+#if defined(__x86_64__) && defined(__linux__)
+  static const kernel_info bf16_native[] = {{12, 32, 96, 256, 4096, sam3neck_sgemm_bf16_kern_native}};
+#endif
   switch (kernel) {
+  case SAM3NECK_SGEMM_AVX512_BF16_EMULATED:
+    return variant == 0 ? &bf16_emulated[0] : NULL;
+#if defined(__x86_64__) && defined(__linux__)
+  case SAM3NECK_SGEMM_AVX512_BF16:
+    return variant == 0 ? &bf16_native[0] : NULL;
+#endif
   case SAM3NECK_SGEMM_GENERIC:
     return variant == 0 ? &generic[0] : NULL;
 #ifdef SAM3NECK_X86
@@ -234,6 +245,13 @@ int sam3neck_sgemm_kernel_supported(int kernel) {
     return sam3neck_cpu_has_avx512f() && sam3neck_cpu_has_avx2_fma();
   case SAM3NECK_SGEMM_AMX_BF16X3:
     return sam3neck_cpu_has_amx_bf16() && sam3neck_cpu_has_avx2_fma();
+  case SAM3NECK_SGEMM_AVX512_BF16:
+    return sam3neck_cpu_has_avx512_bf16() && sam3neck_cpu_has_avx2_fma();
+  case SAM3NECK_SGEMM_AMX_BF16:
+    return sam3neck_cpu_has_amx_bf16() && sam3neck_cpu_has_avx512_bf16() && sam3neck_cpu_has_avx2_fma();
+  case SAM3NECK_SGEMM_AVX512_BF16_EMULATED:
+  case SAM3NECK_SGEMM_AMX_BF16_EMULATED:
+    return 1;
   default:
     return 0;
   }
@@ -287,7 +305,16 @@ static int in_place(const sam3neck_sgemm_args *g) {
   return g->store == NULL && g->cs_c == 1 && g->rs_c >= 0 && (size_t)g->rs_c >= g->n;
 }
 
-static blocking blocking_for(const kernel_info *ki, const sam3neck_sgemm_args *g, int direct) {
+/* The bfloat16 kernels whose operands are packed as the float32 ones, one pair of k a value. */
+static int packs_pairs(int kernel) {
+  return kernel == SAM3NECK_SGEMM_AVX512_BF16 || kernel == SAM3NECK_SGEMM_AVX512_BF16_EMULATED;
+}
+
+/* Packed values along k: k, or its pairs. */
+static size_t k_values(int kernel, size_t k) { return packs_pairs(kernel) ? (k + 1) / 2 : k; }
+
+/* k counts packed values (k_values). */
+static blocking blocking_for(const kernel_info *ki, const sam3neck_sgemm_args *g, int direct, size_t k) {
   blocking bl;
   bl.mr = ki->mr;
   bl.nr = ki->nr;
@@ -297,8 +324,8 @@ static blocking blocking_for(const kernel_info *ki, const sam3neck_sgemm_args *g
    * store through the L1 tile buffer with no block accumulator, and then nc as in place
    * (measured on level 0's first stage with the phase scatter, k = 1024, n = 2048: kc 1024 and
    * nc 4096 7-10% faster than kc 512 or 1024 with nc 256..1024). */
-  if (!g->kc && !direct && g->k <= 2 * ki->kc) bl.kc = g->k > 0 ? g->k : 1;
-  bl.nc = g->nc ? g->nc : (direct || bl.kc >= g->k ? ki->nc : NC_STORE);
+  if (!g->kc && !direct && k <= 2 * ki->kc) bl.kc = k > 0 ? k : 1;
+  bl.nc = g->nc ? g->nc : (direct || bl.kc >= k ? ki->nc : NC_STORE);
   bl.mc = (bl.mc + bl.mr - 1) / bl.mr * bl.mr;               /* whole micro-panels */
   bl.nc = (bl.nc + bl.nr - 1) / bl.nr * bl.nr;
   if (bl.nc % PANEL) bl.nc = (bl.nc + PANEL - 1) / PANEL * PANEL;
@@ -313,29 +340,35 @@ static size_t round_up(size_t x, size_t q) { return (x + q - 1) / q * q; }
  * one pass; otherwise tiles go straight to C or through the tile buffer. */
 static int needs_cbuf(const blocking *bl, size_t k, int direct) { return !direct && bl->kc < k; }
 
-static size_t workspace_floats(const blocking *bl, size_t m, size_t n, size_t k, int direct) {
+/* k counts packed values; pairs: A is converted to pairs before it is packed (one more mc x kc). */
+static size_t workspace_floats(const blocking *bl, size_t m, size_t n, size_t k, int direct, int pairs) {
   size_t mc = bl->mc < round_up(m, bl->mr) ? bl->mc : round_up(m, bl->mr);
   size_t kc = bl->kc < k ? bl->kc : k;
   size_t nc = bl->nc < round_up(n, bl->nr) ? bl->nc : round_up(n, bl->nr);
   size_t cbuf = needs_cbuf(bl, k, direct) ? round_up(mc * nc, 16) : 0;
-  return round_up(mc * kc, 16) + cbuf + MAX_MR * MAX_NR + 16 /* alignment */;
+  return (pairs ? 2 : 1) * round_up(mc * kc, 16) + cbuf + MAX_MR * MAX_NR + 16 /* alignment */;
 }
 
 size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
   /* the largest over every kernel and variant, so that the size does not depend on the CPU */
   size_t best = 0;
-  for (int kind = SAM3NECK_SGEMM_GENERIC; kind <= SAM3NECK_SGEMM_AVX512; kind++) {
+  static const int kinds[] = {SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512,
+                              SAM3NECK_SGEMM_AVX512_BF16_EMULATED}; /* (the native bf16 kernel blocks as its emulation) */
+  for (size_t q = 0; q < sizeof kinds / sizeof kinds[0]; q++) {
+    const int kind = kinds[q];
     for (int v = 0;; v++) {
       const kernel_info *kv = lookup(kind, v);
       if (kv == NULL) break;
       for (int direct = 0; direct < 2; direct++) { /* either store form */
-        blocking bl = blocking_for(kv, g, direct);
-        size_t s = workspace_floats(&bl, g->m, g->n, g->k, direct);
+        const size_t k = k_values(kind, g->k);
+        blocking bl = blocking_for(kv, g, direct, k);
+        size_t s = workspace_floats(&bl, g->m, g->n, k, direct, packs_pairs(kind));
         if (s > best) best = s;
       }
     }
   }
-  size_t amx = sam3neck_sgemm_amx_workspace_floats(g->m, g->k);
+  size_t amx = sam3neck_sgemm_amx_workspace_floats(g->m, g->k), amx16 = sam3neck_sgemm_amx_bf16_workspace_floats(g->m, g->k);
+  if (amx16 > amx) amx = amx16;
   return amx > best ? amx : best;
 }
 
@@ -470,6 +503,13 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
     if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
     return sam3neck_sgemm_run_amx(g);
   }
+  if (kernel == SAM3NECK_SGEMM_AMX_BF16 || kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED) {
+    if (g->m == 0 || g->n == 0) return 0;
+    if (g->workspace == NULL || g->a == NULL || g->packed_b == NULL) return -3;
+    if (g->store == NULL && g->c == NULL) return -3;
+    if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
+    return sam3neck_sgemm_run_amx_bf16(g, kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED);
+  }
   const kernel_info *ki = lookup(kernel, g->variant);
   if (ki == NULL) return -2;
   if (g->m == 0 || g->n == 0) return 0;
@@ -477,10 +517,13 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   if (g->store == NULL && g->c == NULL) return -3;
   if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
   /* direct: accumulate in C itself (row-major, unit column stride) */
-  const int direct = in_place(g);
-  blocking bl = blocking_for(ki, g, direct);
-  const size_t m = g->m, n = g->n, k = g->k, mr = (size_t)bl.mr, nr = (size_t)bl.nr;
-  const size_t bps = PANEL * k; /* floats between panels */
+  const int direct = in_place(g), pairs = packs_pairs(kernel);
+  /* k: the packed values along k (pairs for the bfloat16 kernel, whose panels are round_up(k, 32)
+   * / 2 pairs long) */
+  const size_t m = g->m, n = g->n, k = k_values(kernel, g->k);
+  blocking bl = blocking_for(ki, g, direct, k);
+  const size_t mr = (size_t)bl.mr, nr = (size_t)bl.nr;
+  const size_t bps = PANEL * (pairs ? round_up(g->k, 32) / 2 : k); /* values between panels */
 
   float *ws = (float *)(((uintptr_t)g->workspace + 63) & ~(uintptr_t)63);
   const size_t mc_max = bl.mc < round_up(m, mr) ? bl.mc : round_up(m, mr);
@@ -489,6 +532,7 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   float *ap = ws;
   float *cbuf = ap + round_up(mc_max * kc_max, 16);
   float *tile = cbuf + (needs_cbuf(&bl, k, direct) ? round_up(mc_max * nc_max, 16) : 0);
+  uint32_t *converted = (uint32_t *)(tile + MAX_MR * MAX_NR); /* pairs: A's block as pairs, before packing */
 
   if (k == 0) { /* C = epilogue(0) */
     for (size_t i = 0; i < m; i += mr)
@@ -507,7 +551,15 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
       for (size_t pc = 0; pc < k; pc += kc_max) {
         const size_t kc = k - pc < kc_max ? k - pc : kc_max;
         const int acc = pc > 0, last = pc + kc == k;
-        pack_a(g, ic, mc, pc, kc, bl.mr, ap, kernel != SAM3NECK_SGEMM_GENERIC);
+        if (pairs) { /* the block as pairs in A's orientation, then packed as float32 values are */
+          sam3neck_sgemm_bf16_convert_a(kernel, g, ic, mc, pc, kc, converted, g->a_trans ? mc : kc);
+          sam3neck_sgemm_args c = *g;
+          c.a = (const float *)converted;
+          c.lda = g->a_trans ? mc : kc;
+          pack_a(&c, 0, mc, 0, kc, bl.mr, ap, kernel == SAM3NECK_SGEMM_AVX512_BF16);
+        } else {
+          pack_a(g, ic, mc, pc, kc, bl.mr, ap, kernel != SAM3NECK_SGEMM_GENERIC);
+        }
         for (size_t jr = 0; jr < nc; jr += nr) {
           const size_t j = jc + jr;
           const size_t cols = nc - jr < nr ? nc - jr : nr;

@@ -16,4 +16,19 @@ int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g);
 /* Floats of workspace sam3neck_sgemm_run_amx needs for m x k (0 where AMX is not built). */
 size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k);
 
+/* The bfloat16 kernels (sgemm_bf16.c), for sgemm.c's driver: the 12 x 32 micro-kernel with k
+ * counted in pairs (native only on x86-64 Linux), A's rows i0 .. i0 + rows - 1 and pairs q0 ..
+ * q0 + pairs - 1 as pairs in A's orientation (dst[r * ld + q], or dst[q * ld + r] for a
+ * transposed A), and the AMX driver (emulated or not; -1 where the native one is not built). */
+void sam3neck_sgemm_bf16_kern_emulated(size_t kp, const float *a, const float *b, size_t bps, float *c, size_t ldc,
+                                       int acc);
+#if defined(__x86_64__) && defined(__linux__)
+void sam3neck_sgemm_bf16_kern_native(size_t kp, const float *a, const float *b, size_t bps, float *c, size_t ldc,
+                                     int acc);
+#endif
+void sam3neck_sgemm_bf16_convert_a(int kernel, const sam3neck_sgemm_args *g, size_t i0, size_t rows, size_t q0,
+                                   size_t pairs, uint32_t *dst, size_t ld);
+int sam3neck_sgemm_run_amx_bf16(const sam3neck_sgemm_args *g, int emulated);
+size_t sam3neck_sgemm_amx_bf16_workspace_floats(size_t m, size_t k);
+
 #endif

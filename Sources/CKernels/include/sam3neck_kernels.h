@@ -145,6 +145,11 @@ enum {
   SAM3NECK_SGEMM_AVX512 = 3,
   SAM3NECK_SGEMM_AMX_BF16X3 = 4, /* not a float32 kernel: see "bf16x3 products on AMX" below;
                                   * never chosen by AUTO or $SAM3NECK_SGEMM_KERNEL */
+  /* bfloat16 products (the fast mode): see "bfloat16 products" below; never chosen by AUTO */
+  SAM3NECK_SGEMM_AVX512_BF16 = 5,          /* VDPBF16PS, 12 x 32 register tile */
+  SAM3NECK_SGEMM_AVX512_BF16_EMULATED = 6, /* the same code on the portable emulation (tests) */
+  SAM3NECK_SGEMM_AMX_BF16 = 7,             /* TDPBF16PS tile products */
+  SAM3NECK_SGEMM_AMX_BF16_EMULATED = 8,    /* the same code on the portable emulation (tests) */
 };
 
 /* Where B(kk, j) lies in a packed B of k rows (the layout above). */
@@ -290,6 +295,42 @@ int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, floa
  * band holds a value that does not split (out is then not to be used); -1, writing nothing, for
  * a band that breaks those rules or on a CPU without AVX-512F and AVX-512BW. */
 int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out);
+
+/* ---- bfloat16 products (sgemm_bf16.c) -----------------------------------------------------------
+ *
+ * For the fast precision mode: A and B rounded to bfloat16 (as VCVTNE2PS2BF16 rounds: nearest
+ * even, NaN quieted, denormals to zero), products exact, sums in float32 (VDPBF16PS on CPUs with
+ * AVX512_BF16, TDPBF16PS tile products on CPUs with AMX-BF16). Each kernel is also built against
+ * a portable emulation of the instructions it uses (the *_EMULATED codes, supported everywhere,
+ * about 100x slower), so that its blocking, packing and epilogue run in the tests on any CPU.
+ * The epilogue (bias, GELU, store hook) and the arguments are those of sam3neck_sgemm_run, with
+ * packed_b pointing to sam3neck_sgemm_pack_b_bf16's output; mc, kc and nc count pairs of k.
+ *
+ * Packed layout of B: the float32 packing's panels of 16 columns, each of round_up(k, 32) / 2
+ * pairs: the 4-byte value (kk, j) of panel p holds B(2 kk, 16p + j) in its low and B(2 kk + 1,
+ * 16p + j) in its high 16 bits (zero past k). So 16 pairs of one panel are an AMX B tile in its
+ * pair-interleaved order, and one pair of a panel a VDPBF16PS operand. */
+
+/* Whether the CPU runs AVX512F, AVX512BW and AVX512_BF16 instructions. */
+int sam3neck_cpu_has_avx512_bf16(void);
+
+/* Floats (4-byte units) of sam3neck_sgemm_pack_b_bf16's output for a k x n B. */
+size_t sam3neck_sgemm_bf16_b_floats(size_t k, size_t n);
+
+/* A packed B (sam3neck_sgemm_pack_b's layout) rounded to bfloat16 pairs into out. */
+void sam3neck_sgemm_pack_b_bf16(size_t k, size_t n, const float *packed_b, float *out);
+
+/* The same for rows k0 .. k0 + rows - 1 of a k x n B, given as a rows x n matrix packed on its
+ * own, written into their place in out (the band that ends B also writes the zero padding): so
+ * that a B made a band at a time is converted while the band is in cache. k0 is a multiple of
+ * 32, and so is rows unless the band ends B. Returns 0; -1, writing nothing, for a band that
+ * breaks those rules. */
+int sam3neck_sgemm_pack_b_bf16_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out);
+
+/* The emulation's arithmetic, one value at a time: a float rounded to a bfloat16 operand, and one
+ * step of VDPBF16PS / TDPBF16PS (acc + a b, denormals as zero in and out, nearest even). */
+uint16_t sam3neck_bf16_operand(float x);
+float sam3neck_bf16_dot_step(float acc, uint16_t a, uint16_t b);
 
 #ifdef __cplusplus
 }
