@@ -87,7 +87,7 @@ extern "C" {
 #define SAM3_NECK_ABI_VERSION 1
 
 #define SAM3_NECK_VERSION_MAJOR 0
-#define SAM3_NECK_VERSION_MINOR 3
+#define SAM3_NECK_VERSION_MINOR 4
 #define SAM3_NECK_VERSION_PATCH 0
 #define SAM3_NECK_VERSION_NUMBER \
   (SAM3_NECK_VERSION_MAJOR * 10000 + SAM3_NECK_VERSION_MINOR * 100 + SAM3_NECK_VERSION_PATCH)
@@ -215,12 +215,24 @@ typedef enum sam3_neck_layout {
   SAM3_NECK_LAYOUT_NHWC = 1  /* input [B, H, W, C] (the trunk's own channels-last order) */
 } sam3_neck_layout;
 
+/* The bound of each precision: the normalised max error of every level against the float64
+ * reference (max |out - ref| / max |ref| over a level's outputs). */
+#define SAM3_NECK_BOUND_DEFAULT 1e-4
+#define SAM3_NECK_BOUND_STRICT 1e-5
+#define SAM3_NECK_BOUND_FAST 1e-2
+
 typedef enum sam3_neck_precision {
-  /* Normalised max error <= 1e-4 against float64. On CPUs with AMX-BF16 some products run as
+  /* Normalised max error <= SAM3_NECK_BOUND_DEFAULT. On CPUs with AMX-BF16 some products run as
    * three bfloat16 products per float32 one (each term within ~2^-16 relative), inside this bound. */
   SAM3_NECK_PRECISION_DEFAULT = 0,
-  /* Normalised max error <= 1e-5 against float64; float32 products only. */
-  SAM3_NECK_PRECISION_STRICT = 1
+  /* Normalised max error <= SAM3_NECK_BOUND_STRICT; float32 products only. */
+  SAM3_NECK_PRECISION_STRICT = 1,
+  /* Since 0.4.0. Normalised max error <= SAM3_NECK_BOUND_FAST (bfloat16's own level: upstream's
+   * bf16 autocast measures ~5e-3): products of bfloat16 operands with float32 sums, on CPUs with
+   * native bfloat16 products (AMX-BF16 tile products, else AVX512_BF16's VDPBF16PS; chosen at
+   * run time). Elsewhere (e.g. AVX2-only CPUs) it computes exactly as SAM3_NECK_PRECISION_DEFAULT.
+   * NaN and Inf propagate as in the other modes. */
+  SAM3_NECK_PRECISION_FAST = 2
 } sam3_neck_precision;
 
 typedef struct sam3_neck_compile_params {

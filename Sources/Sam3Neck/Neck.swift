@@ -16,6 +16,7 @@ public final class Neck: Sendable {
         let tile: WinogradTile
         let gemm: GemmBackend
         var bf16x3 = false
+        var bf16: Int32? = nil
     }
 
     private struct PreparedWeights {
@@ -25,6 +26,8 @@ public final class Neck: Sendable {
         /// Per tile and product code, the 3×3 conv of each level made so far (level 0 uses
         /// `upsample` instead).
         var convs: [Key: [Int: WinogradConv3x3]] = [:]
+        /// The phase-1 products with their bfloat16 forms (the fast mode), by level.
+        var bf16Products: [Int: PackedGemm] = [:]
     }
 
     public var trunkDim: Int { weights.trunkDim }
@@ -51,26 +54,32 @@ public final class Neck: Sendable {
         // whether the products are held split for AMX) follow the mode and the CPU.
         let (upTile, upSplit) = NeckPlan.upsampleTile(options)
         let (tile, convSplit) = NeckPlan.winogradTile(options)
+        let fast = options.fastKernel, gemm = options.productGemm
         let (packed, upsample, convs, products) = cache.withLock { c in
-            let packsProducts = options.gemm != .openBLAS
+            let packsProducts = gemm != .openBLAS
             // The phase-1 products in the form this plan's product code reads (tests mix the two).
             var packed = c.packed ?? PackedWeights(weights, packProducts: packsProducts)
             if packed.packedProducts.isEmpty == packsProducts { packed = PackedWeights(weights, packProducts: packsProducts) }
             c.packed = packed
             var upsample: UpsampleConv3x3?
             if options.includes(level: 0) {
-                let key = Key(tile: upTile, gemm: options.gemm, bf16x3: upSplit)
+                let key = Key(tile: upTile, gemm: gemm, bf16x3: upSplit, bf16: fast)
                 upsample = c.upsample[key] ?? UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile,
-                                                              gemm: options.gemm, bf16x3: upSplit)
+                                                              gemm: gemm, bf16x3: upSplit, bf16: fast)
                 c.upsample[key] = upsample
             }
-            let key = Key(tile: tile, gemm: options.gemm, bf16x3: convSplit)
+            let key = Key(tile: tile, gemm: gemm, bf16x3: convSplit, bf16: fast)
             var convs = c.convs[key] ?? [:]
             let missing = options.levels.filter { $0 > 0 && convs[$0] == nil }
-            convs.merge(packed.winograd(tile, levels: missing, gemm: options.gemm, bf16x3: convSplit)) { made, _ in made }
+            convs.merge(packed.winograd(tile, levels: missing, gemm: gemm, bf16x3: convSplit, bf16: fast)) { made, _ in made }
             c.convs[key] = convs
             var products: [Int: PackedGemm] = [:]
-            if packsProducts { for level in options.levels { products[level] = packed.packedProducts[level] } }
+            if packsProducts {
+                for level in options.levels {
+                    products[level] = fast == nil ? packed.packedProducts[level] : c.bf16Products[level] ?? packed.packedProducts[level].withBF16()
+                    if fast != nil { c.bf16Products[level] = products[level] }
+                }
+            }
             return (c.packed!, upsample, convs, products)
         }
         return try NeckPlan(packed: packed, upsample: upsample, convs: convs, products: products, options: options)

@@ -168,7 +168,7 @@ private func compileOptions(_ p: sam3_neck_compile_params) throws -> CompileOpti
         throw invalid("layout must be SAM3_NECK_LAYOUT_NCHW (0) or SAM3_NECK_LAYOUT_NHWC (1), got \(Int32(bitPattern: p.layout.rawValue))")
     }
     guard let precision = CompileOptions.Precision(rawValue: Int(p.precision.rawValue)) else {
-        throw invalid("precision must be SAM3_NECK_PRECISION_DEFAULT (0) or SAM3_NECK_PRECISION_STRICT (1), got \(Int32(bitPattern: p.precision.rawValue))")
+        throw invalid("precision must be SAM3_NECK_PRECISION_DEFAULT (0), SAM3_NECK_PRECISION_STRICT (1) or SAM3_NECK_PRECISION_FAST (2), got \(Int32(bitPattern: p.precision.rawValue))")
     }
     return CompileOptions(batch: Int(p.batch), height: Int(p.height), width: Int(p.width), layout: layout,
                           levelsMask: p.levels_mask, threads: Int(p.threads), precision: precision)

@@ -6,12 +6,15 @@
 // each stage executes (Winograd's, not the direct count), their rate, and that rate against the
 // machine's measured product peak (the plan's own kernels on THREADS workers at once).
 //
-//   sam3neck-profile --cost WEIGHTS [H W [BATCH [MASK [THREADS]]]] [strict]
+// A last argument `strict` or `fast` picks that precision (default: the default one); in the fast
+// mode the peak is that of its bfloat16 products.
 //
-// prints only, as one JSON line, the peak and the products one image of each level executes in
-// both precision modes (the benchmark's efficiency column).
+//   sam3neck-profile --cost WEIGHTS [H W [BATCH [MASK [THREADS]]]]
 //
-//   sam3neck-profile --compile WEIGHTS [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict]
+// prints only, as one JSON line, the peaks and the products one image of each level executes in
+// each precision mode (the benchmark's efficiency column).
+//
+//   sam3neck-profile --compile WEIGHTS [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict | fast]
 //
 // times only first compiles: RUNS times, a fresh load of the weights and its first compile.
 import Dispatch
@@ -22,12 +25,13 @@ import Glibc
 
 let costOnly = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--cost"
 let compileOnly = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--compile"
-let strict = CommandLine.arguments.last == "strict"
+let mode = CommandLine.arguments.last.flatMap { ["strict": CompileOptions.Precision.strict, "fast": .fast][$0] }
+let modeName = mode == .strict ? "strict" : mode == .fast ? "fast" : "default"
 let args = CommandLine.arguments.enumerated().filter {
-    !((costOnly || compileOnly) && $0.offset == 1) && !(strict && $0.offset == CommandLine.arguments.count - 1)
+    !((costOnly || compileOnly) && $0.offset == 1) && !(mode != nil && $0.offset == CommandLine.arguments.count - 1)
 }.map(\.element)
 guard args.count >= 2 else {
-    print("usage: sam3neck-profile [--cost | --compile] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict]")
+    print("usage: sam3neck-profile [--cost | --compile] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict | fast]")
     exit(2)
 }
 /// Integer argument i (decimal, or hex with 0x), or `d` when absent.
@@ -69,10 +73,10 @@ do {
     var neck: Neck!
     let load = try seconds { neck = try Neck(path: args[1]) }
         var options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
-    if strict { options.precision = .strict }
+    if let mode { options.precision = mode }
     if costOnly {
         var modes: [String] = []
-        for precision in [CompileOptions.Precision.default, .strict] {
+        for precision in CompileOptions.Precision.allCases {
             var o = options
             o.precision = precision
             let plan = try neck.compile(o)
@@ -80,29 +84,34 @@ do {
                 let f = plan.executedFlops(level: l)
                 return "\"\(l)\": \((f.phase1 + f.conv) * 1e-9)"
             }
-            modes.append("\"\(precision == .strict ? "strict" : "default")\": {\(levels.joined(separator: ", "))}")
+            modes.append("\"\(precision)\": {\(levels.joined(separator: ", "))}")
         }
         let t = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
         let peak = options.gemm.measuredPeak(threads: t)
-        print("{\"peak_gflops\": \(peak), \"threads\": \(t), \"products\": \"\(options.gemm.name)\", \"executed_gflop_per_image\": {\(modes.joined(separator: ", "))}}")
+        var fast = options
+        fast.precision = .fast
+        let fastPeak = fast.fastKernel.map { fast.productGemm.measuredPeak(threads: t, bf16: $0) } ?? peak
+        let fastProducts = fast.fastKernel.map(GemmBackend.bf16Name) ?? options.gemm.name
+        print("{\"peak_gflops\": \(peak), \"fast_peak_gflops\": \(fastPeak), \"threads\": \(t), \"products\": \"\(options.gemm.name)\", \"fast_products\": \"\(fastProducts)\", \"executed_gflop_per_image\": {\(modes.joined(separator: ", "))}}")
         exit(0)
     }
     if compileOnly {
         var times: [Double] = [neckCompileSeconds(neck, options)]
         for _ in 1..<runs { times.append(neckCompileSeconds(try Neck(path: args[1]), options)) }
         times.sort()
-        print("sam3neck-profile: first compile of \(runs) fresh loads, \(strict ? "strict" : "default") precision: median \(ms(times[times.count / 2])), min \(ms(times[0])), max \(ms(times[times.count - 1]))")
+        print("sam3neck-profile: first compile of \(runs) fresh loads, \(modeName) precision: median \(ms(times[times.count / 2])), min \(ms(times[0])), max \(ms(times[times.count - 1]))")
         exit(0)
     }
     // The compile first, as a fresh process meets it; then its pieces again, each on its own.
     var plan: NeckPlan!
     let tCompile = try seconds { plan = try neck.compile(options) }
     var packed: PackedWeights!
-    let tPacked = seconds { packed = PackedWeights(neck.weights, packProducts: options.gemm != .openBLAS) }
+    let gemm = options.productGemm, fast = options.fastKernel
+    let tPacked = seconds { packed = PackedWeights(neck.weights, packProducts: gemm != .openBLAS) }
     let (upTile, upSplit) = NeckPlan.upsampleTile(options)
-    let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile, gemm: options.gemm, bf16x3: upSplit) }
+    let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile, gemm: gemm, bf16x3: upSplit, bf16: fast) }
     let (convTile, convSplit) = NeckPlan.winogradTile(options)
-    let tWino = seconds { _ = packed.winograd(convTile, levels: [1, 2, 3], gemm: options.gemm, bf16x3: convSplit) }
+    let tWino = seconds { _ = packed.winograd(convTile, levels: [1, 2, 3], gemm: gemm, bf16x3: convSplit, bf16: fast) }
     print("sam3neck-profile: load \(ms(load)); first compile \(ms(tCompile)) (alone: packing and folding \(ms(tPacked)), level 0's composed conv \(ms(tUp)), 3×3 Winograd weights of levels 1-3 \(ms(tWino)))")
     var input = [Float](repeating: 0, count: plan.inputCount)
     var state: UInt32 = 1
@@ -122,11 +131,12 @@ do {
         for (k, v) in p.seconds { perStage[k, default: []].append(v) }
     }
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
-    let peak = plan.options.gemm.measuredPeak(threads: plan.threads)
-    print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(strict ? "strict" : "default") precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
+    let peak = fast.map { gemm.measuredPeak(threads: plan.threads, bf16: $0) } ?? plan.options.gemm.measuredPeak(threads: plan.threads)
+    print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(modeName) precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
     let amx = plan.bf16x3Levels.sorted().map { "phase 1 of L\($0)" } + (plan.level0ComposedBF16x3 ? ["L0's composed conv"] : [])
         + plan.convBF16x3Levels.sorted().map { "L\($0) conv_3x3" }
-    print("products on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (\(amx.joined(separator: ", ")): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+    if let fast { print("products: bfloat16 operands, float32 sums, on \(GemmBackend.bf16Name(fast))") }
+    print("\(fast == nil ? "products" : "float32 code") on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (\(amx.joined(separator: ", ")): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
     /// The products a stage executes per run: "L<level> …" stages with "Winograd" in the name
     /// are the last conv, the max pool has none, the rest are phase 1.
     func executed(_ stage: String) -> Double {

@@ -1,6 +1,7 @@
 /*
- * old_header_program.c — a program written and compiled against the 0.2.0 header
- * (Tests/abi/sam3_neck-0.2.0.h, a verbatim copy), run against the current library: the ABI rules
+ * old_header_program.c — a program written against the 0.2.0 header and compiled against each
+ * kept release header (Tests/abi/sam3_neck-0.2.0.h, -0.3.0.h, verbatim copies; -DOLD_HEADER picks
+ * one), run against the current library: the ABI rules
  * of include/sam3_neck.h promise it works unchanged. It loads the C test's fixture, compiles with
  * and without parameters, runs, reads the queries and position encodings, and compares every
  * level with the float64 reference of Tests/c/make_fixtures.py (strict mode: 1e-5).
@@ -12,7 +13,10 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "sam3_neck-0.2.0.h"
+#ifndef OLD_HEADER
+#define OLD_HEADER "sam3_neck-0.2.0.h"
+#endif
+#include OLD_HEADER
 
 #include <math.h>
 #include <stdio.h>

@@ -81,6 +81,7 @@ LAYOUT_NHWC = 1
 # sam3_neck_precision
 PRECISION_DEFAULT = 0
 PRECISION_STRICT = 1
+PRECISION_FAST = 2  # since 0.4.0
 # sam3_neck_dtype
 DTYPE_FLOAT32 = 0
 DTYPE_FLOAT16 = 1

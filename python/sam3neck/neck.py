@@ -27,7 +27,7 @@ __all__ = ["Neck", "Level", "Sam3NeckError", "InvalidArgumentError", "parse_leve
 _KINDS = {"sam3": _lib.KIND_SAM3, "sam2": _lib.KIND_SAM2}
 _LAYOUTS = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
 _LAYOUT_NAMES = {v: k for k, v in _LAYOUTS.items()}
-_PRECISIONS = {"default": _lib.PRECISION_DEFAULT, "strict": _lib.PRECISION_STRICT}
+_PRECISIONS = {"default": _lib.PRECISION_DEFAULT, "strict": _lib.PRECISION_STRICT, "fast": _lib.PRECISION_FAST}
 _PRECISION_NAMES = {v: k for k, v in _PRECISIONS.items()}
 _DTYPES = {"float32": _lib.DTYPE_FLOAT32, "float16": _lib.DTYPE_FLOAT16,
            "bfloat16": _lib.DTYPE_BFLOAT16}

@@ -447,7 +447,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["NCHW", "NHWC", "sequence"],
                         help="NCHW [B, d, h, w], NHWC [B, h, w, d] or sequence [h*w, B, d]")
     parser.add_argument("--threads", type=int, default=0, help="threads per run (0 = all cores)")
-    parser.add_argument("--precision", default="default", choices=["default", "strict"])
+    parser.add_argument("--precision", default="default", choices=["default", "strict", "fast"])
     parser.add_argument("--with-pos", action="store_true",
                         help="also write the position encodings (pos0 ...)")
     parser.add_argument("--png", default=None, metavar="FILE",

@@ -24,6 +24,21 @@ package enum GemmBackend: Hashable, Sendable {
     /// SAM3NECK_SGEMM_KERNEL names no kernel.
     package static var bf16x3Preferred: Bool { amxAvailable && sam3neck_sgemm_env_kernel() < 0 }
 
+    /// The bfloat16 products of the fast mode on this CPU: the AMX tile products, else VDPBF16PS
+    /// (AVX512_BF16), else none (nil).
+    package static let bf16Preferred: Int32? = [Int32(SAM3NECK_SGEMM_AMX_BF16), Int32(SAM3NECK_SGEMM_AVX512_BF16)]
+        .first { sam3neck_sgemm_kernel_supported($0) != 0 }
+
+    /// For people: the name of a bfloat16 product code.
+    package static func bf16Name(_ kernel: Int32) -> String {
+        switch Int(kernel) {
+        case Int(SAM3NECK_SGEMM_AMX_BF16): return "amx-bf16 tile products"
+        case Int(SAM3NECK_SGEMM_AVX512_BF16): return "avx512-bf16 micro-kernels"
+        case Int(SAM3NECK_SGEMM_AMX_BF16_EMULATED): return "amx-bf16 tile products (emulated)"
+        default: return "avx512-bf16 micro-kernels (emulated)"
+        }
+    }
+
     /// The choice for this CPU and this OpenBLAS.
     package static var preferred: GemmBackend {
         choose(kernel: sam3neck_sgemm_auto_kernel(), explicit: sam3neck_sgemm_env_kernel() >= 0, openBLASCore: Blas.coreName)
@@ -48,6 +63,9 @@ package struct PackedGemm: Sendable {
     /// B split into bfloat16 hi and lo tiles for the AMX products of the default mode
     /// (`sam3neck_sgemm_pack_b_bf16x3`), where the CPU has AMX and B splits (no Inf or NaN).
     package let bf16x3: AlignedFloats?
+    /// B rounded to bfloat16 pairs for the fast mode's products (`sam3neck_sgemm_pack_b_bf16`),
+    /// made on request (`withBF16`).
+    package private(set) var bf16: AlignedFloats?
     package let bias: [Float]
     package let k: Int, n: Int
 
@@ -69,6 +87,15 @@ package struct PackedGemm: Sendable {
         } : nil
         bf16x3 = splits ? halves : nil
         bias = Array(repeatElement(g.bias, count: g.n / g.bias.count).joined())
+    }
+
+    /// This product with its bfloat16 form made (a copy of the handles, not of the float32 forms).
+    package func withBF16() -> PackedGemm {
+        guard bf16 == nil else { return self }
+        var copy = self
+        let packed = packed, k = k, n = n
+        copy.bf16 = AlignedFloats(count: sam3neck_sgemm_bf16_b_floats(k, n), zeroed: false) { sam3neck_sgemm_pack_b_bf16(k, n, packed.pointer, $0) }
+        return copy
     }
 
     /// Workspace floats one call of `rows` rows needs.
@@ -94,6 +121,7 @@ package struct PackedGemm: Sendable {
                 (args.c, args.rs_c, args.cs_c) = (c, n, 1)
                 (args.store, args.store_ctx, args.workspace) = (store, context, workspace)
                 if kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) { args.packed_b_bf16x3 = UnsafePointer(bf16x3!.pointer) }
+                if kernel >= Int32(SAM3NECK_SGEMM_AVX512_BF16) { args.packed_b = UnsafePointer(bf16!.pointer) }
                 let status = sam3neck_sgemm_run(&args)
                 precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
             }
@@ -105,15 +133,17 @@ extension GemmBackend {
     /// The best rate, in GFLOP/s, of this backend's products on `threads` workers at once (each
     /// its own 1536 × 1024 · 1024 × 1024 product, single-threaded, as the plan runs them): the
     /// machine's float32 product peak, against which `sam3neck-profile` and the benchmark state the
-    /// efficiency of a run. Best of `repeats` rounds; takes about a second.
-    package func measuredPeak(threads: Int, repeats: Int = 5) -> Double {
+    /// efficiency of a run. Best of `repeats` rounds; takes about a second. `bf16`: the peak of that
+    /// bfloat16 product code instead (the fast mode's), on the same shapes.
+    package func measuredPeak(threads: Int, repeats: Int = 5, bf16: Int32? = nil) -> Double {
         let m = 1536, n = 1024, k = 1024, workers = max(1, threads)
         var args = sam3neck_sgemm_args()
         (args.m, args.n, args.k) = (m, n, k)
         let wsFloats = sam3neck_sgemm_workspace_floats(&args)
         let a = [Float]((0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 })
         let b = [Float]((0..<(k * n)).map { Float(($0 * 104_729) % 1000) / 1000 - 0.5 })
-        let packed = PackedGemm(PackedWeights.Gemm(b: AlignedFloats(copying: b), bias: [Float](repeating: 0, count: n), k: k, n: n))
+        var packed = PackedGemm(PackedWeights.Gemm(b: AlignedFloats(copying: b), bias: [Float](repeating: 0, count: n), k: k, n: n))
+        if bf16 != nil { packed = packed.withBF16() }
         let out = UnsafeMutablePointer<Float>.allocate(capacity: workers * (m * n + wsFloats))
         defer { out.deallocate() }
         nonisolated(unsafe) let base = out
@@ -126,6 +156,8 @@ extension GemmBackend {
                     parallelFor(workers, threads: workers) { w in
                         let c = base + w * (m * n + wsFloats)
                         switch self {
+                        case _ where bf16 != nil:
+                            packed.run(kernel: bf16!, rows: m, a: ap, lda: k, aTrans: false, gelu: false, c: c, workspace: c + m * n)
                         case .openBLAS:
                             Blas.sgemm(m: m, n: n, k: k, a: ap, lda: k, b: bp, ldb: n, c: c, ldc: n)
                         case let .packed(kernel):

@@ -32,9 +32,11 @@ package struct UpsampleConv3x3: Sendable {
     package let blockTiles: Int
     /// Whether the products run as bf16×3 on AMX (the blocks are held split, `WinogradBlocks`).
     package var bf16x3: Bool { u.bf16x3 }
+    /// The bfloat16 product code of the fast mode, when the blocks are held for it.
+    package var bf16Kernel: Int32? { u.bf16 ? u.kernel : nil }
 
     package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 108,
-                 gemm: GemmBackend = .openBLAS, bf16x3: Bool = false) {
+                 gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil) {
         let d = layer.weight.shape[0], c0 = up.k
         precondition(up.n == 4 * d && layer.weight.shape == [d, d, 3, 3] && tile.r == 2)
         self.tile = tile
@@ -66,7 +68,7 @@ package struct UpsampleConv3x3: Sendable {
         // the products' micro-kernels take 12 rows at a time (99 GFLOP/s at 96 rows against 87 at
         // 64 on this machine kind, 256 × 256 right-hand sides).
         let alpha2 = tile.alpha * tile.alpha, band = Swift.min(c0, 96), bands = (c0 + band - 1) / band
-        u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm, bf16x3: bf16x3) { layout, storage in
+        u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm, bf16x3: bf16x3, bf16: bf16) { layout, storage in
             nonisolated(unsafe) let storage = storage
             parallelQueue(4 * bands, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, item in
                 let phase = item % 4, a = phase / 2, b = phase % 2

@@ -8,8 +8,9 @@ import Glibc
 
 /// The α² transformed weight blocks of a Winograd conv (cin × cout each; several convs' blocks one
 /// after another), stored in the layout its product code reads: row-major for OpenBLAS, packed
-/// for the micro-kernels (`GemmBackend`), or split into bfloat16 halves for the bf16×3 AMX
-/// products (`sam3neck_sgemm_pack_b_bf16x3`). Only one form is kept.
+/// for the micro-kernels (`GemmBackend`), split into bfloat16 halves for the bf16×3 AMX
+/// products (`sam3neck_sgemm_pack_b_bf16x3`), or rounded to bfloat16 pairs for the fast mode's
+/// products (`sam3neck_sgemm_pack_b_bf16`). Only one form is kept.
 package struct WinogradBlocks: Sendable {
     let storage: AlignedFloats
     let blockFloats: Int
@@ -20,6 +21,8 @@ package struct WinogradBlocks: Sendable {
     /// products (`sam3neck_sgemm_run`), a non-finite output, and is recomputed directly, as any
     /// tile with a non-finite output is.
     package var bf16x3: Bool { kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
+    /// Whether the blocks are bfloat16 pairs for the fast mode's products (`kernel` is their code).
+    package var bf16: Bool { (kernel ?? 0) >= Int32(SAM3NECK_SGEMM_AVX512_BF16) }
 
     /// How the blocks are laid out: row-major, or the micro-kernels' panels of 16 columns
     /// (`sam3neck_sgemm_pack_b`'s layout), or, when `refused` is there, split for the AMX products
@@ -29,6 +32,8 @@ package struct WinogradBlocks: Sendable {
         /// Set by a band that does not split (Inf, NaN, or past bfloat16's range); nil when the
         /// blocks are not split. Unchecked Sendable: the flag is only touched under its lock.
         let refused: Locked<Bool>?
+        /// Whether the blocks are bfloat16 pairs (`sam3neck_sgemm_pack_b_bf16_rows` per band).
+        var bf16 = false
     }
 
     /// `blocks` blocks written by `fill` straight into the layout the product code reads
@@ -37,10 +42,17 @@ package struct WinogradBlocks: Sendable {
     /// at multiples of 32 inputs, as the split's tiles do).
     /// `bf16x3`: split the packed blocks for the AMX products when the backend packs and every
     /// value splits (weights with Inf or NaN keep float32; so do CPUs without AVX-512).
-    init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, bf16x3 split: Bool = false,
+    /// `bf16`: the blocks as bfloat16 pairs for that product code (the fast mode), whatever `gemm`.
+    init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, bf16x3 split: Bool = false, bf16: Int32? = nil,
          fill: (Layout, UnsafeMutablePointer<Float>) -> Void) {
         self.cin = cin
         self.cout = cout
+        if let bf16 {
+            let layout = Layout(blockFloats: sam3neck_sgemm_bf16_b_floats(cin, cout), packed: true, refused: nil, bf16: true)
+            storage = AlignedFloats(count: blocks * layout.blockFloats, zeroed: false) { fill(layout, $0) }
+            (blockFloats, kernel) = (layout.blockFloats, bf16)
+            return
+        }
         var (packedFloats, kernel): (Int, Int32?) = (cin * cout, nil)
         if case let .packed(k) = gemm { (packedFloats, kernel) = (sam3neck_sgemm_packed_b_floats(cin, cout), k) }
         if split, kernel != nil {
@@ -102,14 +114,14 @@ enum Winograd {
                                  _ layout: WinogradBlocks.Layout, first: Int = 0) {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= cin)
         let g = tile.g.flatMap { $0 }, alpha2 = tile.alpha * tile.alpha
-        guard let refused = layout.refused else {
+        guard layout.refused != nil || layout.bf16 else {
             sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
                                       rows.lowerBound, rows.count, cin, cout, storage, layout.blockFloats, layout.packed ? 1 : 0, first, 0)
             return
         }
-        // Split: the band's α² blocks (rows × cout each, packed on their own: ≤ 1 MB for SAM 3's
-        // neck) made in cache, then split into their rows of the blocks.
-        precondition(rows.lowerBound % 32 == 0, "split bands start at multiples of 32 inputs")
+        // Split or bfloat16: the band's α² blocks (rows × cout each, packed on their own: ≤ 1 MB
+        // for SAM 3's neck) made in cache, then split or rounded into their rows of the blocks.
+        precondition(rows.lowerBound % 32 == 0, "split and bfloat16 bands start at multiples of 32 inputs")
         let bandFloats = sam3neck_sgemm_packed_b_floats(rows.count, cout)
         let band = UnsafeMutablePointer<Float>.allocate(capacity: alpha2 * bandFloats)
         defer { band.deallocate() }
@@ -117,10 +129,14 @@ enum Winograd {
         sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
                                   0, rows.count, rows.count, cout, band, bandFloats, 1, 0, Int32(SAM3NECK_WEIGHTS_CACHED))
         for xi in 0..<alpha2 {
-            let status = sam3neck_sgemm_pack_b_bf16x3_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats,
-                                                          storage + (first + xi) * layout.blockFloats)
-            if status != 0 {
-                refused.withLock { $0 = true }
+            let dst = storage + (first + xi) * layout.blockFloats
+            if layout.bf16 {
+                let status = sam3neck_sgemm_pack_b_bf16_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats, dst)
+                precondition(status == 0, "sam3neck_sgemm_pack_b_bf16_rows: \(status)")  // bands checked above
+                continue
+            }
+            if sam3neck_sgemm_pack_b_bf16x3_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats, dst) != 0 {
+                layout.refused!.withLock { $0 = true }
                 return
             }
         }
@@ -261,14 +277,14 @@ package struct WinogradConv3x3: Sendable {
     package let blockTiles: Int
 
     package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 108, gemm: GemmBackend = .openBLAS,
-                 bf16x3: Bool = false) {
+                 bf16x3: Bool = false, bf16: Int32? = nil) {
         let cout = weight.shape[0], cin = weight.shape[1]
         self.cout = cout
         self.cin = cin
         precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout] && tile.r == 3)
         self.tile = tile
         self.blockTiles = blockTiles
-        u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm, bf16x3: bf16x3) { layout, storage in
+        u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm, bf16x3: bf16x3, bf16: bf16) { layout, storage in
             // Bands of 32 inputs handed to the cores as they come free (the cores of this machine
             // kind are often unequal), each converted to double from the weights as loaded,
             // [o][i][ky][kx], then transformed.

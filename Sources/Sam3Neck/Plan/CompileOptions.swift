@@ -2,7 +2,11 @@ import CKernels
 /// What a plan is compiled for.
 public struct CompileOptions: Sendable, Equatable {
     public enum Layout: Int, Sendable { case nchw = 0, nhwc = 1 }
-    public enum Precision: Int, Sendable { case `default` = 0, strict = 1 }
+    /// What the arithmetic may cost in accuracy (normalised max error per level against float64,
+    /// bounds in `Precision.bound`): `default` and `strict` compute in float32 (strict with
+    /// float32 products only), `fast` multiplies in bfloat16 with float32 sums where the CPU has
+    /// native bfloat16 products (AVX512_BF16 or AMX-BF16) and is `default` elsewhere.
+    public enum Precision: Int, Sendable, CaseIterable { case `default` = 0, strict = 1, fast = 2 }
     /// Element type of the input or the outputs; the neck computes in float32 inside. Half
     /// precision outputs are rounded to nearest even (float16 overflows to ±Inf past 65504).
     public enum DType: Int, Sendable { case float32 = 0, float16 = 1, bfloat16 = 2 }
@@ -34,6 +38,24 @@ public struct CompileOptions: Sendable, Equatable {
     /// cost more: dconv_2x2_0's weights are streamed once per row block, and smaller bands
     /// make more blocks (measured on this machine kind). Tests pick others.
     package var level0BandTileRows = 18
+    /// The bfloat16 product code of the fast mode (`GemmBackend.bf16Preferred`: AMX, else
+    /// AVX512_BF16, else none); tests pick the emulated ones.
+    package var bf16Kernel: Int32? = GemmBackend.bf16Preferred
+
+    /// The product code of the fast mode's bfloat16 products: nil outside the fast mode and where
+    /// the CPU has no bfloat16 products (then the fast mode computes as the default one).
+    package var fastKernel: Int32? { precision == .fast ? bf16Kernel : nil }
+
+    /// The product code of the plan: `gemm`, or packed products wherever the fast mode has its
+    /// bfloat16 code (its kernels read packed operands, whatever the float32 choice).
+    package var productGemm: GemmBackend {
+        if let fast = fastKernel, gemm == .openBLAS { return .packed(kernel: fast) }
+        return gemm
+    }
+
+    /// The precision whose arithmetic the plan runs: the fast mode without bfloat16 products is
+    /// the default mode's.
+    package var arithmetic: Precision { precision == .fast && fastKernel == nil ? .default : precision }
 
     public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
                 levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,

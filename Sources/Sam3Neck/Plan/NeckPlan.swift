@@ -77,7 +77,7 @@ public final class NeckPlan: @unchecked Sendable {
     /// Whether a plan of these options runs its Winograd products as bf16×3 on AMX: the default
     /// mode where the CPU has them (`CompileOptions.bf16x3Products`) and the products are packed.
     static func winogradOnAMX(_ options: CompileOptions) -> Bool {
-        guard options.precision == .default, options.bf16x3Products, GemmBackend.amxAvailable, case .packed = options.gemm else { return false }
+        guard options.arithmetic == .default, options.bf16x3Products, GemmBackend.amxAvailable, case .packed = options.gemm else { return false }
         return true
     }
 
@@ -88,8 +88,10 @@ public final class NeckPlan: @unchecked Sendable {
     /// (`make demo`, levels 1-3: 8.4e-6, 7.0e-6, 4.7e-6 against 1.27e-5, 1.34e-5, 5.4e-6 for
     /// float32 F(4×4, 3×3)), at about the same speed (78% more products at 2-3× the rate) and
     /// with 5.4 MB less weights per level (16 blocks, not 36).
+    /// In the fast mode, F(2×2, 3×3) with bfloat16 products: the transforms' constants (0, ±1, ½)
+    /// add no rounding of their own to the operands' (per-level errors in the README's table).
     package static func winogradTile(_ options: CompileOptions) -> (tile: WinogradTile, bf16x3: Bool) {
-        if winogradOnAMX(options) { return (.f2, true) }
+        if winogradOnAMX(options) || options.fastKernel != nil { return (.f2, options.fastKernel == nil) }
         return (options.precision == .strict ? .f2 : .f4, false)
     }
     /// Level 0's composed conv: F(4×4, 2×2) by default, F(3×3, 2×2) in strict mode. With the AMX
@@ -97,8 +99,9 @@ public final class NeckPlan: @unchecked Sendable {
     /// weights 18 MB smaller (16 blocks per phase, not 25), and the error lower (`make demo`,
     /// level 0: 9.6e-6, against 1.2e-5 for F(4×4, 2×2) in float32 and 6.5e-5 for F(4×4, 2×2) with
     /// bf16×3).
+    /// In the fast mode, F(3×3, 2×2) with bfloat16 products (constants 0, ±1, ½, as F(2×2, 3×3)).
     package static func upsampleTile(_ options: CompileOptions) -> (tile: WinogradTile, bf16x3: Bool) {
-        if winogradOnAMX(options) { return (.f3r2, true) }
+        if winogradOnAMX(options) || options.fastKernel != nil { return (.f3r2, options.fastKernel == nil) }
         return (options.precision == .strict ? .f3r2 : .f4r2, false)
     }
 
@@ -110,7 +113,7 @@ public final class NeckPlan: @unchecked Sendable {
         self.upsample = upsample
         self.convs = convs
         self.products = products
-        bf16x3Levels = options.bf16x3Products && options.precision == .default
+        bf16x3Levels = options.bf16x3Products && options.arithmetic == .default
             ? Set(products.filter { $0.value.bf16x3 != nil }.keys) : []
         let c = packed.trunkDim, d = packed.dModel
         trunkDim = c
@@ -368,8 +371,9 @@ public final class NeckPlan: @unchecked Sendable {
             let i0 = range.lowerBound + split.range(block).lowerBound, rows = split.range(block).count
             let g = self.packed.product(level: level)
             let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
-            if case var .packed(kernel) = self.options.gemm, let pg = self.products[level] {
+            if let pg = self.products[level], case var .packed(kernel) = self.options.productGemm {
                 if self.bf16x3Levels.contains(level) { kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
+                if let fast = self.options.fastKernel { kernel = fast }
                 // The micro-kernels add the bias (and GELU) per tile and store it where it goes,
                 // one product per block: levels 0 and 1 through the phase scatter into G's / Z's
                 // rows 2·i0 ..< 2·(i0 + rows); levels 2 and 3 (side 1) into Z's rows i0 ..< i0 + rows

@@ -76,11 +76,11 @@ package struct PackedWeights: Sendable {
 
     /// The 3×3 convs of the given levels, weight-transformed for `tile`, by level.
     package func winograd(_ tile: WinogradTile, levels: [Int], gemm: GemmBackend = .openBLAS,
-                          bf16x3: Bool = false) -> [Int: WinogradConv3x3] {
+                          bf16x3: Bool = false, bf16: Int32? = nil) -> [Int: WinogradConv3x3] {
         // One level at a time, each transformed in bands on all the cores (three levels on two
         // cores would leave one idle for a third of the time).
         Dictionary(uniqueKeysWithValues: levels.map { l in
-            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm, bf16x3: bf16x3))
+            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm, bf16x3: bf16x3, bf16: bf16))
         })
     }
 
