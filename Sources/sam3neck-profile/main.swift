@@ -135,8 +135,11 @@ do {
     print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(modeName) precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
     let amx = plan.bf16x3Levels.sorted().map { "phase 1 of L\($0)" } + (plan.level0ComposedBF16x3 ? ["L0's composed conv"] : [])
         + plan.convBF16x3Levels.sorted().map { "L\($0) conv_3x3" }
-    if let fast { print("products: bfloat16 operands, float32 sums, on \(GemmBackend.bf16Name(fast))") }
-    print("\(fast == nil ? "products" : "float32 code") on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (\(amx.joined(separator: ", ")): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+    if let fast {
+        print("products: bfloat16 operands, float32 sums, on \(GemmBackend.bf16Name(fast)); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+    } else {
+    print("products on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (\(amx.joined(separator: ", ")): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+    }
     /// The products a stage executes per run: "L<level> …" stages with "Winograd" in the name
     /// are the last conv, the max pool has none, the rest are phase 1.
     func executed(_ stage: String) -> Double {
