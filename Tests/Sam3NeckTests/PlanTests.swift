@@ -11,16 +11,25 @@ import Testing
     /// relative; measured ≤ 2.1e-5 on these necks): 5e-5, half the default mode's bound.
     static let amxTolerance = 5e-5
 
-    /// `amx`: let the default mode take the AMX products (where the CPU has them).
+    /// The fast mode's bound (`SAM3_NECK_BOUND_FAST`), against which its plans are held; and the
+    /// least error they must show, so that a plan that silently fell back to float32 products
+    /// fails: bfloat16 operands (8 significant bits) give ~1e-3 here, float32 ones < 1e-5.
+    static let fastTolerance = 1e-2, fastLeast = 1e-4
+
+    /// `amx`: let the default mode take the AMX products (where the CPU has them). `fast`: a fast
+    /// plan on that bfloat16 product code instead.
     func check(c: Int, d: Int, batch: Int, h: Int, w: Int, layout: CompileOptions.Layout, mask: UInt32, threads: Int = 2,
-               gemm: GemmBackend = .preferred, bandTileRows: Int = 12, amx: Bool = GemmBackend.bf16x3Preferred) throws {
+               gemm: GemmBackend = .preferred, bandTileRows: Int = 12, amx: Bool = GemmBackend.bf16x3Preferred,
+               fast: Int32? = nil) throws {
         let weights = Naive.weights(c: c, d: d, seed: UInt64(c * 31 + h * 7 + w))
         let neck = Neck(weights: weights)
         var options = CompileOptions(batch: batch, height: h, width: w, layout: layout, levelsMask: mask, threads: threads)
         options.gemm = gemm
         options.level0BandTileRows = bandTileRows
         options.bf16x3Products = amx
+        if let fast { (options.precision, options.bf16Kernel) = (.fast, fast) }
         let plan = try neck.compile(options)
+        #expect(plan.options.fastKernel == fast)
         let onAMX = !plan.bf16x3Levels.isEmpty || plan.level0ComposedBF16x3 || !plan.convBF16x3Levels.isEmpty
         var rng = Naive.RNG(state: 99)
         let images: [Naive.Image] = (0..<batch).map { _ in
@@ -52,8 +61,9 @@ import Testing
         for level in 0..<4 where mask & (1 << UInt32(level)) != 0 {
             let want = images.flatMap { Naive.neck(weights, $0, level: level).v }
             let err = Naive.normalisedError(outputs[level], want)
-            #expect(err <= (onAMX ? Self.amxTolerance : Self.tolerance),
-                    "level \(level) c=\(c) d=\(d) \(h)×\(w) \(layout) batch \(batch) \(gemm) AMX \(onAMX): error \(err)")
+            let bound = fast != nil ? Self.fastTolerance : onAMX ? Self.amxTolerance : Self.tolerance
+            #expect(err <= bound, "level \(level) c=\(c) d=\(d) \(h)×\(w) \(layout) batch \(batch) \(gemm) AMX \(onAMX) fast \(String(describing: fast)): error \(err)")
+            if fast != nil { #expect(err >= Self.fastLeast, "level \(level): error \(err), as if float32 products ran") }
             let g = CompileOptions.levelGrid(level, height: h, width: w)
             #expect(plan.levelShapes[level]! == [batch, d, g.h, g.w])
         }
@@ -125,6 +135,31 @@ import Testing
             try check(c: 16, d: 8, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF, gemm: gemm, amx: amx)
             try check(c: 8, d: 4, batch: 1, h: 30, w: 40, layout: layout, mask: 0xF, gemm: gemm, amx: amx)
         }
+    }
+
+    /// The fast mode on each bfloat16 product code, emulated on every CPU and native where the CPU
+    /// has it (odd grids, both layouts, a batch, level 0 in bands; a grid wide enough for several
+    /// row blocks of the AMX driver and the 12-row micro-panels): every level within its bound,
+    /// and really in bfloat16.
+    @Test(arguments: [Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED), Int32(SAM3NECK_SGEMM_AMX_BF16_EMULATED),
+                      Int32(SAM3NECK_SGEMM_AVX512_BF16), Int32(SAM3NECK_SGEMM_AMX_BF16)])
+    func fastModeOnEachBF16Code(kernel: Int32) throws {
+        if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }
+        for layout in [CompileOptions.Layout.nchw, .nhwc] {
+            try check(c: 48, d: 16, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF, bandTileRows: 2, fast: kernel)
+        }
+        try check(c: 40, d: 8, batch: 1, h: 12, w: 30, layout: .nchw, mask: 0xF, gemm: .openBLAS, fast: kernel)
+    }
+
+    /// Where the CPU has no bfloat16 products, the fast mode is the default mode's arithmetic.
+    @Test func fastWithoutBF16IsDefault() throws {
+        var options = CompileOptions(precision: .fast)
+        options.bf16Kernel = nil
+        #expect(options.fastKernel == nil && options.arithmetic == .default)
+        #expect(NeckPlan.winogradTile(options).tile == NeckPlan.winogradTile(CompileOptions(precision: .default)).tile)
+        options.bf16Kernel = Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED)
+        #expect(options.arithmetic == .fast && NeckPlan.winogradTile(options) == (.f2, false) && NeckPlan.upsampleTile(options) == (.f3r2, false))
+        #expect(CompileOptions(precision: .strict).fastKernel == nil)
     }
 
     /// Level 0 in bands of 1, 2 and 5 tile rows (G 22 × 18: 6 tile rows, so bands of every kind:
