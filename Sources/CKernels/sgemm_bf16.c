@@ -292,14 +292,21 @@ int sam3neck_sgemm_pack_b_bf16_rows(size_t k, size_t n, size_t k0, size_t rows, 
   if (k0 % 32 != 0 || k0 > k || rows > k - k0 || (rows % 32 != 0 && k0 + rows != k)) return -1;
   const size_t panels = sam3neck_sgemm_packed_b_floats(1, n) / 16, kpp = round_up(k ? k : 1, 32) / 2;
   const size_t q_end = k0 + rows == k ? kpp : (k0 + rows) / 2; /* the last band writes the padding too */
+  /* The two conversions give the same bits (the emulation is the instruction's); the native one
+   * where the CPU has it, as a band of tens of MB is converted at every first compile. */
+#ifdef SAM3NECK_BF16_NATIVE
+  void (*two_rows)(const float *, const float *, size_t, uint32_t *) =
+      sam3neck_cpu_has_avx512_bf16() ? native_cvt_two_rows : emu_cvt_two_rows;
+#else
+  void (*two_rows)(const float *, const float *, size_t, uint32_t *) = emu_cvt_two_rows;
+#endif
   for (size_t p = 0; p < panels; p++) {
     const float *src = band + p * 16 * rows;
     uint32_t *dst = (uint32_t *)out + p * 16 * kpp;
     for (size_t q = k0 / 2; q < q_end; q++) {
       const size_t r0 = 2 * q - k0;
-      for (size_t j = 0; j < 16; j++)
-        dst[q * 16 + j] = (uint32_t)(r0 < rows ? sam3neck_bf16_operand(src[r0 * 16 + j]) : 0) |
-                          (uint32_t)(r0 + 1 < rows ? sam3neck_bf16_operand(src[(r0 + 1) * 16 + j]) : 0) << 16;
+      if (r0 >= rows) memset(dst + q * 16, 0, 64);
+      else two_rows(src + r0 * 16, r0 + 1 < rows ? src + (r0 + 1) * 16 : NULL, 16, dst + q * 16);
     }
   }
   return 0;

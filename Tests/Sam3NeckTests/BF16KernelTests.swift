@@ -138,12 +138,26 @@ import Testing
         #expect(sam3neck_bf16_dot_step(1e-40, 0, 0) == 0)  // a denormal accumulator reads as zero
     }
 
-    /// A B converted a band of 32 rows at a time equals the whole B converted at once.
+    /// The packed bfloat16 B holds each B(kk, j) rounded, in its pair, zero past k and n; a B
+    /// converted a band of 32 rows at a time equals the whole B converted at once.
     @Test func bandConversionEqualsWhole() {
         let k = 100, n = 70
         let p = Problem(m: 1, n: n, k: k, aTrans: false, seed: 9)
         let whole = Self.packedBF16(p)
-        let floats = sam3neck_sgemm_bf16_b_floats(k, n)
+        let floats = sam3neck_sgemm_bf16_b_floats(k, n), kpp = 64  // pairs per panel: k rounded to 32, halved
+        #expect(floats == 8 * 16 * kpp)  // panels in groups of 4: 128 columns
+        let pairs = UnsafeRawPointer(whole.p).assumingMemoryBound(to: UInt32.self)
+        var wrong = 0
+        for panel in 0..<8 {
+            for q in 0..<kpp {
+                for j in 0..<16 {
+                    let col = 16 * panel + j
+                    func want(_ kk: Int) -> UInt32 { kk < k && col < n ? UInt32(sam3neck_bf16_operand(p.b[kk * n + col])) : 0 }
+                    if pairs[(panel * kpp + q) * 16 + j] != want(2 * q) | want(2 * q + 1) << 16 { wrong += 1 }
+                }
+            }
+        }
+        #expect(wrong == 0)
         let bands = SgemmKernelTests.AlignedBuffer(floats)
         for k0 in stride(from: 0, to: k, by: 32) {
             let rows = min(32, k - k0)
