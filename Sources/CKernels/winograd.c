@@ -1,8 +1,8 @@
 /* Winograd input and output transforms of one tile (see sam3neck_kernels.h, "Winograd
  * transforms"): the 2-D transform of α x α channel vectors as two passes of the 1-D one (columns,
- * then rows), a chunk of channels at a time kept in registers: eight channels per AVX register
- * where the CPU has AVX2, one at a time in the portable code. Both do the same arithmetic in the
- * same order per channel. */
+ * then rows), a chunk of channels at a time kept in registers: sixteen channels per register where
+ * the CPU has AVX-512, eight where it has AVX2, one at a time in the portable code. All do the same
+ * arithmetic in the same order per channel (separate multiplies and adds: nothing is fused). */
 #include "sam3neck_kernels.h"
 
 #include <stdint.h>
@@ -185,22 +185,78 @@ static int output_avx2(int tile, const float *prod, ptrdiff_t ps, size_t c, cons
 }
 #pragma clang attribute pop
 
-static int use_avx2(void) { return __builtin_cpu_supports("avx2"); }
+/* Sixteen channels at a time, the rest as input_avx2 / output_avx2 take them. */
+#define W_ADD(a, b) _mm512_add_ps(a, b)
+#define W_SUB(a, b) _mm512_sub_ps(a, b)
+#define W_MUL(a, b) _mm512_mul_ps(a, b)
+#define W_C(x) _mm512_set1_ps(x)
+#define W_LOAD(p) _mm512_loadu_ps(p)
+#define W_STORE(p, x) _mm512_storeu_ps(p, x)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2"))), apply_to = function)
+DEFINE_1D(__m512, w, W_ADD, W_SUB, W_MUL, W_C)
+DEFINE_2D(__m512, w, f2, 4, 2, W_LOAD, W_STORE, W_ADD, W_SUB, W_C)
+DEFINE_2D(__m512, w, f4, 6, 4, W_LOAD, W_STORE, W_ADD, W_SUB, W_C)
+DEFINE_2D(__m512, w, f4r2, 5, 4, W_LOAD, W_STORE, W_ADD, W_SUB, W_C)
+DEFINE_2D(__m512, w, f3r2, 4, 3, W_LOAD, W_STORE, W_ADD, W_SUB, W_C)
+
+static void input_avx512(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs) {
+  size_t k = 0;
+  for (; k + 16 <= c; k += 16) {
+    switch (tile) {
+    case SAM3NECK_WINOGRAD_F2: input_f2_w(src, rs, cs, k, v, vs); break;
+    case SAM3NECK_WINOGRAD_F4: input_f4_w(src, rs, cs, k, v, vs); break;
+    case SAM3NECK_WINOGRAD_F4R2: input_f4r2_w(src, rs, cs, k, v, vs); break;
+    default: input_f3r2_w(src, rs, cs, k, v, vs); break;
+    }
+  }
+  if (k < c) input_avx2(tile, src + k, rs, cs, c - k, v + k, vs);
+}
+
+static int output_avx512(int tile, const float *prod, ptrdiff_t ps, size_t c, const float *bias, float *dst,
+                         ptrdiff_t dr, ptrdiff_t dc) {
+  __m512 flags = _mm512_setzero_ps();
+  size_t k = 0;
+  for (; k + 16 <= c; k += 16) {
+    switch (tile) {
+    case SAM3NECK_WINOGRAD_F2: flags = _mm512_add_ps(flags, output_f2_w(prod, ps, k, bias, dst, dr, dc)); break;
+    case SAM3NECK_WINOGRAD_F4: flags = _mm512_add_ps(flags, output_f4_w(prod, ps, k, bias, dst, dr, dc)); break;
+    case SAM3NECK_WINOGRAD_F4R2: flags = _mm512_add_ps(flags, output_f4r2_w(prod, ps, k, bias, dst, dr, dc)); break;
+    default: flags = _mm512_add_ps(flags, output_f3r2_w(prod, ps, k, bias, dst, dr, dc)); break;
+    }
+  }
+  /* any lane NaN or nonzero: unordered-or-not-equal against zero */
+  int bad = _mm512_cmp_ps_mask(flags, _mm512_setzero_ps(), _CMP_NEQ_UQ) != 0;
+  if (k < c) bad |= output_avx2(tile, prod + k, ps, c - k, bias + k, dst + k, dr, dc);
+  return bad;
+}
+#pragma clang attribute pop
+
+/* 2: AVX-512F, 1: AVX2, 0: neither. */
+static int vector_width(void) {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") ? 2 : __builtin_cpu_supports("avx2");
+}
 #else
-static int use_avx2(void) { return 0; }
+static int vector_width(void) { return 0; }
 #define input_avx2(t, s, rs, cs, c, v, vs) input_portable(t, s, rs, cs, c, v, vs, 0)
 #define output_avx2(t, p, ps, c, b, d, dr, dc) output_portable(t, p, ps, c, b, d, dr, dc, 0)
+#define input_avx512 input_avx2
+#define output_avx512 output_avx2
 #endif
 
+/* portable: 0 the widest vectors the CPU has, 1 portable code, 2 AVX2 at most (tests). */
 void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c, float *v,
                              ptrdiff_t v_stride, int portable) {
-  if (!portable && use_avx2()) input_avx2(tile, src, row_stride, col_stride, c, v, v_stride);
+  const int width = portable == 1 ? 0 : vector_width();
+  if (width == 2 && portable == 0) input_avx512(tile, src, row_stride, col_stride, c, v, v_stride);
+  else if (width >= 1) input_avx2(tile, src, row_stride, col_stride, c, v, v_stride);
   else input_portable(tile, src, row_stride, col_stride, c, v, v_stride, 0);
 }
 
 int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, size_t c, const float *bias, float *dst,
                              ptrdiff_t dst_row, ptrdiff_t dst_col, int portable) {
-  if (!portable && use_avx2()) return output_avx2(tile, prod, p_stride, c, bias, dst, dst_row, dst_col);
+  const int width = portable == 1 ? 0 : vector_width();
+  if (width == 2 && portable == 0) return output_avx512(tile, prod, p_stride, c, bias, dst, dst_row, dst_col);
+  if (width >= 1) return output_avx2(tile, prod, p_stride, c, bias, dst, dst_row, dst_col);
   return output_portable(tile, prod, p_stride, c, bias, dst, dst_row, dst_col, 0);
 }
 

@@ -400,16 +400,17 @@ func gelu(_ x: Float) -> Float {
         }
         let a = tile.alpha, m = tile.m
         var rng = Naive.RNG(state: 41)
-        for c in [1, 7, 8, 9, 16, 21] {
+        for c in [1, 7, 8, 9, 16, 21, 29, 40] {  // sixteen, eight and single channels, and their mixes
             // Input: α×α pixels of c channels in a frame 3 pixels wider than the tile.
             let rowStride = (a + 3) * c, src = rng.floats(a * rowStride, scale: 2)
-            var got = [[Float]](repeating: [], count: 2)
-            for portable in [0, 1] {
+            var got = [[Float]](repeating: [], count: 3)
+            for portable in [0, 1, 2] {  // widest vectors, portable, AVX2 at most
                 var v = [Float](repeating: .nan, count: a * a * (c + 2))
                 sam3neck_winograd_input(tile.code, src, rowStride, c, c, &v, c + 2, Int32(portable))
                 got[portable] = v
             }
-            #expect(got[0].map(\.bitPattern) == got[1].map(\.bitPattern), "input c=\(c): AVX2 and portable differ")
+            #expect(got[0].map(\.bitPattern) == got[1].map(\.bitPattern), "input c=\(c): vector and portable differ")
+            #expect(got[2].map(\.bitPattern) == got[1].map(\.bitPattern), "input c=\(c): AVX2 and portable differ")
             for xi in 0..<a * a {
                 for k in 0..<c {
                     var want = 0.0, scale = 0.0
@@ -425,14 +426,15 @@ func gelu(_ x: Float) -> Float {
             }
             // Output: α² products of c channels, one NaN-free and one with a NaN.
             let prod = rng.floats(a * a * (c + 1), scale: 2), bias = rng.floats(c)
-            var outs = [[Float]](repeating: [], count: 2)
-            for portable in [0, 1] {
+            var outs = [[Float]](repeating: [], count: 3)
+            for portable in [0, 1, 2] {
                 var y = [Float](repeating: .nan, count: m * 2 * m * c)  // rows m apart by 2m pixels: strides
                 let bad = sam3neck_winograd_output(tile.code, prod, c + 1, c, bias, &y, 2 * m * c, c, Int32(portable))
                 #expect(bad == 0, "finite products flagged")
                 outs[portable] = y
             }
-            #expect(outs[0].map(\.bitPattern) == outs[1].map(\.bitPattern), "output c=\(c): AVX2 and portable differ")
+            #expect(outs[0].map(\.bitPattern) == outs[1].map(\.bitPattern), "output c=\(c): vector and portable differ")
+            #expect(outs[2].map(\.bitPattern) == outs[1].map(\.bitPattern), "output c=\(c): AVX2 and portable differ")
             for i in 0..<m {
                 for j in 0..<m {
                     for k in 0..<c {
@@ -450,11 +452,13 @@ func gelu(_ x: Float) -> Float {
                 // Pixels between the written ones are untouched.
                 for j in m..<2 * m { #expect(outs[1][(i * 2 * m + j) * c].isNaN) }
             }
-            for portable in [0, 1] {
-                var withNaN = prod
-                withNaN[(a * a - 1) * (c + 1) + c - 1] = .nan  // the last channel of the last product
-                var y = [Float](repeating: 0, count: m * 2 * m * c)
-                #expect(sam3neck_winograd_output(tile.code, withNaN, c + 1, c, bias, &y, 2 * m * c, c, Int32(portable)) != 0)
+            for portable in [0, 1, 2] {
+                for channel in [0, c - 1] {  // the first channel (the widest vectors) and the last (their tail)
+                    var withNaN = prod
+                    withNaN[(a * a - 1) * (c + 1) + channel] = .nan  // in the last product
+                    var y = [Float](repeating: 0, count: m * 2 * m * c)
+                    #expect(sam3neck_winograd_output(tile.code, withNaN, c + 1, c, bias, &y, 2 * m * c, c, Int32(portable)) != 0)
+                }
             }
         }
     }

@@ -81,8 +81,8 @@ void sam3neck_maxpool_rows(const float *a, const float *b, const float *c, const
  *
  * One tile's 2-D transforms over channel vectors (channels contiguous, c of them), for the tiles
  * of the plan: F(2x2, 3x3), F(4x4, 3x3), F(4x4, 2x2), F(3x3, 2x2) (α = 4, 6, 5, 4; m = 2, 4, 4, 3).
- * AVX2 (eight channels at a time) when the CPU has it unless `portable` is set (tests); the two
- * do the same arithmetic in the same order per channel. */
+ * AVX-512 (sixteen channels at a time) or AVX2 (eight) when the CPU has it; `portable` 1: the
+ * portable code, 2: AVX2 at most (tests). All do the same arithmetic in the same order per channel. */
 enum {
   SAM3NECK_WINOGRAD_F2 = 0,
   SAM3NECK_WINOGRAD_F4 = 1,
