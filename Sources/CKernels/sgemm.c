@@ -251,6 +251,7 @@ int sam3neck_sgemm_kernel_supported(int kernel) {
     return sam3neck_cpu_has_amx_bf16() && sam3neck_cpu_has_avx512_bf16() && sam3neck_cpu_has_avx2_fma();
   case SAM3NECK_SGEMM_AVX512_BF16_EMULATED:
   case SAM3NECK_SGEMM_AMX_BF16_EMULATED:
+  case SAM3NECK_SGEMM_AMX_BF16X3_EMULATED:
     return 1;
   default:
     return 0;
@@ -496,12 +497,12 @@ void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float 
 int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   int kernel = resolve(g->kernel);
   if (kernel < 0) return -1;
-  if (kernel == SAM3NECK_SGEMM_AMX_BF16X3) {
+  if (kernel == SAM3NECK_SGEMM_AMX_BF16X3 || kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED) {
     if (g->m == 0 || g->n == 0) return 0;
     if (g->workspace == NULL || g->a == NULL || g->packed_b_bf16x3 == NULL) return -3;
     if (g->store == NULL && g->c == NULL) return -3;
     if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
-    return sam3neck_sgemm_run_amx(g);
+    return sam3neck_sgemm_run_amx(g, kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED);
   }
   if (kernel == SAM3NECK_SGEMM_AMX_BF16 || kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED) {
     if (g->m == 0 || g->n == 0) return 0;

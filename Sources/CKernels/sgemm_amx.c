@@ -1,8 +1,11 @@
 /* bf16x3 products on AMX (see sam3neck_kernels.h, "bf16x3 products on AMX"): B split once into
  * bfloat16 hi/lo tiles, A split per block of rows, three tile products per 16 x 16 x 32 step,
- * and the float32 kernels' epilogue (bias, GELU, store) per finished 16 x 32 tile. */
+ * and the float32 kernels' epilogue (bias, GELU, store) per finished 16 x 32 tile. The driver
+ * (sgemm_amx_body.h) is built twice: on the AMX instructions with AVX-512 splits, and on their
+ * emulation (amx_emulation.h) with the portable splits below, which give the same bits. */
 #include "sam3neck_kernels.h"
 #include "sgemm_internal.h"
+#include "amx_emulation.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -15,6 +18,109 @@ size_t sam3neck_sgemm_bf16x3_b_floats(size_t k, size_t n) {
   /* the float32 packing's columns (whole groups of 64) by k rounded to 32, 4 bytes per value */
   return sam3neck_sgemm_packed_b_floats(k, n) / (k ? k : 1) * up(k ? k : 1, 32);
 }
+
+
+/* ---- the split, portable (the same bits as the AVX-512 code below) ---------------------------- */
+
+/* Float bits rounded to nearest even on their top 16 bits, NaN to the quiet NaN (round_bf16). */
+static uint32_t round_bf16_1(uint32_t u) {
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC00000u;
+  return (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+}
+
+/* hi and lo of x (split16, one lane); *bad set when hi is not finite. */
+static void split1(float x, uint16_t *hi, uint16_t *lo, int *bad) {
+  const uint32_t h = round_bf16_1(amx_emu_bits(x));
+  if ((h & 0x7F800000u) == 0x7F800000u) *bad = 1;
+  *hi = (uint16_t)(h >> 16);
+  *lo = (uint16_t)(round_bf16_1(amx_emu_bits(x - amx_emu_float(h))) >> 16);
+}
+
+/* split_rows, one value at a time. */
+static int split_rows_portable(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
+  const size_t panels = sam3neck_sgemm_packed_b_floats(k, n) / (k ? k : 1) / 16, kb_count = up(k, 32) / 32;
+  int bad = 0;
+  for (size_t jb = 0; jb < panels / 2; jb++)
+    for (size_t kb = k0 / 32; kb < up(k0 + rows, 32) / 32; kb++) {
+      uint32_t *dst = (uint32_t *)out + ((jb * kb_count + kb) * 4) * 256; /* 4 tiles of 256 values */
+      for (int half = 0; half < 2; half++) {
+        const float *panel = band + (2 * jb + (size_t)half) * 16 * rows;
+        for (int p = 0; p < 16; p++) {
+          const size_t r0 = kb * 32 + 2 * (size_t)p - k0; /* the pair's first row, in the band */
+          for (int j = 0; j < 16; j++) {
+            uint16_t h0, l0, h1, l1;
+            split1(r0 < rows ? panel[r0 * 16 + (size_t)j] : 0.0f, &h0, &l0, &bad);
+            split1(r0 + 1 < rows ? panel[(r0 + 1) * 16 + (size_t)j] : 0.0f, &h1, &l1, &bad);
+            dst[((2 * half) * 16 + p) * 16 + j] = (uint32_t)h0 | (uint32_t)h1 << 16;
+            dst[((2 * half + 1) * 16 + p) * 16 + j] = (uint32_t)l0 | (uint32_t)l1 << 16;
+          }
+        }
+      }
+    }
+  return bad;
+}
+
+/* a_has_unsplittable, one value at a time: |bits| past 0x7F7F7FFF. */
+static int a_has_unsplittable_portable(const sam3neck_sgemm_args *g) {
+  const size_t lines = g->a_trans ? g->k : g->m, len = g->a_trans ? g->m : g->k;
+  for (size_t line = 0; line < lines; line++)
+    for (size_t i = 0; i < len; i++)
+      if ((amx_emu_bits(g->a[line * g->lda + i]) & 0x7FFFFFFFu) > 0x7F7F7FFFu) return 1;
+  return 0;
+}
+
+/* split_a, one value at a time (the same layout whichever way A is stored). */
+static void split_a_portable(const sam3neck_sgemm_args *g, size_t i0, size_t rows, size_t kb_count, uint16_t *aw) {
+  int bad = 0; /* (checked before) */
+  for (size_t t = 0; t < up(rows, 16) / 16; t++)
+    for (size_t kb = 0; kb < kb_count; kb++) {
+      uint16_t *hi = aw + (t * kb_count + kb) * 1024, *lo = hi + 512;
+      for (size_t r = 0; r < 16; r++)
+        for (size_t kk = 0; kk < 32; kk++) {
+          const size_t i = 16 * t + r, ka = 32 * kb + kk;
+          const float x = i < rows && ka < g->k ? (g->a_trans ? g->a[ka * g->lda + i0 + i] : g->a[(i0 + i) * g->lda + ka]) : 0.0f;
+          split1(x, hi + r * 32 + kk, lo + r * 32 + kk, &bad);
+        }
+    }
+  (void)bad;
+}
+
+size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
+  const size_t rows = up(m < AMX_MC ? m : AMX_MC, 16);
+  return rows * up(k ? k : 1, 32) /* hi + lo, 2 x 2 bytes */ + 32 * 32 /* tile buffer */ + 16 /* alignment */;
+}
+
+/* ---- the emulated driver ---------------------------------------------------------------------- */
+
+#define AMX_NAME(x) x##_emulated
+#define AMX_TARGET
+#define AMX_EPILOGUE_KERNEL SAM3NECK_SGEMM_GENERIC
+#define AMX_FALLBACK_KERNEL sam3neck_sgemm_pick_kernel(NULL) /* the best float32 kernel here */
+#define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable_portable(g)
+#define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a_portable(g, i0, rows, kb_count, aw)
+#define AMX_PREFETCH(p, first, count, lines) ((void)(p), (void)(first), (void)(count), (void)(lines))
+#define TILE_STATE EMU_TILE_STATE
+#define TILE_CONFIG EMU_TILE_CONFIG
+#define TILE_ZERO(t) EMU_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) EMU_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) EMU_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) EMU_TILE_DP(c, a, b)
+#define TILE_RELEASE EMU_TILE_RELEASE
+#include "sgemm_amx_body.h"
+#undef AMX_NAME
+#undef AMX_TARGET
+#undef AMX_EPILOGUE_KERNEL
+#undef AMX_FALLBACK_KERNEL
+#undef AMX_A_HAS_UNSPLITTABLE
+#undef AMX_SPLIT_A
+#undef AMX_PREFETCH
+#undef TILE_STATE
+#undef TILE_CONFIG
+#undef TILE_ZERO
+#undef TILE_LOAD
+#undef TILE_STORE
+#undef TILE_DP
+#undef TILE_RELEASE
 
 #if defined(__x86_64__) && defined(__linux__)
 #include <immintrin.h>
@@ -109,14 +215,10 @@ static __attribute__((target("avx512f,avx512bw"))) int split_rows(size_t k, size
   return bad ? 1 : 0;
 }
 
-int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
-  if (k0 % 32 != 0 || k0 > k || rows > k - k0 || (rows % 32 != 0 && k0 + rows != k)) return -1;
-  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return -1;
+static int split_rows_fastest(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw"))
+    return split_rows_portable(k, n, k0, rows, band, out);
   return split_rows(k, n, k0, rows, band, out);
-}
-
-int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out) {
-  return sam3neck_sgemm_pack_b_bf16x3_rows(k, n, 0, k, packed_b, out) != 0;
 }
 
 /* Whether some of the len floats at src does not split: NaN, Inf, or a magnitude whose bfloat16
@@ -201,163 +303,61 @@ typedef struct {
   uint8_t rows[16];
 } tile_config;
 
-size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
-  const size_t rows = up(m < AMX_MC ? m : AMX_MC, 16);
-  return rows * up(k ? k : 1, 32) /* hi + lo, 2 x 2 bytes */ + 32 * 32 /* tile buffer */ + 16 /* alignment */;
-}
+
+#define AMX_NAME(x) x##_native
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+#define AMX_EPILOGUE_KERNEL SAM3NECK_SGEMM_AVX512
+#define AMX_FALLBACK_KERNEL SAM3NECK_SGEMM_AVX512
+#define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable(g)
+#define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a(g, i0, rows, kb_count, aw)
+#define AMX_PREFETCH(p, first, count, lines) prefetch_lines(p, first, count, lines)
+#define TILE_STATE tile_config cfg_
+#define TILE_CONFIG                                                                                \
+  do {                                                                                             \
+    memset(&cfg_, 0, sizeof cfg_);                                                                 \
+    cfg_.palette = 1;                                                                              \
+    for (int t_ = 0; t_ < 8; t_++) {                                                               \
+      cfg_.rows[t_] = 16;                                                                          \
+      cfg_.colsb[t_] = 64;                                                                         \
+    }                                                                                              \
+    _tile_loadconfig(&cfg_);                                                                       \
+  } while (0)
+#define TILE_ZERO(t) _tile_zero(t)
+#define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
+#define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
+#define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
+#define TILE_RELEASE _tile_release()
 
 /* Lines first .. first + count - 1 (at most up to line `lines`) of the 64-byte lines at p into L2. */
 static inline __attribute__((always_inline)) void prefetch_lines(const char *p, size_t first, size_t count, size_t lines) {
   for (size_t line = first; line < first + count && line < lines; line++) _mm_prefetch(p + 64 * line, _MM_HINT_T1);
 }
-
-static int fallback(const sam3neck_sgemm_args *g) {
-  sam3neck_sgemm_args f = *g;
-  f.kernel = SAM3NECK_SGEMM_AVX512;
-  f.packed_b_bf16x3 = NULL;
-  return sam3neck_sgemm_run(&f);
-}
-
-__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw"))) int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g) {
-  const size_t m = g->m, n = g->n, k = g->k;
-  if (k == 0) return fallback(g);
-  const size_t kb_count = up(k, 32) / 32;
-  uint16_t *aw = (uint16_t *)(((uintptr_t)g->workspace + 63) & ~(uintptr_t)63);
-  float *tile = (float *)(aw + up(m < AMX_MC ? m : AMX_MC, 16) * up(k, 32) * 2);
-  const uint16_t *bw = (const uint16_t *)g->packed_b_bf16x3;
-
-  /* Without a float32 B there is nothing to fall back to: a row of A that does not split gives NaN
-   * in all its outputs (split16), which the caller recomputes (the Winograd convs do, per tile). */
-  if (g->packed_b != NULL && a_has_unsplittable(g)) return fallback(g);
-  /* No bias, GELU or store hook and a row-major C (the Winograd products): whole tiles are stored
-   * from the tile registers into C, not through the tile buffer and sam3neck_sgemm_finish_tile. */
-  const int plain = g->store == NULL && g->bias == NULL && !g->gelu && g->cs_c == 1 && g->rs_c >= (ptrdiff_t)n;
-
-  tile_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.palette = 1;
-  for (int t = 0; t < 8; t++) {
-    cfg.rows[t] = 16;
-    cfg.colsb[t] = 64;
-  }
-  _tile_loadconfig(&cfg);
-  for (size_t ic = 0; ic < m; ic += AMX_MC) {
-    const size_t mc = m - ic < AMX_MC ? m - ic : AMX_MC;
-    split_a(g, ic, mc, kb_count, aw);
-    for (size_t jb = 0; jb * 32 < n; jb++) {
-      const uint16_t *bp = bw + jb * kb_count * 2048;
-      const size_t cols = n - jb * 32 < 32 ? n - jb * 32 : 32;
-      size_t t = 0;
-      /* The next strip of B (the next 32 columns, or the first again for the next block of rows;
-       * kb_count x 4 KB) into L2 while this strip's products run, spread over all their steps:
-       * otherwise the first pass over each strip waits on L3 for every B tile (a Winograd conv's
-       * B blocks leave L2 between uses: the other blocks of its tile pass through in between).
-       * Measured in the plan, 8 interleaved pairs: level 0 315 against 350 ms (medians). */
-      const char *next = (const char *)(jb * 32 + 32 < n ? bp + kb_count * 2048 : bw);
-      const int prefetch = jb * 32 + 32 < n || ic + AMX_MC < m;
-      const size_t passes = (up(mc, 16) / 16 + 1) / 2, lines = kb_count * 64;
-      const size_t per = (lines + passes * kb_count - 1) / (passes * kb_count); /* lines per step */
-      /* 2 x 2 output tiles (rows 16t .. 16t + 31, columns 32jb .. 32jb + 31): each A and B tile loaded
-       * serves two products, 10 loads per 12 products (B hi twice, the second time from L1) against
-       * 6 per 6 for the single row of tiles below (measured 0-15% faster on the plan's shapes). */
-      for (; (t + 2) * 16 <= up(mc, 16); t += 2) {
-        const uint16_t *a0 = aw + t * kb_count * 1024, *a1 = a0 + kb_count * 1024;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (size_t kb = 0; kb < kb_count; kb++) {
-          const uint16_t *x = a0 + kb * 1024, *y = a1 + kb * 1024, *b = bp + kb * 2048;
-          if (prefetch) prefetch_lines(next, ((t / 2) * kb_count + kb) * per, per, lines);
-          _tile_loadd(4, x, 64);        /* A0 hi */
-          _tile_loadd(5, y, 64);        /* A1 hi */
-          _tile_loadd(6, b, 64);        /* B hi, columns 0-15 */
-          _tile_loadd(7, b + 1024, 64); /* B hi, columns 16-31 */
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-          _tile_loadd(6, b + 512, 64);  /* B lo, columns 0-15 */
-          _tile_loadd(7, b + 1536, 64); /* B lo, columns 16-31 */
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-          _tile_loadd(4, x + 512, 64);  /* A0 lo */
-          _tile_loadd(5, y + 512, 64);  /* A1 lo */
-          _tile_loadd(6, b, 64);        /* B hi again (from L1) */
-          _tile_loadd(7, b + 1024, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-        if (plain && cols == 32 && (t + 2) * 16 <= mc) { /* whole tiles with nothing to add: straight into C */
-          float *c = g->c + (ptrdiff_t)(ic + t * 16) * g->rs_c + (ptrdiff_t)jb * 32;
-          _tile_stored(0, c, g->rs_c * 4);
-          _tile_stored(1, c + 16, g->rs_c * 4);
-          _tile_stored(2, c + 16 * g->rs_c, g->rs_c * 4);
-          _tile_stored(3, c + 16 * g->rs_c + 16, g->rs_c * 4);
-          continue;
-        }
-        _tile_stored(0, tile, 128);
-        _tile_stored(1, tile + 16, 128);
-        _tile_stored(2, tile + 512, 128);
-        _tile_stored(3, tile + 528, 128);
-        for (int h = 0; h < 2; h++) {
-          const size_t r0 = (t + (size_t)h) * 16, rows = mc - r0 < 16 ? mc - r0 : 16;
-          sam3neck_sgemm_finish_tile(g, SAM3NECK_SGEMM_AVX512, tile + h * 512, 32, ic + r0, jb * 32, rows, cols, 0);
-        }
-      }
-      for (; t * 16 < mc; t++) { /* a last single row of tiles: 1 x 2 */
-        const uint16_t *ap = aw + t * kb_count * 1024;
-        _tile_zero(0);
-        _tile_zero(1);
-        for (size_t kb = 0; kb < kb_count; kb++) {
-          const uint16_t *a = ap + kb * 1024, *b = bp + kb * 2048;
-          if (prefetch) prefetch_lines(next, ((t / 2) * kb_count + kb) * per, per, lines);
-          _tile_loadd(2, a, 64);        /* A hi */
-          _tile_loadd(3, a + 512, 64);  /* A lo */
-          _tile_loadd(4, b, 64);        /* B hi, columns 0-15 */
-          _tile_loadd(5, b + 512, 64);  /* B lo, columns 0-15 */
-          _tile_loadd(6, b + 1024, 64); /* B hi, columns 16-31 */
-          _tile_loadd(7, b + 1536, 64); /* B lo, columns 16-31 */
-          _tile_dpbf16ps(0, 2, 4);
-          _tile_dpbf16ps(1, 2, 6);
-          _tile_dpbf16ps(0, 2, 5);
-          _tile_dpbf16ps(1, 2, 7);
-          _tile_dpbf16ps(0, 3, 4);
-          _tile_dpbf16ps(1, 3, 6);
-        }
-        if (plain && cols == 32 && (t + 1) * 16 <= mc) {
-          float *c = g->c + (ptrdiff_t)(ic + t * 16) * g->rs_c + (ptrdiff_t)jb * 32;
-          _tile_stored(0, c, g->rs_c * 4);
-          _tile_stored(1, c + 16, g->rs_c * 4);
-          continue;
-        }
-        _tile_stored(0, tile, 128);
-        _tile_stored(1, tile + 16, 128);
-        const size_t rows = mc - t * 16 < 16 ? mc - t * 16 : 16;
-        sam3neck_sgemm_finish_tile(g, SAM3NECK_SGEMM_AVX512, tile, 32, ic + t * 16, jb * 32, rows, cols, 0);
-      }
-    }
-  }
-  _tile_release();
-  return 0;
-}
+#include "sgemm_amx_body.h"
+#define SAM3NECK_AMX_NATIVE 1
 
 #else /* no AMX here */
 
 int sam3neck_cpu_has_amx_bf16(void) { return 0; }
-int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
-  (void)k; (void)n; (void)k0; (void)rows; (void)band; (void)out;
-  return -1;
+static int split_rows_fastest(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
+  return split_rows_portable(k, n, k0, rows, band, out);
 }
-int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out) {
-  (void)k; (void)n; (void)packed_b; (void)out;
-  return 1;
-}
-size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) { (void)m; (void)k; return 0; }
-int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g) { (void)g; return -1; }
 
 #endif
+
+int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out) {
+  if (k0 % 32 != 0 || k0 > k || rows > k - k0 || (rows % 32 != 0 && k0 + rows != k)) return -1;
+  return split_rows_fastest(k, n, k0, rows, band, out);
+}
+
+int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out) {
+  return sam3neck_sgemm_pack_b_bf16x3_rows(k, n, 0, k, packed_b, out) != 0;
+}
+
+int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g, int emulated) {
+  if (emulated) return run_emulated(g);
+#ifdef SAM3NECK_AMX_NATIVE
+  return run_native(g);
+#else
+  return -1;
+#endif
+}

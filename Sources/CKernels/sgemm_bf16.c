@@ -10,6 +10,7 @@
  *   - TDPBF16PS: the same steps per element, the even k of a pair first. */
 #include "sam3neck_kernels.h"
 #include "sgemm_internal.h"
+#include "amx_emulation.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -96,31 +97,6 @@ static void emu_cvt_two_rows(const float *r0, const float *r1, size_t len, uint3
   for (size_t i = 0; i < len; i++) dst[i] = emu_pair(r0[i], r1 ? r1[i] : 0.0f);
 }
 
-/* AMX tiles, as palette 1 configures them here: 8 tiles of 16 rows x 64 bytes. */
-typedef struct {
-  uint32_t reg[8][16][16];
-} emu_tiles;
-
-static void emu_tile_load(emu_tiles *s, int t, const void *base, size_t stride) {
-  for (int r = 0; r < 16; r++) memcpy(s->reg[t][r], (const char *)base + (size_t)r * stride, 64);
-}
-static void emu_tile_store(const emu_tiles *s, int t, void *base, size_t stride) {
-  for (int r = 0; r < 16; r++) memcpy((char *)base + (size_t)r * stride, s->reg[t][r], 64);
-}
-static void emu_tile_dp(emu_tiles *s, int c, int a, int b) {
-  for (int m = 0; m < 16; m++)
-    for (int kq = 0; kq < 16; kq++) {
-      const uint32_t x = s->reg[a][m][kq];
-      for (int n = 0; n < 16; n++) {
-        const uint32_t y = s->reg[b][kq][n];
-        float acc = from_bits(s->reg[c][m][n]);
-        acc = sam3neck_bf16_dot_step(acc, (uint16_t)x, (uint16_t)y);
-        acc = sam3neck_bf16_dot_step(acc, (uint16_t)(x >> 16), (uint16_t)(y >> 16));
-        s->reg[c][m][n] = bits(acc);
-      }
-    }
-}
-
 #define BF16_NAME(x) x##_emulated
 #define BF16_TARGET
 #define AMX_TARGET
@@ -134,13 +110,13 @@ static void emu_tile_dp(emu_tiles *s, int c, int a, int b) {
 #define VF_DP(acc, a, b) emu_dp(acc, a, b)
 #define CVT_ROW(src, len, dst) emu_cvt_row(src, len, dst)
 #define CVT_TWO_ROWS(r0, r1, len, dst) emu_cvt_two_rows(r0, r1, len, dst)
-#define TILE_STATE emu_tiles tiles_
-#define TILE_CONFIG ((void)0)
-#define TILE_ZERO(t) memset(tiles_.reg[t], 0, sizeof tiles_.reg[t])
-#define TILE_LOAD(t, p, stride) emu_tile_load(&tiles_, t, p, (size_t)(stride))
-#define TILE_STORE(t, p, stride) emu_tile_store(&tiles_, t, p, (size_t)(stride))
-#define TILE_DP(c, a, b) emu_tile_dp(&tiles_, c, a, b)
-#define TILE_RELEASE ((void)0)
+#define TILE_STATE EMU_TILE_STATE
+#define TILE_CONFIG EMU_TILE_CONFIG
+#define TILE_ZERO(t) EMU_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) EMU_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) EMU_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) EMU_TILE_DP(c, a, b)
+#define TILE_RELEASE EMU_TILE_RELEASE
 #include "sgemm_bf16_body.h"
 #undef BF16_NAME
 #undef BF16_TARGET

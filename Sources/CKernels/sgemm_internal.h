@@ -10,10 +10,11 @@
 void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt,
                                 size_t i, size_t j, size_t rows, size_t cols, int in_place);
 
-/* SAM3NECK_SGEMM_AMX_BF16X3's driver (sgemm_amx.c); g has been checked by sam3neck_sgemm_run. */
-int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g);
+/* SAM3NECK_SGEMM_AMX_BF16X3's driver (sgemm_amx.c), on the instructions or (emulated != 0) on
+ * their emulation; g has been checked by sam3neck_sgemm_run. -1 where the native one is not built. */
+int sam3neck_sgemm_run_amx(const sam3neck_sgemm_args *g, int emulated);
 
-/* Floats of workspace sam3neck_sgemm_run_amx needs for m x k (0 where AMX is not built). */
+/* Floats of workspace sam3neck_sgemm_run_amx needs for m x k. */
 size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k);
 
 /* The bfloat16 kernels (sgemm_bf16.c), for sgemm.c's driver: the 12 x 32 micro-kernel with k

@@ -64,7 +64,7 @@ import Testing
         func run(kernel: Int32, bias useBias: Bool, gelu: Bool, ldc: Int? = nil, floatB: Bool = true) -> (Int32, [Float]) {
             let ldc = ldc ?? n, packed = packed()
             let split = SgemmKernelTests.AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(k, n))
-            if kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) {
+            if SgemmKernelTests.amxKernels.contains(kernel) {
                 #expect(sam3neck_sgemm_pack_b_bf16x3(k, n, packed, split.p) == 0)
             }
             var c = [Float](repeating: .nan, count: m * ldc)
@@ -331,6 +331,14 @@ import Testing
     // ---- bf16×3 on AMX (sgemm_amx.c) -------------------------------------------------------
 
     static let amx = sam3neck_sgemm_kernel_supported(Int32(SAM3NECK_SGEMM_AMX_BF16X3)) != 0
+    /// The bf16×3 codes: the native one where the CPU has AMX, and its build on the emulation of
+    /// the AMX instructions everywhere (the same driver, splits with the same bits).
+    static let amxKernels = [Int32(SAM3NECK_SGEMM_AMX_BF16X3), Int32(SAM3NECK_SGEMM_AMX_BF16X3_EMULATED)]
+    static var amxKernelsHere: [Int32] { amxKernels.filter { sam3neck_sgemm_kernel_supported($0) != 0 } }
+    /// The float32 kernel a bf16×3 call falls back to: AVX-512 natively, the best one here emulated.
+    static func fallbackKernel(_ amx: Int32) -> Int32 {
+        amx == Int32(SAM3NECK_SGEMM_AMX_BF16X3) ? Int32(SAM3NECK_SGEMM_AVX512) : sam3neck_sgemm_pick_kernel(nil)
+    }
 
     final class AlignedBuffer {
         let p: UnsafeMutablePointer<Float>
@@ -344,17 +352,20 @@ import Testing
     /// + 2⁻¹⁸ (the dropped a_lo·b_lo) relative, < 3·2⁻¹⁷ with the second-order terms, and the
     /// float32 sums of three tile products per k pass through at most 3k + 1 roundings. A wrong
     /// tile, pair order or row gives errors of the order of Σ|a·b|, ~10⁴× the bound.
-    @Test(.enabled(if: amx, "the CPU has no AMX-BF16 (or Linux does not grant it)"))
-    func amxBf16x3MatchesDoubleLoop() throws {
-        // m > 256 (several blocks of A), k not a multiple of 32, n not of 32, tiny shapes.
-        let sizes = [(1, 1, 1), (7, 13, 65), (17, 33, 31), (300, 70, 600), (33, 96, 1024), (513, 64, 33)]
+    @Test(arguments: amxKernelsHere)
+    func amxBf16x3MatchesDoubleLoop(kernel: Int32) throws {
+        // m > 256 (several blocks of A), k not a multiple of 32, n not of 32, tiny shapes; smaller
+        // for the emulation (each tile product is 8192 scalar steps there).
+        let emulated = kernel != Int32(SAM3NECK_SGEMM_AMX_BF16X3)
+        let sizes = emulated ? [(1, 1, 1), (7, 13, 65), (17, 33, 31), (300, 40, 70), (33, 64, 130), (40, 64, 33)]
+            : [(1, 1, 1), (7, 13, 65), (17, 33, 31), (300, 70, 600), (33, 96, 1024), (513, 64, 33)]
         for (index, (m, n, k)) in sizes.enumerated() {
             for aTrans in [false, true] {
                 let p = Problem(m: m, n: n, k: k, aTrans: aTrans, seed: UInt64(500 + index * 10 + (aTrans ? 1 : 0)))
                 // Epilogues: none (whole tiles stored straight from the tile registers, into C of
                 // leading dimension n, then n + 7), bias, bias + GELU (through the tile buffer).
                 for (epilogue, ldc) in [(0, n), (0, n + 7), (1, n), (2, n)] {
-                    let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: epilogue > 0, gelu: epilogue == 2, ldc: ldc)
+                    let (rc, c) = p.run(kernel: kernel, bias: epilogue > 0, gelu: epilogue == 2, ldc: ldc)
                     #expect(rc == 0)
                     _ = p.check({ c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "amx epilogue \(epilogue) ldc \(ldc)",
                                 termError: 3 * 0x1p-17, roundings: 3 * k + 1)
@@ -377,17 +388,17 @@ import Testing
     /// A holding a value that does not split gives NaN in every output of the row, so the
     /// Winograd conv sees a non-finite tile and recomputes it directly; the other rows are the
     /// bytes the same call gives on the original A (rows are independent).
-    @Test(.enabled(if: amx, "the CPU has no AMX-BF16 (or Linux does not grant it)"))
-    func amxWithoutFloatBGivesNaNRows() throws {
+    @Test(arguments: amxKernelsHere)
+    func amxWithoutFloatBGivesNaNRows(kernel: Int32) throws {
         for aTrans in [false, true] {
             let clean = Problem(m: 70, n: 70, k: 90, aTrans: aTrans, seed: 78)
-            let (rc0, c0) = clean.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: true, gelu: true, floatB: false)
+            let (rc0, c0) = clean.run(kernel: kernel, bias: true, gelu: true, floatB: false)
             #expect(rc0 == 0)
             for bad in Self.unsplittable {
                 var a = clean.a
                 a[aTrans ? 5 * clean.lda + 33 : 33 * clean.lda + 5] = bad  // A(33, 5): in a pair of tile rows
                 let p = Problem(clean, a: a)
-                let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: true, gelu: true, floatB: false)
+                let (rc, c) = p.run(kernel: kernel, bias: true, gelu: true, floatB: false)
                 #expect(rc == 0)
                 #expect((0..<p.n).allSatisfy { c[33 * p.n + $0].isNaN }, "A(33, 5) = \(bad), aTrans \(aTrans): a finite output in its row")
                 let others = (0..<p.m).filter { $0 != 33 }.allSatisfy { i in
@@ -399,10 +410,10 @@ import Testing
     }
 
     /// Inf, NaN, or a value past bfloat16's range in A: the call runs the AVX-512 kernel instead
-    /// (bit for bit its result, so Inf and NaN reach the outputs float32 gives); in B: the split
-    /// is refused.
-    @Test(.enabled(if: amx, "the CPU has no AMX-BF16 (or Linux does not grant it)"))
-    func amxNonFiniteGoesToFloat32() throws {
+    /// (the best float32 kernel here, emulated; bit for bit its result, so Inf and NaN reach the
+    /// outputs float32 gives); in B: the split is refused.
+    @Test(arguments: amxKernelsHere)
+    func amxNonFiniteGoesToFloat32(kernel: Int32) throws {
         for aTrans in [false, true] {
             // Float(bitPattern: 0x7F7F8000): the smallest magnitude whose bfloat16 rounding overflows.
             for bad in Self.unsplittable {
@@ -410,11 +421,11 @@ import Testing
                 var a = p.a
                 a[aTrans ? 5 * p.lda + 33 : 33 * p.lda + 5] = bad  // A(33, 5), in the second tile row
                 p = Problem(p, a: a)
-                let (rc, c) = p.run(kernel: Int32(SAM3NECK_SGEMM_AMX_BF16X3), bias: true, gelu: true)
-                let (rc32, c32) = p.run(kernel: Int32(SAM3NECK_SGEMM_AVX512), bias: true, gelu: true)
+                let (rc, c) = p.run(kernel: kernel, bias: true, gelu: true)
+                let (rc32, c32) = p.run(kernel: Self.fallbackKernel(kernel), bias: true, gelu: true)
                 #expect(rc == 0 && rc32 == 0)
                 let same = c.withUnsafeBytes { Array($0) } == c32.withUnsafeBytes { Array($0) }  // bit for bit, NaN included
-                #expect(same, "A holding \(bad), aTrans \(aTrans): not the AVX-512 kernel's bytes")
+                #expect(same, "A holding \(bad), aTrans \(aTrans): not the float32 kernel's bytes")
                 #expect(c32[33 * p.n].isNaN || c32[33 * p.n].isInfinite || bad.isFinite)
             }
         }
@@ -432,7 +443,6 @@ import Testing
     /// transform makes them) is the whole B's split, byte for byte; bands that break the rules
     /// are refused before anything is written, and a band with a value that does not split says so.
     @Test func bf16x3SplitOfBands() throws {
-        if sam3neck_cpu_has_avx512f() == 0 { return }  // the split is AVX-512 code; AMX CPUs all have it
         for (k, n, band) in [(70, 130, 32), (64, 48, 64), (96, 17, 32), (20, 5, 32), (200, 64, 64)] {
             let b = Self.values(k * n, seed: UInt64(k + n))
             var packed = [Float](repeating: 0, count: sam3neck_sgemm_packed_b_floats(k, n))
@@ -471,7 +481,6 @@ import Testing
     /// lo(0-15), hi(16-31), lo(16-31), pairs of k interleaved; hi = bf16(x) and lo = bf16(x − hi),
     /// both rounded to nearest even (checked against a scalar rounding here), zero padding.
     @Test func bf16x3SplitLayout() throws {
-        if sam3neck_cpu_has_avx512f() == 0 { return }  // the split is AVX-512 code; AMX CPUs all have it
         func bf16(_ x: Float) -> UInt16 {  // round to nearest even, finite x
             let u = x.bitPattern
             return UInt16((u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)

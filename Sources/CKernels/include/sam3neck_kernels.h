@@ -150,6 +150,10 @@ enum {
   SAM3NECK_SGEMM_AVX512_BF16_EMULATED = 6, /* the same code on the portable emulation (tests) */
   SAM3NECK_SGEMM_AMX_BF16 = 7,             /* TDPBF16PS tile products */
   SAM3NECK_SGEMM_AMX_BF16_EMULATED = 8,    /* the same code on the portable emulation (tests) */
+  SAM3NECK_SGEMM_AMX_BF16X3_EMULATED = 9,  /* SAM3NECK_SGEMM_AMX_BF16X3's code on the portable
+                                            * emulation of the AMX instructions and portable splits,
+                                            * supported everywhere (tests); falls back to the best
+                                            * float32 kernel where the native one takes AVX-512 */
 };
 
 /* Where B(kk, j) lies in a packed B of k rows (the layout above). */
@@ -285,7 +289,8 @@ size_t sam3neck_sgemm_bf16x3_b_floats(size_t k, size_t n);
 
 /* Splits a packed B (sam3neck_sgemm_pack_b's layout) into out (64-byte aligned). Returns 0, or
  * 1 when B holds a value that does not split (NaN, Inf, or |x| rounding beyond bfloat16's
- * largest finite value) or the CPU lacks AVX-512F or AVX-512BW: out is then not to be used. */
+ * largest finite value): out is then not to be used. AVX-512 code where the CPU has AVX-512F and
+ * AVX-512BW, portable code elsewhere (the same bits). */
 int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, float *out);
 
 /* The same for rows k0 .. k0 + rows - 1 of a k x n B only, given as a rows x n matrix packed on
@@ -293,7 +298,7 @@ int sam3neck_sgemm_pack_b_bf16x3(size_t k, size_t n, const float *packed_b, floa
  * split of the whole B: so that a B made a band of rows at a time is split while the band is in
  * cache. k0 is a multiple of 32, and so is rows unless the band ends B. Returns 0; 1 when the
  * band holds a value that does not split (out is then not to be used); -1, writing nothing, for
- * a band that breaks those rules or on a CPU without AVX-512F and AVX-512BW. */
+ * a band that breaks those rules. */
 int sam3neck_sgemm_pack_b_bf16x3_rows(size_t k, size_t n, size_t k0, size_t rows, const float *band, float *out);
 
 /* ---- bfloat16 products (sgemm_bf16.c) -----------------------------------------------------------

@@ -29,6 +29,12 @@ package enum GemmBackend: Hashable, Sendable {
     package static let bf16Preferred: Int32? = [Int32(SAM3NECK_SGEMM_AMX_BF16), Int32(SAM3NECK_SGEMM_AVX512_BF16)]
         .first { sam3neck_sgemm_kernel_supported($0) != 0 }
 
+    /// Whether `kernel` is a bfloat16 product code of the fast mode (its B: `PackedGemm.bf16`).
+    package static func isBF16(_ kernel: Int32) -> Bool {
+        [SAM3NECK_SGEMM_AVX512_BF16, SAM3NECK_SGEMM_AVX512_BF16_EMULATED, SAM3NECK_SGEMM_AMX_BF16,
+         SAM3NECK_SGEMM_AMX_BF16_EMULATED].contains(Int(kernel))
+    }
+
     /// For people: the name of a bfloat16 product code.
     package static func bf16Name(_ kernel: Int32) -> String {
         switch Int(kernel) {
@@ -121,7 +127,7 @@ package struct PackedGemm: Sendable {
                 (args.c, args.rs_c, args.cs_c) = (c, n, 1)
                 (args.store, args.store_ctx, args.workspace) = (store, context, workspace)
                 if kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) { args.packed_b_bf16x3 = UnsafePointer(bf16x3!.pointer) }
-                if kernel >= Int32(SAM3NECK_SGEMM_AVX512_BF16) { args.packed_b = UnsafePointer(bf16!.pointer) }
+                if GemmBackend.isBF16(kernel) { args.packed_b = UnsafePointer(bf16!.pointer) }
                 let status = sam3neck_sgemm_run(&args)
                 precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
             }

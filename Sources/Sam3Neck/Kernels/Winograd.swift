@@ -22,7 +22,7 @@ package struct WinogradBlocks: Sendable {
     /// tile with a non-finite output is.
     package var bf16x3: Bool { kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
     /// Whether the blocks are bfloat16 pairs for the fast mode's products (`kernel` is their code).
-    package var bf16: Bool { (kernel ?? 0) >= Int32(SAM3NECK_SGEMM_AVX512_BF16) }
+    package var bf16: Bool { kernel.map(GemmBackend.isBF16) ?? false }
 
     /// How the blocks are laid out: row-major, or the micro-kernels' panels of 16 columns
     /// (`sam3neck_sgemm_pack_b`'s layout), or, when `refused` is there, split for the AMX products
