@@ -30,13 +30,15 @@ func gelu(_ x: Float) -> Float {
         #expect(abs(gelu(x) - tanhForm) > 5e-5)
     }
 
-    /// The bias + GELU kernel, both versions, against erfc in double with the bound above, over a
+    /// The bias + GELU kernel, every version, against erfc in double with the bound above, over a
     /// dense grid and the whole float range's special values. Lengths that are not multiples of 8
-    /// exercise the vector loop's tail.
-    @Test(arguments: ["generic", "avx2"])
+    /// or 16 exercise the vector loops' tails. The AVX-512 version gives the AVX2 one's bits.
+    @Test(arguments: ["generic", "avx2", "avx512"])
     func biasGeluKernel(version: String) throws {
         if version == "avx2" && sam3neck_cpu_has_avx2_fma() == 0 { return }  // not on this CPU
-        let kernel = version == "avx2" ? sam3neck_bias_gelu_avx2 : sam3neck_bias_gelu_generic
+        if version == "avx512" && (sam3neck_cpu_has_avx2_fma() == 0 || sam3neck_cpu_has_avx512f() == 0) { return }
+        let kernel = version == "avx512" ? sam3neck_bias_gelu_avx512 : version == "avx2" ? sam3neck_bias_gelu_avx2
+            : sam3neck_bias_gelu_generic
         var xs: [Float] = (-1600...1600).map { Float($0) / 100 }  // -16 ... 16, past the vector range
         xs += (-140_000...140_000).map { Float($0) * 0.000_1 + 0.000_03 }  // dense, off the grid above
         xs += [0, -0, .nan, .infinity, -.infinity, 12.99, -12.99, 13, -13, .leastNormalMagnitude]
@@ -57,8 +59,13 @@ func gelu(_ x: Float) -> Float {
             let bound = abs(want) * (8 + 4 * z * z) * 0x1p-24 + 1e-37
             #expect(abs(Double(got) - want) <= bound, "\(version): gelu(\(x)) = \(got), want \(want)")
         }
-        // In place (out == src), and every length 0...17 for the tail.
-        for length in 0...17 {
+        if version == "avx512" {
+            var narrow = [Float](repeating: 0, count: xs.count)
+            sam3neck_bias_gelu_avx2(src, bias, &narrow, xs.count)
+            #expect(narrow.map(\.bitPattern) == out.map(\.bitPattern), "avx512 and avx2 differ")
+        }
+        // In place (out == src), and every length 0...33 for the tails.
+        for length in 0...33 {
             var buffer = Array(src.prefix(length))
             let expected = Array(out.prefix(length))
             buffer.withUnsafeMutableBufferPointer { b in kernel(b.baseAddress, bias, b.baseAddress, length) }
