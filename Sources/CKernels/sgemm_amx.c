@@ -2,10 +2,10 @@
  * bfloat16 hi/lo tiles, A split per block of rows, three tile products per 16 x 16 x 32 step,
  * and the float32 kernels' epilogue (bias, GELU, store) per finished 16 x 32 tile. The driver
  * (sgemm_amx_body.h) is built twice: on the AMX instructions with AVX-512 splits, and on their
- * emulation (amx_emulation.h) with the portable splits below, which give the same bits. */
+ * emulation (amx_tiles.h) with the portable splits below, which give the same bits. */
 #include "sam3neck_kernels.h"
 #include "sgemm_internal.h"
-#include "amx_emulation.h"
+#include "amx_tiles.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -297,11 +297,6 @@ static __attribute__((target("avx512f,avx512bw"))) void split_a(const sam3neck_s
   (void)bad;
 }
 
-typedef struct {
-  uint8_t palette, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-} tile_config;
 
 
 #define AMX_NAME(x) x##_native
@@ -311,22 +306,13 @@ typedef struct {
 #define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable(g)
 #define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a(g, i0, rows, kb_count, aw)
 #define AMX_PREFETCH(p, first, count, lines) prefetch_lines(p, first, count, lines)
-#define TILE_STATE tile_config cfg_
-#define TILE_CONFIG                                                                                \
-  do {                                                                                             \
-    memset(&cfg_, 0, sizeof cfg_);                                                                 \
-    cfg_.palette = 1;                                                                              \
-    for (int t_ = 0; t_ < 8; t_++) {                                                               \
-      cfg_.rows[t_] = 16;                                                                          \
-      cfg_.colsb[t_] = 64;                                                                         \
-    }                                                                                              \
-    _tile_loadconfig(&cfg_);                                                                       \
-  } while (0)
-#define TILE_ZERO(t) _tile_zero(t)
-#define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
-#define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
-#define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
-#define TILE_RELEASE _tile_release()
+#define TILE_STATE NATIVE_TILE_STATE
+#define TILE_CONFIG NATIVE_TILE_CONFIG
+#define TILE_ZERO(t) NATIVE_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) NATIVE_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) NATIVE_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) NATIVE_TILE_DP(c, a, b)
+#define TILE_RELEASE NATIVE_TILE_RELEASE
 
 /* Lines first .. first + count - 1 (at most up to line `lines`) of the 64-byte lines at p into L2. */
 static inline __attribute__((always_inline)) void prefetch_lines(const char *p, size_t first, size_t count, size_t lines) {

@@ -1,6 +1,6 @@
 /* The bf16x3 AMX driver (see sgemm_amx.c), written once over the tile operations and the split
  * of A and compiled twice by sgemm_amx.c: with the AMX instructions, and against their portable
- * emulation (amx_emulation.h) with a portable split, so that its blocking, split layout, fallback
+ * emulation (amx_tiles.h) with a portable split, so that its blocking, split layout, fallback
  * and epilogue run in the tests on any CPU. Not a header of its own: sgemm_amx.c defines, before
  * each inclusion, AMX_NAME(x), AMX_TARGET, AMX_EPILOGUE_KERNEL, AMX_FALLBACK_KERNEL,
  * AMX_A_HAS_UNSPLITTABLE(g), AMX_SPLIT_A(g, i0, rows, kb_count, aw), AMX_PREFETCH(p, first, count,
@@ -82,22 +82,7 @@ static AMX_TARGET int AMX_NAME(run)(const sam3neck_sgemm_args *g) {
           TILE_DP(2, 5, 6);
           TILE_DP(3, 5, 7);
         }
-        if (plain && cols == 32 && (t + 2) * 16 <= mc) { /* whole tiles with nothing to add: straight into C */
-          float *c = g->c + (ptrdiff_t)(ic + t * 16) * g->rs_c + (ptrdiff_t)jb * 32;
-          TILE_STORE(0, c, g->rs_c * 4);
-          TILE_STORE(1, c + 16, g->rs_c * 4);
-          TILE_STORE(2, c + 16 * g->rs_c, g->rs_c * 4);
-          TILE_STORE(3, c + 16 * g->rs_c + 16, g->rs_c * 4);
-          continue;
-        }
-        TILE_STORE(0, tile, 128);
-        TILE_STORE(1, tile + 16, 128);
-        TILE_STORE(2, tile + 512, 128);
-        TILE_STORE(3, tile + 528, 128);
-        for (int h = 0; h < 2; h++) {
-          const size_t r0 = (t + (size_t)h) * 16, rows = mc - r0 < 16 ? mc - r0 : 16;
-          sam3neck_sgemm_finish_tile(g, AMX_EPILOGUE_KERNEL, tile + h * 512, 32, ic + r0, jb * 32, rows, cols, 0);
-        }
+        AMX_FINISH_TILES(2, g, plain, tile, ic, t, jb, mc, cols, AMX_EPILOGUE_KERNEL);
       }
       for (; t * 16 < mc; t++) { /* a last single row of tiles: 1 x 2 */
         const uint16_t *ap = aw + t * kb_count * 1024;
@@ -119,16 +104,7 @@ static AMX_TARGET int AMX_NAME(run)(const sam3neck_sgemm_args *g) {
           TILE_DP(0, 3, 4);
           TILE_DP(1, 3, 6);
         }
-        if (plain && cols == 32 && (t + 1) * 16 <= mc) {
-          float *c = g->c + (ptrdiff_t)(ic + t * 16) * g->rs_c + (ptrdiff_t)jb * 32;
-          TILE_STORE(0, c, g->rs_c * 4);
-          TILE_STORE(1, c + 16, g->rs_c * 4);
-          continue;
-        }
-        TILE_STORE(0, tile, 128);
-        TILE_STORE(1, tile + 16, 128);
-        const size_t rows = mc - t * 16 < 16 ? mc - t * 16 : 16;
-        sam3neck_sgemm_finish_tile(g, AMX_EPILOGUE_KERNEL, tile, 32, ic + t * 16, jb * 32, rows, cols, 0);
+        AMX_FINISH_TILES(1, g, plain, tile, ic, t, jb, mc, cols, AMX_EPILOGUE_KERNEL);
       }
     }
   }

@@ -10,7 +10,7 @@
  *   - TDPBF16PS: the same steps per element, the even k of a pair first. */
 #include "sam3neck_kernels.h"
 #include "sgemm_internal.h"
-#include "amx_emulation.h"
+#include "amx_tiles.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -176,12 +176,6 @@ static NATIVE_BF16 void native_cvt_two_rows(const float *r0, const float *r1, si
   }
 }
 
-typedef struct {
-  uint8_t palette, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-} bf16_tile_config;
-
 #define BF16_NAME(x) x##_native
 #define BF16_TARGET NATIVE_BF16
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
@@ -195,22 +189,13 @@ typedef struct {
 #define VF_DP(acc, a, b) _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
 #define CVT_ROW(src, len, dst) native_cvt_row(src, len, dst)
 #define CVT_TWO_ROWS(r0, r1, len, dst) native_cvt_two_rows(r0, r1, len, dst)
-#define TILE_STATE bf16_tile_config cfg_
-#define TILE_CONFIG                                                                                \
-  do {                                                                                             \
-    memset(&cfg_, 0, sizeof cfg_);                                                                 \
-    cfg_.palette = 1;                                                                              \
-    for (int t_ = 0; t_ < 8; t_++) {                                                               \
-      cfg_.rows[t_] = 16;                                                                          \
-      cfg_.colsb[t_] = 64;                                                                         \
-    }                                                                                              \
-    _tile_loadconfig(&cfg_);                                                                       \
-  } while (0)
-#define TILE_ZERO(t) _tile_zero(t)
-#define TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
-#define TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
-#define TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
-#define TILE_RELEASE _tile_release()
+#define TILE_STATE NATIVE_TILE_STATE
+#define TILE_CONFIG NATIVE_TILE_CONFIG
+#define TILE_ZERO(t) NATIVE_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) NATIVE_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) NATIVE_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) NATIVE_TILE_DP(c, a, b)
+#define TILE_RELEASE NATIVE_TILE_RELEASE
 #include "sgemm_bf16_body.h"
 
 int sam3neck_cpu_has_avx512_bf16(void) {

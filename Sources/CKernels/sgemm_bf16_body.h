@@ -129,22 +129,7 @@ static AMX_TARGET int BF16_NAME(amx_run)(const sam3neck_sgemm_args *g) {
           TILE_DP(2, 5, 6);
           TILE_DP(3, 5, 7);
         }
-        if (plain && cols == 32 && (t + 2) * 16 <= mc) {
-          float *c = g->c + (ptrdiff_t)(ic + t * 16) * g->rs_c + (ptrdiff_t)jb * 32;
-          TILE_STORE(0, c, g->rs_c * 4);
-          TILE_STORE(1, c + 16, g->rs_c * 4);
-          TILE_STORE(2, c + 16 * g->rs_c, g->rs_c * 4);
-          TILE_STORE(3, c + 16 * g->rs_c + 16, g->rs_c * 4);
-          continue;
-        }
-        TILE_STORE(0, tile, 128);
-        TILE_STORE(1, tile + 16, 128);
-        TILE_STORE(2, tile + 512, 128);
-        TILE_STORE(3, tile + 528, 128);
-        for (int h = 0; h < 2; h++) {
-          const size_t r0 = (t + (size_t)h) * 16, rows = mc - r0 < 16 ? mc - r0 : 16;
-          if (r0 < mc) sam3neck_sgemm_finish_tile(g, BF16_EPILOGUE_KERNEL, tile + h * 512, 32, ic + r0, jb * 32, rows, cols, 0);
-        }
+        AMX_FINISH_TILES(2, g, plain, tile, ic, t, jb, mc, cols, BF16_EPILOGUE_KERNEL);
       }
       for (; t * 16 < mc; t++) { /* a last single row of tiles */
         const uint32_t *a0 = aw + t * 16 * kpp;
@@ -157,10 +142,7 @@ static AMX_TARGET int BF16_NAME(amx_run)(const sam3neck_sgemm_args *g) {
           TILE_DP(0, 4, 6);
           TILE_DP(1, 4, 7);
         }
-        TILE_STORE(0, tile, 128);
-        TILE_STORE(1, tile + 16, 128);
-        const size_t rows = mc - t * 16 < 16 ? mc - t * 16 : 16;
-        sam3neck_sgemm_finish_tile(g, BF16_EPILOGUE_KERNEL, tile, 32, ic + t * 16, jb * 32, rows, cols, 0);
+        AMX_FINISH_TILES(1, g, plain, tile, ic, t, jb, mc, cols, BF16_EPILOGUE_KERNEL);
       }
     }
   }
