@@ -12,12 +12,12 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float amx_emu_float(uint32_t u) {
+static inline float f32_of_bits(uint32_t u) {
   float f;
   memcpy(&f, &u, 4);
   return f;
 }
-static inline uint32_t amx_emu_bits(float f) {
+static inline uint32_t bits_of_f32(float f) {
   uint32_t u;
   memcpy(&u, &f, 4);
   return u;
@@ -40,10 +40,10 @@ static inline void emu_tile_dp(emu_tiles *s, int c, int a, int b) {
       const uint32_t x = s->reg[a][m][kq];
       for (int n = 0; n < 16; n++) {
         const uint32_t y = s->reg[b][kq][n];
-        float acc = amx_emu_float(s->reg[c][m][n]);
+        float acc = f32_of_bits(s->reg[c][m][n]);
         acc = sam3neck_bf16_dot_step(acc, (uint16_t)x, (uint16_t)y);
         acc = sam3neck_bf16_dot_step(acc, (uint16_t)(x >> 16), (uint16_t)(y >> 16));
-        s->reg[c][m][n] = amx_emu_bits(acc);
+        s->reg[c][m][n] = bits_of_f32(acc);
       }
     }
 }

@@ -30,10 +30,10 @@ static uint32_t round_bf16_1(uint32_t u) {
 
 /* hi and lo of x (split16, one lane); *bad set when hi is not finite. */
 static void split1(float x, uint16_t *hi, uint16_t *lo, int *bad) {
-  const uint32_t h = round_bf16_1(amx_emu_bits(x));
+  const uint32_t h = round_bf16_1(bits_of_f32(x));
   if ((h & 0x7F800000u) == 0x7F800000u) *bad = 1;
   *hi = (uint16_t)(h >> 16);
-  *lo = (uint16_t)(round_bf16_1(amx_emu_bits(x - amx_emu_float(h))) >> 16);
+  *lo = (uint16_t)(round_bf16_1(bits_of_f32(x - f32_of_bits(h))) >> 16);
 }
 
 /* split_rows, one value at a time. */
@@ -65,7 +65,7 @@ static int a_has_unsplittable_portable(const sam3neck_sgemm_args *g) {
   const size_t lines = g->a_trans ? g->k : g->m, len = g->a_trans ? g->m : g->k;
   for (size_t line = 0; line < lines; line++)
     for (size_t i = 0; i < len; i++)
-      if ((amx_emu_bits(g->a[line * g->lda + i]) & 0x7FFFFFFFu) > 0x7F7F7FFFu) return 1;
+      if ((bits_of_f32(g->a[line * g->lda + i]) & 0x7FFFFFFFu) > 0x7F7F7FFFu) return 1;
   return 0;
 }
 

@@ -25,23 +25,13 @@ size_t sam3neck_sgemm_bf16_b_floats(size_t k, size_t n) {
 
 /* ---- the emulation -------------------------------------------------------------------------- */
 
-static inline uint32_t bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-static inline float from_bits(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
 static inline float daz(float x) {
-  const uint32_t u = bits(x);
-  return (u & 0x7F800000u) == 0 ? from_bits(u & 0x80000000u) : x;
+  const uint32_t u = bits_of_f32(x);
+  return (u & 0x7F800000u) == 0 ? f32_of_bits(u & 0x80000000u) : x;
 }
 
 uint16_t sam3neck_bf16_operand(float x) {
-  uint32_t u = bits(x);
+  uint32_t u = bits_of_f32(x);
   if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40u);
   if ((u & 0x7F800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
   u += 0x7FFFu + ((u >> 16) & 1u);
@@ -49,7 +39,7 @@ uint16_t sam3neck_bf16_operand(float x) {
 }
 
 float sam3neck_bf16_dot_step(float acc, uint16_t a, uint16_t b) {
-  const float x = daz(from_bits((uint32_t)a << 16)), y = daz(from_bits((uint32_t)b << 16));
+  const float x = daz(f32_of_bits((uint32_t)a << 16)), y = daz(f32_of_bits((uint32_t)b << 16));
   return daz(fmaf(x, y, daz(acc)));
 }
 
@@ -79,7 +69,7 @@ static inline emu_vf emu_bcast(const float *p) {
 }
 static inline emu_vf emu_dp(emu_vf acc, emu_vf a, emu_vf b) {
   for (int i = 0; i < 16; i++) {
-    const uint32_t x = bits(a.f[i]), y = bits(b.f[i]);
+    const uint32_t x = bits_of_f32(a.f[i]), y = bits_of_f32(b.f[i]);
     float s = sam3neck_bf16_dot_step(acc.f[i], (uint16_t)(x >> 16), (uint16_t)(y >> 16));
     acc.f[i] = sam3neck_bf16_dot_step(s, (uint16_t)x, (uint16_t)y);
   }
