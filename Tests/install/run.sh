@@ -13,7 +13,7 @@
 # Also: README.md shows both examples exactly as tested.
 #
 #   Tests/install/run.sh [OUT]          (default .build/install-test; wiped first)
-# Needs the library built (make lib), pkg-config, readelf, cc, c++ and python3 with NumPy.
+# Needs the library built (make lib), pkg-config, readelf, cc, c++ and $PYTHON (python3) with NumPy.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" test-install
 OUT="$(abs_path "${1:-.build/install-test}")"
@@ -96,7 +96,7 @@ fi
 pass "example_c and example_cpp ran on the installed library; example_cpp reports a missing file"
 
 for example in examples/example.c examples/example.cpp; do
-  python3 -c 'import sys; sys.exit(open(sys.argv[1]).read() not in open("README.md").read())' "$example" ||
+  "$PYTHON" -c 'import sys; sys.exit(open(sys.argv[1]).read() not in open("README.md").read())' "$example" ||
     fail "README.md does not show $example as it is (copy the file into the README)"
 done
 pass "README.md shows examples/example.c and examples/example.cpp verbatim"
