@@ -45,13 +45,15 @@ test: deps python-test-deps wheel-deps lib test-swift test-api test-swift-exampl
 deps: system-deps python-deps
 
 # With apt-get, what is missing of: OpenBLAS (headers, pkg-config file and library), binutils
-# (strip, readelf: the wheel's library is stripped), and, when the base interpreter is the
-# system's (/usr/bin/python3), its venv module (python3-venv) and NumPy (python3-numpy, which .venv
-# then sees).
+# (strip, readelf: the wheel's library is stripped), cmake for the install test (make test,
+# make test-install), and, when the base interpreter is the system's (/usr/bin/python3), its venv
+# module (python3-venv) and NumPy (python3-numpy, which .venv then sees).
+NEED_CMAKE := $(filter test test-install,$(MAKECMDGOALS))
 system-deps:
 	@missing=; \
 	{ command -v pkg-config >/dev/null && pkg-config --exists openblas; } || missing="$$missing libopenblas-dev pkg-config"; \
 	command -v strip >/dev/null || missing="$$missing binutils"; \
+	$(if $(NEED_CMAKE),command -v cmake >/dev/null || missing="$$missing cmake";) \
 	$(if $(VIRTUAL_ENV),,if command -v apt-get >/dev/null && \
 	    $(PYTHON3) -c 'import sys; sys.exit(sys.base_prefix != "/usr")' 2>/dev/null; then \
 	  $(PYTHON3) -c 'import venv, ensurepip' 2>/dev/null || \
@@ -112,22 +114,27 @@ lib:
 	bash Tests/c/soname_link.sh $(LIB)
 
 # Installation, for C and C++ users:
-#   make install [PREFIX=/usr/local] [DESTDIR=staging-root] [LIBDIR=...] [INCLUDEDIR=...]
+#   make install [PREFIX=/usr/local] [DESTDIR=staging-root] [LIBDIR=...] [INCLUDEDIR=...] [CMAKEDIR=...]
 #   make uninstall (same variables)
 # installs the headers sam3_neck.h and sam3_neck.hpp, lib/libsam3neck.so.A.MINOR.PATCH with the links
-# libsam3neck.so.A (the soname) and libsam3neck.so, and lib/pkgconfig/sam3neck.pc. A is
-# SAM3_NECK_ABI_VERSION, MINOR and PATCH are SAM3_NECK_VERSION_MINOR/_PATCH: every number comes
-# from include/sam3_neck.h (the soname of the built library must agree; install checks it).
+# libsam3neck.so.A (the soname) and libsam3neck.so, lib/pkgconfig/sam3neck.pc and the CMake package
+# lib/cmake/sam3neck/sam3neckConfig.cmake and sam3neckConfigVersion.cmake (from cmake/*.in:
+# find_package(sam3neck 0.3 CONFIG REQUIRED), target sam3neck::sam3neck; its paths are relative to
+# its own folder, so the tree can move). A is SAM3_NECK_ABI_VERSION, MINOR and PATCH are
+# SAM3_NECK_VERSION_MINOR/_PATCH: every number comes from include/sam3_neck.h (the soname of the
+# built library must agree; install checks it).
 # As root with no DESTDIR, install then runs ldconfig (LDCONFIG= to skip it).
 PREFIX ?= /usr/local
 DESTDIR ?=
 INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR ?= $(LIBDIR)/cmake/sam3neck
 LDCONFIG ?= ldconfig
 header_number = $(shell sed -n 's/^.define SAM3_NECK_$(1)[[:space:]][[:space:]]*\([0-9][0-9]*\)[[:space:]]*$$/\1/p' include/sam3_neck.h)
 ABI_VERSION := $(call header_number,ABI_VERSION)
 VERSION := $(call header_number,VERSION_MAJOR).$(call header_number,VERSION_MINOR).$(call header_number,VERSION_PATCH)
+VERSION_MAJOR := $(call header_number,VERSION_MAJOR)
 SONAME := libsam3neck.so.$(ABI_VERSION)
 REALNAME := $(SONAME).$(call header_number,VERSION_MINOR).$(call header_number,VERSION_PATCH)
 # The library is shared only and records its own dependencies (NEEDED: libopenblas.so.0, libstdc++,
@@ -135,6 +142,13 @@ REALNAME := $(SONAME).$(call header_number,VERSION_MINOR).$(call header_number,V
 # which would add OpenBLAS's -I to every --cflags and make pkg-config demand openblas.pc.
 # Libs.private records the OpenBLAS it was built against for `pkg-config --static`.
 OPENBLAS_LIBS := $(strip $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas))
+# The path from folder $(1) to $(2), neither of which need exist (the CMake package's relative paths).
+relpath = $(shell realpath -s -m --relative-to='$(1)' '$(2)')
+CMAKE_CONFIG_SED = -e 's|@VERSION@|$(VERSION)|g' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' \
+  -e 's|@ABI_VERSION@|$(ABI_VERSION)|g' -e 's|@SONAME@|$(SONAME)|g' -e 's|@REALNAME@|$(REALNAME)|g' \
+  -e 's|@PREFIX_FROM_CMAKEDIR@|$(call relpath,$(CMAKEDIR),$(PREFIX))|g' \
+  -e 's|@INCLUDEDIR_FROM_PREFIX@|$(call relpath,$(PREFIX),$(INCLUDEDIR))|g' \
+  -e 's|@LIBDIR_FROM_PREFIX@|$(call relpath,$(PREFIX),$(LIBDIR))|g'
 
 install: lib
 	@case "$(ABI_VERSION).$(VERSION)" in [0-9]*.[0-9]*.[0-9]*.[0-9]*) ;; \
@@ -144,7 +158,7 @@ install: lib
 	if [ "$$soname" != "$(SONAME)" ]; then \
 	  echo "install: $(LIB) has soname '$$soname' but include/sam3_neck.h says $(SONAME)" \
 	    "(SAM3_NECK_ABI_VERSION): fix the -soname flag in Package.swift" >&2; exit 1; fi
-	install -d "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)"
+	install -d "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" "$(DESTDIR)$(CMAKEDIR)"
 	install -m 644 include/sam3_neck.h include/sam3_neck.hpp "$(DESTDIR)$(INCLUDEDIR)/"
 	install -m 755 $(LIB) "$(DESTDIR)$(LIBDIR)/$(REALNAME)"
 	ln -sfn $(REALNAME) "$(DESTDIR)$(LIBDIR)/$(SONAME)"
@@ -161,12 +175,18 @@ install: lib
 	  'Libs: -L$${libdir} -lsam3neck' \
 	  'Libs.private: $(OPENBLAS_LIBS)' \
 	  > "$(DESTDIR)$(PKGCONFIGDIR)/sam3neck.pc"
+	sed $(CMAKE_CONFIG_SED) cmake/sam3neckConfig.cmake.in > "$(DESTDIR)$(CMAKEDIR)/sam3neckConfig.cmake"
+	sed $(CMAKE_CONFIG_SED) cmake/sam3neckConfigVersion.cmake.in > "$(DESTDIR)$(CMAKEDIR)/sam3neckConfigVersion.cmake"
+	@if grep -n '@[A-Z_]*@' "$(DESTDIR)$(CMAKEDIR)"/sam3neckConfig*.cmake; then \
+	  echo "install: a placeholder of cmake/*.in was left unreplaced (above)" >&2; exit 1; fi
 	$(if $(LDCONFIG),$(if $(DESTDIR),,@if [ "$$(id -u)" = 0 ]; then echo $(LDCONFIG); $(LDCONFIG); fi))
 
 uninstall:
 	rm -f "$(DESTDIR)$(INCLUDEDIR)/sam3_neck.h" "$(DESTDIR)$(INCLUDEDIR)/sam3_neck.hpp" \
 	  "$(DESTDIR)$(LIBDIR)/libsam3neck.so" "$(DESTDIR)$(LIBDIR)/$(SONAME)" \
-	  "$(DESTDIR)$(LIBDIR)/$(REALNAME)" "$(DESTDIR)$(PKGCONFIGDIR)/sam3neck.pc"
+	  "$(DESTDIR)$(LIBDIR)/$(REALNAME)" "$(DESTDIR)$(PKGCONFIGDIR)/sam3neck.pc" \
+	  "$(DESTDIR)$(CMAKEDIR)/sam3neckConfig.cmake" "$(DESTDIR)$(CMAKEDIR)/sam3neckConfigVersion.cmake"
+	@rmdir "$(DESTDIR)$(CMAKEDIR)" 2>/dev/null || true
 
 test-swift:
 	swift test
@@ -192,7 +212,8 @@ test-abi: test-c
 test-cpp: lib python-deps
 	bash Tests/cpp/run.sh .build/cpptest
 
-# make install into temporary prefixes; the examples built with pkg-config against the installed copy.
+# make install into temporary prefixes; the examples built with pkg-config, and with CMake
+# (find_package), against the installed copy.
 test-install: lib python-deps
 	bash Tests/install/run.sh .build/install-test
 
