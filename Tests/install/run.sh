@@ -8,9 +8,11 @@
 #      Tests/c/examples.sh writes) with LD_LIBRARY_PATH = the installed lib dir, and resolve
 #      libsam3neck to the installed copy.
 #   3. the CMake package: Tests/install/cmake (the same two examples, target sam3neck::sam3neck from
-#      find_package(sam3neck 0.3 CONFIG REQUIRED), CMAKE_PREFIX_PATH = the prefix) configures, builds
-#      and runs; 0.2 and 0.2...0.3 are accepted, 0.4 and 9.0 refused; the installed tree, moved to
-#      another folder, still configures and builds (paths relative to the config file).
+#      find_package(sam3neck MAJOR.MINOR CONFIG REQUIRED), CMAKE_PREFIX_PATH = the prefix) configures,
+#      builds and runs; the README's request, the previous minor and a range up to this version are
+#      accepted; the next minor, the next major, 9.0 and a range below this version are refused; the
+#      installed tree, moved to another folder, still configures and builds (paths relative to the
+#      config file).
 #   4. make install DESTDIR=OUT/stage PREFIX=/usr/local: files under the staging root, the .pc file
 #      names the final prefix; the C++ example builds against it with PKG_CONFIG_SYSROOT_DIR, and
 #      with CMake (CMAKE_PREFIX_PATH = the staged prefix).
@@ -27,8 +29,9 @@ MAKE="${MAKE:-make}"
 pass() { echo "PASS $*"; }
 macro() { sed -n "s/^#define SAM3_NECK_$1[[:space:]][[:space:]]*\([0-9][0-9]*\)[[:space:]]*\$/\1/p" include/sam3_neck.h; }
 ABI=$(macro ABI_VERSION)
+MAJOR=$(macro VERSION_MAJOR)
 MINOR=$(macro VERSION_MINOR)
-VERSION="$(macro VERSION_MAJOR).$MINOR.$(macro VERSION_PATCH)"
+VERSION="$MAJOR.$MINOR.$(macro VERSION_PATCH)"
 SONAME="libsam3neck.so.$ABI"
 REALNAME="$SONAME.$MINOR.$(macro VERSION_PATCH)"
 [ -n "$ABI" ] && [ -n "$MINOR" ] || fail "cannot read the version macros of include/sam3_neck.h"
@@ -107,7 +110,7 @@ for example in examples/example.c examples/example.cpp; do
 done
 pass "README.md shows examples/example.c and examples/example.cpp verbatim"
 
-step "the CMake package: find_package(sam3neck 0.3 CONFIG REQUIRED), target sam3neck::sam3neck"
+step "the CMake package: find_package(sam3neck $MAJOR.$MINOR CONFIG REQUIRED), target sam3neck::sam3neck"
 command -v cmake >/dev/null || fail "cmake not found (make test installs it: apt-get install cmake)"
 if grep -rF "$PREFIX" "$LIBDIR/cmake/sam3neck"; then fail "the CMake package names its prefix (above): it must be relocatable"; fi
 # cmake_consumer BUILD PREFIX [REQUEST]: configure Tests/install/cmake against PREFIX only (no
@@ -130,22 +133,28 @@ cmake_built() {
     grep -q '^ran: trunk_dim 64, d_model 32$' "$1/$bin.out" || { cat "$1/$bin.out"; fail "$1/$bin printed something unexpected"; }
   done
 }
-cmake_consumer "$OUT/cmake" "$PREFIX" || { cat "$OUT/cmake.log"; fail "find_package(sam3neck 0.3 CONFIG REQUIRED) failed"; }
+cmake_consumer "$OUT/cmake" "$PREFIX" "$MAJOR.$MINOR" || { cat "$OUT/cmake.log"; fail "find_package(sam3neck $MAJOR.$MINOR CONFIG REQUIRED) failed"; }
 grep -qF -- "-- sam3neck $VERSION (ABI $ABI) from $LIBDIR/cmake/sam3neck" "$OUT/cmake.log" ||
   { cat "$OUT/cmake.log"; fail "find_package found something else than $LIBDIR/cmake/sam3neck ($VERSION, ABI $ABI)"; }
 cmake_built "$OUT/cmake" "$LIBDIR"
-pass "cmake: find_package(sam3neck 0.3) found $VERSION; example_c and example_cpp built with sam3neck::sam3neck, linked to $SONAME and ran"
-for request in 0.2 0.2...0.3 "$VERSION"; do
+pass "cmake: find_package(sam3neck $MAJOR.$MINOR) found $VERSION; example_c and example_cpp built with sam3neck::sam3neck, linked to $SONAME and ran"
+readme_request=$(sed -n 's/^find_package(sam3neck \([0-9.]*\) CONFIG REQUIRED).*/\1/p' README.md)
+[ -n "$readme_request" ] || fail "README.md shows no find_package(sam3neck X.Y CONFIG REQUIRED) line"
+accept=("$readme_request" "$VERSION" "$MAJOR.0...$MAJOR.$MINOR")
+refuse=("$MAJOR.$((MINOR + 1))" "$((MAJOR + 1)).0" "$MAJOR.$MINOR.$(( $(macro VERSION_PATCH) + 1 ))")
+[ "$MAJOR" -ge 9 ] || refuse+=(9.0)
+if [ "$MINOR" -gt 0 ]; then accept+=("$MAJOR.$((MINOR - 1))"); refuse+=("$MAJOR.0...<$MAJOR.$MINOR"); fi
+for request in "${accept[@]}"; do
   cmake_consumer "$OUT/cmake-accept" "$PREFIX" "$request" || { cat "$OUT/cmake-accept.log"; fail "find_package(sam3neck $request) refused $VERSION"; }
 done
-for request in 0.4 1.0 9.0 0.1...0.2; do
+for request in "${refuse[@]}"; do
   if cmake_consumer "$OUT/cmake-refuse" "$PREFIX" "$request"; then
     cat "$OUT/cmake-refuse.log"; fail "find_package(sam3neck $request CONFIG REQUIRED) accepted $VERSION"
   fi
   grep -q "requested version \"$request\"\|requested version range \"$request\"" "$OUT/cmake-refuse.log" ||
     { cat "$OUT/cmake-refuse.log"; fail "find_package(sam3neck $request) failed, but not for the version"; }
 done
-pass "cmake: version requests 0.2, 0.2...0.3 and $VERSION accepted; 0.4, 1.0, 9.0 and 0.1...0.2 refused"
+pass "cmake: version requests ${accept[*]} accepted (${readme_request}: the README's); ${refuse[*]} refused"
 cp -a "$PREFIX" "$OUT/moved"
 cmake_consumer "$OUT/cmake-moved" "$OUT/moved" || { cat "$OUT/cmake-moved.log"; fail "find_package in the moved install failed"; }
 cmake_built "$OUT/cmake-moved" "$OUT/moved/lib"
