@@ -52,6 +52,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -129,11 +130,25 @@ enum class Layout : int {
   NHWC = SAM3_NECK_LAYOUT_NHWC  /* [B, H, W, C] (the trunk's own channels-last order) */
 };
 
-/* Accuracy mode (sam3_neck_precision); the bounds are the C header's. */
+/* Accuracy mode (sam3_neck_precision). Each mode's bound on the normalised max error of every
+ * level against the float64 reference is the C header's macro (also bound() below). */
 enum class Precision : int {
-  Default = SAM3_NECK_PRECISION_DEFAULT, /* normalised max error <= 1e-4 against float64 */
-  Strict = SAM3_NECK_PRECISION_STRICT    /* normalised max error <= 1e-5 against float64 */
+  Default = SAM3_NECK_PRECISION_DEFAULT, /* error <= SAM3_NECK_BOUND_DEFAULT */
+  Strict = SAM3_NECK_PRECISION_STRICT,   /* error <= SAM3_NECK_BOUND_STRICT; float32 products only */
+  /* Since 0.4.0: error <= SAM3_NECK_BOUND_FAST. bfloat16 products with float32 sums on CPUs with
+   * native bfloat16 products (AMX-BF16, else AVX512_BF16; chosen at run time), elsewhere exactly
+   * the Default mode's arithmetic. */
+  Fast = SAM3_NECK_PRECISION_FAST
 };
+
+/* The bound of a precision: SAM3_NECK_BOUND_DEFAULT, _STRICT or _FAST (NaN, which no error
+ * meets, for a value that is none of them). */
+constexpr double bound(Precision precision) noexcept {
+  return precision == Precision::Default  ? SAM3_NECK_BOUND_DEFAULT
+         : precision == Precision::Strict ? SAM3_NECK_BOUND_STRICT
+         : precision == Precision::Fast   ? SAM3_NECK_BOUND_FAST
+                                          : std::numeric_limits<double>::quiet_NaN();
+}
 
 /* Element type of the input or the outputs (sam3_neck_dtype, since 0.3.0). */
 enum class DType : int {

@@ -7,10 +7,12 @@
 // Checks: the wrapper's outputs and position encodings are bitwise equal to the C API's on the same
 // input; errors throw sam3neck::Error with the C status and a message naming the cause; the move
 // semantics (run under AddressSanitizer/LeakSanitizer by Tests/cpp/run.sh, which also catches a
-// double free or a leaked handle). Prints one line per check and at the end exactly
-// "N passed, M failed"; exits 1 if M > 0.
+// double free or a leaked handle); every Precision (Fast included) within its bound, the header's
+// SAM3_NECK_BOUND_* macro, of the fixture's float64 reference. Prints one line per check and at
+// the end exactly "N passed, M failed"; exits 1 if M > 0.
 #include "sam3_neck.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <cstdio>
@@ -316,6 +318,75 @@ void test_io_options(const Fixture &f) {
                [&] { neck.run(f.input); });
 }
 
+// Normalised max error max|out - ref| / max|ref| (+inf on a NaN difference), as the C test's norm_err.
+double norm_err(const std::vector<float> &out, const std::vector<double> &ref) {
+  if (out.size() != ref.size() || out.empty()) return std::numeric_limits<double>::infinity();
+  double diff = 0, scale = 0;
+  for (size_t k = 0; k < out.size(); k++) {
+    const double e = std::fabs(static_cast<double>(out[k]) - ref[k]);
+    if (!(e <= diff)) diff = std::isnan(e) ? std::numeric_limits<double>::infinity() : e;
+    scale = std::max(scale, std::fabs(ref[k]));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+// Every precision through the wrapper: compile_options() returns it, the outputs are bitwise the C
+// API's for the same plan and within the header's bound (SAM3_NECK_BOUND_*) of the fixture's
+// float64 reference; an unknown precision throws INVALID_ARGUMENT naming the accepted values.
+void test_precisions(const Fixture &f) {
+  static_assert(static_cast<int>(sam3neck::Precision::Default) == SAM3_NECK_PRECISION_DEFAULT &&
+                    static_cast<int>(sam3neck::Precision::Strict) == SAM3_NECK_PRECISION_STRICT &&
+                    static_cast<int>(sam3neck::Precision::Fast) == SAM3_NECK_PRECISION_FAST,
+                "Precision holds the C values");
+  static_assert(sam3neck::bound(sam3neck::Precision::Default) == SAM3_NECK_BOUND_DEFAULT &&
+                    sam3neck::bound(sam3neck::Precision::Strict) == SAM3_NECK_BOUND_STRICT &&
+                    sam3neck::bound(sam3neck::Precision::Fast) == SAM3_NECK_BOUND_FAST,
+                "bound() is the header's macros");
+  check(std::isnan(sam3neck::bound(static_cast<sam3neck::Precision>(3))), "bound() of an unknown precision is NaN");
+
+  std::vector<std::vector<double>> refs(SAM3_NECK_NUM_LEVELS);
+  for (int i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
+    const std::vector<unsigned char> bytes = read_bytes(f.dir + "/ref_level" + std::to_string(i) + ".f64");
+    refs[static_cast<size_t>(i)].resize(bytes.size() / sizeof(double));
+    std::memcpy(refs[static_cast<size_t>(i)].data(), bytes.data(), refs[static_cast<size_t>(i)].size() * sizeof(double));
+  }
+  const struct {
+    sam3neck::Precision precision;
+    double bound;
+    const char *name;
+  } modes[] = {{sam3neck::Precision::Fast, SAM3_NECK_BOUND_FAST, "Fast"},
+               {sam3neck::Precision::Default, SAM3_NECK_BOUND_DEFAULT, "Default"},
+               {sam3neck::Precision::Strict, SAM3_NECK_BOUND_STRICT, "Strict"}};
+  for (const auto &mode : modes) {
+    const std::string tag = std::string("precision ") + mode.name;
+    sam3neck::CompileOptions options = f.options(0xF);
+    options.precision = mode.precision;
+    const CReference ref = run_c(f.tiny, options.to_c(), f.input);
+    sam3neck::Neck neck = sam3neck::Neck::load(f.tiny);
+    neck.compile(options);
+    check(neck.compile_options().precision == mode.precision, tag + ": compile_options() returns it");
+    const std::vector<std::vector<float>> out = neck.run(f.input);
+    check(bitwise_equal(out, ref.levels), tag + ": run() bitwise equal to sam3_neck_run's");
+    for (int i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
+      const double e = norm_err(out[static_cast<size_t>(i)], refs[static_cast<size_t>(i)]);
+      std::ostringstream what;
+      what << tag << ": level " << i << " normalised max error " << e << " <= " << mode.bound
+           << " against the float64 reference";
+      check(e <= mode.bound, what.str());
+    }
+  }
+
+  sam3neck::Neck neck = sam3neck::Neck::load(f.tiny);
+  for (const int bad : {3, 1000000}) {
+    sam3neck::CompileOptions options = f.options(0xF);
+    options.precision = static_cast<sam3neck::Precision>(bad);
+    expect_error("compile() with precision " + std::to_string(bad), SAM3_NECK_ERR_INVALID_ARGUMENT,
+                 {"SAM3_NECK_PRECISION_DEFAULT (0)", "SAM3_NECK_PRECISION_STRICT (1)",
+                  "SAM3_NECK_PRECISION_FAST (2)", "got " + std::to_string(bad)},
+                 [&] { neck.compile(options); });
+  }
+}
+
 void test_load_variants(const Fixture &f) {
   const sam3neck::CompileOptions options = f.options(0xF);
   const std::vector<std::vector<float>> from_file = [&] {
@@ -496,6 +567,7 @@ int main(int argc, char **argv) {
     test_versions_and_types();
     test_outputs_match_c(f);
     test_io_options(f);
+    test_precisions(f);
     test_load_variants(f);
     test_errors(f);
     test_moves(f);

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import checkpoint, reference
 from .neck import Neck, Sam3NeckError
-from .runner import levels_arg
+from .runner import PRECISION_HELP, levels_arg
 
 EXIT_STATUS = """exit status:
   0  success
@@ -136,7 +136,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--threads", type=int, default=0)
     demo.add_argument("--layout", default="NCHW", choices=["NCHW", "NHWC", "nchw", "nhwc"])
     demo.add_argument("--levels", type=levels_arg, default=[0, 1, 2, 3])
-    demo.add_argument("--precision", default="default", choices=["default", "strict", "fast"])
+    demo.add_argument("--precision", default="default", choices=["default", "strict", "fast"],
+                      help=PRECISION_HELP)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up run")
 

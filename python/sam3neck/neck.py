@@ -456,8 +456,14 @@ class Neck:
                        Case-insensitive.
         levels         the levels to compute, a subset of (0, 1, 2, 3) or one int
         threads        worker threads of a run; 0 = all cores
-        precision      "default" or "strict"; the error bound of each is
-                       sam3neck.reference.TOLERANCE[precision]
+        precision      "default", "strict" or "fast" (case-insensitive); each bounds the
+                       normalised max error of every level against the float64 reference by
+                       sam3neck.reference.TOLERANCE[precision] (the header's
+                       SAM3_NECK_BOUND_*): "default" 1e-4, "strict" 1e-5 (float32 products
+                       only), "fast" 1e-2 (since 0.4.0: products of bfloat16 operands with
+                       float32 sums on CPUs with native bfloat16 products, AMX-BF16 or
+                       AVX512_BF16; elsewhere the default mode's arithmetic). With a float16 /
+                       bfloat16 output_dtype: reference.tolerance(precision, output_dtype)
         input_dtype    the element type run() takes: "float32", "float16" or "bfloat16"
         output_dtype   the element type of the features and position encodings: the same three
                        (the neck computes in float32; outputs are rounded to nearest even, and

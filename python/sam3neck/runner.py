@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, reference
 from ._atomic import atomic_writer
 from .neck import Neck, Sam3NeckError, parse_levels
 
@@ -57,6 +57,15 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: The --precision help of `run` and `demo`: each mode's bound (reference.TOLERANCE, the header's
+#: SAM3_NECK_BOUND_*) on the normalised max error of every level against the float64 reference.
+_BOUND = {k: f"{v:.0e}".replace("e-0", "e-") for k, v in reference.TOLERANCE.items()}  # "1e-4"
+PRECISION_HELP = (
+    f"default (error <= {_BOUND['default']}), strict (<= {_BOUND['strict']}, float32 products "
+    f"only) or fast (<= {_BOUND['fast']}: bfloat16 products with float32 sums on CPUs with "
+    "AVX512_BF16 or AMX-BF16, elsewhere the default mode's arithmetic); the error is the "
+    "normalised max error of each level against the float64 reference (default: default)")
 
 
 class InputError(Exception):
@@ -447,7 +456,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["NCHW", "NHWC", "sequence"],
                         help="NCHW [B, d, h, w], NHWC [B, h, w, d] or sequence [h*w, B, d]")
     parser.add_argument("--threads", type=int, default=0, help="threads per run (0 = all cores)")
-    parser.add_argument("--precision", default="default", choices=["default", "strict", "fast"])
+    parser.add_argument("--precision", default="default", choices=["default", "strict", "fast"],
+                        help=PRECISION_HELP)
     parser.add_argument("--with-pos", action="store_true",
                         help="also write the position encodings (pos0 ...)")
     parser.add_argument("--png", default=None, metavar="FILE",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sam3neck import _lib
+from sam3neck import _lib, reference
 
 HEADER = Path(__file__).resolve().parents[2] / "include" / "sam3_neck.h"
 
@@ -154,7 +154,8 @@ def test_enums_and_constants():
     assert _enum("sam3_neck_layout") == {"SAM3_NECK_LAYOUT_NCHW": _lib.LAYOUT_NCHW,
                                          "SAM3_NECK_LAYOUT_NHWC": _lib.LAYOUT_NHWC}
     assert _enum("sam3_neck_precision") == {"SAM3_NECK_PRECISION_DEFAULT": _lib.PRECISION_DEFAULT,
-                                            "SAM3_NECK_PRECISION_STRICT": _lib.PRECISION_STRICT}
+                                            "SAM3_NECK_PRECISION_STRICT": _lib.PRECISION_STRICT,
+                                            "SAM3_NECK_PRECISION_FAST": _lib.PRECISION_FAST}
     assert _enum("sam3_neck_dtype") == {"SAM3_NECK_DTYPE_FLOAT32": _lib.DTYPE_FLOAT32,
                                         "SAM3_NECK_DTYPE_FLOAT16": _lib.DTYPE_FLOAT16,
                                         "SAM3_NECK_DTYPE_BFLOAT16": _lib.DTYPE_BFLOAT16}
@@ -162,6 +163,10 @@ def test_enums_and_constants():
                                                 "SAM3_NECK_OUTPUT_NHWC": _lib.OUTPUT_NHWC,
                                                 "SAM3_NECK_OUTPUT_SEQUENCE": _lib.OUTPUT_SEQUENCE}
     src = HEADER.read_text()
+    # each precision's bound: the header's macro is reference.TOLERANCE's number
+    bounds = {m.group(1).lower(): float(m.group(2))
+              for m in re.finditer(r"#define SAM3_NECK_BOUND_([A-Z]+) ([0-9.eE+-]+)\s*$", src, re.M)}
+    assert bounds == reference.TOLERANCE == {"default": 1e-4, "strict": 1e-5, "fast": 1e-2}
     assert int(re.search(r"#define SAM3_NECK_ABI_VERSION (\d+)", src).group(1)) == _lib.ABI_VERSION
     assert int(re.search(r"#define SAM3_NECK_NUM_LEVELS (\d+)", src).group(1)) == _lib.NUM_LEVELS
     import sam3neck

@@ -35,7 +35,7 @@ def _run(*argv):
     return main(["run", *[str(a) for a in argv]])
 
 
-def _check_npz(path, weights, x, layout="NCHW", levels=(0, 1, 2, 3), with_pos=False):
+def _check_npz(path, weights, x, layout="NCHW", levels=(0, 1, 2, 3), with_pos=False, tol=TOL):
     """The .npz at path against reference.forward on x (3-D or 4-D, as the file held)."""
     squeeze = x.ndim == 3
     x4 = x[None] if squeeze else x
@@ -50,7 +50,7 @@ def _check_npz(path, weights, x, layout="NCHW", levels=(0, 1, 2, 3), with_pos=Fa
             assert got.dtype == np.float32
             assert got.shape == (feat.shape[1:] if squeeze else feat.shape)
             err = reference.normalised_error(got, feat[0] if squeeze else feat)
-            assert err <= TOL, f"level {i}: {err:.2e}"
+            assert err <= tol, f"level {i}: {err:.2e}"
             if with_pos:
                 p = z[f"pos{i}"]
                 assert p.shape == (pos.shape[1:] if squeeze else pos.shape)
@@ -83,6 +83,33 @@ def test_single_file_batch_nhwc_levels_pos(ck, tmp_path):
               "--threads", "1")
     assert rc == 0
     _check_npz(tmp_path / "g.npz", w, x, "NHWC", (1, 3), with_pos=True)
+
+
+def test_precision_fast(ck, tmp_path):
+    path, w = ck
+    x = _x((2, C, 5, 6), 12)
+    np.save(tmp_path / "p.npy", x)
+    assert _run("--weights", path, "--input", tmp_path / "p.npy", "--out", tmp_path / "p.npz",
+                "--precision", "fast") == 0
+    _check_npz(tmp_path / "p.npz", w, x, tol=reference.TOLERANCE["fast"])
+    with pytest.raises(SystemExit) as e:  # an unknown mode is a usage error naming the three
+        _run("--weights", path, "--input", tmp_path / "p.npy", "--out", tmp_path / "q.npz",
+             "--precision", "turbo")
+    assert e.value.code == 2
+    assert not (tmp_path / "q.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_precision_help_names_every_mode_and_bound(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse's line breaks undone
+    assert "--precision {default,strict,fast}" in text
+    for mode in ("default", "strict", "fast"):
+        bound = f"{reference.TOLERANCE[mode]:.0e}".replace("e-0", "e-")
+        assert re.search(rf"\b{mode} \((error )?<= {bound}\b", text), (mode, bound, text)
+    assert "bfloat16 products" in text
 
 
 def test_out_is_a_folder(ck, tmp_path):

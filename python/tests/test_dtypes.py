@@ -134,6 +134,10 @@ def test_tolerances():
     assert reference.tolerance("strict", "float32") == reference.TOLERANCE["strict"]
     assert reference.tolerance("strict", "float16") == 1e-3
     assert reference.tolerance("default", "bfloat16") == 8e-3
+    # fast: its own bound, plus the output's rounding (half an ulp: a relative 2**-11 / 2**-8)
+    assert reference.tolerance("fast") == reference.tolerance("fast", "float32") == 1e-2
+    assert reference.tolerance("fast", "float16") == 1e-2 + 2**-11
+    assert reference.tolerance("fast", "bfloat16") == 1e-2 + 2**-8
     # one rounding of a value in [0.5, 1) is at most half an ulp there
     v = np.float32(1 - 2**-12)  # halfway between two float16 values: error exactly 2**-12
     assert abs(float(np.float16(v)) - float(v)) <= reference.position_tolerance("float16") - 1e-5

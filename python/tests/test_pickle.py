@@ -33,9 +33,10 @@ def _same_outputs(a, b):
         np.testing.assert_array_equal(la.pos, lb.pos)
 
 
-def test_round_trip_compiled_is_bitwise_equal(ck):
+@pytest.mark.parametrize("precision", ["strict", "fast"])
+def test_round_trip_compiled_is_bitwise_equal(ck, precision):
     with Neck(ck) as neck:
-        neck.compile(5, 7, batch=2, layout="nhwc", levels=(3, 0), threads=1, precision="strict")
+        neck.compile(5, 7, batch=2, layout="nhwc", levels=(3, 0), threads=1, precision=precision)
         data = pickle.dumps(neck)
         assert len(data) < 2000  # a path and options, not the weights
         x = _x((2, 5, 7, 16), 1)

@@ -104,6 +104,25 @@ void test_queries(sam3_neck *h, const meta_t *m) {
           (int)back.batch, (int)back.height, (int)back.width, (int)back.layout,
           (unsigned)back.levels_mask, (int)back.threads, (int)back.precision);
   }
+  /* every precision comes back as compiled (the handle ends compiled as `cp`, STRICT) */
+  {
+    static const sam3_neck_precision precisions[] = {SAM3_NECK_PRECISION_DEFAULT, SAM3_NECK_PRECISION_FAST,
+                                                     SAM3_NECK_PRECISION_STRICT};
+    size_t k;
+    for (k = 0; k < sizeof precisions / sizeof precisions[0]; k++) {
+      sam3_neck_compile_params q = cp;
+      char label[96];
+      q.precision = precisions[k];
+      snprintf(label, sizeof label, "compile(precision %d)", (int)precisions[k]);
+      memset(&back, 0, sizeof back);
+      if (check_ok(sam3_neck_compile(h, &q), label) &&
+          check_ok(sam3_neck_get_compile_params(h, &back), "get_compile_params")) {
+        check(same_compile_params(&back, &q, 1) && back.precision == precisions[k],
+              "get_compile_params returns precision %d as compiled (got %d)", (int)precisions[k],
+              (int)back.precision);
+      }
+    }
+  }
   for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
     int lh, lw;
     char label[64];
@@ -224,8 +243,23 @@ void test_compile_errors(sam3_neck *h, const fixture_t *f) {
   BAD_COMPILE(p.levels_mask = 0x80000000u, SAM3_NECK_ERR_INVALID_ARGUMENT,
               "compile(levels_mask 0x80000000)");
   BAD_COMPILE(p.threads = -1, SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(threads -1)");
-  BAD_COMPILE(set_enum_raw(&p.precision, 9), SAM3_NECK_ERR_INVALID_ARGUMENT,
-              "compile(precision 9)");
+  /* an unknown precision: the message names the three accepted values and the one given */
+  {
+    static const int bad_precisions[] = {3, 9, -1, INT32_MAX, INT32_MIN};
+    size_t k;
+    for (k = 0; k < sizeof bad_precisions / sizeof bad_precisions[0]; k++) {
+      char want[200], label[64];
+      snprintf(want, sizeof want,
+               "precision must be SAM3_NECK_PRECISION_DEFAULT (%d), SAM3_NECK_PRECISION_STRICT (%d) or "
+               "SAM3_NECK_PRECISION_FAST (%d), got %d",
+               (int)SAM3_NECK_PRECISION_DEFAULT, (int)SAM3_NECK_PRECISION_STRICT,
+               (int)SAM3_NECK_PRECISION_FAST, bad_precisions[k]);
+      snprintf(label, sizeof label, "compile(precision %d)", bad_precisions[k]);
+      p = good;
+      set_enum_raw(&p.precision, bad_precisions[k]);
+      check_err_msg(sam3_neck_compile(h, &p), SAM3_NECK_ERR_INVALID_ARGUMENT, want, label);
+    }
+  }
   BAD_COMPILE((p.height = 1, p.levels_mask = 0xF), SAM3_NECK_ERR_SHAPE,
               "compile(H 1 with level 3)");
   BAD_COMPILE((p.width = 1, p.levels_mask = 0x8), SAM3_NECK_ERR_SHAPE,

@@ -1,6 +1,7 @@
 /*
  * io.c — the 0.3.0 additions: element types and output layouts (compile_io, get_io_params,
- * output_shape, run_io, position_encoding_io; every output type and layout, a bfloat16 input),
+ * output_shape, run_io, position_encoding_io; every output type and layout, a bfloat16 input; in
+ * the STRICT and the FAST precision),
  * and the experimental export of the loaded weights.
  * The oracle is the float32 plan: a float16 or bfloat16 output is its output rounded to nearest
  * even (decoded here independently of the library), a sequence or NHWC output its permutation.
@@ -38,24 +39,43 @@ static size_t stored_index(sam3_neck_output_layout layout, int64_t b, int64_t d,
   }
 }
 
+/* The bound on the normalised error of a `precision` plan's outputs of type `dtype` against the
+ * float64 reference: the precision's (SAM3_NECK_BOUND_*) plus, for a half-precision output, its
+ * rounding to nearest (half an ulp: a relative 2^-11 for float16, 2^-8 for bfloat16), as
+ * sam3neck.reference.tolerance states it for the fast mode. */
+static double io_bound(sam3_neck_precision precision, sam3_neck_dtype dtype) {
+  double b = precision == SAM3_NECK_PRECISION_FAST     ? SAM3_NECK_BOUND_FAST
+             : precision == SAM3_NECK_PRECISION_STRICT ? SAM3_NECK_BOUND_STRICT
+                                                       : SAM3_NECK_BOUND_DEFAULT;
+  return b + (dtype == SAM3_NECK_DTYPE_FLOAT16 ? 0x1p-11 : dtype == SAM3_NECK_DTYPE_BFLOAT16 ? 0x1p-8 : 0.0);
+}
+
+/* `want`: the float32 NCHW outputs of a `precision` plan on f->input. Every output type and
+ * layout of a `precision` plan is that output rounded and permuted; for the FAST precision each
+ * output (unpermuted, widened) is also checked against the float64 reference with io_bound. */
 static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t *want, sam3_neck_dtype dtype,
-                                 sam3_neck_output_layout layout) {
+                                 sam3_neck_output_layout layout, sam3_neck_precision precision) {
   sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
   sam3_neck_io_params io = sam3_neck_io_default_params(), back;
+  sam3_neck_compile_params cback;
   void *outs[SAM3_NECK_NUM_LEVELS];
   size_t counts[SAM3_NECK_NUM_LEVELS];
   size_t elem = dtype == SAM3_NECK_DTYPE_FLOAT32 ? 4 : 2;
   char what[160];
   int level, ok = 1;
+  cp.precision = precision;
   io.output_dtype = dtype;
   io.output_layout = layout;
-  snprintf(what, sizeof what, "io: compile_io(float32 in, dtype %d out, layout %d)", (int)dtype, (int)layout);
+  snprintf(what, sizeof what, "io: compile_io(precision %d, float32 in, dtype %d out, layout %d)", (int)precision,
+           (int)dtype, (int)layout);
   if (!check_ok(sam3_neck_compile_io(h, &cp, &io), what)) return;
   memset(&back, 0, sizeof back);
   back.struct_size = (uint32_t)sizeof back;
   check(sam3_neck_get_io_params(h, &back) == SAM3_NECK_OK && back.output_dtype == dtype &&
             back.output_layout == layout && back.input_dtype == SAM3_NECK_DTYPE_FLOAT32,
         "io: get_io_params returns what compile_io got (dtype %d, layout %d)", (int)dtype, (int)layout);
+  check(sam3_neck_get_compile_params(h, &cback) == SAM3_NECK_OK && cback.precision == precision,
+        "io: get_compile_params after compile_io returns precision %d", (int)precision);
   for (level = 0; level < SAM3_NECK_NUM_LEVELS; level++) {
     counts[level] = want->count[level];
     outs[level] = malloc(counts[level] * elem);
@@ -65,6 +85,7 @@ static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t 
     int64_t s[4], shape[4];
     int32_t rank = 0;
     int64_t n, c, y, x;
+    double diff = 0, scale = 0;
     sam3_neck_level_shape(h, level, s);
     sam3_neck_output_shape(h, level, shape, &rank);
     if (layout == SAM3_NECK_OUTPUT_SEQUENCE)
@@ -86,11 +107,24 @@ static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t 
             double bound = dtype == SAM3_NECK_DTYPE_FLOAT32 ? 0 : fabs(ref) * (dtype == SAM3_NECK_DTYPE_FLOAT16 ? 0x1p-11 : 0x1p-8);
             if (dtype == SAM3_NECK_DTYPE_FLOAT16 && fabs(ref) < 0x1p-14) bound = 0x1p-25; /* subnormal step / 2 */
             if (!(fabs((double)got - ref) <= bound)) ok = 0;
+            if (f->refs[level] != NULL) {
+              /* against the float64 reference (NCHW), as norm_err computes it */
+              double r = f->refs[level][(size_t)(((n * s[1] + c) * s[2] + y) * s[3] + x)];
+              double e = fabs((double)got - r);
+              diff = (e > diff || e != e) ? e : diff;
+              scale = fabs(r) > scale ? fabs(r) : scale;
+            }
           }
     free(outs[level]);
+    if (precision == SAM3_NECK_PRECISION_FAST) {
+      double e = scale > 0 ? diff / scale : diff;
+      check(e <= io_bound(precision, dtype),
+            "io: FAST, dtype %d, layout %d: level %d normalised max error %.3g <= %.3g (the bound plus the rounding)",
+            (int)dtype, (int)layout, level, e, io_bound(precision, dtype));
+    }
   }
-  check(ok, "io: dtype %d, layout %d: output_shape is the layout's, every element the float32 output rounded and permuted",
-        (int)dtype, (int)layout);
+  check(ok, "io: precision %d, dtype %d, layout %d: output_shape is the layout's, every element the float32 output rounded and permuted",
+        (int)precision, (int)dtype, (int)layout);
   if (dtype != SAM3_NECK_DTYPE_FLOAT32) {
     check_err_msg(run_outs(h, f->input, f->input_count, want), SAM3_NECK_ERR_DTYPE, "sam3_neck_run_io",
                   "io: sam3_neck_run of a half-precision plan");
@@ -110,7 +144,7 @@ static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t 
 
 /* A bfloat16 input: the fixture's input cut to bfloat16 (its upper 16 bits, a value bfloat16
  * holds exactly) gives bit for bit what the float32 plan gives on the same values widened. */
-static void check_bfloat16_input(const fixture_t *f, sam3_neck *h) {
+static void check_bfloat16_input(const fixture_t *f, sam3_neck *h, sam3_neck_precision precision) {
   sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
   sam3_neck_io_params io = sam3_neck_io_default_params();
   uint16_t *bits = (uint16_t *)malloc(f->input_count * sizeof *bits);
@@ -125,6 +159,7 @@ static void check_bfloat16_input(const fixture_t *f, sam3_neck *h) {
     bits[i] = (uint16_t)(b >> 16);
     widened[i] = bf16_to_float(bits[i]);
   }
+  cp.precision = precision;
   outs_alloc(&want, &f->meta, 0xF);
   outs_alloc(&got, &f->meta, 0xF);
   if (check_ok(sam3_neck_compile(h, &cp), "io: compile float32 for the bfloat16-input oracle") &&
@@ -133,7 +168,9 @@ static void check_bfloat16_input(const fixture_t *f, sam3_neck *h) {
     if (check_ok(sam3_neck_compile_io(h, &cp, &io), "io: compile_io(bfloat16 input)")) {
       for (level = 0; level < SAM3_NECK_NUM_LEVELS; level++) ptrs[level] = got.ptr[level];
       check_ok(sam3_neck_run_io(h, bits, f->input_count, ptrs, got.count), "io: run_io(bfloat16 input)");
-      check(outs_equal(&got, &want), "io: a bfloat16 input gives bit for bit the float32 plan's outputs on its values");
+      check(outs_equal(&got, &want),
+            "io: precision %d: a bfloat16 input gives bit for bit the float32 plan's outputs on its values",
+            (int)precision);
     }
   }
   outs_free(&want);
@@ -154,10 +191,26 @@ void test_io(sam3_neck *h, const fixture_t *f) {
   outs_alloc(&want, &f->meta, 0xF);
   if (check_ok(run_outs(h, f->input, f->input_count, &want), "io: float32 run as the oracle")) {
     for (d = 0; d < 3; d++)
-      for (l = 0; l < 3; l++) check_io_combination(f, h, &want, (sam3_neck_dtype)d, (sam3_neck_output_layout)l);
+      for (l = 0; l < 3; l++)
+        check_io_combination(f, h, &want, (sam3_neck_dtype)d, (sam3_neck_output_layout)l, SAM3_NECK_PRECISION_STRICT);
   }
   outs_free(&want);
-  check_bfloat16_input(f, h);
+  check_bfloat16_input(f, h, SAM3_NECK_PRECISION_STRICT);
+  /* the same in the FAST precision: its float32 NCHW plan is the oracle, and every output meets
+   * SAM3_NECK_BOUND_FAST (plus its rounding) against the float64 reference */
+  cp.precision = SAM3_NECK_PRECISION_FAST;
+  if (check_ok(sam3_neck_compile_io(h, &cp, NULL), "io: compile_io(FAST precision, io NULL)")) {
+    outs_alloc(&want, &f->meta, 0xF);
+    if (check_ok(run_outs(h, f->input, f->input_count, &want), "io: FAST float32 run as the oracle")) {
+      compare_refs(&want, f->refs, 0xF, SAM3_NECK_BOUND_FAST, "io: FAST float32 NCHW vs float64 reference");
+      for (d = 0; d < 3; d++)
+        for (l = 0; l < 3; l++)
+          check_io_combination(f, h, &want, (sam3_neck_dtype)d, (sam3_neck_output_layout)l, SAM3_NECK_PRECISION_FAST);
+    }
+    outs_free(&want);
+  }
+  check_bfloat16_input(f, h, SAM3_NECK_PRECISION_FAST);
+  cp.precision = SAM3_NECK_PRECISION_STRICT;
   io.struct_size = 4;
   check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "struct_size", "io: struct_size too small");
   io = sam3_neck_io_default_params();

@@ -1,5 +1,6 @@
 /*
- * run.c — runs against the float64 references: NCHW and NHWC, STRICT and DEFAULT precision,
+ * run.c — runs against the float64 references: NCHW and NHWC, STRICT, DEFAULT and FAST precision
+ * (each within its bound, SAM3_NECK_BOUND_STRICT / _DEFAULT / _FAST),
  * 0, 1 and 2 threads, larger output capacities, a level subset, recompiles with other shapes;
  * run's argument errors; checkpoint variants (dtypes, prefixes, kinds, files written by real
  * PyTorch, a PyTorch archive from memory).
@@ -92,7 +93,7 @@ static void test_level_subset(sam3_neck *h, const fixture_t *f) {
   outs_alloc(&o, m, 0x5);
   check(o.ptr[1] == NULL && o.ptr[3] == NULL, "subset: outputs[1], outputs[3] are NULL");
   outs_free(&o);
-  run_compare(h, m, f->input, f->input_count, f->refs, 0x5, 1e-5,
+  run_compare(h, m, f->input, f->input_count, f->refs, 0x5, SAM3_NECK_BOUND_STRICT,
               "run(levels 0x5, outputs[1] = outputs[3] = NULL)", "subset 0x5 vs float64 reference");
   check_ok(sam3_neck_level_shape(h, 0, shape), "subset: level_shape(0)");
   check_ok(sam3_neck_level_shape(h, 2, shape), "subset: level_shape(2)");
@@ -124,7 +125,7 @@ static void test_recompiles(sam3_neck *h, const fixture_t *f) {
     if (check_ok(run_outs(h, f->input, per, &o), "run(batch 1, sample 0)")) {
       for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
         double e = norm_err(o.ptr[i], f->refs[i], o.count[i]);
-        check(e <= 1e-5, "batch 1: level %d equals sample 0 of the reference (err %.3g)", i, e);
+        check(e <= SAM3_NECK_BOUND_STRICT, "batch 1: level %d equals sample 0 of the reference (err %.3g)", i, e);
       }
     }
     outs_free(&o);
@@ -154,7 +155,7 @@ static void test_recompiles(sam3_neck *h, const fixture_t *f) {
   }
   cp = fixture_params(m, SAM3_NECK_LAYOUT_NCHW, 0xF);
   if (check_ok(sam3_neck_compile(h, &cp), "recompile(fixture shape) again")) {
-    run_compare(h, m, f->input, f->input_count, f->refs, 0xF, 1e-5, "run after recompiles",
+    run_compare(h, m, f->input, f->input_count, f->refs, 0xF, SAM3_NECK_BOUND_STRICT, "run after recompiles",
                 "after recompiles vs float64 reference");
   }
 }
@@ -171,7 +172,7 @@ void test_runs(sam3_neck *h, const fixture_t *f) {
   check_ok(sam3_neck_compile(h, &cp), "compile(NCHW, STRICT)");
   outs_alloc(&o, m, 0xF);
   if (check_ok(run_outs(h, input, in_n, &o), "run(NCHW, STRICT)")) {
-    compare_refs(&o, f->refs, 0xF, 1e-5, "NCHW STRICT vs float64 reference");
+    compare_refs(&o, f->refs, 0xF, SAM3_NECK_BOUND_STRICT, "NCHW STRICT vs float64 reference");
   }
   /* a second run gives bitwise the same */
   outs_alloc(&o2, m, 0xF);
@@ -182,22 +183,49 @@ void test_runs(sam3_neck *h, const fixture_t *f) {
   test_larger_capacities(h, f, &o);
   outs_free(&o);
 
-  /* default precision: documented bound 1e-4 */
+  /* default precision: documented bound SAM3_NECK_BOUND_DEFAULT */
   cp.precision = SAM3_NECK_PRECISION_DEFAULT;
   if (check_ok(sam3_neck_compile(h, &cp), "compile(NCHW, DEFAULT precision)")) {
-    run_compare(h, m, input, in_n, f->refs, 0xF, 1e-4, "run(NCHW, DEFAULT precision)",
+    run_compare(h, m, input, in_n, f->refs, 0xF, SAM3_NECK_BOUND_DEFAULT, "run(NCHW, DEFAULT precision)",
                 "NCHW DEFAULT precision vs float64 reference");
   }
+  /* fast precision (bfloat16 products where the CPU has them): SAM3_NECK_BOUND_FAST; its runs are
+   * deterministic like the others' */
+  cp.precision = SAM3_NECK_PRECISION_FAST;
+  if (check_ok(sam3_neck_compile(h, &cp), "compile(NCHW, FAST precision)")) {
+    outs_alloc(&o, m, 0xF);
+    outs_alloc(&o2, m, 0xF);
+    if (check_ok(run_outs(h, input, in_n, &o), "run(NCHW, FAST precision)")) {
+      compare_refs(&o, f->refs, 0xF, SAM3_NECK_BOUND_FAST, "NCHW FAST precision vs float64 reference");
+      if (check_ok(run_outs(h, input, in_n, &o2), "run(NCHW, FAST precision) again")) {
+        check(outs_equal(&o, &o2), "FAST: two runs on one handle are bitwise equal");
+      }
+    }
+    outs_free(&o);
+    outs_free(&o2);
+  }
+  cp.threads = 1;
+  if (check_ok(sam3_neck_compile(h, &cp), "compile(NCHW, FAST precision, threads 1)")) {
+    run_compare(h, m, input, in_n, f->refs, 0xF, SAM3_NECK_BOUND_FAST, "run(FAST, threads 1)",
+                "FAST threads 1 vs float64 reference");
+  }
+  cp.threads = 2;
+  cp.levels_mask = 0x5;
+  if (check_ok(sam3_neck_compile(h, &cp), "compile(NCHW, FAST precision, levels 0x5)")) {
+    run_compare(h, m, input, in_n, f->refs, 0x5, SAM3_NECK_BOUND_FAST, "run(FAST, levels 0x5)",
+                "FAST subset 0x5 vs float64 reference");
+  }
+  cp.levels_mask = 0xF;
   /* threads 0 (all cores) and threads 1 */
   cp.precision = SAM3_NECK_PRECISION_STRICT;
   cp.threads = 0;
   if (check_ok(sam3_neck_compile(h, &cp), "compile(threads 0 = all cores)")) {
-    run_compare(h, m, input, in_n, f->refs, 0xF, 1e-5, "run(threads 0)",
+    run_compare(h, m, input, in_n, f->refs, 0xF, SAM3_NECK_BOUND_STRICT, "run(threads 0)",
                 "threads 0 vs float64 reference");
   }
   cp.threads = 1;
   if (check_ok(sam3_neck_compile(h, &cp), "compile(threads 1)")) {
-    run_compare(h, m, input, in_n, f->refs, 0xF, 1e-5, "run(threads 1)",
+    run_compare(h, m, input, in_n, f->refs, 0xF, SAM3_NECK_BOUND_STRICT, "run(threads 1)",
                 "threads 1 vs float64 reference");
   }
 
@@ -208,8 +236,13 @@ void test_runs(sam3_neck *h, const fixture_t *f) {
     size_t n = 0;
     sam3_neck_input_count(h, &n);
     check(n == in_n, "NHWC input_count == B*C*H*W (%zu)", n);
-    run_compare(h, m, nhwc, in_n, f->refs, 0xF, 1e-5, "run(NHWC, transposed input)",
+    run_compare(h, m, nhwc, in_n, f->refs, 0xF, SAM3_NECK_BOUND_STRICT, "run(NHWC, transposed input)",
                 "NHWC vs float64 reference");
+  }
+  cp.precision = SAM3_NECK_PRECISION_FAST;
+  if (check_ok(sam3_neck_compile(h, &cp), "compile(NHWC, FAST precision)")) {
+    run_compare(h, m, nhwc, in_n, f->refs, 0xF, SAM3_NECK_BOUND_FAST, "run(NHWC, FAST precision)",
+                "NHWC FAST precision vs float64 reference");
   }
   free(nhwc);
 
@@ -232,7 +265,7 @@ static void check_variant(const fixture_t *f, const char *name, const sam3_neck_
     if (check_ok(sam3_neck_compile(h, &cp), label)) {
       double **refs = load_refs(f->dir, stem, &f->meta);
       snprintf(run_label, sizeof run_label, "%s: run", what);
-      run_compare(h, &f->meta, f->input, f->input_count, refs, 0xF, 1e-5, run_label, what);
+      run_compare(h, &f->meta, f->input, f->input_count, refs, 0xF, SAM3_NECK_BOUND_STRICT, run_label, what);
       free_refs(refs);
     }
   }
@@ -313,7 +346,7 @@ void test_variants(const fixture_t *f) {
       sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
       if (check_ok(sam3_neck_compile(h, &cp), "compile (PyTorch archive from memory)")) {
         double **refs = load_refs(f->dir, "ref_pt_bf16_level", &f->meta);
-        run_compare(h, &f->meta, f->input, f->input_count, refs, 0xF, 1e-5,
+        run_compare(h, &f->meta, f->input, f->input_count, refs, 0xF, SAM3_NECK_BOUND_STRICT,
                     "run (PyTorch archive from memory)", "PyTorch archive from memory");
         free_refs(refs);
       }

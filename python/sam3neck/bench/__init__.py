@@ -2,18 +2,33 @@
 package never imports (sam3neck imports none of it; only the `bench` command does).
 
 Times this library against the CPU runtimes a user would otherwise pick, on the same cores, with
-the same thread count and the same seeded float32 input, one after the other, and prints ONE table
-(and writes it as JSON, `--json`, default ./bench.json):
+the same thread count and the same seeded float32 input, one after the other, and prints the rows
+in two classes, each of our precisions read against the peers of its own accuracy class (and
+writes them as JSON, `--json`, default ./bench.json, schema SCHEMA):
 
-  sam3neck       precision "default" and "strict", each for levels 0-3 batch 1, levels 0-2 batch 1
-                 (what SAM 3's image model keeps) and levels 0-3 batch 4 (also per image);
+  f32 class   sam3neck "strict" (bound 1e-5) and "default" (1e-4) against the peers pinned to
+              float32: ONNX Runtime, OpenVINO with INFERENCE_PRECISION_HINT=f32, PyTorch eager
+  bf16 class  sam3neck "fast" (bound 1e-2: bfloat16 products where the CPU has them) against the
+              peers computing in bfloat16: OpenVINO in its DEFAULT configuration (no precision
+              hint: on CPUs with native bfloat16 it picks bf16; the inference precision it chose
+              is read back from the compiled model, compiled.get_property(hints.
+              inference_precision), and shown as its mode, e.g. "default (bf16)"), and PyTorch
+              eager under torch.autocast("cpu", dtype=torch.bfloat16)
+
+Ratios ("x vs PEER", and the closing "Within each class" lines, e.g. "fast vs OpenVINO default
+(bf16) 2.10x") are computed within a class only; the closing lines also give fast against our own
+default.
+
+  sam3neck       each precision (--modes; default all three) for levels 0-3 batch 1, levels 0-2
+                 batch 1 (what SAM 3's image model keeps) and levels 0-3 batch 4 (also per image);
                  in the default mode, levels 0-3 batch 1, also other element types and output
                  layouts (harness.IO_CASES, e.g. float32 in / float16 sequence out, bfloat16 in /
                  bfloat16 NHWC out; --all-io: all 26), each with "x vs f32 NCHW", the float32
                  NCHW row's median over its own
-  ONNX Runtime   (onnxruntime)  levels 0-3 and 0-2, batch 1 } peers, each only when importable;
-  OpenVINO       (openvino)     levels 0-3 and 0-2, batch 1 } never dependencies of the library
-  PyTorch eager  (torch)        levels 0-3 and 0-2, batch 1 } (`pip install 'sam3neck[bench]'`)
+  peers          (--peers; default all five configurations, harness.PEER_CONFIGS) levels 0-3 and
+                 0-2, batch 1, each only when importable (a configuration that is not says so,
+                 with the reason); never dependencies of the library
+                 (`pip install 'sam3neck[bench]'`)
 
 Every row is the median (and min) of --runs timed runs after --warmup untimed ones. Every row runs
 in its own subprocess (`python -m sam3neck.bench --worker SPEC`), started only after the previous
@@ -21,9 +36,14 @@ one has exited, so its peak RSS is its own (VmHWM of /proc/self/status: getrusag
 recorded in the JSON, inherits the parent's RSS across fork + exec on Linux); for this library the
 workspace the compile step reports is shown as well. GFLOP/s are against the DIRECT cost of the neck
 (`level_flops`), whatever algorithm an engine uses. "x vs PEER" is the peer's median over this
-row's median at the same levels and batch. "max err" is the worst level's normalised error
-max|out - ref| / max|ref| against the float64 NumPy reference (sam3neck.reference), for the
-batch-1, all-levels run of each engine (the outputs come back through temporary .npy files).
+row's median at the same levels and batch.
+
+"max err", printed next to every row's time (peers, level subsets and batch 4 included): the
+normalised error max|out - ref| / max|ref| of the WORST LEVEL (per level in the JSON, "errors"),
+each level's taken over every image of the batch, against the float64 NumPy reference
+(sam3neck.reference) on the input the row's timing used (rounded to the row's input type): the
+outputs of the last timed run of the row's first round come back through temporary .npy files and
+are compared after all rows have run, the reference computed one image at a time.
 
 The peers' model. ONNX Runtime and OpenVINO run one ONNX graph (opset 17, float32, static shapes):
 when torch is importable, the PyTorch module below exported with torch.onnx.export
@@ -38,16 +58,18 @@ the same ops. python/tests/test_bench.py checks the graph against the float64 re
 
 Peer settings: ONNX Runtime with intra_op_num_threads=threads, inter_op_num_threads=1,
 ORT_SEQUENTIAL, ORT_ENABLE_ALL, outputs bound to preallocated buffers (IO binding); OpenVINO CPU
-with INFERENCE_NUM_THREADS=threads, PERFORMANCE_HINT=LATENCY and INFERENCE_PRECISION_HINT=f32 (else
-it may silently compute in bf16 on CPUs that have it; the precision it reports back after compiling
-is shown in the table); PyTorch eager with torch.set_num_threads(threads) under inference_mode.
+with INFERENCE_NUM_THREADS=threads and PERFORMANCE_HINT=LATENCY in both configurations, plus
+INFERENCE_PRECISION_HINT=f32 in the pinned one (else it may compute in bf16 on CPUs that have it;
+the pinned row warns if it reports anything but f32); PyTorch eager with
+torch.set_num_threads(threads) under inference_mode (and, for pytorch-bf16, torch.autocast("cpu",
+dtype=torch.bfloat16): the convolutions in bfloat16, as upstream SAM 3 runs inference).
 This library runs with out= buffers reused between runs, threads=threads.
 
 `--profile` prints the per-stage breakdown of sam3neck-profile (built with the library) after the
 table.
 """
 
-from .harness import SCHEMA, add_arguments, main, run_benchmark
+from .harness import SCHEMA, add_arguments, format_report, main, run_benchmark
 from .models import (
     ALL_LEVELS,
     level_flops,
@@ -70,6 +92,7 @@ __all__ = [
     "peer_model_bytes",
     "torch_neck",
     "run_benchmark",
+    "format_report",
     "add_arguments",
     "main",
 ]

@@ -29,7 +29,11 @@ from .models import ALL_LEVELS, _version, level_flops, make_input, neck_flops, p
 IMAGE_LEVELS = (0, 1, 2)  # what SAM 3's image model keeps (it drops the 0.5 level)
 OUR_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1), (ALL_LEVELS, 4))
 PEER_CASES = ((ALL_LEVELS, 1), (IMAGE_LEVELS, 1))
-OUR_MODES = ("default", "strict")
+OUR_MODES = ("default", "strict", "fast")
+#: The class each of our modes is read against: "f32" (peers pinned to float32) or "bf16" (peers
+#: in their bfloat16 configuration). Ratios ("x vs PEER") are computed within a class only.
+MODE_CLASS = {"default": "f32", "strict": "f32", "fast": "bf16"}
+CLASS_ORDER = ("f32", "bf16")
 #: The plain I/O: float32 in and out, NCHW outputs (what every row above runs).
 BASE_IO = ("float32", "float32", "NCHW")
 #: Rows with other element types / output layouts (input dtype, output dtype, output layout), run
@@ -42,13 +46,42 @@ ALL_IO = tuple((i, o, lay) for i in dtypes.DTYPES for o in dtypes.DTYPES
                for lay in ("NCHW", "NHWC", "sequence") if (i, o, lay) != BASE_IO)
 _SHORT_DTYPE = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 _SHORT_LAYOUT = {"NCHW": "NCHW", "NHWC": "NHWC", "sequence": "seq"}
-PEERS = ("onnxruntime", "openvino", "pytorch")
+#: The peers' configurations, in the order they run: peer id -> (engine, configuration, class).
+#:   f32 class:  pinned to float32 (ONNX Runtime computes in float32 on the CPU anyway; OpenVINO
+#:               with INFERENCE_PRECISION_HINT=f32; PyTorch eager in float32)
+#:   bf16 class: OpenVINO in its default configuration (no precision hint: on CPUs with native
+#:               bfloat16 it picks bf16; the precision it chose is read back from the compiled
+#:               model), PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16)
+PEER_CONFIGS = {
+    "onnxruntime": ("onnxruntime", "f32", "f32"),
+    "openvino": ("openvino", "f32", "f32"),
+    "pytorch": ("pytorch", "f32", "f32"),
+    "openvino-default": ("openvino", "default", "bf16"),
+    "pytorch-bf16": ("pytorch", "autocast-bf16", "bf16"),
+}
+PEERS = tuple(PEER_CONFIGS)
+ENGINES = ("onnxruntime", "openvino", "pytorch")
 LABELS = {"sam3neck": "sam3neck", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO",
           "pytorch": "PyTorch eager"}
-SHORT = {"onnxruntime": "ORT", "openvino": "OpenVINO", "pytorch": "PyTorch"}
+#: How a peer configuration is named in the ratio columns and the summary.
+SHORT = {"onnxruntime": "ORT", "openvino": "OpenVINO f32", "pytorch": "PyTorch f32",
+         "openvino-default": "OpenVINO default", "pytorch-bf16": "PyTorch bf16"}
+PEER_LABELS = {"onnxruntime": "ONNX Runtime (f32)", "openvino": "OpenVINO pinned to f32",
+               "pytorch": "PyTorch eager (f32)",
+               "openvino-default": "OpenVINO in its default configuration",
+               "pytorch-bf16": 'PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16)'}
+CLASS_TITLES = {
+    "f32": "f32 class: sam3neck strict (bound {strict}) and default ({default}) against peers "
+           "pinned to float32",
+    "bf16": "bf16 class: sam3neck fast (bound {fast}) against peers computing in bfloat16: OpenVINO "
+            "in its default configuration (no INFERENCE_PRECISION_HINT; mode = the inference "
+            'precision it chose) and PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16)',
+}
 PEER_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "pytorch": ("torch",)}
 RESULT_MARK = "SAM3NECK-BENCH-RESULT "
-SCHEMA = "sam3neck-bench/1"
+#: /2: peer rows carry "peer", "config" and "class"; every row (peers, levels 0-2 and batch 4
+#: included) carries "errors" and "max_error"; ratios are keyed by peer id within the row's class.
+SCHEMA = "sam3neck-bench/2"
 QUICK = {"height": 16, "width": 16, "runs": 2, "warmup": 1, "rounds": 1}
 DEFAULTS = {"height": 72, "width": 72, "runs": 7, "warmup": 2, "rounds": 1}
 WORKER_TIMEOUT_S = 3600
@@ -110,8 +143,9 @@ def _io_label(io: Sequence[str]) -> str:
     return f"{_SHORT_DTYPE[io[0]]}>{_SHORT_DTYPE[io[1]]} {_SHORT_LAYOUT[io[2]]}"
 
 
-def _save(outputs: Sequence[np.ndarray], levels: Sequence[int], save: Optional[str]) -> List[str]:
-    """Saves the outputs widened to float32 (in their layout) for the error check."""
+def _save(outputs, levels: Sequence[int], save: Optional[str]) -> List[str]:
+    """Saves the outputs (of the last timed run) widened to float32, in their layout, for the error
+    check. `outputs` may be a generator, so that a peer's conversion makes one level at a time."""
     if not save:
         return []
     paths = []
@@ -119,6 +153,7 @@ def _save(outputs: Sequence[np.ndarray], levels: Sequence[int], save: Optional[s
         p = f"{save}-level{i}.npy"
         np.save(p, np.ascontiguousarray(dtypes.to_float32(a)))
         paths.append(p)
+        del a
     return paths
 
 
@@ -204,8 +239,11 @@ def _work_openvino(spec: dict) -> dict:
     config = {
         props.inference_num_threads: spec["threads"],
         hints.performance_mode: hints.PerformanceMode.LATENCY,
-        hints.inference_precision: ov.Type.f32,
     }
+    if spec["mode"] == "f32":  # pinned; "default": no hint, OpenVINO picks (bf16 where native)
+        config[hints.inference_precision] = ov.Type.f32
+    elif spec["mode"] != "default":
+        raise ValueError(f"unknown OpenVINO configuration {spec['mode']!r}")
     compiled = core.compile_model(model, "CPU", config)
     got = {}
     for key in (hints.inference_precision, props.inference_num_threads, props.num_streams,
@@ -226,7 +264,7 @@ def _work_openvino(spec: dict) -> dict:
     for k, port in enumerate(compiled.outputs):
         for name in port.get_names():
             by_name[name] = k
-    outs = [np.array(req.get_output_tensor(by_name[f"level{i}"]).data, copy=True) for i in levels]
+    outs = (req.get_output_tensor(by_name[f"level{i}"]).data for i in levels)  # the last run's
     precision = got.get(str(hints.inference_precision), "?")
     return {"times_s": times, "saved": _save(outs, levels, spec.get("save")),
             "mode_actual": _ov_type_name(precision), "threads_actual": spec["threads"],
@@ -249,14 +287,22 @@ def _work_pytorch(spec: dict) -> dict:
     x = torch.from_numpy(make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"],
                                     spec["width"]))
     last = []
-
-    def run():
-        with torch.inference_mode():
-            last[:] = module(x)
+    if spec["mode"] == "f32":
+        def run():
+            with torch.inference_mode():
+                last[:] = module(x)
+    elif spec["mode"] == "autocast-bf16":
+        def run():  # what upstream SAM 3 does for inference (on GPU): convs in bfloat16
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                last[:] = module(x)
+    else:
+        raise ValueError(f"unknown PyTorch configuration {spec['mode']!r}")
 
     times = _timed(run, spec["warmup"], spec["runs"])
-    outs = [t.numpy() for t in last]
-    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")), "mode_actual": "f32",
+    dtype = str(last[0].dtype).replace("torch.", "")
+    outs = (t.float().numpy() for t in last)  # one level at a time
+    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")),
+            "mode_actual": _SHORT_DTYPE.get(dtype, dtype),
             "threads_actual": torch.get_num_threads(), "torch": torch.__version__}
 
 
@@ -361,6 +407,9 @@ def machine_info() -> dict:
         flags = set(fields.get("flags", "").split())
         info["avx2"] = "avx2" in flags
         info["avx512f"] = "avx512f" in flags
+        # native bfloat16 products (what the fast mode and OpenVINO's default bf16 use)
+        info["avx512_bf16"] = "avx512_bf16" in flags
+        info["amx_bf16"] = "amx_bf16" in flags
     except OSError:
         pass
     import platform
@@ -421,7 +470,23 @@ def _resolve(args) -> argparse.Namespace:
             raise SystemExit(f"sam3neck bench: --{k} must be at least 1")
     if args.warmup < 0:
         raise SystemExit("sam3neck bench: --warmup must be at least 0")
+    args.modes = _choices(getattr(args, "modes", None), OUR_MODES, "--modes")
+    args.peers = (() if getattr(args, "no_peers", False)
+                  else _choices(getattr(args, "peers", None), PEERS, "--peers"))
     return args
+
+
+def _choices(value, allowed: Sequence[str], option: str) -> tuple:
+    """A comma-separated subset of `allowed` (None: all of them), kept in `allowed`'s order."""
+    if value is None:
+        return tuple(allowed)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in value if v not in allowed]
+    if unknown or not value:
+        raise SystemExit(f"sam3neck bench: {option} takes a comma-separated list of "
+                         f"{', '.join(allowed)}; got {','.join(value) or 'nothing'}")
+    return tuple(v for v in allowed if v in value)
 
 
 def run_benchmark(args, log=None) -> dict:
@@ -453,6 +518,8 @@ def run_benchmark(args, log=None) -> dict:
         "warmup": args.warmup,
         "rounds": args.rounds,
         "seed": args.seed,
+        "modes": list(args.modes),
+        "peers": list(args.peers),
         "layout": "NCHW",
         "weights": weights_path,
         "gflop_per_image": {str(i): level_flops(i, c, d, h, wd) / 1e9 for i in ALL_LEVELS},
@@ -466,34 +533,35 @@ def run_benchmark(args, log=None) -> dict:
                   "warmup": args.warmup, "seed": args.seed, "weights": weights_path,
                   "trunk_dim": c, "d_model": d}
         io_cases = _io_cases(args)
-        for mode in OUR_MODES:
+        for mode in args.modes:
             for levels, batch in OUR_CASES:
                 specs.append(dict(common, engine="sam3neck", mode=mode, levels=list(levels),
                                   batch=batch, io=list(BASE_IO)))
-                if mode == OUR_MODES[0] and (levels, batch) == OUR_CASES[0]:
+                if mode == "default" and (levels, batch) == OUR_CASES[0]:
                     for io in io_cases:  # next to the float32 NCHW row they are compared with
                         specs.append(dict(common, engine="sam3neck", mode=mode,
                                           levels=list(levels), batch=batch, io=list(io)))
-        if not args.no_peers:
+        if args.peers:
             specs += _peer_specs(args, weights, common, tmp, doc, log)
 
-        pending = []  # (row, saved output files) of the batch-1, all-levels runs
-        dropped = set()  # engines found not importable: their other rows are not tried
+        pending = []  # (row, saved output files): every row's outputs of its first round
+        dropped = set()  # peer configurations found not importable: their other rows are not tried
         merged = {}  # spec index -> its workers' results, runs of every round together
         rounds = args.rounds
         for rnd in range(rounds):
             # With rounds > 1 every row runs once per round, in the same order: a slow spell of a
             # shared machine then falls on several rows' runs instead of all of one row's.
             for k, spec in enumerate(specs):
-                if spec["engine"] in dropped or (rnd > 0 and k not in merged):
+                key = spec.get("peer", spec["engine"])
+                if key in dropped or (rnd > 0 and k not in merged):
                     continue
-                save = rnd == 0 and spec["levels"] == list(ALL_LEVELS) and spec["batch"] == 1
-                spec = dict(spec, save=os.path.join(tmp, f"{spec['engine']}-{spec['mode']}") if save else None)
-                what = (f"{LABELS[spec['engine']]} {spec['mode']}, levels {_lv(spec['levels'])}, "
-                        f"batch {spec['batch']}")
+                # The first round's outputs (of its last timed run, on the input the timing used)
+                # are kept for the error check, which runs after every row.
+                save = os.path.join(tmp, f"row{k}") if rnd == 0 else None
+                spec = dict(spec, save=save)
+                what = f"{_row_name(spec)}, levels {_lv(spec['levels'])}, batch {spec['batch']}"
                 if spec.get("io", list(BASE_IO)) != list(BASE_IO):
                     what += f", {_io_label(spec['io'])}"
-                    spec["save"] = spec["save"] + "-" + "-".join(spec["io"]) if save else None
                 step = rnd * len(specs) + k + 1
                 log(f"[{step}/{rounds * len(specs)}] {what}"
                     + (f" (round {rnd + 1} of {rounds})" if rounds > 1 else "") + " ...")
@@ -501,13 +569,13 @@ def run_benchmark(args, log=None) -> dict:
                 if not res.get("ok"):
                     reason = res.get("reason", "failed")
                     if res.get("skipped"):
-                        dropped.add(spec["engine"])
+                        dropped.add(key)
                     else:
                         reason = f"{what} failed: {reason}"
                         if res.get("stderr_tail"):
                             log(res["stderr_tail"])
                     log(f"  {reason}")
-                    doc["skipped"].append({"engine": spec["engine"], "reason": reason})
+                    doc["skipped"].append(_skip_entry(spec, reason))
                     merged.pop(k, None)  # a row that failed in any round is not reported
                     continue
                 log(f"  median {statistics.median(res['times_s']) * 1e3:.1f} ms "
@@ -518,8 +586,8 @@ def run_benchmark(args, log=None) -> dict:
                     continue
                 m = merged[k][1]
                 m["times_s"] = m["times_s"] + res["times_s"]
-                for key in ("peak_rss_kib", "ru_maxrss_kib"):
-                    m[key] = max(m[key], res[key])
+                for key2 in ("peak_rss_kib", "ru_maxrss_kib"):
+                    m[key2] = max(m[key2], res[key2])
                 if "compile_ms" in res:
                     m["compile_ms_rounds"].append(res["compile_ms"])
         for k in sorted(merged):
@@ -527,33 +595,12 @@ def run_benchmark(args, log=None) -> dict:
             if res.get("compile_ms_rounds"):
                 res["compile_ms"] = statistics.median(res["compile_ms_rounds"])
             row = _row(spec, res, c, d)
-            if spec.get("save") and res.get("saved"):
+            if res.get("saved"):
                 pending.append((row, res["saved"]))
             doc["rows"].append(row)
         # Errors last, so that nothing runs in this process between two timed workers.
         if pending:
-            refs = {}  # input dtype -> float64 NCHW features of levels 0-3 on the rounded input
-            for row, saved in pending:
-                in_dt, _, out_lay = row.get("io", BASE_IO)
-                if in_dt not in refs:
-                    log(f"float64 reference (batch 1, all levels, {in_dt} input) ...")
-                    t = time.perf_counter()
-                    x1 = make_input(args.seed, 1, c, h, wd)
-                    refs[in_dt] = [feat for feat, _ in reference.forward(
-                        weights, x1, levels=ALL_LEVELS, input_dtype=in_dt)]
-                    del x1
-                    log(f"  reference in {time.perf_counter() - t:.1f} s")
-                errs = []
-                for i, path in zip(row["levels"], saved):
-                    errs.append(reference.normalised_error(
-                        np.load(path), reference.to_layout(refs[in_dt][i], out_lay)))
-                    os.unlink(path)
-                row["errors"] = errs
-                row["max_error"] = (float("nan") if any(math.isnan(e) for e in errs)
-                                    else max(errs))
-                io = "" if row.get("io", BASE_IO) == BASE_IO else f" {_io_label(row['io'])}"
-                log(f"  {LABELS[row['engine']]} {row['mode']}{io}: max err {row['max_error']:.1e} "
-                    f"(per level {', '.join(f'{e:.1e}' for e in errs)})")
+            _errors(pending, weights, args.seed, c, h, wd, log)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -563,18 +610,85 @@ def run_benchmark(args, log=None) -> dict:
     return doc
 
 
+def _row_name(spec_or_row: dict) -> str:
+    """"sam3neck fast", "OpenVINO default", "PyTorch eager autocast-bf16", ... (log lines)."""
+    engine = spec_or_row["engine"]
+    mode = spec_or_row.get("requested_mode", spec_or_row.get("mode"))
+    return f"{LABELS[engine]} {mode}"
+
+
+def _skip_entry(spec: dict, reason: str) -> dict:
+    entry = {"engine": spec["engine"], "reason": reason}
+    if spec.get("peer"):
+        entry["peer"] = spec["peer"]
+    return entry
+
+
+def _errors(pending, weights, seed: int, c: int, h: int, w: int, log) -> None:
+    """Adds to each row its error against the float64 reference, per level: max|out - ref| /
+    max|ref| over the level's outputs (every image of the batch; the header's measure), computed
+    on the outputs of the row's last timed run of its first round, that is on the input its timing
+    used (make_input(seed, batch): image k of a batch is image k of the batch-4 input), rounded to
+    the row's input type. "max_error" is the worst level's. The reference is computed one image at
+    a time (about 35 s an image at 72 x 72 on 2 cores), once for every row that ran that image."""
+    by_dtype: Dict[str, list] = {}
+    for row, saved in pending:
+        by_dtype.setdefault(row.get("io", BASE_IO)[0], []).append((row, saved))
+    for in_dt, items in by_dtype.items():
+        images = max(row["batch"] for row, _ in items)
+        x = make_input(seed, images, c, h, w)
+        acc = {id(row): [[0.0, 0.0] for _ in row["levels"]] for row, _ in items}
+        for k in range(images):
+            log(f"float64 reference (image {k + 1} of {images}, all levels, {in_dt} input) ...")
+            t = time.perf_counter()
+            ref = [feat for feat, _ in reference.forward(weights, x[k:k + 1], levels=ALL_LEVELS,
+                                                         input_dtype=in_dt)]
+            log(f"  reference in {time.perf_counter() - t:.1f} s")
+            for row, saved in items:
+                if row["batch"] <= k:
+                    continue
+                layout = row.get("io", BASE_IO)[2]
+                for j, (level, path) in enumerate(zip(row["levels"], saved)):
+                    out = np.load(path, mmap_mode="r")
+                    got = out[:, k:k + 1] if layout == "sequence" else out[k:k + 1]
+                    want = reference.to_layout(ref[level], layout)
+                    diff = float(np.max(np.abs(got.astype(np.float64) - want)))
+                    scale = float(np.max(np.abs(want)))
+                    a = acc[id(row)][j]
+                    a[0] = float("nan") if math.isnan(diff) or math.isnan(a[0]) else max(a[0], diff)
+                    a[1] = max(a[1], scale)
+                    del out, got
+            del ref
+        for row, saved in items:
+            errs = []
+            for diff, scale in acc[id(row)]:
+                errs.append(float("nan") if math.isnan(diff) else diff / scale if scale > 0 else diff)
+            for path in saved:
+                os.unlink(path)
+            row["errors"] = errs
+            row["error_images"] = row["batch"]
+            row["max_error"] = float("nan") if any(math.isnan(e) for e in errs) else max(errs)
+            io = "" if row.get("io", BASE_IO) == BASE_IO else f" {_io_label(row['io'])}"
+            log(f"  {_row_name(row)}{io}, levels {_lv(row['levels'])}, batch {row['batch']}: max err "
+                f"{row['max_error']:.1e} (per level {', '.join(f'{e:.1e}' for e in errs)})")
+
+
 def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
+    """The peers' rows (PEER_CONFIGS, each for PEER_CASES); a configuration whose engine is not
+    importable gets one "skipped" entry with the reason instead."""
     specs = []
     wanted = []
-    for engine in PEERS:
+    for pid, (engine, config, cls) in PEER_CONFIGS.items():
+        if pid not in args.peers:
+            continue
         missing = [m for m in PEER_MODULES[engine] if importlib.util.find_spec(m) is None]
         if missing:
-            doc["skipped"].append({"engine": engine,
+            doc["skipped"].append({"engine": engine, "peer": pid,
                                    "reason": f"{', '.join(missing)} not importable"})
         else:
-            wanted.append(engine)
+            wanted.append(pid)
     models = {}
-    if any(e in wanted for e in ("onnxruntime", "openvino")):
+    if any(PEER_CONFIGS[p][0] in ("onnxruntime", "openvino") for p in wanted):
         try:
             for levels, batch in PEER_CASES:
                 t = time.perf_counter()
@@ -590,13 +704,16 @@ def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
         except Exception as e:
             reason = (f"onnx not importable ({e})" if isinstance(e, ImportError)
                       else f"cannot build the ONNX model: {type(e).__name__}: {e}")
-            for engine in ("onnxruntime", "openvino"):
-                if engine in wanted:
-                    wanted.remove(engine)
-                    doc["skipped"].append({"engine": engine, "reason": reason})
-    for engine in wanted:
+            for pid in list(wanted):
+                engine = PEER_CONFIGS[pid][0]
+                if engine in ("onnxruntime", "openvino"):
+                    wanted.remove(pid)
+                    doc["skipped"].append({"engine": engine, "peer": pid, "reason": reason})
+    for pid in wanted:
+        engine, config, cls = PEER_CONFIGS[pid]
         for levels, batch in PEER_CASES:
-            spec = dict(common, engine=engine, mode="f32", levels=list(levels), batch=batch)
+            spec = dict(common, engine=engine, peer=pid, mode=config, cls=cls, levels=list(levels),
+                        batch=batch)
             if engine in ("onnxruntime", "openvino"):
                 spec["model"] = models[(tuple(levels), batch)]
             specs.append(spec)
@@ -628,6 +745,11 @@ def _row(spec: dict, res: dict, c: int, d: int) -> dict:
     }
     if spec["engine"] == "sam3neck":
         row["io"] = tuple(spec.get("io", BASE_IO))
+        row["class"] = MODE_CLASS.get(spec["mode"], "f32")
+    else:  # "mode": what it computed in (OpenVINO: read back); "config": what it was asked
+        row["peer"] = spec["peer"]
+        row["config"] = spec["mode"]
+        row["class"] = PEER_CONFIGS[spec["peer"]][2]
     for key in ("workspace_bytes", "compile_ms", "library", "openblas", "properties", "providers", "torch"):
         if key in res:
             row[key] = res[key]
@@ -639,23 +761,38 @@ def _io_cases(args) -> tuple:
 
 
 def _ratios(doc: dict) -> None:
-    """Adds to each sam3neck row peer median / row median, per peer with the same levels, batch."""
-    peers = {(r["engine"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
+    """Adds to each sam3neck row, per peer configuration of ITS class (MODE_CLASS: strict and
+    default against the f32 peers, fast against the bf16 ones) with the same levels and batch, the
+    peer's median / the row's median; and doc["summary"], those ratios of the levels 0-3 and 0-2
+    batch-1 rows (what the table's closing lines state), plus fast against our own default."""
+    peers = {(r["peer"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
              if r["engine"] != "sam3neck"}
-    base = {(r["mode"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
+    base = {(r["requested_mode"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
             if r["engine"] == "sam3neck" and tuple(r.get("io", BASE_IO)) == BASE_IO}
+    summary = []
     for r in doc["rows"]:
         if r["engine"] != "sam3neck":
             continue
-        b = base.get((r["mode"], tuple(r["levels"]), r["batch"]))
+        b = base.get((r["requested_mode"], tuple(r["levels"]), r["batch"]))
         if tuple(r.get("io", BASE_IO)) != BASE_IO and b is not None:
             r["x_vs_f32_nchw"] = b["median_ms"] / r["median_ms"]
         if tuple(r.get("io", BASE_IO)) != BASE_IO:
             continue  # the peers run float32 NCHW: compared with that row only
-        for engine in PEERS:
-            p = peers.get((engine, tuple(r["levels"]), r["batch"]))
-            if p is not None:
-                r["ratios"][engine] = p["median_ms"] / r["median_ms"]
+        for pid, (_, _, cls) in PEER_CONFIGS.items():
+            p = peers.get((pid, tuple(r["levels"]), r["batch"]))
+            if p is not None and cls == r["class"]:
+                r["ratios"][pid] = p["median_ms"] / r["median_ms"]
+        if r["batch"] == 1 and tuple(r["levels"]) in {tuple(lv) for lv, _ in PEER_CASES}:
+            for pid, x in r["ratios"].items():
+                summary.append({"class": r["class"], "mode": r["requested_mode"], "vs": pid,
+                                "levels": list(r["levels"]), "batch": 1, "x": x})
+            if r["requested_mode"] == "fast":
+                d = base.get(("default", tuple(r["levels"]), 1))
+                if d is not None:
+                    summary.append({"class": "ours", "mode": "fast", "vs": "sam3neck default",
+                                    "levels": list(r["levels"]), "batch": 1,
+                                    "x": d["median_ms"] / r["median_ms"]})
+    doc["summary"] = summary
 
 
 def _efficiency(doc: dict) -> None:
@@ -676,14 +813,19 @@ def _efficiency(doc: dict) -> None:
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as e:
         doc["efficiency_note"] = f"eff: {' '.join(cmd)} failed: {e}"
         return
-    doc["product_peak"] = {k: cost[k] for k in ("peak_gflops", "threads", "products")}
+    doc["product_peak"] = {k: cost[k] for k in ("peak_gflops", "threads", "products",
+                                                 "fast_peak_gflops", "fast_products") if k in cost}
     for r in doc["rows"]:
-        if r["engine"] != "sam3neck" or r["mode"] not in cost["executed_gflop_per_image"]:
+        if r["engine"] != "sam3neck" or r["requested_mode"] not in cost["executed_gflop_per_image"]:
             continue
-        per_level = cost["executed_gflop_per_image"][r["mode"]]
+        # the fast mode's products run on the bfloat16 code, against its own (higher) peak
+        peak = cost.get("fast_peak_gflops") if r["requested_mode"] == "fast" else cost["peak_gflops"]
+        if not peak:
+            continue
+        per_level = cost["executed_gflop_per_image"][r["requested_mode"]]
         executed = sum(per_level[str(level)] for level in r["levels"])
         r["executed_gflop_per_image"] = executed
-        r["efficiency"] = executed / (r["ms_per_image"] * 1e-3) / cost["peak_gflops"]
+        r["efficiency"] = executed / (r["ms_per_image"] * 1e-3) / peak
 
 
 def _library_summary(doc: dict) -> None:
@@ -721,6 +863,8 @@ def format_report(doc: dict) -> str:
     if m.get("usable_cores") not in (None, m.get("cores")):
         cores += f" ({m['usable_cores']} usable)"
     mach = f"machine: {cpu}, {cores}, avx2 {yn[m.get('avx2')]}, avx512f {yn[m.get('avx512f')]}"
+    if "avx512_bf16" in m:
+        mach += f", avx512_bf16 {yn[m.get('avx512_bf16')]}, amx_bf16 {yn[m.get('amx_bf16')]}"
     blas = doc.get("openblas")
     if blas:
         mach += f"; {blas.get('config') or 'OpenBLAS'} (core {blas.get('corename') or '?'})"
@@ -747,28 +891,117 @@ def format_report(doc: dict) -> str:
         lines.append(f"ONNX model (ONNX Runtime, OpenVINO): {doc['onnx_model_source']}")
     lines.append("")
 
-    peers = [e for e in PEERS if any(r["engine"] == e for r in doc["rows"])]
-    with_io = any(tuple(r.get("io", BASE_IO)) != BASE_IO for r in doc["rows"])
-    header = ["engine", "mode"] + (["io"] if with_io else []) + [
-        "levels", "batch", "median ms", "min ms", "ms/image", "GFLOP/s", "eff"]
-    header += [f"x vs {SHORT[e]}" for e in peers]
-    header += ["x vs f32 NCHW"] if with_io else []
-    header += ["peak RSS MB", "workspace MB", "compile ms", "max err"]
-    table = []
+    for cls in CLASS_ORDER:
+        rows = [r for r in doc["rows"] if r.get("class", "f32") == cls]
+        if not rows:
+            continue
+        lines.append(CLASS_TITLES[cls].format(**{m: _bound_text(m) for m in OUR_MODES}))
+        lines.extend(_table(rows, cls))
+        lines.append("")
+    lines.extend(_summary_lines(doc))
+    lines.append("")
+
+    notes = []
+    if any(r["engine"] != "sam3neck" for r in doc["rows"]):
+        notes.append("x vs PEER = PEER's median / this row's median (same levels and batch; > 1 "
+                     "means sam3neck is faster), only against the peers of the row's own class.")
+    notes.append("max err = max|out - ref| / max|ref| against the float64 reference of the worst "
+                 "level (over every image of the batch), on the outputs of the row's last timed "
+                 "run, i.e. of the input its timing used (rounded to the row's input type); the "
+                 "JSON has each level's (\"errors\").")
+    notes.append("GFLOP/s against the direct FLOP count (2 x MACs of the transposed, 1x1 and 3x3 "
+                 "convs), whatever the engine computes.")
+    pk = doc.get("product_peak")
+    if pk:
+        peak = (f"eff = the products one image executes (sam3neck's algorithms: Winograd's "
+                f"transformed products, not the direct count) / ms per image / the machine's "
+                f"measured product peak, {pk['peak_gflops']:.0f} GFLOP/s ({pk['products']}")
+        if pk.get("fast_peak_gflops"):
+            peak += (f"; for fast: its bfloat16 products' peak, {pk['fast_peak_gflops']:.0f} "
+                     f"GFLOP/s, {pk.get('fast_products')}")
+        notes.append(peak + f"; {pk['threads']} workers at once; sam3neck-profile --cost).")
+    elif doc.get("efficiency_note"):
+        notes.append(doc["efficiency_note"])
+    if any(tuple(r.get("io", BASE_IO)) != BASE_IO for r in doc["rows"]):
+        notes.append("io = input type > output type, output layout (f32>f32 NCHW: the plain run); "
+                     "x vs f32 NCHW = the float32 NCHW row's median / this row's median (same "
+                     "mode, levels, batch; >= 1 means at least as fast).")
+    notes.append("peak RSS = peak resident memory of the row's own process (VmHWM), input and "
+                 "outputs included; workspace = what sam3neck's compile step reports; compile = "
+                 "that process's first compile (the weights prepared for its precision), load "
+                 "excluded.")
     for r in doc["rows"]:
-        cells = [LABELS[r["engine"]], r["mode"]]
+        if r.get("peer") == "openvino-default":
+            props_ = r.get("properties", {})
+            mode_ = str(props_.get("EXECUTION_MODE_HINT", "?")).split(".")[-1]
+            notes.append(f"OpenVINO default = no INFERENCE_PRECISION_HINT given; the inference "
+                         f"precision it chose, read back from the compiled model: {r['mode']} "
+                         f"(INFERENCE_PRECISION_HINT {props_.get('INFERENCE_PRECISION_HINT', '?')}"
+                         f", EXECUTION_MODE_HINT {mode_}); INFERENCE_NUM_THREADS and "
+                         "PERFORMANCE_HINT=LATENCY as in the f32 row.")
+            break
+    for n in notes:
+        lines.append(n)
+    for sk in doc["skipped"]:
+        label = PEER_LABELS.get(sk.get("peer"), LABELS[sk["engine"]])
+        lines.append(f"{label}: skipped, {sk['reason']}")
+    if lib and lib.get("builds_seen", 1) > 1:
+        lines.append(f"WARNING: libsam3neck changed during the run ({lib['builds_seen']} builds "
+                     "seen); rerun for consistent numbers.")
+    warned_ov = False
+    for r in doc["rows"]:
+        if r.get("peer") == "openvino" and r["mode"] != "f32" and not warned_ov:
+            lines.append(f"WARNING: OpenVINO reports inference precision {r['mode']} (asked f32).")
+            warned_ov = True
+        if r["engine"] == "sam3neck" and r.get("max_error") is not None:
+            bound = reference.tolerance(
+                r["requested_mode"] if r["requested_mode"] in reference.TOLERANCE else "default",
+                tuple(r.get("io", BASE_IO))[1])
+            if not r["max_error"] <= bound:
+                lines.append(f"WARNING: sam3neck {r['mode']} {_io_label(r['io'])} levels "
+                             f"{_lv(r['levels'])} batch {r['batch']} error {r['max_error']:.1e} "
+                             f"exceeds its bound {bound:g}.")
+    return "\n".join(lines)
+
+
+def _bound_text(mode: str) -> str:
+    return f"{reference.TOLERANCE[mode]:.0e}".replace("e-0", "e-")
+
+
+def _mode_cell(r: dict) -> str:
+    """Our rows: the precision. Peers: what they computed in; for a configuration other than
+    pinned f32, "CONFIG (PRECISION)", e.g. "default (bf16)" for OpenVINO's default configuration."""
+    if r["engine"] == "sam3neck" or r.get("config", "f32") == "f32":
+        return r["mode"]
+    return f"{r['config']} ({r['mode']})"
+
+
+def _table(rows: List[dict], cls: str) -> List[str]:
+    """One class's table: its rows (run order), with the ratio columns of its class's peers."""
+    peers = [pid for pid, (_, _, c) in PEER_CONFIGS.items()
+             if c == cls and any(r.get("peer") == pid for r in rows)]
+    with_io = any(tuple(r.get("io", BASE_IO)) != BASE_IO for r in rows)
+    header = ["engine", "mode"] + (["io"] if with_io else []) + [
+        "levels", "batch", "median ms", "min ms", "max err", "ms/image", "GFLOP/s", "eff"]
+    header += [f"x vs {SHORT[p]}" for p in peers]
+    header += ["x vs f32 NCHW"] if with_io else []
+    header += ["peak RSS MB", "workspace MB", "compile ms"]
+    table = []
+    for r in rows:
+        cells = [LABELS[r["engine"]], _mode_cell(r)]
         if with_io:
             cells.append(_io_label(r["io"]) if r.get("io") else "")
         cells += [_lv(r["levels"]), str(r["batch"]),
                   _fmt(r["median_ms"], ".1f"), _fmt(r["min_ms"], ".1f"),
+                  _fmt(r.get("max_error"), ".1e", ""),
                   _fmt(r["ms_per_image"], ".1f"), _fmt(r["gflops_per_s"], ".1f"),
                   f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else ""]
-        cells += [_fmt(r["ratios"].get(e), ".2f", "") for e in peers]
+        cells += [_fmt(r["ratios"].get(p), ".2f", "") for p in peers]
         if with_io:
             cells.append(_fmt(r.get("x_vs_f32_nchw"), ".2f", ""))
         ws = r.get("workspace_bytes")
         cells += [_fmt(r["peak_rss_mb"], ".0f"), _fmt(ws / 2**20 if ws is not None else None, ".1f", ""),
-                  _fmt(r.get("compile_ms"), ".1f", ""), _fmt(r.get("max_error"), ".1e", "")]
+                  _fmt(r.get("compile_ms"), ".1f", "")]
         table.append(cells)
     left = {0, 1, 2} if with_io else {0, 1}
     widths = [max(len(header[k]), *(len(row[k]) for row in table)) if table else len(header[k])
@@ -778,54 +1011,51 @@ def format_report(doc: dict) -> str:
         return "  ".join(c.ljust(widths[k]) if k in left else c.rjust(widths[k])
                          for k, c in enumerate(cells)).rstrip()
 
-    lines.append(line(header))
-    lines.append("  ".join("-" * wd for wd in widths))
-    for cells in table:
-        lines.append(line(cells))
-    lines.append("")
-    notes = []
-    if peers:
-        notes.append("x vs PEER = PEER's median / this row's median (same levels and batch; > 1 "
-                     "means sam3neck is faster).")
-    notes.append("GFLOP/s against the direct FLOP count (2 x MACs of the transposed, 1x1 and 3x3 "
-                 "convs), whatever the engine computes.")
-    pk = doc.get("product_peak")
-    if pk:
-        notes.append(f"eff = the products one image executes (sam3neck's algorithms: Winograd's "
-                     f"transformed products, not the direct count) / ms per image / the machine's "
-                     f"measured product peak, {pk['peak_gflops']:.0f} GFLOP/s ({pk['products']}, "
-                     f"{pk['threads']} workers at once; sam3neck-profile --cost).")
-    elif doc.get("efficiency_note"):
-        notes.append(doc["efficiency_note"])
-    notes.append("max err = worst level's max|out - ref| / max|ref| against the float64 reference "
-                 "(batch 1, levels 0-3 runs; computed on the input rounded to the row's input type).")
-    if with_io:
-        notes.append("io = input type > output type, output layout (f32>f32 NCHW: the plain run); "
-                     "x vs f32 NCHW = the float32 NCHW row's median / this row's median (same "
-                     "mode, levels, batch; >= 1 means at least as fast).")
-    notes.append("peak RSS = peak resident memory of the row's own process (VmHWM), input and "
-                 "outputs included; workspace = what sam3neck's compile step reports; compile = "
-                 "that process's first compile (the weights prepared for its precision), load "
-                 "excluded.")
-    for n in notes:
-        lines.append(n)
-    for s in doc["skipped"]:
-        lines.append(f"{LABELS[s['engine']]}: skipped, {s['reason']}")
-    if lib and lib.get("builds_seen", 1) > 1:
-        lines.append(f"WARNING: libsam3neck changed during the run ({lib['builds_seen']} builds "
-                     "seen); rerun for consistent numbers.")
-    for r in doc["rows"]:
-        if r["engine"] == "openvino" and r["mode"] != "f32":
-            lines.append(f"WARNING: OpenVINO reports inference precision {r['mode']} (asked f32).")
-            break
-        if r["engine"] == "sam3neck" and r.get("max_error") is not None:
-            bound = reference.tolerance(
-                r["requested_mode"] if r["requested_mode"] in reference.TOLERANCE else "default",
-                tuple(r.get("io", BASE_IO))[1])
-            if not r["max_error"] <= bound:
-                lines.append(f"WARNING: sam3neck {r['mode']} {_io_label(r['io'])} error "
-                             f"{r['max_error']:.1e} exceeds its bound {bound:g}.")
-    return "\n".join(lines)
+    out = [line(header), "  ".join("-" * wd for wd in widths)]
+    out += [line(cells) for cells in table]
+    return out
+
+
+def _summary_lines(doc: dict) -> List[str]:
+    """The ratios within each class (doc["summary"]), one line per class and case, e.g.
+    "bf16 class, levels 0-3, batch 1: fast vs OpenVINO default (bf16) 2.10x"; a peer of the class
+    with no row says why (skipped)."""
+    lines = ["Within each class (x = the peer's median / ours; > 1: sam3neck is faster):"]
+    skipped = {sk.get("peer"): sk["reason"] for sk in doc["skipped"] if sk.get("peer")}
+    modes_of = {"f32": [m for m in OUR_MODES if MODE_CLASS[m] == "f32"], "bf16": ["fast"]}
+    peer_rows = {(r["peer"], tuple(r["levels"])): r for r in doc["rows"] if r.get("peer")}
+    for levels, _ in PEER_CASES:
+        for cls in CLASS_ORDER:
+            parts = []
+            for mode in modes_of[cls]:
+                got = [e for e in doc.get("summary", []) if e["class"] == cls and e["mode"] == mode
+                       and tuple(e["levels"]) == tuple(levels)]
+                if got:
+                    parts.append(f"{mode} vs " + ", vs ".join(
+                        f"{_peer_name(e['vs'], peer_rows.get((e['vs'], tuple(levels))))} "
+                        f"{e['x']:.2f}x" for e in got))
+            missing = [pid for pid, (_, _, c) in PEER_CONFIGS.items()
+                       if c == cls and (pid, tuple(levels)) not in peer_rows]
+            for pid in missing:
+                if pid in skipped:
+                    parts.append(f"{SHORT[pid]}: skipped ({skipped[pid]})")
+            if parts:
+                lines.append(f"  {cls} class, levels {_lv(levels)}, batch 1: " + "; ".join(parts))
+        ours = [e for e in doc.get("summary", []) if e["class"] == "ours"
+                and tuple(e["levels"]) == tuple(levels)]
+        for e in ours:
+            lines.append(f"  ours, levels {_lv(levels)}, batch 1: fast vs default {e['x']:.2f}x")
+    if len(lines) == 1:
+        lines.append("  (no peers ran)")
+    return lines
+
+
+def _peer_name(pid: str, row: Optional[dict]) -> str:
+    """"OpenVINO default (bf16)": the configuration with the precision it reported."""
+    name = SHORT[pid]
+    if row is not None and row.get("config", "f32") != "f32":
+        name += f" ({row['mode']})"
+    return name
 
 
 def _profile(doc: dict, args) -> str:
@@ -870,6 +1100,14 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="smoke-test size: 16x16 grid, 2 runs, 1 warm-up (explicit options win)")
     p.add_argument("--no-peers", action="store_true",
                    help="only this library (no ONNX Runtime / OpenVINO / PyTorch)")
+    p.add_argument("--modes", default=None, metavar="LIST",
+                   help="this library's precisions to run, comma-separated (default: all, "
+                        f"{','.join(OUR_MODES)}: strict and default read against the peers pinned "
+                        "to float32, fast against the bfloat16 ones)")
+    p.add_argument("--peers", default=None, metavar="LIST",
+                   help="the peer configurations to run, comma-separated (default: all, "
+                        f"{','.join(PEERS)}; openvino-default: OpenVINO without a precision "
+                        "hint, pytorch-bf16: PyTorch eager under torch.autocast bfloat16)")
     p.add_argument("--all-io", action="store_true",
                    help="a row for every input type / output type / output layout combination "
                         f"(26), not only the {len(IO_CASES)} representative ones")
@@ -895,7 +1133,8 @@ def run_cli(args) -> int:
         print(doc["profile"])
     print(f"\nJSON: {os.path.abspath(args.json)}")
     ours = [r for r in doc["rows"] if r["engine"] == "sam3neck"]
-    ok = len(ours) == len(OUR_MODES) * len(OUR_CASES) + len(_io_cases(args))
+    ok = len(ours) == (len(args.modes) * len(OUR_CASES)
+                       + (len(_io_cases(args)) if "default" in args.modes else 0))
     return 0 if ok else 1
 
 
