@@ -32,8 +32,6 @@ package struct UpsampleConv3x3: Sendable {
     package let blockTiles: Int
     /// Whether the products run as bf16×3 on AMX (the blocks are held split, `WinogradBlocks`).
     package var bf16x3: Bool { u.bf16x3 }
-    /// The bfloat16 product code of the fast mode, when the blocks are held for it.
-    package var bf16Kernel: Int32? { u.bf16 ? u.kernel : nil }
 
     package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 108,
                  gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil) {
