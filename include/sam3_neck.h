@@ -277,9 +277,17 @@ sam3_neck_status sam3_neck_get_compile_params(const sam3_neck *neck,
  * input), outputs are rounded to nearest even by the kernels' final store (float16 overflows to
  * +-Inf past 65504; NaN stays NaN). Compile with sam3_neck_compile_io, run with sam3_neck_run_io.
  * sam3_neck_compile is sam3_neck_compile_io with the defaults (float32 in and out, NCHW), so a
- * program written for 0.2.0 runs unchanged. sam3_neck_run takes float32 only (a plan compiled for
- * another input or output type is a DTYPE error there); sam3_neck_position_encoding and
- * sam3_neck_level_shape keep their float32 [1, d, h, w] / [B, d, h, w] meaning for every plan.
+ * program written for 0.2.0 runs unchanged.
+ *
+ * Which verb takes which plan (every other combination is refused, nothing is written):
+ *   plan compiled for                  sam3_neck_run              sam3_neck_run_io
+ *   float32 in and out, NCHW outputs   yes                        yes
+ *   another input or output type       DTYPE error                yes
+ *   float32, NHWC or sequence outputs  INVALID_ARGUMENT           yes
+ *   (either input layout, any precision, any levels: as compiled, for both)
+ * The messages name sam3_neck_run_io. sam3_neck_position_encoding and sam3_neck_level_shape keep
+ * their float32 [1, d, h, w] / [B, d, h, w] meaning for every plan (the _io query and
+ * sam3_neck_output_shape give the compiled type and layout).
  * ------------------------------------------------------------------------------------------- */
 
 typedef enum sam3_neck_dtype {
@@ -382,6 +390,7 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  *                 levels not compiled are ignored and may be NULL. Not kept.
  *   output_counts array of SAM3_NECK_NUM_LEVELS capacities in floats of outputs[i]; each must be at
  *                 least B*d*h_i*w_i for compiled levels.
+ * The plan must be float32 with NCHW outputs (see "Which verb takes which plan" above).
  * The buffers must not overlap the input or each other. Nothing is allocated per run.
  * Threads: runs on one handle from several threads are safe and take turns (one workspace per
  * handle); a run must not overlap sam3_neck_compile or sam3_neck_free on the same handle. Each run
@@ -389,7 +398,8 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  * Errors: INVALID_ARGUMENT (NULL neck, input, outputs, output_counts, or a NULL outputs[i] of a
  *         compiled level), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the message gives
  *         both sizes), DTYPE (the plan was compiled for another input or output type: use
- *         sam3_neck_run_io). */
+ *         sam3_neck_run_io); INVALID_ARGUMENT also for a plan compiled for NHWC or sequence
+ *         outputs (use sam3_neck_run_io). */
 sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input_count,
                                float *const outputs[SAM3_NECK_NUM_LEVELS],
                                const size_t output_counts[SAM3_NECK_NUM_LEVELS]);

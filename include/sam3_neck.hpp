@@ -415,8 +415,9 @@ class Neck {
    *                  (may be null).
    *   output_counts  capacities in floats; at least level_count(i) for compiled levels.
    * The buffers must not overlap the input or each other; none is kept.
-   * Throws Error: INVALID_ARGUMENT (null buffer of a compiled level), NOT_COMPILED, SHAPE
-   * (input_count or a capacity wrong; the message gives both sizes). */
+   * Throws Error: INVALID_ARGUMENT (null buffer of a compiled level; a plan compiled for NHWC or
+   * sequence outputs: use run_io), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the
+   * message gives both sizes), DTYPE (a plan compiled for another element type: use run_io). */
   void run(const float *input, std::size_t input_count,
            const std::array<float *, num_levels> &outputs,
            const std::array<std::size_t, num_levels> &output_counts) {

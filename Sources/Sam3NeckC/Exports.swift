@@ -332,6 +332,11 @@ public func sam3_neck_run(_ neck: OpaquePointer?, _ input: UnsafePointer<Float>?
         guard o.inputDType == .float32, o.outputDType == .float32 else {
             throw NeckError(.dtype, "the plan was compiled for \(o.inputDType.name) input and \(o.outputDType.name) outputs; sam3_neck_run takes float32 only: use sam3_neck_run_io")
         }
+        // sam3_neck_run promises [B, d, h, w] outputs: a plan compiled for another output layout
+        // would write that layout into buffers its caller reads as NCHW.
+        guard o.outputLayout == .nchw else {
+            throw invalid("the plan was compiled for \(o.outputLayout == .nhwc ? "NHWC" : "sequence") outputs; sam3_neck_run writes NCHW [B, d, h, w] only: use sam3_neck_run_io")
+        }
         try run(plan, UnsafeRawPointer(input), inputCount, outputs.map { UnsafeRawPointer($0).assumingMemoryBound(to: UnsafeMutableRawPointer?.self) }, outputCounts)
     }
 }

@@ -316,6 +316,15 @@ void test_io_options(const Fixture &f) {
         "io: position_encoding_io(2) holds channel 1 of pixel 0 at index 1 (sequence layout)");
   expect_error("io: run() of a float16 plan", SAM3_NECK_ERR_DTYPE, {"float16", "sam3_neck_run_io"},
                [&] { neck.run(f.input); });
+  // A float32 plan with NHWC or sequence outputs: run(), which promises [B, d, h, w], refuses it.
+  for (const sam3neck::OutputLayout layout : {sam3neck::OutputLayout::NHWC, sam3neck::OutputLayout::Sequence}) {
+    sam3neck::CompileOptions o = f.options(0xF);
+    o.output_layout = layout;
+    neck.compile(o);
+    expect_error("io: run() of a float32 plan with " + std::string(layout == sam3neck::OutputLayout::NHWC ? "NHWC" : "sequence") +
+                     " outputs",
+                 SAM3_NECK_ERR_INVALID_ARGUMENT, {"sam3_neck_run_io", "NCHW"}, [&] { neck.run(f.input); });
+  }
 }
 
 // Normalised max error max|out - ref| / max|ref| (+inf on a NaN difference), as the C test's norm_err.

@@ -179,6 +179,56 @@ static void check_bfloat16_input(const fixture_t *f, sam3_neck *h, sam3_neck_pre
   free(widened);
 }
 
+/* The header's table of which verb takes which plan, one cell at a time: for every output type and
+ * layout (input float32, both input layouts, strict and fast), sam3_neck_run is OK only for a
+ * float32 NCHW plan; another output type is a DTYPE error, NHWC or sequence float32 outputs an
+ * INVALID_ARGUMENT naming sam3_neck_run_io, and a refused run writes nothing (the outputs keep a
+ * canary); sam3_neck_run_io takes every plan. */
+static void check_verbs_against_plans(const fixture_t *f, sam3_neck *h) {
+  const sam3_neck_precision precisions[2] = {SAM3_NECK_PRECISION_STRICT, SAM3_NECK_PRECISION_FAST};
+  int d, l, p, lay, i;
+  size_t j;
+  for (p = 0; p < 2; p++)
+    for (lay = 0; lay < 2; lay++)
+      for (d = 0; d < 3; d++)
+        for (l = 0; l < 3; l++) {
+          sam3_neck_compile_params cp = fixture_params(&f->meta, (sam3_neck_layout)lay, 0xF);
+          sam3_neck_io_params io = sam3_neck_io_default_params();
+          outs_t o;
+          float *in = lay == SAM3_NECK_LAYOUT_NHWC
+                          ? to_nhwc(f->input, f->meta.batch, f->meta.trunk_dim, f->meta.height, f->meta.width)
+                          : NULL;
+          char what[200];
+          sam3_neck_status st, want = d != SAM3_NECK_DTYPE_FLOAT32 ? SAM3_NECK_ERR_DTYPE
+                                    : l != SAM3_NECK_OUTPUT_NCHW     ? SAM3_NECK_ERR_INVALID_ARGUMENT
+                                                                     : SAM3_NECK_OK;
+          int untouched = 1;
+          cp.precision = precisions[p];
+          io.output_dtype = (sam3_neck_dtype)d;
+          io.output_layout = (sam3_neck_output_layout)l;
+          snprintf(what, sizeof what, "verbs: sam3_neck_run on a plan of precision %d, input layout %d, output dtype %d, layout %d",
+                   (int)precisions[p], lay, d, l);
+          if (!check_ok(sam3_neck_compile_io(h, &cp, &io), what)) {
+            free(in);
+            continue;
+          }
+          outs_alloc(&o, &f->meta, 0xF);
+          for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++)
+            for (j = 0; j < o.count[i]; j++) o.ptr[i][j] = -7.0f;
+          st = run_outs(h, in ? in : f->input, f->input_count, &o);
+          if (want == SAM3_NECK_OK) {
+            check_ok(st, what);
+          } else {
+            check_err_msg(st, want, "sam3_neck_run_io", what);
+            for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++)
+              for (j = 0; j < o.count[i]; j++) untouched &= o.ptr[i][j] == -7.0f;
+            check(untouched, "verbs: a refused sam3_neck_run writes nothing");
+          }
+          outs_free(&o);
+          free(in);
+        }
+}
+
 void test_io(sam3_neck *h, const fixture_t *f) {
   sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
   sam3_neck_io_params io = sam3_neck_io_default_params();
@@ -210,6 +260,7 @@ void test_io(sam3_neck *h, const fixture_t *f) {
     outs_free(&want);
   }
   check_bfloat16_input(f, h, SAM3_NECK_PRECISION_FAST);
+  check_verbs_against_plans(f, h);
   cp.precision = SAM3_NECK_PRECISION_STRICT;
   io.struct_size = 4;
   check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "struct_size", "io: struct_size too small");
