@@ -243,7 +243,10 @@ typedef struct sam3_neck_compile_params {
   /* Bit i set = compute level i. Any non-empty subset of 0xF. Default 0xF (all four).
    * Level 3 (scale 0.5) needs H >= 2 and W >= 2. */
   uint32_t levels_mask;
-  int32_t threads; /* threads for run, 0..1024; 0 (default) = all online cores. */
+  /* Threads for run, 0..1024; 0 (default) = all online cores. A run uses at most the online cores
+   * (a larger count runs, and sizes its workspace, as that many); get_compile_params returns the
+   * count as passed. */
+  int32_t threads;
   sam3_neck_precision precision; /* Default SAM3_NECK_PRECISION_DEFAULT. */
 } sam3_neck_compile_params;
 

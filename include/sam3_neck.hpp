@@ -192,7 +192,7 @@ struct CompileOptions {
   Layout layout = static_cast<Layout>(sam3_neck_compile_default_params().layout);
   /* Bit i set = compute level i; any non-empty subset of 0xF (grid limits: sam3_neck_compile_params). */
   std::uint32_t levels_mask = sam3_neck_compile_default_params().levels_mask;
-  /* Threads for run, 0..1024; 0 = all online cores. */
+  /* Threads for run, 0..1024; 0 = all online cores; at most the online cores run (sam3_neck.h). */
   std::int32_t threads = sam3_neck_compile_default_params().threads;
   Precision precision = static_cast<Precision>(sam3_neck_compile_default_params().precision);
   /* Element types and output layout (sam3_neck_io_params); the defaults are float32 and NCHW. */

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import Testing
 @testable import Sam3Neck
 
@@ -149,6 +150,18 @@ import Testing
             try check(c: 48, d: 16, batch: 2, h: 5, w: 3, layout: layout, mask: 0xF, bandTileRows: 2, fast: kernel)
         }
         try check(c: 40, d: 8, batch: 1, h: 12, w: 30, layout: .nchw, mask: 0xF, gemm: .openBLAS, fast: kernel)
+    }
+
+    /// A thread count past the online cores runs, and sizes its scratch, as the cores: 1024 on a
+    /// 5×7 grid reserved 12 GB of workspace when scratch followed the count asked for.
+    @Test func threadsPastTheCoresReserveNothingMore() throws {
+        let neck = Neck(weights: Naive.weights(c: 64, d: 32, seed: 5))
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let all = try neck.compile(CompileOptions(height: 5, width: 7, threads: 0))
+        let many = try neck.compile(CompileOptions(height: 5, width: 7, threads: 1024))
+        #expect(all.threads == cores && many.threads == cores && many.options.threads == 1024)
+        #expect(many.workspaceBytes == all.workspaceBytes, "\(many.workspaceBytes) against \(all.workspaceBytes) bytes")
+        #expect(try neck.compile(CompileOptions(height: 5, width: 7, threads: 1)).threads == 1)
     }
 
     /// Where the CPU has no bfloat16 products, the fast mode is the default mode's arithmetic.

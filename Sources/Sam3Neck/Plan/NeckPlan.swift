@@ -33,7 +33,9 @@ import Darwin
 public final class NeckPlan: @unchecked Sendable {
     public let options: CompileOptions
     package let trunkDim: Int, dModel: Int
-    /// Resolved thread count (options.threads, or the online cores for 0).
+    /// The workers a run uses: options.threads, at most the online cores (0: all of them). More
+    /// would not run at once, and each worker has its own scratch: a workspace sized by the number
+    /// asked for reserved GBs for nothing (1024 on a 5×7 grid: 12 GB).
     package let threads: Int
     /// `[B, d, h, w]` per level; nil for levels not compiled.
     package let levelShapes: [[Int]?]
@@ -119,7 +121,7 @@ public final class NeckPlan: @unchecked Sendable {
         trunkDim = c
         dModel = d
         let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        threads = options.threads == 0 ? max(1, cores) : options.threads
+        threads = options.threads == 0 ? max(1, cores) : min(options.threads, max(1, cores))
 
         let h = options.height, w = options.width
         // Sizes in floats, with overflow remembered rather than trapping.
