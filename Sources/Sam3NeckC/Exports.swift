@@ -299,8 +299,8 @@ public func sam3_neck_position_encoding(_ neck: OpaquePointer?, _ level: Int32, 
         let l = try compiledLevel(plan, level)
         guard let out else { throw invalid("out is NULL") }
         let pos = plan.positionEncodings[l]!
-        guard count >= pos.count else {
-            throw NeckError(.shape, "level \(l) position encoding has \(pos.count) floats [1, \(pos.dModel), \(pos.height), \(pos.width)] but count is \(count)")
+        guard sizeT(count) >= pos.count else {
+            throw NeckError(.shape, "level \(l) position encoding has \(pos.count) floats [1, \(pos.dModel), \(pos.height), \(pos.width)] but count is \(sizeT(count))")
         }
         pos.fill(out)
     }
@@ -314,14 +314,18 @@ public func sam3_neck_position_encoding_io(_ neck: OpaquePointer?, _ level: Int3
         let l = try compiledLevel(plan, level)
         guard let out else { throw invalid("out is NULL") }
         let need = plan.positionEncodings[l]!.count
-        guard count >= need else {
-            throw NeckError(.shape, "level \(l) position encoding \(describeShape(plan.outputDimensions(level: l, batch: 1)!)) has \(need) elements but count is \(count)")
+        guard sizeT(count) >= need else {
+            throw NeckError(.shape, "level \(l) position encoding \(describeShape(plan.outputDimensions(level: l, batch: 1)!)) has \(need) elements but count is \(sizeT(count))")
         }
         plan.writePositionEncoding(level: l, into: out)
     }
 }
 
 // MARK: - Running
+
+/// A C size_t as Swift imports it (Int) back to its value: counts past 2⁶³ are no negative numbers,
+/// in comparisons (SIZE_MAX is a capacity of at least anything) or in messages.
+private func sizeT(_ n: Int) -> UInt { UInt(bitPattern: n) }
 
 @c @implementation
 public func sam3_neck_run(_ neck: OpaquePointer?, _ input: UnsafePointer<Float>?, _ inputCount: Int,
@@ -357,15 +361,15 @@ private func run(_ plan: NeckPlan, _ input: UnsafeRawPointer?, _ inputCount: Int
     guard inputCount == plan.inputCount else {
         let dims = o.layout == .nchw ? "[\(o.batch), \(plan.trunkDim), \(o.height), \(o.width)] (NCHW)"
                                      : "[\(o.batch), \(o.height), \(o.width), \(plan.trunkDim)] (NHWC)"
-        throw NeckError(.shape, "input_count is \(inputCount) but the compiled input \(dims) has \(plan.inputCount) \(elements)")
+        throw NeckError(.shape, "input_count is \(sizeT(inputCount)) but the compiled input \(dims) has \(plan.inputCount) \(elements)")
     }
     var buffers: [UnsafeMutableRawPointer?] = Array(repeating: nil, count: Int(SAM3_NECK_NUM_LEVELS))
     for level in o.levels {
         guard let p = outputs[level] else { throw invalid("outputs[\(level)] is NULL but level \(level) is compiled") }
         let need = plan.outputCount(level: level)!
-        guard outputCounts[level] >= need else {
+        guard sizeT(outputCounts[level]) >= need else {
             let unit = o.outputDType == .float32 ? "floats" : "\(o.outputDType.name) elements"
-            throw NeckError(.shape, "output_counts[\(level)] is \(outputCounts[level]) but level \(level) \(describeShape(plan.outputDimensions(level: level)!)) needs \(need) \(unit)")
+            throw NeckError(.shape, "output_counts[\(level)] is \(sizeT(outputCounts[level])) but level \(level) \(describeShape(plan.outputDimensions(level: level)!)) needs \(need) \(unit)")
         }
         buffers[level] = p
     }
@@ -414,10 +418,10 @@ public func sam3_neck_experimental_get_tensor(_ neck: OpaquePointer?, _ name: Un
         }
         rank.pointee = Int32(t.shape.count)
         for i in 0..<4 { shape[i] = i < t.shape.count ? Int64(t.shape[i]) : 0 }
-        guard capacity >= t.count else {
-            throw NeckError(.shape, "tensor '\(text)' \(describeShape(t.shape)) has \(t.count) floats but capacity is \(capacity)")
+        guard sizeT(capacity) >= t.count else {
+            throw NeckError(.shape, "tensor '\(text)' \(describeShape(t.shape)) has \(t.count) floats but capacity is \(sizeT(capacity))")
         }
-        guard let out else { throw invalid("out is NULL but capacity is \(capacity)") }
+        guard let out else { throw invalid("out is NULL but capacity is \(sizeT(capacity))") }
         t.data.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: t.count) }
     }
 }

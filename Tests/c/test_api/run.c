@@ -33,6 +33,15 @@ void test_run_errors(sam3_neck *h, const fixture_t *f) {
   check_err(sam3_neck_run(h, input, in_n + 1, o.ptr, o.count), SAM3_NECK_ERR_SHAPE,
             "run(input_count + 1)");
   check_err(sam3_neck_run(h, input, 0, o.ptr, o.count), SAM3_NECK_ERR_SHAPE, "run(input_count 0)");
+  /* counts past 2^63 are numbers, not negative ones: in the message, and SIZE_MAX is a capacity
+   * at least as large as any level needs */
+  check_err_msg(sam3_neck_run(h, input, SIZE_MAX, o.ptr, o.count), SAM3_NECK_ERR_SHAPE, "18446744073709551615",
+                "run(input_count SIZE_MAX): the message gives it as 18446744073709551615");
+  {
+    outs_t huge = o;
+    for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++) huge.count[i] = SIZE_MAX;
+    check_ok(run_outs(h, input, in_n, &huge), "run(output_counts SIZE_MAX): at least what every level needs");
+  }
   for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
     char label[96];
     o.count[i] -= 1;
