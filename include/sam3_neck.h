@@ -8,8 +8,10 @@
  *
  * The four verbs:
  *   load     sam3_neck_load_file / sam3_neck_load_memory   -> an opaque sam3_neck handle
- *   compile  sam3_neck_compile  (batch, grid, layout, levels, threads) -> plan + workspaces
- *   run      sam3_neck_run      (input -> caller-provided output buffers)
+ *   compile  sam3_neck_compile  (batch, grid, layout, levels, threads, precision) -> plan + workspace
+ *            sam3_neck_compile_io (since 0.3.0: also element types and output layout)
+ *   run      sam3_neck_run      (float32 input -> caller-provided float32 NCHW output buffers)
+ *            sam3_neck_run_io   (since 0.3.0: the compiled element types and output layout)
  *   free     sam3_neck_free     (NULL is a no-op)
  *
  * Conventions
@@ -20,7 +22,8 @@
  *   - Functions without a handle argument (versions, status strings, default parameters, the last
  *     error) cannot fail and may be called from any thread at any time, before or after loading.
  *   - No function keeps a pointer passed by the caller after it returns, except where stated.
- *   - Tensors are float32, C-contiguous (row-major), native byte order.
+ *   - Tensors are C-contiguous (row-major), native byte order; float32 unless a plan was compiled
+ *     for float16 or bfloat16 input or outputs (sam3_neck_compile_io). Weights are float32 as held.
  *
  * Threads (the one rule)
  *   - One handle may be shared by many threads for sam3_neck_run and the read-only queries;
@@ -30,8 +33,11 @@
  *   - Different handles are fully independent; loading (sam3_neck_load_*) may run on any number
  *     of threads at once.
  *   - The last-error message is per thread.
- *   - A run owns its parallelism: it runs its own worker threads (the compiled thread count) and
- *     calls OpenBLAS single-threaded from them. OpenBLAS's thread count is a process-wide setting:
+ *   - A run's parallel work goes to libdispatch's shared pool of worker threads (the calling thread
+ *     takes part), at most the compiled thread count of workers at once, and calls OpenBLAS
+ *     single-threaded from them. The pool is one per process and sizes itself to the online cores:
+ *     runs of different handles at the same time share it rather than each starting threads, so
+ *     together they keep about one busy thread per core, plus the callers' own threads. OpenBLAS's thread count is a process-wide setting:
  *     loading a neck sets it to 1 and the library leaves it there (a run sets it to 1 again if the
  *     application changed it; nothing is saved or restored), so concurrent runs of different
  *     handles never hand each other a multi-threaded OpenBLAS. An application that wants the same
