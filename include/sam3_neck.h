@@ -46,6 +46,14 @@
  *     loaded (they would spin for ~0.1 s, taking a core from the first compile); a later
  *     multi-threaded OpenBLAS call starts them again.
  *
+ * Environment
+ *   The library reads one variable, at every compile: SAM3NECK_SGEMM_KERNEL = generic | avx2 |
+ *   avx512 runs every float32 product of the plan on that kernel (and so none as bf16x3 on AMX in
+ *   the default precision): results then differ from the automatic choice in their last bits,
+ *   within the precision's bound. Unset (the default): the best kernel this CPU runs. Any other
+ *   value, or a kernel this CPU lacks, makes the compile fail with INVALID_ARGUMENT naming it. The
+ *   fast precision's bfloat16 products are chosen by the CPU alone.
+ *
  * Untrusted checkpoints
  *   Loading a file someone else made is safe: a malformed or hostile file gives an error (IO,
  *   FORMAT or OUT_OF_MEMORY; past a limit the message names the limit and the number found), it

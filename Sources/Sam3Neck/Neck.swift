@@ -50,6 +50,7 @@ public final class Neck: Sendable {
     /// Compiles a plan for one input shape.
     public func compile(_ options: CompileOptions) throws -> NeckPlan {
         try options.validate()
+        try GemmBackend.checkEnvironment()
         // Level 0's tail is one composed conv; levels 1-3 use a 3×3 Winograd conv; the tiles (and
         // whether the products are held split for AMX) follow the mode and the CPU.
         let (upTile, upSplit) = NeckPlan.upsampleTile(options)

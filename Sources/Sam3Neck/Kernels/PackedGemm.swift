@@ -1,4 +1,7 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Which code runs the plan's products (phase 1 and the Winograd products).
 ///
@@ -42,6 +45,20 @@ package enum GemmBackend: Hashable, Sendable {
         case Int(SAM3NECK_SGEMM_AVX512_BF16): return "avx512-bf16 micro-kernels"
         case Int(SAM3NECK_SGEMM_AMX_BF16_EMULATED): return "amx-bf16 tile products (emulated)"
         default: return "avx512-bf16 micro-kernels (emulated)"
+        }
+    }
+
+    /// Throws `invalidArgument` when SAM3NECK_SGEMM_KERNEL is set to anything but a kernel this CPU
+    /// runs ("generic", "avx2", "avx512"): a typo or a kernel the CPU lacks would otherwise be
+    /// silently ignored, and the variable decides which code, so which last bits, a plan computes.
+    package static func checkEnvironment() throws {
+        guard let raw = getenv("SAM3NECK_SGEMM_KERNEL") else { return }
+        let value = String(cString: raw), named = sam3neck_sgemm_kernel_named(raw)
+        guard named > 0 else {
+            throw NeckError(.invalidArgument, "SAM3NECK_SGEMM_KERNEL is '\(value)': it takes generic, avx2 or avx512 (unset it for the best kernel this CPU runs)")
+        }
+        guard sam3neck_sgemm_kernel_supported(named) != 0 else {
+            throw NeckError(.invalidArgument, "SAM3NECK_SGEMM_KERNEL is '\(value)', a kernel this CPU does not run (unset it for the best kernel this CPU runs)")
         }
     }
 
