@@ -408,12 +408,14 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  *   output_counts array of SAM3_NECK_NUM_LEVELS capacities in floats of outputs[i]; each must be at
  *                 least B*d*h_i*w_i for compiled levels.
  * The plan must be float32 with NCHW outputs (see "Which verb takes which plan" above).
- * The buffers must not overlap the input or each other. Nothing is allocated per run.
+ * Every buffer must be aligned to its element type, and the elements a run writes must not overlap
+ * the input or each other: both are checked (INVALID_ARGUMENT, nothing written). Nothing is
+ * allocated per run.
  * Threads: runs on one handle from several threads are safe and take turns (one workspace per
  * handle); a run must not overlap sam3_neck_compile or sam3_neck_free on the same handle. Each run
  * uses the compiled number of worker threads and keeps OpenBLAS on one thread (see Threads).
  * Errors: INVALID_ARGUMENT (NULL neck, input, outputs, output_counts, or a NULL outputs[i] of a
- *         compiled level), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the message gives
+ *         compiled level; a misaligned or overlapping buffer), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the message gives
  *         both sizes), DTYPE (the plan was compiled for another input or output type: use
  *         sam3_neck_run_io); INVALID_ARGUMENT also for a plan compiled for NHWC or sequence
  *         outputs (use sam3_neck_run_io). */

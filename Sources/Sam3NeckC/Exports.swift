@@ -363,6 +363,21 @@ private func run(_ plan: NeckPlan, _ input: UnsafeRawPointer?, _ inputCount: Int
                                      : "[\(o.batch), \(o.height), \(o.width), \(plan.trunkDim)] (NHWC)"
         throw NeckError(.shape, "input_count is \(sizeT(inputCount)) but the compiled input \(dims) has \(plan.inputCount) \(elements)")
     }
+    // The bytes each buffer holds for this run, to check alignment and overlap (both documented
+    // preconditions; cheap next to a run, and a violation is otherwise silent wrong data).
+    var regions: [(name: String, start: UInt, end: UInt)] = []
+    func region(_ name: String, _ p: UnsafeRawPointer, elements: Int, size: Int) throws {
+        let start = UInt(bitPattern: Int(bitPattern: p))
+        guard start % UInt(size) == 0 else {
+            throw invalid("\(name) (\(p)) is not aligned to its element type (\(size) bytes)")
+        }
+        let end = start &+ UInt(elements) &* UInt(size)
+        if let other = regions.first(where: { start < $0.end && $0.start < end }) {
+            throw invalid("\(name) overlaps \(other.name): the input and the outputs must be separate buffers")
+        }
+        regions.append((name, start, end))
+    }
+    try region("input", input, elements: inputCount, size: o.inputDType.size)
     var buffers: [UnsafeMutableRawPointer?] = Array(repeating: nil, count: Int(SAM3_NECK_NUM_LEVELS))
     for level in o.levels {
         guard let p = outputs[level] else { throw invalid("outputs[\(level)] is NULL but level \(level) is compiled") }
@@ -371,6 +386,7 @@ private func run(_ plan: NeckPlan, _ input: UnsafeRawPointer?, _ inputCount: Int
             let unit = o.outputDType == .float32 ? "floats" : "\(o.outputDType.name) elements"
             throw NeckError(.shape, "output_counts[\(level)] is \(sizeT(outputCounts[level])) but level \(level) \(describeShape(plan.outputDimensions(level: level)!)) needs \(need) \(unit)")
         }
+        try region("outputs[\(level)]", UnsafeRawPointer(p), elements: need, size: o.outputDType.size)
         buffers[level] = p
     }
     plan.run(input: input, outputs: buffers)

@@ -42,6 +42,32 @@ void test_run_errors(sam3_neck *h, const fixture_t *f) {
     for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++) huge.count[i] = SIZE_MAX;
     check_ok(run_outs(h, input, in_n, &huge), "run(output_counts SIZE_MAX): at least what every level needs");
   }
+  /* Alignment and overlap are checked, and a refused run writes nothing. */
+  {
+    float *shifted = (float *)malloc((in_n + 1) * sizeof(float));
+    outs_t overlap = o;
+    int untouched = 1;
+    size_t k;
+    if (shifted != NULL) {
+      memcpy((char *)shifted + 1, input, in_n * sizeof(float));
+      check_err_msg(sam3_neck_run(h, (const float *)(const void *)((char *)shifted + 1), in_n, o.ptr, o.count),
+                    SAM3_NECK_ERR_INVALID_ARGUMENT, "aligned", "run(input one byte off float alignment)");
+      free(shifted);
+    }
+    for (k = 0; k < o.count[2]; k++) o.ptr[2][k] = -3.0f;
+    overlap.ptr[3] = (float *)(void *)((char *)o.ptr[1] + 2);
+    check_err_msg(run_outs(h, input, in_n, &overlap), SAM3_NECK_ERR_INVALID_ARGUMENT, "aligned",
+                  "run(outputs[3] one byte-pair off float alignment)");
+    overlap.ptr[3] = o.ptr[1] + 1;
+    check_err_msg(run_outs(h, input, in_n, &overlap), SAM3_NECK_ERR_INVALID_ARGUMENT, "overlaps",
+                  "run(outputs[3] inside outputs[1])");
+    for (k = 0; k < o.count[2]; k++) untouched &= o.ptr[2][k] == -3.0f;
+    check(untouched, "run: a refused run (overlapping outputs) writes nothing");
+    overlap = o;
+    overlap.ptr[0] = (float *)(void *)input;
+    check_err_msg(run_outs(h, input, in_n, &overlap), SAM3_NECK_ERR_INVALID_ARGUMENT, "overlaps",
+                  "run(outputs[0] is the input)");
+  }
   for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
     char label[96];
     o.count[i] -= 1;
