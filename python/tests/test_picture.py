@@ -40,8 +40,12 @@ def test_figure_titles_colour_bars_and_data():
     f[:, 0, 0] = np.nan
     fig = picture.figure(x, [(0, 4.0, f)], title="a.npy")
     assert fig._suptitle.get_text() == "a.npy"
-    heat = [ax for ax in fig.axes if ax.images]
+    shown = [ax for ax in fig.axes if ax.images]
+    heat, rgb = shown[:2], shown[2:]
     assert [ax.get_title() for ax in heat] == ["input 5x4", "level 0  x4  20x16"]
+    assert [ax.get_title() for ax in rgb] == ["input: principal components (own basis)", "principal components as RGB"]
+    assert rgb[1].get_xlabel() == "x (pixels, scale 4)" and rgb[0].get_ylabel() == "y (pixels, trunk grid)"
+    np.testing.assert_array_equal(rgb[1].images[0].get_array(), picture.pca_rgb([f])[0])
     bars = [ax for ax in fig.axes if not ax.images]
     assert len(bars) == 2 and all("L2 norm" in ax.get_ylabel() for ax in bars)
     shown = heat[1].images[0]
@@ -55,13 +59,38 @@ def test_figure_titles_colour_bars_and_data():
     np.testing.assert_allclose(shown.get_cmap().get_bad(), [1.0, 0.0, 1.0, 1.0])
 
 
+def test_pca_rgb_one_basis_for_every_level():
+    """The levels share one basis and one scaling: a level that is another upsampled (each feature
+    vector repeated 2 x 2) gets exactly its colours; values lie in [0, 1]; a non-finite pixel is
+    magenta and moves nothing else; the components are the data's principal ones (a level whose
+    pixels vary along one direction only shows that variation in red alone)."""
+    rng = np.random.default_rng(2)
+    f = rng.standard_normal((8, 6, 5))
+    up = np.repeat(np.repeat(f, 2, axis=1), 2, axis=2)
+    big, small = picture.pca_rgb([up, f])
+    assert big.shape == (12, 10, 3) and small.shape == (6, 5, 3)
+    np.testing.assert_array_equal(big[::2, ::2], small)
+    assert big.min() >= 0 and big.max() <= 1
+    g = f.copy()
+    g[3, 2, 1] = np.nan
+    with_nan, small2 = picture.pca_rgb([g, f])
+    np.testing.assert_array_equal(with_nan[2, 1], picture.MAGENTA)
+    line = np.zeros((4, 3, 7))
+    line[1] = np.arange(21).reshape(3, 7)  # all variation along channel 1
+    (rgb,) = picture.pca_rgb([line])
+    assert np.ptp(rgb[..., 0]) > 0.9 and np.ptp(rgb[..., 1]) == 0 and np.ptp(rgb[..., 2]) == 0
+    assert np.all(np.diff(rgb[..., 0].ravel()) >= 0)  # sign chosen so the component grows with channel 1
+    with pytest.raises(ValueError, match="one C"):
+        picture.pca_rgb([f, np.ones((3, 2, 2))])
+
+
 def test_write_png_is_atomic(tmp_path, monkeypatch):
     fig = picture.figure(np.ones((2, 3, 3)), [])
     path = tmp_path / "a.png"
     picture.write_png(path, fig, dpi=50)
     first = path.read_bytes()
     assert first[:8] == b"\x89PNG\r\n\x1a\n"
-    assert matplotlib.image.imread(path).shape[:2] == (round(3.9 * 50), round(3.4 * 50))
+    assert matplotlib.image.imread(path).shape[:2] == (round(7.2 * 50), round(3.4 * 50))
 
     def boom(*a, **k):
         raise OSError("disk full")
