@@ -19,8 +19,9 @@ from .runner import PRECISION_HELP, levels_arg
 EXIT_STATUS = """exit status:
   0  success
   1  something failed (run: some file, the checkpoint or the picture; demo: the checkpoint,
-     the library or an error over its bound; bench: the checkpoint or the JSON file; inspect: an
-     unreadable file; version: no library); a path that fails is reported in one line
+     the library, a grid it cannot compile or an error over its bound; bench: the checkpoint
+     or the JSON file; inspect: an unreadable file; version: no library); a path that fails
+     is reported in one line on stderr
   2  usage error (unknown command or option, missing argument)"""
 
 class _VersionAction(argparse.Action):
