@@ -1,5 +1,8 @@
-/* The README's C example: load, compile, run, free. Build against the header and the library:
- *   cc -std=c99 -I include examples/example.c -L .build/release -lsam3neck -o example */
+/* The README's C example: load, compile, run, free. Build against the header and the library,
+ * from the repository root (after make lib), recording where the library is for run time:
+ *   cc -std=c99 -I include examples/example.c -L .build/release -lsam3neck -Wl,-rpath,"$PWD/.build/release" -o example
+ *   ./example WEIGHTS.safetensors
+ * (without -rpath: LD_LIBRARY_PATH=.build/release ./example WEIGHTS.safetensors) */
 #include <stdio.h>
 #include <stdlib.h>
 

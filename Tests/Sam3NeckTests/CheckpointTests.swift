@@ -189,6 +189,34 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
         }
     }
 
+    /// A file that is neither safetensors nor a zip (a text file, random bytes, a few bytes) is
+    /// named as such, with its first bytes shown printably, not read as a safetensors header
+    /// length of exabytes; a damaged safetensors file keeps the safetensors reader's message.
+    @Test func nonCheckpointFilesSaySo() {
+        func openAny(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { _ = try Checkpoint.open(MemorySource($0)) } }
+        let text = Array("Hello, this is a text file, not weights.\n".utf8)
+        expectError(.format, containing: ["not a recognised checkpoint", "neither safetensors nor a PyTorch zip", #"first bytes "Hello, this is a"..."#]) {
+            try openAny(text)
+        }
+        var rng = SystemRandomNumberGenerator()
+        var noise = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        noise[8] = 0x00  // not '{'
+        noise[7] = 0xF0  // a length of exabytes
+        noise[0] = 0x00  // not "PK", not a pickle
+        expectError(.format, containing: ["not a recognised checkpoint", "first bytes \"\\x00"]) { try openAny(noise) }
+        expectError(.format, containing: ["not a recognised checkpoint", #"first bytes "hi\n""#]) { try openAny(Array("hi\n".utf8)) }
+        expectError(.format, containing: ["not a recognised checkpoint", "the file is empty"]) { try openAny([]) }
+        #expect(Checkpoint.escaped([0x41, 0x0A, 0x22, 0x5C, 0x00, 0xFF]) == #"A\n\"\\\x00\xff"#)
+        // Still safetensors: a valid file, and one whose length runs past its end ('{' follows).
+        let good = SafetensorsBuilder.neck(weights, prefix: "").build()
+        #expect(good.withUnsafeBytes { Checkpoint.looksLikeSafetensors(MemorySource($0)) })
+        var huge = good
+        huge.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(1 << 40).littleEndian, Array.init))
+        expectError(.format, containing: ["safetensors", "header length", "exceeds the"]) { try openAny(huge) }
+        huge.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(good.count + 100).littleEndian, Array.init))
+        expectError(.format, containing: ["safetensors", "header length", "runs past the end"]) { try openAny(huge) }
+    }
+
     /// Weights are not ours to judge: NaN and ±Inf in a checkpoint load as they are.
     @Test func nonFiniteWeightsLoad() throws {
         var w = Naive.weights(c: 8, d: 4, seed: 9)

@@ -1,5 +1,5 @@
-"""Command line: `sam3neck run [...]`, `sam3neck demo [...]`, `sam3neck bench [...]`,
-`sam3neck inspect FILE` and `sam3neck version` (`python -m sam3neck ...` is the same)."""
+"""Command line: sam3neck run [...], sam3neck demo [...], sam3neck bench [...],
+sam3neck inspect FILE and sam3neck version (python -m sam3neck ... is the same)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from .runner import PRECISION_HELP, levels_arg
 
 EXIT_STATUS = """exit status:
   0  success
-  1  something failed (run: some file, the checkpoint or the picture; demo: an error over its
-     bound; inspect: an unreadable file; version: no library)
+  1  something failed (run: some file, the checkpoint or the picture; demo: the checkpoint,
+     the library, a grid it cannot compile or an error over its bound; bench: the checkpoint
+     or the JSON file; inspect: an unreadable file; version: no library); a path that fails
+     is reported in one line on stderr
   2  usage error (unknown command or option, missing argument)"""
 
 class _VersionAction(argparse.Action):
@@ -51,26 +53,55 @@ def cmd_version(args) -> int:
     return 0
 
 
+class _DemoError(Exception):
+    """A failure of `demo` to report in one line (exit status 1)."""
+
+
 def cmd_demo(args) -> int:
+    """The demo; a checkpoint or library that fails is one line on stderr and exit status 1."""
+    try:
+        return _demo(args)
+    except _DemoError as e:
+        print(f"sam3neck demo: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _demo(args) -> int:
     from . import _lib
 
+    t_start = time.perf_counter()
     weights = args.weights or os.environ.get("WEIGHTS")
     if not weights:
         t = time.perf_counter()
-        weights = str(checkpoint.ensure_default_checkpoint())
+        try:
+            weights = str(checkpoint.ensure_default_checkpoint())
+        except OSError as e:
+            raise _DemoError(f"cannot write the synthetic checkpoint: {e}") from None
         print(f"weights: {weights} (synthetic; ready in {time.perf_counter() - t:.2f} s)")
     else:
+        if not os.path.exists(weights):
+            raise _DemoError(f"{weights}: no such checkpoint file")
         print(f"weights: {weights}")
-    print(f"library: {_lib.library_path()}  version {_lib.version_string()}")
+    try:
+        print(f"library: {_lib.library_path()}  version {_lib.version_string()}")
+    except OSError as e:
+        raise _DemoError(f"the library: {e}") from None
 
     t = time.perf_counter()
-    neck = Neck(weights, neck=args.neck, prefix=args.prefix)
+    try:
+        neck = Neck(weights, neck=args.neck, prefix=args.prefix)
+    except (Sam3NeckError, OSError, ValueError, TypeError) as e:
+        raise _DemoError(f"{weights}: cannot load the neck: {e}") from None
     load_s = time.perf_counter() - t
     with neck:
         print(f"loaded in {load_s * 1e3:.1f} ms: trunk_dim C={neck.trunk_dim}, d_model={neck.d_model}")
         t = time.perf_counter()
-        neck.compile(height=args.height, width=args.width, batch=args.batch, layout=args.layout,
-                     levels=args.levels, threads=args.threads, precision=args.precision)
+        try:
+            neck.compile(height=args.height, width=args.width, batch=args.batch,
+                         layout=args.layout, levels=args.levels, threads=args.threads,
+                         precision=args.precision)
+        except (Sam3NeckError, ValueError) as e:
+            raise _DemoError(f"cannot compile: {e}") from None
         compile_s = time.perf_counter() - t
         print(f"compiled in {compile_s * 1e3:.1f} ms: input {neck.input_shape} {args.layout.upper()}, "
               f"threads {args.threads} (0 = all cores), precision {args.precision}, "
@@ -81,21 +112,27 @@ def cmd_demo(args) -> int:
                                 dtype=np.float32)
         xin = x if args.layout.upper() == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
-        out = neck.run(xin)  # warm-up
+        out = neck.run(xin)  # warm-up (first-touch of the workspace and outputs)
         times = []
         for _ in range(max(1, args.runs)):
             t = time.perf_counter()
             out = neck.run(xin, out=[lv.features for lv in out])
             times.append(time.perf_counter() - t)
-        print(f"run: median {statistics.median(times) * 1e3:.1f} ms over {len(times)} runs "
-              f"(min {min(times) * 1e3:.1f} ms)")
+        print(f"run: median {statistics.median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms "
+              f"over {len(times)} timed runs after 1 warm-up run")
         # The reference computes from the weights the library loaded (whatever the file's format),
         # so what this checks is the computation, not a second reading of the checkpoint.
         w = neck.weights()
 
     t = time.perf_counter()
     ref = reference.forward(w, x, layout="NCHW", levels=[lv.level for lv in out])
-    print(f"float64 reference in {time.perf_counter() - t:.2f} s")
+    ref_s = time.perf_counter() - t
+    total_s = time.perf_counter() - t_start
+    share = ref_s / total_s if total_s > 0 else 0.0
+    print(f"float64 reference in {ref_s:.2f} s ({share:.0%} of this demo's {total_s:.2f} s)")
+    print(f"note: the check against the float64 NumPy reference takes "
+          f"{'most' if share > 0.5 else f'{share:.0%}'} of the demo's seconds; the neck's own "
+          "time is the run line above")
 
     print()
     print(f"{'level':>5} {'scale':>5}  {'shape':<22} {'norm. max err':>13} {'pos max abs err':>15}")
@@ -139,12 +176,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--precision", default="default", choices=["default", "strict", "fast"],
                       help=PRECISION_HELP)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up run")
+    demo.add_argument("--runs", type=int, default=7,
+                      help="timed runs after one warm-up run; the median and the minimum are "
+                           "printed (default 7)")
 
     # `bench` is handed to the benchmark's own parser before this one runs (see below); it is
     # listed here for the help text only, so that no other command imports sam3neck.bench.
     sub.add_parser("bench", help="time this library against ONNX Runtime, OpenVINO and PyTorch "
-                                 "eager (one table, JSON); `sam3neck bench --help` for options")
+                                 "eager (one table, JSON); sam3neck bench --help for options")
 
     from . import inspection
 

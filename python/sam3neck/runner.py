@@ -1,4 +1,4 @@
-"""`python -m sam3neck run`: the neck over feature files (.npy), writing one .npz per input.
+"""python -m sam3neck run: the neck over feature files (.npy), writing one .npz per input.
 
     sam3neck run --weights W feats.npy feats.npz [--png feats.png]
     sam3neck run --weights W FOLDER OUTFOLDER        # every FOLDER/*.npy
@@ -524,14 +524,20 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
         if out_dir.exists() and not out_dir.is_dir():
             return fail(f"{out_dir}: exists and is not a folder (a folder input needs an output "
                         "folder)")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return fail(f"{out_dir}: cannot make the output folder: {e.strerror or e}")
         outs = [out_dir / (p.stem + ".npz") for p in files]
     else:
         files = [src]
         out = Path(args.out)
         if out.is_dir():
             out = out / (src.stem + ".npz")
-        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return fail(f"{out.parent}: cannot make the output's folder: {e.strerror or e}")
         outs = [out]
 
     try:

@@ -63,7 +63,7 @@ def test_unreadable_file_fails_cleanly(tmp_path):
     p = subprocess.run([sys.executable, "-m", "sam3neck", "inspect", str(bad)],
                        capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert "bad.safetensors" in p.stderr and "header length" in p.stderr
+    assert "bad.safetensors" in p.stderr and "not a recognised checkpoint" in p.stderr
 
 
 def test_cli(tmp_path):

@@ -1,6 +1,7 @@
-"""The README's "Command line" and "On a cluster" snippets are copied from tested files: every
-code block of those sections appears, line for line, in examples/cli.sh or
-examples/neck_on_dask.py; and examples/cli.sh runs (test_distributed.py runs neck_on_dask.py).
+"""The README's "Command line", "On a cluster" and "A real checkpoint and a real input" snippets
+are copied from tested files: every code block of those sections appears, line for line, in
+examples/cli.sh, examples/neck_on_dask.py or examples/trunk_handoff.py; examples/cli.sh and
+examples/trunk_handoff.py run (test_distributed.py runs neck_on_dask.py).
 Needs the native library."""
 
 import os
@@ -34,6 +35,7 @@ def _contiguous_in(block, path):
 @pytest.mark.parametrize("title,source,count", [
     ("Command line", "examples/cli.sh", 1),
     ("On a cluster", "examples/neck_on_dask.py", 2),
+    ("A real checkpoint and a real input", "examples/trunk_handoff.py", 1),
 ])
 def test_snippets_are_copied_from_tested_files(title, source, count):
     blocks = _section_blocks(title)
@@ -80,3 +82,21 @@ def test_cli_script_runs(tmp_path):
             assert sorted(z.files) == ["level0", "level1", "level2"]
             for i, (feat, _) in enumerate(reference.forward(w, y[None], levels=(0, 1, 2))):
                 assert reference.normalised_error(z[f"level{i}"], feat[0]) <= TOL
+
+
+def test_trunk_handoff_runs(tmp_path):
+    """examples/trunk_handoff.py: a trunk output saved as .npy goes through the neck."""
+    c, d = 16, 8
+    ck = tmp_path / "sam3.safetensors"
+    checkpoint.write_synthetic_checkpoint(ck, c, d, seed=2)
+    np.save(tmp_path / "trunk.npy", np.random.default_rng(1).standard_normal((2, c, 6, 4)))  # float64
+    env = dict(os.environ)
+    pkg = str(ROOT / "python")
+    env["PYTHONPATH"] = os.pathsep.join([pkg] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "trunk_handoff.py"), str(ck),
+                        str(tmp_path / "trunk.npy")], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines == ["0 4.0 (2, 8, 24, 16) (1, 8, 24, 16)", "1 2.0 (2, 8, 12, 8) (1, 8, 12, 8)",
+                     "2 1.0 (2, 8, 6, 4) (1, 8, 6, 4)", "3 0.5 (2, 8, 3, 2) (1, 8, 3, 2)"], r.stdout

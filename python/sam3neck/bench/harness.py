@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .. import checkpoint, dtypes, reference
-from ..neck import InvalidArgumentError, Neck
+from ..neck import InvalidArgumentError, Neck, Sam3NeckError
 from .models import ALL_LEVELS, _version, level_flops, make_input, neck_flops, peer_model_bytes, torch_neck
 
 IMAGE_LEVELS = (0, 1, 2)  # what SAM 3's image model keeps (it drops the 0.5 level)
@@ -497,7 +497,13 @@ def run_benchmark(args, log=None) -> dict:
     args = _resolve(args)
     h, wd, threads = args.height, args.width, args.threads
     weights_path = str(args.weights or checkpoint.ensure_default_checkpoint())
-    with Neck(weights_path) as neck:
+    if not os.path.exists(weights_path):
+        raise SystemExit(f"sam3neck bench: error: {weights_path}: no such checkpoint file")
+    try:
+        loaded = Neck(weights_path)
+    except (Sam3NeckError, OSError, ValueError, TypeError) as e:
+        raise SystemExit(f"sam3neck bench: error: {weights_path}: cannot load the neck: {e}") from None
+    with loaded as neck:
         weights = neck.weights()
         c, d = neck.trunk_dim, neck.d_model
         try:  # the library says which grids every row (all four levels) can run on
@@ -1122,14 +1128,22 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run_cli(args) -> int:
+    # The JSON's folder is checked before the benchmark's minutes, not after them.
+    folder = os.path.dirname(os.path.abspath(args.json))
+    if not os.path.isdir(folder):
+        raise SystemExit(f"sam3neck bench: error: {args.json}: no such folder {folder}")
     doc = run_benchmark(args)
     report = format_report(doc)
     if args.profile:
         prof = _profile(doc, args)
         doc["profile"] = prof
-    with open(args.json, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+    try:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+    except OSError as e:
+        raise SystemExit(f"sam3neck bench: error: {args.json}: cannot write the JSON: "
+                         f"{e.strerror or e}") from None
     print(report)
     if args.profile:
         print()

@@ -1,5 +1,6 @@
 // The README's Swift example: load, compile, run, read the pyramid — no pointers.
-//   swift run neck-example CHECKPOINT   (safetensors, PyTorch .pt, or a sharded index)
+//   cd examples/swift && swift run neck-example CHECKPOINT   (from the repository root; CHECKPOINT:
+//   safetensors, PyTorch .pt, or a sharded index, e.g. the one make demo writes to ~/.cache/sam3neck/)
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
