@@ -72,10 +72,103 @@ def _from_dlpack(obj, what: str) -> np.ndarray:
     try:
         return np.from_dlpack(obj)
     except (BufferError, RuntimeError, TypeError, ValueError) as e:
-        raise TypeError(
-            f"{what} ({type(obj).__module__}.{type(obj).__name__}) could not be imported through "
-            f"DLPack: {e}"
-        ) from e
+        failure = e
+    try:  # NumPy has no bfloat16: such a tensor is read here, as ml_dtypes.bfloat16 / uint16
+        a = _bfloat16_from_dlpack(obj)
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        a = None
+    if a is not None:
+        failure = None  # its traceback holds this frame, and so `a`: break the cycle
+        return a
+    raise TypeError(
+        f"{what} ({type(obj).__module__}.{type(obj).__name__}) could not be imported through "
+        f"DLPack: {failure}"
+    ) from failure
+
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
+                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):  # DLPack < 1.0: capsule "dltensor"
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p),
+                ("deleter", ctypes.c_void_p)]
+
+
+class _DLManagedTensorVersioned(ctypes.Structure):  # DLPack 1.x: capsule "dltensor_versioned"
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32),
+                ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p),
+                ("flags", ctypes.c_uint64), ("dl_tensor", _DLTensor)]
+
+
+_DL_BFLOAT = 4  # kDLBfloat
+_DL_FLAG_READ_ONLY = 1
+_DL_DELETER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+# Capsule names stay alive for the process: PyCapsule_SetName keeps the pointer, not a copy.
+_USED_NAMES = {b"dltensor": b"used_dltensor", b"dltensor_versioned": b"used_dltensor_versioned"}
+
+
+class _DLPackOwner:
+    """Holds an imported DLPack tensor for the NumPy array made from it (the array's base) and
+    calls the producer's deleter when that array is gone."""
+
+    def __init__(self, address: int, deleter: int, interface: dict):
+        self.__array_interface__ = interface
+        if deleter:
+            weakref.finalize(self, _DL_DELETER(deleter), address)
+
+
+def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
+    """A CPU DLPack tensor of bfloat16 (kDLBfloat, 16 bits, 1 lane), which np.from_dlpack cannot
+    import, as a view of its memory: ml_dtypes.bfloat16 when installed, else uint16 bits; writable
+    unless a DLPack 1.0 producer flags it read-only (a pre-1.0 one cannot say: read-only, as NumPy
+    does). None for anything else (the capsule is then left to its own destructor)."""
+    try:
+        capsule = obj.__dlpack__(max_version=(1, 0))
+    except TypeError:
+        capsule = obj.__dlpack__()
+    api = ctypes.pythonapi
+    api.PyCapsule_IsValid.restype = ctypes.c_int
+    api.PyCapsule_IsValid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    api.PyCapsule_SetName.restype = ctypes.c_int
+    api.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    for name, struct in ((b"dltensor_versioned", _DLManagedTensorVersioned),
+                         (b"dltensor", _DLManagedTensor)):
+        if api.PyCapsule_IsValid(capsule, name):
+            break
+    else:
+        return None
+    address = api.PyCapsule_GetPointer(capsule, name)
+    managed = struct.from_address(address)
+    if struct is _DLManagedTensorVersioned and managed.major != 1:
+        return None
+    t = managed.dl_tensor
+    if (t.device.device_type != _DL_CPU or t.dtype.code != _DL_BFLOAT or t.dtype.bits != 16
+            or t.dtype.lanes != 1 or t.ndim < 0):
+        return None
+    read_only = struct is _DLManagedTensor or bool(managed.flags & _DL_FLAG_READ_ONLY)
+    shape = tuple(int(t.shape[k]) for k in range(t.ndim))
+    strides = None if not t.strides else tuple(2 * int(t.strides[k]) for k in range(t.ndim))
+    interface = {"version": 3, "shape": shape, "typestr": "<u2", "strides": strides,
+                 "data": ((t.data or 0) + int(t.byte_offset), read_only)}
+    if api.PyCapsule_SetName(capsule, _USED_NAMES[name]) != 0:
+        raise RuntimeError("could not mark the DLPack capsule consumed")
+    owner = _DLPackOwner(address, managed.deleter, interface)  # ours to delete from here on
+    bits = np.asarray(owner)
+    bf = _dtypes.bfloat16_dtype()
+    return bits if bf is None else bits.view(bf)
 
 
 def _is_dlpack(obj) -> bool:
@@ -834,9 +927,10 @@ class Neck:
         memory (kDLCUDAHost) included, is a TypeError naming the device ("CPU arrays only": copy
         it to the host first, e.g. x.cpu()). Nothing is converted: a DLPack array of another
         dtype is a TypeError saying which dtype to convert to, a non-contiguous one a ValueError
-        (pass x.contiguous()), exactly as for NumPy arrays; a bfloat16 plan takes bfloat16 as
-        uint16 bits through DLPack (NumPy cannot import DLPack's bfloat16 type), e.g.
-        t.view(torch.uint16) in PyTorch. An out= array must be imported writable: DLPack 1.0
+        (pass x.contiguous()), exactly as for NumPy arrays. A bfloat16 plan takes DLPack bfloat16
+        tensors (torch.bfloat16, jnp.bfloat16; read here, as NumPy cannot import that type, and
+        seen as ml_dtypes.bfloat16, else uint16 bits) or uint16 bits. An out= array must be
+        imported writable: DLPack 1.0
         producers (NumPy >= 2.1, recent PyTorch and JAX) say whether it is; a read-only one, or one
         from a pre-1.0 producer (which NumPy imports read-only), is a ValueError.
 

@@ -208,6 +208,14 @@ def test_torch_cpu_tensors(path):
             neck.run(t.double())
         with pytest.raises(ValueError, match="C-contiguous"):
             neck.run(t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2))
+        neck.compile(height=6, width=6, batch=2, input_dtype="bfloat16", output_dtype="bfloat16")
+        xb = dtypes.to_bfloat16_bits(x)
+        want = [lv.features.copy() for lv in neck.run(xb)]
+        tb = torch.from_numpy(xb.view(np.int16).copy()).view(torch.bfloat16)
+        outs = [torch.zeros(s, dtype=torch.bfloat16) for s in neck.level_shapes.values()]
+        neck.run(tb, out=outs)
+        for o, w in zip(outs, want):
+            np.testing.assert_array_equal(o.view(torch.int16).numpy().view(np.uint16), _bits(w))
 
 
 def test_jax_cpu_arrays(path):
@@ -219,3 +227,78 @@ def test_jax_cpu_arrays(path):
         got = neck.run(jax.device_put(x, jax.devices("cpu")[0]))
         for g, w in zip(got, want):
             np.testing.assert_array_equal(_bits(g.features), _bits(w))
+        neck.compile(height=6, width=6, batch=2, input_dtype="bfloat16")
+        xb = dtypes.to_bfloat16(x)
+        want = [lv.features.copy() for lv in neck.run(xb)]
+        got = neck.run(jax.device_put(jax.numpy.asarray(xb), jax.devices("cpu")[0]))
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(_bits(g.features), _bits(w))
+
+
+class Bfloat16Producer:
+    """A DLPack producer of a bfloat16 tensor (kDLBfloat, what torch.bfloat16 exports), which
+    np.from_dlpack cannot import: a DLManagedTensorVersioned built with ctypes over a uint16
+    array of bfloat16 bits. Records deleter calls."""
+
+    def __init__(self, bits, read_only=False, device=(1, 0)):
+        from sam3neck import neck as m
+        self.bits, self.read_only, self.device = bits, read_only, device
+        self.deleted = 0
+        self._keep = []
+
+        def deleter(_address):
+            self.deleted += 1
+
+        self._deleter = m._DL_DELETER(deleter)
+        self._m = m
+
+    def __dlpack_device__(self):
+        return self.device
+
+    def __dlpack__(self, max_version=None, **kwargs):
+        m = self._m
+        shape = (ctypes.c_int64 * self.bits.ndim)(*self.bits.shape)
+        managed = m._DLManagedTensorVersioned()
+        managed.major, managed.minor = 1, 0
+        managed.deleter = ctypes.cast(self._deleter, ctypes.c_void_p)
+        managed.flags = m._DL_FLAG_READ_ONLY if self.read_only else 0
+        t = managed.dl_tensor
+        t.data = self.bits.ctypes.data
+        t.device.device_type, t.device.device_id = self.device
+        t.ndim = self.bits.ndim
+        t.dtype.code, t.dtype.bits, t.dtype.lanes = m._DL_BFLOAT, 16, 1
+        t.shape = shape
+        self._keep.append((shape, managed))
+        new = ctypes.pythonapi.PyCapsule_New
+        new.restype = ctypes.py_object
+        new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        return new(ctypes.addressof(managed), b"dltensor_versioned", None)
+
+
+def test_dlpack_bfloat16_tensor(path):
+    """A DLPack bfloat16 tensor runs a bfloat16 plan in place, as x and as out=, bit for bit as the
+    NumPy bits; its deleter is called once the views are gone."""
+    import gc
+    with Neck(path) as neck:
+        neck.compile(height=6, width=6, batch=2, input_dtype="bfloat16", output_dtype="bfloat16")
+        x = dtypes.to_bfloat16_bits(_x(neck.input_shape))
+        want = [lv.features.copy() for lv in neck.run(x)]
+        px = Bfloat16Producer(x)
+        backing = [np.zeros(s, np.uint16) for s in neck.level_shapes.values()]
+        outs = [Bfloat16Producer(b) for b in backing]
+        got = neck.run(px, out=outs)
+        for g, b, w in zip(got, backing, want):
+            assert g.features.dtype == dtypes.bfloat16_dtype()
+            assert g.features.ctypes.data == b.ctypes.data
+            np.testing.assert_array_equal(b, _bits(w))
+        assert px.deleted == 1  # x's view was dropped by run()
+        del g, got
+        gc.collect()
+        assert [o.deleted for o in outs] == [1] * len(outs)
+        with pytest.raises(ValueError, match=r"out\[0\] \(level 0\) is read-only as imported"):
+            neck.run(x, out=[Bfloat16Producer(b, read_only=True) for b in backing])
+        with pytest.raises(TypeError, match=r"device CUDA:0 .*CPU arrays only"):
+            neck.run(Bfloat16Producer(x, device=(2, 0)))
+        neck.compile(height=6, width=6, batch=2)
+        with pytest.raises(TypeError, match=r"dtype float32 .*got bfloat16; convert it to float32"):
+            neck.run(px)
