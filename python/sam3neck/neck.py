@@ -128,6 +128,17 @@ class _DLPackOwner:
             weakref.finalize(self, _DL_DELETER(deleter), address)
 
 
+@functools.lru_cache(maxsize=None)
+def _capsule_api():
+    """PyCapsule_IsValid, _GetPointer and _SetName as private ctypes functions (setting argtypes
+    on the shared ctypes.pythonapi could clash with other users of it)."""
+    def fn(name, restype):
+        proto = ctypes.PYFUNCTYPE(restype, ctypes.py_object, ctypes.c_char_p)
+        return proto((name, ctypes.pythonapi))
+    return (fn("PyCapsule_IsValid", ctypes.c_int), fn("PyCapsule_GetPointer", ctypes.c_void_p),
+            fn("PyCapsule_SetName", ctypes.c_int))
+
+
 def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
     """A CPU DLPack tensor of bfloat16 (kDLBfloat, 16 bits, 1 lane), which np.from_dlpack cannot
     import, as a view of its memory: ml_dtypes.bfloat16 when installed, else uint16 bits; writable
@@ -137,20 +148,14 @@ def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
         capsule = obj.__dlpack__(max_version=(1, 0))
     except TypeError:
         capsule = obj.__dlpack__()
-    api = ctypes.pythonapi
-    api.PyCapsule_IsValid.restype = ctypes.c_int
-    api.PyCapsule_IsValid.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    api.PyCapsule_SetName.restype = ctypes.c_int
-    api.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    is_valid, get_pointer, set_name = _capsule_api()
     for name, struct in ((b"dltensor_versioned", _DLManagedTensorVersioned),
                          (b"dltensor", _DLManagedTensor)):
-        if api.PyCapsule_IsValid(capsule, name):
+        if is_valid(capsule, name):
             break
     else:
         return None
-    address = api.PyCapsule_GetPointer(capsule, name)
+    address = get_pointer(capsule, name)
     managed = struct.from_address(address)
     if struct is _DLManagedTensorVersioned and managed.major != 1:
         return None
@@ -163,7 +168,7 @@ def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
     strides = None if not t.strides else tuple(2 * int(t.strides[k]) for k in range(t.ndim))
     interface = {"version": 3, "shape": shape, "typestr": "<u2", "strides": strides,
                  "data": ((t.data or 0) + int(t.byte_offset), read_only)}
-    if api.PyCapsule_SetName(capsule, _USED_NAMES[name]) != 0:
+    if set_name(capsule, _USED_NAMES[name]) != 0:
         raise RuntimeError("could not mark the DLPack capsule consumed")
     owner = _DLPackOwner(address, managed.deleter, interface)  # ours to delete from here on
     bits = np.asarray(owner)

@@ -269,9 +269,8 @@ class Bfloat16Producer:
         t.dtype.code, t.dtype.bits, t.dtype.lanes = m._DL_BFLOAT, 16, 1
         t.shape = shape
         self._keep.append((shape, managed))
-        new = ctypes.pythonapi.PyCapsule_New
-        new.restype = ctypes.py_object
-        new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p,
+                                ctypes.c_void_p)(("PyCapsule_New", ctypes.pythonapi))
         return new(ctypes.addressof(managed), b"dltensor_versioned", None)
 
 
