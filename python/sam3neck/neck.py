@@ -39,6 +39,147 @@ _OUTPUT_SHAPE_NAMES = {"NCHW": "[B, d, h, w]", "NHWC": "[B, h, w, d]", "sequence
 _INT32_MAX = 2**31 - 1
 
 
+#: DLPack device types (DLDeviceType in dlpack.h), for error messages.
+_DL_DEVICES = {1: "CPU", 2: "CUDA", 3: "CUDAHost", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI",
+               10: "ROCM", 11: "ROCMHost", 12: "ExtDev", 13: "CUDAManaged", 14: "OneAPI",
+               15: "WebGPU", 16: "Hexagon", 17: "MAIA"}
+_DL_CPU = 1
+
+
+def _from_dlpack(obj, what: str) -> np.ndarray:
+    """A NumPy view (no copy) of a CPU array that implements the DLPack protocol (__dlpack__ and
+    __dlpack_device__: PyTorch and JAX CPU tensors, NumPy arrays...). Only DLPack device type 1
+    (kDLCPU) is accepted; every other device, pinned host memory (kDLCUDAHost) included, is a
+    TypeError naming it (sam3neck reads and writes CPU memory only, and copying from a device is
+    the caller's choice to make). A producer that fails to export is a TypeError with its reason.
+    The view is writable only when the producer says so (DLPack 1.0; NumPy imports a pre-1.0
+    producer's memory read-only)."""
+    device = getattr(obj, "__dlpack_device__", None)
+    if device is None:
+        raise TypeError(f"{what} has __dlpack__ but no __dlpack_device__, so its device is unknown: "
+                        f"sam3neck takes CPU arrays only; pass a numpy.ndarray")
+    try:
+        dev_type, dev_id = (int(v) for v in device())
+    except Exception as e:  # noqa: BLE001 - the producer's failure, reported as what it is
+        raise TypeError(f"{what}.__dlpack_device__() failed: {e}") from e
+    if dev_type != _DL_CPU:
+        name = _DL_DEVICES.get(dev_type, f"unknown device type {dev_type}")
+        raise TypeError(
+            f"{what} is on device {name}:{dev_id} (DLPack device type {dev_type}): sam3neck takes "
+            f"CPU arrays only; copy it to host memory first (x.cpu() in PyTorch, cupy.asnumpy(x) "
+            f"in CuPy, jax.device_put(x, jax.devices('cpu')[0]) in JAX)"
+        )
+    try:
+        return np.from_dlpack(obj)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        failure = e
+    try:  # NumPy has no bfloat16: such a tensor is read here, as ml_dtypes.bfloat16 / uint16
+        a = _bfloat16_from_dlpack(obj)
+    except (BufferError, RuntimeError, TypeError, ValueError):
+        a = None
+    if a is not None:
+        failure = None  # its traceback holds this frame, and so `a`: break the cycle
+        return a
+    raise TypeError(
+        f"{what} ({type(obj).__module__}.{type(obj).__name__}) could not be imported through "
+        f"DLPack: {failure}"
+    ) from failure
+
+
+class _DLDevice(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+
+class _DLDataType(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+
+class _DLTensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
+                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+
+class _DLManagedTensor(ctypes.Structure):  # DLPack < 1.0: capsule "dltensor"
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p),
+                ("deleter", ctypes.c_void_p)]
+
+
+class _DLManagedTensorVersioned(ctypes.Structure):  # DLPack 1.x: capsule "dltensor_versioned"
+    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32),
+                ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p),
+                ("flags", ctypes.c_uint64), ("dl_tensor", _DLTensor)]
+
+
+_DL_BFLOAT = 4  # kDLBfloat
+_DL_FLAG_READ_ONLY = 1
+_DL_DELETER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+# Capsule names stay alive for the process: PyCapsule_SetName keeps the pointer, not a copy.
+_USED_NAMES = {b"dltensor": b"used_dltensor", b"dltensor_versioned": b"used_dltensor_versioned"}
+
+
+class _DLPackOwner:
+    """Holds an imported DLPack tensor for the NumPy array made from it (the array's base) and
+    calls the producer's deleter when that array is gone."""
+
+    def __init__(self, address: int, deleter: int, interface: dict):
+        self.__array_interface__ = interface
+        if deleter:
+            weakref.finalize(self, _DL_DELETER(deleter), address)
+
+
+@functools.lru_cache(maxsize=None)
+def _capsule_api():
+    """PyCapsule_IsValid, _GetPointer and _SetName as private ctypes functions (setting argtypes
+    on the shared ctypes.pythonapi could clash with other users of it)."""
+    def fn(name, restype):
+        proto = ctypes.PYFUNCTYPE(restype, ctypes.py_object, ctypes.c_char_p)
+        return proto((name, ctypes.pythonapi))
+    return (fn("PyCapsule_IsValid", ctypes.c_int), fn("PyCapsule_GetPointer", ctypes.c_void_p),
+            fn("PyCapsule_SetName", ctypes.c_int))
+
+
+def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
+    """A CPU DLPack tensor of bfloat16 (kDLBfloat, 16 bits, 1 lane), which np.from_dlpack cannot
+    import, as a view of its memory: ml_dtypes.bfloat16 when installed, else uint16 bits; writable
+    unless a DLPack 1.0 producer flags it read-only (a pre-1.0 one cannot say: read-only, as NumPy
+    does). None for anything else (the capsule is then left to its own destructor)."""
+    try:
+        capsule = obj.__dlpack__(max_version=(1, 0))
+    except TypeError:
+        capsule = obj.__dlpack__()
+    is_valid, get_pointer, set_name = _capsule_api()
+    for name, struct in ((b"dltensor_versioned", _DLManagedTensorVersioned),
+                         (b"dltensor", _DLManagedTensor)):
+        if is_valid(capsule, name):
+            break
+    else:
+        return None
+    address = get_pointer(capsule, name)
+    managed = struct.from_address(address)
+    if struct is _DLManagedTensorVersioned and managed.major != 1:
+        return None
+    t = managed.dl_tensor
+    if (t.device.device_type != _DL_CPU or t.dtype.code != _DL_BFLOAT or t.dtype.bits != 16
+            or t.dtype.lanes != 1 or t.ndim < 0):
+        return None
+    read_only = struct is _DLManagedTensor or bool(managed.flags & _DL_FLAG_READ_ONLY)
+    shape = tuple(int(t.shape[k]) for k in range(t.ndim))
+    strides = None if not t.strides else tuple(2 * int(t.strides[k]) for k in range(t.ndim))
+    interface = {"version": 3, "shape": shape, "typestr": "<u2", "strides": strides,
+                 "data": ((t.data or 0) + int(t.byte_offset), read_only)}
+    if set_name(capsule, _USED_NAMES[name]) != 0:
+        raise RuntimeError("could not mark the DLPack capsule consumed")
+    owner = _DLPackOwner(address, managed.deleter, interface)  # ours to delete from here on
+    bits = np.asarray(owner)
+    bf = _dtypes.bfloat16_dtype()
+    return bits if bf is None else bits.view(bf)
+
+
+def _is_dlpack(obj) -> bool:
+    return not isinstance(obj, np.ndarray) and hasattr(obj, "__dlpack__")
+
+
 class Sam3NeckError(Exception):
     """A call into libsam3neck failed (or the handle is closed / not compiled).
 
@@ -670,14 +811,23 @@ class Neck:
 
     # -- run ------------------------------------------------------------------------------------
 
-    def _check_input(self, x, p: _Plan) -> None:
+    def _check_input(self, x, p: _Plan) -> np.ndarray:
+        """x as the NumPy array run() passes to the library (x itself, or for a DLPack array a
+        NumPy view of its memory), after checking its dtype, shape and layout."""
         want = _dtype_list(p.input_storage)
-        if not isinstance(x, np.ndarray):
+        dlpack = _is_dlpack(x)
+        if dlpack:
+            x = _from_dlpack(x, "x")
+        elif not isinstance(x, np.ndarray):
             raise TypeError(
-                f"x must be a numpy.ndarray of {want}, got {type(x).__module__}.{type(x).__name__}"
+                f"x must be a numpy.ndarray of {want} or a CPU array with __dlpack__ (PyTorch, "
+                f"JAX...), got {type(x).__module__}.{type(x).__name__}"
             )
         if x.dtype not in p.input_storage:
-            if p.input_dtype == "float32":
+            if dlpack:
+                how = (f"convert it to {p.input_dtype} where it lives (x.to(torch.{p.input_dtype}) in "
+                       f"PyTorch, x.astype(jnp.{p.input_dtype}) in JAX)")
+            elif p.input_dtype == "float32":
                 how = "convert with x.astype(np.float32)"
             elif p.input_dtype == "float16":
                 how = "convert with x.astype(np.float16)"
@@ -703,11 +853,18 @@ class Neck:
                 f"compiled {p.layout} plan{hint}"
             )
         if not x.flags.c_contiguous:
+            if dlpack:
+                raise ValueError(
+                    "x must be C-contiguous (row-major); its DLPack strides are "
+                    f"{tuple(s // x.itemsize for s in x.strides)} elements: pass x.contiguous() "
+                    "(PyTorch) or an equivalent C-contiguous copy"
+                )
             raise ValueError(
                 "x must be C-contiguous (row-major); pass np.ascontiguousarray(x)"
             )
         if not x.flags.aligned:
             raise ValueError(f"x must be aligned for {x.dtype}; pass x.copy()")
+        return x
 
     def _outputs(self, x: np.ndarray, p: _Plan, out) -> List[np.ndarray]:
         want = _dtype_list(p.output_storage)
@@ -726,8 +883,12 @@ class Neck:
         arrays = list(out)
         for k, (i, a) in enumerate(zip(p.levels, arrays)):
             what = f"out[{k}] (level {i})"
-            if not isinstance(a, np.ndarray):
-                raise TypeError(f"{what} must be a numpy.ndarray, got {type(a).__name__}")
+            dlpack = _is_dlpack(a)
+            if dlpack:
+                a = arrays[k] = _from_dlpack(a, what)
+            elif not isinstance(a, np.ndarray):
+                raise TypeError(f"{what} must be a numpy.ndarray or a writable CPU array with "
+                                f"__dlpack__, got {type(a).__name__}")
             if a.dtype not in p.output_storage:
                 raise TypeError(f"{what} must have dtype {want} (output_dtype="
                                 f"{p.output_dtype!r}), got {a.dtype}")
@@ -738,6 +899,12 @@ class Neck:
             if not a.flags.c_contiguous or not a.flags.aligned:
                 raise ValueError(f"{what} must be C-contiguous and aligned")
             if not a.flags.writeable:
+                if dlpack:
+                    raise ValueError(
+                        f"{what} is read-only as imported through DLPack: its producer marked it "
+                        f"read-only, or speaks only pre-1.0 DLPack, which cannot say it is "
+                        f"writable; pass a writable numpy.ndarray or a DLPack 1.0 array"
+                    )
                 raise ValueError(f"{what} is read-only")
             if np.may_share_memory(a, x):
                 raise ValueError(f"{what} overlaps the input x")
@@ -746,26 +913,42 @@ class Neck:
                     raise ValueError(f"{what} overlaps out[{j}]")
         return arrays
 
-    def run(self, x: np.ndarray, out: Optional[Sequence[np.ndarray]] = None) -> List[Level]:
+    def run(self, x, out: Optional[Sequence[object]] = None) -> List[Level]:
         """Runs the compiled plan on x and returns one Level per compiled level, in order.
 
         x    C-contiguous, shape neck.input_shape ([B,C,H,W] for NCHW, [B,H,W,C] for NHWC), of
              the compiled input_dtype: float32, float16, or for bfloat16 an ml_dtypes.bfloat16
-             array or a uint16 array of bfloat16 bits (sam3neck.to_bfloat16 makes either)
+             array or a uint16 array of bfloat16 bits (sam3neck.to_bfloat16 makes either).
+             A numpy.ndarray, or any CPU array with __dlpack__ / __dlpack_device__ (PyTorch and
+             JAX CPU tensors...), which is read in place through np.from_dlpack, never copied.
         out  optional list of preallocated C-contiguous arrays of the output type, one per
-             compiled level with shape neck.level_shapes[level]; they are filled and returned as
-             the Levels' features. By default fresh arrays are allocated on every call: float32,
-             float16, or for bfloat16 ml_dtypes.bfloat16 when ml_dtypes is installed, else uint16.
+             compiled level with shape neck.level_shapes[level]; they are filled in place and
+             returned as the Levels' features (for a DLPack array, a NumPy view of its memory).
+             NumPy arrays and writable CPU DLPack arrays may be mixed. By default fresh arrays
+             are allocated on every call: float32, float16, or for bfloat16 ml_dtypes.bfloat16
+             when ml_dtypes is installed, else uint16.
 
-        Raises TypeError / ValueError for a wrong input or out (dtype, shape, contiguity, overlap),
-        Sam3NeckError when the Neck is closed or not compiled or the library fails. Safe to call
-        from several threads on one Neck (runs are serialised); not concurrently with compile().
+        DLPack arrays: only DLPack device type kDLCPU (1) is taken; any other device, pinned host
+        memory (kDLCUDAHost) included, is a TypeError naming the device ("CPU arrays only": copy
+        it to the host first, e.g. x.cpu()). Nothing is converted: a DLPack array of another
+        dtype is a TypeError saying which dtype to convert to, a non-contiguous one a ValueError
+        (pass x.contiguous()), exactly as for NumPy arrays. A bfloat16 plan takes DLPack bfloat16
+        tensors (torch.bfloat16, jnp.bfloat16; read here, as NumPy cannot import that type, and
+        seen as ml_dtypes.bfloat16, else uint16 bits) or uint16 bits. An out= array must be
+        imported writable: DLPack 1.0
+        producers (NumPy >= 2.1, recent PyTorch and JAX) say whether it is; a read-only one, or one
+        from a pre-1.0 producer (which NumPy imports read-only), is a ValueError.
+
+        Raises TypeError / ValueError for a wrong input or out (type, device, dtype, shape,
+        contiguity, read-only, overlap), Sam3NeckError when the Neck is closed or not compiled or
+        the library fails. Safe to call from several threads on one Neck (runs are serialised);
+        not concurrently with compile().
         """
         lib = _lib.get_lib()
         with self._lock:
             h = self._h()
             p = self._need_plan()
-            self._check_input(x, p)
+            x = self._check_input(x, p)
             arrays = self._outputs(x, p, out)
             ptrs = (ctypes.c_void_p * _lib.NUM_LEVELS)()
             counts = (ctypes.c_size_t * _lib.NUM_LEVELS)()
