@@ -36,7 +36,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, TextIO, Tuple, Union
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Deque, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 
@@ -79,6 +81,23 @@ class InputError(Exception):
 #: The longest .npy header accepted (NumPy's own limit for untrusted files).
 MAX_HEADER_BYTES = 10000
 _MAGIC = b"\x93NUMPY"
+
+
+#: Inputs read ahead of the neck, and output sets still being written behind it (run_cli).
+READ_AHEAD = 2
+WRITE_BEHIND = 1
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (VmHWM; 0 where unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def memory_bytes() -> Optional[int]:
@@ -300,15 +319,50 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
     file) for a file that cannot be read or run, Sam3NeckError when the library fails.
     """
     t0 = time.perf_counter()
-    p = os.fspath(path)
-    lay = layout.upper()
-    out_lay = "sequence" if output_layout.lower() == "sequence" else output_layout.upper()
-    x, squeeze, note = read_features(p, neck.trunk_dim, lay, input_dtype)
-    b, h, w = (x.shape[0], x.shape[2], x.shape[3]) if lay == "NCHW" else x.shape[:3]
-    want = {"height": h, "width": w, "batch": b, "layout": lay,
-            "levels": parse_levels(levels), "threads": int(threads),
-            "precision": precision.lower(), "input_dtype": input_dtype,
-            "output_dtype": output_dtype, "output_layout": out_lay}
+    opts = _FileOptions(levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype,
+                        output_layout)
+    staged = _compute(neck, _read(path, neck.trunk_dim, opts), out, opts)
+    _write(staged)
+    staged.result.seconds = time.perf_counter() - t0
+    return staged.result
+
+
+class _FileOptions:
+    """run_file's options, shared by its three stages."""
+
+    def __init__(self, levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype,
+                 output_layout):
+        self.levels, self.threads, self.precision = levels, threads, precision
+        self.with_pos, self.keep = with_pos, keep
+        self.input_dtype, self.output_dtype = input_dtype, output_dtype
+        self.layout = layout.upper()
+        self.output_layout = "sequence" if output_layout.lower() == "sequence" else output_layout.upper()
+
+
+class _Staged:
+    """A file between its stages: read (path, x, squeeze, note), then computed (out, arrays to
+    write, result)."""
+
+    __slots__ = ("path", "x", "squeeze", "note", "out", "arrays", "result")
+
+
+def _read(path: PathLike, trunk_dim: int, o: _FileOptions) -> _Staged:
+    """Stage 1 (any thread): the input file, checked and loaded."""
+    s = _Staged()
+    s.path = os.fspath(path)
+    s.x, s.squeeze, s.note = read_features(s.path, trunk_dim, o.layout, o.input_dtype)
+    return s
+
+
+def _compute(neck: Neck, s: _Staged, out: PathLike, o: _FileOptions) -> _Staged:
+    """Stage 2 (the neck's thread): compile when the shape or options changed, run, and lay the
+    outputs out as they are written. The arrays are this run's own (Neck.run allocates them)."""
+    x, p = s.x, s.path
+    b, h, w = (x.shape[0], x.shape[2], x.shape[3]) if o.layout == "NCHW" else x.shape[:3]
+    want = {"height": h, "width": w, "batch": b, "layout": o.layout,
+            "levels": parse_levels(o.levels), "threads": int(o.threads),
+            "precision": o.precision.lower(), "input_dtype": o.input_dtype,
+            "output_dtype": o.output_dtype, "output_layout": o.output_layout}
     compiled = False
     if not neck.compiled or neck.compile_options != want:
         try:
@@ -319,31 +373,36 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
     result = neck.run(x)
 
     def stored(a: np.ndarray) -> np.ndarray:
-        if squeeze:  # drop the batch axis: axis 1 of a sequence [h*w, B, d], else axis 0
-            a = a[:, 0] if out_lay == "sequence" else a[0]
+        if s.squeeze:  # drop the batch axis: axis 1 of a sequence [h*w, B, d], else axis 0
+            a = a[:, 0] if o.output_layout == "sequence" else a[0]
         # bfloat16 as its bits (an ml_dtypes array would not load back without ml_dtypes)
-        return a.view(np.uint16) if output_dtype == "bfloat16" else a
+        return a.view(np.uint16) if o.output_dtype == "bfloat16" else a
 
     arrays: Dict[str, np.ndarray] = {}
     for lv in result:
         arrays[f"level{lv.level}"] = stored(lv.features)
-    if with_pos:
+    if o.with_pos:
         for lv in result:
             arrays[f"pos{lv.level}"] = stored(lv.pos)
     shapes = {k: tuple(v.shape) for k, v in arrays.items()}
-    if output_dtype == "bfloat16":
+    if o.output_dtype == "bfloat16":
         arrays["note"] = np.array(BFLOAT16_NOTE)
-    write_npz(out, arrays)
-    r = FileResult(path=p, out=os.fspath(out), input_shape=x.shape[1:] if squeeze else x.shape,
-                   compiled=compiled, seconds=time.perf_counter() - t0, note=note,
-                   shapes=shapes)
-    if keep:
+    s.out, s.arrays = os.fspath(out), arrays
+    s.result = FileResult(path=p, out=s.out, input_shape=x.shape[1:] if s.squeeze else x.shape,
+                          compiled=compiled, note=s.note, shapes=shapes)
+    if o.keep:
         # for the picture: float32, NCHW [B, d, h, w]
-        r.x = dtypes.to_float32(x)
-        grid = (h, w)
-        r.features = {lv.level: (lv.scale, _as_nchw32(lv, b, neck.d_model, grid))
-                      for lv in result}
-    return r
+        s.result.x = dtypes.to_float32(x)
+        s.result.features = {lv.level: (lv.scale, _as_nchw32(lv, b, neck.d_model, (h, w)))
+                             for lv in result}
+    s.x = None  # the input is not needed past the run
+    return s
+
+
+def _write(s: _Staged) -> None:
+    """Stage 3 (any thread): the .npz, atomically; then the outputs are let go."""
+    write_npz(s.out, s.arrays)
+    s.arrays = None
 
 
 def _as_nchw32(lv, batch: int, d: int, grid: Tuple[int, int]) -> np.ndarray:
@@ -570,31 +629,76 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
             continue
         groups.setdefault(shape4, []).append(i)
 
+    # The files in three overlapping stages: the next inputs are read on one thread (READ_AHEAD of
+    # them at most) and the last outputs written on another (WRITE_BEHIND sets at most) while the
+    # neck runs, so a folder goes at about the library's own pace; the bounds keep memory flat.
+    order = [i for indices in groups.values() for i in indices]
+    reads: Deque[Tuple[int, "Future[_Staged]"]] = deque()
+    writes: Deque[Tuple[int, _Staged, "Future[None]"]] = deque()
+    per_file = {"levels": args.levels, "layout": args.layout, "threads": args.threads,
+                "precision": args.precision, "with_pos": args.with_pos, **io_options}
+    read_opts = _FileOptions(keep=False, **per_file)
+
+    def failure(i: int, e: BaseException) -> None:
+        p = files[i]
+        text = (str(e) if isinstance(e, InputError) else
+                f"{p}: out of memory" if isinstance(e, MemoryError) else f"{p}: {e}")
+        failed.append((str(p), text))
+        progress.message(f"sam3neck run: error: {text}")
+
+    def finish_writes(keep: int) -> None:
+        nonlocal done, compiles, shown
+        while len(writes) > keep:
+            i, staged, future = writes.popleft()
+            try:
+                future.result()
+            except (OSError, MemoryError) as e:
+                failure(i, e)
+            else:
+                r = staged.result
+                r.seconds = time.perf_counter() - t0
+                compiles += r.compiled
+                written.append(r)
+                if r.note:
+                    progress.message(f"sam3neck run: note: {r.note}")
+                if r.x is not None and (shown is None or i < shown[0]):
+                    shown = (i, r)
+            done += 1
+            progress.update(done)
+
     try:
-        with neck:
-            for indices in groups.values():
-                for i in indices:
-                    p = files[i]
-                    progress.update(done, p.name)
+        with neck, ThreadPoolExecutor(1, thread_name_prefix="sam3neck-read") as reader, \
+                ThreadPoolExecutor(1, thread_name_prefix="sam3neck-write") as writer:
+            next_read = 0
+
+            def read_ahead() -> None:
+                nonlocal next_read
+                while next_read < len(order) and len(reads) < READ_AHEAD:
+                    i = order[next_read]
+                    reads.append((i, reader.submit(_read, files[i], neck.trunk_dim, read_opts)))
+                    next_read += 1
+
+            try:
+                for _ in order:
+                    read_ahead()
+                    i, future = reads.popleft()
+                    progress.update(done, files[i].name)
                     try:
-                        r = run_file(neck, p, outs[i], levels=args.levels, layout=args.layout,
-                                     threads=args.threads, precision=args.precision,
-                                     with_pos=args.with_pos, **io_options,
-                                     keep=bool(args.png) and (shown is None or i < shown[0]))
+                        keep = bool(args.png) and (shown is None or i < shown[0])
+                        staged = _compute(neck, future.result(), outs[i], _FileOptions(keep=keep, **per_file))
                     except (InputError, Sam3NeckError, OSError, MemoryError) as e:
-                        text = (str(e) if isinstance(e, InputError) else
-                                f"{p}: out of memory" if isinstance(e, MemoryError) else f"{p}: {e}")
-                        failed.append((str(p), text))
-                        progress.message(f"sam3neck run: error: {text}")
-                    else:
-                        compiles += r.compiled
-                        written.append(r)
-                        if r.note:
-                            progress.message(f"sam3neck run: note: {r.note}")
-                        if r.x is not None:
-                            shown = (i, r)
-                    done += 1
-                    progress.update(done)
+                        failure(i, e)
+                        done += 1
+                        progress.update(done)
+                        continue
+                    read_ahead()
+                    writes.append((i, staged, writer.submit(_write, staged)))
+                    finish_writes(WRITE_BEHIND)
+                finish_writes(0)
+            except KeyboardInterrupt:
+                for _, future in reads:
+                    future.cancel()
+                raise
     except KeyboardInterrupt:
         progress.close()
         err.write(f"sam3neck run: interrupted after {done} of {len(files)} files "
@@ -613,7 +717,8 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
     secs = time.perf_counter() - t0
     if folder:
         err.write(f"sam3neck run: {len(files)} files: {len(written)} written to {outs[0].parent}, "
-                  f"{len(failed)} failed; compiled {compiles} shape(s); {secs:.2f} s\n")
+                  f"{len(failed)} failed; compiled {compiles} shape(s); {secs:.2f} s, "
+                  f"{len(written) / secs:.2f} images/s, peak RSS {peak_rss_mb():.0f} MB\n")
     elif written:
         r = written[0]
         err.write(f"sam3neck run: {r.path} {list(r.input_shape)} -> {r.out}: {_label(r)}; "

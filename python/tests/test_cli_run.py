@@ -338,18 +338,28 @@ def _capture_figures(monkeypatch):
 
 def _check_figure(fig, png, title, arrays):
     """The figure drawn into png: the title, one heat map per (name, [C, h, w]) in arrays with
-    exactly the channel norm of that array, each with a colour bar."""
+    exactly the channel norm of that array, each with a colour bar, and below each its principal
+    components as RGB (the levels in one basis: picture.pca_rgb of them together)."""
     import matplotlib.image
 
+    from sam3neck import picture
+
     assert fig._suptitle.get_text() == title
-    heat = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    shown = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    heat, rgb = shown[:len(arrays)], shown[len(arrays):]
     assert [ax.get_title() for ax in heat] == [name for name, _ in arrays]
     for ax, (name, a) in zip(heat, arrays):
         np.testing.assert_allclose(np.ma.getdata(ax.images[0].get_array()), _norm(a), rtol=1e-12)
-    assert len(fig.axes) == 2 * len(arrays)  # a colour bar per panel
+    want = picture.pca_rgb([arrays[0][1]]) + picture.pca_rgb([a for _, a in arrays[1:]])
+    assert len(rgb) == len(arrays)
+    for ax, w in zip(rgb, want):
+        np.testing.assert_allclose(ax.images[0].get_array(), w, atol=1e-12)
+    assert len(fig.axes) == 3 * len(arrays)  # a colour bar per heat map
     img = matplotlib.image.imread(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and img.ndim == 3
-    assert img.shape[1] > img.shape[0] and len(np.unique(img.reshape(-1, img.shape[2]), axis=0)) > 50
+    # 3.4 inches a panel across, two rows of 3.6 (picture.figure)
+    assert abs(img.shape[1] / img.shape[0] - 3.4 * len(arrays) / 7.2) < 0.05
+    assert len(np.unique(img.reshape(-1, img.shape[2]), axis=0)) > 50
 
 
 def test_png_single_and_folder(ck, tmp_path, monkeypatch):
