@@ -497,18 +497,15 @@ void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float 
 int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   int kernel = resolve(g->kernel);
   if (kernel < 0) return -1;
-  if (kernel == SAM3NECK_SGEMM_AMX_BF16X3 || kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED) {
+  const int bf16x3 = kernel == SAM3NECK_SGEMM_AMX_BF16X3 || kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED;
+  if (bf16x3 || kernel == SAM3NECK_SGEMM_AMX_BF16 || kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED) {
+    /* the AMX drivers: B split (bf16x3) or in bfloat16 pairs (packed_b) */
     if (g->m == 0 || g->n == 0) return 0;
-    if (g->workspace == NULL || g->a == NULL || g->packed_b_bf16x3 == NULL) return -3;
+    if (g->workspace == NULL || g->a == NULL || (bf16x3 ? (const void *)g->packed_b_bf16x3 : (const void *)g->packed_b) == NULL)
+      return -3;
     if (g->store == NULL && g->c == NULL) return -3;
     if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
-    return sam3neck_sgemm_run_amx(g, kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED);
-  }
-  if (kernel == SAM3NECK_SGEMM_AMX_BF16 || kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED) {
-    if (g->m == 0 || g->n == 0) return 0;
-    if (g->workspace == NULL || g->a == NULL || g->packed_b == NULL) return -3;
-    if (g->store == NULL && g->c == NULL) return -3;
-    if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
+    if (bf16x3) return sam3neck_sgemm_run_amx(g, kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED);
     return sam3neck_sgemm_run_amx_bf16(g, kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED);
   }
   const kernel_info *ki = lookup(kernel, g->variant);
