@@ -104,7 +104,7 @@ def errors(results: list) -> str:
             ("OpenVINO default (bf16)", "openvino", "openvino-default"), ("PyTorch f32", "pytorch", "pytorch"))]
         for name, r in rows:
             if r and r.get("errors"):
-                errs = " | ".join(f"{e:.1e}" for e in r["errors"])
+                errs = " | ".join(f"{e:.1e}".replace("e-0", "e-") for e in r["errors"])
                 lines.append(f"| {cpu_class(doc)} | {name} | {errs} | `bench/{path.name}` |")
     return "\n".join(lines)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's command-line examples (`sam3neck run`), run by python/tests/test_readme_snippets.py.
+# The command-line examples of README.md and docs/python.md, run by python/tests/test_readme_snippets.py.
 # Usage: examples/cli.sh DIR, where DIR holds sam3.safetensors, feats.npy and a folder features/
 # of .npy files; the outputs land in DIR.
 set -euo pipefail

@@ -1,4 +1,4 @@
-/* The README's C example: load, compile, run, free. Build against the header and the library,
+/* The C example (docs/c-cpp.md): load, compile, run, free. Build against the header and the library,
  * from the repository root (after make lib), recording where the library is for run time:
  *   cc -std=c99 -I include examples/example.c -L .build/release -lsam3neck -Wl,-rpath,"$PWD/.build/release" -o example
  *   ./example WEIGHTS.safetensors

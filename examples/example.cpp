@@ -1,4 +1,4 @@
-// The README's C++ example: load, compile, run, with the header-only wrapper sam3_neck.hpp.
+// The C++ example (docs/c-cpp.md): load, compile, run, with the header-only wrapper sam3_neck.hpp.
 // Build against an installed copy (make install PREFIX=...):
 //   c++ -std=c++17 example.cpp $(pkg-config --cflags --libs sam3neck) -o example
 #include <array>

@@ -1,4 +1,4 @@
-"""The README's Python example: load, compile, run, read the pyramid."""
+"""The Python example (docs/python.md): load, compile, run, read the pyramid."""
 import sys
 
 import numpy as np

@@ -1,11 +1,11 @@
-"""The README's hand-off: the ViT trunk's output, computed by whatever runs the trunk, into the neck.
+"""The hand-off of docs/python.md: the ViT trunk's output, computed by whatever runs the trunk, into the neck.
 
     python examples/trunk_handoff.py CHECKPOINT TRUNK_OUTPUT.npy
 
 CHECKPOINT: sam3.pt, the Transformers model.safetensors, a sharded index (or the synthetic one make
 demo writes); TRUNK_OUTPUT.npy: the trunk's last feature map, [B, 1024, 72, 72] for 1008 x 1008
-images, saved with np.save. python/tests/test_readme_snippets.py runs this file and checks that the
-README shows its block verbatim.
+images, saved with np.save. python/tests/test_readme_snippets.py runs this file and checks that
+docs/python.md shows its block verbatim.
 """
 import sys
 

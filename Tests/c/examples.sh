@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds and runs the README's examples (examples/example.c and examples/example.py) on a small
-# synthetic checkpoint, so the README shows code that is known to work.
+# Builds and runs the C and Python examples (examples/example.c and examples/example.py) on a small
+# synthetic checkpoint, so the docs show code that is known to work.
 #   Tests/c/examples.sh [OUT]          (default .build/examples)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" examples

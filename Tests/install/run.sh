@@ -9,7 +9,7 @@
 #      libsam3neck to the installed copy.
 #   3. the CMake package: Tests/install/cmake (the same two examples, target sam3neck::sam3neck from
 #      find_package(sam3neck MAJOR.MINOR CONFIG REQUIRED), CMAKE_PREFIX_PATH = the prefix) configures,
-#      builds and runs; the README's request, the previous minor and a range up to this version are
+#      builds and runs; docs/c-cpp.md's request, the previous minor and a range up to this version are
 #      accepted; the next minor, the next major, 9.0 and a range below this version are refused; the
 #      installed tree, moved to another folder, still configures and builds (paths relative to the
 #      config file).
@@ -17,7 +17,7 @@
 #      names the final prefix; the C++ example builds against it with PKG_CONFIG_SYSROOT_DIR, and
 #      with CMake (CMAKE_PREFIX_PATH = the staged prefix).
 #   5. make uninstall (both) removes every installed file.
-# Also: README.md shows both examples exactly as tested.
+# Also: docs/c-cpp.md shows both examples exactly as tested.
 #
 #   Tests/install/run.sh [OUT]          (default .build/install-test; wiped first)
 # Needs the library built (make lib), pkg-config, cmake, readelf, cc, c++ and $PYTHON (python3) with NumPy.
@@ -105,10 +105,10 @@ fi
 pass "example_c and example_cpp ran on the installed library; example_cpp reports a missing file"
 
 for example in examples/example.c examples/example.cpp; do
-  "$PYTHON" -c 'import sys; sys.exit(open(sys.argv[1]).read() not in open("README.md").read())' "$example" ||
-    fail "README.md does not show $example as it is (copy the file into the README)"
+  "$PYTHON" -c 'import sys; sys.exit(open(sys.argv[1]).read() not in open("docs/c-cpp.md").read())' "$example" ||
+    fail "docs/c-cpp.md does not show $example as it is (copy the file into it)"
 done
-pass "README.md shows examples/example.c and examples/example.cpp verbatim"
+pass "docs/c-cpp.md shows examples/example.c and examples/example.cpp verbatim"
 
 step "the CMake package: find_package(sam3neck $MAJOR.$MINOR CONFIG REQUIRED), target sam3neck::sam3neck"
 command -v cmake >/dev/null || fail "cmake not found (make test installs it: apt-get install cmake)"
@@ -138,8 +138,8 @@ grep -qF -- "-- sam3neck $VERSION (ABI $ABI) from $LIBDIR/cmake/sam3neck" "$OUT/
   { cat "$OUT/cmake.log"; fail "find_package found something else than $LIBDIR/cmake/sam3neck ($VERSION, ABI $ABI)"; }
 cmake_built "$OUT/cmake" "$LIBDIR"
 pass "cmake: find_package(sam3neck $MAJOR.$MINOR) found $VERSION; example_c and example_cpp built with sam3neck::sam3neck, linked to $SONAME and ran"
-readme_request=$(sed -n 's/^find_package(sam3neck \([0-9.]*\) CONFIG REQUIRED).*/\1/p' README.md)
-[ -n "$readme_request" ] || fail "README.md shows no find_package(sam3neck X.Y CONFIG REQUIRED) line"
+readme_request=$(sed -n 's/^find_package(sam3neck \([0-9.]*\) CONFIG REQUIRED).*/\1/p' docs/c-cpp.md)
+[ -n "$readme_request" ] || fail "docs/c-cpp.md shows no find_package(sam3neck X.Y CONFIG REQUIRED) line"
 accept=("$readme_request" "$VERSION" "$MAJOR.0...$MAJOR.$MINOR")
 refuse=("$MAJOR.$((MINOR + 1))" "$((MAJOR + 1)).0" "$MAJOR.$MINOR.$(( $(macro VERSION_PATCH) + 1 ))")
 [ "$MAJOR" -ge 9 ] || refuse+=(9.0)
@@ -154,7 +154,7 @@ for request in "${refuse[@]}"; do
   grep -q "requested version \"$request\"\|requested version range \"$request\"" "$OUT/cmake-refuse.log" ||
     { cat "$OUT/cmake-refuse.log"; fail "find_package(sam3neck $request) failed, but not for the version"; }
 done
-pass "cmake: version requests ${accept[*]} accepted (${readme_request}: the README's); ${refuse[*]} refused"
+pass "cmake: version requests ${accept[*]} accepted (${readme_request}: docs/c-cpp.md's); ${refuse[*]} refused"
 cp -a "$PREFIX" "$OUT/moved"
 cmake_consumer "$OUT/cmake-moved" "$OUT/moved" || { cat "$OUT/cmake-moved.log"; fail "find_package in the moved install failed"; }
 cmake_built "$OUT/cmake-moved" "$OUT/moved/lib"

@@ -1,5 +1,5 @@
 // swift-tools-version: 6.3
-// The README's Swift example: an app that depends on sam3neck's `Sam3Neck` library product.
+// The Swift example (docs/swift.md): an app that depends on sam3neck's `Sam3Neck` library product.
 // Built and run by `make test-swift-example` (Tests/swift-example/run.sh).
 import PackageDescription
 

@@ -1,7 +1,8 @@
-"""The README's "Command line", "On a cluster" and "A real checkpoint and a real input" snippets
-are copied from tested files: every code block of those sections appears, line for line, in
-examples/cli.sh, examples/neck_on_dask.py or examples/trunk_handoff.py; examples/cli.sh and
-examples/trunk_handoff.py run (test_distributed.py runs neck_on_dask.py).
+"""The code blocks of README.md and docs/ are copied from tested files: every code block of the
+sections below appears, line for line (indentation aside), in the file named; the whole examples
+appear verbatim in their docs page. examples/cli.sh and examples/trunk_handoff.py run here
+(test_distributed.py runs neck_on_dask.py; make test builds and runs the C, C++, Python and Swift
+examples, and Tests/install/run.sh checks docs/c-cpp.md's copies of the C and C++ ones).
 Needs the native library."""
 
 import os
@@ -19,11 +20,31 @@ ROOT = Path(__file__).resolve().parents[2]
 TOL = reference.TOLERANCE["default"]
 
 
-def _section_blocks(title):
-    text = (ROOT / "README.md").read_text()
-    m = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, flags=re.S | re.M)
-    assert m, f"README has no section {title!r}"
-    return re.findall(r"^```\w*\n(.*?)^```", m.group(1), flags=re.S | re.M)
+def _section_blocks(title, doc="README.md"):
+    """The fenced code blocks of the section titled `title` (any heading level) of `doc`, up to
+    the next heading of the same or a higher level (lines inside code blocks are no headings)."""
+    lines = (ROOT / doc).read_text().splitlines()
+    blocks, level, fence = [], None, None
+    for line in lines:
+        if line.startswith("```"):
+            if fence is None:
+                fence = []
+            else:
+                if level is not None:
+                    blocks.append("\n".join(fence) + "\n")
+                fence = None
+            continue
+        if fence is not None:
+            fence.append(line)
+            continue
+        m = re.match(r"(#+) (.*)$", line)
+        if m:
+            if level is not None and len(m.group(1)) <= level:
+                break
+            if level is None and m.group(2) == title:
+                level = len(m.group(1))
+    assert level is not None, f"{doc} has no section {title!r}"
+    return blocks
 
 
 def _contiguous_in(block, path):
@@ -32,21 +53,52 @@ def _contiguous_in(block, path):
     return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
 
 
-@pytest.mark.parametrize("title,source,count", [
-    ("Command line", "examples/cli.sh", 1),
-    ("On a cluster", "examples/neck_on_dask.py", 2),
-    ("A real checkpoint and a real input", "examples/trunk_handoff.py", 1),
+SWIFT_MAIN = "examples/swift/Sources/neck-example/main.swift"
+
+
+@pytest.mark.parametrize("doc,title,sources", [
+    ("README.md", "Python", ["examples/example.py"]),
+    ("README.md", "C", ["examples/example.c"]),
+    ("README.md", "C++", ["examples/example.cpp"]),
+    ("README.md", "Swift", [SWIFT_MAIN]),
+    ("README.md", "Command line", ["examples/cli.sh"]),
+    ("docs/python.md", "Use", ["examples/example.py"]),
+    ("docs/python.md", "Command line", ["examples/cli.sh"]),
+    ("docs/python.md", "On a cluster", ["examples/neck_on_dask.py"] * 2),
+    ("docs/python.md", "A real checkpoint and a real input", ["examples/trunk_handoff.py"]),
+    ("docs/c-cpp.md", "C example", ["examples/example.c"]),
+    ("docs/c-cpp.md", "C++ example", ["examples/example.cpp"]),
+    ("docs/swift.md", "Swift guide", ["examples/swift/Package.swift", SWIFT_MAIN]),
 ])
-def test_snippets_are_copied_from_tested_files(title, source, count):
-    blocks = _section_blocks(title)
-    assert len(blocks) == count
-    for block in blocks:
-        assert _contiguous_in(block, ROOT / source), f"README {title!r} block not in {source}:\n{block}"
+def test_snippets_are_copied_from_tested_files(doc, title, sources):
+    blocks = _section_blocks(title, doc)
+    assert len(blocks) == len(sources), f"{doc} {title!r}: {len(blocks)} code blocks, expected {len(sources)}"
+    for block, source in zip(blocks, sources):
+        assert _contiguous_in(block, ROOT / source), f"{doc} {title!r} block not in {source}:\n{block}"
+
+
+@pytest.mark.parametrize("doc,source", [
+    ("docs/python.md", "examples/example.py"),
+    ("docs/c-cpp.md", "examples/example.c"),
+    ("docs/c-cpp.md", "examples/example.cpp"),
+    ("docs/swift.md", SWIFT_MAIN),
+])
+def test_docs_show_whole_examples(doc, source):
+    assert (ROOT / source).read_text().rstrip("\n") in (ROOT / doc).read_text(), \
+        f"{doc} does not show {source} as it is (copy the file into it)"
 
 
 def test_contiguity_check_can_fail():
     block = _section_blocks("Command line")[0]
     assert not _contiguous_in(block.replace("0,1,2", "0,1"), ROOT / "examples/cli.sh")
+    swift = _section_blocks("Swift")[0]
+    assert not _contiguous_in(swift.replace("16, width: 16", "16, width: 8"), ROOT / SWIFT_MAIN)
+
+
+def test_sections_end_at_the_next_heading_of_their_level():
+    # README's "Swift" (###) holds one block; its parent "Examples" (##) holds all four.
+    assert len(_section_blocks("Swift")) == 1
+    assert len(_section_blocks("Examples")) == 4
 
 
 def test_cli_script_runs(tmp_path):

@@ -1,4 +1,4 @@
-// The README's Swift example: load, compile, run, read the pyramid — no pointers.
+// The Swift example (docs/swift.md): load, compile, run, read the pyramid — no pointers.
 //   cd examples/swift && swift run neck-example CHECKPOINT   (from the repository root; CHECKPOINT:
 //   safetensors, PyTorch .pt, or a sharded index, e.g. the one make demo writes to ~/.cache/sam3neck/)
 #if canImport(Glibc)
