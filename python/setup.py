@@ -15,7 +15,7 @@ from this checkout:
 
 Such a wheel links the system's OpenBLAS (tag `linux_x86_64`). The wheel for PyPI is that wheel
 after `auditwheel repair`, which copies OpenBLAS and its own dependencies into it and tags it
-`manylinux_2_X` (README, "Python"; Tests/wheel/test_wheel.sh).
+`manylinux_2_X` (docs/python.md, "The wheel"; Tests/wheel/test_wheel.sh).
 
 The sdist (`python -m build --sdist python`) holds the Python package plus `native/`: the Swift
 package's manifest, sources and headers (Package.swift, Sources/, include/, and

@@ -43,7 +43,7 @@ def test_direct_flop_count():
 
 
 def _amx_default():
-    """Whether the default mode runs its Winograd products as bf16x3 on AMX here (the README: where
+    """Whether the default mode runs its Winograd products as bf16x3 on AMX here (docs/accuracy.md: where
     the CPU has AMX-BF16, unless SAM3NECK_SGEMM_KERNEL names a kernel), read from /proc/cpuinfo."""
     if os.environ.get("SAM3NECK_SGEMM_KERNEL") in ("generic", "avx2", "avx512"):
         return False
@@ -56,7 +56,7 @@ def _amx_default():
 
 
 def _executed_gflop(level, mode, h, w, c=1024, d=256):
-    """The products one image of `level` executes, counted here from the algorithms the README
+    """The products one image of `level` executes, counted here from the algorithms docs/accuracy.md
     describes (F(4x4) Winograd tiles by default; in strict mode, and in the default mode on AMX,
     F(2x2, 3x3) and, for level 0's last layers as four phases of a 2x2 conv over the 2H x 2W grid
     G, F(3x3, 2x2)), independently of the library's count."""

@@ -85,7 +85,7 @@ def test_workers_with_several_threads_are_refused(example, tmp_path):
 
 
 def test_example_main(example, tmp_path, capsys):
-    """The script's own entry point (what the README shows), on a LocalCluster of 2 workers."""
+    """The script's own entry point (what docs/python.md shows), on a LocalCluster of 2 workers."""
     ck = tmp_path / "tiny.safetensors"
     checkpoint.write_synthetic_checkpoint(ck, C, D, seed=2, extras=False)
     weights = checkpoint.canonical(checkpoint.load_safetensors(ck), prefix=checkpoint.DEFAULT_PREFIX)

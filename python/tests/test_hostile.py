@@ -6,7 +6,7 @@ include/sam3_neck.h (Untrusted checkpoints).
 Memory: the child reports its own peak resident set after the attempt (VmHWM: ru_maxrss would
 include the pytest process's size at the fork); Python, NumPy and the library take about 60 MB. The bound asserted is 512 MB for every case (half the
 1 GiB bar; the worst measured is about 210 MB); the figures are printed with `pytest -s` and
-quoted in the README.
+quoted in docs/checkpoints.md.
 """
 
 import json

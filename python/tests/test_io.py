@@ -321,7 +321,7 @@ def test_bfloat16_without_ml_dtypes_is_uint16(tiny, monkeypatch):
         np.testing.assert_array_equal(lv.features,
                                       dtypes.to_bfloat16_bits(reference.to_layout(b.features,
                                                                                   "NHWC")))
-        # the README's one line widens the bits
+        # the one line of docs/python.md widens the bits
         wide = (lv.features.astype(np.uint32) << 16).view(np.float32)
         np.testing.assert_array_equal(wide, dtypes.to_float32(lv.features))
 

@@ -16,7 +16,7 @@ package enum WinogradTile: Sendable {
     case f4r2
     /// F(3×3, 2×2): 4×4 input tiles, 2.25× fewer multiplies, points 0, ±1 (constants 0, ±1, ½, as
     /// F(2×2, 3×3)): the same composition in strict mode, its rounding at the level of direct sums
-    /// (it replaced F(2×2, 2×2), 1.78×, whose error it matches: 1.6e-6 against 1.9e-6 at level 0).
+    /// (it replaced F(2×2, 2×2), 1.78×, whose error it matches; docs/accuracy.md).
     case f3r2
 
     /// Output tile side m, kernel side r and input tile side α = m + r − 1.

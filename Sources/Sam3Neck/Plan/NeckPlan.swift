@@ -84,23 +84,21 @@ public final class NeckPlan: @unchecked Sendable {
     }
 
     /// The 3×3 Winograd conv of levels 1-3: F(4×4, 3×3) keeps the default mode's 1e-4, F(2×2, 3×3)
-    /// the strict mode's 1e-5 (measured in the tests against the float64 reference). With the
+    /// the strict mode's 1e-5 (checked in the tests against the float64 reference). With the
     /// AMX products (`winogradOnAMX`), F(2×2, 3×3): F(4×4, 3×3)'s larger transform coefficients
-    /// magnify the split's error past the bound (1.4e-4 at levels 1-2), F(2×2, 3×3)'s do not
-    /// (`make demo`, levels 1-3: 8.4e-6, 7.0e-6, 4.7e-6 against 1.27e-5, 1.34e-5, 5.4e-6 for
-    /// float32 F(4×4, 3×3)), at about the same speed (78% more products at 2-3× the rate) and
-    /// with 5.4 MB less weights per level (16 blocks, not 36).
+    /// magnify the split's error past the bound, F(2×2, 3×3)'s do not (it stays below float32
+    /// F(4×4, 3×3)'s), at about the same speed (78% more products at 2-3× the rate) and with
+    /// 5.4 MB less weights per level (16 blocks, not 36).
     /// In the fast mode, F(2×2, 3×3) with bfloat16 products: the transforms' constants (0, ±1, ½)
-    /// add no rounding of their own to the operands' (per-level errors in the README's table).
+    /// add no rounding of their own to the operands'. Measured errors: docs/accuracy.md.
     package static func winogradTile(_ options: CompileOptions) -> (tile: WinogradTile, bf16x3: Bool) {
         if winogradOnAMX(options) || options.fastKernel != nil { return (.f2, options.fastKernel == nil) }
         return (options.precision == .strict ? .f2 : .f4, false)
     }
     /// Level 0's composed conv: F(4×4, 2×2) by default, F(3×3, 2×2) in strict mode. With the AMX
     /// products, F(3×3, 2×2): 14% more products than F(4×4, 2×2), but the stage is faster, the
-    /// weights 18 MB smaller (16 blocks per phase, not 25), and the error lower (`make demo`,
-    /// level 0: 9.6e-6, against 1.2e-5 for F(4×4, 2×2) in float32 and 6.5e-5 for F(4×4, 2×2) with
-    /// bf16×3).
+    /// weights 18 MB smaller (16 blocks per phase, not 25), and the error lower than F(4×4, 2×2)'s,
+    /// in float32 or with bf16×3 (measured errors: docs/accuracy.md).
     /// In the fast mode, F(3×3, 2×2) with bfloat16 products (constants 0, ±1, ½, as F(2×2, 3×3)).
     package static func upsampleTile(_ options: CompileOptions) -> (tile: WinogradTile, bf16x3: Bool) {
         if winogradOnAMX(options) || options.fastKernel != nil { return (.f3r2, options.fastKernel == nil) }
