@@ -164,6 +164,7 @@ install: lib
 	ln -sfn $(REALNAME) "$(DESTDIR)$(LIBDIR)/$(SONAME)"
 	ln -sfn $(SONAME) "$(DESTDIR)$(LIBDIR)/libsam3neck.so"
 	printf '%s\n' \
+	  '# SPDX-License-Identifier: Apache-2.0' \
 	  'prefix=$(PREFIX)' \
 	  'libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))' \
 	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' \
