@@ -260,10 +260,11 @@ fuzz: system-deps
 	.build-fuzz/debug/sam3neck-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -timeout=10 \
 	  -print_final_stats=1 -artifact_prefix=Tests/fuzz/regressions/ .build-fuzz/corpus Tests/fuzz/corpus
 
-# clean: the build folders (the sanitizer and fuzzer builds too) and dist/; distclean: also the
-# project's virtual environment .venv/ (never an active $VIRTUAL_ENV), which the next make makes again.
+# clean: the build folders (the sanitizer and fuzzer builds, the Swift example's; setuptools' under
+# .build/python and its egg-info from building the sdist) and dist/; distclean: also the project's
+# virtual environment .venv/ (never an active $VIRTUAL_ENV), which the next make makes again.
 clean:
-	rm -rf .build .build-asan .build-tsan .build-fuzz dist
+	rm -rf .build .build-asan .build-tsan .build-fuzz examples/swift/.build python/sam3neck.egg-info dist
 
 distclean: clean
 	rm -rf .venv
