@@ -8,6 +8,7 @@ Needs neither the native library nor a Swift toolchain."""
 
 import ast
 import importlib.util
+import json
 import operator
 import re
 from pathlib import Path
@@ -166,7 +167,21 @@ def test_docs_show_the_bench_results_as_rendered(doc, what):
 def test_every_bench_json_names_its_cpu_and_date():
     render = _render()
     for path in sorted((ROOT / "bench").glob("*.json")):
-        doc = __import__("json").loads(path.read_text())
+        doc = json.loads(path.read_text())
         assert re.match(r"\d{4}-\d\d-\d\dT", doc.get("date", "")), path
         assert doc["machine"].get("cpu"), path
         assert render.cpu_class(doc) in render.CPU_CLASSES.values(), f"{path}: add its CPU to CPU_CLASSES"
+
+
+def test_performance_page_shows_the_zen4_tables_as_rendered():
+    """docs/performance.md's full table is `bench/render.py bench/2026-12-07-zen4-2c.json`'s."""
+    from sam3neck.bench.harness import format_report
+
+    report = format_report(json.loads((ROOT / "bench/2026-12-07-zen4-2c.json").read_text())).splitlines()
+    text = (ROOT / "docs/performance.md").read_text()
+    block = text[text.index("## The full table"):]
+    block = block[block.index("```\n") + 4:]
+    block = block[:block.index("```")].splitlines()
+    assert len(block) > 20
+    missing = [line for line in block if line not in report]
+    assert not missing, "docs/performance.md's table is not the bench's rendering:\n" + "\n".join(missing)
