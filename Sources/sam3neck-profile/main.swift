@@ -17,21 +17,27 @@
 //   sam3neck-profile --compile WEIGHTS [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict | fast]
 //
 // times only first compiles: RUNS times, a fresh load of the weights and its first compile.
+//
+// `--cpu-time` anywhere: each stage's time is the CPU time of all the process's threads divided
+// by THREADS, not wall time: on a busy machine the time other processes take is not charged, so
+// two builds compare on a shared machine (serial tails and waits are not charged either).
 import Dispatch
 import Sam3Neck
 #if canImport(Glibc)
 import Glibc
 #endif
 
-let costOnly = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--cost"
-let compileOnly = CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--compile"
-let mode = CommandLine.arguments.last.flatMap { ["strict": CompileOptions.Precision.strict, "fast": .fast][$0] }
+let cpuTime = CommandLine.arguments.contains("--cpu-time")
+let argv = CommandLine.arguments.filter { $0 != "--cpu-time" }
+let costOnly = argv.count > 1 && argv[1] == "--cost"
+let compileOnly = argv.count > 1 && argv[1] == "--compile"
+let mode = argv.last.flatMap { ["strict": CompileOptions.Precision.strict, "fast": .fast][$0] }
 let modeName = mode == .strict ? "strict" : mode == .fast ? "fast" : "default"
-let args = CommandLine.arguments.enumerated().filter {
-    !((costOnly || compileOnly) && $0.offset == 1) && !(mode != nil && $0.offset == CommandLine.arguments.count - 1)
+let args = argv.enumerated().filter {
+    !((costOnly || compileOnly) && $0.offset == 1) && !(mode != nil && $0.offset == argv.count - 1)
 }.map(\.element)
 guard args.count >= 2 else {
-    print("usage: sam3neck-profile [--cost | --compile] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict | fast]")
+    print("usage: sam3neck-profile [--cost | --compile] [--cpu-time] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict | fast]")
     exit(2)
 }
 /// Integer argument i (decimal, or hex with 0x), or `d` when absent.
@@ -121,18 +127,20 @@ do {
     var order: [String] = []
     var totals: [Double] = []
     for r in 0...runs {
-        let p = Profile()
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let p = Profile(cpuTime: cpuTime)
+        let t0 = p.clock()
         input.withUnsafeBufferPointer { plan.run(input: $0.baseAddress!, outputs: outs, profile: p) }
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        let dt = p.clock() - t0
         if r == 0 { continue }  // warm-up
-        totals.append(dt)
+        // CPU time: all the threads' seconds, per worker
+        let scale = cpuTime ? 1 / Double(plan.threads) : 1
+        totals.append(dt * scale)
         order = p.order
-        for (k, v) in p.seconds { perStage[k, default: []].append(v) }
+        for (k, v) in p.seconds { perStage[k, default: []].append(v * scale) }
     }
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
     let peak = fast.map { gemm.measuredPeak(threads: plan.threads, bf16: $0) } ?? plan.options.gemm.measuredPeak(threads: plan.threads)
-    print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(modeName) precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs")
+    print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(modeName) precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs\(cpuTime ? "; times are CPU time / threads" : "")")
     let amx = plan.bf16x3Levels.sorted().map { "phase 1 of L\($0)" } + (plan.level0ComposedBF16x3 ? ["L0's composed conv"] : [])
         + plan.convBF16x3Levels.sorted().map { "L\($0) conv_3x3" }
     if let fast {

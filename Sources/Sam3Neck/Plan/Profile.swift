@@ -9,12 +9,22 @@ import Darwin
 package final class Profile: @unchecked Sendable {
     package private(set) var seconds: [String: Double] = [:]
     package private(set) var order: [String] = []
+    /// Whether stages are charged the CPU time of all the process's threads instead of wall time:
+    /// on a shared machine, time other processes take from the cores is then not charged (nor is
+    /// a worker's wait for the others).
+    package let cpuTime: Bool
 
-    package init() {}
+    package init(cpuTime: Bool = false) { self.cpuTime = cpuTime }
 
-    static func now() -> Double {
+    /// Wall time, seconds.
+    static func now() -> Double { read(CLOCK_MONOTONIC) }
+
+    /// The time stages are charged (`cpuTime`), seconds.
+    package func clock() -> Double { Profile.read(cpuTime ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC) }
+
+    private static func read(_ id: clockid_t) -> Double {
         var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
+        clock_gettime(id, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
@@ -27,12 +37,12 @@ package final class Profile: @unchecked Sendable {
 }
 
 extension Optional where Wrapped == Profile {
-    /// Runs `body`, charging its wall time to `stage` when profiling.
+    /// Runs `body`, charging its time (`Profile.cpuTime`) to `stage` when profiling.
     @inline(__always)
     func time<R>(_ stage: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
         guard let p = self else { return try body() }
-        let t0 = Profile.now()
-        defer { p.add(stage(), Profile.now() - t0) }
+        let t0 = p.clock()
+        defer { p.add(stage(), p.clock() - t0) }
         return try body()
     }
 }
