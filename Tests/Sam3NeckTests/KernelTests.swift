@@ -226,7 +226,7 @@ func gelu(_ x: Float) -> Float {
         let (h, w, cin, cout) = shape
         let (layer, x, want) = Self.convCase(h, w, cin, cout)
         for (gemm, bf16x3) in Self.productCodes.map({ ($0, false) }) + (tile == .f2 ? Self.amxCode : []) {
-            let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3, gemm: gemm, bf16x3: bf16x3)
+            let conv = WinogradConv3x3(layer, tile: tile, blockTiles: 3, gemm: gemm, bf16x3: bf16x3)
             #expect(conv.u.bf16x3 == bf16x3)
             let out = Self.runFramed(x, outputCount: cout * h * w, scratchPerWorker: conv.scratchPerWorker) {
                 conv.run($0, into: .channelMajor($1, channels: cout, height: h, width: w), scratch: $2, threads: 2)
@@ -255,7 +255,7 @@ func gelu(_ x: Float) -> Float {
             layer = NeckWeights.Layer(weight: Tensor(shape: layer.weight.shape, data: weight), bias: layer.bias)
             x[1, 2, 2] = 0.5
             let outs = [true, false].map { bf16x3 -> [Float] in
-                let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: .f2, blockTiles: 3, gemm: gemm, bf16x3: bf16x3)
+                let conv = WinogradConv3x3(layer, tile: .f2, blockTiles: 3, gemm: gemm, bf16x3: bf16x3)
                 #expect(!conv.u.bf16x3, "weight \(bad) split")
                 let out = Self.runFramed(x, outputCount: 70 * 5 * 6, scratchPerWorker: conv.scratchPerWorker) {
                     conv.run($0, into: .channelMajor($1, channels: 70, height: 5, width: 6), scratch: $2, threads: 2)
@@ -279,7 +279,7 @@ func gelu(_ x: Float) -> Float {
         // OpenBLAS, and the AMX products (whose rows holding NaN or Inf come out NaN, so their
         // tiles are recomputed directly like any tile with a non-finite output).
         for (gemm, bf16x3) in [(GemmBackend.openBLAS, false)] + Self.amxCode {
-            let conv = WinogradConv3x3(weight: layer.weight, bias: layer.bias, tile: tile, blockTiles: 3, gemm: gemm, bf16x3: bf16x3)
+            let conv = WinogradConv3x3(layer, tile: tile, blockTiles: 3, gemm: gemm, bf16x3: bf16x3)
             let out = Self.runFramed(x, outputCount: 8 * 13 * 11, scratchPerWorker: conv.scratchPerWorker) {
                 conv.run($0, into: .channelMajor($1, channels: 8, height: 13, width: 11), scratch: $2, threads: 2)
             }

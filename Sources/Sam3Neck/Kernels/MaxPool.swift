@@ -38,12 +38,12 @@ package func maxPool2x2ChannelsLast(_ x: UnsafePointer<Float>, channels c: Int, 
 /// The same pools over a half-precision input: each worker widens the two input rows a row of
 /// windows needs into its scratch (`scratch + worker · scratchStride`, 2·w floats for NCHW, 2·w·c
 /// for NHWC), so no converted copy of the input is made.
-package func maxPool2x2Widening(_ x: UnsafeRawPointer, dtype: CompileOptions.DType, layout: CompileOptions.Layout,
+package func maxPool2x2Widening(_ x: UnsafeRawPointer, dtype: ElementType, channelsLast: Bool,
                                 channels c: Int, height h: Int, width w: Int, into out: UnsafeMutablePointer<Float>,
                                 scratch: UnsafeMutablePointer<Float>, scratchStride: Int, threads: Int) {
     let oh = h / 2, ow = w / 2, size = dtype.size, code = dtype.code
     nonisolated(unsafe) let x = x, out = out, scratch = scratch
-    if layout == .nchw {
+    if !channelsLast {
         parallelQueue(c, threads: threads) { worker, ch in
             let rows = scratch + worker * scratchStride, r0 = rows, r1 = rows + w
             let dst = out + ch * oh * ow

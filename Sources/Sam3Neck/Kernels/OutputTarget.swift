@@ -7,32 +7,13 @@ import CKernels
 package struct OutputTarget {
     package let base: UnsafeMutableRawPointer
     package let channel: Int, row: Int, pixel: Int
-    package let dtype: CompileOptions.DType
+    package let dtype: ElementType
 
-    package init(base: UnsafeMutableRawPointer, channel: Int, row: Int, pixel: Int, dtype: CompileOptions.DType) {
+    package init(base: UnsafeMutableRawPointer, channel: Int, row: Int, pixel: Int, dtype: ElementType) {
         self.base = base
         self.channel = channel
         self.row = row
         self.pixel = pixel
-        self.dtype = dtype
-    }
-
-    /// Image `image` of a `[B, d, h, w]` output stored in `layout` at `base`.
-    package init(_ layout: CompileOptions.OutputLayout, dtype: CompileOptions.DType, base: UnsafeMutableRawPointer,
-                 image: Int, batch: Int, channels d: Int, height h: Int, width w: Int) {
-        let elements: Int  // offset of the image, in elements
-        switch layout {
-        case .nchw:
-            elements = image * d * h * w
-            (channel, row, pixel) = (h * w, w, 1)
-        case .nhwc:
-            elements = image * h * w * d
-            (channel, row, pixel) = (1, w * d, d)
-        case .sequence:
-            elements = image * d
-            (channel, row, pixel) = (1, w * batch * d, batch * d)
-        }
-        self.base = base + elements * dtype.size
         self.dtype = dtype
     }
 
@@ -42,19 +23,5 @@ package struct OutputTarget {
                y0: Int, x0: Int, rowStep: Int = 1) {
         sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels),
                             base + (y0 * row + x0 * pixel) * dtype.size, rowStep * row, pixel, channel, dtype.code)
-    }
-}
-
-extension CompileOptions.DType {
-    /// Bytes per element.
-    package var size: Int { self == .float32 ? 4 : 2 }
-    /// The kernels' code for it (SAM3NECK_DTYPE_*).
-    var code: Int32 { Int32(rawValue) }
-    package var name: String {
-        switch self {
-        case .float32: return "float32"
-        case .float16: return "float16"
-        case .bfloat16: return "bfloat16"
-        }
     }
 }

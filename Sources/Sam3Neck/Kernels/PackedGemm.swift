@@ -95,7 +95,7 @@ package struct PackedGemm: Sendable {
     /// `bf16x3`: also split B for the AMX products; by default where the CPU has AMX and B is
     /// wide (levels 0 and 1, n = 2048 and 1024: 1.7-2.1× the AVX-512 kernel in
     /// `sam3neck-gemm-bench 9 amx`; at n = 256 the split of A costs what the products save).
-    package init(_ g: PackedWeights.Gemm, bf16x3 split: Bool = GemmBackend.bf16x3Preferred) {
+    package init(_ g: GemmWeights, bf16x3 split: Bool = GemmBackend.bf16x3Preferred) {
         let split = split && g.n >= 1024
         k = g.k
         n = g.n
@@ -152,6 +152,25 @@ package struct PackedGemm: Sendable {
     }
 }
 
+extension PackedGemm {
+    /// `A[rows × k] · B + bias` (with GELU when asked) for `rows` pixels of a grid `width` wide
+    /// from its row `row0` on, stored channels-last into `image`: `side` 2, a k = 2, s = 2
+    /// transposed conv (columns (2a + b)·n/4 + o to pixel (2i + a, 2j + b), from image row
+    /// 2·row0); `side` 1, a plain product (column o to pixel (i, j), from image row row0).
+    /// The C kernels' phase-scatter hook does the stores, per finished tile.
+    func run(kernel: Int32, rows: Int, a: UnsafePointer<Float>, lda: Int, aTrans: Bool, gelu: Bool,
+             scatterInto image: PaddedImage, width: Int, row0: Int, side: Int, workspace: UnsafeMutablePointer<Float>) {
+        let channels = n / (side * side)
+        precondition(channels == image.channels && rows % width == 0)
+        var scatter = sam3neck_phase_scatter(out: image.pixel(side * row0, 0), width: width, channels: channels,
+                                             row_stride: image.paddedWidth * channels, pixel_stride: channels, side: side)
+        withUnsafeMutablePointer(to: &scatter) { ctx in
+            run(kernel: kernel, rows: rows, a: a, lda: lda, aTrans: aTrans, gelu: gelu, c: nil,
+                store: sam3neck_sgemm_store_phase_scatter, context: UnsafeMutableRawPointer(ctx), workspace: workspace)
+        }
+    }
+}
+
 extension GemmBackend {
     /// The best rate, in GFLOP/s, of this backend's products on `threads` workers at once (each
     /// its own 1536 × 1024 · 1024 × 1024 product, single-threaded, as the plan runs them): the
@@ -165,7 +184,7 @@ extension GemmBackend {
         let wsFloats = sam3neck_sgemm_workspace_floats(&args)
         let a = [Float]((0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 })
         let b = [Float]((0..<(k * n)).map { Float(($0 * 104_729) % 1000) / 1000 - 0.5 })
-        var packed = PackedGemm(PackedWeights.Gemm(b: AlignedFloats(copying: b), bias: [Float](repeating: 0, count: n), k: k, n: n))
+        var packed = PackedGemm(GemmWeights(b: AlignedFloats(copying: b), bias: [Float](repeating: 0, count: n), k: k, n: n))
         if bf16 != nil { packed = packed.withBF16() }
         let out = UnsafeMutablePointer<Float>.allocate(capacity: workers * (m * n + wsFloats))
         defer { out.deallocate() }
@@ -175,7 +194,7 @@ extension GemmBackend {
             b.withUnsafeBufferPointer { bb in
                 nonisolated(unsafe) let ap = ab.baseAddress!, bp = bb.baseAddress!
                 for _ in 0..<max(1, repeats) {
-                    let t0 = Profile.now()
+                    let t0 = WallClock.seconds()
                     parallelFor(workers, threads: workers) { w in
                         let c = base + w * (m * n + wsFloats)
                         switch self {
@@ -188,7 +207,7 @@ extension GemmBackend {
                                        workspace: c + m * n)
                         }
                     }
-                    best = Swift.max(best, 2.0 * Double(m * n * k * workers) / (Profile.now() - t0) * 1e-9)
+                    best = Swift.max(best, 2.0 * Double(m * n * k * workers) / (WallClock.seconds() - t0) * 1e-9)
                 }
             }
         }

@@ -10,7 +10,7 @@ import Glibc
 /// kernels are the 3×3 taps composed with the transposed conv's phase weights (at compile: each
 /// product in float32, their sums in double). Z's bias reaches an output through the taps that land inside Z, so it is a constant
 /// except on the first and last output row and column: a 3×3 table of bias vectors.
-/// Each phase runs as Winograd F(m×m, 2×2) (`NeckPlan.upsampleTile`: `.f4r2` or `.f3r2`) over the
+/// Each phase runs as Winograd F(m×m, 2×2) (the plan chooses `.f4r2` or `.f3r2`) over the
 /// zero-framed G: the Z intermediate (4× the pixels of G) is never written, and there are fewer
 /// multiplies than the two layers take apart.
 ///
@@ -33,10 +33,13 @@ package struct UpsampleConv3x3: Sendable {
     /// Whether the products run as bf16×3 on AMX (the blocks are held split, `WinogradBlocks`).
     package var bf16x3: Bool { u.bf16x3 }
 
-    package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 108,
+    /// The pair of `up` (the transposed conv as a GEMM right-hand side, c0 × 4d, column
+    /// (2a'+b')·d + o') and the 3×3 conv of `convWeight` (`[d][d][3][3]`, as PyTorch stores it)
+    /// and `convBias`.
+    package init(up: GemmWeights, convWeight: [Float], convBias: [Float], tile: WinogradTile = .f4r2, blockTiles: Int = 108,
                  gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil) {
-        let d = layer.weight.shape[0], c0 = up.k
-        precondition(up.n == 4 * d && layer.weight.shape == [d, d, 3, 3] && tile.r == 2)
+        let d = convBias.count, c0 = up.k
+        precondition(up.n == 4 * d && convWeight.count == d * d * 9 && tile.r == 2)
         self.tile = tile
         self.c0 = c0
         self.d = d
@@ -49,7 +52,7 @@ package struct UpsampleConv3x3: Sendable {
             nonisolated(unsafe) let made = made
             parallelQueue(9, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, t in
                 let m = [Float](unsafeUninitializedCapacity: d * d) { m, count in
-                    layer.weight.data.withUnsafeBufferPointer { w in
+                    convWeight.withUnsafeBufferPointer { w in
                         for o in 0..<d { for o2 in 0..<d { m[o * d + o2] = w[(o * d + o2) * 9 + t] } }
                     }
                     count = d * d
@@ -115,7 +118,7 @@ package struct UpsampleConv3x3: Sendable {
         for rc in 0..<3 {
             for cc in 0..<3 {
                 for o in 0..<d {
-                    var s = Double(layer.bias.data[o])
+                    var s = Double(convBias[o])
                     for ky in 0..<3 where !(rc == 0 && ky == 0) && !(rc == 2 && ky == 2) {
                         for kx in 0..<3 where !(cc == 0 && kx == 0) && !(cc == 2 && kx == 2) {
                             s += tapBias[(ky * 3 + kx) * d + o]
@@ -128,8 +131,8 @@ package struct UpsampleConv3x3: Sendable {
         biasTable = table
         self.up = up.b
         upBias = up.bias
-        conv = layer.weight.data  // shared with the neck's weights, not copied
-        convBias = layer.bias.data
+        conv = convWeight  // shared with the neck's weights, not copied
+        self.convBias = convBias
     }
 
     /// Level 0 in bands of tile rows, so that G is held a band at a time: band b covers tile rows

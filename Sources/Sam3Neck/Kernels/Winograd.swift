@@ -280,12 +280,12 @@ package struct WinogradConv3x3: Sendable {
     /// ≈ 10 MB of scratch per worker against ≈ 17 MB at 192, at the same speed on this machine kind).
     package let blockTiles: Int
 
-    package init(weight: Tensor, bias: Tensor, tile: WinogradTile, blockTiles: Int = 108, gemm: GemmBackend = .openBLAS,
-                 bf16x3: Bool = false, bf16: Int32? = nil) {
-        let cout = weight.shape[0], cin = weight.shape[1]
+    /// The conv of `weight` (`[cout][cin][3][3]`, as PyTorch stores it) and `bias` (cout values).
+    package init(weight: [Float], bias: [Float], cout: Int, cin: Int, tile: WinogradTile, blockTiles: Int = 108,
+                 gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil) {
         self.cout = cout
         self.cin = cin
-        precondition(weight.shape == [cout, cin, 3, 3] && bias.shape == [cout] && tile.r == 3)
+        precondition(weight.count == cout * cin * 9 && bias.count == cout && tile.r == 3)
         self.tile = tile
         self.blockTiles = blockTiles
         u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm, bf16x3: bf16x3, bf16: bf16) { layout, storage in
@@ -294,7 +294,7 @@ package struct WinogradConv3x3: Sendable {
             // [o][i][ky][kx], then transformed.
             let r2 = tile.r * tile.r, band = 32
             nonisolated(unsafe) let storage = storage
-            weight.data.withUnsafeBufferPointer { w in
+            weight.withUnsafeBufferPointer { w in
                 parallelQueue((cin + band - 1) / band, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, b in
                     let rows = (b * band)..<Swift.min(cin, (b + 1) * band), n = rows.count * r2
                     // [o][i − rows.lowerBound][q]
@@ -311,8 +311,8 @@ package struct WinogradConv3x3: Sendable {
                 }
             }
         }
-        direct = weight.data  // shared with the neck's weights, not copied
-        self.bias = bias.data
+        direct = weight  // shared with the neck's weights, not copied
+        self.bias = bias
     }
 
     /// Floats of a tile's im2col patch (m² pixels × 9·cin).

@@ -62,6 +62,10 @@ public final class NeckPlan: @unchecked Sendable {
     /// The levels whose phase-1 product runs as bf16×3 on AMX: in the default mode, where the
     /// options allow it and the level's weights were split (`PackedGemm.bf16x3`).
     package let bf16x3Levels: Set<Int>
+    /// The product kernel (`SAM3NECK_SGEMM_*`) of each level's phase 1 when it runs on the packed
+    /// micro-kernels (nil: OpenBLAS): the options' float32 kernel, bf16×3 on AMX for
+    /// `bf16x3Levels`, the fast mode's bfloat16 kernel whatever the level.
+    private let phase1Kernels: [Int: Int32]
     /// Whether level 0's composed conv runs its products as bf16×3 on AMX (`upsampleTile`).
     package var level0ComposedBF16x3: Bool { upsample?.bf16x3 ?? false }
     /// The levels whose 3×3 conv runs its products as bf16×3 on AMX (`winogradTile`).
@@ -115,6 +119,13 @@ public final class NeckPlan: @unchecked Sendable {
         self.products = products
         bf16x3Levels = options.bf16x3Products && options.arithmetic == .default
             ? Set(products.filter { $0.value.bf16x3 != nil }.keys) : []
+        if case let .packed(kernel) = options.productGemm {
+            phase1Kernels = Dictionary(uniqueKeysWithValues: products.keys.map { [bf16x3Levels] level in
+                (level, options.fastKernel ?? (bf16x3Levels.contains(level) ? Int32(SAM3NECK_SGEMM_AMX_BF16X3) : kernel))
+            })
+        } else {
+            phase1Kernels = [:]
+        }
         let c = packed.trunkDim, d = packed.dModel
         trunkDim = c
         dModel = d
@@ -313,7 +324,7 @@ public final class NeckPlan: @unchecked Sendable {
     private func maxPool(_ x: UnsafeRawPointer) {
         let c = trunkDim, h = options.height, w = options.width
         if options.inputDType != .float32 {
-            maxPool2x2Widening(x, dtype: options.inputDType, layout: options.layout, channels: c, height: h, width: w, into: pooled,
+            maxPool2x2Widening(x, dtype: options.inputDType.element, channelsLast: options.layout == .nhwc, channels: c, height: h, width: w, into: pooled,
                                scratch: scratch + widenOffset, scratchStride: scratchPerWorker, threads: threads)
         } else if options.layout == .nchw {
             maxPool2x2ChannelMajor(x.assumingMemoryBound(to: Float.self), channels: c, height: h, width: w, into: pooled, threads: threads)
@@ -371,21 +382,14 @@ public final class NeckPlan: @unchecked Sendable {
             let i0 = range.lowerBound + split.range(block).lowerBound, rows = split.range(block).count
             let g = self.packed.product(level: level)
             let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
-            if let pg = self.products[level], case var .packed(kernel) = self.options.productGemm {
-                if self.bf16x3Levels.contains(level) { kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
-                if let fast = self.options.fastKernel { kernel = fast }
+            if let pg = self.products[level], let kernel = self.phase1Kernels[level] {
                 // The micro-kernels add the bias (and GELU) per tile and store it where it goes,
                 // one product per block: levels 0 and 1 through the phase scatter into G's / Z's
                 // rows 2·i0 ..< 2·(i0 + rows); levels 2 and 3 (side 1) into Z's rows i0 ..< i0 + rows
                 // (framed, so a block is not one strided matrix). One call per image row instead
                 // reads the whole B for gw (72) product rows each time.
-                let side = level < 2 ? 2 : 1, channels = g.n / (side * side)
-                var scatter = sam3neck_phase_scatter(out: z.pixel(side * i0, 0), width: gw, channels: channels,
-                                                     row_stride: z.paddedWidth * channels, pixel_stride: channels, side: side)
-                withUnsafeMutablePointer(to: &scatter) { ctx in
-                    pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: level == 0, c: nil,
-                           store: sam3neck_sgemm_store_phase_scatter, context: UnsafeMutableRawPointer(ctx), workspace: y + gemmOffset)
-                }
+                pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: level == 0, scatterInto: z,
+                       width: gw, row0: i0, side: level < 2 ? 2 : 1, workspace: y + gemmOffset)
                 return
             }
             self.product(a, lda: lda, rows: rows * gw, g, into: y)

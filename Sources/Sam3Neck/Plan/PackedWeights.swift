@@ -12,13 +12,9 @@ import Glibc
 /// - a 1×1 conv `[out, in, 1, 1]` → `B[in × out]`;
 /// - 3×3 convs are packed per Winograd tile size (`winograd(_:)`), on demand.
 package struct PackedWeights: Sendable {
-    package struct Gemm: Sendable {
-        /// Row-major (on huge pages, as the packed forms: tens of MB made at every first compile);
-        /// empty for the four phase-1 products of weights made with `packProducts`.
-        package let b: AlignedFloats
-        package let bias: [Float]
-        package let k: Int, n: Int
-    }
+    /// A layer as a GEMM right-hand side; `b` is empty for the four phase-1 products of weights
+    /// made with `packProducts`.
+    package typealias Gemm = GemmWeights
 
     package let trunkDim: Int, dModel: Int
     /// Branch 0: dconv_2x2_0 (then GELU), then dconv_2x2_1∘conv_1x1 folded.
@@ -80,7 +76,7 @@ package struct PackedWeights: Sendable {
         // One level at a time, each transformed in bands on all the cores (three levels on two
         // cores would leave one idle for a third of the time).
         Dictionary(uniqueKeysWithValues: levels.map { l in
-            (l, WinogradConv3x3(weight: conv3x3[l].weight, bias: conv3x3[l].bias, tile: tile, gemm: gemm, bf16x3: bf16x3, bf16: bf16))
+            (l, WinogradConv3x3(conv3x3[l], tile: tile, gemm: gemm, bf16x3: bf16x3, bf16: bf16))
         })
     }
 

@@ -16,17 +16,8 @@ package final class Profile: @unchecked Sendable {
 
     package init(cpuTime: Bool = false) { self.cpuTime = cpuTime }
 
-    /// Wall time, seconds.
-    static func now() -> Double { read(CLOCK_MONOTONIC) }
-
     /// The time stages are charged (`cpuTime`), seconds.
-    package func clock() -> Double { Profile.read(cpuTime ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC) }
-
-    private static func read(_ id: clockid_t) -> Double {
-        var t = timespec()
-        clock_gettime(id, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
+    package func clock() -> Double { WallClock.read(cpuTime ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC) }
 
     func add(_ stage: String, _ dt: Double) {
         if seconds[stage] == nil { order.append(stage) }
