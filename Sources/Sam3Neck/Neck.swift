@@ -30,8 +30,12 @@ public final class Neck: Sendable {
         var bf16Products: [Int: PackedGemm] = [:]
     }
 
+    /// The input's channels `C`, the trunk's width (1024 for SAM 3), read from the checkpoint's
+    /// tensor shapes.
     public var trunkDim: Int { weights.trunkDim }
+    /// The channels `d` of every output level (256 for SAM 3), read from the checkpoint.
     public var dModel: Int { weights.dModel }
+    /// Each level's scale relative to the input grid, by level: 4, 2, 1, 0.5.
     public static var scales: [Float] { NeckWeights.scales }
 
     /// Also sets OpenBLAS's process-wide thread count to one, for good (see `Blas`).
