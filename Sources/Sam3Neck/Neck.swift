@@ -1,9 +1,12 @@
 /// The neck: weights loaded from a checkpoint, ready to be compiled for input shapes.
 ///
 /// ```swift
-/// let neck = try Neck(path: "sam3.safetensors")
+/// let neck = try Neck(path: "sam3.safetensors")         // reads only the neck's tensors
 /// let plan = try neck.compile(CompileOptions(height: 72, width: 72))
-/// plan.run(input: x, outputs: buffers)
+/// let x = FeatureMap(zeros: plan.inputShape)            // [1, trunkDim, 72, 72]: the trunk's output
+/// for level in try plan.run(x) {                        // levels 0...3, scales 4, 2, 1, 0.5
+///     print(level.level, level.features.shape)
+/// }
 /// ```
 public final class Neck: Sendable {
     package let weights: NeckWeights

@@ -57,8 +57,9 @@ public struct FeatureShape: Sendable, Hashable, CustomStringConvertible {
 /// channel-major, NHWC maps channels-last.
 ///
 /// ```swift
+/// let plan = try Neck(path: "sam3.safetensors").compile(height: 72, width: 72, layout: .nhwc)
 /// var x = FeatureMap(zeros: plan.inputShape, layout: plan.options.layout)
-/// x[0, 3, 10, 20] = 1.5          // batch 0, channel 3, row 10, column 20
+/// x[0, 3, 10, 20] = 1.5          // batch 0, channel 3, row 10, column 20, whatever the layout
 /// ```
 public struct FeatureMap: Sendable, Equatable {
     /// The logical shape, `[B, C, H, W]` whatever the layout.
