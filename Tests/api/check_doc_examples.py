@@ -101,7 +101,11 @@ def typecheck(source, folder, modules):
     # one says the same) and COpenBLAS (its own module map), so a client's compile finds them.
     (folder / "CKernels.modulemap").write_text(
         f'module CKernels {{\n    umbrella "{ROOT}/Sources/CKernels/include"\n    export *\n}}\n')
-    cflags = subprocess.run(["pkg-config", "--cflags", "openblas"], capture_output=True, text=True).stdout
+    # OpenBLAS's include folder, as SwiftPM adds it for COpenBLAS (none where pkg-config is absent).
+    try:
+        cflags = subprocess.run(["pkg-config", "--cflags", "openblas"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        cflags = ""
     command = ["swiftc", "-typecheck", "-swift-version", "6", "-warnings-as-errors",
                "-I", str(modules), "-I", str(ROOT / "Sources" / "COpenBLAS"),
                "-Xcc", f"-fmodule-map-file={folder / 'CKernels.modulemap'}",
