@@ -192,9 +192,13 @@ uninstall:
 test-swift:
 	swift test
 
-# The Swift module's public API (symbol graph) against Tests/api/Sam3Neck.public-api.txt.
+# The Swift module's public API (symbol graph: symbols and their conformances) against
+# Tests/api/Sam3Neck.public-api.txt, a doc comment on each public declaration, CompileOptions'
+# public fields against the C header's options; then the Swift examples of the doc comments and
+# the DocC article, type-checked against the public API.
 test-api: venv
 	$(PYTHON) Tests/api/check_public_api.py
+	$(PYTHON) Tests/api/check_doc_examples.py
 
 # examples/swift, a separate package using the Sam3Neck product by path, built and run on a small checkpoint.
 test-swift-example: python-deps

@@ -1,9 +1,12 @@
 /// The neck: weights loaded from a checkpoint, ready to be compiled for input shapes.
 ///
 /// ```swift
-/// let neck = try Neck(path: "sam3.safetensors")
+/// let neck = try Neck(path: "sam3.safetensors")         // reads only the neck's tensors
 /// let plan = try neck.compile(CompileOptions(height: 72, width: 72))
-/// plan.run(input: x, outputs: buffers)
+/// let x = FeatureMap(zeros: plan.inputShape)            // [1, trunkDim, 72, 72]: the trunk's output
+/// for level in try plan.run(x) {                        // levels 0...3, scales 4, 2, 1, 0.5
+///     print(level.level, level.features.shape)
+/// }
 /// ```
 public final class Neck: Sendable {
     package let weights: NeckWeights
@@ -30,8 +33,12 @@ public final class Neck: Sendable {
         var bf16Products: [Int: PackedGemm] = [:]
     }
 
+    /// The input's channels `C`, the trunk's width (1024 for SAM 3), read from the checkpoint's
+    /// tensor shapes.
     public var trunkDim: Int { weights.trunkDim }
+    /// The channels `d` of every output level (256 for SAM 3), read from the checkpoint.
     public var dModel: Int { weights.dModel }
+    /// Each level's scale relative to the input grid, by level: 4, 2, 1, 0.5.
     public static var scales: [Float] { NeckWeights.scales }
 
     /// Also sets OpenBLAS's process-wide thread count to one, for good (see `Blas`).

@@ -54,11 +54,12 @@ public struct FeatureShape: Sendable, Hashable, CustomStringConvertible {
 ///
 /// The neck's safe API takes its input as a `FeatureMap` (or a plain `[Float]`) and returns each
 /// output level as one. The values are stored row-major in the order of ``layout``: NCHW maps
-/// (all outputs, and NCHW inputs) channel-major, NHWC inputs channels-last.
+/// channel-major, NHWC maps channels-last.
 ///
 /// ```swift
+/// let plan = try Neck(path: "sam3.safetensors").compile(height: 72, width: 72, layout: .nhwc)
 /// var x = FeatureMap(zeros: plan.inputShape, layout: plan.options.layout)
-/// x[0, 3, 10, 20] = 1.5          // batch 0, channel 3, row 10, column 20
+/// x[0, 3, 10, 20] = 1.5          // batch 0, channel 3, row 10, column 20, whatever the layout
 /// ```
 public struct FeatureMap: Sendable, Equatable {
     /// The logical shape, `[B, C, H, W]` whatever the layout.
@@ -130,7 +131,8 @@ public struct NeckLevel: Sendable, Equatable {
     public let level: Int
     /// The level's scale relative to the input grid: 4, 2, 1 or 0.5.
     public let scale: Float
-    /// The features, `[B, d_model, h, w]`, NCHW (the layout of every output).
+    /// The features, `[B, d_model, h, w]`, stored in the compiled output layout (NCHW unless
+    /// the plan was compiled for NHWC outputs).
     public internal(set) var features: FeatureMap
 }
 

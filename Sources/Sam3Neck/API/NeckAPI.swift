@@ -28,11 +28,12 @@ extension Neck {
     ///   - height: rows of the trunk's feature grid (72 for a 1008² image).
     ///   - width: columns of the trunk's feature grid.
     ///   - layout: how the input is stored: `.nchw` (`[B, C, H, W]`) or `.nhwc` (`[B, H, W, C]`).
-    ///     Outputs are always NCHW.
+    ///     The outputs' layout is `outputLayout`.
     ///   - levels: the pyramid levels to compute, each in 0...3 (scales 4, 2, 1, 0.5); order and
     ///     repeats do not matter. Leaving levels out saves their time and memory.
     ///   - threads: worker threads per run; 0 uses every online core.
-    ///   - precision: `.default` (normalised error ≤ 1e-4) or `.strict` (≤ 1e-5, slower).
+    ///   - precision: `.default` (normalised error ≤ 1e-4), `.strict` (≤ 1e-5, slower) or `.fast`
+    ///     (≤ 1e-2, bfloat16 products where the CPU has them).
     ///   - inputDType: the input's element type; half-precision inputs are run through
     ///     ``NeckPlan/run(input:outputs:)``.
     ///   - outputDType: the outputs' element type (rounded to nearest even by the final store).

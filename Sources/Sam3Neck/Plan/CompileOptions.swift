@@ -1,30 +1,74 @@
 import CKernels
-/// What a plan is compiled for.
+/// What a plan is compiled for: the input's shape and layout, the levels to compute, the threads,
+/// the precision, and the element types and layout of the input and outputs.
+///
+/// Each field is an option of the C ABI's `sam3_neck_compile_params` or `sam3_neck_io_params`
+/// (include/sam3_neck.h), with the same defaults. ``Neck/compile(_:)`` checks the values and
+/// throws ``NeckError`` naming the first bad one; `Neck.compile(batch:height:width:...)` takes
+/// the same options with the levels as a list.
 public struct CompileOptions: Sendable, Equatable {
-    public enum Layout: Int, Sendable { case nchw = 0, nhwc = 1 }
-    /// What the arithmetic may cost in accuracy (normalised max error per level against float64,
-    /// bounds in `Precision.bound`): `default` and `strict` compute in float32 (strict with
-    /// float32 products only), `fast` multiplies in bfloat16 with float32 sums where the CPU has
-    /// native bfloat16 products (AVX512_BF16 or AMX-BF16) and is `default` elsewhere.
-    public enum Precision: Int, Sendable, CaseIterable { case `default` = 0, strict = 1, fast = 2 }
+    /// How the input is stored: the order of its four dimensions in memory.
+    public enum Layout: Int, Sendable {
+        /// `[B, C, H, W]`, channel-major (PyTorch's order).
+        case nchw = 0
+        /// `[B, H, W, C]`, channels-last (the trunk's own order).
+        case nhwc = 1
+    }
+    /// What the arithmetic may cost in accuracy (normalised max error per level against float64:
+    /// 1e-4 for `default`, 1e-5 for `strict`, 1e-2 for `fast`, the C header's
+    /// `SAM3_NECK_BOUND_*`): `default` and `strict` compute in float32 (strict with float32
+    /// products only), `fast` multiplies in bfloat16 with float32 sums where the CPU has native
+    /// bfloat16 products (AVX512_BF16 or AMX-BF16) and is `default` elsewhere.
+    public enum Precision: Int, Sendable, CaseIterable {
+        /// Float32, normalised error ≤ 1e-4; on CPUs with AMX-BF16 some products run as three
+        /// bfloat16 products each, inside that bound.
+        case `default` = 0
+        /// Float32 products only, normalised error ≤ 1e-5; slower (smaller Winograd tiles).
+        case strict = 1
+        /// Bfloat16 products with float32 sums, normalised error ≤ 1e-2, where the CPU has native
+        /// bfloat16 products; computes as `default` elsewhere.
+        case fast = 2
+    }
     /// Element type of the input or the outputs; the neck computes in float32 inside. Half
     /// precision outputs are rounded to nearest even (float16 overflows to ±Inf past 65504).
-    public enum DType: Int, Sendable { case float32 = 0, float16 = 1, bfloat16 = 2 }
+    public enum DType: Int, Sendable {
+        /// IEEE binary32, `Float`.
+        case float32 = 0
+        /// IEEE binary16, passed as 16-bit patterns.
+        case float16 = 1
+        /// The upper 16 bits of a float32, passed as 16-bit patterns.
+        case bfloat16 = 2
+    }
     /// How each output level (and its position encoding, with B = 1) is stored: `[B, d, h, w]`,
     /// `[B, h, w, d]`, or `[h·w, B, d]` (the tokens SAM 3's transformer encoder reads).
-    public enum OutputLayout: Int, Sendable { case nchw = 0, nhwc = 1, sequence = 2 }
+    public enum OutputLayout: Int, Sendable {
+        /// `[B, d, h, w]`, channel-major (PyTorch's order).
+        case nchw = 0
+        /// `[B, h, w, d]`, channels-last.
+        case nhwc = 1
+        /// `[h·w, B, d]`: one token per pixel, as `features.flatten(2).permute(2, 0, 1)` gives.
+        case sequence = 2
+    }
 
+    /// Images per run, 1...1048576 (`B`).
     public var batch: Int
+    /// Rows of the trunk's feature grid, 1...32768 (72 for a 1008 × 1008 image).
     public var height: Int
+    /// Columns of the trunk's feature grid, 1...32768.
     public var width: Int
+    /// How the input is stored, NCHW or NHWC.
     public var layout: Layout
-    /// Levels to compute, as a bit mask (bit i = level i).
+    /// Levels to compute, as a bit mask (bit i = level i): a non-empty subset of 0xF.
     public var levelsMask: UInt32
-    /// Threads for a run; 0 means all online cores.
+    /// Threads for a run, 0...1024; 0 means all online cores.
     public var threads: Int
+    /// The accuracy the arithmetic keeps, and so its speed.
     public var precision: Precision
+    /// The input's element type.
     public var inputDType: DType
+    /// The outputs' element type (and their position encodings' when written into a buffer).
     public var outputDType: DType
+    /// How each output level is stored.
     public var outputLayout: OutputLayout
     /// The code of the phase-1 products (the CPU's preferred one unless a test picks another).
     package var gemm: GemmBackend = .preferred
@@ -57,6 +101,8 @@ public struct CompileOptions: Sendable, Equatable {
     /// the default mode's.
     package var arithmetic: Precision { precision == .fast && fastKernel == nil ? .default : precision }
 
+    /// Options with the C ABI's defaults: one 72 × 72 NCHW float32 input, all four levels, all
+    /// cores, the default precision, float32 NCHW outputs. Nothing is checked until a compile.
     public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
                 levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,
                 inputDType: DType = .float32, outputDType: DType = .float32, outputLayout: OutputLayout = .nchw) {
@@ -72,7 +118,9 @@ public struct CompileOptions: Sendable, Equatable {
         self.outputLayout = outputLayout
     }
 
+    /// Whether `level` (0...3) is in ``levelsMask``.
     public func includes(level: Int) -> Bool { levelsMask & (1 << UInt32(level)) != 0 }
+    /// The levels of ``levelsMask``, in increasing order.
     public var levels: [Int] { (0..<4).filter(includes(level:)) }
 
     /// Output grid of `level` for an input grid h × w (scales 4, 2, 1, 0.5; the last floors).

@@ -31,6 +31,7 @@ import Darwin
 /// Concurrent `run` calls are serialised by a lock: they share the workspace. (Unchecked
 /// Sendable because the workspace is raw memory; only a run, holding `runs`' lock, touches it.)
 public final class NeckPlan: @unchecked Sendable {
+    /// The options the plan was compiled for, as given (`threads` 0 stays 0).
     public let options: CompileOptions
     package let trunkDim: Int, dModel: Int
     /// The workers a run uses: options.threads, at most the online cores (0: all of them). More
@@ -78,6 +79,7 @@ public final class NeckPlan: @unchecked Sendable {
     /// Held by a run, as the runs share the workspace; it counts them.
     private let runs = Locked(0)
 
+    /// The number of input elements a run takes, `B·C·H·W` (C = the neck's trunk width).
     public var inputCount: Int { options.batch * trunkDim * options.height * options.width }
 
     /// Whether a plan of these options runs its Winograd products as bf16×3 on AMX: the default
