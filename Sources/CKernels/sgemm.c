@@ -1,6 +1,7 @@
-/* Single-precision GEMM against a B packed once (see sam3neck_kernels.h, "Packed SGEMM"):
- * register-blocked micro-kernels (portable C, AVX2 + FMA, AVX-512F) chosen at run time, with the
- * bias / exact GELU / store epilogue applied per finished tile while it is in L1. */
+/* Single-precision GEMM against a B packed once (see sam3neck_kernels.h, "Packed SGEMM"): the
+ * register-blocked micro-kernels (portable C, AVX2 + FMA, AVX-512F) and the blocked driver that
+ * runs them (and the VDPBF16PS kernel of sgemm_bf16.c), with the epilogue (sgemm_epilogue.c)
+ * applied per finished tile while it is in L1. sgemm_dispatch.c chooses the kernel. */
 #include "sam3neck_kernels.h"
 #include "sgemm_internal.h"
 
@@ -12,45 +13,6 @@
 #include <immintrin.h>
 #define SAM3NECK_X86 1
 #endif
-
-#define PANEL 16          /* columns per packed panel of B (one zmm, two ymm) */
-#define PANEL_GROUP 4     /* panels are allocated in groups of 4 (64 columns): every kernel may
-                           * read up to 4 adjacent panels without a bounds check */
-#define MAX_MR 16
-#define MAX_NR 64
-
-/* ---- packing B --------------------------------------------------------------------------- */
-
-static size_t panel_count(size_t n) {
-  size_t groups = (n + PANEL * PANEL_GROUP - 1) / (PANEL * PANEL_GROUP);
-  return groups * PANEL_GROUP;
-}
-
-size_t sam3neck_sgemm_packed_b_floats(size_t k, size_t n) { return panel_count(n) * PANEL * k; }
-
-void sam3neck_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, int b_trans,
-                           float *packed) {
-  size_t panels = panel_count(n);
-  for (size_t p = 0; p < panels; p++) {
-    float *dst = packed + p * PANEL * k;
-    size_t j0 = p * PANEL;
-    size_t w = j0 >= n ? 0 : (n - j0 < PANEL ? n - j0 : PANEL);
-    if (!b_trans) {
-      for (size_t kk = 0; kk < k; kk++) {
-        const float *src = b + kk * ldb + j0;
-        size_t j = 0;
-        for (; j < w; j++) dst[kk * PANEL + j] = src[j];
-        for (; j < PANEL; j++) dst[kk * PANEL + j] = 0.0f;
-      }
-    } else {
-      memset(dst, 0, PANEL * k * sizeof(float));
-      for (size_t j = 0; j < w; j++) {
-        const float *src = b + (j0 + j) * ldb;
-        for (size_t kk = 0; kk < k; kk++) dst[kk * PANEL + j] = src[kk];
-      }
-    }
-  }
-}
 
 /* ---- kernels ---------------------------------------------------------------------------------
  * kern(kc, a, b, bps, c, ldc, acc): the full MR x NR tile
@@ -233,66 +195,6 @@ static const kernel_info *lookup(int kernel, int variant) {
   }
 }
 
-/* ---- dispatch ------------------------------------------------------------------------------ */
-
-int sam3neck_sgemm_kernel_supported(int kernel) {
-  switch (kernel) {
-  case SAM3NECK_SGEMM_GENERIC:
-    return 1;
-  case SAM3NECK_SGEMM_AVX2:
-    return sam3neck_cpu_has_avx2_fma();
-  case SAM3NECK_SGEMM_AVX512:
-    return sam3neck_cpu_has_avx512f() && sam3neck_cpu_has_avx2_fma();
-  case SAM3NECK_SGEMM_AMX_BF16X3:
-    return sam3neck_cpu_has_amx_bf16() && sam3neck_cpu_has_avx2_fma();
-  case SAM3NECK_SGEMM_AVX512_BF16:
-    return sam3neck_cpu_has_avx512_bf16() && sam3neck_cpu_has_avx2_fma();
-  case SAM3NECK_SGEMM_AMX_BF16:
-    return sam3neck_cpu_has_amx_bf16() && sam3neck_cpu_has_avx512_bf16() && sam3neck_cpu_has_avx2_fma();
-  case SAM3NECK_SGEMM_AVX512_BF16_EMULATED:
-  case SAM3NECK_SGEMM_AMX_BF16_EMULATED:
-  case SAM3NECK_SGEMM_AMX_BF16X3_EMULATED:
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-static int best_supported(void) {
-  if (sam3neck_sgemm_kernel_supported(SAM3NECK_SGEMM_AVX512)) return SAM3NECK_SGEMM_AVX512;
-  if (sam3neck_sgemm_kernel_supported(SAM3NECK_SGEMM_AVX2)) return SAM3NECK_SGEMM_AVX2;
-  return SAM3NECK_SGEMM_GENERIC;
-}
-
-int sam3neck_sgemm_kernel_named(const char *name) {
-  if (name == NULL) return -1;
-  if (strcmp(name, "generic") == 0) return SAM3NECK_SGEMM_GENERIC;
-  if (strcmp(name, "avx2") == 0) return SAM3NECK_SGEMM_AVX2;
-  if (strcmp(name, "avx512") == 0) return SAM3NECK_SGEMM_AVX512;
-  return -1;
-}
-
-int sam3neck_sgemm_pick_kernel(const char *name) {
-  int forced = sam3neck_sgemm_kernel_named(name);
-  if (forced > 0 && sam3neck_sgemm_kernel_supported(forced)) return forced;
-  return best_supported();
-}
-
-int sam3neck_sgemm_env_kernel(void) {
-  int named = sam3neck_sgemm_kernel_named(getenv("SAM3NECK_SGEMM_KERNEL"));
-  return named > 0 && sam3neck_sgemm_kernel_supported(named) ? named : -1;
-}
-
-int sam3neck_sgemm_auto_kernel(void) {
-  /* The environment is read on every call (cheap next to a GEMM; no cached state to race on). */
-  return sam3neck_sgemm_pick_kernel(getenv("SAM3NECK_SGEMM_KERNEL"));
-}
-
-static int resolve(int kernel) {
-  if (kernel == SAM3NECK_SGEMM_AUTO) return sam3neck_sgemm_auto_kernel();
-  return sam3neck_sgemm_kernel_supported(kernel) ? kernel : -1;
-}
-
 /* ---- driver -------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -350,8 +252,7 @@ static size_t workspace_floats(const blocking *bl, size_t m, size_t n, size_t k,
   return (pairs ? 2 : 1) * round_up(mc * kc, 16) + cbuf + MAX_MR * MAX_NR + 16 /* alignment */;
 }
 
-size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
-  /* the largest over every kernel and variant, so that the size does not depend on the CPU */
+size_t sam3neck_sgemm_f32_workspace_floats(const sam3neck_sgemm_args *g) {
   size_t best = 0;
   static const int kinds[] = {SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512,
                               SAM3NECK_SGEMM_AVX512_BF16_EMULATED}; /* (the native bf16 kernel blocks as its emulation) */
@@ -368,9 +269,13 @@ size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *g) {
       }
     }
   }
-  size_t amx = sam3neck_sgemm_amx_workspace_floats(g->m, g->k), amx16 = sam3neck_sgemm_amx_bf16_workspace_floats(g->m, g->k);
-  if (amx16 > amx) amx = amx16;
-  return amx > best ? amx : best;
+  return best;
+}
+
+int sam3neck_sgemm_f32_best(void) {
+  if (sam3neck_cpu_has_avx512f() && sam3neck_cpu_has_avx2_fma()) return SAM3NECK_SGEMM_AVX512;
+  if (sam3neck_cpu_has_avx2_fma()) return SAM3NECK_SGEMM_AVX2;
+  return SAM3NECK_SGEMM_GENERIC;
 }
 
 #ifdef SAM3NECK_X86
@@ -464,50 +369,7 @@ static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0
   }
 }
 
-static const float kZeros[MAX_NR] = {0};
-
-void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt,
-                                size_t i, size_t j, size_t rows, size_t cols, int in_place) {
-  const float *bias = g->bias ? g->bias + j : kZeros;
-  if (g->gelu) {
-    for (size_t r = 0; r < rows; r++) {
-      if (kernel == SAM3NECK_SGEMM_GENERIC) sam3neck_bias_gelu_generic(t + r * ldt, bias, t + r * ldt, cols);
-      else sam3neck_bias_gelu(t + r * ldt, bias, t + r * ldt, cols);
-    }
-  } else if (g->bias) {
-    for (size_t r = 0; r < rows; r++)
-      for (size_t c = 0; c < cols; c++) t[r * ldt + c] += bias[c];
-  }
-  if (in_place) return;
-  if (g->store) {
-    g->store(g->store_ctx, i, j, rows, cols, t, ldt);
-    return;
-  }
-  ptrdiff_t rs = g->rs_c, cs = g->cs_c;
-  float *c = g->c + (ptrdiff_t)i * rs + (ptrdiff_t)j * cs;
-  if (rs == 1) { /* column-contiguous (NCHW): write each column's rows together */
-    for (size_t cc = 0; cc < cols; cc++)
-      for (size_t r = 0; r < rows; r++) c[(ptrdiff_t)cc * cs + (ptrdiff_t)r] = t[r * ldt + cc];
-  } else {
-    for (size_t r = 0; r < rows; r++)
-      for (size_t cc = 0; cc < cols; cc++) c[(ptrdiff_t)r * rs + (ptrdiff_t)cc * cs] = t[r * ldt + cc];
-  }
-}
-
-int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
-  int kernel = resolve(g->kernel);
-  if (kernel < 0) return -1;
-  const int bf16x3 = kernel == SAM3NECK_SGEMM_AMX_BF16X3 || kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED;
-  if (bf16x3 || kernel == SAM3NECK_SGEMM_AMX_BF16 || kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED) {
-    /* the AMX drivers: B split (bf16x3) or in bfloat16 pairs (packed_b) */
-    if (g->m == 0 || g->n == 0) return 0;
-    if (g->workspace == NULL || g->a == NULL || (bf16x3 ? (const void *)g->packed_b_bf16x3 : (const void *)g->packed_b) == NULL)
-      return -3;
-    if (g->store == NULL && g->c == NULL) return -3;
-    if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
-    if (bf16x3) return sam3neck_sgemm_run_amx(g, kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED);
-    return sam3neck_sgemm_run_amx_bf16(g, kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED);
-  }
+int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
   const kernel_info *ki = lookup(kernel, g->variant);
   if (ki == NULL) return -2;
   if (g->m == 0 || g->n == 0) return 0;
@@ -592,37 +454,3 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   return 0;
 }
 
-int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, size_t lda,
-                   int a_trans, const float *packed_b, const float *bias, int gelu, float *c,
-                   size_t ldc, float *workspace) {
-  sam3neck_sgemm_args g;
-  memset(&g, 0, sizeof g);
-  g.kernel = kernel;
-  g.m = m; g.n = n; g.k = k;
-  g.a = a; g.lda = lda; g.a_trans = a_trans;
-  g.packed_b = packed_b;
-  g.bias = bias; g.gelu = gelu;
-  g.c = c; g.rs_c = (ptrdiff_t)ldc; g.cs_c = 1;
-  g.workspace = workspace;
-  return sam3neck_sgemm_run(&g);
-}
-
-/* ---- the grid store hook: a transposed conv's phase scatter, or a product into a framed image --- */
-
-void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,
-                                        size_t cols, const float *tile, size_t ldt) {
-  const sam3neck_phase_scatter *s = (const sam3neck_phase_scatter *)ctx;
-  for (size_t r = 0; r < rows; r++) {
-    const size_t p = row0 + r, i = p / s->width, j = p % s->width;
-    size_t c = 0;
-    while (c < cols) { /* one run of columns within one phase: contiguous channels of one pixel */
-      const size_t col = col0 + c, phase = col / s->channels, o = col % s->channels, side = s->side;
-      size_t run = s->channels - o;
-      if (run > cols - c) run = cols - c;
-      float *out = s->out + (ptrdiff_t)(side * i + phase / side) * s->row_stride +
-                   (ptrdiff_t)(side * j + phase % side) * s->pixel_stride + (ptrdiff_t)o;
-      memcpy(out, tile + r * ldt + c, run * sizeof(float));
-      c += run;
-    }
-  }
-}

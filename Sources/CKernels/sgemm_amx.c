@@ -95,7 +95,7 @@ size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
 #define AMX_NAME(x) x##_emulated
 #define AMX_TARGET
 #define AMX_EPILOGUE_KERNEL SAM3NECK_SGEMM_GENERIC
-#define AMX_FALLBACK_KERNEL sam3neck_sgemm_pick_kernel(NULL) /* the best float32 kernel here */
+#define AMX_FALLBACK_KERNEL sam3neck_sgemm_f32_best() /* the best float32 kernel here */
 #define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable_portable(g)
 #define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a_portable(g, i0, rows, kb_count, aw)
 #define AMX_PREFETCH(p, first, count, lines) ((void)(p), (void)(first), (void)(count), (void)(lines))

@@ -11,7 +11,7 @@ static int AMX_NAME(fallback)(const sam3neck_sgemm_args *g) {
   sam3neck_sgemm_args f = *g;
   f.kernel = AMX_FALLBACK_KERNEL;
   f.packed_b_bf16x3 = NULL;
-  return sam3neck_sgemm_run(&f);
+  return sam3neck_sgemm_run_f32(&f, f.kernel);
 }
 
 static AMX_TARGET int AMX_NAME(run)(const sam3neck_sgemm_args *g) {
