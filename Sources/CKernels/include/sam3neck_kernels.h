@@ -127,7 +127,7 @@ void sam3neck_winograd_weights(int alpha, int r, const double *g, const double *
  * found. */
 int sam3neck_call_in_library_of(const void *known, const char *name);
 
-/* ---- Packed SGEMM (sgemm.c) -------------------------------------------------------------------
+/* ---- Packed SGEMM (sgemm_dispatch.c, sgemm.c, sgemm_pack.c, sgemm_epilogue.c) ------------------
  *
  * C = epilogue(A[m x k] * B[k x n]) with B packed once (at compile time) into the layout the
  * micro-kernels read, single-threaded (the caller's workers own the threads; call it per row
