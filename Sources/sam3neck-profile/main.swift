@@ -49,7 +49,9 @@ func arg(_ i: Int, _ d: Int) -> Int {
     }
     return v
 }
-let h = arg(2, 72), w = arg(3, 72), batch = arg(4, 1), mask = UInt32(arg(5, 0xF)), threads = arg(6, 0), runs = max(1, arg(7, 5))
+let defaults = CompileOptions()  // the library's defaults: SAM 3's 72 × 72 grid, batch 1, every level
+let h = arg(2, defaults.height), w = arg(3, defaults.width), batch = arg(4, defaults.batch)
+let mask = UInt32(arg(5, Int(defaults.levelsMask))), threads = arg(6, defaults.threads), runs = max(1, arg(7, 5))
 func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, 56 - s.count)) }
 /// "  12.3 ms"
 func ms(_ s: Double) -> String {
