@@ -186,12 +186,12 @@ package struct UpsampleConv3x3: Sendable {
             nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
             nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
             Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, tileRows: tileRows,
-                                  parts: 2, scratch: scratch, threads: threads) { s, block, a in
+                                  scratch: scratch, threads: threads) { s, block in
                 let n = block.count
-                // The block's outputs of its row parity a, channels-last, phases (a, 0) and (a, 1)
+                // The block's outputs of one row parity a, channels-last, phases (a, 0) and (a, 1)
                 // interleaved: m·rows rows of 2m·cols pixels, stored once both phases are in.
                 let regionWidth = 2 * m * block.cols
-                for phase in 2 * a..<2 * a + 2 {
+                for phase in 0..<4 {
                     let a = phase / 2, b = phase % 2
                     for t in 0..<n {
                         // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.

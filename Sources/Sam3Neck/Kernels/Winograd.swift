@@ -183,16 +183,13 @@ enum Winograd {
     }
 
     /// Splits the output grid of `src` (h × w, or `outScale`× that for composed convs) into m×m
-    /// tiles, checks the frame covers them, and runs `body(scratch, block, part)` for each block of
-    /// at most `bt` tiles (of the tile rows `tileRows`, default all) and each of its `parts`
-    /// independent parts (the composed conv's two row parities) on the workers, each with its own
+    /// tiles, checks the frame covers them, and runs `body(scratch, block)` for each block of at
+    /// most `bt` tiles (of the tile rows `tileRows`, default all) on the workers, each with its own
     /// scratch. Blocks are whole tile rows when a row has at most `bt` tiles, else pieces of one row.
-    /// Parts are separate items so that a worker that finishes early takes half a block, not a
-    /// whole one, from a slower core at the end (the cores of this machine kind are often unequal).
     static func forEachBlock(_ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
-                             outScale: Int = 1, tileRows: Range<Int>? = nil, parts: Int = 1,
+                             outScale: Int = 1, tileRows: Range<Int>? = nil,
                              scratch: UnsafeMutablePointer<Float>, threads: Int,
-                             _ body: (_ s: Scratch, _ block: Block, _ part: Int) -> Void) {
+                             _ body: (_ s: Scratch, _ block: Block) -> Void) {
         let m = tile.m
         precondition(src.channels == cin && src.pad == 1)
         let tilesY = (src.height + m - 1) / m, tilesX = (src.width + m - 1) / m
@@ -204,14 +201,13 @@ enum Winograd {
         precondition(rowRange.lowerBound >= 0 && rowRange.upperBound <= tilesY)
         let split = BalancedBlocks(rowRange.count, most: rowsPer, workers: pieces > 1 ? 1 : threads)
         nonisolated(unsafe) let scratch = scratch
-        parallelQueue(split.blocks * pieces * parts, threads: threads) { worker, item in
+        parallelQueue(split.blocks * pieces, threads: threads) { worker, index in
             // The layout of the scratch follows bt, the most a block can hold.
             let s = Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch,
                             outScale: outScale)
-            let index = item / parts, part = item % parts
             let rows = split.range(index / pieces), piece = index % pieces
             let x0 = tilesX * piece / pieces, x1 = tilesX * (piece + 1) / pieces
-            body(s, Block(ty0: rowRange.lowerBound + rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0), part)
+            body(s, Block(ty0: rowRange.lowerBound + rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0))
         }
     }
 
@@ -335,7 +331,7 @@ package struct WinogradConv3x3: Sendable {
             bias.withUnsafeBufferPointer { biasBuf in
                 nonisolated(unsafe) let bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
                 Winograd.forEachBlock(tile, src, blockTiles: bt, cin: cin, cout: cout, patch: patchFloats,
-                                      scratch: scratch, threads: threads) { s, block, _ in
+                                      scratch: scratch, threads: threads) { s, block in
                     let n = block.count
                     for t in 0..<n {
                         let (ty, tx) = block.tile(t)
