@@ -240,9 +240,10 @@ def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
 
     Returns ((B, C, H, W) or (B, H, W, C) as the neck takes it, whether the file is 3-D (no batch
     axis), the stored dtype). Raises InputError (naming the file) for a missing or unreadable
-    file, a bad header, a non-float dtype, an impossible shape, data whose size does not match
-    the file's (truncated) or exceeds the machine's memory, a shape that is not 3-D/4-D, or a
-    channel count other than trunk_dim. Nothing is allocated from the header's numbers. With
+    file, one that is not a regular file (a FIFO, device or folder: refused at once, never waited
+    on; sam3neck._paths.open_for_reading), a bad header, a non-float dtype, an impossible shape,
+    data whose size does not match the file's (truncated) or exceeds the machine's memory, a
+    shape that is not 3-D/4-D, or a channel count other than trunk_dim. Nothing is allocated from the header's numbers. With
     input_dtype="bfloat16" a uint16 file (bfloat16 bits) is accepted too.
     """
     p = os.fspath(path)
@@ -336,7 +337,8 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
 
     The neck is compiled only when its compile_options differ from what this file needs, so
     calling run_file over many files of one shape compiles once. Raises InputError (naming the
-    file) for a file that cannot be read or run, Sam3NeckError when the library fails.
+    file) for a file that cannot be read or run, PathError (an OSError naming `out`) when `out`
+    cannot be written (write_npz), Sam3NeckError when the library fails.
     """
     t0 = time.perf_counter()
     opts = _FileOptions(levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype,
