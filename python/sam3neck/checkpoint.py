@@ -19,7 +19,7 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ._atomic import atomic_writer
+from ._paths import atomic_writer, make_folder, open_for_reading
 
 __all__ = [
     "FLOAT_DTYPES",
@@ -205,7 +205,7 @@ def safetensors_bytes(
 
 def _atomic_write(path: PathLike, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     with atomic_writer(path) as f:
         f.write(data)
 
@@ -278,29 +278,35 @@ def parse_safetensors(data: bytes, names=None) -> Dict[str, np.ndarray]:
 
 
 def read_safetensors_file_header(path: PathLike) -> Tuple[dict, int]:
-    """Reads only the header of a safetensors file: (header dict, offset of the data section)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{path}: not a safetensors file: fewer than 8 bytes")
-        (n,) = struct.unpack("<Q", head)
-        size = os.fstat(f.fileno()).st_size
-        if n > size - 8:
-            raise ValueError(f"{path}: safetensors header length {n} exceeds the {size - 8} bytes after it")
-        return read_safetensors_header(head + f.read(n))
+    """Reads only the header of a safetensors file: (header dict, offset of the data section).
+    Regular files only (sam3neck._paths.open_for_reading): anything else is a PathError (OSError)."""
+    with open_for_reading(path) as f:
+        return _file_header(f, path)
+
+
+def _file_header(f, path: PathLike) -> Tuple[dict, int]:
+    head = f.read(8)
+    if len(head) < 8:
+        raise ValueError(f"{path}: not a safetensors file: fewer than 8 bytes")
+    (n,) = struct.unpack("<Q", head)
+    size = os.fstat(f.fileno()).st_size
+    if n > size - 8:
+        raise ValueError(f"{path}: safetensors header length {n} exceeds the {size - 8} bytes after it")
+    return read_safetensors_header(head + f.read(n))
 
 
 def load_safetensors(path: PathLike, names=None) -> Dict[str, np.ndarray]:
     """Reads a safetensors file. F32, F16 and BF16 tensors come back as float32 arrays; other
     dtypes keep their own (native byte order). `names`: optional iterable restricting what is
     decoded — then only the header and those tensors' bytes are read, so picking the neck out of a
-    multi-GB checkpoint reads a few MB. Metadata is available through read_safetensors_header."""
+    multi-GB checkpoint reads a few MB. Metadata is available through read_safetensors_header.
+    Regular files only (sam3neck._paths.open_for_reading): anything else is a PathError (OSError)."""
     if names is None:
-        with open(path, "rb") as f:
+        with open_for_reading(path) as f:
             return parse_safetensors(f.read())
-    header, start = read_safetensors_file_header(path)
     out: Dict[str, np.ndarray] = {}
-    with open(path, "rb") as f:
+    with open_for_reading(path) as f:
+        header, start = _file_header(f, path)
         for name in names:
             info = header.get(name)
             if info is None or name == "__metadata__":

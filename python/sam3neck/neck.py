@@ -618,7 +618,14 @@ class Neck:
         names are checked here, the values by the library, whose refusal (INVALID_ARGUMENT or
         SHAPE) comes as InvalidArgumentError, both a ValueError and a Sam3NeckError with the
         library's message; Sam3NeckError for other failures (e.g. SAM3_NECK_ERR_OUT_OF_MEMORY).
-        After a failure the Neck is not compiled.
+
+        A refused compile changes nothing: whatever refuses it (a check here or the library), the
+        Neck keeps the plan it had, with the same options, shapes and outputs (or stays not
+        compiled). The checks here all come before the handle is touched; the library drops the
+        handle's plan when it refuses (sam3_neck.h), so this compiles the previous options again
+        before raising. Only if that fails too, which takes a change besides the arguments (memory
+        ran out, or $SAM3NECK_SGEMM_KERNEL was set to a kernel the library refuses), is the Neck
+        left not compiled; the error then says so.
         """
         requested = {"height": height, "width": width, "batch": batch, "layout": layout,
                      "levels": levels, "threads": threads, "precision": precision}
@@ -629,40 +636,68 @@ class Neck:
         width = _as_int(width, "width")
         batch = _as_int(batch, "batch")
         threads = _as_int(threads, "threads")
-        lay = _choice(layout, _LAYOUTS, "layout", str.upper)
-        prec = _choice(precision, _PRECISIONS, "precision", str.lower)
+        _choice(layout, _LAYOUTS, "layout", str.upper)
+        _choice(precision, _PRECISIONS, "precision", str.lower)
         if isinstance(levels, str):
             raise TypeError(f"levels must be a sequence of level indices 0..3, got {levels!r}")
         lv = parse_levels(levels)
-        mask = 0
-        for i in lv:
-            mask |= 1 << i
+        requested.update(height=height, width=width, batch=batch, threads=threads,
+                         layout=layout.upper(), precision=precision.lower(), levels=lv,
+                         input_dtype=in_dt, output_dtype=out_dt, output_layout=out_lay)
         lib = _lib.get_lib()
         with self._lock:
             h = self._h()
-            self._keep_positions(self._plan)
+            previous = self._plan
+            # Levels of the previous plan keep their .pos: the handle's plan is replaced even
+            # when this compile is refused.
+            self._keep_positions(previous)
             self._plan = None
-            params = lib.sam3_neck_compile_default_params()
-            params.batch = batch
-            params.height = height
-            params.width = width
-            params.layout = lay
-            params.levels_mask = mask
-            params.threads = threads
-            params.precision = prec
-            io = lib.sam3_neck_io_default_params()
-            io.input_dtype = _DTYPES[in_dt]
-            io.output_dtype = _DTYPES[out_dt]
-            io.output_layout = _OUTPUT_LAYOUTS[out_lay]
-            _check(lib.sam3_neck_compile_io(h, ctypes.byref(params), ctypes.byref(io)),
-                   "sam3_neck_compile_io", refused=(_lib.ERR_INVALID_ARGUMENT, _lib.ERR_SHAPE))
-            plan = self._read_plan(lib, h)
-            requested.update(height=height, width=width, batch=batch, threads=threads,
-                             layout=layout.upper(), precision=precision.lower(), levels=lv,
-                             input_dtype=in_dt, output_dtype=out_dt, output_layout=out_lay)
-            plan.requested = requested
-            self._plan = plan
+            try:
+                self._plan = self._compile_handle(lib, h, requested)
+            except BaseException as refusal:
+                if previous is not None:
+                    self._restore(lib, h, previous, refusal)
+                raise
         return self
+
+    def _compile_handle(self, lib, h, o: Dict[str, object]) -> _Plan:
+        """Compiles the handle with the checked, normalised options `o` (compile_options' form)
+        and returns the plan the library reports."""
+        mask = 0
+        for i in o["levels"]:
+            mask |= 1 << i
+        params = lib.sam3_neck_compile_default_params()
+        params.batch = o["batch"]
+        params.height = o["height"]
+        params.width = o["width"]
+        params.layout = _LAYOUTS[o["layout"]]
+        params.levels_mask = mask
+        params.threads = o["threads"]
+        params.precision = _PRECISIONS[o["precision"]]
+        io = lib.sam3_neck_io_default_params()
+        io.input_dtype = _DTYPES[o["input_dtype"]]
+        io.output_dtype = _DTYPES[o["output_dtype"]]
+        io.output_layout = _OUTPUT_LAYOUTS[o["output_layout"]]
+        _check(lib.sam3_neck_compile_io(h, ctypes.byref(params), ctypes.byref(io)),
+               "sam3_neck_compile_io", refused=(_lib.ERR_INVALID_ARGUMENT, _lib.ERR_SHAPE))
+        plan = self._read_plan(lib, h)
+        plan.requested = dict(o)
+        return plan
+
+    def _restore(self, lib, h, previous: _Plan, refusal: BaseException) -> None:
+        """After a refused compile: compiles `previous`'s options again (the library dropped the
+        handle's plan). If that fails too, the Neck stays not compiled and `refusal`, when it is a
+        Sam3NeckError, is given a message that says so."""
+        try:
+            self._plan = self._compile_handle(lib, h, previous.requested)
+        except Sam3NeckError as again:
+            note = (f"compiling the previous plan again failed too ({again}), so the neck is "
+                    "not compiled")
+            if isinstance(refusal, Sam3NeckError):
+                Sam3NeckError.__init__(refusal, refusal.status, f"{refusal.message}; {note}",
+                                       refusal.function)
+            elif hasattr(refusal, "add_note"):  # Python 3.11+
+                refusal.add_note(note)
 
     def _read_plan(self, lib, h) -> _Plan:
         got = _lib.CompileParams()

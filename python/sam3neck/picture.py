@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._atomic import atomic_writer
+from ._paths import atomic_writer
 from ._extras import require
 
 __all__ = ["channel_norm", "panels", "pca_rgb", "figure", "write_png"]

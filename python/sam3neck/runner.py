@@ -14,6 +14,11 @@ sequence: [h*w, B, d], without the B axis for a 3-D input), and with --with-pos 
 stored as uint16 bit patterns with a `note` entry saying so and how to widen them. Outputs are
 written atomically (a temporary file in the same folder, renamed into place).
 
+Every path is opened as the checkpoint loader opens a checkpoint (sam3neck._paths): an input is
+read only if it is a regular file (a FIFO, device or folder is reported at once, never waited on);
+an output's folder is made if missing, and an output only ever replaces a regular file (a folder,
+FIFO or device there is refused, not replaced); the --png path is checked before anything runs.
+
 In folder mode the files are grouped by shape so that the neck is compiled once per distinct
 shape; a file that cannot be read or run is reported and the others are still processed; the
 exit status is 1 if any failed. Every number a .npy header claims is checked against the file's
@@ -43,7 +48,7 @@ from typing import Deque, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 import numpy as np
 
 from . import dtypes, reference
-from ._atomic import atomic_writer
+from ._paths import PathError, atomic_writer, check_output, make_folder, open_for_reading
 from .neck import Neck, Sam3NeckError, parse_levels
 
 __all__ = [
@@ -182,16 +187,21 @@ BFLOAT16_NOTE = ("level* and pos* hold bfloat16 values as uint16 bit patterns (t
                  "of a float32); widen with (a.astype(np.uint32) << 16).view(np.float32)")
 
 
-def _probe(p: str, trunk_dim: int, layout: str, input_dtype: str = "float32"):
+def _open_input(p: str):
+    """The input file `p`, opened as every user path is (sam3neck._paths.open_for_reading:
+    regular files only, a FIFO never waited on); InputError naming it when it cannot be."""
+    try:
+        return open_for_reading(p)
+    except PathError as e:
+        raise InputError(str(e)) from None
+
+
+def _probe(f, p: str, trunk_dim: int, layout: str, input_dtype: str = "float32"):
+    """Reads and checks the header of the open input file f (path p)."""
     lay = layout.upper()
     try:
-        with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            h = _read_header(f, p, size)
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a folder, not a .npy file") from None
+        size = os.fstat(f.fileno()).st_size
+        h = _read_header(f, p, size)
     except OSError as e:
         raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
     shape, dtype = h.shape, h.dtype
@@ -230,12 +240,15 @@ def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
 
     Returns ((B, C, H, W) or (B, H, W, C) as the neck takes it, whether the file is 3-D (no batch
     axis), the stored dtype). Raises InputError (naming the file) for a missing or unreadable
-    file, a bad header, a non-float dtype, an impossible shape, data whose size does not match
-    the file's (truncated) or exceeds the machine's memory, a shape that is not 3-D/4-D, or a
-    channel count other than trunk_dim. Nothing is allocated from the header's numbers. With
+    file, one that is not a regular file (a FIFO, device or folder: refused at once, never waited
+    on; sam3neck._paths.open_for_reading), a bad header, a non-float dtype, an impossible shape,
+    data whose size does not match the file's (truncated) or exceeds the machine's memory, a
+    shape that is not 3-D/4-D, or a channel count other than trunk_dim. Nothing is allocated from the header's numbers. With
     input_dtype="bfloat16" a uint16 file (bfloat16 bits) is accepted too.
     """
-    shape4, squeeze, h = _probe(os.fspath(path), trunk_dim, layout, input_dtype)
+    p = os.fspath(path)
+    with _open_input(p) as f:
+        shape4, squeeze, h = _probe(f, p, trunk_dim, layout, input_dtype)
     return shape4, squeeze, h.dtype
 
 
@@ -247,16 +260,16 @@ def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
     "float64 converted to float32", "float32 rounded to bfloat16"), else None. For bfloat16, a
     uint16 file is taken as bfloat16 bits."""
     p = os.fspath(path)
-    shape4, squeeze, h = _probe(p, trunk_dim, layout, input_dtype)
-    count = h.nbytes // h.dtype.itemsize
-    try:
-        with open(p, "rb") as f:
+    with _open_input(p) as f:  # one open: the data read is that of the header checked
+        shape4, squeeze, h = _probe(f, p, trunk_dim, layout, input_dtype)
+        count = h.nbytes // h.dtype.itemsize
+        try:
             f.seek(h.offset)
             a = np.fromfile(f, dtype=h.dtype, count=count)
-    except MemoryError:
-        raise InputError(f"{p}: too large: not enough memory for its {h.nbytes} bytes") from None
-    except (ValueError, OSError) as e:
-        raise InputError(f"{p}: unreadable .npy data: {e}") from None
+        except MemoryError:
+            raise InputError(f"{p}: too large: not enough memory for its {h.nbytes} bytes") from None
+        except (ValueError, OSError) as e:
+            raise InputError(f"{p}: unreadable .npy data: {e}") from None
     if a.size != count:  # the file shrank after its header was checked
         raise InputError(f"{p}: truncated: {a.size} of {count} values could be read")
     a = a.reshape(h.shape, order="F" if h.fortran else "C")
@@ -279,9 +292,17 @@ def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
 
 def write_npz(path: PathLike, arrays: Dict[str, np.ndarray]) -> None:
     """np.savez(path, **arrays), atomically: written to a temporary file in the same folder, then
-    renamed into place; on any failure the temporary file is removed and `path` is untouched."""
-    with atomic_writer(path) as f:
-        np.savez(f, **arrays)
+    renamed into place; on any failure the temporary file is removed and `path` is untouched.
+    `path` must be in an existing folder and, if it exists, be a regular file (it is replaced):
+    anything else, or a failed write, is a PathError (an OSError) whose message is
+    "<path>: <cause>" (sam3neck._paths.atomic_writer)."""
+    try:
+        with atomic_writer(path) as f:
+            np.savez(f, **arrays)
+    except PathError:
+        raise
+    except OSError as e:
+        raise PathError(path, f"cannot be written: {e.strerror or e}", e.errno) from None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -316,7 +337,8 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
 
     The neck is compiled only when its compile_options differ from what this file needs, so
     calling run_file over many files of one shape compiles once. Raises InputError (naming the
-    file) for a file that cannot be read or run, Sam3NeckError when the library fails.
+    file) for a file that cannot be read or run, PathError (an OSError naming `out`) when `out`
+    cannot be written (write_npz), Sam3NeckError when the library fails.
     """
     t0 = time.perf_counter()
     opts = _FileOptions(levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype,
@@ -569,14 +591,21 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
         except MissingExtraError as e:
             return fail(str(e))
 
-    if not os.path.isfile(args.weights) and not os.path.isdir(args.weights):
+    # The checkpoint is the library's to open (regular files only, as here; sam3_neck.h).
+    if not os.path.exists(args.weights):
         return fail(f"{args.weights}: no such checkpoint file")
     src = Path(args.input)
     if not src.exists():
         return fail(f"{src}: no such file or folder")
+    # Every path read or written below goes through sam3neck._paths: inputs are opened as regular
+    # files only (a FIFO or device named *.npy is reported, never waited on), outputs only replace
+    # regular files in existing folders.
     folder = src.is_dir()
     if folder:
-        files = sorted(p for p in src.iterdir() if p.suffix == ".npy" and p.is_file())
+        try:  # every *.npy but folders; what is not a regular file is reported when opened
+            files = sorted(p for p in src.iterdir() if p.suffix == ".npy" and not p.is_dir())
+        except OSError as e:
+            return fail(f"{src}: cannot list this folder: {e.strerror or e}")
         if not files:
             return fail(f"{src}: no .npy files in this folder")
         out_dir = Path(args.out)
@@ -584,9 +613,9 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
             return fail(f"{out_dir}: exists and is not a folder (a folder input needs an output "
                         "folder)")
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            return fail(f"{out_dir}: cannot make the output folder: {e.strerror or e}")
+            make_folder(out_dir)
+        except PathError as e:
+            return fail(f"{out_dir}: cannot make the output folder: {e.strerror}")
         outs = [out_dir / (p.stem + ".npz") for p in files]
     else:
         files = [src]
@@ -594,10 +623,19 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
         if out.is_dir():
             out = out / (src.stem + ".npz")
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            return fail(f"{out.parent}: cannot make the output's folder: {e.strerror or e}")
+            make_folder(out.parent)
+        except PathError as e:
+            return fail(f"{out}: cannot make the output's folder {out.parent}: {e.strerror}")
+        try:
+            check_output(out)
+        except PathError as e:
+            return fail(str(e))
         outs = [out]
+    if args.png:
+        try:
+            check_output(args.png)
+        except PathError as e:
+            return fail(f"{e} (--png)")
 
     try:
         neck = Neck(args.weights, neck=args.neck, prefix=args.prefix)
@@ -619,9 +657,11 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
                   "output_layout": getattr(args, "output_layout", "NCHW")}
     for i, p in enumerate(files):
         try:
+            if folder:
+                check_output(outs[i])  # checked again when written
             shape4, _, _ = probe_features(p, neck.trunk_dim, args.layout,
                                           io_options["input_dtype"])
-        except InputError as e:
+        except (InputError, PathError) as e:
             failed.append((str(p), str(e)))
             progress.message(f"sam3neck run: error: {e}")
             done += 1
@@ -641,7 +681,7 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
 
     def failure(i: int, e: BaseException) -> None:
         p = files[i]
-        text = (str(e) if isinstance(e, InputError) else
+        text = (str(e) if isinstance(e, (InputError, PathError)) else
                 f"{p}: out of memory" if isinstance(e, MemoryError) else f"{p}: {e}")
         failed.append((str(p), text))
         progress.message(f"sam3neck run: error: {text}")
@@ -739,7 +779,8 @@ def _draw(path: str, r: FileResult, layout: str, err: TextIO) -> int:
     try:
         picture.write_png(path, picture.figure(x, levels, title=title))
     except OSError as e:
-        err.write(f"sam3neck run: error: {path}: cannot write the picture: {e}\n")
+        text = f"{e}" if isinstance(e, PathError) else f"{path}: cannot be written: {e.strerror or e}"
+        err.write(f"sam3neck run: error: {text} (--png)\n")
         return 1
     err.write(f"sam3neck run: picture of {r.path} written to {path}\n")
     return 0

@@ -464,14 +464,14 @@ def test_compile_argument_checks(tiny):
             assert neck.compile(4, 4, precision=ok).compile_params["precision"] == ok.lower()
 
 
-def test_compile_failure_in_library_leaves_uncompiled(tiny):
+def test_compile_failure_in_library_keeps_the_previous_plan(tiny):
+    """(Every refusal path of compile: test_compile_refusal.py.)"""
     with Neck(tiny.path) as neck:
         neck.compile(4, 4)
         with pytest.raises(Sam3NeckError) as e:
             neck.compile(32768, 32768, batch=64)  # terabytes: must be refused, not attempted
         assert e.value.status == _lib.ERR_OUT_OF_MEMORY
-        assert not neck.compiled
-        neck.compile(4, 4)
+        assert neck.compiled and neck.input_shape == (1, 16, 4, 4)
         x = _x((1, 16, 4, 4))
         check_levels(neck.run(x), tiny.weights, x)
 

@@ -9,7 +9,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from sam3neck import _atomic, _extras, picture
+from sam3neck import _extras, _paths, picture
 
 
 def test_channel_norm():
@@ -95,7 +95,7 @@ def test_write_png_is_atomic(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(_atomic.os, "replace", boom)
+    monkeypatch.setattr(_paths.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         picture.write_png(path, fig, dpi=80)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"] and path.read_bytes() == first

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .. import checkpoint, dtypes, reference
+from .._paths import PathError, atomic_writer, check_output
 from ..neck import InvalidArgumentError, Neck, Sam3NeckError
 from .models import ALL_LEVELS, _version, level_flops, make_input, neck_flops, peer_model_bytes, torch_neck
 
@@ -1128,21 +1129,24 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run_cli(args) -> int:
-    # The JSON's folder is checked before the benchmark's minutes, not after them.
-    folder = os.path.dirname(os.path.abspath(args.json))
-    if not os.path.isdir(folder):
-        raise SystemExit(f"sam3neck bench: error: {args.json}: no such folder {folder}")
+    # The JSON's path is checked before the benchmark's minutes, not after them (and again when
+    # written): its folder must exist, and an existing file there must be a regular one.
+    try:
+        check_output(args.json)
+    except PathError as e:
+        raise SystemExit(f"sam3neck bench: error: {e}") from None
     doc = run_benchmark(args)
     report = format_report(doc)
     if args.profile:
         prof = _profile(doc, args)
         doc["profile"] = prof
     try:
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        with atomic_writer(args.json) as f:
+            f.write((json.dumps(doc, indent=2) + "\n").encode("utf-8"))
+    except PathError as e:
+        raise SystemExit(f"sam3neck bench: error: {e}") from None
     except OSError as e:
-        raise SystemExit(f"sam3neck bench: error: {args.json}: cannot write the JSON: "
+        raise SystemExit(f"sam3neck bench: error: {args.json}: cannot be written: "
                          f"{e.strerror or e}") from None
     print(report)
     if args.profile:
