@@ -103,14 +103,14 @@ def _demo(args) -> int:
         except (Sam3NeckError, ValueError) as e:
             raise _DemoError(f"cannot compile: {e}") from None
         compile_s = time.perf_counter() - t
-        print(f"compiled in {compile_s * 1e3:.1f} ms: input {neck.input_shape} {args.layout.upper()}, "
-              f"threads {args.threads} (0 = all cores), precision {args.precision}, "
+        o = neck.compile_options  # what the arguments and the library's defaults made
+        print(f"compiled in {compile_s * 1e3:.1f} ms: input {neck.input_shape} {o['layout']}, "
+              f"threads {o['threads']} (0 = all cores), precision {o['precision']}, "
               f"workspace {neck.workspace_bytes / 2**20:.1f} MB")
 
         rng = np.random.default_rng(args.seed)
-        x = rng.standard_normal((args.batch, neck.trunk_dim, args.height, args.width),
-                                dtype=np.float32)
-        xin = x if args.layout.upper() == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        x = rng.standard_normal((o["batch"], neck.trunk_dim, o["height"], o["width"]), dtype=np.float32)
+        xin = x if o["layout"] == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
         out = neck.run(xin)  # warm-up (first-touch of the workspace and outputs)
         times = []
@@ -143,10 +143,10 @@ def _demo(args) -> int:
         worst = max(worst, err if np.isfinite(err) else np.inf, perr)
         print(f"{lv.level:>5} {lv.scale:>5} {str(tuple(lv.features.shape)):<22} "
               f"{err:>13.3e} {perr:>15.3e}")
-    bound = reference.TOLERANCE[args.precision]
+    bound = reference.TOLERANCE[o["precision"]]
     ok = worst <= bound
     print()
-    print(("OK" if ok else "FAIL") + f": worst error {worst:.3e} (bound {bound:g}, precision {args.precision})")
+    print(("OK" if ok else "FAIL") + f": worst error {worst:.3e} (bound {bound:g}, precision {o['precision']})")
     return 0 if ok else 1
 
 
@@ -167,13 +167,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--neck", "--kind", dest="neck", default="sam3", choices=["sam3", "sam2"],
                       help="which neck: the detection neck (sam3) or the SAM 2 / tracker neck (sam2)")
     demo.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
-    demo.add_argument("--height", type=int, default=72)
-    demo.add_argument("--width", type=int, default=72)
-    demo.add_argument("--batch", type=int, default=1)
-    demo.add_argument("--threads", type=int, default=0)
-    demo.add_argument("--layout", default="NCHW", choices=["NCHW", "NHWC", "nchw", "nhwc"])
-    demo.add_argument("--levels", type=levels_arg, default=[0, 1, 2, 3])
-    demo.add_argument("--precision", default="default", choices=["default", "strict", "fast"],
+    # Compile options left out take the library's defaults (sam3neck.neck.compile_defaults():
+    # 72 x 72, batch 1, NCHW, every level, all cores, the default precision).
+    demo.add_argument("--height", type=int, default=None, help="input grid height (default 72)")
+    demo.add_argument("--width", type=int, default=None, help="input grid width (default 72)")
+    demo.add_argument("--batch", type=int, default=None, help="images per run (default 1)")
+    demo.add_argument("--threads", type=int, default=None, help="worker threads (default 0: all cores)")
+    demo.add_argument("--layout", default=None, choices=["NCHW", "NHWC", "nchw", "nhwc"], help="default NCHW")
+    demo.add_argument("--levels", type=levels_arg, default=None, help="default 0,1,2,3")
+    demo.add_argument("--precision", default=None, choices=["default", "strict", "fast"],
                       help=PRECISION_HELP)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--runs", type=int, default=7,

@@ -22,7 +22,7 @@ import numpy as np
 from . import _lib
 from . import dtypes as _dtypes
 
-__all__ = ["Neck", "Level", "Sam3NeckError", "InvalidArgumentError", "parse_levels"]
+__all__ = ["Neck", "Level", "Sam3NeckError", "InvalidArgumentError", "parse_levels", "compile_defaults"]
 
 _KINDS = {"sam3": _lib.KIND_SAM3, "sam2": _lib.KIND_SAM2}
 _LAYOUTS = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
@@ -372,6 +372,20 @@ def _neck_choice(neck, kind):
     return kind
 
 
+
+def compile_defaults() -> Dict[str, object]:
+    """The options Neck.compile uses for arguments left out: the library's own defaults
+    (sam3_neck_compile_default_params and sam3_neck_io_default_params), in compile's terms, e.g.
+    {"height": 72, "width": 72, "batch": 1, "layout": "NCHW", "levels": (0, 1, 2, 3), "threads":
+    0, "precision": "default", "input_dtype": "float32", "output_dtype": "float32",
+    "output_layout": "NCHW"}. Loads the library."""
+    lib = _lib.get_lib()
+    p, io = lib.sam3_neck_compile_default_params(), lib.sam3_neck_io_default_params()
+    return {"height": p.height, "width": p.width, "batch": p.batch, "layout": _LAYOUT_NAMES[p.layout],
+            "levels": tuple(i for i in range(4) if p.levels_mask >> i & 1), "threads": p.threads,
+            "precision": _PRECISION_NAMES[p.precision], "input_dtype": _DTYPE_NAMES[io.input_dtype],
+            "output_dtype": _DTYPE_NAMES[io.output_dtype], "output_layout": _OUTPUT_LAYOUT_NAMES[io.output_layout]}
+
 class Neck:
     """The SAM 3 neck as loaded by libsam3neck.
 
@@ -585,11 +599,15 @@ class Neck:
 
     # -- compile --------------------------------------------------------------------------------
 
-    def compile(self, height: int = 72, width: int = 72, batch: int = 1, layout: str = "NCHW",
-                levels: Iterable[int] = (0, 1, 2, 3), threads: int = 0,
-                precision: str = "default", input_dtype: str = "float32",
-                output_dtype: str = "float32", output_layout: str = "NCHW") -> "Neck":
+    def compile(self, height: Optional[int] = None, width: Optional[int] = None, batch: Optional[int] = None,
+                layout: Optional[str] = None, levels: Optional[Iterable[int]] = None,
+                threads: Optional[int] = None, precision: Optional[str] = None,
+                input_dtype: Optional[str] = None, output_dtype: Optional[str] = None,
+                output_layout: Optional[str] = None) -> "Neck":
         """Plans the neck for one input shape (replaces any previous plan). Returns self.
+
+        An argument left out (or None) takes the library's default (compile_defaults(): one
+        72 x 72 image, NCHW, every level, all cores, the default precision, float32 in and out).
 
         height, width  the input grid H x W (72 x 72 for a 1008 x 1008 image)
         batch          B, the number of images per run
@@ -627,6 +645,15 @@ class Neck:
         ran out, or $SAM3NECK_SGEMM_KERNEL was set to a kernel the library refuses), is the Neck
         left not compiled; the error then says so.
         """
+        given = {"height": height, "width": width, "batch": batch, "layout": layout, "levels": levels,
+                 "threads": threads, "precision": precision, "input_dtype": input_dtype,
+                 "output_dtype": output_dtype, "output_layout": output_layout}
+        defaults = compile_defaults()
+        given = {k: defaults[k] if v is None else v for k, v in given.items()}
+        height, width, batch, layout, levels, threads, precision = (
+            given[k] for k in ("height", "width", "batch", "layout", "levels", "threads", "precision"))
+        input_dtype, output_dtype, output_layout = (
+            given[k] for k in ("input_dtype", "output_dtype", "output_layout"))
         requested = {"height": height, "width": width, "batch": batch, "layout": layout,
                      "levels": levels, "threads": threads, "precision": precision}
         in_dt = _dtype_name(input_dtype, "input_dtype")

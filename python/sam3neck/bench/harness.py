@@ -84,7 +84,8 @@ RESULT_MARK = "SAM3NECK-BENCH-RESULT "
 #: included) carries "errors" and "max_error"; ratios are keyed by peer id within the row's class.
 SCHEMA = "sam3neck-bench/2"
 QUICK = {"height": 16, "width": 16, "runs": 2, "warmup": 1, "rounds": 1}
-DEFAULTS = {"height": 72, "width": 72, "runs": 7, "warmup": 2, "rounds": 1}
+#: The grid is the library's default (sam3neck.neck.compile_defaults(): SAM 3's 72 x 72).
+DEFAULTS = {"runs": 7, "warmup": 2, "rounds": 1}
 WORKER_TIMEOUT_S = 3600
 
 
@@ -459,8 +460,16 @@ def profile_binary() -> Path:
     return _repo_root() / ".build" / "release" / "sam3neck-profile"
 
 
+def _library_grid() -> Dict[str, int]:
+    """The library's default grid ({"height": .., "width": ..})."""
+    from ..neck import compile_defaults
+
+    d = compile_defaults()
+    return {"height": d["height"], "width": d["width"]}
+
+
 def _resolve(args) -> argparse.Namespace:
-    base = QUICK if args.quick else DEFAULTS
+    base = QUICK if args.quick else dict(DEFAULTS, **_library_grid())
     for k, v in base.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
