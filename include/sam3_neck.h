@@ -124,7 +124,7 @@ extern "C" {
 #define SAM3_NECK_ABI_VERSION 1
 
 #define SAM3_NECK_VERSION_MAJOR 0
-#define SAM3_NECK_VERSION_MINOR 4
+#define SAM3_NECK_VERSION_MINOR 5
 #define SAM3_NECK_VERSION_PATCH 0
 #define SAM3_NECK_VERSION_NUMBER \
   (SAM3_NECK_VERSION_MAJOR * 10000 + SAM3_NECK_VERSION_MINOR * 100 + SAM3_NECK_VERSION_PATCH)
@@ -407,6 +407,22 @@ sam3_neck_status sam3_neck_input_count(const sam3_neck *neck, size_t *count);
  * the caller's buffers that a run uses) to *bytes. Read-only query (see Threads).
  * Errors: INVALID_ARGUMENT (NULL neck or bytes), NOT_COMPILED. */
 sam3_neck_status sam3_neck_workspace_size(const sam3_neck *neck, size_t *bytes);
+
+/* Writes to *name the name of the code that runs the compiled plan's widest products (phase 1 of
+ * levels 0-1 and the 3x3 Winograd convs), since 0.5.0 (issue 27):
+ *   "avx512", "avx2", "generic"  the library's float32 micro-kernels (SAM3NECK_SGEMM_KERNEL, when
+ *                                set, names the one every float32 product runs on)
+ *   "openblas"                   OpenBLAS's sgemm (float32)
+ *   "amx_bf16x3"                 default precision on CPUs with AMX-BF16: those products as three
+ *                                bfloat16 products on AMX tiles (narrower ones on "avx512")
+ *   "amx_bf16", "avx512_bf16"    SAM3_NECK_PRECISION_FAST's bfloat16 products
+ * Later versions may add names. The plan's choice is made at compile, from the CPU, the precision
+ * and SAM3NECK_SGEMM_KERNEL (see Environment); it decides the results' last bits.
+ *   name  receives a NUL-terminated string in static storage: valid for the life of the process,
+ *         whatever later compiles or frees do; never free it. Unchanged on failure.
+ * Read-only query (see Threads).
+ * Errors: INVALID_ARGUMENT (NULL neck or name), NOT_COMPILED. */
+sam3_neck_status sam3_neck_kernel_name(const sam3_neck *neck, const char **name);
 
 /* Writes the position encoding of compiled level `level`, shape [1, d, h, w], into out[0 .. count).
  * count must be at least d*h*w. Its sines and cosines are computed once, at compile time (one table

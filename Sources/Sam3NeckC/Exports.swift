@@ -339,6 +339,22 @@ public func sam3_neck_workspace_size(_ neck: OpaquePointer?, _ bytes: UnsafeMuta
     }
 }
 
+/// The names `sam3_neck_kernel_name` hands out, made once: static storage for the process.
+nonisolated(unsafe) private let kernelNames: [String: UnsafePointer<CChar>] = {
+    Dictionary(GemmBackend.codeNames.map { ($0, UnsafePointer(strdup($0)!)) }, uniquingKeysWith: { a, _ in a })
+}()
+
+@c @implementation
+public func sam3_neck_kernel_name(_ neck: OpaquePointer?, _ name: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> sam3_neck_status {
+    guarded("sam3_neck_kernel_name") {
+        let plan = try compiledPlan(neck)
+        guard let name else { throw invalid("name is NULL") }
+        let kernel = plan.productKernel
+        guard let p = kernelNames[kernel] else { throw NeckError(.internal, "no static name for the product code '\(kernel)'") }
+        name.pointee = p
+    }
+}
+
 @c @implementation
 public func sam3_neck_position_encoding(_ neck: OpaquePointer?, _ level: Int32, _ out: UnsafeMutablePointer<Float>?, _ count: Int) -> sam3_neck_status {
     guarded("sam3_neck_position_encoding") {
