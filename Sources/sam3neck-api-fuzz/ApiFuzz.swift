@@ -57,6 +57,14 @@ let OOM = SAM3_NECK_ERR_OUT_OF_MEMORY.rawValue
 /// What the operations did so far, printed when a check fails.
 nonisolated(unsafe) var trace: [String] = []
 
+/// SAM3NECK_API_FUZZ_TRACE set: each operation and status is also printed as it happens.
+let tracing = getenv("SAM3NECK_API_FUZZ_TRACE") != nil
+
+func note(_ line: String) {
+    trace.append(line)
+    if tracing { print("  " + line); fflush(nil) }
+}
+
 func fail(_ what: String) -> Never {
     let out = "sam3neck-api-fuzz: MODEL MISMATCH: \(what)\n  operations of this input:\n" +
         trace.suffix(40).map { "    \($0)" }.joined(separator: "\n") + "\n"
@@ -73,7 +81,7 @@ func require(_ ok: Bool, _ what: @autoclosure () -> String) { if !ok { fail(what
 func call(_ function: String, _ errors: Set<UInt32>, okToo: Bool = false, _ body: () -> sam3_neck_status) -> Bool {
     let before = String(cString: sam3_neck_last_error())
     let status = body().rawValue
-    trace.append("\(function) -> \(String(cString: sam3_neck_status_string(sam3_neck_status(rawValue: status))))")
+    note("\(function) -> \(String(cString: sam3_neck_status_string(sam3_neck_status(rawValue: status))))")
     let message = String(cString: sam3_neck_last_error())
     if status == OK {
         require(errors.isEmpty || okToo, "\(function) succeeded, but the header promises one of \(names(errors))")
@@ -272,7 +280,7 @@ func load(_ s: Int, _ r: inout Decoder, mutate: Bool) {
         // Anything but a crash, INTERNAL, NOT_COMPILED or IO (memory has no I/O).
         errors = [IA, FORMAT, MISSING, SHAPE, DTYPE, OOM]
     }
-    trace.append("load\(mutate ? " mutated" : "") slot \(s): C \(variant.c), d \(variant.d), dtype \(variant.dtype), prefix '\(variant.prefix)', \(variant.sam2 ? "sam2" : "sam3"); params \(passParams ? "kind \(lp.kind.rawValue) prefix \(prefixChoice == 0 ? "NULL" : prefix)" : "NULL")")
+    note("load\(mutate ? " mutated" : "") slot \(s): C \(variant.c), d \(variant.d), dtype \(variant.dtype), prefix '\(variant.prefix)', \(variant.sam2 ? "sam2" : "sam3"); params \(passParams ? "kind \(lp.kind.rawValue) prefix \(prefixChoice == 0 ? "NULL" : prefix)" : "NULL")")
     var out: OpaquePointer? = OpaquePointer(bitPattern: 0x1)
     let ok = prefix.withCString { p -> Bool in
         if prefixChoice != 0 { lp.prefix = p }
@@ -354,7 +362,7 @@ func compile(_ s: Int, _ r: inout Decoder, io withIO: Bool) {
     }
     if slots[s].handle == nil { errors = [IA] }
     let function = withIO ? "sam3_neck_compile_io" : "sam3_neck_compile"
-    trace.append("\(function) slot \(s): \(params.map { "batch \($0.batch) \($0.height)x\($0.width) layout \($0.layout.rawValue) mask 0x\(String($0.levels_mask, radix: 16)) threads \($0.threads) precision \($0.precision.rawValue)" } ?? "NULL"); io \(ioDesc); env \(environment ?? "unset")")
+    note("\(function) slot \(s): \(params.map { "batch \($0.batch) \($0.height)x\($0.width) layout \($0.layout.rawValue) mask 0x\(String($0.levels_mask, radix: 16)) threads \($0.threads) precision \($0.precision.rawValue)" } ?? "NULL"); io \(ioDesc); env \(environment ?? "unset")")
     let pmem = params.map { p -> Guarded in
         let g = Guarded(bytes: MemoryLayout<sam3_neck_compile_params>.size)
         g.start.storeBytes(of: p, as: sam3_neck_compile_params.self)
@@ -442,7 +450,8 @@ func run(_ s: Int, _ r: inout Decoder, io: Bool) {
         case 11: counts[level] = need - 1; errors.insert(SHAPE)
         case 12: errors.insert(IA)
         case 13, 15:
-            let other = choice == 15 ? inputPointer : (0..<level).compactMap { pointers[$0] }.last
+            // Another compiled level's buffer (an ignored level's entry is no buffer of the run).
+            let other = choice == 15 ? inputPointer : plan.levels.filter { $0 < level }.compactMap { pointers[$0] }.last
             if let other { pointers[level] = other; aliased = true; errors.insert(IA) }
         case 14: errors.insert(IA)
         default: break
@@ -458,7 +467,7 @@ func run(_ s: Int, _ r: inout Decoder, io: Bool) {
     if nullOutputs || nullCounts { errors.insert(IA) }
     if slots[s].handle == nil { errors = [IA] } else if plan == nil { errors = [NOT_COMPILED] }
     let function = io ? "sam3_neck_run_io" : "sam3_neck_run"
-    trace.append("\(function) slot \(s): input \(inputChoice) (\(claimed) of \(exact)), outputs \(desc.joined(separator: ",")), arrays \(arraysChoice)")
+    note("\(function) slot \(s): input \(inputChoice) (\(claimed) of \(exact)), outputs \(desc.joined(separator: ",")), arrays \(arraysChoice)")
     let ok = pointers.withUnsafeBufferPointer { pb in
         counts.withUnsafeBufferPointer { cb in
             call(function, errors) {
@@ -489,7 +498,7 @@ func shapeQueries(_ s: Int, _ r: inout Decoder) {
     // Where several faults apply, any of their statuses (the header orders no checks).
     var errors = planErrors(s, level: level) ?? []
     if nullShape { errors.insert(IA) }
-    trace.append("level_shape / output_shape slot \(s): level \(level)\(nullShape ? ", shape NULL" : "")")
+    note("level_shape / output_shape slot \(s): level \(level)\(nullShape ? ", shape NULL" : "")")
     if call("sam3_neck_level_shape", errors, { sam3_neck_level_shape(slots[s].handle, Int32(level), sp) }), let plan = slots[s].plan {
         let (h, w) = plan.spatial(level)
         let got = (0..<4).map { Int(sp![$0]) }
@@ -507,7 +516,7 @@ func shapeQueries(_ s: Int, _ r: inout Decoder) {
 
 func countQueries(_ s: Int, _ r: inout Decoder) {
     let nulls = r.u8() == 255, errors = (planErrors(s) ?? []).union(nulls ? [IA] : [])
-    trace.append("input_count / workspace_size / kernel_name slot \(s)\(nulls ? ", NULL out" : "")")
+    note("input_count / workspace_size / kernel_name slot \(s)\(nulls ? ", NULL out" : "")")
     let out = Guarded(bytes: 8), p = nulls ? nil : out.start.assumingMemoryBound(to: Int.self)
     if call("sam3_neck_input_count", errors, { sam3_neck_input_count(slots[s].handle, p) }), let plan = slots[s].plan {
         require(p!.pointee == slots[s].inputCount(plan), "input_count \(p!.pointee), want \(slots[s].inputCount(plan))")
@@ -534,7 +543,7 @@ func positionEncoding(_ s: Int, _ r: inout Decoder, io: Bool) {
     let nullOut = choice == 7
     let buffer = ElementBuffer(count: max(count, 0), dtype: dtype)
     let function = io ? "sam3_neck_position_encoding_io" : "sam3_neck_position_encoding"
-    trace.append("\(function) slot \(s): level \(level), count \(count) of \(need)\(nullOut ? ", out NULL" : "")")
+    note("\(function) slot \(s): level \(level), count \(count) of \(need)\(nullOut ? ", out NULL" : "")")
     let out = nullOut ? nil : buffer.pointer
     let ok = call(function, errors) {
         io ? sam3_neck_position_encoding_io(slots[s].handle, Int32(level), out, count)
@@ -548,7 +557,7 @@ func positionEncoding(_ s: Int, _ r: inout Decoder, io: Bool) {
 
 func paramQueries(_ s: Int, _ r: inout Decoder) {
     let choice = r.u8() % 6
-    trace.append("get_config / get_compile_params / get_io_params slot \(s): \(choice)")
+    note("get_config / get_compile_params / get_io_params slot \(s): \(choice)")
     let config = Guarded(bytes: MemoryLayout<sam3_neck_config>.size)
     let cp = config.start.assumingMemoryBound(to: sam3_neck_config.self)
     if call("sam3_neck_get_config", slots[s].handle == nil ? [IA] : [], { sam3_neck_get_config(slots[s].handle, cp) }) {
@@ -599,7 +608,7 @@ func tensorQuery(_ s: Int, _ r: inout Decoder) {
     }
     let out = ElementBuffer(count: capacity, dtype: 0), dims = Guarded(bytes: 32), rank = Guarded(bytes: 4)
     let dp = dims.start.assumingMemoryBound(to: Int64.self), rp = rank.start.assumingMemoryBound(to: Int32.self)
-    trace.append("experimental_get_tensor slot \(s): \(shapes[index].name), capacity \(capacity) of \(need)")
+    note("experimental_get_tensor slot \(s): \(shapes[index].name), capacity \(capacity) of \(need)")
     let ok = call("sam3_neck_experimental_get_tensor", errors) {
         sam3_neck_experimental_get_tensor(slots[s].handle, name, choice == 5 ? nil : out.pointer.assumingMemoryBound(to: Float.self), capacity, dp, rp)
     }
@@ -620,7 +629,7 @@ func tensorQuery(_ s: Int, _ r: inout Decoder) {
 
 func misc(_ r: inout Decoder) {
     let choice = r.u8() % 8
-    trace.append("misc \(choice)")
+    note("misc \(choice)")
     switch choice {
     case 0: sam3_neck_free(nil)
     case 1:
@@ -647,7 +656,7 @@ func setEnvironment(_ r: inout Decoder) {
     case 1: setenv("SAM3NECK_SGEMM_KERNEL", "generic", 1); environment = "generic"
     default: setenv("SAM3NECK_SGEMM_KERNEL", "bogus", 1); environment = "bogus"
     }
-    trace.append("SAM3NECK_SGEMM_KERNEL=\(environment ?? "(unset)")")
+    note("SAM3NECK_SGEMM_KERNEL=\(environment ?? "(unset)")")
 }
 
 /// Counts for the summary.
@@ -667,7 +676,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         case 0, 1: load(s, &r, mutate: false)
         case 2: load(s, &r, mutate: true)
         case 3:
-            trace.append("free slot \(s)")
+            note("free slot \(s)")
             sam3_neck_free(slots[s].handle)
             slots[s] = Slot()
         case 4: compile(s, &r, io: false)
@@ -732,8 +741,8 @@ struct Replay {
                 bytes += chunk[0..<n]
             }
             fclose(f)
+            if tracing { print("\(path):") }
             _ = bytes.withUnsafeBufferPointer { fuzzOneInput($0.baseAddress, $0.count) }
-            if getenv("SAM3NECK_API_FUZZ_TRACE") != nil { print("\(path):\n" + trace.map { "  \($0)" }.joined(separator: "\n")) }
             replayed += 1
         }
         print("sam3neck-api-fuzz: replayed \(replayed) files; \(summary())")
