@@ -18,6 +18,9 @@ for version in 0.2.0 0.3.0 0.4.0; do
   tail -1 "$OUT/log-$version.txt"
   echo "abi: a program built against the $version header runs against this library"
 done
+# The layout asserts (SwiftPM compiles them with clang at every build; here with cc too).
+cc -std=c11 -Wall -Wextra -Werror -pedantic -c include/abi_layout_check.c -o "$OUT/abi_layout_check.o"
+echo "abi: include/abi_layout_check.c's size and offset asserts hold under $(cc --version | head -1)"
 cc -std=c99 -Wall -Wextra -Werror -pedantic -I include Tests/abi/grown_struct_program.c -o "$OUT/grown_struct_program" \
    -L .build/release -lsam3neck -Wl,-rpath,"$ROOT/.build/release" -lm
 "$OUT/grown_struct_program" "$FIXTURES" > "$OUT/log-grown.txt" \
