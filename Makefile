@@ -209,7 +209,8 @@ test-c: lib python-deps
 	bash Tests/c/run.sh .build/ctest
 	bash Tests/c/examples.sh .build/examples
 
-# A program built against the 0.2.0 header (kept in Tests/abi) runs against this library.
+# Programs built against the kept release headers (Tests/abi: 0.2.0, 0.3.0, 0.4.0) run against this
+# library, and a program with a grown sam3_neck_io_params meets the header's "Structs" rule.
 test-abi: test-c
 	bash Tests/abi/run.sh .build/ctest/fixtures
 
@@ -249,20 +250,28 @@ dist: lib wheel-deps
 bench-wheel: lib wheel-deps
 	$(VENV_PATH) PYTHON=$(PYTHON) bash Tests/wheel/compare_openblas.sh $(LIB)
 
-# The fuzzer's seeds and every input it ever crashed on, replayed by the release build.
+# The fuzzers' seeds and every input they ever crashed on, replayed by the release build: the
+# checkpoint fuzzer's (Tests/fuzz/corpus, regressions) and the API fuzzer's (api-corpus, api-regressions).
 test-fuzz-replay: lib
 	.build/release/sam3neck-fuzz Tests/fuzz/corpus/* $(wildcard Tests/fuzz/regressions/*)
+	.build/release/sam3neck-api-fuzz Tests/fuzz/api-corpus/* $(wildcard Tests/fuzz/api-regressions/*)
 
-# Coverage-guided fuzzing of the checkpoint parsers (libFuzzer + AddressSanitizer), bounded:
+# Coverage-guided fuzzing (libFuzzer + AddressSanitizer), bounded, FUZZ_SECONDS each:
 #   make fuzz FUZZ_SECONDS=600
-# Crashes are written to Tests/fuzz/regressions/ (commit them: the normal tests replay them).
+# first the checkpoint parsers (sam3neck-fuzz; crashes to Tests/fuzz/regressions/), then the C ABI
+# as sequences of calls checked against the header (sam3neck-api-fuzz; crashes and model
+# mismatches to Tests/fuzz/api-regressions/). Commit what they write: the normal tests replay it.
+# (SWIFT_BACKTRACE=enable=no: after a crash, Swift's backtracer would wait on the sanitizer's.)
 FUZZ_SECONDS ?= 60
+FUZZ_BUILD = SAM3NECK_FUZZ_BUILD=1 swift build -c debug -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING --scratch-path .build-fuzz
 fuzz: system-deps
-	swift build -c debug --product sam3neck-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
-	  --scratch-path .build-fuzz
-	mkdir -p .build-fuzz/corpus Tests/fuzz/regressions
-	.build-fuzz/debug/sam3neck-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -timeout=10 \
+	$(FUZZ_BUILD) --product sam3neck-fuzz
+	$(FUZZ_BUILD) --product sam3neck-api-fuzz
+	mkdir -p .build-fuzz/corpus .build-fuzz/api-corpus Tests/fuzz/regressions Tests/fuzz/api-regressions
+	SWIFT_BACKTRACE=enable=no .build-fuzz/debug/sam3neck-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -timeout=10 \
 	  -print_final_stats=1 -artifact_prefix=Tests/fuzz/regressions/ .build-fuzz/corpus Tests/fuzz/corpus
+	SWIFT_BACKTRACE=enable=no .build-fuzz/debug/sam3neck-api-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -rss_limit_mb=2048 -timeout=10 \
+	  -print_final_stats=1 -artifact_prefix=Tests/fuzz/api-regressions/ .build-fuzz/api-corpus Tests/fuzz/api-corpus
 
 # clean: the build folders (the sanitizer and fuzzer builds, the Swift example's; setuptools' under
 # .build/python and its egg-info from building the sdist) and dist/; distclean: also the project's

@@ -2,6 +2,12 @@
 // SPDX-License-Identifier: Apache-2.0 (LICENSE)
 import PackageDescription
 
+// `make fuzz` builds the exports into an instrumented executable (sam3neck-api-fuzz) with
+// SAM3NECK_FUZZ_BUILD=1: there the version script, which makes the library export the header's
+// functions only, would also hide the sanitizer runtime's interceptors (malloc, free, ...) from
+// the shared libraries the executable loads.
+let fuzzBuild = Context.environment["SAM3NECK_FUZZ_BUILD"] != nil
+
 let package = Package(
     name: "sam3neck",
     products: [
@@ -49,8 +55,8 @@ let package = Package(
                 // Export only the header's functions, not the Swift symbols of the modules inside.
                 // The soname carries SAM3_NECK_ABI_VERSION of include/sam3_neck.h (`make install`
                 // and Tests/install/run.sh check that the two agree).
-                .unsafeFlags(["-Xlinker", "--version-script=Sources/Sam3NeckC/exports.map",
-                              "-Xlinker", "-soname=libsam3neck.so.1"]),
+                .unsafeFlags(fuzzBuild ? [] : ["-Xlinker", "--version-script=Sources/Sam3NeckC/exports.map",
+                                               "-Xlinker", "-soname=libsam3neck.so.1"]),
             ]
         ),
         // Developer tool: per-stage timing of a run (`swift run -c release sam3neck-profile W.safetensors`).
@@ -64,6 +70,13 @@ let package = Package(
             name: "sam3neck-fuzz",
             dependencies: ["Sam3Neck"],
             path: "Sources/sam3neck-fuzz"
+        ),
+        // The C ABI under libFuzzer, as sequences of calls checked against the header's promises
+        // (`make fuzz`); built normally, it replays saved inputs. It links the exports' target.
+        .executableTarget(
+            name: "sam3neck-api-fuzz",
+            dependencies: ["Sam3NeckC", "Sam3NeckABI"],
+            path: "Sources/sam3neck-api-fuzz"
         ),
         // Developer tool: the packed SGEMM of CKernels against OpenBLAS on the neck's shapes
         // (`swift run -c release sam3neck-gemm-bench`).

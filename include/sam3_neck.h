@@ -25,6 +25,29 @@
  *   - Tensors are C-contiguous (row-major), native byte order; float32 unless a plan was compiled
  *     for float16 or bfloat16 input or outputs (sam3_neck_compile_io). Weights are float32 as held.
  *
+ * Structs
+ *   - sam3_neck_load_params, sam3_neck_compile_params and sam3_neck_config have a fixed layout
+ *     for this ABI version: the library reads or writes exactly sizeof of each, never more. New
+ *     options come in new structs (as sam3_neck_io_params did in 0.3.0), never appended to these.
+ *   - A struct whose first field is `uint32_t struct_size` (sam3_neck_io_params) is versioned by
+ *     size: a later version may append fields. The caller sets struct_size to sizeof(the struct)
+ *     as its header declares it. The one rule, for every such struct:
+ *       * struct_size below the struct's first version's size, or above 4096 (no version comes
+ *         near it: an unset field), is INVALID_ARGUMENT. The library never reads or writes past
+ *         struct_size bytes.
+ *       * Passed in: the fields this library knows that struct_size covers are read; fields the
+ *         caller's (older) header lacks take their defaults. Bytes past this library's struct (a
+ *         newer header's fields) must all be zero, which means "not set": the call then behaves
+ *         as with the smaller struct. Any non-zero byte there is INVALID_ARGUMENT whose message
+ *         names the struct and the offset of the first non-zero byte (the library cannot honour a
+ *         setting it does not know; as Linux's copy_struct_from_user). So fields appended later
+ *         are defined so that zero keeps the earlier behaviour.
+ *       * Written out (the get_ queries): the caller's struct_size is kept, the fields this
+ *         library knows that struct_size covers are written, bytes past them are left untouched.
+ *       * A function returning such a struct by value (sam3_neck_io_default_params) returns its
+ *         first version for good: a by-value return cannot grow without breaking the programs
+ *         built against the smaller one.
+ *
  * Threads (the one rule)
  *   - One handle may be shared by many threads for sam3_neck_run and the read-only queries;
  *     concurrent sam3_neck_run calls on one handle are safe and are serialised by a lock inside the
@@ -101,7 +124,7 @@ extern "C" {
 #define SAM3_NECK_ABI_VERSION 1
 
 #define SAM3_NECK_VERSION_MAJOR 0
-#define SAM3_NECK_VERSION_MINOR 4
+#define SAM3_NECK_VERSION_MINOR 5
 #define SAM3_NECK_VERSION_PATCH 0
 #define SAM3_NECK_VERSION_NUMBER \
   (SAM3_NECK_VERSION_MAJOR * 10000 + SAM3_NECK_VERSION_MINOR * 100 + SAM3_NECK_VERSION_PATCH)
@@ -319,10 +342,9 @@ typedef enum sam3_neck_output_layout {
   SAM3_NECK_OUTPUT_SEQUENCE = 2 /* [h*w, B, d] */
 } sam3_neck_output_layout;
 
-/* Versioned by size: set struct_size to sizeof(sam3_neck_io_params) as your program sees it
- * (sam3_neck_io_default_params does). A later version may append fields; the library reads only the
- * fields a caller's struct_size covers and uses defaults for the rest, and refuses a struct_size
- * smaller than this first version's. */
+/* Versioned by size (see "Structs" at the top for the rule): set struct_size to
+ * sizeof(sam3_neck_io_params) as your program sees it (sam3_neck_io_default_params does). The first
+ * version, 0.3.0's, is 16 bytes. */
 typedef struct sam3_neck_io_params {
   uint32_t struct_size;
   sam3_neck_dtype input_dtype;            /* Default SAM3_NECK_DTYPE_FLOAT32. */
@@ -330,19 +352,20 @@ typedef struct sam3_neck_io_params {
   sam3_neck_output_layout output_layout;  /* Default SAM3_NECK_OUTPUT_NCHW. */
 } sam3_neck_io_params;
 
-/* Returns the default I/O parameters (struct_size set, float32 in and out, NCHW output). */
+/* Returns the default I/O parameters (struct_size 16, float32 in and out, NCHW output): the first
+ * version of the struct, whatever later versions append. */
 sam3_neck_io_params sam3_neck_io_default_params(void);
 
 /* sam3_neck_compile, with the input and output element types and the output layout.
  *   io      NULL for the defaults (not kept).
- * Errors: as sam3_neck_compile; INVALID_ARGUMENT also for an unknown dtype or layout, or a
- *         struct_size too small. */
+ * Errors: as sam3_neck_compile; INVALID_ARGUMENT also for an unknown dtype or layout, a
+ *         struct_size out of range, or a non-zero byte past this library's struct (see "Structs"). */
 sam3_neck_status sam3_neck_compile_io(sam3_neck *neck, const sam3_neck_compile_params *params,
                                       const sam3_neck_io_params *io);
 
-/* Writes the compiled I/O parameters to *out (caller-owned; out->struct_size must be set: fields
- * beyond it are not written). Read-only query.
- * Errors: INVALID_ARGUMENT (NULL, struct_size too small), NOT_COMPILED. */
+/* Writes the compiled I/O parameters to *out (caller-owned, not kept; out->struct_size must be set
+ * and is kept: fields beyond it, or beyond this library's struct, are not written). Read-only query.
+ * Errors: INVALID_ARGUMENT (NULL, struct_size out of range), NOT_COMPILED. */
 sam3_neck_status sam3_neck_get_io_params(const sam3_neck *neck, sam3_neck_io_params *out);
 
 /* Writes the stored shape of compiled level `level` in the compiled output layout to shape[0..3]
@@ -384,6 +407,22 @@ sam3_neck_status sam3_neck_input_count(const sam3_neck *neck, size_t *count);
  * the caller's buffers that a run uses) to *bytes. Read-only query (see Threads).
  * Errors: INVALID_ARGUMENT (NULL neck or bytes), NOT_COMPILED. */
 sam3_neck_status sam3_neck_workspace_size(const sam3_neck *neck, size_t *bytes);
+
+/* Writes to *name the name of the code that runs the compiled plan's widest products (phase 1 of
+ * levels 0-1 and the 3x3 Winograd convs), since 0.5.0 (issue 27):
+ *   "avx512", "avx2", "generic"  the library's float32 micro-kernels (SAM3NECK_SGEMM_KERNEL, when
+ *                                set, names the one every float32 product runs on)
+ *   "openblas"                   OpenBLAS's sgemm (float32)
+ *   "amx_bf16x3"                 default precision on CPUs with AMX-BF16: those products as three
+ *                                bfloat16 products on AMX tiles (narrower ones on "avx512")
+ *   "amx_bf16", "avx512_bf16"    SAM3_NECK_PRECISION_FAST's bfloat16 products
+ * Later versions may add names. The plan's choice is made at compile, from the CPU, the precision
+ * and SAM3NECK_SGEMM_KERNEL (see Environment); it decides the results' last bits.
+ *   name  receives a NUL-terminated string in static storage: valid for the life of the process,
+ *         whatever later compiles or frees do; never free it. Unchanged on failure.
+ * Read-only query (see Threads).
+ * Errors: INVALID_ARGUMENT (NULL neck or name), NOT_COMPILED. */
+sam3_neck_status sam3_neck_kernel_name(const sam3_neck *neck, const char **name);
 
 /* Writes the position encoding of compiled level `level`, shape [1, d, h, w], into out[0 .. count).
  * count must be at least d*h*w. Its sines and cosines are computed once, at compile time (one table

@@ -396,6 +396,16 @@ class Neck {
     return bytes;
   }
 
+  /* The name of the code that runs the plan's widest products (sam3_neck_kernel_name, since
+   * 0.5.0): "avx512", "avx2", "generic", "openblas", "amx_bf16x3", "amx_bf16" or "avx512_bf16".
+   * Static storage: valid for the life of the process; never free it.
+   * Throws Error: NOT_COMPILED. */
+  const char *kernel_name() const {
+    const char *name = nullptr;
+    detail::check(sam3_neck_kernel_name(handle_, &name));
+    return name;
+  }
+
   /* The position encoding of compiled level `level`, [1, d, h, w] (d*h*w floats), computed at
    * compile time; it does not depend on the input, so call it once per compile and keep it
    * (sam3_neck_position_encoding). Throws Error: INVALID_ARGUMENT (level not compiled),

@@ -174,16 +174,63 @@ private func compileOptions(_ p: sam3_neck_compile_params) throws -> CompileOpti
                           levelsMask: p.levels_mask, threads: Int(p.threads), precision: precision)
 }
 
-/// The size of the first version of `sam3_neck_io_params` (struct_size and three enums).
-private let ioParamsV1Size = MemoryLayout<sam3_neck_io_params>.size
+// MARK: - Structs versioned by size
+
+/// The size of the first version of `sam3_neck_io_params` (0.3.0: struct_size and three enums).
+/// Pinned: a caller built against that header passes 16 whatever this library's struct has
+/// grown to (`MemoryLayout<sam3_neck_io_params>.size` is this library's own, newer, size).
+private let ioParamsV1Size = 16
+
+/// The largest struct_size accepted, whatever the struct: no version of a parameter struct comes
+/// near it, so a larger value is an unset (garbage) field, not a newer struct.
+private let maxStructSize = 4096
+
+/// The header's rule for a struct versioned by its leading `uint32_t struct_size` ("Structs
+/// versioned by size"): struct_size from the first version's size up to `maxStructSize`; the
+/// fields this library knows that struct_size covers are read, the others take `defaults`; bytes
+/// past this library's struct (a newer header's fields) must all be zero, else INVALID_ARGUMENT
+/// naming the struct and the first non-zero offset. Never reads past struct_size.
+private func readVersioned<T>(_ p: UnsafePointer<T>, _ name: String, firstSize: Int, defaults: T) throws -> T {
+    let raw = UnsafeRawPointer(p)
+    let size = Int(raw.loadUnaligned(as: UInt32.self))
+    try checkStructSize(size, name, firstSize: firstSize)
+    let known = MemoryLayout<T>.size
+    if size > known, let offset = (known..<size).first(where: { raw.load(fromByteOffset: $0, as: UInt8.self) != 0 }) {
+        throw invalid("\(name): struct_size is \(size), larger than this library's \(known) (sam3neck \(SAM3_NECK_VERSION_MAJOR).\(SAM3_NECK_VERSION_MINOR).\(SAM3_NECK_VERSION_PATCH)), and the byte at offset \(offset) is not zero: a field this library does not know is set. Leave fields a newer header added at zero, or run a library at least as new as the header")
+    }
+    var value = defaults
+    withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: min(size, known))) }
+    return value
+}
+
+/// The same rule for a versioned struct the library writes: the caller's struct_size is checked
+/// and kept, and the fields this library knows that it covers are written. Bytes past this
+/// library's struct (a newer header's fields) are not touched: a struct_size that was never set
+/// (garbage, yet within the limits) then costs no write past the caller's struct.
+private func writeVersioned<T>(_ value: T, to p: UnsafeMutablePointer<T>, _ name: String, firstSize: Int) throws {
+    let raw = UnsafeMutableRawPointer(p)
+    let size = Int(raw.loadUnaligned(as: UInt32.self))
+    try checkStructSize(size, name, firstSize: firstSize)
+    let header = MemoryLayout<UInt32>.size
+    withUnsafeBytes(of: value) { bytes in
+        (raw + header).copyMemory(from: bytes.baseAddress! + header, byteCount: min(size, bytes.count) - header)
+    }
+}
+
+private func checkStructSize(_ size: Int, _ name: String, firstSize: Int) throws {
+    let fix = "set it to sizeof(\(name)), or start from \(name.dropLast("_params".count))_default_params()"
+    guard size >= firstSize else {
+        throw invalid("\(name): struct_size is \(size), smaller than its first version's \(firstSize) (\(fix))")
+    }
+    guard size <= maxStructSize else {
+        throw invalid("\(name): struct_size is \(size), larger than any version of it can be (at most \(maxStructSize)): is struct_size set? (\(fix))")
+    }
+}
 
 /// `options` with the element types and output layout of `io` (NULL: the defaults).
 private func withIO(_ options: CompileOptions, _ io: UnsafePointer<sam3_neck_io_params>?) throws -> CompileOptions {
     guard let io else { return options }
-    let size = Int(io.pointee.struct_size)
-    guard size >= ioParamsV1Size else {
-        throw invalid("io params: struct_size is \(size), smaller than this version's \(ioParamsV1Size) (set it to sizeof(sam3_neck_io_params), or start from sam3_neck_io_default_params())")
-    }
+    let p = try readVersioned(io, "sam3_neck_io_params", firstSize: ioParamsV1Size, defaults: sam3_neck_io_default_params())
     func dtype(_ v: sam3_neck_dtype, _ field: String) throws -> CompileOptions.DType {
         guard let t = CompileOptions.DType(rawValue: Int(v.rawValue)) else {
             throw invalid("io params: \(field) must be SAM3_NECK_DTYPE_FLOAT32 (0), _FLOAT16 (1) or _BFLOAT16 (2), got \(Int32(bitPattern: v.rawValue))")
@@ -191,10 +238,10 @@ private func withIO(_ options: CompileOptions, _ io: UnsafePointer<sam3_neck_io_
         return t
     }
     var o = options
-    o.inputDType = try dtype(io.pointee.input_dtype, "input_dtype")
-    o.outputDType = try dtype(io.pointee.output_dtype, "output_dtype")
-    guard let layout = CompileOptions.OutputLayout(rawValue: Int(io.pointee.output_layout.rawValue)) else {
-        throw invalid("io params: output_layout must be SAM3_NECK_OUTPUT_NCHW (0), _NHWC (1) or _SEQUENCE (2), got \(Int32(bitPattern: io.pointee.output_layout.rawValue))")
+    o.inputDType = try dtype(p.input_dtype, "input_dtype")
+    o.outputDType = try dtype(p.output_dtype, "output_dtype")
+    guard let layout = CompileOptions.OutputLayout(rawValue: Int(p.output_layout.rawValue)) else {
+        throw invalid("io params: output_layout must be SAM3_NECK_OUTPUT_NCHW (0), _NHWC (1) or _SEQUENCE (2), got \(Int32(bitPattern: p.output_layout.rawValue))")
     }
     o.outputLayout = layout
     return o
@@ -207,6 +254,7 @@ public func sam3_neck_compile(_ neck: OpaquePointer?, _ params: UnsafePointer<sa
 
 @c @implementation
 public func sam3_neck_io_default_params() -> sam3_neck_io_params {
+    // By value: the return's layout is the first version's for good (see the header).
     sam3_neck_io_params(struct_size: UInt32(ioParamsV1Size), input_dtype: SAM3_NECK_DTYPE_FLOAT32,
                         output_dtype: SAM3_NECK_DTYPE_FLOAT32, output_layout: SAM3_NECK_OUTPUT_NCHW)
 }
@@ -230,12 +278,11 @@ public func sam3_neck_get_io_params(_ neck: OpaquePointer?, _ out: UnsafeMutable
     guarded("sam3_neck_get_io_params") {
         let o = try compiledPlan(neck).options
         guard let out else { throw invalid("out is NULL") }
-        guard Int(out.pointee.struct_size) >= ioParamsV1Size else {
-            throw invalid("out->struct_size is \(out.pointee.struct_size), smaller than this version's \(ioParamsV1Size)")
-        }
-        out.pointee.input_dtype = sam3_neck_dtype(rawValue: UInt32(o.inputDType.rawValue))
-        out.pointee.output_dtype = sam3_neck_dtype(rawValue: UInt32(o.outputDType.rawValue))
-        out.pointee.output_layout = sam3_neck_output_layout(rawValue: UInt32(o.outputLayout.rawValue))
+        let p = sam3_neck_io_params(struct_size: UInt32(MemoryLayout<sam3_neck_io_params>.size),
+                                    input_dtype: sam3_neck_dtype(rawValue: UInt32(o.inputDType.rawValue)),
+                                    output_dtype: sam3_neck_dtype(rawValue: UInt32(o.outputDType.rawValue)),
+                                    output_layout: sam3_neck_output_layout(rawValue: UInt32(o.outputLayout.rawValue)))
+        try writeVersioned(p, to: out, "sam3_neck_io_params", firstSize: ioParamsV1Size)
     }
 }
 
@@ -289,6 +336,22 @@ public func sam3_neck_workspace_size(_ neck: OpaquePointer?, _ bytes: UnsafeMuta
         let plan = try compiledPlan(neck)
         guard let bytes else { throw invalid("bytes is NULL") }
         bytes.pointee = plan.workspaceBytes
+    }
+}
+
+/// The names `sam3_neck_kernel_name` hands out, made once: static storage for the process.
+nonisolated(unsafe) private let kernelNames: [String: UnsafePointer<CChar>] = {
+    Dictionary(GemmBackend.codeNames.map { ($0, UnsafePointer(strdup($0)!)) }, uniquingKeysWith: { a, _ in a })
+}()
+
+@c @implementation
+public func sam3_neck_kernel_name(_ neck: OpaquePointer?, _ name: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> sam3_neck_status {
+    guarded("sam3_neck_kernel_name") {
+        let plan = try compiledPlan(neck)
+        guard let name else { throw invalid("name is NULL") }
+        let kernel = plan.productKernel
+        guard let p = kernelNames[kernel] else { throw NeckError(.internal, "no static name for the product code '\(kernel)'") }
+        name.pointee = p
     }
 }
 

@@ -217,6 +217,26 @@ import Testing
     /// The plan's choice of product code: the AVX-512 micro-kernels where the CPU has them; with
     /// AVX2 only, OpenBLAS when its kernels for the CPU are AVX2 ones and the AVX2 micro-kernels when
     /// OpenBLAS fell back to older ones; OpenBLAS without AVX2; an explicit choice always.
+    /// `productKernel` (what sam3_neck_kernel_name reports) names the code each choice runs on:
+    /// the float32 backends, the fast mode's bfloat16 code, and the default mode again where the
+    /// fast mode has none; the names are distinct.
+    @Test func productKernelNames() throws {
+        let neck = Neck(weights: Naive.weights(c: 16, d: 8, seed: 3))
+        var o = CompileOptions(batch: 1, height: 4, width: 4, precision: .strict)
+        o.bf16x3Products = false
+        o.gemm = .openBLAS
+        #expect(try neck.compile(o).productKernel == "openblas")
+        o.gemm = .packed(kernel: Int32(SAM3NECK_SGEMM_GENERIC))
+        #expect(try neck.compile(o).productKernel == "generic")
+        o.precision = .fast
+        o.bf16Kernel = Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED)
+        #expect(try neck.compile(o).productKernel == "avx512_bf16_emulated")
+        o.bf16Kernel = nil
+        #expect(try neck.compile(o).productKernel == "generic")
+        #expect(Set(GemmBackend.codeNames).count == GemmBackend.codeNames.count)
+        #expect(GemmBackend.codeName(Int32(SAM3NECK_SGEMM_AMX_BF16X3)) == "amx_bf16x3")
+    }
+
     @Test func productCodeChoice() {
         let avx512 = Int32(SAM3NECK_SGEMM_AVX512), avx2 = Int32(SAM3NECK_SGEMM_AVX2), generic = Int32(SAM3NECK_SGEMM_GENERIC)
         #expect(GemmBackend.choose(kernel: avx512, explicit: false, openBLASCore: "SkylakeX") == .packed(kernel: avx512))

@@ -1,6 +1,6 @@
 /*
  * old_header_program.c — a program written against the 0.2.0 header and compiled against each
- * kept release header (Tests/abi/sam3_neck-0.2.0.h, -0.3.0.h, verbatim copies; -DOLD_HEADER picks
+ * kept release header (Tests/abi/sam3_neck-0.2.0.h, -0.3.0.h, -0.4.0.h, verbatim copies; -DOLD_HEADER picks
  * one), run against the current library: the ABI rules
  * of include/sam3_neck.h promise it works unchanged. It loads the C test's fixture, compiles with
  * and without parameters, runs, reads the queries and position encodings, and compares every

@@ -260,6 +260,15 @@ void test_outputs_match_c(const Fixture &f) {
     }
     check(same, std::string(tag) + ": run(pointers) outputs bitwise equal to sam3_neck_run's");
     check(neck.workspace_size() > 0, std::string(tag) + ": workspace_size() > 0");
+    {
+      const char *c_name = nullptr;
+      const std::string name = neck.kernel_name();
+      check(sam3_neck_kernel_name(neck.get(), &c_name) == SAM3_NECK_OK && c_name == neck.kernel_name(),
+            std::string(tag) + ": kernel_name() is sam3_neck_kernel_name's static string");
+      check(name == "avx512" || name == "avx2" || name == "generic" || name == "openblas" ||
+                name == "amx_bf16x3" || name == "amx_bf16" || name == "avx512_bf16",
+            std::string(tag) + ": kernel_name() '" + name + "' is a documented name");
+    }
   }
 }
 
@@ -451,6 +460,8 @@ void test_errors(const Fixture &f) {
                [&] { neck.input_count(); });
   expect_error("run() before compile()", SAM3_NECK_ERR_NOT_COMPILED, {"compile"},
                [&] { neck.run(f.input); });
+  expect_error("kernel_name() before compile()", SAM3_NECK_ERR_NOT_COMPILED, {"sam3_neck_compile"},
+               [&] { neck.kernel_name(); });
 
   sam3neck::CompileOptions bad = f.options(0xF);
   bad.batch = 0;

@@ -182,6 +182,7 @@ FUNCTIONS = {
     "sam3_neck_level_shape": (c_status, [c_neck_p, c_int32, POINTER(c_int64)]),
     "sam3_neck_input_count": (c_status, [c_neck_p, POINTER(c_size_t)]),
     "sam3_neck_workspace_size": (c_status, [c_neck_p, POINTER(c_size_t)]),
+    "sam3_neck_kernel_name": (c_status, [c_neck_p, POINTER(c_char_p)]),  # since 0.5.0
     "sam3_neck_position_encoding": (c_status, [c_neck_p, c_int32, c_float_p, c_size_t]),
     "sam3_neck_run": (
         c_status,

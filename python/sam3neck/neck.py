@@ -265,7 +265,7 @@ class _Plan:
     __slots__ = (
         "batch", "height", "width", "layout", "levels", "threads", "precision",
         "input_dtype", "output_dtype", "output_layout", "input_storage", "output_storage",
-        "input_shape", "input_count", "level_shapes", "workspace_bytes", "pos", "requested",
+        "input_shape", "input_count", "level_shapes", "workspace_bytes", "kernel", "pos", "requested",
         "handed_out",  # whether a run returned Levels that may still read .pos
     )
 
@@ -761,6 +761,9 @@ class Neck:
         ws = ctypes.c_size_t()
         _check(lib.sam3_neck_workspace_size(h, ctypes.byref(ws)), "sam3_neck_workspace_size")
         p.workspace_bytes = int(ws.value)
+        kernel = ctypes.c_char_p()
+        _check(lib.sam3_neck_kernel_name(h, ctypes.byref(kernel)), "sam3_neck_kernel_name")
+        p.kernel = kernel.value.decode()
         p.level_shapes = {}
         p.pos = {}
         p.handed_out = False
@@ -824,6 +827,14 @@ class Neck:
     def workspace_bytes(self) -> int:
         """Bytes of scratch memory the compiled plan holds (sam3_neck_workspace_size)."""
         return self._need_plan().workspace_bytes
+
+    @property
+    def kernel(self) -> str:
+        """The code that runs the compiled plan's widest products (sam3_neck_kernel_name): "avx512",
+        "avx2", "generic" (the library's float32 micro-kernels; SAM3NECK_SGEMM_KERNEL may name
+        one), "openblas", "amx_bf16x3" (the default precision on AMX-BF16 CPUs) or, for
+        precision="fast", "amx_bf16" / "avx512_bf16". Chosen at compile."""
+        return self._need_plan().kernel
 
     @property
     def input_dtype(self) -> str:

@@ -21,7 +21,8 @@ except Exception as e:
 x = np.random.default_rng(0).standard_normal((1, 16, 5, 6), dtype=np.float32)
 out = neck.run(x)
 ref = reference.forward(checkpoint.canonical(w), x)
-print(json.dumps({"error": None, "worst": max(reference.normalised_error(l.features, r[0]) for l, r in zip(out, ref))}))
+print(json.dumps({"error": None, "kernel": neck.kernel,
+                  "worst": max(reference.normalised_error(l.features, r[0]) for l, r in zip(out, ref))}))
 """
 
 
@@ -49,3 +50,10 @@ def test_documented_values_compile_within_the_bound(tmp_path, value):
     got = run_with(tmp_path, value)
     assert got["error"] is None, got
     assert got["worst"] <= 1e-4, got
+
+
+def test_named_kernel_is_the_plans_kernel(tmp_path):
+    """Neck.kernel (sam3_neck_kernel_name) reports the kernel SAM3NECK_SGEMM_KERNEL names, and a
+    documented name when it is unset."""
+    assert run_with(tmp_path, "generic")["kernel"] == "generic"
+    assert run_with(tmp_path, None)["kernel"] in ("avx512", "avx2", "generic", "openblas", "amx_bf16x3")

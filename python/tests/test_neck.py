@@ -278,6 +278,7 @@ def test_config_and_plan_queries(tiny):
         assert neck.level_shapes == {1: (2, 8, 14, 10), 3: (2, 8, 3, 2)}
         assert neck.input_shape == (2, 7, 5, 16)
         assert neck.workspace_bytes > 0
+        assert neck.kernel in ("avx512", "avx2", "generic", "openblas", "amx_bf16x3")
         params = neck.compile_params
         assert params["batch"] == 2 and params["height"] == 7 and params["width"] == 5
         assert params["layout"] == "NHWC" and params["levels"] == (1, 3)
@@ -372,6 +373,8 @@ def test_close_and_context_manager(tiny):
         neck.compile(3, 3)
     with pytest.raises(Sam3NeckError, match="closed"):
         neck.workspace_bytes
+    with pytest.raises(Sam3NeckError, match="closed"):
+        neck.kernel
     with Neck(tiny.path) as n2:
         pass
     assert n2.closed
@@ -814,3 +817,32 @@ def test_position_encodings_are_fetched_on_first_read(tiny):
     for lv in levels:
         assert np.max(np.abs(lv.pos - want[lv.level])) <= reference.POSITION_TOLERANCE
     assert later[0].pos.shape == (1, later[0].features.shape[1], 12, 12)
+
+
+def test_kernel_follows_the_precision(tiny):
+    """Neck.kernel (sam3_neck_kernel_name, since 0.5.0): strict runs float32 products; the default
+    mode is strict's choice unless it runs bf16x3 on AMX; fast is a bfloat16 code, or the default's
+    where the CPU has none. Before compile: not compiled."""
+    with Neck(tiny.path) as neck:
+        with pytest.raises(Sam3NeckError, match="not compiled"):
+            neck.kernel
+        kernels = {p: neck.compile(4, 6, precision=p).kernel for p in ("strict", "default", "fast")}
+    assert kernels["strict"] in ("avx512", "avx2", "generic", "openblas"), kernels
+    assert kernels["default"] in (kernels["strict"], "amx_bf16x3"), kernels
+    assert kernels["fast"] in ("amx_bf16", "avx512_bf16", kernels["default"]), kernels
+
+
+def test_c_kernel_name(lib, tiny):
+    with _Handle(lib, tiny.path) as h:
+        name = ctypes.c_char_p(b"untouched")
+        assert lib.sam3_neck_kernel_name(h, ctypes.byref(name)) == _lib.ERR_NOT_COMPILED
+        assert name.value == b"untouched"
+        assert lib.sam3_neck_compile(h, None) == 0
+        assert lib.sam3_neck_kernel_name(h, None) == _lib.ERR_INVALID_ARGUMENT
+        assert b"name is NULL" in lib.sam3_neck_last_error()
+        assert lib.sam3_neck_kernel_name(h, ctypes.byref(name)) == 0
+        first = ctypes.cast(name, ctypes.c_void_p).value
+        assert lib.sam3_neck_compile(h, None) == 0
+        assert lib.sam3_neck_kernel_name(h, ctypes.byref(name)) == 0
+        # static storage: the same string for the same choice, whatever the plan
+        assert ctypes.cast(name, ctypes.c_void_p).value == first

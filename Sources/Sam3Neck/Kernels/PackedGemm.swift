@@ -38,6 +38,36 @@ package enum GemmBackend: Hashable, Sendable {
          SAM3NECK_SGEMM_AMX_BF16_EMULATED].contains(Int(kernel))
     }
 
+    /// The short name of a product code (`SAM3NECK_SGEMM_*`), as `sam3_neck_kernel_name` reports
+    /// it: "generic", "avx2", "avx512", "amx_bf16x3", "avx512_bf16", "amx_bf16" (the emulated
+    /// codes of the tests end in "_emulated").
+    package static func codeName(_ kernel: Int32) -> String {
+        switch Int(kernel) {
+        case Int(SAM3NECK_SGEMM_GENERIC): return "generic"
+        case Int(SAM3NECK_SGEMM_AVX2): return "avx2"
+        case Int(SAM3NECK_SGEMM_AVX512): return "avx512"
+        case Int(SAM3NECK_SGEMM_AMX_BF16X3): return "amx_bf16x3"
+        case Int(SAM3NECK_SGEMM_AVX512_BF16): return "avx512_bf16"
+        case Int(SAM3NECK_SGEMM_AVX512_BF16_EMULATED): return "avx512_bf16_emulated"
+        case Int(SAM3NECK_SGEMM_AMX_BF16): return "amx_bf16"
+        case Int(SAM3NECK_SGEMM_AMX_BF16_EMULATED): return "amx_bf16_emulated"
+        case Int(SAM3NECK_SGEMM_AMX_BF16X3_EMULATED): return "amx_bf16x3_emulated"
+        default: return "unknown"
+        }
+    }
+
+    /// Every name `codeName` gives, the backend's "openblas" included.
+    package static let codeNames: [String] =
+        ["openblas", "unknown"] + (1...Int32(SAM3NECK_SGEMM_AMX_BF16X3_EMULATED)).map { codeName($0) }
+
+    /// `codeName` of this backend's float32 products; "openblas" for OpenBLAS's sgemm.
+    package var codeName: String {
+        switch self {
+        case .openBLAS: return "openblas"
+        case let .packed(kernel): return GemmBackend.codeName(kernel)
+        }
+    }
+
     /// For people: the name of a bfloat16 product code.
     package static func bf16Name(_ kernel: Int32) -> String {
         switch Int(kernel) {

@@ -71,6 +71,18 @@ public final class NeckPlan: @unchecked Sendable {
     package var level0ComposedBF16x3: Bool { upsample?.bf16x3 ?? false }
     /// The levels whose 3×3 conv runs its products as bf16×3 on AMX (`winogradTile`).
     package var convBF16x3Levels: Set<Int> { Set(convs.filter { $0.value.u.bf16x3 }.keys) }
+    /// The code that runs the plan's widest products (phase 1 of levels 0-1 and the Winograd
+    /// convs), by `GemmBackend.codeName`: the fast mode's bfloat16 code where it has one; else
+    /// "amx_bf16x3" where any of them runs as bf16×3 on AMX (the narrower ones then run on
+    /// avx512); else the float32 backend ("openblas", "avx512", "avx2", "generic"), which
+    /// SAM3NECK_SGEMM_KERNEL may name. `sam3_neck_kernel_name` reports it.
+    package var productKernel: String {
+        if let fast = options.fastKernel { return GemmBackend.codeName(fast) }
+        if !bf16x3Levels.isEmpty || level0ComposedBF16x3 || !convBF16x3Levels.isEmpty {
+            return GemmBackend.codeName(Int32(SAM3NECK_SGEMM_AMX_BF16X3))
+        }
+        return options.gemm.codeName
+    }
     // Workspace regions: the conv input frame; the pooled input of level 3; per-worker scratch.
     private let workspace: UnsafeMutableRawPointer
     private let frame: UnsafeMutablePointer<Float>

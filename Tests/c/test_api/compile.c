@@ -1,6 +1,6 @@
 /*
  * compile.c — a handle before compile, its config, compile and the queries of a compiled handle
- * (parameters, level shapes, input count, workspace, position encodings against the spec's formula
+ * (parameters, level shapes, input count, workspace, kernel name, position encodings against the spec's formula
  * and the Python reference's), their argument errors, compile's errors, compile(NULL)'s defaults.
  */
 #include "test_api.h"
@@ -36,6 +36,11 @@ void test_before_compile(sam3_neck *h, const fixture_t *f) {
             "workspace_size before compile");
   check_err(sam3_neck_position_encoding(h, 0, pe, 16), SAM3_NECK_ERR_NOT_COMPILED,
             "position_encoding before compile");
+  {
+    const char *name = "untouched";
+    check_err(sam3_neck_kernel_name(h, &name), SAM3_NECK_ERR_NOT_COMPILED, "kernel_name before compile");
+    check(strcmp(name, "untouched") == 0, "kernel_name leaves *name unchanged on failure");
+  }
   outs_free(&o);
 }
 
@@ -343,4 +348,61 @@ void test_compile_defaults(const fixture_t *f) {
     }
   }
   sam3_neck_free(hd);
+}
+
+/* kernel_name (0.5.0): one of the documented names, the precision's rule, SAM3NECK_SGEMM_KERNEL
+ * named (setenv here: the library reads it at every compile), static storage. Leaves h compiled as
+ * test_queries did. */
+static int is_one_of(const char *name, const char *const *names) {
+  for (; *names != NULL; names++)
+    if (strcmp(name, *names) == 0) return 1;
+  return 0;
+}
+
+static const char *kernel_of(sam3_neck *h, sam3_neck_compile_params cp, sam3_neck_precision precision,
+                             const char *what) {
+  const char *name = NULL;
+  cp.precision = precision;
+  if (!check_ok(sam3_neck_compile(h, &cp), what)) return "";
+  if (!check_ok(sam3_neck_kernel_name(h, &name), what) || !check(name != NULL, "%s: name set", what)) return "";
+  return name;
+}
+
+void test_kernel_name(sam3_neck *h, const meta_t *m) {
+  static const char *const f32[] = {"avx512", "avx2", "generic", "openblas", NULL};
+  static const char *const documented[] = {"avx512", "avx2", "generic", "openblas", "amx_bf16x3",
+                                           "amx_bf16", "avx512_bf16", NULL};
+  static const char *const bf16[] = {"amx_bf16", "avx512_bf16", NULL};
+  sam3_neck_compile_params cp = fixture_params(m, SAM3_NECK_LAYOUT_NCHW, 0xF);
+  const char *name = NULL, *def, *strict, *fast, *saved = getenv("SAM3NECK_SGEMM_KERNEL");
+  char saved_copy[64] = "";
+
+  if (saved != NULL) snprintf(saved_copy, sizeof saved_copy, "%s", saved);
+  check_err(sam3_neck_kernel_name(NULL, &name), SAM3_NECK_ERR_INVALID_ARGUMENT, "kernel_name(NULL handle)");
+
+  unsetenv("SAM3NECK_SGEMM_KERNEL");
+  def = kernel_of(h, cp, SAM3_NECK_PRECISION_DEFAULT, "kernel_name: default precision");
+  check_err(sam3_neck_kernel_name(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT, "kernel_name(name NULL)");
+  strict = kernel_of(h, cp, SAM3_NECK_PRECISION_STRICT, "kernel_name: strict precision");
+  fast = kernel_of(h, cp, SAM3_NECK_PRECISION_FAST, "kernel_name: fast precision");
+  check(is_one_of(def, documented) && !is_one_of(def, bf16),
+        "kernel_name: the default precision's '%s' is a float32 or bf16x3 code", def);
+  check(is_one_of(strict, f32), "kernel_name: strict precision runs float32 products ('%s')", strict);
+  check(strcmp(def, "amx_bf16x3") == 0 || strcmp(def, strict) == 0,
+        "kernel_name: default '%s' is strict's '%s' unless on AMX", def, strict);
+  check(is_one_of(fast, bf16) || strcmp(fast, def) == 0,
+        "kernel_name: fast '%s' is a bfloat16 code, or the default's '%s' (no bfloat16 products here)",
+        fast, def);
+  /* Static storage: still readable, and unchanged, after the plans that gave them are replaced. */
+  check(is_one_of(def, documented) && is_one_of(strict, documented),
+        "kernel_name: earlier names stay valid after recompiling");
+
+  /* SAM3NECK_SGEMM_KERNEL=generic (every CPU runs it): every float32 product, no bf16x3. */
+  setenv("SAM3NECK_SGEMM_KERNEL", "generic", 1);
+  name = kernel_of(h, cp, SAM3_NECK_PRECISION_DEFAULT, "kernel_name: SAM3NECK_SGEMM_KERNEL=generic");
+  check(strcmp(name, "generic") == 0, "kernel_name: SAM3NECK_SGEMM_KERNEL=generic gives 'generic' (got '%s')", name);
+  if (saved != NULL) setenv("SAM3NECK_SGEMM_KERNEL", saved_copy, 1);
+  else unsetenv("SAM3NECK_SGEMM_KERNEL");
+
+  check_ok(sam3_neck_compile(h, &cp), "kernel_name: compile as test_queries did");
 }

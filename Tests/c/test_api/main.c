@@ -114,6 +114,7 @@ int main(int argc, char **argv) {
     test_last_error_kept(h);
     test_queries(h, &f.meta);
     test_query_errors(h);
+    test_kernel_name(h, &f.meta);
     test_run_errors(h, &f);
     test_runs(h, &f);
     test_compile_errors(h, &f);

@@ -167,6 +167,7 @@ void test_config(sam3_neck *h, const meta_t *m, const char *what);
 void test_before_compile(sam3_neck *h, const fixture_t *f);
 void test_queries(sam3_neck *h, const meta_t *m);
 void test_query_errors(sam3_neck *h);
+void test_kernel_name(sam3_neck *h, const meta_t *m);
 void test_compile_errors(sam3_neck *h, const fixture_t *f);
 void test_compile_defaults(const fixture_t *f);
 void test_pos_vs_python(const fixture_t *f);
