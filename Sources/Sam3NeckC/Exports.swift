@@ -159,8 +159,12 @@ public func sam3_neck_get_config(_ neck: OpaquePointer?, _ out: UnsafeMutablePoi
 
 @c @implementation
 public func sam3_neck_compile_default_params() -> sam3_neck_compile_params {
-    sam3_neck_compile_params(batch: 1, height: 72, width: 72, layout: SAM3_NECK_LAYOUT_NCHW,
-                             levels_mask: 0xF, threads: 0, precision: SAM3_NECK_PRECISION_DEFAULT)
+    // CompileOptions' defaults are the one home of these values (Swift, C, C++ and Python read them).
+    let o = CompileOptions()
+    return sam3_neck_compile_params(batch: Int32(o.batch), height: Int32(o.height), width: Int32(o.width),
+                                    layout: sam3_neck_layout(rawValue: UInt32(o.layout.rawValue)),
+                                    levels_mask: o.levelsMask, threads: Int32(o.threads),
+                                    precision: sam3_neck_precision(rawValue: UInt32(o.precision.rawValue)))
 }
 
 private func compileOptions(_ p: sam3_neck_compile_params) throws -> CompileOptions {
@@ -255,8 +259,11 @@ public func sam3_neck_compile(_ neck: OpaquePointer?, _ params: UnsafePointer<sa
 @c @implementation
 public func sam3_neck_io_default_params() -> sam3_neck_io_params {
     // By value: the return's layout is the first version's for good (see the header).
-    sam3_neck_io_params(struct_size: UInt32(ioParamsV1Size), input_dtype: SAM3_NECK_DTYPE_FLOAT32,
-                        output_dtype: SAM3_NECK_DTYPE_FLOAT32, output_layout: SAM3_NECK_OUTPUT_NCHW)
+    let o = CompileOptions()
+    return sam3_neck_io_params(struct_size: UInt32(ioParamsV1Size),
+                               input_dtype: sam3_neck_dtype(rawValue: UInt32(o.inputDType.rawValue)),
+                               output_dtype: sam3_neck_dtype(rawValue: UInt32(o.outputDType.rawValue)),
+                               output_layout: sam3_neck_output_layout(rawValue: UInt32(o.outputLayout.rawValue)))
 }
 
 @c @implementation

@@ -121,7 +121,7 @@ void test_last_error_threads(void) {
 
 
 /* A thread running one handle `runs` times, comparing each run bitwise with `expect` or, when
- * that is NULL, with the float64 references (1e-5). */
+ * that is NULL, with the float64 references (SAM3_NECK_BOUND_STRICT: the plans are strict). */
 typedef struct run_thread_t {
   sam3_neck *neck;
   const fixture_t *fixture;
@@ -143,7 +143,7 @@ static void *run_thread_main(void *arg) {
     t->last_status = (int)st;
     if (st != SAM3_NECK_OK) {
       t->failures++;
-    } else if (t->expect != NULL ? !outs_equal(&o, t->expect) : !outs_within(&o, f->refs, 1e-5)) {
+    } else if (t->expect != NULL ? !outs_equal(&o, t->expect) : !outs_within(&o, f->refs, SAM3_NECK_BOUND_STRICT)) {
       t->mismatches++;
     }
   }
@@ -208,7 +208,7 @@ void test_threads(sam3_neck *h, sam3_neck *h2, const fixture_t *f) {
     for (i = 0; i < created; i++) {
       pthread_join(th[i], NULL);
       check(jobs[i].failures == 0 && jobs[i].mismatches == 0,
-            "thread %d (handle %d): 3 concurrent runs OK and within 1e-5 of the reference "
+            "thread %d (handle %d): 3 concurrent runs OK and within SAM3_NECK_BOUND_STRICT of the reference "
             "(%d failures, %d mismatches)",
             i, i % 2, jobs[i].failures, jobs[i].mismatches);
     }
@@ -358,7 +358,7 @@ void test_openblas_setting(sam3_neck *h, sam3_neck *h2, const fixture_t *f) {
     for (i = 0; i < created; i++) {
       pthread_join(th[i], NULL);
       check(jobs[i].failures == 0 && jobs[i].mismatches == 0,
-            "openblas: round %d, handle %d: runs OK and within 1e-5 of the reference", round, i);
+            "openblas: round %d, handle %d: runs OK and within SAM3_NECK_BOUND_STRICT of the reference", round, i);
     }
     check(created == 2, "openblas: round %d: two runner threads", round);
   }
