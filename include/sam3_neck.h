@@ -75,7 +75,8 @@
  *   the default precision): results then differ from the automatic choice in their last bits,
  *   within the precision's bound. Unset (the default): the best kernel this CPU runs. Any other
  *   value, or a kernel this CPU lacks, makes the compile fail with INVALID_ARGUMENT naming it. The
- *   fast precision's bfloat16 products are chosen by the CPU alone.
+ *   fast precision's bfloat16 products are chosen by the CPU alone. sam3_neck_kernel_name tells
+ *   which code a compiled plan chose.
  *
  * Untrusted checkpoints
  *   Loading a file someone else made is safe: a malformed or hostile file gives an error (IO,
@@ -409,7 +410,7 @@ sam3_neck_status sam3_neck_input_count(const sam3_neck *neck, size_t *count);
 sam3_neck_status sam3_neck_workspace_size(const sam3_neck *neck, size_t *bytes);
 
 /* Writes to *name the name of the code that runs the compiled plan's widest products (phase 1 of
- * levels 0-1 and the 3x3 Winograd convs), since 0.5.0 (issue 27):
+ * levels 0-1 and the 3x3 Winograd convs), since 0.5.0:
  *   "avx512", "avx2", "generic"  the library's float32 micro-kernels (SAM3NECK_SGEMM_KERNEL, when
  *                                set, names the one every float32 product runs on)
  *   "openblas"                   OpenBLAS's sgemm (float32)
