@@ -55,8 +55,13 @@ let package = Package(
                 // Export only the header's functions, not the Swift symbols of the modules inside.
                 // The soname carries SAM3_NECK_ABI_VERSION of include/sam3_neck.h (`make install`
                 // and Tests/install/run.sh check that the two agree).
-                .unsafeFlags(fuzzBuild ? [] : ["-Xlinker", "--version-script=Sources/Sam3NeckC/exports.map",
-                                               "-Xlinker", "-soname=libsam3neck.so.1"]),
+                .unsafeFlags(
+                    fuzzBuild
+                        ? []
+                        : [
+                            "-Xlinker", "--version-script=Sources/Sam3NeckC/exports.map",
+                            "-Xlinker", "-soname=libsam3neck.so.1",
+                        ])
             ]
         ),
         // Developer tool: per-stage timing of a run (`swift run -c release sam3neck-profile W.safetensors`).

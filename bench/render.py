@@ -37,8 +37,7 @@ ALL_LEVELS = [0, 1, 2, 3]
 def cpu_class(doc: dict) -> str:
     m = doc["machine"]
     vendor = "Intel" if (m.get("cpu") or "").startswith("Intel") else (m.get("cpu") or "").split(" ")[0]
-    return CPU_CLASSES.get((vendor, str(m.get("cpu_family")), str(m.get("cpu_model"))),
-                           m.get("cpu") or "unknown CPU")
+    return CPU_CLASSES.get((vendor, str(m.get("cpu_family")), str(m.get("cpu_model"))), m.get("cpu") or "unknown CPU")
 
 
 def cpu_text(doc: dict) -> str:
@@ -60,8 +59,7 @@ def newest_per_class(folder: Path = HERE) -> list:
 def _row(doc: dict, engine: str, mode=None, peer=None):
     """The row of levels 0-3, batch 1, float32 NCHW: ours in `mode`, or the peer `peer`."""
     for r in doc["rows"]:
-        if (r["engine"] != engine or r["batch"] != 1 or r["levels"] != ALL_LEVELS
-                or (r.get("io") or BASE_IO) != BASE_IO):
+        if r["engine"] != engine or r["batch"] != 1 or r["levels"] != ALL_LEVELS or (r.get("io") or BASE_IO) != BASE_IO:
             continue
         if engine == "sam3neck" and r.get("requested_mode", r["mode"]) == mode:
             return r
@@ -79,29 +77,38 @@ def _ratio(doc: dict, mode: str, vs: str) -> str:
 
 def headline(results: list) -> str:
     """Levels 0-3, batch 1, float32 NCHW, one line per CPU class: ms per image and the ratios."""
-    lines = ["| CPU (2 cores) | date | default ms | strict ms | fast ms | default vs ONNX Runtime "
-             "| default vs OpenVINO f32 | fast vs OpenVINO default | file |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| CPU (2 cores) | date | default ms | strict ms | fast ms | default vs ONNX Runtime "
+        "| default vs OpenVINO f32 | fast vs OpenVINO default | file |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for path, doc in results:
         ms = []
         for mode in ("default", "strict", "fast"):
             r = _row(doc, "sam3neck", mode)
             ms.append(f"{r['median_ms']:.1f}" if r else "–")
-        lines.append(f"| {cpu_class(doc)} | {doc['date'][:10]} | {' | '.join(ms)} | "
-                     f"{_ratio(doc, 'default', 'onnxruntime')} | {_ratio(doc, 'default', 'openvino')} | "
-                     f"{_ratio(doc, 'fast', 'openvino-default')} | `bench/{path.name}` |")
+        lines.append(
+            f"| {cpu_class(doc)} | {doc['date'][:10]} | {' | '.join(ms)} | "
+            f"{_ratio(doc, 'default', 'onnxruntime')} | {_ratio(doc, 'default', 'openvino')} | "
+            f"{_ratio(doc, 'fast', 'openvino-default')} | `bench/{path.name}` |"
+        )
     return "\n".join(lines)
 
 
 def errors(results: list) -> str:
     """Normalised max error per level (float32 NCHW, levels 0-3, batch 1) of every mode and peer."""
-    lines = ["| CPU | mode or peer | level 0 | level 1 | level 2 | level 3 | file |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| CPU | mode or peer | level 0 | level 1 | level 2 | level 3 | file |", "|---|---|---|---|---|---|---|"]
     for path, doc in results:
         rows = [(f"sam3neck `{m}`", _row(doc, "sam3neck", m)) for m in ("default", "strict", "fast")]
-        rows += [(name, _row(doc, eng, peer=peer)) for name, eng, peer in (
-            ("ONNX Runtime f32", "onnxruntime", "onnxruntime"), ("OpenVINO f32", "openvino", "openvino"),
-            ("OpenVINO default (bf16)", "openvino", "openvino-default"), ("PyTorch f32", "pytorch", "pytorch"))]
+        rows += [
+            (name, _row(doc, eng, peer=peer))
+            for name, eng, peer in (
+                ("ONNX Runtime f32", "onnxruntime", "onnxruntime"),
+                ("OpenVINO f32", "openvino", "openvino"),
+                ("OpenVINO default (bf16)", "openvino", "openvino-default"),
+                ("PyTorch f32", "pytorch", "pytorch"),
+            )
+        ]
         for name, r in rows:
             if r and r.get("errors"):
                 errs = " | ".join(f"{e:.1e}".replace("e-0", "e-") for e in r["errors"])
@@ -116,7 +123,7 @@ def main(argv=None) -> int:
     what.add_argument("--headline", action="store_true", help="the speed table of README.md")
     what.add_argument("--errors", action="store_true", help="the measured errors of docs/accuracy.md")
     args = p.parse_args(argv)
-    results = ([(f, json.loads(f.read_text())) for f in args.files] if args.files else newest_per_class())
+    results = [(f, json.loads(f.read_text())) for f in args.files] if args.files else newest_per_class()
     if args.headline:
         print(headline(results))
     elif args.errors:

@@ -15,6 +15,7 @@ library's own (`make demo`, README "Accuracy") as the calibration. The transform
 their points by Lavin's construction (A^T rows p^i, G rows p^k / prod(p - q), the point at
 infinity last) with B^T solved from the correlation identity, so every tile here is the textbook one.
 """
+
 import sys
 from fractions import Fraction
 
@@ -36,8 +37,8 @@ def transforms(points, m, r=3):
         for l, pl in enumerate(p):
             if l != j:
                 norm *= pj - pl
-        at[:, j] = [float(pj ** i) for i in range(m)]
-        g[j] = [float(pj ** k / norm) for k in range(r)]
+        at[:, j] = [float(pj**i) for i in range(m)]
+        g[j] = [float(pj**k / norm) for k in range(r)]
     at[m - 1, alpha - 1] = g[alpha - 1, r - 1] = 1
     # sum_j A^T[i, j] G[j, k] B^T[j, l] = [l == i + k] for all i < m, k < r, l < alpha
     rows = np.zeros((m * r * alpha, alpha * alpha))
@@ -58,7 +59,7 @@ def winograd_conv3x3(z, w, b, m, points):
     h, wd, c = z.shape
     th, tw = -(-h // m), -(-wd // m)
     zp = np.zeros((th * m + 2, tw * m + 2, c), np.float32)
-    zp[1:h + 1, 1:wd + 1] = z
+    zp[1 : h + 1, 1 : wd + 1] = z
     u = np.einsum("ak,ockl,bl->abco", g, w, g).astype(np.float32)  # weights: float64, rounded once
     s = zp.strides
     d = np.lib.stride_tricks.as_strided(zp, (th, tw, alpha, alpha, c), (s[0] * m, s[1] * m, s[0], s[1], s[2]))
@@ -76,11 +77,11 @@ def winograd_conv3x3(z, w, b, m, points):
 
 
 TILES = [
-    ("F(2x2, 3x3)", 2, [0, 1, -1]),                      # the library's f2 (strict; default on AMX)
+    ("F(2x2, 3x3)", 2, [0, 1, -1]),  # the library's f2 (strict; default on AMX)
     ("F(3x3, 3x3)", 3, [0, 1, -1, Fraction(1, 2)]),
     ("F(3x3, 3x3)", 3, [0, 1, -1, Fraction(-1, 2)]),
     ("F(3x3, 3x3)", 3, [0, 1, -1, 2]),
-    ("F(4x4, 3x3)", 4, [0, 1, -1, 2, -2]),               # the library's f4 (default without AMX)
+    ("F(4x4, 3x3)", 4, [0, 1, -1, 2, -2]),  # the library's f4 (default without AMX)
     ("F(4x4, 3x3)", 4, [0, 1, -1, Fraction(1, 2), Fraction(-1, 2)]),
 ]
 
@@ -94,7 +95,10 @@ def main(argv):
     if not names:
         sys.exit(f"{argv[1]}: no '*1.conv_3x3.weight' tensor (a neck checkpoint in safetensors)")
     prefix = names[0][: -len("1.conv_3x3.weight")]
-    get = lambda name: weights[prefix + name]
+
+    def get(name):
+        return weights[prefix + name]
+
     trunk = get("1.dconv_2x2.weight").shape[0]  # [C_in, C_out, 2, 2]: the trunk's channels
     x = np.random.default_rng(1).standard_normal((1, trunk, grid, grid))
     print(f"Winograd F(m x m, 3 x 3) in float32 against float64, {argv[1]}, {grid} x {grid} input")
@@ -109,7 +113,7 @@ def main(argv):
             out = winograd_conv3x3(z32, w, b, m, points)
             err = np.abs(out - ref).max() / np.abs(ref).max()
             shown = "0, " + ", ".join(str(p) for p in points[1:]) + ", inf"
-            print(f"{level:>5}  {name:12} {shown:24} {(m + 2) ** 2 / m ** 2:>15.2f}  {err:8.2e}")
+            print(f"{level:>5}  {name:12} {shown:24} {(m + 2) ** 2 / m**2:>15.2f}  {err:8.2e}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import sam3neck
 from sam3neck.runner import InputError, probe_features, run_file
 
-def process_paths(paths: Sequence[str], neck: sam3neck.Neck, out_dir: str,
-                  levels: Sequence[int] = (0, 1, 2, 3), threads: int = 0) -> Dict[str, object]:
+
+def process_paths(
+    paths: Sequence[str], neck: sam3neck.Neck, out_dir: str, levels: Sequence[int] = (0, 1, 2, 3), threads: int = 0
+) -> Dict[str, object]:
     """Worker side: runs `neck` over the feature files `paths`, writing out_dir/<stem>.npz.
 
     Files are taken in order of their shape (read from the .npy header), so the neck is compiled
@@ -41,8 +43,10 @@ def process_paths(paths: Sequence[str], neck: sam3neck.Neck, out_dir: str,
 
     if get_worker().state.nthreads > 1:
         # the tasks of one worker share its Neck; two at once would recompile it under each other
-        raise RuntimeError("run the workers with one thread each (dask worker --nthreads 1); a "
-                           "run spreads over `threads` cores by itself")
+        raise RuntimeError(
+            "run the workers with one thread each (dask worker --nthreads 1); a "
+            "run spreads over `threads` cores by itself"
+        )
     t0 = time.perf_counter()
     written: List[str] = []
     failed: List[List[str]] = []
@@ -63,8 +67,13 @@ def process_paths(paths: Sequence[str], neck: sam3neck.Neck, out_dir: str,
         else:
             written.append(r.out)
             compiles += r.compiled
-    return {"worker": f"{socket.gethostname()}:{os.getpid()}", "written": written,
-            "failed": failed, "compiles": compiles, "seconds": time.perf_counter() - t0}
+    return {
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "written": written,
+        "failed": failed,
+        "compiles": compiles,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 @contextlib.contextmanager
@@ -77,14 +86,24 @@ def connect(scheduler: Optional[str] = None, workers: int = 2) -> Iterator["obje
         with Client(scheduler) as client:
             yield client
     else:
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
 
 
-def run_on_cluster(client, weights: str, paths: Sequence[str], out_dir: str,
-                   levels: Sequence[int] = (0, 1, 2, 3), threads: int = 0, neck: str = "sam3",
-                   prefix: Optional[str] = None, chunks_per_worker: int = 2) -> Dict[str, object]:
+def run_on_cluster(
+    client,
+    weights: str,
+    paths: Sequence[str],
+    out_dir: str,
+    levels: Sequence[int] = (0, 1, 2, 3),
+    threads: int = 0,
+    neck: str = "sam3",
+    prefix: Optional[str] = None,
+    chunks_per_worker: int = 2,
+) -> Dict[str, object]:
     """Runs the neck over `paths` on the cluster behind `client`; returns a summary:
     {"files", "written", "failed" [(path, reason)], "workers" {worker: files written},
     "compiles", "seconds"}."""
@@ -97,8 +116,9 @@ def run_on_cluster(client, weights: str, paths: Sequence[str], out_dir: str,
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     n_chunks = min(len(paths), n_workers * chunks_per_worker) or 1
     chunks = [list(paths[i::n_chunks]) for i in range(n_chunks)]
-    futures = client.map(process_paths, chunks, neck=neck_on_workers, out_dir=out_dir,
-                         levels=tuple(levels), threads=threads, pure=False)
+    futures = client.map(
+        process_paths, chunks, neck=neck_on_workers, out_dir=out_dir, levels=tuple(levels), threads=threads, pure=False
+    )
     parts = client.gather(futures)
     workers: Dict[str, int] = {}
     for part in parts:
@@ -118,12 +138,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("weights")
     parser.add_argument("features", help="a folder of .npy feature files")
     parser.add_argument("out", help="the output folder (<stem>.npz per input)")
-    parser.add_argument("--scheduler", help="a running cluster, e.g. tcp://scheduler:8786 "
-                        "(default: a LocalCluster on this machine)")
+    parser.add_argument(
+        "--scheduler", help="a running cluster, e.g. tcp://scheduler:8786 (default: a LocalCluster on this machine)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads per run (default: cores / workers here, all cores on a "
-                             "cluster's workers)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per run (default: cores / workers here, all cores on a cluster's workers)",
+    )
     args = parser.parse_args(argv)
     paths = sorted(str(p) for p in Path(args.features).glob("*.npy"))
     if not paths:
@@ -136,9 +160,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         summary = run_on_cluster(client, args.weights, paths, args.out, threads=threads)
     for path, reason in summary["failed"]:
         print(f"failed: {reason}", file=sys.stderr)
-    print(f"{len(summary['written'])} of {summary['files']} files written to {args.out} by "
-          f"{len(summary['workers'])} workers ({summary['compiles']} compiles) in "
-          f"{summary['seconds']:.1f} s")
+    print(
+        f"{len(summary['written'])} of {summary['files']} files written to {args.out} by "
+        f"{len(summary['workers'])} workers ({summary['compiles']} compiles) in "
+        f"{summary['seconds']:.1f} s"
+    )
     return 1 if summary["failed"] else 0
 
 

@@ -7,6 +7,7 @@ demo writes); TRUNK_OUTPUT.npy: the trunk's last feature map, [B, 1024, 72, 72] 
 images, saved with np.save. python/tests/test_readme_snippets.py runs this file and checks that
 docs/python.md shows its block verbatim.
 """
+
 import sys
 
 import numpy as np

@@ -60,8 +60,8 @@
  *     takes part), at most the compiled thread count of workers at once, and calls OpenBLAS
  *     single-threaded from them. The pool is one per process and sizes itself to the online cores:
  *     runs of different handles at the same time share it rather than each starting threads, so
- *     together they keep about one busy thread per core, plus the callers' own threads. OpenBLAS's thread count is a process-wide setting:
- *     loading a neck sets it to 1 and the library leaves it there (a run sets it to 1 again if the
+ *     together they keep about one busy thread per core, plus the callers' own threads. OpenBLAS's thread count is a
+ * process-wide setting: loading a neck sets it to 1 and the library leaves it there (a run sets it to 1 again if the
  *     application changed it; nothing is saved or restored), so concurrent runs of different
  *     handles never hand each other a multi-threaded OpenBLAS. An application that wants the same
  *     OpenBLAS threaded for its own products sets the count itself, not while a run is in progress.
@@ -127,7 +127,7 @@ extern "C" {
 #define SAM3_NECK_VERSION_MAJOR 0
 #define SAM3_NECK_VERSION_MINOR 5
 #define SAM3_NECK_VERSION_PATCH 0
-#define SAM3_NECK_VERSION_NUMBER \
+#define SAM3_NECK_VERSION_NUMBER                                                                                       \
   (SAM3_NECK_VERSION_MAJOR * 10000 + SAM3_NECK_VERSION_MINOR * 100 + SAM3_NECK_VERSION_PATCH)
 
 /* Number of pyramid levels of the neck (scales 4, 2, 1, 0.5, in this order). */
@@ -213,8 +213,7 @@ sam3_neck_load_params sam3_neck_load_default_params(void);
  *   out     receives a new handle on success, NULL on failure. Free it with sam3_neck_free.
  * The trunk width C and d_model are inferred from the tensor shapes and checked for consistency.
  * Errors: INVALID_ARGUMENT, IO, FORMAT, MISSING_TENSOR, SHAPE, DTYPE, OUT_OF_MEMORY. */
-sam3_neck_status sam3_neck_load_file(const char *path, const sam3_neck_load_params *params,
-                                     sam3_neck **out);
+sam3_neck_status sam3_neck_load_file(const char *path, const sam3_neck_load_params *params, sam3_neck **out);
 
 /* Same as sam3_neck_load_file, from a checkpoint image in memory: safetensors or a PyTorch zip
  * archive (not sharded).
@@ -225,8 +224,8 @@ sam3_neck_status sam3_neck_load_file(const char *path, const sam3_neck_load_para
  * Error messages name the source as '<memory>'.
  * Errors: INVALID_ARGUMENT (NULL data or out, bad params), FORMAT (including a size too small to
  *         hold a header), MISSING_TENSOR, SHAPE, DTYPE, OUT_OF_MEMORY. */
-sam3_neck_status sam3_neck_load_memory(const void *data, size_t size,
-                                       const sam3_neck_load_params *params, sam3_neck **out);
+sam3_neck_status sam3_neck_load_memory(const void *data, size_t size, const sam3_neck_load_params *params,
+                                       sam3_neck **out);
 
 /* Frees a handle and everything it owns. NULL is a no-op. Cannot fail. The handle must not be used
  * afterwards, and no other call on it may be in progress (nor start) on any thread. */
@@ -234,9 +233,9 @@ void sam3_neck_free(sam3_neck *neck);
 
 /* The loaded configuration, inferred from the checkpoint. */
 typedef struct sam3_neck_config {
-  int32_t trunk_dim;                    /* C: input channels (1024 for SAM 3) */
-  int32_t d_model;                      /* d: output channels of every level (256 for SAM 3) */
-  float scales[SAM3_NECK_NUM_LEVELS];   /* 4.0, 2.0, 1.0, 0.5 */
+  int32_t trunk_dim;                  /* C: input channels (1024 for SAM 3) */
+  int32_t d_model;                    /* d: output channels of every level (256 for SAM 3) */
+  float scales[SAM3_NECK_NUM_LEVELS]; /* 4.0, 2.0, 1.0, 0.5 */
 } sam3_neck_config;
 
 /* Writes the loaded configuration to *out (caller-owned, not kept). Available right after loading,
@@ -256,8 +255,8 @@ typedef enum sam3_neck_layout {
 /* The bound of each precision: the normalised max error of every level against the float64
  * reference (max |out - ref| / max |ref| over a level's outputs). */
 #define SAM3_NECK_BOUND_DEFAULT 1e-4
-#define SAM3_NECK_BOUND_STRICT 1e-5
-#define SAM3_NECK_BOUND_FAST 1e-2
+#define SAM3_NECK_BOUND_STRICT  1e-5
+#define SAM3_NECK_BOUND_FAST    1e-2
 
 typedef enum sam3_neck_precision {
   /* Normalised max error <= SAM3_NECK_BOUND_DEFAULT. On CPUs with AMX-BF16 some products run as
@@ -274,9 +273,9 @@ typedef enum sam3_neck_precision {
 } sam3_neck_precision;
 
 typedef struct sam3_neck_compile_params {
-  int32_t batch;   /* 1 <= B <= 1048576. Default 1. */
-  int32_t height;  /* 1 <= H <= 32768 (grid rows of the trunk's feature map). Default 72. */
-  int32_t width;   /* 1 <= W <= 32768. Default 72. */
+  int32_t batch;           /* 1 <= B <= 1048576. Default 1. */
+  int32_t height;          /* 1 <= H <= 32768 (grid rows of the trunk's feature map). Default 72. */
+  int32_t width;           /* 1 <= W <= 32768. Default 72. */
   sam3_neck_layout layout; /* Default SAM3_NECK_LAYOUT_NCHW. */
   /* Bit i set = compute level i. Any non-empty subset of 0xF. Default 0xF (all four).
    * Level 3 (scale 0.5) needs H >= 2 and W >= 2. */
@@ -305,8 +304,7 @@ sam3_neck_status sam3_neck_compile(sam3_neck *neck, const sam3_neck_compile_para
 /* Writes the compiled parameters to *out (caller-owned, not kept), exactly as passed to
  * sam3_neck_compile (threads = 0 stays 0). Read-only query (see Threads).
  * Errors: INVALID_ARGUMENT (NULL neck or out), NOT_COMPILED. */
-sam3_neck_status sam3_neck_get_compile_params(const sam3_neck *neck,
-                                              sam3_neck_compile_params *out);
+sam3_neck_status sam3_neck_get_compile_params(const sam3_neck *neck, sam3_neck_compile_params *out);
 
 /* ---------------------------------------------------------------------------------------------
  * Element types and output layouts (since 0.3.0)
@@ -348,9 +346,9 @@ typedef enum sam3_neck_output_layout {
  * version, 0.3.0's, is 16 bytes. */
 typedef struct sam3_neck_io_params {
   uint32_t struct_size;
-  sam3_neck_dtype input_dtype;            /* Default SAM3_NECK_DTYPE_FLOAT32. */
-  sam3_neck_dtype output_dtype;           /* Default SAM3_NECK_DTYPE_FLOAT32. */
-  sam3_neck_output_layout output_layout;  /* Default SAM3_NECK_OUTPUT_NCHW. */
+  sam3_neck_dtype input_dtype;           /* Default SAM3_NECK_DTYPE_FLOAT32. */
+  sam3_neck_dtype output_dtype;          /* Default SAM3_NECK_DTYPE_FLOAT32. */
+  sam3_neck_output_layout output_layout; /* Default SAM3_NECK_OUTPUT_NCHW. */
 } sam3_neck_io_params;
 
 /* Returns the default I/O parameters (struct_size 16, float32 in and out, NCHW output): the first
@@ -373,8 +371,7 @@ sam3_neck_status sam3_neck_get_io_params(const sam3_neck *neck, sam3_neck_io_par
  * and its rank to *rank: [B, d, h, w] or [B, h, w, d] (rank 4), or [h*w, B, d] (rank 3, shape[3]
  * = 0). A level's position encoding has the same shape with B = 1. Read-only query.
  * Errors: INVALID_ARGUMENT (NULL, level out of range or not compiled), NOT_COMPILED. */
-sam3_neck_status sam3_neck_output_shape(const sam3_neck *neck, int32_t level, int64_t shape[4],
-                                        int32_t *rank);
+sam3_neck_status sam3_neck_output_shape(const sam3_neck *neck, int32_t level, int64_t shape[4], int32_t *rank);
 
 /* Runs the plan on `input`: input_count elements (B*C*H*W) of the compiled input type in the
  * compiled input layout; outputs[i] receives level i in the compiled output type and layout,
@@ -388,8 +385,7 @@ sam3_neck_status sam3_neck_run_io(sam3_neck *neck, const void *input, size_t inp
 /* Writes the position encoding of compiled level `level` in the compiled output type and layout
  * (as an output of batch 1) to out, which holds count elements (at least d*h*w). Read-only query.
  * Errors: INVALID_ARGUMENT (NULL, level), NOT_COMPILED, SHAPE (count too small). */
-sam3_neck_status sam3_neck_position_encoding_io(const sam3_neck *neck, int32_t level, void *out,
-                                                size_t count);
+sam3_neck_status sam3_neck_position_encoding_io(const sam3_neck *neck, int32_t level, void *out, size_t count);
 
 /* ---------------------------------------------------------------------------------------------
  * Queries
@@ -432,8 +428,7 @@ sam3_neck_status sam3_neck_kernel_name(const sam3_neck *neck, const char **name)
  * (see Threads).
  * Errors: INVALID_ARGUMENT (NULL, level out of range or not compiled), NOT_COMPILED,
  *         SHAPE (count too small; the message gives the floats needed). */
-sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t level, float *out,
-                                             size_t count);
+sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t level, float *out, size_t count);
 
 /* ---------------------------------------------------------------------------------------------
  * Running
@@ -455,10 +450,9 @@ sam3_neck_status sam3_neck_position_encoding(const sam3_neck *neck, int32_t leve
  * handle); a run must not overlap sam3_neck_compile or sam3_neck_free on the same handle. Each run
  * uses the compiled number of worker threads and keeps OpenBLAS on one thread (see Threads).
  * Errors: INVALID_ARGUMENT (NULL neck, input, outputs, output_counts, or a NULL outputs[i] of a
- *         compiled level; a misaligned or overlapping buffer), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the message gives
- *         both sizes), DTYPE (the plan was compiled for another input or output type: use
- *         sam3_neck_run_io); INVALID_ARGUMENT also for a plan compiled for NHWC or sequence
- *         outputs (use sam3_neck_run_io). */
+ *         compiled level; a misaligned or overlapping buffer), NOT_COMPILED, SHAPE (input_count or a capacity wrong;
+ * the message gives both sizes), DTYPE (the plan was compiled for another input or output type: use sam3_neck_run_io);
+ * INVALID_ARGUMENT also for a plan compiled for NHWC or sequence outputs (use sam3_neck_run_io). */
 sam3_neck_status sam3_neck_run(sam3_neck *neck, const float *input, size_t input_count,
                                float *const outputs[SAM3_NECK_NUM_LEVELS],
                                const size_t output_counts[SAM3_NECK_NUM_LEVELS]);
@@ -501,8 +495,8 @@ const char *sam3_neck_experimental_tensor_name(int32_t index);
  *   rank      required: receives the number of dimensions.
  * Errors: INVALID_ARGUMENT (NULL neck, name, shape or rank; an unknown name: the message lists the
  * form), SHAPE (capacity smaller than the tensor: shape and rank are still written). */
-sam3_neck_status sam3_neck_experimental_get_tensor(const sam3_neck *neck, const char *name, float *out,
-                                                   size_t capacity, int64_t shape[4], int32_t *rank);
+sam3_neck_status sam3_neck_experimental_get_tensor(const sam3_neck *neck, const char *name, float *out, size_t capacity,
+                                                   int64_t shape[4], int32_t *rank);
 
 #ifdef __cplusplus
 } /* extern "C" */

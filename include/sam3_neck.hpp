@@ -79,28 +79,24 @@ inline std::string version() { return sam3_neck_version_string(); }
  * ------------------------------------------------------------------------------------------- */
 
 /* A short static description of a status code ("ok", "invalid argument", ...). */
-inline const char *status_string(sam3_neck_status status) noexcept {
-  return sam3_neck_status_string(status);
-}
+inline const char *status_string(sam3_neck_status status) noexcept { return sam3_neck_status_string(status); }
 
 /* Thrown by every member whose C call failed. */
 class Error : public std::runtime_error {
- public:
+public:
   /* status: the C status; message: the library's message (may be empty). what() is
    * "MESSAGE (STATUS STRING)", or just the status string when the message is empty. */
   Error(sam3_neck_status status, const std::string &message)
-      : std::runtime_error(message.empty()
-                               ? std::string(status_string(status))
-                               : message + " (" + status_string(status) + ")"),
-        status_(status),
-        message_(message) {}
+      : std::runtime_error(message.empty() ? std::string(status_string(status))
+                                           : message + " (" + status_string(status) + ")"),
+        status_(status), message_(message) {}
 
   /* The status the C function returned (never SAM3_NECK_OK). */
   sam3_neck_status status() const noexcept { return status_; }
   /* The library's message for the failure (sam3_neck_last_error() at the time of the throw). */
   const std::string &message() const noexcept { return message_; }
 
- private:
+private:
   sam3_neck_status status_;
   std::string message_;
 };
@@ -112,7 +108,7 @@ inline void check(sam3_neck_status status) {
     throw Error(status, sam3_neck_last_error());
   }
 }
-}  // namespace detail
+} // namespace detail
 
 /* ---------------------------------------------------------------------------------------------
  * Options (the C enums, class-wrapped; defaults are the C library's)
@@ -238,9 +234,9 @@ struct CompileOptions {
 
 /* sam3_neck_config: the loaded configuration, inferred from the checkpoint. */
 struct Config {
-  std::int32_t trunk_dim = 0;                 /* C: input channels (1024 for SAM 3) */
-  std::int32_t d_model = 0;                   /* d: output channels of every level (256) */
-  std::array<float, num_levels> scales = {};  /* 4.0, 2.0, 1.0, 0.5 */
+  std::int32_t trunk_dim = 0;                /* C: input channels (1024 for SAM 3) */
+  std::int32_t d_model = 0;                  /* d: output channels of every level (256) */
+  std::array<float, num_levels> scales = {}; /* 4.0, 2.0, 1.0, 0.5 */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -248,7 +244,7 @@ struct Config {
  * ------------------------------------------------------------------------------------------- */
 
 class Neck {
- public:
+public:
   /* An empty Neck (no handle). Use load() or from_memory() to get a loaded one. */
   Neck() noexcept = default;
 
@@ -270,8 +266,7 @@ class Neck {
   /* Same as load(), from a checkpoint image in memory, safetensors or PyTorch zip
    * (sam3_neck_load_memory). The bytes are only read during the call. Throws Error as load(),
    * except IO. */
-  static Neck from_memory(const void *data, std::size_t size,
-                          const LoadOptions &options = LoadOptions()) {
+  static Neck from_memory(const void *data, std::size_t size, const LoadOptions &options = LoadOptions()) {
     const sam3_neck_load_params params = options.to_c();
     sam3_neck *handle = nullptr;
     detail::check(sam3_neck_load_memory(data, size, &params, &handle));
@@ -413,8 +408,7 @@ class Neck {
   std::vector<float> position_encoding(int level) const {
     const std::array<std::int64_t, 4> s = level_shape(level);
     std::vector<float> out(static_cast<std::size_t>(s[1] * s[2] * s[3]));
-    detail::check(sam3_neck_position_encoding(handle_, static_cast<std::int32_t>(level),
-                                              out.data(), out.size()));
+    detail::check(sam3_neck_position_encoding(handle_, static_cast<std::int32_t>(level), out.data(), out.size()));
     return out;
   }
 
@@ -428,11 +422,9 @@ class Neck {
    * Throws Error: INVALID_ARGUMENT (null buffer of a compiled level; a plan compiled for NHWC or
    * sequence outputs: use run_io), NOT_COMPILED, SHAPE (input_count or a capacity wrong; the
    * message gives both sizes), DTYPE (a plan compiled for another element type: use run_io). */
-  void run(const float *input, std::size_t input_count,
-           const std::array<float *, num_levels> &outputs,
+  void run(const float *input, std::size_t input_count, const std::array<float *, num_levels> &outputs,
            const std::array<std::size_t, num_levels> &output_counts) {
-    detail::check(
-        sam3_neck_run(handle_, input, input_count, outputs.data(), output_counts.data()));
+    detail::check(sam3_neck_run(handle_, input, input_count, outputs.data(), output_counts.data()));
   }
 
   /* Convenience: runs the plan and returns one vector per level, index = level: the features
@@ -459,11 +451,11 @@ class Neck {
     return levels;
   }
 
- private:
+private:
   sam3_neck *handle_ = nullptr;
 };
 
-}  // namespace sam3neck
+} // namespace sam3neck
 
 #endif /* __cplusplus */
 #endif /* SAM3_NECK_HPP */

@@ -111,8 +111,9 @@ def _strip(path: Path) -> None:
     stay in the dynamic symbol table). Needs binutils' `strip`."""
     strip = shutil.which(os.environ.get("STRIP", "strip"))
     if strip is None:
-        raise SystemExit("sam3neck: `strip` (binutils) is needed to strip the bundled library; "
-                         "install binutils or set STRIP")
+        raise SystemExit(
+            "sam3neck: `strip` (binutils) is needed to strip the bundled library; install binutils or set STRIP"
+        )
     subprocess.run([strip, "--strip-unneeded", str(path)], check=True)
 
 
@@ -122,14 +123,12 @@ class SdistWithNative(sdist):
     def make_release_tree(self, base_dir, files):
         super().make_release_tree(base_dir, files)
         if not (ROOT / "Package.swift").is_file():
-            raise SystemExit("sam3neck: an sdist is made from a checkout (the Swift package is "
-                             f"not at {ROOT})")
+            raise SystemExit(f"sam3neck: an sdist is made from a checkout (the Swift package is not at {ROOT})")
         native = Path(base_dir) / "native"
         for name in NATIVE:
             source = ROOT / name
             if source.is_dir():
-                shutil.copytree(source, native / name,
-                                ignore=shutil.ignore_patterns(".build*", "*.o", "__pycache__"))
+                shutil.copytree(source, native / name, ignore=shutil.ignore_patterns(".build*", "*.o", "__pycache__"))
             else:
                 (native / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, native / name)
@@ -181,5 +180,9 @@ class PlatformWheel(bdist_wheel):
 # In a checkout, setuptools' build folder goes next to SwiftPM's (ignored by git), not python/build/.
 OPTIONS = {"build": {"build_base": str(ROOT / ".build" / "python")}} if (ROOT / "Package.swift").is_file() else {}
 
-setup(version=_version(), distclass=BinaryDistribution, cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel,
-                                              "sdist": SdistWithNative}, options=OPTIONS)
+setup(
+    version=_version(),
+    distclass=BinaryDistribution,
+    cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel, "sdist": SdistWithNative},
+    options=OPTIONS,
+)

@@ -65,8 +65,7 @@ void sam3neck_widen_portable(const void *src, int dtype, float *dst, size_t n) {
   case SAM3NECK_DTYPE_BF16:
     for (size_t i = 0; i < n; i++) dst[i] = sam3neck_bf16_to_f32(s[i]);
     break;
-  default:
-    memcpy(dst, src, n * sizeof(float));
+  default: memcpy(dst, src, n * sizeof(float));
   }
 }
 
@@ -79,16 +78,13 @@ void sam3neck_narrow_portable(const float *src, void *dst, int dtype, size_t n) 
   case SAM3NECK_DTYPE_BF16:
     for (size_t i = 0; i < n; i++) d[i] = sam3neck_f32_to_bf16(src[i]);
     break;
-  default:
-    memcpy(dst, src, n * sizeof(float));
+  default: memcpy(dst, src, n * sizeof(float));
   }
 }
 
 #ifdef SAM3NECK_X86
 
-int sam3neck_cpu_has_f16c_avx2(void) {
-  return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2");
-}
+int sam3neck_cpu_has_f16c_avx2(void) { return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2"); }
 
 /* Eight lanes at a time; F16C rounds to nearest even and quiets NaN like the scalar code, and the
  * bfloat16 rounding is the scalar formula in integer lanes. The tail goes through the scalar code. */
@@ -103,8 +99,8 @@ __attribute__((target("avx2,f16c"))) static void widen_avx2(const void *src, int
       _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
     }
   }
-  sam3neck_widen_portable(dtype == SAM3NECK_DTYPE_F32 ? (const void *)((const float *)src + i) : (const void *)(s + i), dtype,
-                dst + i, n - i);
+  sam3neck_widen_portable(dtype == SAM3NECK_DTYPE_F32 ? (const void *)((const float *)src + i) : (const void *)(s + i),
+                          dtype, dst + i, n - i);
 }
 
 /* Eight floats as eight 16-bit values of `dtype` (F16 or BF16), rounded to nearest even, NaN kept
@@ -129,7 +125,8 @@ __attribute__((target("avx2,f16c"))) static void narrow_avx2(const float *src, v
   size_t i = 0;
   if (dtype == SAM3NECK_DTYPE_F16 || dtype == SAM3NECK_DTYPE_BF16)
     for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i *)(d + i), narrow8(_mm256_loadu_ps(src + i), dtype));
-  sam3neck_narrow_portable(src + i, dtype == SAM3NECK_DTYPE_F32 ? (void *)((float *)dst + i) : (void *)(d + i), dtype, n - i);
+  sam3neck_narrow_portable(src + i, dtype == SAM3NECK_DTYPE_F32 ? (void *)((float *)dst + i) : (void *)(d + i), dtype,
+                           n - i);
 }
 
 static int use_avx2(void) {
@@ -141,19 +138,23 @@ static int use_avx2(void) {
 
 int sam3neck_cpu_has_f16c_avx2(void) { return 0; }
 static int use_avx2(void) { return 0; }
-#define widen_avx2 sam3neck_widen_portable
+#define widen_avx2  sam3neck_widen_portable
 #define narrow_avx2 sam3neck_narrow_portable
 
 #endif
 
 void sam3neck_widen(const void *src, int dtype, float *dst, size_t n) {
-  if (use_avx2()) widen_avx2(src, dtype, dst, n);
-  else sam3neck_widen_portable(src, dtype, dst, n);
+  if (use_avx2())
+    widen_avx2(src, dtype, dst, n);
+  else
+    sam3neck_widen_portable(src, dtype, dst, n);
 }
 
 void sam3neck_narrow(const float *src, void *dst, int dtype, size_t n) {
-  if (use_avx2()) narrow_avx2(src, dst, dtype, n);
-  else sam3neck_narrow_portable(src, dst, dtype, n);
+  if (use_avx2())
+    narrow_avx2(src, dst, dtype, n);
+  else
+    sam3neck_narrow_portable(src, dst, dtype, n);
 }
 
 size_t sam3neck_dtype_size(int dtype) { return dtype == SAM3NECK_DTYPE_F32 ? 4 : 2; }
@@ -161,7 +162,8 @@ size_t sam3neck_dtype_size(int dtype) { return dtype == SAM3NECK_DTYPE_F32 ? 4 :
 /* float32 channel-major store, element by element, of the tile's pixels from column j0 and
  * channels from o0 on (the whole tile for j0 = o0 = 0; the vector version's edges otherwise). */
 static void store_planes_portable(const float *y, ptrdiff_t ldy, int m, int rows, int cols, int channels, float *dst,
-                                  ptrdiff_t row_stride, ptrdiff_t pixel_stride, ptrdiff_t channel_stride, int j0, int o0) {
+                                  ptrdiff_t row_stride, ptrdiff_t pixel_stride, ptrdiff_t channel_stride, int j0,
+                                  int o0) {
   for (int o = 0; o < channels; o++) {
     for (int i = 0; i < rows; i++) {
       const float *src = y + (ptrdiff_t)i * m * ldy + o;
@@ -175,7 +177,7 @@ static void store_planes_portable(const float *y, ptrdiff_t ldy, int m, int rows
 /* Eight pixels' channels o .. o + 7 (pixel jj at p + jj * ldy) transposed: r[c] holds channel o + c
  * of the eight pixels. */
 __attribute__((target("avx2"), always_inline)) static inline void transpose8(const float *p, ptrdiff_t ldy, int o,
-                                                                            __m256 r[8]) {
+                                                                             __m256 r[8]) {
   __m256 r0 = _mm256_loadu_ps(p + o), r1 = _mm256_loadu_ps(p + ldy + o);
   __m256 r2 = _mm256_loadu_ps(p + 2 * ldy + o), r3 = _mm256_loadu_ps(p + 3 * ldy + o);
   __m256 r4 = _mm256_loadu_ps(p + 4 * ldy + o), r5 = _mm256_loadu_ps(p + 5 * ldy + o);
@@ -201,15 +203,17 @@ __attribute__((target("avx2"), always_inline)) static inline void transpose8(con
 /* Bytes 32h .. 32h + 31 of channel c's line from the transposed groups of eight pixels r[q]: a
  * group as it is (float32), or two groups narrowed (F16, BF16: narrow8, sam3neck_narrow's rounding). */
 __attribute__((target("avx2,f16c"), always_inline)) static inline __m256i line_part(__m256 r[4][8], int c, int h,
-                                                                                   int dtype) {
+                                                                                    int dtype) {
   if (dtype == SAM3NECK_DTYPE_F32) return _mm256_castps_si256(r[h][c]);
   return _mm256_set_m128i(narrow8(r[2 * h + 1][c], dtype), narrow8(r[2 * h][c], dtype));
 }
 
 /* Eight pixels of one channel at d, unaligned: as they are (float32) or narrowed. */
 __attribute__((target("avx2,f16c"), always_inline)) static inline void put8(char *d, __m256 v, int dtype) {
-  if (dtype == SAM3NECK_DTYPE_F32) _mm256_storeu_ps((float *)d, v);
-  else _mm_storeu_si128((__m128i *)d, narrow8(v, dtype));
+  if (dtype == SAM3NECK_DTYPE_F32)
+    _mm256_storeu_ps((float *)d, v);
+  else
+    _mm_storeu_si128((__m128i *)d, narrow8(v, dtype));
 }
 
 /* The channel-major store (pixel_stride 1) on whole 64-byte lines, for every element type: where
@@ -225,9 +229,9 @@ __attribute__((target("avx2,f16c"), always_inline)) static inline void put8(char
  * ordinary stores) where eight fit, then element by element, as do the channels past the last
  * multiple of 8. Returns 0, having written nothing, where the store does not fit the pattern. */
 __attribute__((target("avx2,f16c"))) static int store_planes_lines_avx2(const float *y, ptrdiff_t ldy, int m, int rows,
-                                                                       int cols, int channels, void *dst,
-                                                                       ptrdiff_t row_stride, ptrdiff_t channel_stride,
-                                                                       int dtype) {
+                                                                        int cols, int channels, void *dst,
+                                                                        ptrdiff_t row_stride, ptrdiff_t channel_stride,
+                                                                        int dtype) {
   const int size = (int)sam3neck_dtype_size(dtype), per = 64 / size, channels8 = channels & ~7;
   const int lead = (int)(((64 - ((uintptr_t)dst & 63)) & 63) / (uintptr_t)size);
   if (row_stride % per != 0 || channel_stride % per != 0 || ((uintptr_t)dst & (uintptr_t)(size - 1)) != 0 ||
@@ -266,7 +270,8 @@ __attribute__((target("avx2,f16c"))) static int store_planes_lines_avx2(const fl
         }
         for (int c = 0; c < 8; c++)
           for (int jj = j; jj < j1; jj++)
-            sam3neck_narrow_portable(yi + (ptrdiff_t)jj * ldy + o + c, di + ((o + c) * channel_stride + jj) * size, dtype, 1);
+            sam3neck_narrow_portable(yi + (ptrdiff_t)jj * ldy + o + c, di + ((o + c) * channel_stride + jj) * size,
+                                     dtype, 1);
       }
     for (int o = channels8; o < channels; o++)
       for (int j = 0; j < cols; j++)
@@ -281,8 +286,8 @@ __attribute__((target("avx2,f16c"))) static int store_planes_lines_avx2(const fl
  * scattered 4-byte stores. Pure data movement: the values are copied bit for bit, as in the
  * portable loop. */
 __attribute__((target("avx2"))) static void store_planes_avx2(const float *y, ptrdiff_t ldy, int m, int rows, int cols,
-                                                             int channels, float *dst, ptrdiff_t row_stride,
-                                                             ptrdiff_t channel_stride) {
+                                                              int channels, float *dst, ptrdiff_t row_stride,
+                                                              ptrdiff_t channel_stride) {
   const int cols8 = cols & ~7, channels8 = channels & ~7;
   for (int i = 0; i < rows; i++) {
     const float *yi = y + (ptrdiff_t)i * m * ldy;
@@ -303,7 +308,7 @@ __attribute__((target("avx2"))) static void store_planes_avx2(const float *y, pt
     store_planes_portable(y, ldy, m, rows, cols, channels, dst, row_stride, 1, channel_stride, cols8, channels8);
 }
 #else
-#define store_planes_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride) \
+#define store_planes_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride)                            \
   store_planes_portable(y, ldy, m, rows, cols, channels, dst, row_stride, 1, channel_stride, 0, 0)
 #define store_planes_lines_avx2(y, ldy, m, rows, cols, channels, dst, row_stride, channel_stride, dtype) 0
 #endif

@@ -61,16 +61,20 @@ static int use_avx2(void) { return __builtin_cpu_supports("avx2"); }
 #else
 static int use_avx2(void) { return 0; }
 #define pairs_avx2 pairs_portable
-#define rows_avx2 rows_portable
+#define rows_avx2  rows_portable
 #endif
 
 void sam3neck_maxpool_pairs(const float *r0, const float *r1, float *out, size_t n, int portable) {
-  if (!portable && use_avx2()) pairs_avx2(r0, r1, out, n);
-  else pairs_portable(r0, r1, out, n);
+  if (!portable && use_avx2())
+    pairs_avx2(r0, r1, out, n);
+  else
+    pairs_portable(r0, r1, out, n);
 }
 
 void sam3neck_maxpool_rows(const float *a, const float *b, const float *c, const float *d, float *out, size_t n,
                            int portable) {
-  if (!portable && use_avx2()) rows_avx2(a, b, c, d, out, n);
-  else rows_portable(a, b, c, d, out, n);
+  if (!portable && use_avx2())
+    rows_avx2(a, b, c, d, out, n);
+  else
+    rows_portable(a, b, c, d, out, n);
 }

@@ -18,12 +18,11 @@
  * kern(kc, a, b, bps, c, ldc, acc): the full MR x NR tile
  *   c[r*ldc + j] (acc ? += : =) sum_kk a[kk*MR + r] * B(kk, j)
  * where B(kk, j) = b[(j / 16) * bps + kk * 16 + j % 16] (bps: the floats between panels). */
-typedef void (*kernel_fn)(size_t kc, const float *a, const float *b, size_t bps, float *c,
-                          size_t ldc, int acc);
+typedef void (*kernel_fn)(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc, int acc);
 
 typedef struct {
-  int mr, nr;            /* register tile */
-  size_t mc, kc, nc;     /* default cache blocking (measured: sam3neck-gemm-bench) */
+  int mr, nr;        /* register tile */
+  size_t mc, kc, nc; /* default cache blocking (measured: sam3neck-gemm-bench) */
   kernel_fn fn;
 } kernel_info;
 
@@ -33,8 +32,7 @@ typedef struct {
 
 enum { GEN_MR = 4, GEN_NR = 16 };
 
-static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, float *c,
-                         size_t ldc, int acc) {
+static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc, int acc) {
   (void)bps; /* one panel */
   float t[GEN_MR][GEN_NR];
   for (int r = 0; r < GEN_MR; r++)
@@ -52,6 +50,8 @@ static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, 
 
 #ifdef SAM3NECK_X86
 
+/* The register-tile kernels are macro bodies laid out by hand: clang-format leaves them alone. */
+/* clang-format off */
 /* The vector kernels are written once, as always-inlined bodies with the tile shape as constant
  * arguments, over named accumulators (c<row>_<vector>): with constants, the unused ones vanish and
  * the rest stay in registers (an array of accumulators was kept in memory by clang -O2). */
@@ -149,6 +149,7 @@ __attribute__((target("avx512f"))) static void kern_avx512_12x32(size_t kc, cons
   avx512_body(12, 2, kc, a, b, bps, c, ldc, acc);
 }
 
+/* clang-format on */
 int sam3neck_cpu_has_avx512f(void) { return __builtin_cpu_supports("avx512f"); }
 
 #else
@@ -176,22 +177,17 @@ static const kernel_info *lookup(int kernel, int variant) {
   static const kernel_info bf16_native[] = {{12, 32, 96, 256, 4096, sam3neck_sgemm_bf16_kern_native}};
 #endif
   switch (kernel) {
-  case SAM3NECK_SGEMM_AVX512_BF16_EMULATED:
-    return variant == 0 ? &bf16_emulated[0] : NULL;
+  case SAM3NECK_SGEMM_AVX512_BF16_EMULATED: return variant == 0 ? &bf16_emulated[0] : NULL;
 #if defined(__x86_64__) && defined(__linux__)
-  case SAM3NECK_SGEMM_AVX512_BF16:
-    return variant == 0 ? &bf16_native[0] : NULL;
+  case SAM3NECK_SGEMM_AVX512_BF16: return variant == 0 ? &bf16_native[0] : NULL;
 #endif
-  case SAM3NECK_SGEMM_GENERIC:
-    return variant == 0 ? &generic[0] : NULL;
+  case SAM3NECK_SGEMM_GENERIC: return variant == 0 ? &generic[0] : NULL;
 #ifdef SAM3NECK_X86
-  case SAM3NECK_SGEMM_AVX2:
-    return variant == 0 ? &avx2[0] : NULL;
+  case SAM3NECK_SGEMM_AVX2: return variant == 0 ? &avx2[0] : NULL;
   case SAM3NECK_SGEMM_AVX512:
     return variant >= 0 && variant < (int)(sizeof avx512 / sizeof avx512[0]) ? &avx512[variant] : NULL;
 #endif
-  default:
-    return NULL;
+  default: return NULL;
   }
 }
 
@@ -229,7 +225,7 @@ static blocking blocking_for(const kernel_info *ki, const sam3neck_sgemm_args *g
    * nc 4096 7-10% faster than kc 512 or 1024 with nc 256..1024). */
   if (!g->kc && !direct && k <= 2 * ki->kc) bl.kc = k > 0 ? k : 1;
   bl.nc = g->nc ? g->nc : (direct || bl.kc >= k ? ki->nc : NC_STORE);
-  bl.mc = (bl.mc + bl.mr - 1) / bl.mr * bl.mr;               /* whole micro-panels */
+  bl.mc = (bl.mc + bl.mr - 1) / bl.mr * bl.mr; /* whole micro-panels */
   bl.nc = (bl.nc + bl.nr - 1) / bl.nr * bl.nr;
   if (bl.nc % PANEL) bl.nc = (bl.nc + PANEL - 1) / PANEL * PANEL;
   return bl;
@@ -254,8 +250,9 @@ static size_t workspace_floats(const blocking *bl, size_t m, size_t n, size_t k,
 
 size_t sam3neck_sgemm_f32_workspace_floats(const sam3neck_sgemm_args *g) {
   size_t best = 0;
-  static const int kinds[] = {SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512,
-                              SAM3NECK_SGEMM_AVX512_BF16_EMULATED}; /* (the native bf16 kernel blocks as its emulation) */
+  static const int kinds[] = {
+      SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512,
+      SAM3NECK_SGEMM_AVX512_BF16_EMULATED}; /* (the native bf16 kernel blocks as its emulation) */
   for (size_t q = 0; q < sizeof kinds / sizeof kinds[0]; q++) {
     const int kind = kinds[q];
     for (int v = 0;; v++) {
@@ -334,8 +331,8 @@ __attribute__((target("avx2"))) static void pack_panel_avx2(const float *src, si
 
 /* A block, rows i0..i0+mc, k-columns p0..p0+kc, into micro-panels of mr rows (zero-padded):
  * ap[(ir/mr) * kc*mr + kk*mr + r]. */
-static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0, size_t kc,
-                   int mr, float *ap, int kernel_uses_avx2) {
+static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0, size_t kc, int mr, float *ap,
+                   int kernel_uses_avx2) {
   for (size_t ir = 0; ir < mc; ir += (size_t)mr) {
     size_t rows = mc - ir < (size_t)mr ? mc - ir : (size_t)mr;
     float *dst = ap + ir * kc;
@@ -430,9 +427,17 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
             const float *a = ap + ir * kc;
             float *cp;
             size_t ldc;
-            if (direct) { cp = g->c + (ptrdiff_t)i * g->rs_c + (ptrdiff_t)j; ldc = (size_t)g->rs_c; }
-            else if (kc == k) { cp = tile; ldc = nr; } /* one pass over k: no block accumulator */
-            else { cp = cbuf + ir * nc_max + jr; ldc = nc_max; }
+            if (direct) {
+              cp = g->c + (ptrdiff_t)i * g->rs_c + (ptrdiff_t)j;
+              ldc = (size_t)g->rs_c;
+            } else if (kc == k) {
+              cp = tile;
+              ldc = nr;
+            } /* one pass over k: no block accumulator */
+            else {
+              cp = cbuf + ir * nc_max + jr;
+              ldc = nc_max;
+            }
             if (!direct || (rows == mr && cols == nr)) { /* the cbuf has room for whole tiles */
               ki->fn(kc, a, bp, bps, cp, ldc, acc);
               if (last) sam3neck_sgemm_finish_tile(g, kernel, cp, ldc, i, j, rows, cols, direct);
@@ -453,4 +458,3 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
   }
   return 0;
 }
-

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define AMX_MC 256  /* rows of A split per block: 256 x k x 4 bytes (1 MB at k = 1024) stays in L2 */
+#define AMX_MC 256 /* rows of A split per block: 256 x k x 4 bytes (1 MB at k = 1024) stays in L2 */
 
 static size_t up(size_t x, size_t q) { return (x + q - 1) / q * q; }
 
@@ -18,7 +18,6 @@ size_t sam3neck_sgemm_bf16x3_b_floats(size_t k, size_t n) {
   /* the float32 packing's columns (whole groups of 64) by k rounded to 32, 4 bytes per value */
   return sam3neck_sgemm_packed_b_floats(k, n) / (k ? k : 1) * up(k ? k : 1, 32);
 }
-
 
 /* ---- the split, portable (the same bits as the AVX-512 code below) ---------------------------- */
 
@@ -78,7 +77,8 @@ static void split_a_portable(const sam3neck_sgemm_args *g, size_t i0, size_t row
       for (size_t r = 0; r < 16; r++)
         for (size_t kk = 0; kk < 32; kk++) {
           const size_t i = 16 * t + r, ka = 32 * kb + kk;
-          const float x = i < rows && ka < g->k ? (g->a_trans ? g->a[ka * g->lda + i0 + i] : g->a[(i0 + i) * g->lda + ka]) : 0.0f;
+          const float x =
+              i < rows && ka < g->k ? (g->a_trans ? g->a[ka * g->lda + i0 + i] : g->a[(i0 + i) * g->lda + ka]) : 0.0f;
           split1(x, hi + r * 32 + kk, lo + r * 32 + kk, &bad);
         }
     }
@@ -94,18 +94,18 @@ size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
 
 #define AMX_NAME(x) x##_emulated
 #define AMX_TARGET
-#define AMX_EPILOGUE_KERNEL SAM3NECK_SGEMM_GENERIC
-#define AMX_FALLBACK_KERNEL sam3neck_sgemm_f32_best() /* the best float32 kernel here */
-#define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable_portable(g)
+#define AMX_EPILOGUE_KERNEL                    SAM3NECK_SGEMM_GENERIC
+#define AMX_FALLBACK_KERNEL                    sam3neck_sgemm_f32_best() /* the best float32 kernel here */
+#define AMX_A_HAS_UNSPLITTABLE(g)              a_has_unsplittable_portable(g)
 #define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a_portable(g, i0, rows, kb_count, aw)
-#define AMX_PREFETCH(p, first, count, lines) ((void)(p), (void)(first), (void)(count), (void)(lines))
-#define TILE_STATE EMU_TILE_STATE
-#define TILE_CONFIG EMU_TILE_CONFIG
-#define TILE_ZERO(t) EMU_TILE_ZERO(t)
-#define TILE_LOAD(t, p, stride) EMU_TILE_LOAD(t, p, stride)
-#define TILE_STORE(t, p, stride) EMU_TILE_STORE(t, p, stride)
-#define TILE_DP(c, a, b) EMU_TILE_DP(c, a, b)
-#define TILE_RELEASE EMU_TILE_RELEASE
+#define AMX_PREFETCH(p, first, count, lines)   ((void)(p), (void)(first), (void)(count), (void)(lines))
+#define TILE_STATE                             EMU_TILE_STATE
+#define TILE_CONFIG                            EMU_TILE_CONFIG
+#define TILE_ZERO(t)                           EMU_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride)                EMU_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride)               EMU_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b)                       EMU_TILE_DP(c, a, b)
+#define TILE_RELEASE                           EMU_TILE_RELEASE
 #include "sgemm_amx_body.h"
 #undef AMX_NAME
 #undef AMX_TARGET
@@ -128,7 +128,7 @@ size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
 #include <unistd.h>
 
 #define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
+#define XFEATURE_XTILEDATA  18
 
 static int amx_state; /* 0: not asked yet, 1: usable, -1: not */
 
@@ -168,8 +168,8 @@ static inline __attribute__((always_inline, target("avx512f,avx512bw"))) __m512i
  * finite, lo is NaN (x is NaN or Inf) or the infinity of the other sign (x finite, hi rounded
  * to Inf), so a_hi*b_hi + a_hi*b_lo + a_lo*b_hi is NaN whatever b is: NaN * b, Inf - Inf, or
  * Inf * 0 when b_hi = 0. */
-static inline __attribute__((always_inline, target("avx512f,avx512bw"))) void
-split16(__m512 x, __m512i *hi, __m512i *lo, __mmask16 *bad) {
+static inline __attribute__((always_inline, target("avx512f,avx512bw"))) void split16(__m512 x, __m512i *hi,
+                                                                                      __m512i *lo, __mmask16 *bad) {
   const __m512i exp = _mm512_set1_epi32(0x7F800000);
   __m512i h = round_bf16(_mm512_castps_si512(x));
   *bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(h, exp), exp);
@@ -247,8 +247,8 @@ static int a_has_unsplittable(const sam3neck_sgemm_args *g) {
 /* Rows i0 .. i0 + rows of A (rows <= AMX_MC, zero rows up to a multiple of 16) into aw: per tile
  * row t and kb, a hi then a lo tile of 16 x 32 (a[r][kk] = A(i0 + 16 t + r, 32 kb + kk)). A has
  * passed a_has_unsplittable. */
-static __attribute__((target("avx512f,avx512bw"))) void split_a(const sam3neck_sgemm_args *g, size_t i0,
-                                                                size_t rows, size_t kb_count, uint16_t *aw) {
+static __attribute__((target("avx512f,avx512bw"))) void split_a(const sam3neck_sgemm_args *g, size_t i0, size_t rows,
+                                                                size_t kb_count, uint16_t *aw) {
   const size_t k = g->k, lda = g->lda;
   __mmask16 bad = 0; /* (checked before) */
   const __m512 zero = _mm512_setzero_ps();
@@ -256,66 +256,65 @@ static __attribute__((target("avx512f,avx512bw"))) void split_a(const sam3neck_s
    * (one run of up to 1 KB per k instead of 64 bytes from each of k pages per tile row). */
   const size_t tiles = up(rows, 16) / 16;
   for (size_t step = 0; step < tiles * kb_count; step++) {
-      const size_t t = g->a_trans ? step % tiles : step / kb_count, kb = g->a_trans ? step / tiles : step % kb_count;
-      uint16_t *hi = aw + (t * kb_count + kb) * 1024, *lo = hi + 512;
-      const size_t k0 = kb * 32, kw = k - k0 < 32 ? k - k0 : 32;
-      if (!g->a_trans) {
-        const __mmask16 m0 = kw >= 16 ? 0xFFFF : (__mmask16)((1u << kw) - 1);
-        const __mmask16 m1 = kw >= 32 ? 0xFFFF : kw <= 16 ? 0 : (__mmask16)((1u << (kw - 16)) - 1);
-        for (int r = 0; r < 16; r++) {
-          const size_t i = 16 * t + (size_t)r;
-          __m512 x0 = zero, x1 = zero;
-          if (i < rows) {
-            const float *src = g->a + (i0 + i) * lda + k0;
-            x0 = _mm512_maskz_loadu_ps(m0, src);
-            x1 = _mm512_maskz_loadu_ps(m1, src + 16);
-          }
-          __m512i h0, l0, h1, l1;
-          split16(x0, &h0, &l0, &bad);
-          split16(x1, &h1, &l1, &bad);
-          _mm512_store_si512((__m512i *)(hi + r * 32), concat(h0, h1));
-          _mm512_store_si512((__m512i *)(lo + r * 32), concat(l0, l1));
+    const size_t t = g->a_trans ? step % tiles : step / kb_count, kb = g->a_trans ? step / tiles : step % kb_count;
+    uint16_t *hi = aw + (t * kb_count + kb) * 1024, *lo = hi + 512;
+    const size_t k0 = kb * 32, kw = k - k0 < 32 ? k - k0 : 32;
+    if (!g->a_trans) {
+      const __mmask16 m0 = kw >= 16 ? 0xFFFF : (__mmask16)((1u << kw) - 1);
+      const __mmask16 m1 = kw >= 32 ? 0xFFFF : kw <= 16 ? 0 : (__mmask16)((1u << (kw - 16)) - 1);
+      for (int r = 0; r < 16; r++) {
+        const size_t i = 16 * t + (size_t)r;
+        __m512 x0 = zero, x1 = zero;
+        if (i < rows) {
+          const float *src = g->a + (i0 + i) * lda + k0;
+          x0 = _mm512_maskz_loadu_ps(m0, src);
+          x1 = _mm512_maskz_loadu_ps(m1, src + 16);
         }
-      } else { /* A^T stored k x m: 16 rows of one k are contiguous; pairs of k, then a transpose */
-        const size_t r_valid = rows - 16 * t < 16 ? rows - 16 * t : 16;
-        const __mmask16 mr = r_valid >= 16 ? 0xFFFF : (__mmask16)((1u << r_valid) - 1);
-        const __m512i index = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                 _mm512_set1_epi32(16));
-        for (int q = 0; q < 16; q++) {
-          const size_t ka = k0 + 2 * (size_t)q;
-          __m512 x0 = ka < k ? _mm512_maskz_loadu_ps(mr, g->a + ka * lda + i0 + 16 * t) : zero;
-          __m512 x1 = ka + 1 < k ? _mm512_maskz_loadu_ps(mr, g->a + (ka + 1) * lda + i0 + 16 * t) : zero;
-          __m512i h0, l0, h1, l1;
-          split16(x0, &h0, &l0, &bad);
-          split16(x1, &h1, &l1, &bad);
-          /* lane r holds row r's pair (ka, ka + 1): 32-bit element q of the tile's row r */
-          _mm512_i32scatter_epi32((int *)hi + q, index, pairs(h0, h1), 4);
-          _mm512_i32scatter_epi32((int *)lo + q, index, pairs(l0, l1), 4);
-        }
+        __m512i h0, l0, h1, l1;
+        split16(x0, &h0, &l0, &bad);
+        split16(x1, &h1, &l1, &bad);
+        _mm512_store_si512((__m512i *)(hi + r * 32), concat(h0, h1));
+        _mm512_store_si512((__m512i *)(lo + r * 32), concat(l0, l1));
+      }
+    } else { /* A^T stored k x m: 16 rows of one k are contiguous; pairs of k, then a transpose */
+      const size_t r_valid = rows - 16 * t < 16 ? rows - 16 * t : 16;
+      const __mmask16 mr = r_valid >= 16 ? 0xFFFF : (__mmask16)((1u << r_valid) - 1);
+      const __m512i index = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(16));
+      for (int q = 0; q < 16; q++) {
+        const size_t ka = k0 + 2 * (size_t)q;
+        __m512 x0 = ka < k ? _mm512_maskz_loadu_ps(mr, g->a + ka * lda + i0 + 16 * t) : zero;
+        __m512 x1 = ka + 1 < k ? _mm512_maskz_loadu_ps(mr, g->a + (ka + 1) * lda + i0 + 16 * t) : zero;
+        __m512i h0, l0, h1, l1;
+        split16(x0, &h0, &l0, &bad);
+        split16(x1, &h1, &l1, &bad);
+        /* lane r holds row r's pair (ka, ka + 1): 32-bit element q of the tile's row r */
+        _mm512_i32scatter_epi32((int *)hi + q, index, pairs(h0, h1), 4);
+        _mm512_i32scatter_epi32((int *)lo + q, index, pairs(l0, l1), 4);
       }
     }
+  }
   (void)bad;
 }
 
-
-
-#define AMX_NAME(x) x##_native
-#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
-#define AMX_EPILOGUE_KERNEL SAM3NECK_SGEMM_AVX512
-#define AMX_FALLBACK_KERNEL SAM3NECK_SGEMM_AVX512
-#define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable(g)
+#define AMX_NAME(x)                            x##_native
+#define AMX_TARGET                             __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+#define AMX_EPILOGUE_KERNEL                    SAM3NECK_SGEMM_AVX512
+#define AMX_FALLBACK_KERNEL                    SAM3NECK_SGEMM_AVX512
+#define AMX_A_HAS_UNSPLITTABLE(g)              a_has_unsplittable(g)
 #define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a(g, i0, rows, kb_count, aw)
-#define AMX_PREFETCH(p, first, count, lines) prefetch_lines(p, first, count, lines)
-#define TILE_STATE NATIVE_TILE_STATE
-#define TILE_CONFIG NATIVE_TILE_CONFIG
-#define TILE_ZERO(t) NATIVE_TILE_ZERO(t)
-#define TILE_LOAD(t, p, stride) NATIVE_TILE_LOAD(t, p, stride)
-#define TILE_STORE(t, p, stride) NATIVE_TILE_STORE(t, p, stride)
-#define TILE_DP(c, a, b) NATIVE_TILE_DP(c, a, b)
-#define TILE_RELEASE NATIVE_TILE_RELEASE
+#define AMX_PREFETCH(p, first, count, lines)   prefetch_lines(p, first, count, lines)
+#define TILE_STATE                             NATIVE_TILE_STATE
+#define TILE_CONFIG                            NATIVE_TILE_CONFIG
+#define TILE_ZERO(t)                           NATIVE_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride)                NATIVE_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride)               NATIVE_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b)                       NATIVE_TILE_DP(c, a, b)
+#define TILE_RELEASE                           NATIVE_TILE_RELEASE
 
 /* Lines first .. first + count - 1 (at most up to line `lines`) of the 64-byte lines at p into L2. */
-static inline __attribute__((always_inline)) void prefetch_lines(const char *p, size_t first, size_t count, size_t lines) {
+static inline __attribute__((always_inline)) void prefetch_lines(const char *p, size_t first, size_t count,
+                                                                 size_t lines) {
   for (size_t line = first; line < first + count && line < lines; line++) _mm_prefetch(p + 64 * line, _MM_HINT_T1);
 }
 #include "sgemm_amx_body.h"

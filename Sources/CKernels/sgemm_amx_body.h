@@ -73,9 +73,9 @@ static AMX_TARGET int AMX_NAME(run)(const sam3neck_sgemm_args *g) {
           TILE_DP(1, 4, 7);
           TILE_DP(2, 5, 6);
           TILE_DP(3, 5, 7);
-          TILE_LOAD(4, x + 512, 64);  /* A0 lo */
-          TILE_LOAD(5, y + 512, 64);  /* A1 lo */
-          TILE_LOAD(6, b, 64);        /* B hi again (from L1) */
+          TILE_LOAD(4, x + 512, 64); /* A0 lo */
+          TILE_LOAD(5, y + 512, 64); /* A1 lo */
+          TILE_LOAD(6, b, 64);       /* B hi again (from L1) */
           TILE_LOAD(7, b + 1024, 64);
           TILE_DP(0, 4, 6);
           TILE_DP(1, 4, 7);
@@ -111,4 +111,3 @@ static AMX_TARGET int AMX_NAME(run)(const sam3neck_sgemm_args *g) {
   TILE_RELEASE;
   return 0;
 }
-

@@ -34,6 +34,8 @@ static BF16_TARGET void BF16_NAME(convert_a)(const sam3neck_sgemm_args *g, size_
 
 /* ---- the AVX512_BF16 micro-kernel: 12 rows x 32 columns, 24 accumulators ------------------- */
 
+/* The register-tile kernel is a macro body laid out by hand: clang-format leaves it alone. */
+/* clang-format off */
 #define BF16_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
 /* c[r*ldc + j] (acc ? += : =) sum over pairs q < kp of the pair products of a[q*12 + r] and
@@ -70,6 +72,7 @@ static BF16_TARGET void BF16_NAME(kern_12x32)(size_t kp, const float *a, const f
   BF16_ROWS12(STORE)
 #undef STORE
 }
+/* clang-format on */
 
 /* ---- the AMX driver: 16 x 16 x 32 tile products, 2 x 2 output tiles per step ---------------- */
 

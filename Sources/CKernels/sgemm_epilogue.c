@@ -8,13 +8,15 @@
 
 static const float kZeros[MAX_NR] = {0};
 
-void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt,
-                                size_t i, size_t j, size_t rows, size_t cols, int in_place) {
+void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt, size_t i, size_t j,
+                                size_t rows, size_t cols, int in_place) {
   const float *bias = g->bias ? g->bias + j : kZeros;
   if (g->gelu) {
     for (size_t r = 0; r < rows; r++) {
-      if (kernel == SAM3NECK_SGEMM_GENERIC) sam3neck_bias_gelu_generic(t + r * ldt, bias, t + r * ldt, cols);
-      else sam3neck_bias_gelu(t + r * ldt, bias, t + r * ldt, cols);
+      if (kernel == SAM3NECK_SGEMM_GENERIC)
+        sam3neck_bias_gelu_generic(t + r * ldt, bias, t + r * ldt, cols);
+      else
+        sam3neck_bias_gelu(t + r * ldt, bias, t + r * ldt, cols);
     }
   } else if (g->bias) {
     for (size_t r = 0; r < rows; r++)
@@ -38,8 +40,8 @@ void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float 
 
 /* ---- the grid store hook: a transposed conv's phase scatter, or a product into a framed image --- */
 
-void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,
-                                        size_t cols, const float *tile, size_t ldt) {
+void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows, size_t cols,
+                                        const float *tile, size_t ldt) {
   const sam3neck_phase_scatter *s = (const sam3neck_phase_scatter *)ctx;
   for (size_t r = 0; r < rows; r++) {
     const size_t p = row0 + r, i = p / s->width, j = p % s->width;

@@ -8,17 +8,18 @@
 
 #include "sam3neck_kernels.h"
 
-#define PANEL 16          /* columns per packed panel of B (one zmm, two ymm) */
-#define PANEL_GROUP 4     /* panels are allocated in groups of 4 (64 columns): every kernel may
-                           * read up to 4 adjacent panels without a bounds check */
+#define PANEL 16 /* columns per packed panel of B (one zmm, two ymm) */
+#define PANEL_GROUP                                                                                                    \
+  4 /* panels are allocated in groups of 4 (64 columns): every kernel may                                              \
+     * read up to 4 adjacent panels without a bounds check */
 #define MAX_MR 16
 #define MAX_NR 64
 
 /* The epilogue of one finished tile t (rows x cols, leading dimension ldt) whose top-left is
  * C(i, j): bias, GELU (kernel GENERIC: the portable GELU), then the store (none when in_place).
  * t may be modified. */
-void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt,
-                                size_t i, size_t j, size_t rows, size_t cols, int in_place);
+void sam3neck_sgemm_finish_tile(const sam3neck_sgemm_args *g, int kernel, float *t, size_t ldt, size_t i, size_t j,
+                                size_t rows, size_t cols, int in_place);
 
 /* The blocked driver of the register-tile kernels (sgemm.c): GENERIC, AVX2, AVX512 and the
  * VDPBF16PS kernel (AVX512_BF16 and its emulation); `kernel` is one of them and runs here

@@ -12,8 +12,7 @@ static size_t panel_count(size_t n) {
 
 size_t sam3neck_sgemm_packed_b_floats(size_t k, size_t n) { return panel_count(n) * PANEL * k; }
 
-void sam3neck_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, int b_trans,
-                           float *packed) {
+void sam3neck_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, int b_trans, float *packed) {
   size_t panels = panel_count(n);
   for (size_t p = 0; p < panels; p++) {
     float *dst = packed + p * PANEL * k;

@@ -21,91 +21,100 @@
  *                 Aᵀ = [1 1 1 1 0; 0 1 -1 ½ 0; 0 1 1 ¼ 0; 0 1 -1 ⅛ 1]
  *   F(3x3, 2x2)   Bᵀ = [-1 0 1 0; 0 1 1 0; 0 -1 1 0; 0 -1 0 1]                    Aᵀ = [1 1 1 0; 0 1 -1 0; 0 1 1 1] */
 
-#define DEFINE_1D(T, S, ADD, SUB, MUL, C)                                                           \
-  static inline void bt_f2_##S(const T *a, T *d) {                                                  \
-    d[0] = SUB(a[0], a[2]); d[1] = ADD(a[1], a[2]); d[2] = SUB(a[2], a[1]); d[3] = SUB(a[1], a[3]); \
-  }                                                                                                 \
-  static inline void bt_f4_##S(const T *a, T *d) {                                                  \
-    d[0] = ADD(SUB(MUL(C(4.f), a[0]), MUL(C(5.f), a[2])), a[4]);                                    \
-    d[1] = ADD(ADD(MUL(C(-4.f), ADD(a[1], a[2])), a[3]), a[4]);                                     \
-    d[2] = ADD(SUB(MUL(C(4.f), SUB(a[1], a[2])), a[3]), a[4]);                                      \
-    d[3] = ADD(SUB(MUL(C(2.f), SUB(a[3], a[1])), a[2]), a[4]);                                      \
-    d[4] = ADD(SUB(MUL(C(2.f), SUB(a[1], a[3])), a[2]), a[4]);                                      \
-    d[5] = ADD(SUB(MUL(C(4.f), a[1]), MUL(C(5.f), a[3])), a[5]);                                    \
-  }                                                                                                 \
-  static inline void bt_f4r2_##S(const T *a, T *d) {                                                \
-    d[0] = ADD(SUB(MUL(C(0.5f), SUB(a[0], a[2])), a[1]), a[3]);                                     \
-    d[1] = ADD(MUL(C(0.5f), SUB(a[2], a[1])), a[3]);                                                \
-    d[2] = ADD(SUB(MUL(C(0.5f), a[1]), MUL(C(1.5f), a[2])), a[3]);                                  \
-    d[3] = SUB(a[3], a[1]);                                                                         \
-    d[4] = ADD(SUB(MUL(C(0.5f), SUB(a[1], a[3])), a[2]), a[4]);                                     \
-  }                                                                                                 \
-  static inline void bt_f3r2_##S(const T *a, T *d) {                                                \
-    d[0] = SUB(a[2], a[0]); d[1] = ADD(a[1], a[2]); d[2] = SUB(a[2], a[1]); d[3] = SUB(a[3], a[1]); \
-  }                                                                                                 \
-  static inline void at_f2_##S(const T *s, T *y) {                                                  \
-    y[0] = ADD(ADD(s[0], s[1]), s[2]); y[1] = SUB(SUB(s[1], s[2]), s[3]);                           \
-  }                                                                                                 \
-  static inline void at_f4_##S(const T *s, T *y) {                                                  \
-    T p12 = ADD(s[1], s[2]), d12 = SUB(s[1], s[2]), p34 = ADD(s[3], s[4]), d34 = SUB(s[3], s[4]);   \
-    y[0] = ADD(ADD(s[0], p12), p34);                                                                \
-    y[1] = ADD(d12, MUL(C(2.f), d34));                                                              \
-    y[2] = ADD(p12, MUL(C(4.f), p34));                                                              \
-    y[3] = ADD(ADD(d12, MUL(C(8.f), d34)), s[5]);                                                   \
-  }                                                                                                 \
-  static inline void at_f4r2_##S(const T *s, T *y) {                                                \
-    T p12 = ADD(s[1], s[2]), d12 = SUB(s[1], s[2]);                                                 \
-    y[0] = ADD(ADD(s[0], p12), s[3]);                                                               \
-    y[1] = ADD(d12, MUL(C(0.5f), s[3]));                                                            \
-    y[2] = ADD(p12, MUL(C(0.25f), s[3]));                                                           \
-    y[3] = ADD(ADD(d12, MUL(C(0.125f), s[3])), s[4]);                                               \
-  }                                                                                                 \
-  static inline void at_f3r2_##S(const T *s, T *y) {                                                \
-    T p12 = ADD(s[1], s[2]);                                                                        \
-    y[0] = ADD(s[0], p12); y[1] = SUB(s[1], s[2]); y[2] = ADD(p12, s[3]);                           \
+#define DEFINE_1D(T, S, ADD, SUB, MUL, C)                                                                              \
+  static inline void bt_f2_##S(const T *a, T *d) {                                                                     \
+    d[0] = SUB(a[0], a[2]);                                                                                            \
+    d[1] = ADD(a[1], a[2]);                                                                                            \
+    d[2] = SUB(a[2], a[1]);                                                                                            \
+    d[3] = SUB(a[1], a[3]);                                                                                            \
+  }                                                                                                                    \
+  static inline void bt_f4_##S(const T *a, T *d) {                                                                     \
+    d[0] = ADD(SUB(MUL(C(4.f), a[0]), MUL(C(5.f), a[2])), a[4]);                                                       \
+    d[1] = ADD(ADD(MUL(C(-4.f), ADD(a[1], a[2])), a[3]), a[4]);                                                        \
+    d[2] = ADD(SUB(MUL(C(4.f), SUB(a[1], a[2])), a[3]), a[4]);                                                         \
+    d[3] = ADD(SUB(MUL(C(2.f), SUB(a[3], a[1])), a[2]), a[4]);                                                         \
+    d[4] = ADD(SUB(MUL(C(2.f), SUB(a[1], a[3])), a[2]), a[4]);                                                         \
+    d[5] = ADD(SUB(MUL(C(4.f), a[1]), MUL(C(5.f), a[3])), a[5]);                                                       \
+  }                                                                                                                    \
+  static inline void bt_f4r2_##S(const T *a, T *d) {                                                                   \
+    d[0] = ADD(SUB(MUL(C(0.5f), SUB(a[0], a[2])), a[1]), a[3]);                                                        \
+    d[1] = ADD(MUL(C(0.5f), SUB(a[2], a[1])), a[3]);                                                                   \
+    d[2] = ADD(SUB(MUL(C(0.5f), a[1]), MUL(C(1.5f), a[2])), a[3]);                                                     \
+    d[3] = SUB(a[3], a[1]);                                                                                            \
+    d[4] = ADD(SUB(MUL(C(0.5f), SUB(a[1], a[3])), a[2]), a[4]);                                                        \
+  }                                                                                                                    \
+  static inline void bt_f3r2_##S(const T *a, T *d) {                                                                   \
+    d[0] = SUB(a[2], a[0]);                                                                                            \
+    d[1] = ADD(a[1], a[2]);                                                                                            \
+    d[2] = SUB(a[2], a[1]);                                                                                            \
+    d[3] = SUB(a[3], a[1]);                                                                                            \
+  }                                                                                                                    \
+  static inline void at_f2_##S(const T *s, T *y) {                                                                     \
+    y[0] = ADD(ADD(s[0], s[1]), s[2]);                                                                                 \
+    y[1] = SUB(SUB(s[1], s[2]), s[3]);                                                                                 \
+  }                                                                                                                    \
+  static inline void at_f4_##S(const T *s, T *y) {                                                                     \
+    T p12 = ADD(s[1], s[2]), d12 = SUB(s[1], s[2]), p34 = ADD(s[3], s[4]), d34 = SUB(s[3], s[4]);                      \
+    y[0] = ADD(ADD(s[0], p12), p34);                                                                                   \
+    y[1] = ADD(d12, MUL(C(2.f), d34));                                                                                 \
+    y[2] = ADD(p12, MUL(C(4.f), p34));                                                                                 \
+    y[3] = ADD(ADD(d12, MUL(C(8.f), d34)), s[5]);                                                                      \
+  }                                                                                                                    \
+  static inline void at_f4r2_##S(const T *s, T *y) {                                                                   \
+    T p12 = ADD(s[1], s[2]), d12 = SUB(s[1], s[2]);                                                                    \
+    y[0] = ADD(ADD(s[0], p12), s[3]);                                                                                  \
+    y[1] = ADD(d12, MUL(C(0.5f), s[3]));                                                                               \
+    y[2] = ADD(p12, MUL(C(0.25f), s[3]));                                                                              \
+    y[3] = ADD(ADD(d12, MUL(C(0.125f), s[3])), s[4]);                                                                  \
+  }                                                                                                                    \
+  static inline void at_f3r2_##S(const T *s, T *y) {                                                                   \
+    T p12 = ADD(s[1], s[2]);                                                                                           \
+    y[0] = ADD(s[0], p12);                                                                                             \
+    y[1] = SUB(s[1], s[2]);                                                                                            \
+    y[2] = ADD(p12, s[3]);                                                                                             \
   }
 
 /* The 2-D transforms of one chunk of channels at k, for tile TILE (α = A, m = M). */
-#define DEFINE_2D(T, S, TILE, A, M, LOAD, STORE, ADD, SUB, C)                                      \
-  static inline void input_##TILE##_##S(const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t k,     \
-                                        float *v, ptrdiff_t vs) {                                   \
-    T mid[A * A], col[A], res[A];                                                                   \
-    for (int j = 0; j < A; j++) {                                                                   \
-      for (int i = 0; i < A; i++) col[i] = LOAD(src + i * rs + j * cs + k);                         \
-      bt_##TILE##_##S(col, res);                                                                    \
-      for (int i = 0; i < A; i++) mid[i * A + j] = res[i];                                          \
-    }                                                                                               \
-    for (int i = 0; i < A; i++) {                                                                   \
-      bt_##TILE##_##S(mid + i * A, res);                                                            \
-      for (int j = 0; j < A; j++) STORE(v + (i * A + j) * vs + k, res[j]);                          \
-    }                                                                                               \
-  }                                                                                                 \
-  static inline T output_##TILE##_##S(const float *prod, ptrdiff_t ps, size_t k, const float *bias, \
-                                      float *dst, ptrdiff_t dr, ptrdiff_t dc) {                     \
-    T mid[M * A], col[A], res[M], flags = C(0.f);                                                   \
-    for (int j = 0; j < A; j++) {                                                                   \
-      for (int i = 0; i < A; i++) col[i] = LOAD(prod + (i * A + j) * ps + k);                       \
-      at_##TILE##_##S(col, res);                                                                    \
-      for (int i = 0; i < M; i++) mid[i * A + j] = res[i];                                          \
-    }                                                                                               \
-    T b = LOAD(bias + k);                                                                           \
-    for (int i = 0; i < M; i++) {                                                                   \
-      at_##TILE##_##S(mid + i * A, res);                                                            \
-      for (int j = 0; j < M; j++) {                                                                 \
-        T y = ADD(res[j], b);                                                                       \
-        STORE(dst + i * dr + j * dc + k, y);                                                        \
-        /* y - y is +0 for finite y and NaN for NaN and ±Inf */                                     \
-        flags = ADD(flags, SUB(y, y));                                                              \
-      }                                                                                             \
-    }                                                                                               \
-    return flags;                                                                                   \
+#define DEFINE_2D(T, S, TILE, A, M, LOAD, STORE, ADD, SUB, C)                                                          \
+  static inline void input_##TILE##_##S(const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t k, float *v,              \
+                                        ptrdiff_t vs) {                                                                \
+    T mid[A * A], col[A], res[A];                                                                                      \
+    for (int j = 0; j < A; j++) {                                                                                      \
+      for (int i = 0; i < A; i++) col[i] = LOAD(src + i * rs + j * cs + k);                                            \
+      bt_##TILE##_##S(col, res);                                                                                       \
+      for (int i = 0; i < A; i++) mid[i * A + j] = res[i];                                                             \
+    }                                                                                                                  \
+    for (int i = 0; i < A; i++) {                                                                                      \
+      bt_##TILE##_##S(mid + i * A, res);                                                                               \
+      for (int j = 0; j < A; j++) STORE(v + (i * A + j) * vs + k, res[j]);                                             \
+    }                                                                                                                  \
+  }                                                                                                                    \
+  static inline T output_##TILE##_##S(const float *prod, ptrdiff_t ps, size_t k, const float *bias, float *dst,        \
+                                      ptrdiff_t dr, ptrdiff_t dc) {                                                    \
+    T mid[M * A], col[A], res[M], flags = C(0.f);                                                                      \
+    for (int j = 0; j < A; j++) {                                                                                      \
+      for (int i = 0; i < A; i++) col[i] = LOAD(prod + (i * A + j) * ps + k);                                          \
+      at_##TILE##_##S(col, res);                                                                                       \
+      for (int i = 0; i < M; i++) mid[i * A + j] = res[i];                                                             \
+    }                                                                                                                  \
+    T b = LOAD(bias + k);                                                                                              \
+    for (int i = 0; i < M; i++) {                                                                                      \
+      at_##TILE##_##S(mid + i * A, res);                                                                               \
+      for (int j = 0; j < M; j++) {                                                                                    \
+        T y = ADD(res[j], b);                                                                                          \
+        STORE(dst + i * dr + j * dc + k, y);                                                                           \
+        /* y - y is +0 for finite y and NaN for NaN and ±Inf */                                                       \
+        flags = ADD(flags, SUB(y, y));                                                                                 \
+      }                                                                                                                \
+    }                                                                                                                  \
+    return flags;                                                                                                      \
   }
 
-#define F_ADD(a, b) ((a) + (b))
-#define F_SUB(a, b) ((a) - (b))
-#define F_MUL(a, b) ((a) * (b))
-#define F_C(x) (x)
-#define F_LOAD(p) (*(p))
+#define F_ADD(a, b)   ((a) + (b))
+#define F_SUB(a, b)   ((a) - (b))
+#define F_MUL(a, b)   ((a) * (b))
+#define F_C(x)        (x)
+#define F_LOAD(p)     (*(p))
 #define F_STORE(p, x) (*(p) = (x))
 DEFINE_1D(float, f, F_ADD, F_SUB, F_MUL, F_C)
 DEFINE_2D(float, f, f2, 4, 2, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
@@ -141,11 +150,11 @@ static int output_portable(int tile, const float *prod, ptrdiff_t ps, size_t c, 
 }
 
 #ifdef SAM3NECK_X86
-#define V_ADD(a, b) _mm256_add_ps(a, b)
-#define V_SUB(a, b) _mm256_sub_ps(a, b)
-#define V_MUL(a, b) _mm256_mul_ps(a, b)
-#define V_C(x) _mm256_set1_ps(x)
-#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_ADD(a, b)   _mm256_add_ps(a, b)
+#define V_SUB(a, b)   _mm256_sub_ps(a, b)
+#define V_MUL(a, b)   _mm256_mul_ps(a, b)
+#define V_C(x)        _mm256_set1_ps(x)
+#define V_LOAD(p)     _mm256_loadu_ps(p)
 #define V_STORE(p, x) _mm256_storeu_ps(p, x)
 #pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
 DEFINE_1D(__m256, v, V_ADD, V_SUB, V_MUL, V_C)
@@ -186,11 +195,11 @@ static int output_avx2(int tile, const float *prod, ptrdiff_t ps, size_t c, cons
 #pragma clang attribute pop
 
 /* Sixteen channels at a time, the rest as input_avx2 / output_avx2 take them. */
-#define W_ADD(a, b) _mm512_add_ps(a, b)
-#define W_SUB(a, b) _mm512_sub_ps(a, b)
-#define W_MUL(a, b) _mm512_mul_ps(a, b)
-#define W_C(x) _mm512_set1_ps(x)
-#define W_LOAD(p) _mm512_loadu_ps(p)
+#define W_ADD(a, b)   _mm512_add_ps(a, b)
+#define W_SUB(a, b)   _mm512_sub_ps(a, b)
+#define W_MUL(a, b)   _mm512_mul_ps(a, b)
+#define W_C(x)        _mm512_set1_ps(x)
+#define W_LOAD(p)     _mm512_loadu_ps(p)
 #define W_STORE(p, x) _mm512_storeu_ps(p, x)
 #pragma clang attribute push(__attribute__((target("avx512f,avx2"))), apply_to = function)
 DEFINE_1D(__m512, w, W_ADD, W_SUB, W_MUL, W_C)
@@ -237,19 +246,22 @@ static int vector_width(void) {
 }
 #else
 static int vector_width(void) { return 0; }
-#define input_avx2(t, s, rs, cs, c, v, vs) input_portable(t, s, rs, cs, c, v, vs, 0)
+#define input_avx2(t, s, rs, cs, c, v, vs)     input_portable(t, s, rs, cs, c, v, vs, 0)
 #define output_avx2(t, p, ps, c, b, d, dr, dc) output_portable(t, p, ps, c, b, d, dr, dc, 0)
-#define input_avx512 input_avx2
-#define output_avx512 output_avx2
+#define input_avx512                           input_avx2
+#define output_avx512                          output_avx2
 #endif
 
 /* portable: 0 the widest vectors the CPU has, 1 portable code, 2 AVX2 at most (tests). */
 void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c, float *v,
                              ptrdiff_t v_stride, int portable) {
   const int width = portable == 1 ? 0 : vector_width();
-  if (width == 2 && portable == 0) input_avx512(tile, src, row_stride, col_stride, c, v, v_stride);
-  else if (width >= 1) input_avx2(tile, src, row_stride, col_stride, c, v, v_stride);
-  else input_portable(tile, src, row_stride, col_stride, c, v, v_stride, 0);
+  if (width == 2 && portable == 0)
+    input_avx512(tile, src, row_stride, col_stride, c, v, v_stride);
+  else if (width >= 1)
+    input_avx2(tile, src, row_stride, col_stride, c, v, v_stride);
+  else
+    input_portable(tile, src, row_stride, col_stride, c, v, v_stride, 0);
 }
 
 int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, size_t c, const float *bias, float *dst,
@@ -294,8 +306,8 @@ static void weights_portable(int alpha, int r, const double *g, const double *k,
 #ifdef SAM3NECK_X86
 /* G k Gᵀ of four kernels (neighbours in o) per vector, v[q] holding their tap q: `lanes` such
  * vectors side by side, element ξ of all of them into out[ξ][0 .. 4·lanes - 1]. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void gkgt_avx2(int alpha, int r, const double *g, const __m256d *v,
-                                                                int lanes, __m128 *out) {
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+gkgt_avx2(int alpha, int r, const double *g, const __m256d *v, int lanes, __m128 *out) {
   for (int l = 0; l < lanes; l++) {
     const __m256d *k = v + 9 * l;
     __m256d half[8 * 3];
@@ -320,15 +332,15 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void gkgt_avx2(
  * cost one write, not a read for ownership and a write; a band that is split at once stays in
  * cache instead. The tap loads are vector loads where k_out is 1, gathered
  * one by one otherwise. */
-__attribute__((target("avx2,fma"), always_inline)) static inline void weights_avx2(int alpha, int r, const double *g, const double *k,
-                                                            ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0,
-                                                            size_t rows, size_t cin, size_t cout, float *dst,
-                                                            size_t block_floats, int packed, size_t first, int stream) {
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+weights_avx2(int alpha, int r, const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out,
+             size_t i0, size_t rows, size_t cin, size_t cout, float *dst, size_t block_floats, int packed, size_t first,
+             int stream) {
   const int a2 = alpha * alpha, r2 = r * r;
   for (size_t i = i0; i < i0 + rows; i++) {
     const double *row = k + (ptrdiff_t)(i - i0) * k_in;
     size_t o = 0;
-    for (int width = 4; width >= 1; width /= 4) {  /* 4 vectors (16 kernels), then 1 (4 kernels) */
+    for (int width = 4; width >= 1; width /= 4) { /* 4 vectors (16 kernels), then 1 (4 kernels) */
       for (; o + 4 * (size_t)width <= cout; o += 4 * (size_t)width) {
         __m256d v[4 * 9];
         __m128 out[8 * 8 * 4];
@@ -359,11 +371,11 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void weights_av
 
 /* weights_avx2 with the tile's α and r as constants, so that the compiler unrolls gkgt's loops
  * (the generic loops took ~15% of a first compile's samples on this machine kind). */
-#define WEIGHTS_AVX2_FIXED(A, R)                                                                                   \
-  __attribute__((target("avx2,fma"))) static void weights_avx2_##A##_##R(                                          \
-      const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0, size_t rows,   \
-      size_t cin, size_t cout, float *dst, size_t block_floats, int packed, size_t first, int stream) {             \
-    weights_avx2(A, R, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first, stream);    \
+#define WEIGHTS_AVX2_FIXED(A, R)                                                                                       \
+  __attribute__((target("avx2,fma"))) static void weights_avx2_##A##_##R(                                              \
+      const double *g, const double *k, ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out, size_t i0, size_t rows,      \
+      size_t cin, size_t cout, float *dst, size_t block_floats, int packed, size_t first, int stream) {                \
+    weights_avx2(A, R, g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first, stream);       \
   }
 WEIGHTS_AVX2_FIXED(4, 2)
 WEIGHTS_AVX2_FIXED(4, 3)
@@ -371,14 +383,14 @@ WEIGHTS_AVX2_FIXED(5, 2)
 WEIGHTS_AVX2_FIXED(6, 3)
 
 __attribute__((target("avx2,fma"))) static void weights_avx2_by_size(int alpha, int r, const double *g, const double *k,
-                                                                    ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out,
-                                                                    size_t i0, size_t rows, size_t cin, size_t cout,
-                                                                    float *dst, size_t block_floats, int packed,
-                                                                    size_t first, int stream) {
-#define WEIGHTS_AVX2_CASE(A, R)                                                                                    \
-  if (alpha == A && r == R) {                                                                                      \
-    weights_avx2_##A##_##R(g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first, stream);\
-    return;                                                                                                        \
+                                                                     ptrdiff_t k_tap, ptrdiff_t k_in, ptrdiff_t k_out,
+                                                                     size_t i0, size_t rows, size_t cin, size_t cout,
+                                                                     float *dst, size_t block_floats, int packed,
+                                                                     size_t first, int stream) {
+#define WEIGHTS_AVX2_CASE(A, R)                                                                                        \
+  if (alpha == A && r == R) {                                                                                          \
+    weights_avx2_##A##_##R(g, k, k_tap, k_in, k_out, i0, rows, cin, cout, dst, block_floats, packed, first, stream);   \
+    return;                                                                                                            \
   }
   WEIGHTS_AVX2_CASE(4, 2)
   WEIGHTS_AVX2_CASE(4, 3)

@@ -53,7 +53,6 @@ public final class Neck: Sendable {
         self.init(weights: try NeckWeights.load(Checkpoint.open(path: path), kind: kind, prefix: prefix))
     }
 
-
     /// Compiles a plan for one input shape.
     public func compile(_ options: CompileOptions) throws -> NeckPlan {
         try options.validate()
@@ -67,24 +66,34 @@ public final class Neck: Sendable {
             let packsProducts = gemm != .openBLAS
             // The phase-1 products in the form this plan's product code reads (tests mix the two).
             var packed = c.packed ?? PackedWeights(weights, packProducts: packsProducts)
-            if packed.packedProducts.isEmpty == packsProducts { packed = PackedWeights(weights, packProducts: packsProducts) }
+            if packed.packedProducts.isEmpty == packsProducts {
+                packed = PackedWeights(weights, packProducts: packsProducts)
+            }
             c.packed = packed
             var upsample: UpsampleConv3x3?
             if options.includes(level: 0) {
                 let key = Key(tile: upTile, gemm: gemm, bf16x3: upSplit, bf16: fast)
-                upsample = c.upsample[key] ?? UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile,
-                                                              gemm: gemm, bf16x3: upSplit, bf16: fast)
+                upsample =
+                    c.upsample[key]
+                    ?? UpsampleConv3x3(
+                        up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile,
+                        gemm: gemm, bf16x3: upSplit, bf16: fast)
                 c.upsample[key] = upsample
             }
             let key = Key(tile: tile, gemm: gemm, bf16x3: convSplit, bf16: fast)
             var convs = c.convs[key] ?? [:]
             let missing = options.levels.filter { $0 > 0 && convs[$0] == nil }
-            convs.merge(packed.winograd(tile, levels: missing, gemm: gemm, bf16x3: convSplit, bf16: fast)) { made, _ in made }
+            convs.merge(packed.winograd(tile, levels: missing, gemm: gemm, bf16x3: convSplit, bf16: fast)) { made, _ in
+                made
+            }
             c.convs[key] = convs
             var products: [Int: PackedGemm] = [:]
             if packsProducts {
                 for level in options.levels {
-                    products[level] = fast == nil ? packed.packedProducts[level] : c.bf16Products[level] ?? packed.packedProducts[level].withBF16()
+                    products[level] =
+                        fast == nil
+                        ? packed.packedProducts[level]
+                        : c.bf16Products[level] ?? packed.packedProducts[level].withBF16()
                     if fast != nil { c.bf16Products[level] = products[level] }
                 }
             }

@@ -10,7 +10,9 @@ final class Handle {
     /// Returns a +1 reference as the C handle; `release` balances it.
     func retainedPointer() -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(self).toOpaque()) }
 
-    static func from(_ p: OpaquePointer) -> Handle { Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() }
+    static func from(_ p: OpaquePointer) -> Handle {
+        Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    }
 
     static func release(_ p: OpaquePointer) { Unmanaged<Handle>.fromOpaque(UnsafeRawPointer(p)).release() }
 }

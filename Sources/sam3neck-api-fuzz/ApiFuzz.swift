@@ -66,8 +66,9 @@ func note(_ line: String) {
 }
 
 func fail(_ what: String) -> Never {
-    let out = "sam3neck-api-fuzz: MODEL MISMATCH: \(what)\n  operations of this input:\n" +
-        trace.suffix(40).map { "    \($0)" }.joined(separator: "\n") + "\n"
+    let out =
+        "sam3neck-api-fuzz: MODEL MISMATCH: \(what)\n  operations of this input:\n"
+        + trace.suffix(40).map { "    \($0)" }.joined(separator: "\n") + "\n"
     _ = out.withCString { write(2, $0, strlen($0)) }
     abort()
 }
@@ -89,9 +90,12 @@ func call(_ function: String, _ errors: Set<UInt32>, okToo: Bool = false, _ body
         return true
     }
     require(!errors.isEmpty, "\(function) failed with \(names([status])) where it must succeed: \(message)")
-    require(errors.contains(status), "\(function) failed with \(names([status])), the header promises one of \(names(errors)): \(message)")
-    require(message.hasPrefix(function + ": ") && message.count > function.count + 2,
-            "\(function) failed but the last error does not name it: '\(message)'")
+    require(
+        errors.contains(status),
+        "\(function) failed with \(names([status])), the header promises one of \(names(errors)): \(message)")
+    require(
+        message.hasPrefix(function + ": ") && message.count > function.count + 2,
+        "\(function) failed but the last error does not name it: '\(message)'")
     return false
 }
 
@@ -111,7 +115,8 @@ final class Guarded {
         let page = Guarded.page, span = (max(bytes, 1) + page - 1) / page * page
         mapped = span + page
         guard let p = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED,
-              mprotect(p + span, page, PROT_NONE) == 0 else {
+            mprotect(p + span, page, PROT_NONE) == 0
+        else {
             fail("mmap of \(bytes) bytes failed")
         }
         base = p
@@ -140,18 +145,24 @@ final class ElementBuffer {
     /// (the start is then one byte off the element alignment).
     var pointer: UnsafeMutableRawPointer { memory.start }
     func get(_ i: Int) -> UInt32 {
-        elementSize(dtype) == 4 ? (pointer + 4 * i).loadUnaligned(as: UInt32.self) : UInt32((pointer + 2 * i).loadUnaligned(as: UInt16.self))
+        elementSize(dtype) == 4
+            ? (pointer + 4 * i).loadUnaligned(as: UInt32.self)
+            : UInt32((pointer + 2 * i).loadUnaligned(as: UInt16.self))
     }
     func set(_ i: Int, _ v: UInt32) {
-        if elementSize(dtype) == 4 { (pointer + 4 * i).storeBytes(of: v, toByteOffset: 0, as: UInt32.self) }
-        else { (pointer + 2 * i).storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: 0, as: UInt16.self) }
+        if elementSize(dtype) == 4 {
+            (pointer + 4 * i).storeBytes(of: v, toByteOffset: 0, as: UInt32.self)
+        } else {
+            (pointer + 2 * i).storeBytes(of: UInt16(truncatingIfNeeded: v), toByteOffset: 0, as: UInt16.self)
+        }
     }
     /// Elements 0..<written hold no sentinel; the rest all do.
     func check(written: Int, _ what: String) {
         for i in 0..<count {
             let untouched = get(i) == sentinel(dtype)
-            require(i < written ? !untouched : untouched,
-                    "\(what): element \(i) of \(count) is \(untouched ? "not written" : "written"); \(written) promised")
+            require(
+                i < written ? !untouched : untouched,
+                "\(what): element \(i) of \(count) is \(untouched ? "not written" : "written"); \(written) promised")
         }
     }
 }
@@ -160,8 +171,12 @@ final class ElementBuffer {
 
 /// The neck's tensors for trunk width c and d_model d, in sam3_neck_experimental_tensor_name order.
 func tensorShapes(c: Int, d: Int) -> [(name: String, shape: [Int])] {
-    func tconv(_ n: String, _ i: Int, _ o: Int) -> [(String, [Int])] { [(n + ".weight", [i, o, 2, 2]), (n + ".bias", [o])] }
-    func conv(_ n: String, _ i: Int, _ o: Int, _ k: Int) -> [(String, [Int])] { [(n + ".weight", [o, i, k, k]), (n + ".bias", [o])] }
+    func tconv(_ n: String, _ i: Int, _ o: Int) -> [(String, [Int])] {
+        [(n + ".weight", [i, o, 2, 2]), (n + ".bias", [o])]
+    }
+    func conv(_ n: String, _ i: Int, _ o: Int, _ k: Int) -> [(String, [Int])] {
+        [(n + ".weight", [o, i, k, k]), (n + ".bias", [o])]
+    }
     return tconv("0.dconv_2x2_0", c, c / 2) + tconv("0.dconv_2x2_1", c / 2, c / 4) + conv("0.conv_1x1", c / 4, d, 1)
         + conv("0.conv_3x3", d, d, 3) + tconv("1.dconv_2x2", c, c / 2) + conv("1.conv_1x1", c / 2, d, 1)
         + conv("1.conv_3x3", d, d, 3) + conv("2.conv_1x1", c, d, 1) + conv("2.conv_3x3", d, d, 3)
@@ -185,7 +200,8 @@ struct Variant: Hashable {
 /// A tensor's values: multiples of 1/64 in [-1, 1], exact in float32, float16 and bfloat16.
 func values(_ variant: Variant, tensor: Int, count: Int) -> [Float] {
     (0..<count).map { k in
-        var x = UInt32(truncatingIfNeeded: (tensor &* 7919 &+ k &* 104_729 &+ variant.c &* 31 &+ variant.d) &* 2_654_435_761)
+        var x = UInt32(
+            truncatingIfNeeded: (tensor &* 7919 &+ k &* 104_729 &+ variant.c &* 31 &+ variant.d) &* 2_654_435_761)
         x ^= x >> 15
         return Float(Int(x % 129) - 64) / 64
     }
@@ -208,7 +224,9 @@ func image(_ variant: Variant) -> [UInt8] {
             default: withUnsafeBytes(of: UInt16(v.bitPattern >> 16).littleEndian) { data += $0 }
             }
         }
-        header.append("\"\(group)\(name)\":{\"dtype\":\"\(dtypeName)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(start),\(start + count * size)]}")
+        header.append(
+            "\"\(group)\(name)\":{\"dtype\":\"\(dtypeName)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(start),\(start + count * size)]}"
+        )
     }
     let json = Array(("{" + header.joined(separator: ",") + "}").utf8)
     var out: [UInt8] = []
@@ -245,7 +263,9 @@ struct Slot {
         let (h, w) = plan.spatial(level)
         return Int(plan.params.batch) * d * h * w
     }
-    func inputCount(_ plan: Plan) -> Int { Int(plan.params.batch) * c * Int(plan.params.height) * Int(plan.params.width) }
+    func inputCount(_ plan: Plan) -> Int {
+        Int(plan.params.batch) * c * Int(plan.params.height) * Int(plan.params.width)
+    }
 }
 
 /// SAM3NECK_SGEMM_KERNEL as the harness set it: nil (unset), "generic" or "bogus".
@@ -271,7 +291,8 @@ func load(_ s: Int, _ r: inout Decoder, mutate: Bool) {
     case 3: lp.kind = sam3_neck_kind(rawValue: 7); errors.insert(IA)
     default: lp.kind = variant.sam2 ? SAM3_NECK_KIND_SAM2 : SAM3_NECK_KIND_SAM3
     }
-    if lp.kind == (variant.sam2 ? SAM3_NECK_KIND_SAM3 : SAM3_NECK_KIND_SAM2) { errors.insert(MISSING) }  // the other neck
+    // the other neck
+    if lp.kind == (variant.sam2 ? SAM3_NECK_KIND_SAM3 : SAM3_NECK_KIND_SAM2) { errors.insert(MISSING) }
     let prefix = prefixChoice == 1 ? variant.prefix : "nope."
     if prefixChoice == 2 { errors.insert(MISSING) }
     if mutate {
@@ -280,14 +301,17 @@ func load(_ s: Int, _ r: inout Decoder, mutate: Bool) {
         // Anything but a crash, INTERNAL, NOT_COMPILED or IO (memory has no I/O).
         errors = [IA, FORMAT, MISSING, SHAPE, DTYPE, OOM]
     }
-    note("load\(mutate ? " mutated" : "") slot \(s): C \(variant.c), d \(variant.d), dtype \(variant.dtype), prefix '\(variant.prefix)', \(variant.sam2 ? "sam2" : "sam3"); params \(passParams ? "kind \(lp.kind.rawValue) prefix \(prefixChoice == 0 ? "NULL" : prefix)" : "NULL")")
+    note(
+        "load\(mutate ? " mutated" : "") slot \(s): C \(variant.c), d \(variant.d), dtype \(variant.dtype), prefix '\(variant.prefix)', \(variant.sam2 ? "sam2" : "sam3"); params \(passParams ? "kind \(lp.kind.rawValue) prefix \(prefixChoice == 0 ? "NULL" : prefix)" : "NULL")"
+    )
     var out: OpaquePointer? = OpaquePointer(bitPattern: 0x1)
     let ok = prefix.withCString { p -> Bool in
         if prefixChoice != 0 { lp.prefix = p }
         return bytes.withUnsafeBytes { b in
             call("sam3_neck_load_memory", errors, okToo: mutate) {
-                passParams ? withUnsafePointer(to: lp) { sam3_neck_load_memory(b.baseAddress, b.count, $0, &out) }
-                           : sam3_neck_load_memory(b.baseAddress, b.count, nil, &out)
+                passParams
+                    ? withUnsafePointer(to: lp) { sam3_neck_load_memory(b.baseAddress, b.count, $0, &out) }
+                    : sam3_neck_load_memory(b.baseAddress, b.count, nil, &out)
             }
         }
     }
@@ -305,10 +329,13 @@ func load(_ s: Int, _ r: inout Decoder, mutate: Bool) {
     slots[s].d = Int(cfg.d_model)
     require(cfg.scales == (4, 2, 1, 0.5), "config.scales are not 4, 2, 1, 0.5")
     if mutate {
-        require(cfg.trunk_dim >= 4 && cfg.trunk_dim % 4 == 0 && cfg.d_model >= 1, "config of a loaded neck: C \(cfg.trunk_dim), d \(cfg.d_model)")
+        require(
+            cfg.trunk_dim >= 4 && cfg.trunk_dim % 4 == 0 && cfg.d_model >= 1,
+            "config of a loaded neck: C \(cfg.trunk_dim), d \(cfg.d_model)")
     } else {
-        require(Int(cfg.trunk_dim) == variant.c && Int(cfg.d_model) == variant.d,
-                "config C \(cfg.trunk_dim), d \(cfg.d_model) of a checkpoint with C \(variant.c), d \(variant.d)")
+        require(
+            Int(cfg.trunk_dim) == variant.c && Int(cfg.d_model) == variant.d,
+            "config C \(cfg.trunk_dim), d \(cfg.d_model) of a checkpoint with C \(variant.c), d \(variant.d)")
         slots[s].variant = variant
     }
 }
@@ -325,12 +352,16 @@ func compileParams(_ r: inout Decoder) -> (sam3_neck_compile_params?, Set<UInt32
     var errors: Set<UInt32> = []
     if !(1...1_048_576).contains(batch) || !(1...32768).contains(height) || !(1...32768).contains(width)
         || !(0...1).contains(layout) || mask == 0 || mask & ~0xF != 0 || !(0...1024).contains(threads)
-        || !(0...2).contains(precision) { errors.insert(IA) }
+        || !(0...2).contains(precision)
+    {
+        errors.insert(IA)
+    }
     if mask & 0x8 != 0, height < 2 || width < 2 { errors.insert(SHAPE) }
-    let p = sam3_neck_compile_params(batch: Int32(truncatingIfNeeded: batch), height: Int32(truncatingIfNeeded: height),
-                                     width: Int32(truncatingIfNeeded: width), layout: sam3_neck_layout(rawValue: UInt32(truncatingIfNeeded: layout)),
-                                     levels_mask: UInt32(truncatingIfNeeded: mask), threads: Int32(truncatingIfNeeded: threads),
-                                     precision: sam3_neck_precision(rawValue: UInt32(truncatingIfNeeded: precision)))
+    let p = sam3_neck_compile_params(
+        batch: Int32(truncatingIfNeeded: batch), height: Int32(truncatingIfNeeded: height),
+        width: Int32(truncatingIfNeeded: width), layout: sam3_neck_layout(rawValue: UInt32(truncatingIfNeeded: layout)),
+        levels_mask: UInt32(truncatingIfNeeded: mask), threads: Int32(truncatingIfNeeded: threads),
+        precision: sam3_neck_precision(rawValue: UInt32(truncatingIfNeeded: precision)))
     return (p, errors)
 }
 
@@ -344,7 +375,9 @@ func compile(_ s: Int, _ r: inout Decoder, io withIO: Bool) {
         io.input_dtype = sam3_neck_dtype(rawValue: UInt32(truncatingIfNeeded: r.pick([0, 1, 2], [3, 0x8000_0000])))
         io.output_dtype = sam3_neck_dtype(rawValue: UInt32(truncatingIfNeeded: r.pick([0, 1, 2], [3, 0x8000_0000])))
         io.output_layout = sam3_neck_output_layout(rawValue: UInt32(truncatingIfNeeded: r.pick([0, 1, 2], [3])))
-        if io.input_dtype.rawValue > 2 || io.output_dtype.rawValue > 2 || io.output_layout.rawValue > 2 { errors.insert(IA) }
+        if io.input_dtype.rawValue > 2 || io.output_dtype.rawValue > 2 || io.output_layout.rawValue > 2 {
+            errors.insert(IA)
+        }
         // struct_size: 16 mostly; too small; grown with a zero tail; grown with a non-zero byte; too large.
         let sizeChoice = r.u8() % 10, tailByte = r.u8()
         let size = [16, 16, 16, 16, 16, 12, 0, 20, 24, 4097][sizeChoice]
@@ -358,18 +391,25 @@ func compile(_ s: Int, _ r: inout Decoder, io withIO: Bool) {
             errors.insert(IA)
         }
         ioMemory = memory
-        ioDesc = "struct_size \(size) in \(io.input_dtype.rawValue) out \(io.output_dtype.rawValue) layout \(io.output_layout.rawValue)"
+        ioDesc =
+            "struct_size \(size) in \(io.input_dtype.rawValue) out \(io.output_dtype.rawValue) layout \(io.output_layout.rawValue)"
     }
     if slots[s].handle == nil { errors = [IA] }
     let function = withIO ? "sam3_neck_compile_io" : "sam3_neck_compile"
-    note("\(function) slot \(s): \(params.map { "batch \($0.batch) \($0.height)x\($0.width) layout \($0.layout.rawValue) mask 0x\(String($0.levels_mask, radix: 16)) threads \($0.threads) precision \($0.precision.rawValue)" } ?? "NULL"); io \(ioDesc); env \(environment ?? "unset")")
+    note(
+        "\(function) slot \(s): \(params.map { "batch \($0.batch) \($0.height)x\($0.width) layout \($0.layout.rawValue) mask 0x\(String($0.levels_mask, radix: 16)) threads \($0.threads) precision \($0.precision.rawValue)" } ?? "NULL"); io \(ioDesc); env \(environment ?? "unset")"
+    )
     let pmem = params.map { p -> Guarded in
         let g = Guarded(bytes: MemoryLayout<sam3_neck_compile_params>.size)
         g.start.storeBytes(of: p, as: sam3_neck_compile_params.self)
         return g
     }
-    let pp = pmem.map { UnsafePointer<sam3_neck_compile_params>($0.start.assumingMemoryBound(to: sam3_neck_compile_params.self)) }
-    let iop = ioMemory.map { UnsafePointer<sam3_neck_io_params>($0.start.assumingMemoryBound(to: sam3_neck_io_params.self)) }
+    let pp = pmem.map {
+        UnsafePointer<sam3_neck_compile_params>($0.start.assumingMemoryBound(to: sam3_neck_compile_params.self))
+    }
+    let iop = ioMemory.map {
+        UnsafePointer<sam3_neck_io_params>($0.start.assumingMemoryBound(to: sam3_neck_io_params.self))
+    }
     let ok = call(function, errors) {
         withIO ? sam3_neck_compile_io(slots[s].handle, pp, iop) : sam3_neck_compile(slots[s].handle, pp)
     }
@@ -382,10 +422,13 @@ func compile(_ s: Int, _ r: inout Decoder, io withIO: Bool) {
         call("sam3_neck_kernel_name", []) { sam3_neck_kernel_name(slots[s].handle, &name) }
         let kernel = String(cString: name!)
         require(documentedKernels.contains(kernel), "sam3_neck_kernel_name gave '\(kernel)', not a documented name")
-        if plan.params.precision == SAM3_NECK_PRECISION_STRICT { require(!kernel.contains("bf16"), "strict plan on '\(kernel)'") }
+        if plan.params.precision == SAM3_NECK_PRECISION_STRICT {
+            require(!kernel.contains("bf16"), "strict plan on '\(kernel)'")
+        }
         if environment == "generic" {
-            require(kernel == "generic" || (plan.params.precision == SAM3_NECK_PRECISION_FAST && kernel.hasSuffix("_bf16")),
-                    "SAM3NECK_SGEMM_KERNEL=generic but the plan runs on '\(kernel)'")
+            require(
+                kernel == "generic" || (plan.params.precision == SAM3_NECK_PRECISION_FAST && kernel.hasSuffix("_bf16")),
+                "SAM3NECK_SGEMM_KERNEL=generic but the plan runs on '\(kernel)'")
         }
     }
 }
@@ -467,7 +510,9 @@ func run(_ s: Int, _ r: inout Decoder, io: Bool) {
     if nullOutputs || nullCounts { errors.insert(IA) }
     if slots[s].handle == nil { errors = [IA] } else if plan == nil { errors = [NOT_COMPILED] }
     let function = io ? "sam3_neck_run_io" : "sam3_neck_run"
-    note("\(function) slot \(s): input \(inputChoice) (\(claimed) of \(exact)), outputs \(desc.joined(separator: ",")), arrays \(arraysChoice)")
+    note(
+        "\(function) slot \(s): input \(inputChoice) (\(claimed) of \(exact)), outputs \(desc.joined(separator: ",")), arrays \(arraysChoice)"
+    )
     let ok = pointers.withUnsafeBufferPointer { pb in
         counts.withUnsafeBufferPointer { cb in
             call(function, errors) {
@@ -481,8 +526,9 @@ func run(_ s: Int, _ r: inout Decoder, io: Bool) {
             }
         }
     }
-    require(Array(UnsafeRawBufferPointer(start: input.pointer, count: allocated * elementSize(inD))) == inputBefore,
-            "\(function) changed its input")
+    require(
+        Array(UnsafeRawBufferPointer(start: input.pointer, count: allocated * elementSize(inD))) == inputBefore,
+        "\(function) changed its input")
     guard !aliased else { return }
     for level in 0..<4 {
         guard let b = buffers[level] else { continue }
@@ -499,18 +545,23 @@ func shapeQueries(_ s: Int, _ r: inout Decoder) {
     var errors = planErrors(s, level: level) ?? []
     if nullShape { errors.insert(IA) }
     note("level_shape / output_shape slot \(s): level \(level)\(nullShape ? ", shape NULL" : "")")
-    if call("sam3_neck_level_shape", errors, { sam3_neck_level_shape(slots[s].handle, Int32(level), sp) }), let plan = slots[s].plan {
+    if call("sam3_neck_level_shape", errors, { sam3_neck_level_shape(slots[s].handle, Int32(level), sp) }),
+        let plan = slots[s].plan
+    {
         let (h, w) = plan.spatial(level)
         let got = (0..<4).map { Int(sp![$0]) }
         require(got == [Int(plan.params.batch), slots[s].d, h, w], "level_shape(\(level)) is \(got)")
     }
     let rp = rank.start.assumingMemoryBound(to: Int32.self)
-    if call("sam3_neck_output_shape", errors, { sam3_neck_output_shape(slots[s].handle, Int32(level), sp, rp) }), let plan = slots[s].plan {
+    if call("sam3_neck_output_shape", errors, { sam3_neck_output_shape(slots[s].handle, Int32(level), sp, rp) }),
+        let plan = slots[s].plan
+    {
         let (h, w) = plan.spatial(level), b = Int(plan.params.batch), d = slots[s].d
         let want = [[b, d, h, w], [b, h, w, d], [h * w, b, d, 0]][Int(plan.io.output_layout.rawValue)]
         let got = (0..<4).map { Int(sp![$0]) }
-        require(got == want && Int(rp.pointee) == (plan.io.output_layout.rawValue == 2 ? 3 : 4),
-                "output_shape(\(level)) is \(got) rank \(rp.pointee), want \(want)")
+        require(
+            got == want && Int(rp.pointee) == (plan.io.output_layout.rawValue == 2 ? 3 : 4),
+            "output_shape(\(level)) is \(got) rank \(rp.pointee), want \(want)")
     }
 }
 
@@ -524,14 +575,18 @@ func countQueries(_ s: Int, _ r: inout Decoder) {
     call("sam3_neck_workspace_size", errors) { sam3_neck_workspace_size(slots[s].handle, p) }
     let name = Guarded(bytes: 8), np = nulls ? nil : name.start.assumingMemoryBound(to: UnsafePointer<CChar>?.self)
     if call("sam3_neck_kernel_name", errors, { sam3_neck_kernel_name(slots[s].handle, np) }) {
-        require(documentedKernels.contains(String(cString: np!.pointee!)), "kernel_name '\(String(cString: np!.pointee!))'")
+        require(
+            documentedKernels.contains(String(cString: np!.pointee!)), "kernel_name '\(String(cString: np!.pointee!))'")
     }
 }
 
 func positionEncoding(_ s: Int, _ r: inout Decoder, io: Bool) {
     let level = r.u8() % 6 - 1, choice = r.u8() % 8
     let plan = slots[s].plan, dtype = io ? plan?.io.output_dtype.rawValue ?? 0 : 0
-    let need = plan.map { p -> Int in let (h, w) = p.spatial(max(0, min(level, 3))); return slots[s].d * h * w } ?? 4
+    let need =
+        plan.map { p -> Int in
+            let (h, w) = p.spatial(max(0, min(level, 3))); return slots[s].d * h * w
+        } ?? 4
     var count = need
     var errors = planErrors(s, level: level) ?? []
     switch choice {
@@ -546,12 +601,16 @@ func positionEncoding(_ s: Int, _ r: inout Decoder, io: Bool) {
     note("\(function) slot \(s): level \(level), count \(count) of \(need)\(nullOut ? ", out NULL" : "")")
     let out = nullOut ? nil : buffer.pointer
     let ok = call(function, errors) {
-        io ? sam3_neck_position_encoding_io(slots[s].handle, Int32(level), out, count)
-           : sam3_neck_position_encoding(slots[s].handle, Int32(level), out?.assumingMemoryBound(to: Float.self), count)
+        io
+            ? sam3_neck_position_encoding_io(slots[s].handle, Int32(level), out, count)
+            : sam3_neck_position_encoding(
+                slots[s].handle, Int32(level), out?.assumingMemoryBound(to: Float.self), count)
     }
     buffer.check(written: ok ? need : 0, "\(function) \(ok ? "succeeded" : "failed")")
     if ok, dtype == 0 {
-        for i in 0..<need { require(abs(Float(bitPattern: buffer.get(i))) <= 1, "position encoding element \(i) outside [-1, 1]") }
+        for i in 0..<need {
+            require(abs(Float(bitPattern: buffer.get(i))) <= 1, "position encoding element \(i) outside [-1, 1]")
+        }
     }
 }
 
@@ -565,11 +624,14 @@ func paramQueries(_ s: Int, _ r: inout Decoder) {
     }
     let compiled = Guarded(bytes: MemoryLayout<sam3_neck_compile_params>.size)
     let pp = compiled.start.assumingMemoryBound(to: sam3_neck_compile_params.self)
-    if call("sam3_neck_get_compile_params", planErrors(s) ?? [], { sam3_neck_get_compile_params(slots[s].handle, pp) }) {
+    if call("sam3_neck_get_compile_params", planErrors(s) ?? [], { sam3_neck_get_compile_params(slots[s].handle, pp) })
+    {
         let want = slots[s].plan!.params, got = pp.pointee
-        require(got.batch == want.batch && got.height == want.height && got.width == want.width && got.layout == want.layout
-                && got.levels_mask == want.levels_mask && got.threads == want.threads && got.precision == want.precision,
-                "get_compile_params is not what was compiled")
+        require(
+            got.batch == want.batch && got.height == want.height && got.width == want.width && got.layout == want.layout
+                && got.levels_mask == want.levels_mask && got.threads == want.threads
+                && got.precision == want.precision,
+            "get_compile_params is not what was compiled")
     }
     // get_io_params with struct_size 16, a grown one (its tail must stay as it was), or out of range.
     let size = [16, 16, 24, 12, 4097, 16][choice]
@@ -581,9 +643,13 @@ func paramQueries(_ s: Int, _ r: inout Decoder) {
     let iop = io.start.assumingMemoryBound(to: sam3_neck_io_params.self)
     if call("sam3_neck_get_io_params", errors, { sam3_neck_get_io_params(slots[s].handle, iop) }) {
         let want = slots[s].plan!.io, got = iop.pointee
-        require(got.struct_size == UInt32(size) && got.input_dtype == want.input_dtype && got.output_dtype == want.output_dtype
+        require(
+            got.struct_size == UInt32(size) && got.input_dtype == want.input_dtype
+                && got.output_dtype == want.output_dtype
                 && got.output_layout == want.output_layout, "get_io_params is not what was compiled")
-        for i in 16..<io.bytes { require(io.start.load(fromByteOffset: i, as: UInt8.self) == 0xAB, "get_io_params wrote byte \(i)") }
+        for i in 16..<io.bytes {
+            require(io.start.load(fromByteOffset: i, as: UInt8.self) == 0xAB, "get_io_params wrote byte \(i)")
+        }
     }
 }
 
@@ -610,7 +676,9 @@ func tensorQuery(_ s: Int, _ r: inout Decoder) {
     let dp = dims.start.assumingMemoryBound(to: Int64.self), rp = rank.start.assumingMemoryBound(to: Int32.self)
     note("experimental_get_tensor slot \(s): \(shapes[index].name), capacity \(capacity) of \(need)")
     let ok = call("sam3_neck_experimental_get_tensor", errors) {
-        sam3_neck_experimental_get_tensor(slots[s].handle, name, choice == 5 ? nil : out.pointer.assumingMemoryBound(to: Float.self), capacity, dp, rp)
+        sam3_neck_experimental_get_tensor(
+            slots[s].handle, name, choice == 5 ? nil : out.pointer.assumingMemoryBound(to: Float.self), capacity, dp, rp
+        )
     }
     if slots[s].handle != nil {  // shape and rank written, also when the capacity is short
         let got = (0..<Int(rp.pointee)).map { Int(dp[$0]) }
@@ -618,10 +686,15 @@ func tensorQuery(_ s: Int, _ r: inout Decoder) {
     }
     if ok, let variant = slots[s].variant {
         let want = values(variant, tensor: index, count: need)
-        for i in 0..<need { require(Float(bitPattern: out.get(i)) == want[i], "tensor \(shapes[index].name)[\(i)] is not the checkpoint's") }
+        for i in 0..<need {
+            require(
+                Float(bitPattern: out.get(i)) == want[i], "tensor \(shapes[index].name)[\(i)] is not the checkpoint's")
+        }
     }
     if ok {  // exactly the tensor's floats written
-        for i in need..<capacity { require(out.get(i) == sentinel(0), "experimental_get_tensor wrote element \(i) of \(need)") }
+        for i in need..<capacity {
+            require(out.get(i) == sentinel(0), "experimental_get_tensor wrote element \(i) of \(need)")
+        }
     } else {
         out.check(written: 0, "experimental_get_tensor failed")
     }
@@ -636,15 +709,24 @@ func misc(_ r: inout Decoder) {
         var out: OpaquePointer? = nil
         call("sam3_neck_load_memory", [IA]) { sam3_neck_load_memory(nil, 16, nil, &out) }
         require(out == nil, "load_memory(NULL data) set *out")
-    case 2: call("sam3_neck_load_memory", [IA]) { [UInt8](repeating: 0, count: 16).withUnsafeBytes { sam3_neck_load_memory($0.baseAddress, 16, nil, nil) } }
+    case 2:
+        call("sam3_neck_load_memory", [IA]) {
+            [UInt8](repeating: 0, count: 16).withUnsafeBytes { sam3_neck_load_memory($0.baseAddress, 16, nil, nil) }
+        }
     case 3:
         var out: OpaquePointer? = nil
         let size = r.u8() % 8  // too small to hold a header
-        call("sam3_neck_load_memory", [FORMAT]) { [UInt8](repeating: 0, count: 8).withUnsafeBytes { sam3_neck_load_memory($0.baseAddress, size, nil, &out) } }
+        call("sam3_neck_load_memory", [FORMAT]) {
+            [UInt8](repeating: 0, count: 8).withUnsafeBytes { sam3_neck_load_memory($0.baseAddress, size, nil, &out) }
+        }
     case 4:
         require(sam3_neck_abi_version() == UInt32(SAM3_NECK_ABI_VERSION), "abi_version")
-        require(String(cString: sam3_neck_version_string()) == "\(SAM3_NECK_VERSION_MAJOR).\(SAM3_NECK_VERSION_MINOR).\(SAM3_NECK_VERSION_PATCH)", "version_string")
-        require(String(cString: sam3_neck_status_string(sam3_neck_status(rawValue: UInt32(r.u8() * 99)))).count > 0, "status_string")
+        require(
+            String(cString: sam3_neck_version_string())
+                == "\(SAM3_NECK_VERSION_MAJOR).\(SAM3_NECK_VERSION_MINOR).\(SAM3_NECK_VERSION_PATCH)", "version_string")
+        require(
+            String(cString: sam3_neck_status_string(sam3_neck_status(rawValue: UInt32(r.u8() * 99)))).count > 0,
+            "status_string")
     default:
         call("sam3_neck_compile", [IA]) { sam3_neck_compile(nil, nil) }
     }
@@ -703,13 +785,17 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 
-func summary() -> String { "\(counts.inputs) inputs, \(counts.operations) operations (\(counts.runs) runs), every status as the header promises" }
+func summary() -> String {
+    "\(counts.inputs) inputs, \(counts.operations) operations (\(counts.runs) runs), every status as the header promises"
+}
 
 #if FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
 
 // SwiftPM links an executable's entry point as `<module>_main`; under libFuzzer it hands control
 // to libFuzzer's driver.

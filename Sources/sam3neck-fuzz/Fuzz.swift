@@ -86,7 +86,10 @@ let shardFolder: String = {
 
 func removeShardFolder() {
     guard shardFolderMade else { return }
-    for name in ["model.safetensors.index.json", "a.safetensors", "fifo.safetensors", "link-out.safetensors", "link-in.safetensors"] {
+    for name in [
+        "model.safetensors.index.json", "a.safetensors", "fifo.safetensors", "link-out.safetensors",
+        "link-in.safetensors",
+    ] {
         unlink(shardFolder + "/" + name)
     }
     rmdir(shardFolder + "/folder.safetensors")
@@ -111,17 +114,19 @@ func shardedFolder(_ input: Slice<UnsafeRawBufferPointer>) {
 }
 
 func summary() -> String {
-    "\(counts.inputs) inputs: \(counts.inputs - counts.headers) rejected by the checkpoint readers, " +
-    "\(counts.headers) parsed, \(counts.necks) neck loads succeeded (sam3 and sam2 kinds tried on each)"
+    "\(counts.inputs) inputs: \(counts.inputs - counts.headers) rejected by the checkpoint readers, "
+        + "\(counts.headers) parsed, \(counts.necks) neck loads succeeded (sam3 and sam2 kinds tried on each)"
 }
 
 #if FUZZING
 // SwiftPM links an executable's entry point as `<module>_main`; under libFuzzer that entry point
 // hands control to libFuzzer's driver.
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
 
 @_silgen_name("LLVMFuzzerMutate")
 func LLVMFuzzerMutate(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: Int) -> Int
@@ -153,7 +158,8 @@ func customMutator(_ data: UnsafeMutablePointer<UInt8>, _ size: Int, _ maxSize: 
         let slice = Array(out[at..<min(size, at + length)])
         for _ in 0..<(1 + next(64)) { out.insert(contentsOf: slice, at: at) }
     default:
-        let extreme: [UInt8] = next(2) == 0 ? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] : [0, 0, 0, 0, 0, 0, 0, 0x40]
+        let extreme: [UInt8] =
+            next(2) == 0 ? [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F] : [0, 0, 0, 0, 0, 0, 0, 0x40]
         for k in 0..<min(8, size - at) { out[at + k] = extreme[k] }
     }
     let n = min(out.count, maxSize)

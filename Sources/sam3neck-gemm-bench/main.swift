@@ -118,9 +118,10 @@ final class Case {
         let t0 = now()
         parallel { w in
             let aw = s.aTrans ? a + w * s.m : a + w * s.m * s.lda, cw = c + w * s.m * s.n
-            cblas_sgemm(CblasRowMajor, s.aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
-                        blasint(s.m), blasint(s.n), blasint(s.k), 1, aw, blasint(s.lda), b, blasint(s.n),
-                        0, cw, blasint(s.n))
+            cblas_sgemm(
+                CblasRowMajor, s.aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
+                blasint(s.m), blasint(s.n), blasint(s.k), 1, aw, blasint(s.lda), b, blasint(s.n),
+                0, cw, blasint(s.n))
             if gelu {
                 for i in 0..<s.m { sam3neck_bias_gelu(cw + i * s.n, bias, cw + i * s.n, s.n) }
             }
@@ -156,7 +157,9 @@ if argv.count > 1 && argv[1] == "tune" {
     let reps = argv.count > 2 ? Int(argv[2]) ?? 9 : 9
     let kernel = argv.count > 3 ? sam3neck_sgemm_kernel_named(argv[3]) : Int32(SAM3NECK_SGEMM_AVX512)
     guard kernel > 0, sam3neck_sgemm_kernel_supported(kernel) != 0 else { print("kernel not supported here"); exit(2) }
-    let vnames = kernel == Int32(SAM3NECK_SGEMM_AVX512) ? ["12x32", "14x32", "6x64"] : kernel == Int32(SAM3NECK_SGEMM_AVX2) ? ["6x16"] : ["4x16"]
+    let vnames =
+        kernel == Int32(SAM3NECK_SGEMM_AVX512)
+        ? ["12x32", "14x32", "6x64"] : kernel == Int32(SAM3NECK_SGEMM_AVX2) ? ["6x16"] : ["4x16"]
     let shapes = [
         Shape(name: "L0 a^T", m: 2592, n: 2048, k: 1024, aTrans: true, lda: pixels),
         Shape(name: "L2 a^T", m: 288, n: 256, k: 1024, aTrans: true, lda: pixels),
@@ -193,7 +196,9 @@ if argv.count > 1 && argv[1] == "tune" {
 // per pixel and tap with sam3neck_bias_gelu, as scatterTransposed2x2 does).
 /// Medians (ms) of ours under each (kc, nc) blocking (0: default) and of OpenBLAS + scatter, all
 /// interleaved, plus the largest difference between the two images.
-func fusedStage(rows: Int, aTrans: Bool, kernel: Int32, reps: Int, configs: [(Int, Int)]) -> (ours: [Double], blas: Double, diff: Double) {
+func fusedStage(rows: Int, aTrans: Bool, kernel: Int32, reps: Int, configs: [(Int, Int)]) -> (
+    ours: [Double], blas: Double, diff: Double
+) {
     let w = 72, ch = 512, m = rows * w
     let s = Shape(name: "", m: m, n: 4 * ch, k: 1024, aTrans: aTrans, lda: aTrans ? pixels : 1024)
     let c = Case(s, kernel: kernel)
@@ -203,7 +208,9 @@ func fusedStage(rows: Int, aTrans: Bool, kernel: Int32, reps: Int, configs: [(In
     for t in 0..<4 { for o in 0..<ch { bias4.p[t * ch + o] = c.bias.p[o] } }
     let scatter = UnsafeMutablePointer<sam3neck_phase_scatter>.allocate(capacity: 1)
     defer { scatter.deallocate() }
-    scatter.initialize(to: sam3neck_phase_scatter(out: img1.p + (pw + 1) * ch, width: w, channels: ch, row_stride: pw * ch, pixel_stride: ch, side: 2))
+    scatter.initialize(
+        to: sam3neck_phase_scatter(
+            out: img1.p + (pw + 1) * ch, width: w, channels: ch, row_stride: pw * ch, pixel_stride: ch, side: 2))
     func ours(_ kc: Int, _ nc: Int) -> Double {
         var g = c.args
         g.bias = UnsafePointer(bias4.p); g.gelu = 1
@@ -218,9 +225,10 @@ func fusedStage(rows: Int, aTrans: Bool, kernel: Int32, reps: Int, configs: [(In
     }
     func blas() -> Double {
         let t0 = now()
-        cblas_sgemm(CblasRowMajor, aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
-                    blasint(m), blasint(4 * ch), 1024, 1, c.a.p, blasint(s.lda), c.b.p, blasint(4 * ch),
-                    0, c.c2.p, blasint(4 * ch))
+        cblas_sgemm(
+            CblasRowMajor, aTrans ? CblasTrans : CblasNoTrans, CblasNoTrans,
+            blasint(m), blasint(4 * ch), 1024, 1, c.a.p, blasint(s.lda), c.b.p, blasint(4 * ch),
+            0, c.c2.p, blasint(4 * ch))
         for i in 0..<rows {
             for j in 0..<w {
                 let row = c.c2.p + (i * w + j) * 4 * ch
@@ -243,10 +251,14 @@ func fusedStage(rows: Int, aTrans: Bool, kernel: Int32, reps: Int, configs: [(In
         if r % 2 == 0 { tb.append(blas()) }
     }
     var md: Float = 0
-    for y in 1..<(ph - 1) { for x in 1..<(pw - 1) { for o in 0..<ch {
-        let at = (y * pw + x) * ch + o
-        md = max(md, abs(img1.p[at] - img2.p[at]))
-    } } }
+    for y in 1..<(ph - 1) {
+        for x in 1..<(pw - 1) {
+            for o in 0..<ch {
+                let at = (y * pw + x) * ch + o
+                md = max(md, abs(img1.p[at] - img2.p[at]))
+            }
+        }
+    }
     return (to.map { median($0) * 1e3 }, median(tb) * 1e3, Double(md))
 }
 
@@ -258,14 +270,18 @@ if argv.count > 1 && argv[1] == "tune-scatter" {
     print(pad("input", 18) + pad("m", 6) + configs.map { pad("\($0.0),\($0.1)", 11) }.joined() + pad("BLAS", 9))
     for (rows, aTrans) in stageCases {
         let r = fusedStage(rows: rows, aTrans: aTrans, kernel: Int32(SAM3NECK_SGEMM_AUTO), reps: reps, configs: configs)
-        print(pad(aTrans ? "NCHW (A^T)" : "channels-last", 18) + pad("\(rows * 72)", 6) + r.ours.map { pad(f2($0), 11) }.joined() + pad(f2(r.blas), 9))
+        print(
+            pad(aTrans ? "NCHW (A^T)" : "channels-last", 18) + pad("\(rows * 72)", 6)
+                + r.ours.map { pad(f2($0), 11) }.joined() + pad(f2(r.blas), 9))
     }
     exit(0)
 }
 
 let reps = argv.count > 1 ? max(1, Int(argv[1]) ?? 15) : 15
 // "amx": the default mode's bf16×3 AMX products (not a float32 kernel, so not a kernel name).
-let kernel = argv.count > 2 && argv[2] == "amx" ? Int32(SAM3NECK_SGEMM_AMX_BF16X3)
+let kernel =
+    argv.count > 2 && argv[2] == "amx"
+    ? Int32(SAM3NECK_SGEMM_AMX_BF16X3)
     : argv.count > 2 && argv[2] != "auto" ? sam3neck_sgemm_kernel_named(argv[2]) : Int32(SAM3NECK_SGEMM_AUTO)
 guard kernel >= 0, sam3neck_sgemm_kernel_supported(kernel == 0 ? sam3neck_sgemm_auto_kernel() : kernel) != 0 else {
     print("sam3neck-gemm-bench: kernel \(argv.count > 2 ? argv[2] : "?") is not supported here"); exit(2)
@@ -285,9 +301,16 @@ shapes.append(Shape(name: "Winograd", m: 324, n: 256, k: 256, aTrans: false, lda
 shapes.append(Shape(name: "Winograd", m: 1296, n: 256, k: 256, aTrans: false, lda: 256))
 shapes.append(Shape(name: "L0 Winograd", m: 108, n: 256, k: 512, aTrans: false, lda: 512))
 
-print("packed SGEMM (\(kname)) vs OpenBLAS \(String(cString: openblas_get_corename())) cblas_sgemm (1 OpenBLAS thread), \(workers) worker(s) of m rows each, median of \(reps), interleaved")
-print("A^T: A read transposed from k x \(pixels) (NCHW); A: row-major. +GELU: bias + exact GELU epilogue (OpenBLAS: cblas_sgemm then sam3neck_bias_gelu per row)")
-let head = ["shape", "m", "n", "k", "ours ms", "BLAS ms", "ours GF/s", "BLAS GF/s", "ratio", "+GELU ours", "+GELU BLAS", "ratio", "rel diff"]
+print(
+    "packed SGEMM (\(kname)) vs OpenBLAS \(String(cString: openblas_get_corename())) cblas_sgemm (1 OpenBLAS thread), \(workers) worker(s) of m rows each, median of \(reps), interleaved"
+)
+print(
+    "A^T: A read transposed from k x \(pixels) (NCHW); A: row-major. +GELU: bias + exact GELU epilogue (OpenBLAS: cblas_sgemm then sam3neck_bias_gelu per row)"
+)
+let head = [
+    "shape", "m", "n", "k", "ours ms", "BLAS ms", "ours GF/s", "BLAS GF/s", "ratio", "+GELU ours", "+GELU BLAS",
+    "ratio", "rel diff",
+]
 let widths = [18, 5, 5, 5, 8, 8, 10, 10, 6, 11, 11, 6, 9]
 print(zip(head, widths).map { pad($0, $1) }.joined(separator: " "))
 for s in shapes {
@@ -299,14 +322,19 @@ for s in shapes {
     }
     let d = c.diff()
     for r in 0..<reps {
-        if r % 2 == 0 { tog.append(c.ours(gelu: true)); tbg.append(c.blas(gelu: true)) } else { tbg.append(c.blas(gelu: true)); tog.append(c.ours(gelu: true)) }
+        if r % 2 == 0 {
+            tog.append(c.ours(gelu: true)); tbg.append(c.blas(gelu: true))
+        } else {
+            tbg.append(c.blas(gelu: true)); tog.append(c.ours(gelu: true))
+        }
     }
     let mo = median(to), mb = median(tb)
-    let row = [s.name, "\(s.m)", "\(s.n)", "\(s.k)", f2(mo * 1e3), f2(mb * 1e3), f1(c.gflop / mo), f1(c.gflop / mb),
-               f2(mb / mo), f2(median(tog) * 1e3), f2(median(tbg) * 1e3), f2(median(tbg) / median(tog)), fmt("%.1e", d)]
+    let row = [
+        s.name, "\(s.m)", "\(s.n)", "\(s.k)", f2(mo * 1e3), f2(mb * 1e3), f1(c.gflop / mo), f1(c.gflop / mb),
+        f2(mb / mo), f2(median(tog) * 1e3), f2(median(tbg) * 1e3), f2(median(tbg) / median(tog)), fmt("%.1e", d),
+    ]
     print(zip(row, widths).map { pad($0, $1) }.joined(separator: " "))
 }
-
 
 print("")
 print("Level 0 first stage (dconv_2x2_0 + bias + GELU + phase scatter into a framed 144-wide image), 1 worker")
@@ -315,6 +343,9 @@ let widths2 = [18, 5, 8, 16, 6, 9]
 print(zip(head2, widths2).map { pad($0, $1) }.joined(separator: " "))
 for (rows, aTrans) in stageCases {
     let r = fusedStage(rows: rows, aTrans: aTrans, kernel: kernel, reps: reps, configs: [(0, 0)])
-    let row = [aTrans ? "NCHW (A^T)" : "channels-last", "\(rows * 72)", f2(r.ours[0]), f2(r.blas), f2(r.blas / r.ours[0]), fmt("%.1e", r.diff)]
+    let row = [
+        aTrans ? "NCHW (A^T)" : "channels-last", "\(rows * 72)", f2(r.ours[0]), f2(r.blas), f2(r.blas / r.ours[0]),
+        fmt("%.1e", r.diff),
+    ]
     print(zip(row, widths2).map { pad($0, $1) }.joined(separator: " "))
 }

@@ -37,7 +37,9 @@ let args = argv.enumerated().filter {
     !((costOnly || compileOnly) && $0.offset == 1) && !(mode != nil && $0.offset == argv.count - 1)
 }.map(\.element)
 guard args.count >= 2 else {
-    print("usage: sam3neck-profile [--cost | --compile] [--cpu-time] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict | fast]")
+    print(
+        "usage: sam3neck-profile [--cost | --compile] [--cpu-time] WEIGHTS.safetensors [H W [BATCH [MASK [THREADS [RUNS]]]]] [strict | fast]"
+    )
     exit(2)
 }
 /// Integer argument i (decimal, or hex with 0x), or `d` when absent.
@@ -80,7 +82,7 @@ func seconds(_ body: () throws -> Void) rethrows -> Double {
 do {
     var neck: Neck!
     let load = try seconds { neck = try Neck(path: args[1]) }
-        var options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
+    var options = CompileOptions(batch: batch, height: h, width: w, levelsMask: mask, threads: threads)
     if let mode { options.precision = mode }
     if costOnly {
         var modes: [String] = []
@@ -100,14 +102,18 @@ do {
         fast.precision = .fast
         let fastPeak = fast.fastKernel.map { fast.productGemm.measuredPeak(threads: t, bf16: $0) } ?? peak
         let fastProducts = fast.fastKernel.map(GemmBackend.bf16Name) ?? options.gemm.name
-        print("{\"peak_gflops\": \(peak), \"fast_peak_gflops\": \(fastPeak), \"threads\": \(t), \"products\": \"\(options.gemm.name)\", \"fast_products\": \"\(fastProducts)\", \"executed_gflop_per_image\": {\(modes.joined(separator: ", "))}}")
+        print(
+            "{\"peak_gflops\": \(peak), \"fast_peak_gflops\": \(fastPeak), \"threads\": \(t), \"products\": \"\(options.gemm.name)\", \"fast_products\": \"\(fastProducts)\", \"executed_gflop_per_image\": {\(modes.joined(separator: ", "))}}"
+        )
         exit(0)
     }
     if compileOnly {
         var times: [Double] = [neckCompileSeconds(neck, options)]
         for _ in 1..<runs { times.append(neckCompileSeconds(try Neck(path: args[1]), options)) }
         times.sort()
-        print("sam3neck-profile: first compile of \(runs) fresh loads, \(modeName) precision: median \(ms(times[times.count / 2])), min \(ms(times[0])), max \(ms(times[times.count - 1]))")
+        print(
+            "sam3neck-profile: first compile of \(runs) fresh loads, \(modeName) precision: median \(ms(times[times.count / 2])), min \(ms(times[0])), max \(ms(times[times.count - 1]))"
+        )
         exit(0)
     }
     // The compile first, as a fresh process meets it; then its pieces again, each on its own.
@@ -117,14 +123,23 @@ do {
     let gemm = options.productGemm, fast = options.fastKernel
     let tPacked = seconds { packed = PackedWeights(neck.weights, packProducts: gemm != .openBLAS) }
     let (upTile, upSplit) = NeckPlan.upsampleTile(options)
-    let tUp = seconds { _ = UpsampleConv3x3(up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile, gemm: gemm, bf16x3: upSplit, bf16: fast) }
+    let tUp = seconds {
+        _ = UpsampleConv3x3(
+            up: packed.up4Second, conv: packed.conv3x3[0], tile: upTile, gemm: gemm, bf16x3: upSplit, bf16: fast)
+    }
     let (convTile, convSplit) = NeckPlan.winogradTile(options)
     let tWino = seconds { _ = packed.winograd(convTile, levels: [1, 2, 3], gemm: gemm, bf16x3: convSplit, bf16: fast) }
-    print("sam3neck-profile: load \(ms(load)); first compile \(ms(tCompile)) (alone: packing and folding \(ms(tPacked)), level 0's composed conv \(ms(tUp)), 3×3 Winograd weights of levels 1-3 \(ms(tWino)))")
+    print(
+        "sam3neck-profile: load \(ms(load)); first compile \(ms(tCompile)) (alone: packing and folding \(ms(tPacked)), level 0's composed conv \(ms(tUp)), 3×3 Winograd weights of levels 1-3 \(ms(tWino)))"
+    )
     var input = [Float](repeating: 0, count: plan.inputCount)
     var state: UInt32 = 1
-    for i in input.indices { state = state &* 1_664_525 &+ 1_013_904_223; input[i] = Float(Int32(bitPattern: state)) / Float(Int32.max) }
-    let outs: [UnsafeMutablePointer<Float>?] = (0..<4).map { l in plan.outputCount(level: l).map { UnsafeMutablePointer<Float>.allocate(capacity: $0) } }
+    for i in input.indices {
+        state = state &* 1_664_525 &+ 1_013_904_223; input[i] = Float(Int32(bitPattern: state)) / Float(Int32.max)
+    }
+    let outs: [UnsafeMutablePointer<Float>?] = (0..<4).map { l in
+        plan.outputCount(level: l).map { UnsafeMutablePointer<Float>.allocate(capacity: $0) }
+    }
     var perStage: [String: [Double]] = [:]
     var order: [String] = []
     var totals: [Double] = []
@@ -141,19 +156,30 @@ do {
         for (k, v) in p.seconds { perStage[k, default: []].append(v * scale) }
     }
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
-    let peak = fast.map { gemm.measuredPeak(threads: plan.threads, bf16: $0) } ?? plan.options.gemm.measuredPeak(threads: plan.threads)
-    print("sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(modeName) precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs\(cpuTime ? "; times are CPU time / threads" : "")")
-    let amx = plan.bf16x3Levels.sorted().map { "phase 1 of L\($0)" } + (plan.level0ComposedBF16x3 ? ["L0's composed conv"] : [])
+    let peak =
+        fast.map { gemm.measuredPeak(threads: plan.threads, bf16: $0) }
+        ?? plan.options.gemm.measuredPeak(threads: plan.threads)
+    print(
+        "sam3neck-profile: batch \(batch), \(h)×\(w), mask 0x\(String(mask, radix: 16)), \(modeName) precision, threads \(plan.threads), workspace \(plan.workspaceBytes >> 20) MiB, \(runs) runs\(cpuTime ? "; times are CPU time / threads" : "")"
+    )
+    let amx =
+        plan.bf16x3Levels.sorted().map { "phase 1 of L\($0)" }
+        + (plan.level0ComposedBF16x3 ? ["L0's composed conv"] : [])
         + plan.convBF16x3Levels.sorted().map { "L\($0) conv_3x3" }
     if let fast {
-        print("products: bfloat16 operands, float32 sums, on \(GemmBackend.bf16Name(fast)); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+        print(
+            "products: bfloat16 operands, float32 sums, on \(GemmBackend.bf16Name(fast)); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s"
+        )
     } else {
-    print("products on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (\(amx.joined(separator: ", ")): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s")
+        print(
+            "products on \(plan.options.gemm.name)\(amx.isEmpty ? "" : " (\(amx.joined(separator: ", ")): bf16×3 on AMX, above this peak)"); their measured peak on \(plan.threads) workers: \(Int(peak.rounded())) GFLOP/s"
+        )
     }
     /// The products a stage executes per run: "L<level> …" stages with "Winograd" in the name
     /// are the last conv, the max pool has none, the rest are phase 1.
     func executed(_ stage: String) -> Double {
-        guard stage.hasPrefix("L"), let level = Int(String(stage.dropFirst().prefix(1))), !stage.contains("maxpool") else { return 0 }
+        guard stage.hasPrefix("L"), let level = Int(String(stage.dropFirst().prefix(1))), !stage.contains("maxpool")
+        else { return 0 }
         let f = plan.executedFlops(level: level)
         return Double(batch) * (stage.contains("Winograd") ? f.conv : f.phase1)
     }
@@ -172,7 +198,8 @@ do {
     func row(_ name: String, _ seconds: Double, _ flops: Double) -> String {
         let rate: Double = flops / seconds * 1e-9
         let share: Double = 100 * rate / peak
-        let cells = flops > 0 ? " " + fixed(flops * 1e-9, 2, 9) + " " + fixed(rate, 1, 9) + " " + fixed(share, 0, 7) + "%" : ""
+        let cells =
+            flops > 0 ? " " + fixed(flops * 1e-9, 2, 9) + " " + fixed(rate, 1, 9) + " " + fixed(share, 0, 7) + "%" : ""
         return pad(name) + " " + ms(seconds) + cells
     }
     print(pad("stage") + "        time  executed   GFLOP/s  of peak")
@@ -185,7 +212,9 @@ do {
     print(String(repeating: "-", count: 98))
     print(row("total (median)", median(totals), total))
     print(row("total (fastest run)", totals.min()!, total))
-    print("executed = GFLOP of products per run as the algorithms execute them (Winograd's, not the direct count); of peak = their rate / the measured peak")
+    print(
+        "executed = GFLOP of products per run as the algorithms execute them (Winograd's, not the direct count); of peak = their rate / the measured peak"
+    )
 } catch {
     print("sam3neck-profile: \(error)")
     exit(1)

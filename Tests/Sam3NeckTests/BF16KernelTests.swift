@@ -14,8 +14,10 @@ import Testing
 /// rounded differently (truncation, another pair order) would miss the reference by ~2⁻⁹ relative,
 /// hundreds of times the bound.
 @Suite struct BF16KernelTests {
-    static let kernels: [Int32] = [Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED), Int32(SAM3NECK_SGEMM_AMX_BF16_EMULATED),
-                                   Int32(SAM3NECK_SGEMM_AVX512_BF16), Int32(SAM3NECK_SGEMM_AMX_BF16)]
+    static let kernels: [Int32] = [
+        Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED), Int32(SAM3NECK_SGEMM_AMX_BF16_EMULATED),
+        Int32(SAM3NECK_SGEMM_AVX512_BF16), Int32(SAM3NECK_SGEMM_AMX_BF16),
+    ]
     typealias Problem = SgemmKernelTests.Problem
 
     static func rounded(_ x: [Float]) -> [Float] { x.map { sam3neck_bf16_to_f32(sam3neck_bf16_operand($0)) } }
@@ -29,8 +31,10 @@ import Testing
 
     /// Runs `kernel` into C with row stride `rs` and column stride `cs` (NaN before), `small`
     /// blocking to cross mc, kc and nc blocks: (status, C).
-    static func run(_ p: Problem, kernel: Int32, bias: Bool, gelu: Bool, rs: Int, cs: Int, cCount: Int,
-                    small: Bool = false) -> (Int32, [Float]) {
+    static func run(
+        _ p: Problem, kernel: Int32, bias: Bool, gelu: Bool, rs: Int, cs: Int, cCount: Int,
+        small: Bool = false
+    ) -> (Int32, [Float]) {
         let b = packedBF16(p)
         var c = [Float](repeating: .nan, count: cCount)
         var g = sam3neck_sgemm_args()
@@ -55,8 +59,8 @@ import Testing
 
     static let sizes: [(Int, Int, Int)] = [
         (1, 1, 1), (7, 13, 65), (13, 7, 31), (40, 70, 33), (17, 33, 64), (33, 96, 100),
-        (5, 9, 0),      // k = 0: C = epilogue(bias)
-        (30, 40, 1100), // k past the AVX-512 kernel's kc (512 values): two k blocks
+        (5, 9, 0),  // k = 0: C = epilogue(bias)
+        (30, 40, 1100),  // k past the AVX-512 kernel's kc (512 values): two k blocks
     ]
 
     @Test(arguments: kernels)
@@ -68,10 +72,12 @@ import Testing
                 let exact = Problem(p, a: Self.rounded(p.a), b: Self.rounded(p.b))
                 for epilogue in 0..<3 {  // none, bias, bias + GELU
                     let ldc = n + 5
-                    let (rc, c) = Self.run(p, kernel: kernel, bias: epilogue > 0, gelu: epilogue == 2, rs: ldc, cs: 1, cCount: m * ldc)
+                    let (rc, c) = Self.run(
+                        p, kernel: kernel, bias: epilogue > 0, gelu: epilogue == 2, rs: ldc, cs: 1, cCount: m * ldc)
                     #expect(rc == 0)
-                    _ = exact.check({ c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2,
-                                    "kernel \(kernel) epilogue \(epilogue)", roundings: k + 3)
+                    _ = exact.check(
+                        { c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2,
+                        "kernel \(kernel) epilogue \(epilogue)", roundings: k + 3)
                     for i in 0..<m { for j in n..<ldc { #expect(c[i * ldc + j].isNaN) } }
                 }
             }
@@ -86,9 +92,12 @@ import Testing
         let p = Problem(m: 45, n: 83, k: 70, aTrans: true, seed: 77)
         let exact = Problem(p, a: Self.rounded(p.a), b: Self.rounded(p.b))
         for small in [false, true] {
-            let (rc, c) = Self.run(p, kernel: kernel, bias: true, gelu: true, rs: 1, cs: p.m, cCount: p.m * p.n, small: small)
+            let (rc, c) = Self.run(
+                p, kernel: kernel, bias: true, gelu: true, rs: 1, cs: p.m, cCount: p.m * p.n, small: small)
             #expect(rc == 0)
-            _ = exact.check({ c[$1 * p.m + $0] }, bias: true, gelu: true, "kernel \(kernel) nchw small \(small)", roundings: p.k + 3)
+            _ = exact.check(
+                { c[$1 * p.m + $0] }, bias: true, gelu: true, "kernel \(kernel) nchw small \(small)", roundings: p.k + 3
+            )
         }
     }
 
@@ -109,15 +118,21 @@ import Testing
                     var a = p.a
                     a[0] = 1e-40; a[1] = .nan; a[2] = -.infinity; a[3] = Float(bitPattern: 0x3F80_8000)
                     p = Problem(p, a: a)
-                    let (r0, native) = Self.run(p, kernel: pair.native, bias: true, gelu: false, rs: n, cs: 1, cCount: m * n)
-                    let (r1, emulated) = Self.run(p, kernel: pair.emulated, bias: true, gelu: false, rs: n, cs: 1, cCount: m * n)
+                    let (r0, native) = Self.run(
+                        p, kernel: pair.native, bias: true, gelu: false, rs: n, cs: 1, cCount: m * n)
+                    let (r1, emulated) = Self.run(
+                        p, kernel: pair.emulated, bias: true, gelu: false, rs: n, cs: 1, cCount: m * n)
                     #expect(r0 == 0 && r1 == 0)
                     if pair.exact {
-                        #expect(zip(native, emulated).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) },
-                                "kernel \(pair.native) m=\(m) n=\(n) k=\(k)")
+                        #expect(
+                            zip(native, emulated).allSatisfy {
+                                $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN)
+                            },
+                            "kernel \(pair.native) m=\(m) n=\(n) k=\(k)")
                     } else {
                         let exact = Problem(p, a: Self.rounded(p.a), b: Self.rounded(p.b))
-                        _ = exact.check({ native[$0 * n + $1] }, bias: true, gelu: false, "kernel \(pair.native)", roundings: k + 3)
+                        _ = exact.check(
+                            { native[$0 * n + $1] }, bias: true, gelu: false, "kernel \(pair.native)", roundings: k + 3)
                     }
                 }
             }
@@ -152,7 +167,9 @@ import Testing
             for q in 0..<kpp {
                 for j in 0..<16 {
                     let col = 16 * panel + j
-                    func want(_ kk: Int) -> UInt32 { kk < k && col < n ? UInt32(sam3neck_bf16_operand(p.b[kk * n + col])) : 0 }
+                    func want(_ kk: Int) -> UInt32 {
+                        kk < k && col < n ? UInt32(sam3neck_bf16_operand(p.b[kk * n + col])) : 0
+                    }
                     if pairs[(panel * kpp + q) * 16 + j] != want(2 * q) | want(2 * q + 1) << 16 { wrong += 1 }
                 }
             }
@@ -162,7 +179,9 @@ import Testing
         for k0 in stride(from: 0, to: k, by: 32) {
             let rows = min(32, k - k0)
             var band = [Float](repeating: .nan, count: sam3neck_sgemm_packed_b_floats(rows, n))
-            Array(p.b[(k0 * n)..<((k0 + rows) * n)]).withUnsafeBufferPointer { sam3neck_sgemm_pack_b(rows, n, $0.baseAddress, n, 0, &band) }
+            Array(p.b[(k0 * n)..<((k0 + rows) * n)]).withUnsafeBufferPointer {
+                sam3neck_sgemm_pack_b(rows, n, $0.baseAddress, n, 0, &band)
+            }
             #expect(sam3neck_sgemm_pack_b_bf16_rows(k, n, k0, rows, band, bands.p) == 0)
         }
         #expect((0..<floats).allSatisfy { whole.p[$0].bitPattern == bands.p[$0].bitPattern })

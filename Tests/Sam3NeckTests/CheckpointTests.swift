@@ -12,7 +12,8 @@ struct SafetensorsBuilder {
             switch dtype {
             case "F32": withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
             case "F16": withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { bytes += $0 }
-            case "BF16": withUnsafeBytes(of: UInt16(truncatingIfNeeded: v.bitPattern >> 16).littleEndian) { bytes += $0 }
+            case "BF16":
+                withUnsafeBytes(of: UInt16(truncatingIfNeeded: v.bitPattern >> 16).littleEndian) { bytes += $0 }
             default: fatalError()
             }
         }
@@ -27,7 +28,8 @@ struct SafetensorsBuilder {
         var json = "{\"__metadata__\":{\"format\":\"pt\"}"
         var data = [UInt8]()
         for it in items {
-            json += ",\"\(it.name)\":{\"dtype\":\"\(it.dtype)\",\"shape\":[\(it.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(data.count),\(data.count + it.data.count)]}"
+            json +=
+                ",\"\(it.name)\":{\"dtype\":\"\(it.dtype)\",\"shape\":[\(it.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(data.count),\(data.count + it.data.count)]}"
             data += it.data
         }
         json += "}"
@@ -39,7 +41,9 @@ struct SafetensorsBuilder {
     }
 
     /// Every tensor of `w` under `prefix` + "convs.".
-    static func neck(_ w: NeckWeights, prefix: String, group: String = "convs", dtype: String = "F32", skip: String? = nil) -> SafetensorsBuilder {
+    static func neck(
+        _ w: NeckWeights, prefix: String, group: String = "convs", dtype: String = "F32", skip: String? = nil
+    ) -> SafetensorsBuilder {
         var b = SafetensorsBuilder()
         for t in NeckNaming.tensors {
             let name = "\(prefix)\(group).\(t)"
@@ -50,7 +54,9 @@ struct SafetensorsBuilder {
 }
 
 func load(_ bytes: [UInt8], kind: NeckKind = .sam3, prefix: String? = nil) throws -> NeckWeights {
-    try bytes.withUnsafeBytes { try NeckWeights.load(SafetensorsFile(source: MemorySource($0)), kind: kind, prefix: prefix) }
+    try bytes.withUnsafeBytes {
+        try NeckWeights.load(SafetensorsFile(source: MemorySource($0)), kind: kind, prefix: prefix)
+    }
 }
 
 func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () throws -> Void) {
@@ -69,14 +75,18 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
     func parse(_ s: String) throws -> JSONValue { try Array(s.utf8).withUnsafeBytes { try JSONParser.parse($0) } }
 
     @Test func parsesWhatHeadersContain() throws {
-        let v = try parse(#" {"a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}, "e\u00e9\ud83d\ude00": [true, false, null, -1.5e3]} "#)
+        let v = try parse(
+            #" {"a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}, "e\u00e9\ud83d\ude00": [true, false, null, -1.5e3]} "#
+        )
         #expect(v["a"]?["shape"]?.array == [.number("2"), .number("3")])
         #expect(v["a"]?["data_offsets"]?.array?[1].int64 == 24)
         #expect(v["eé😀"]?.array == [.bool(true), .bool(false), .null, .number("-1.5e3")])
     }
 
-    @Test(arguments: ["", "{", "{\"a\":}", "[1,]", "{\"a\":1,}", "01", "1.", "\"\\x\"", "\"\u{01}\"", "nul", "{} x",
-                      "\"\\ud800\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)])
+    @Test(arguments: [
+        "", "{", "{\"a\":}", "[1,]", "{\"a\":1,}", "01", "1.", "\"\\x\"", "\"\u{01}\"", "nul", "{} x",
+        "\"\\ud800\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
+    ])
     func rejectsMalformed(text: String) {
         #expect(throws: NeckError.self) { try parse(text) }
     }
@@ -94,7 +104,8 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
     func loadsUnderEveryKnownPrefixAndSkipsTheRest(prefix: String) throws {
         var b = SafetensorsBuilder.neck(weights, prefix: prefix)
         // Unrelated tensors, including a dtype the neck cannot use and another neck.
-        b.addRaw("\(prefix)trunk.blocks.0.attn.freqs_cis", dtype: "C64", shape: [2], bytes: Array(repeating: 1, count: 16))
+        b.addRaw(
+            "\(prefix)trunk.blocks.0.attn.freqs_cis", dtype: "C64", shape: [2], bytes: Array(repeating: 1, count: 16))
         b.addRaw("text.tokens", dtype: "I64", shape: [1], bytes: Array(repeating: 0, count: 8))
         let other = Naive.weights(c: 8, d: 4, seed: 6)
         for it in SafetensorsBuilder.neck(other, prefix: prefix, group: "sam2_convs").items { b.items.append(it) }
@@ -127,7 +138,8 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
         var b = SafetensorsBuilder.neck(weights, prefix: "vision_backbone.")
         let i = b.items.firstIndex { $0.name == "vision_backbone.convs.0.dconv_2x2_1.weight" }!
         b.items[i].shape = [4, 4, 1, 2]  // same byte count, wrong shape
-        expectError(.shape, containing: ["vision_backbone.convs.0.dconv_2x2_1.weight", "[4, 4, 1, 2]", "[4, *, 2, 2]"]) { _ = try load(b.build()) }
+        expectError(.shape, containing: ["vision_backbone.convs.0.dconv_2x2_1.weight", "[4, 4, 1, 2]", "[4, *, 2, 2]"])
+        { _ = try load(b.build()) }
     }
 
     @Test func unsupportedDtypeOfANeededTensor() {
@@ -139,7 +151,9 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
 
     @Test func noNeckListsWhatWasFound() {
         var b = SafetensorsBuilder.neck(weights, prefix: "model.weird.")
-        expectError(.missingTensor, containing: ["no sam3 neck", "a sam3 neck (original names) under prefix 'model.weird.'"]) { _ = try load(b.build()) }
+        expectError(
+            .missingTensor, containing: ["no sam3 neck", "a sam3 neck (original names) under prefix 'model.weird.'"]
+        ) { _ = try load(b.build()) }
         // With the explicit prefix it loads.
         #expect(throws: Never.self) { _ = try load(b.build(), prefix: "model.weird.") }
         b.items.removeAll()
@@ -149,7 +163,9 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
     @Test func ambiguousPrefixesAskForAChoice() throws {
         var b = SafetensorsBuilder.neck(weights, prefix: "")
         b.items += SafetensorsBuilder.neck(weights, prefix: "vision_backbone.").items
-        expectError(.invalidArgument, containing: ["appears 2 times", "under 'vision_backbone.'", "prefix option"]) { _ = try load(b.build()) }
+        expectError(.invalidArgument, containing: ["appears 2 times", "under 'vision_backbone.'", "prefix option"]) {
+            _ = try load(b.build())
+        }
         _ = try load(b.build(), prefix: "vision_backbone.")
     }
 
@@ -158,7 +174,9 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
         // Truncated at every header byte and at and around every tensor's data boundaries: never
         // a crash, always an error.
         let headerEnd = 8 + Int(good.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        let ranges = good.withUnsafeBytes { try! SafetensorsFile(source: MemorySource($0)).entries.values.map(\.byteRange) }
+        let ranges = good.withUnsafeBytes {
+            try! SafetensorsFile(source: MemorySource($0)).entries.values.map(\.byteRange)
+        }
         #expect(ranges.count == 22)
         let boundaries = ranges.flatMap { [$0.lowerBound, $0.lowerBound + 1, $0.upperBound - 1, $0.upperBound] }
         for cut in Set(Array(0..<headerEnd + 4) + boundaries) where cut < good.count {
@@ -178,14 +196,25 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
             _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#))
         }
         expectError(.format, containing: ["\"x\"", "twice"]) {
-            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#))
+            _ = try load(
+                b.build(
+                    headerOverride:
+                        #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
+                ))
         }
         expectError(.format, containing: ["'x'", "overflows"]) {
-            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,8]}}"#))
+            _ = try load(
+                b.build(
+                    headerOverride:
+                        #"{"x":{"dtype":"F32","shape":[2147483647,2147483647,2147483647],"data_offsets":[0,8]}}"#))
         }
         expectError(.format, containing: ["not a JSON object"]) { _ = try load(b.build(headerOverride: "[]")) }
         expectError(.format, containing: ["'x'", "'y'", "overlap"]) {
-            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#))
+            _ = try load(
+                b.build(
+                    headerOverride:
+                        #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+                ))
         }
     }
 
@@ -193,9 +222,17 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
     /// named as such, with its first bytes shown printably, not read as a safetensors header
     /// length of exabytes; a damaged safetensors file keeps the safetensors reader's message.
     @Test func nonCheckpointFilesSaySo() {
-        func openAny(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { _ = try Checkpoint.open(MemorySource($0)) } }
+        func openAny(_ bytes: [UInt8]) throws {
+            try bytes.withUnsafeBytes { _ = try Checkpoint.open(MemorySource($0)) }
+        }
         let text = Array("Hello, this is a text file, not weights.\n".utf8)
-        expectError(.format, containing: ["not a recognised checkpoint", "neither safetensors nor a PyTorch zip", #"first bytes "Hello, this is a"..."#]) {
+        expectError(
+            .format,
+            containing: [
+                "not a recognised checkpoint", "neither safetensors nor a PyTorch zip",
+                #"first bytes "Hello, this is a"..."#,
+            ]
+        ) {
             try openAny(text)
         }
         var rng = SystemRandomNumberGenerator()
@@ -204,7 +241,9 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
         noise[7] = 0xF0  // a length of exabytes
         noise[0] = 0x00  // not "PK", not a pickle
         expectError(.format, containing: ["not a recognised checkpoint", "first bytes \"\\x00"]) { try openAny(noise) }
-        expectError(.format, containing: ["not a recognised checkpoint", #"first bytes "hi\n""#]) { try openAny(Array("hi\n".utf8)) }
+        expectError(.format, containing: ["not a recognised checkpoint", #"first bytes "hi\n""#]) {
+            try openAny(Array("hi\n".utf8))
+        }
         expectError(.format, containing: ["not a recognised checkpoint", "the file is empty"]) { try openAny([]) }
         #expect(Checkpoint.escaped([0x41, 0x0A, 0x22, 0x5C, 0x00, 0xFF]) == #"A\n\"\\\x00\xff"#)
         // Still safetensors: a valid file, and one whose length runs past its end ('{' follows).
@@ -228,7 +267,9 @@ func expectError(_ kind: NeckError.Kind, containing words: [String], _ body: () 
     }
 
     @Test func fileSourceReadsOnlyWhatIsAskedAndReportsMissingFiles() throws {
-        expectError(.io, containing: ["/nonexistent/x.safetensors"]) { _ = try FileSource(path: "/nonexistent/x.safetensors") }
+        expectError(.io, containing: ["/nonexistent/x.safetensors"]) {
+            _ = try FileSource(path: "/nonexistent/x.safetensors")
+        }
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("sam3neck-test-\(getpid()).safetensors")
         try Data(SafetensorsBuilder.neck(weights, prefix: "").build()).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }

@@ -32,22 +32,29 @@ import Testing
         var lists = PickleBuilder()
         for _ in 0..<10_000 { lists.raw([0x5D]) }
         for _ in 0..<9_999 { lists.raw([0x61]) }
-        expectError(.format, containing: ["nested", "limit of \(Unpickler.maxDepth)"]) { _ = try unpickle(lists.stop()) }
+        expectError(.format, containing: ["nested", "limit of \(Unpickler.maxDepth)"]) {
+            _ = try unpickle(lists.stop())
+        }
         // EMPTY_DICT, key, EMPTY_DICT, key, …, then SETITEM × n.
         var dicts = PickleBuilder()
         dicts.raw([0x7D])
         for _ in 0..<10_000 { dicts.int(1); dicts.raw([0x7D]) }
         for _ in 0..<10_000 { dicts.raw([0x73]) }
-        expectError(.format, containing: ["nested", "limit of \(Unpickler.maxDepth)"]) { _ = try unpickle(dicts.stop()) }
+        expectError(.format, containing: ["nested", "limit of \(Unpickler.maxDepth)"]) {
+            _ = try unpickle(dicts.stop())
+        }
     }
 
     @Test func rebuildFromTypeCannotNest() {
         // _rebuild_from_type_v2(_rebuild_from_type_v2, …): refused rather than followed.
         var p = PickleBuilder()
         p.global("torch._tensor", "_rebuild_from_type_v2")
-        p.mark(); p.global("torch._tensor", "_rebuild_from_type_v2"); p.global("torch", "Tensor"); p.raw([0x29, 0x7D, 0x74])
+        p.mark(); p.global("torch._tensor", "_rebuild_from_type_v2"); p.global("torch", "Tensor");
+        p.raw([0x29, 0x7D, 0x74])
         p.raw([0x52])
-        expectError(.format, containing: ["_rebuild_from_type_v2 with unexpected arguments"]) { _ = try unpickle(p.stop()) }
+        expectError(.format, containing: ["_rebuild_from_type_v2 with unexpected arguments"]) {
+            _ = try unpickle(p.stop())
+        }
     }
 
     @Test func cyclesAndChangesAfterNestingAreRefused() {
@@ -75,7 +82,9 @@ import Testing
         var memo = PickleBuilder()
         memo.raw([0x4E])
         for i in 0...Unpickler.maxMemo { memo.raw([0x72] + withUnsafeBytes(of: UInt32(i).littleEndian, Array.init)) }
-        expectError(.format, containing: ["more than \(Unpickler.maxMemo) memo entries"]) { _ = try unpickle(memo.stop()) }
+        expectError(.format, containing: ["more than \(Unpickler.maxMemo) memo entries"]) {
+            _ = try unpickle(memo.stop())
+        }
         // 1 M + 1 values on the stack.
         expectError(.format, containing: ["more than \(Unpickler.maxStack) values on the stack"]) {
             _ = try unpickle(nested(seed: [], repeating: [0x4E], count: Unpickler.maxStack + 1))
@@ -91,7 +100,8 @@ import Testing
         var b = SafetensorsBuilder()
         b.addRaw("x", dtype: "F32", shape: [2], bytes: Array(repeating: 0, count: 8))
         expectError(.format, containing: ["\"dtype\" appears twice"]) {
-            _ = try load(b.build(headerOverride: #"{"x":{"dtype":"F32","dtype":"F16","shape":[2],"data_offsets":[0,8]}}"#))
+            _ = try load(
+                b.build(headerOverride: #"{"x":{"dtype":"F32","dtype":"F16","shape":[2],"data_offsets":[0,8]}}"#))
         }
     }
 
@@ -119,12 +129,13 @@ import Testing
         #expect(u.data == [5])
     }
 
-    @Test(arguments: [
-        (6, 0, [3, 3], [Int.max / 2 + 1, 1], ["'t'", "overflow"]),
-        (6, Int.max - 2, [4], [1], ["'t'", "overflow"]),
-        (6, 0, [3, 3], [3, 1], ["'t'", "reaches element 8 of a storage of 6"]),
-        (Int.max / 2, 0, [2], [1], ["storage '0'", "should hold \(Int.max / 2) F32 elements"]),
-    ] as [(Int, Int, [Int], [Int], [String])])
+    @Test(
+        arguments: [
+            (6, 0, [3, 3], [Int.max / 2 + 1, 1], ["'t'", "overflow"]),
+            (6, Int.max - 2, [4], [1], ["'t'", "overflow"]),
+            (6, 0, [3, 3], [3, 1], ["'t'", "reaches element 8 of a storage of 6"]),
+            (Int.max / 2, 0, [2], [1], ["storage '0'", "should hold \(Int.max / 2) F32 elements"]),
+        ] as [(Int, Int, [Int], [Int], [String])])
     func viewArithmeticIsChecked(numel: Int, offset: Int, shape: [Int], stride: [Int], words: [String]) {
         expectError(.format, containing: words) {
             _ = try read(view(numel: numel, stored: 6, offset: offset, shape: shape, stride: stride))
@@ -149,17 +160,25 @@ import Testing
         var offset = 0
         func add(_ name: String, _ shape: [Int]) {
             let bytes = shape.reduce(4, *)
-            json += "\"convs.\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + bytes)]},"
+            json +=
+                "\"convs.\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + bytes)]},"
             offset += bytes
         }
-        let shapes: [(String, [Int])] = [
-            ("0.dconv_2x2_0", [c, c / 2, 2, 2]), ("0.dconv_2x2_1", [c / 2, c / 4, 2, 2]), ("0.conv_1x1", [d, c / 4, 1, 1]),
-            ("1.dconv_2x2", [c, c / 2, 2, 2]), ("1.conv_1x1", [d, c / 2, 1, 1]),
-            ("2.conv_1x1", [d, c, 1, 1]), ("3.conv_1x1", [d, c, 1, 1]),
-        ] + (0...3).map { ("\($0).conv_3x3", [d, d, 3, 3]) }
+        let shapes: [(String, [Int])] =
+            [
+                ("0.dconv_2x2_0", [c, c / 2, 2, 2]), ("0.dconv_2x2_1", [c / 2, c / 4, 2, 2]),
+                ("0.conv_1x1", [d, c / 4, 1, 1]),
+                ("1.dconv_2x2", [c, c / 2, 2, 2]), ("1.conv_1x1", [d, c / 2, 1, 1]),
+                ("2.conv_1x1", [d, c, 1, 1]), ("3.conv_1x1", [d, c, 1, 1]),
+            ] + (0...3).map { ("\($0).conv_3x3", [d, d, 3, 3]) }
         for (m, s) in shapes {
             add("\(m).weight", s)
-            add("\(m).bias", [m.hasSuffix("dconv_2x2_0") || m.hasSuffix("dconv_2x2") ? c / 2 : m.hasSuffix("dconv_2x2_1") ? c / 4 : d])
+            add(
+                "\(m).bias",
+                [
+                    m.hasSuffix("dconv_2x2_0") || m.hasSuffix("dconv_2x2")
+                        ? c / 2 : m.hasSuffix("dconv_2x2_1") ? c / 4 : d
+                ])
         }
         json.removeLast()
         json += "}"
@@ -169,7 +188,9 @@ import Testing
             var name: String { "<sparse>" }
             func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
                 guard offset + count <= header.count else { throw NeckError(.io, "data read at \(offset)") }
-                return try header.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
+                return try header.withUnsafeBytes {
+                    try body(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)]))
+                }
             }
         }
         var header = Array(json.utf8)
@@ -205,8 +226,9 @@ import Testing
         try Data(SafetensorsBuilder.neck(w, prefix: "").build()).write(to: shardFile)
         let shardName = name ?? shardFile.lastPathComponent
         if let name {
-            try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent(name).path,
-                                                       withDestinationPath: shardFile.path)
+            try FileManager.default.createSymbolicLink(
+                atPath: folder.appendingPathComponent(name).path,
+                withDestinationPath: shardFile.path)
         }
         let map = NeckNaming.tensors.map { "\"convs.\($0)\": \"\(shardName)\"" }
         try Data("{\"metadata\": {}, \"weight_map\": {\(map.joined(separator: ", "))}}".utf8)
@@ -219,7 +241,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let inside = dir.appendingPathComponent("index")
         try FileManager.default.createDirectory(at: inside, withIntermediateDirectories: true)
-        _ = try writeShardedNeck(in: inside, shardFile: dir.appendingPathComponent("outside.safetensors"), linkAs: "model-1.safetensors")
+        _ = try writeShardedNeck(
+            in: inside, shardFile: dir.appendingPathComponent("outside.safetensors"), linkAs: "model-1.safetensors")
         expectError(.format, containing: ["'model-1.safetensors'", "outside the index's folder"]) {
             _ = try NeckWeights.load(Checkpoint.open(path: inside.path))
         }
@@ -237,13 +260,17 @@ import Testing
         let snapshot = repo.appendingPathComponent("snapshots/0123abcd")
         let blobs = repo.appendingPathComponent("blobs")
         for f in [snapshot, blobs] { try FileManager.default.createDirectory(at: f, withIntermediateDirectories: true) }
-        let w = try writeShardedNeck(in: snapshot, shardFile: blobs.appendingPathComponent("9f86d081"), linkAs: "model-1.safetensors")
+        let w = try writeShardedNeck(
+            in: snapshot, shardFile: blobs.appendingPathComponent("9f86d081"), linkAs: "model-1.safetensors")
         let loaded = try NeckWeights.load(Checkpoint.open(path: snapshot.path))
         #expect(loaded.level3.conv3x3.weight == w.level3.conv3x3.weight)
         // The same link from a folder that is not a hub snapshot is refused.
         let plain = dir.appendingPathComponent("plain")
         try FileManager.default.createDirectory(at: plain, withIntermediateDirectories: true)
-        _ = try writeShardedNeck(in: plain, shardFile: blobs.appendingPathComponent("9f86d081"), linkAs: "model-1.safetensors")
-        expectError(.format, containing: ["outside the index's folder"]) { _ = try NeckWeights.load(Checkpoint.open(path: plain.path)) }
+        _ = try writeShardedNeck(
+            in: plain, shardFile: blobs.appendingPathComponent("9f86d081"), linkAs: "model-1.safetensors")
+        expectError(.format, containing: ["outside the index's folder"]) {
+            _ = try NeckWeights.load(Checkpoint.open(path: plain.path))
+        }
     }
 }

@@ -27,7 +27,8 @@ import Testing
         switch dtype {
         case .float32: return values.withUnsafeBytes(Array.init)
         case .float16: return values.map { Float16($0).bitPattern }.withUnsafeBytes(Array.init)
-        case .bfloat16: return values.map { UInt16(rounded($0, .bfloat16).bitPattern >> 16) }.withUnsafeBytes(Array.init)
+        case .bfloat16:
+            return values.map { UInt16(rounded($0, .bfloat16).bitPattern >> 16) }.withUnsafeBytes(Array.init)
         }
     }
 
@@ -44,17 +45,24 @@ import Testing
     /// Runs `plan` on raw input bytes; returns each compiled level's raw output bytes.
     static func run(_ plan: NeckPlan, _ input: [UInt8]) -> [Int: [UInt8]] {
         var outs: [Int: [UInt8]] = [:]
-        for l in plan.options.levels { outs[l] = [UInt8](repeating: 0xEE, count: plan.outputCount(level: l)! * plan.options.outputDType.size) }
+        for l in plan.options.levels {
+            outs[l] = [UInt8](repeating: 0xEE, count: plan.outputCount(level: l)! * plan.options.outputDType.size)
+        }
         var pointers: [UnsafeMutableRawPointer?] = [nil, nil, nil, nil]
-        for l in plan.options.levels { pointers[l] = UnsafeMutableRawPointer.allocate(byteCount: outs[l]!.count, alignment: 64) }
+        for l in plan.options.levels {
+            pointers[l] = UnsafeMutableRawPointer.allocate(byteCount: outs[l]!.count, alignment: 64)
+        }
         defer { pointers.forEach { $0?.deallocate() } }
         input.withUnsafeBytes { plan.run(input: $0.baseAddress!, outputs: pointers) }
-        for l in plan.options.levels { outs[l] = Array(UnsafeRawBufferPointer(start: pointers[l], count: outs[l]!.count)) }
+        for l in plan.options.levels {
+            outs[l] = Array(UnsafeRawBufferPointer(start: pointers[l], count: outs[l]!.count))
+        }
         return outs
     }
 
     /// NCHW values `[B, d, h, w]` in `layout` order.
-    static func relayout(_ v: [Float], _ layout: CompileOptions.OutputLayout, b: Int, d: Int, h: Int, w: Int) -> [Float] {
+    static func relayout(_ v: [Float], _ layout: CompileOptions.OutputLayout, b: Int, d: Int, h: Int, w: Int) -> [Float]
+    {
         var out = [Float](repeating: 0, count: v.count)
         for n in 0..<b {
             for c in 0..<d {
@@ -75,44 +83,55 @@ import Testing
         a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
     }
 
-    @Test(arguments: [CompileOptions.DType.float32, .float16, .bfloat16], [CompileOptions.DType.float32, .float16, .bfloat16])
+    @Test(
+        arguments: [CompileOptions.DType.float32, .float16, .bfloat16],
+        [CompileOptions.DType.float32, .float16, .bfloat16])
     func everyTypeAndLayoutIsTheFloat32PlanExactly(input: CompileOptions.DType, output: CompileOptions.DType) throws {
         let neck = Neck(weights: Naive.weights(c: Self.c, d: Self.d, seed: 11))
         // A batch of two odd grids, and a grid of several row blocks per level (the input is
         // widened block by block).
         for (b, h, w, mask) in [(2, 5, 7, UInt32(0xF)), (2, 5, 7, 0x5), (1, 40, 30, 0xF)] {
-        var rng = Naive.RNG(state: 3)
-        var x = rng.floats(b * Self.c * h * w, scale: 2).map { Self.rounded($0, input) }
-        x[5] = .nan  // NaN in the input stays NaN where it lands, in every type
-        for layout in [CompileOptions.Layout.nchw, .nhwc] {
-            do {
-                let base = try neck.compile(CompileOptions(batch: b, height: h, width: w, layout: layout, levelsMask: mask, threads: 2))
-                let want = Self.run(base, Self.encode(x, .float32)).mapValues { Self.decode($0, .float32) }
-                for outLayout in [CompileOptions.OutputLayout.nchw, .nhwc, .sequence] {
-                    let plan = try neck.compile(CompileOptions(batch: b, height: h, width: w, layout: layout, levelsMask: mask, threads: 2,
-                                                               inputDType: input, outputDType: output, outputLayout: outLayout))
-                    let got = Self.run(plan, Self.encode(x, input))
-                    for l in plan.options.levels {
-                        let s = plan.levelShapes[l]!
-                        let expected = Self.relayout(want[l]!.map { Self.rounded($0, output) }, outLayout, b: b, d: s[1], h: s[2], w: s[3])
-                        #expect(Self.same(Self.decode(got[l]!, output), expected),
+            var rng = Naive.RNG(state: 3)
+            var x = rng.floats(b * Self.c * h * w, scale: 2).map { Self.rounded($0, input) }
+            x[5] = .nan  // NaN in the input stays NaN where it lands, in every type
+            for layout in [CompileOptions.Layout.nchw, .nhwc] {
+                do {
+                    let base = try neck.compile(
+                        CompileOptions(batch: b, height: h, width: w, layout: layout, levelsMask: mask, threads: 2))
+                    let want = Self.run(base, Self.encode(x, .float32)).mapValues { Self.decode($0, .float32) }
+                    for outLayout in [CompileOptions.OutputLayout.nchw, .nhwc, .sequence] {
+                        let plan = try neck.compile(
+                            CompileOptions(
+                                batch: b, height: h, width: w, layout: layout, levelsMask: mask, threads: 2,
+                                inputDType: input, outputDType: output, outputLayout: outLayout))
+                        let got = Self.run(plan, Self.encode(x, input))
+                        for l in plan.options.levels {
+                            let s = plan.levelShapes[l]!
+                            let expected = Self.relayout(
+                                want[l]!.map { Self.rounded($0, output) }, outLayout, b: b, d: s[1], h: s[2], w: s[3])
+                            #expect(
+                                Self.same(Self.decode(got[l]!, output), expected),
                                 "level \(l), \(b)×\(h)×\(w) \(layout) \(input) in, \(outLayout) \(output) out")
+                        }
                     }
                 }
             }
         }
-        }
     }
 
-    @Test(arguments: [CompileOptions.OutputLayout.nchw, .nhwc, .sequence], [CompileOptions.DType.float32, .float16, .bfloat16])
+    @Test(
+        arguments: [CompileOptions.OutputLayout.nchw, .nhwc, .sequence],
+        [CompileOptions.DType.float32, .float16, .bfloat16])
     func positionEncodingsFollowTheOutputs(layout: CompileOptions.OutputLayout, dtype: CompileOptions.DType) throws {
         let neck = Neck(weights: Naive.weights(c: Self.c, d: Self.d, seed: 2))
-        let plan = try neck.compile(CompileOptions(batch: 3, height: 3, width: 5, outputDType: dtype, outputLayout: layout))
+        let plan = try neck.compile(
+            CompileOptions(batch: 3, height: 3, width: 5, outputDType: dtype, outputLayout: layout))
         for l in plan.options.levels {
             let pe = plan.positionEncodings[l]!
             var bytes = [UInt8](repeating: 0, count: pe.count * dtype.size)
             bytes.withUnsafeMutableBytes { plan.writePositionEncoding(level: l, into: $0.baseAddress!) }
-            let want = Self.relayout(pe.values.map { Self.rounded($0, dtype) }, layout, b: 1, d: pe.dModel, h: pe.height, w: pe.width)
+            let want = Self.relayout(
+                pe.values.map { Self.rounded($0, dtype) }, layout, b: 1, d: pe.dModel, h: pe.height, w: pe.width)
             #expect(Self.same(Self.decode(bytes, dtype), want))
             #expect(plan.outputDimensions(level: l, batch: 1)!.reduce(1, *) == pe.count)
         }
@@ -126,8 +145,10 @@ import Testing
     @Test(arguments: [false, true])
     func channelMajorStoreIsATranspose(portable: Bool) {
         var rng = Naive.RNG(state: 17)
-        for (rows, cols, channels, rowStep, pixelStep) in [(1, 1, 1, 1, 1), (3, 8, 8, 1, 1), (2, 16, 24, 2, 1), (4, 13, 21, 1, 1),
-                                                           (5, 37, 7, 2, 1), (2, 9, 17, 1, 2), (1, 64, 256, 2, 1)] {
+        for (rows, cols, channels, rowStep, pixelStep) in [
+            (1, 1, 1, 1, 1), (3, 8, 8, 1, 1), (2, 16, 24, 2, 1), (4, 13, 21, 1, 1),
+            (5, 37, 7, 2, 1), (2, 9, 17, 1, 2), (1, 64, 256, 2, 1),
+        ] {
             let m = cols + 3, ldy = channels + 5  // the tile's row pitch and pixel pitch exceed what is stored
             let y = rng.floats(rows * m * ldy, scale: 1)
             let width = cols * pixelStep + 2, height = rows * rowStep + 1, plane = height * width + 3
@@ -136,16 +157,20 @@ import Testing
             var want = got
             for o in 0..<channels {
                 for i in 0..<rows {
-                    for j in 0..<cols { want[o * plane + i * rowStep * width + j * pixelStep] = y[(i * m + j) * ldy + o] }
+                    for j in 0..<cols {
+                        want[o * plane + i * rowStep * width + j * pixelStep] = y[(i * m + j) * ldy + o]
+                    }
                 }
             }
             got.withUnsafeMutableBytes { out in
                 if portable {
-                    sam3neck_store_tile_portable(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), out.baseAddress,
-                                                 rowStep * width, pixelStep, plane)
+                    sam3neck_store_tile_portable(
+                        y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), out.baseAddress,
+                        rowStep * width, pixelStep, plane)
                 } else {
-                    sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), out.baseAddress,
-                                        rowStep * width, pixelStep, plane, CompileOptions.DType.float32.code)
+                    sam3neck_store_tile(
+                        y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), out.baseAddress,
+                        rowStep * width, pixelStep, plane, CompileOptions.DType.float32.code)
                 }
             }
             #expect(Self.same(got, want), "\(rows)×\(cols)×\(channels), row step \(rowStep), pixel step \(pixelStep)")
@@ -172,7 +197,10 @@ import Testing
                 var want = [Float](repeating: sentinel, count: count)
                 for o in 0..<channels {
                     for i in 0..<rows {
-                        for j in 0..<cols { want[offset + o * plane + i * rowStep * width + j] = Self.rounded(y[(i * m + j) * ldy + o], dtype) }
+                        for j in 0..<cols {
+                            want[offset + o * plane + i * rowStep * width + j] = Self.rounded(
+                                y[(i * m + j) * ldy + o], dtype)
+                        }
                     }
                 }
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: count * size, alignment: 64)
@@ -180,8 +208,9 @@ import Testing
                 Self.encode([Float](repeating: sentinel, count: count), dtype).withUnsafeBytes {
                     buffer.copyMemory(from: $0.baseAddress!, byteCount: count * size)
                 }
-                sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), buffer + offset * size,
-                                    rowStep * width, 1, plane, dtype.code)
+                sam3neck_store_tile(
+                    y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels), buffer + offset * size,
+                    rowStep * width, 1, plane, dtype.code)
                 let got = Self.decode(Array(UnsafeRawBufferPointer(start: buffer, count: count * size)), dtype)
                 #expect(Self.same(got, want), "\(dtype) \(rows)×\(cols)×\(channels) at offset \(offset)")
             }
@@ -193,9 +222,11 @@ import Testing
     /// code (F16C + AVX2 where the CPU has them) and the portable code.
     @Test(arguments: [false, true])
     func conversionsRoundToNearestEven(portable: Bool) {
-        var values: [Float] = [0, -0, 1, -1, 65504, 65519.99, 65520, -65520, 1e-8, 6e-8, 2.9802322e-8, 5.9604645e-8, 6.1035156e-5,
-                               6.0975552e-5, 1 + 1.0 / 2048, 1 + 3.0 / 2048, .infinity, -.infinity, .nan, .greatestFiniteMagnitude,
-                               Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x7F7F_FFFF)]
+        var values: [Float] = [
+            0, -0, 1, -1, 65504, 65519.99, 65520, -65520, 1e-8, 6e-8, 2.9802322e-8, 5.9604645e-8, 6.1035156e-5,
+            6.0975552e-5, 1 + 1.0 / 2048, 1 + 3.0 / 2048, .infinity, -.infinity, .nan, .greatestFiniteMagnitude,
+            Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x7F7F_FFFF),
+        ]
         var rng = Naive.RNG(state: 9)
         values += rng.floats(1000, scale: 100) + rng.floats(1000, scale: 1e-5)
         for dtype in [CompileOptions.DType.float16, .bfloat16] {

@@ -37,8 +37,12 @@ func gelu(_ x: Float) -> Float {
     func biasGeluKernel(version: String) throws {
         if version == "avx2" && sam3neck_cpu_has_avx2_fma() == 0 { return }  // not on this CPU
         if version == "avx512" && (sam3neck_cpu_has_avx2_fma() == 0 || sam3neck_cpu_has_avx512f() == 0) { return }
-        let kernel = version == "avx512" ? sam3neck_bias_gelu_avx512 : version == "avx2" ? sam3neck_bias_gelu_avx2
-            : sam3neck_bias_gelu_generic
+        let kernel =
+            version == "avx512"
+            ? sam3neck_bias_gelu_avx512
+            : version == "avx2"
+                ? sam3neck_bias_gelu_avx2
+                : sam3neck_bias_gelu_generic
         var xs: [Float] = (-1600...1600).map { Float($0) / 100 }  // -16 ... 16, past the vector range
         xs += (-140_000...140_000).map { Float($0) * 0.000_1 + 0.000_03 }  // dense, off the grid above
         xs += [0, -0, .nan, .infinity, -.infinity, 12.99, -12.99, 13, -13, .leastNormalMagnitude]
@@ -136,18 +140,30 @@ func gelu(_ x: Float) -> Float {
             }
         }
         var outCM = [Float](repeating: 0, count: want.count)
-        xs.withUnsafeBufferPointer { maxPool2x2ChannelMajor($0.baseAddress!, channels: c, height: h, width: w, into: outCM.withUnsafeMutableBufferPointer { $0.baseAddress! }, threads: 2, portable: portable) }
+        xs.withUnsafeBufferPointer {
+            maxPool2x2ChannelMajor(
+                $0.baseAddress!, channels: c, height: h, width: w,
+                into: outCM.withUnsafeMutableBufferPointer { $0.baseAddress! }, threads: 2, portable: portable)
+        }
         // Channels-last input and output.
         var nhwc = [Float](repeating: 0, count: xs.count)
-        for ch in 0..<c { for y in 0..<h { for xx in 0..<w { nhwc[(y * w + xx) * c + ch] = xs[(ch * h + y) * w + xx] } } }
+        for ch in 0..<c {
+            for y in 0..<h { for xx in 0..<w { nhwc[(y * w + xx) * c + ch] = xs[(ch * h + y) * w + xx] } }
+        }
         var outCL = [Float](repeating: 0, count: want.count)
-        nhwc.withUnsafeBufferPointer { maxPool2x2ChannelsLast($0.baseAddress!, channels: c, height: h, width: w, into: outCL.withUnsafeMutableBufferPointer { $0.baseAddress! }, threads: 1, portable: portable) }
+        nhwc.withUnsafeBufferPointer {
+            maxPool2x2ChannelsLast(
+                $0.baseAddress!, channels: c, height: h, width: w,
+                into: outCL.withUnsafeMutableBufferPointer { $0.baseAddress! }, threads: 1, portable: portable)
+        }
         let p = oh * ow
         for ch in 0..<c {
             for q in 0..<p {
                 let r = want[ch * p + q]
                 for got in [outCM[ch * p + q], outCL[q * c + ch]] {
-                    #expect(got.bitPattern == r.bitPattern || (got.isNaN && r.isNaN), "channel \(ch) window \(q): \(got) vs \(r)")
+                    #expect(
+                        got.bitPattern == r.bitPattern || (got.isNaN && r.isNaN),
+                        "channel \(ch) window \(q): \(got) vs \(r)")
                 }
             }
         }
@@ -171,8 +187,10 @@ func gelu(_ x: Float) -> Float {
     }
 
     /// Runs a Winograd kernel on `x` in its frame with two workers' scratch; returns the output.
-    static func runFramed(_ x: Naive.Image, outputCount: Int, scratchPerWorker: Int,
-                          _ run: (PaddedImage, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+    static func runFramed(
+        _ x: Naive.Image, outputCount: Int, scratchPerWorker: Int,
+        _ run: (PaddedImage, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+    ) -> [Float] {
         var out = [Float](repeating: .nan, count: outputCount)
         Blas.useOneThread()
         framed(x) { img in
@@ -203,17 +221,22 @@ func gelu(_ x: Float) -> Float {
     }
 
     /// OpenBLAS and every packed micro-kernel this CPU runs (the portable one always).
-    static let productCodes: [GemmBackend] = [.openBLAS] + [SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512]
+    static let productCodes: [GemmBackend] =
+        [.openBLAS]
+        + [SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512]
         .filter { sam3neck_sgemm_kernel_supported(Int32($0)) != 0 }.map { .packed(kernel: Int32($0)) }
 
     /// (h, w, cin, cout): (5, 6, 100, 70) has two bands of inputs in the weight transform (64 + 36)
     /// and padding columns in the packed blocks.
-    static let convCases = [(1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3), (13, 11, 16, 8), (5, 6, 100, 70)]
+    static let convCases = [
+        (1, 1, 3, 2), (3, 5, 4, 6), (6, 2, 5, 3), (40, 70, 2, 3), (9, 1, 3, 3), (13, 11, 16, 8), (5, 6, 100, 70),
+    ]
 
     static func convCase(_ h: Int, _ w: Int, _ cin: Int, _ cout: Int) -> (NeckWeights.Layer, Naive.Image, Naive.Image) {
         var rng = Naive.RNG(state: UInt64(h * 1000 + w))
-        let layer = NeckWeights.Layer(weight: Tensor(shape: [cout, cin, 3, 3], data: rng.floats(cout * cin * 9)),
-                                      bias: Tensor(shape: [cout], data: rng.floats(cout)))
+        let layer = NeckWeights.Layer(
+            weight: Tensor(shape: [cout, cin, 3, 3], data: rng.floats(cout * cin * 9)),
+            bias: Tensor(shape: [cout], data: rng.floats(cout)))
         var x = Naive.Image(c: cin, h: h, w: w)
         x.v = rng.floats(cin * h * w).map(Double.init)
         return (layer, x, Naive.conv(x, layer))
@@ -242,7 +265,8 @@ func gelu(_ x: Float) -> Float {
     }
 
     /// The bf16×3 AMX products where the CPU has them (with the AVX-512 packing they split from).
-    static let amxCode: [(GemmBackend, Bool)] = GemmBackend.amxAvailable ? [(.packed(kernel: Int32(SAM3NECK_SGEMM_AVX512)), true)] : []
+    static let amxCode: [(GemmBackend, Bool)] =
+        GemmBackend.amxAvailable ? [(.packed(kernel: Int32(SAM3NECK_SGEMM_AVX512)), true)] : []
 
     /// Weights with a value that does not split (in the second band of inputs, after the first
     /// was split) keep the float32 blocks: the conv is then the float32 one, byte for byte.
@@ -292,15 +316,19 @@ func gelu(_ x: Float) -> Float {
 
     /// Branch 0's tail as one composed Winograd F(m×m, 2×2) conv per output phase, against the
     /// naive transposed conv → 1×1 → 3×3 chain, including NaN/Inf landing where the chain puts them.
-    @Test(arguments: [(5, 7, false), (4, 4, false), (1, 3, false), (9, 6, true), (3, 2, true), (13, 7, false), (7, 13, true)],
-          [WinogradTile.f4r2, .f3r2])
+    @Test(
+        arguments: [
+            (5, 7, false), (4, 4, false), (1, 3, false), (9, 6, true), (3, 2, true), (13, 7, false), (7, 13, true),
+        ],
+        [WinogradTile.f4r2, .f3r2])
     func upsampleConvMatchesTheNaiveChain(shape: (Int, Int, Bool), tile: WinogradTile) {
         let (h, w, nonFinite) = shape
         let c0 = 12, mid = 6, d = 5
         var rng = Naive.RNG(state: UInt64(h * 100 + w))
         func layer(_ shape: [Int], out: Int) -> NeckWeights.Layer {
-            .init(weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: 0.5)),
-                  bias: Tensor(shape: [out], data: rng.floats(out)))
+            .init(
+                weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: 0.5)),
+                bias: Tensor(shape: [out], data: rng.floats(out)))
         }
         let t = layer([c0, mid, 2, 2], out: mid), p = layer([d, mid, 1, 1], out: d), c3 = layer([d, d, 3, 3], out: d)
         var g = Naive.Image(c: c0, h: h, w: w)
@@ -315,12 +343,15 @@ func gelu(_ x: Float) -> Float {
 
     /// Level 0's composed conv of (t, p, c3) on `g` with every product code, and the bf16×3 AMX
     /// products where the CPU has them, against the naive transposed conv → 1×1 → 3×3 chain.
-    static func checkUpsampleConv(_ g: Naive.Image, _ t: NeckWeights.Layer, _ p: NeckWeights.Layer, _ c3: NeckWeights.Layer,
-                                  tile: WinogradTile, foldedInf: Bool = false) {
+    static func checkUpsampleConv(
+        _ g: Naive.Image, _ t: NeckWeights.Layer, _ p: NeckWeights.Layer, _ c3: NeckWeights.Layer,
+        tile: WinogradTile, foldedInf: Bool = false
+    ) {
         let (h, w, d) = (g.h, g.w, c3.weight.shape[0])
         let want = Naive.conv(Naive.conv(Naive.transposed(g, t), p), c3)
         for (gemm, bf16x3) in Self.productCodes.map({ ($0, false) }) + Self.amxCode {
-            let conv = UpsampleConv3x3(up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2, gemm: gemm, bf16x3: bf16x3)
+            let conv = UpsampleConv3x3(
+                up: PackedWeights.folded(t, p), conv: c3, tile: tile, blockTiles: 2, gemm: gemm, bf16x3: bf16x3)
             #expect(conv.bf16x3 == bf16x3)
             let out = Self.runFramed(g, outputCount: d * 4 * h * w, scratchPerWorker: conv.scratchPerWorker) {
                 conv.run($0, into: .channelMajor($1, channels: d, height: 2 * h, width: 2 * w), scratch: $2, threads: 2)
@@ -343,8 +374,9 @@ func gelu(_ x: Float) -> Float {
         let (h, w, c0, mid, d) = (3, 4, 200, 8, 70)
         var rng = Naive.RNG(state: 4242)
         func layer(_ shape: [Int], out: Int, scale: Double) -> NeckWeights.Layer {
-            .init(weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: scale)),
-                  bias: Tensor(shape: [out], data: rng.floats(out)))
+            .init(
+                weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: scale)),
+                bias: Tensor(shape: [out], data: rng.floats(out)))
         }
         let t = layer([c0, mid, 2, 2], out: mid, scale: 0.1), p = layer([d, mid, 1, 1], out: d, scale: 0.5)
         let c3 = layer([d, d, 3, 3], out: d, scale: 0.1)
@@ -357,8 +389,9 @@ func gelu(_ x: Float) -> Float {
         // One GEMM + scatter, against the naive transposed conv.
         let h = 3, w = 2, cin = 5, cout = 4
         var rng = Naive.RNG(state: 11)
-        let layer = NeckWeights.Layer(weight: Tensor(shape: [cin, cout, 2, 2], data: rng.floats(cin * cout * 4)),
-                                      bias: Tensor(shape: [cout], data: rng.floats(cout)))
+        let layer = NeckWeights.Layer(
+            weight: Tensor(shape: [cin, cout, 2, 2], data: rng.floats(cin * cout * 4)),
+            bias: Tensor(shape: [cout], data: rng.floats(cout)))
         var x = Naive.Image(c: cin, h: h, w: w)
         x.v = rng.floats(cin * h * w).map(Double.init)
         let want = Naive.gelu(Naive.transposed(x, layer))
@@ -368,18 +401,32 @@ func gelu(_ x: Float) -> Float {
         for c in 0..<cin { for y in 0..<h { for xx in 0..<w { xr[(y * w + xx) * cin + c] = Float(x[c, y, xx]) } } }
         var y = [Float](repeating: 0, count: h * w * g.n)
         var out = [Float](repeating: 0, count: 4 * h * w * cout)
-        xr.withUnsafeBufferPointer { xp in g.b.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { yp in
-            Blas.sgemm(m: h * w, n: g.n, k: cin, a: xp.baseAddress!, lda: cin, b: bp.baseAddress!, ldb: g.n, c: yp.baseAddress!, ldc: g.n)
-        } } }
+        xr.withUnsafeBufferPointer { xp in
+            g.b.withUnsafeBufferPointer { bp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    Blas.sgemm(
+                        m: h * w, n: g.n, k: cin, a: xp.baseAddress!, lda: cin, b: bp.baseAddress!, ldb: g.n,
+                        c: yp.baseAddress!, ldc: g.n)
+                }
+            }
+        }
         out.withUnsafeMutableBufferPointer { op in
             let img = PaddedImage(base: op.baseAddress!, height: 2 * h, width: 2 * w, channels: cout, pad: 0)
-            y.withUnsafeBufferPointer { yp in g.bias.withUnsafeBufferPointer { bp in
-                scatterTransposed2x2(yp.baseAddress!, height: h, width: w, channels: cout, bias: bp.baseAddress!, gelu: true, into: img, threads: 2)
-            } }
+            y.withUnsafeBufferPointer { yp in
+                g.bias.withUnsafeBufferPointer { bp in
+                    scatterTransposed2x2(
+                        yp.baseAddress!, height: h, width: w, channels: cout, bias: bp.baseAddress!, gelu: true,
+                        into: img, threads: 2)
+                }
+            }
         }
-        for o in 0..<cout { for yy in 0..<2 * h { for xx in 0..<2 * w {
-            #expect(abs(Double(out[(yy * 2 * w + xx) * cout + o]) - want[o, yy, xx]) <= 1e-5)
-        } } }
+        for o in 0..<cout {
+            for yy in 0..<2 * h {
+                for xx in 0..<2 * w {
+                    #expect(abs(Double(out[(yy * 2 * w + xx) * cout + o]) - want[o, yy, xx]) <= 1e-5)
+                }
+            }
+        }
     }
 
     /// The C Winograd transforms of one tile against Bᵀ d B and Aᵀ M A + bias computed in double
@@ -395,11 +442,17 @@ func gelu(_ x: Float) -> Float {
             bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
             at = [[1, 1, 1, 0], [0, 1, -1, -1]]
         case .f4:
-            bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0],
-                  [0, 4, 0, -5, 0, 1]]
+            bt = [
+                [4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                [0, 2, -1, -2, 1, 0],
+                [0, 4, 0, -5, 0, 1],
+            ]
             at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
         case .f4r2:
-            bt = [[0.5, -1, -0.5, 1, 0], [0, -0.5, 0.5, 1, 0], [0, 0.5, -1.5, 1, 0], [0, -1, 0, 1, 0], [0, 0.5, -1, -0.5, 1]]
+            bt = [
+                [0.5, -1, -0.5, 1, 0], [0, -0.5, 0.5, 1, 0], [0, 0.5, -1.5, 1, 0], [0, -1, 0, 1, 0],
+                [0, 0.5, -1, -0.5, 1],
+            ]
             at = [[1, 1, 1, 1, 0], [0, 1, -1, 0.5, 0], [0, 1, 1, 0.25, 0], [0, 1, -1, 0.125, 1]]
         case .f3r2:
             bt = [[-1, 0, 1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]
@@ -428,7 +481,8 @@ func gelu(_ x: Float) -> Float {
                             scale += abs(term)
                         }
                     }
-                    #expect(abs(Double(got[1][xi * (c + 2) + k]) - want) <= 1e-6 * scale + 1e-30, "input ξ \(xi) c \(k)")
+                    #expect(
+                        abs(Double(got[1][xi * (c + 2) + k]) - want) <= 1e-6 * scale + 1e-30, "input ξ \(xi) c \(k)")
                 }
             }
             // Output: α² products of c channels, one NaN-free and one with a NaN.
@@ -453,7 +507,9 @@ func gelu(_ x: Float) -> Float {
                                 scale += abs(term)
                             }
                         }
-                        #expect(abs(Double(outs[1][(i * 2 * m + j) * c + k]) - want) <= 1e-6 * scale + 1e-30, "output (\(i), \(j)) c \(k)")
+                        #expect(
+                            abs(Double(outs[1][(i * 2 * m + j) * c + k]) - want) <= 1e-6 * scale + 1e-30,
+                            "output (\(i), \(j)) c \(k)")
                     }
                 }
                 // Pixels between the written ones are untouched.
@@ -464,7 +520,9 @@ func gelu(_ x: Float) -> Float {
                     var withNaN = prod
                     withNaN[(a * a - 1) * (c + 1) + channel] = .nan  // in the last product
                     var y = [Float](repeating: 0, count: m * 2 * m * c)
-                    #expect(sam3neck_winograd_output(tile.code, withNaN, c + 1, c, bias, &y, 2 * m * c, c, Int32(portable)) != 0)
+                    #expect(
+                        sam3neck_winograd_output(tile.code, withNaN, c + 1, c, bias, &y, 2 * m * c, c, Int32(portable))
+                            != 0)
                 }
             }
         }
@@ -483,8 +541,12 @@ func gelu(_ x: Float) -> Float {
         for (cin, cout) in [(3, 8), (5, 7), (2, 20), (4, 48), (3, 35)] {
             let pairs = cin * cout
             let kernels = rng.floats(pairs * r2, scale: 1).map(Double.init)  // [o][i][q]
-            var taps = [Double](repeating: 0, count: r2 * pairs)                // [q][i][o]
-            for o in 0..<cout { for i in 0..<cin { for q in 0..<r2 { taps[q * pairs + i * cout + o] = kernels[(o * cin + i) * r2 + q] } } }
+            var taps = [Double](repeating: 0, count: r2 * pairs)  // [q][i][o]
+            for o in 0..<cout {
+                for i in 0..<cin {
+                    for q in 0..<r2 { taps[q * pairs + i * cout + o] = kernels[(o * cin + i) * r2 + q] }
+                }
+            }
             for packed in [false, true] {
                 let blockFloats = packed ? sam3neck_sgemm_packed_b_floats(cin, cout) : cin * cout
                 let total = (a * a + 1) * blockFloats
@@ -504,13 +566,17 @@ func gelu(_ x: Float) -> Float {
                                 taps.withUnsafeBufferPointer { t in
                                     kernels.withUnsafeBufferPointer { k in
                                         if tapMajor {
-                                            sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, t.baseAddress! + rows.lowerBound * cout,
-                                                                      pairs, cout, 1, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
-                                                                      packed ? 1 : 0, 1, Int32(flags))
+                                            sam3neck_winograd_weights(
+                                                Int32(a), Int32(r), g.flatMap { $0 },
+                                                t.baseAddress! + rows.lowerBound * cout,
+                                                pairs, cout, 1, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
+                                                packed ? 1 : 0, 1, Int32(flags))
                                         } else {
-                                            sam3neck_winograd_weights(Int32(a), Int32(r), g.flatMap { $0 }, k.baseAddress! + rows.lowerBound * r2,
-                                                                      1, r2, cin * r2, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
-                                                                      packed ? 1 : 0, 1, Int32(flags))
+                                            sam3neck_winograd_weights(
+                                                Int32(a), Int32(r), g.flatMap { $0 },
+                                                k.baseAddress! + rows.lowerBound * r2,
+                                                1, r2, cin * r2, rows.lowerBound, rows.count, cin, cout, u, blockFloats,
+                                                packed ? 1 : 0, 1, Int32(flags))
                                         }
                                     }
                                 }
@@ -524,11 +590,19 @@ func gelu(_ x: Float) -> Float {
                     for o in 0..<cout {
                         for i in 0..<cin {
                             var want = 0.0
-                            for m in 0..<r { for n in 0..<r { want += g[xi / a][m] * kernels[(o * cin + i) * r2 + m * r + n] * g[xi % a][n] } }
-                            let at = (1 + xi) * blockFloats + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o)
+                            for m in 0..<r {
+                                for n in 0..<r {
+                                    want += g[xi / a][m] * kernels[(o * cin + i) * r2 + m * r + n] * g[xi % a][n]
+                                }
+                            }
+                            let at =
+                                (1 + xi) * blockFloats
+                                + (packed ? sam3neck_sgemm_packed_index(cin, i, o) : i * cout + o)
                             written[at] = true
                             for u in got {
-                                #expect(abs(Double(u[at]) - want) <= Double(Float(want).ulp) + 1e-12, "ξ \(xi) (\(i), \(o)) packed \(packed)")
+                                #expect(
+                                    abs(Double(u[at]) - want) <= Double(Float(want).ulp) + 1e-12,
+                                    "ξ \(xi) (\(i), \(o)) packed \(packed)")
                             }
                         }
                     }
@@ -543,7 +617,8 @@ func gelu(_ x: Float) -> Float {
 extension OutputTarget {
     /// A float32 `[channels, height, width]` image at `p`.
     static func channelMajor(_ p: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int) -> OutputTarget {
-        OutputTarget(.nchw, dtype: .float32, base: UnsafeMutableRawPointer(p), image: 0, batch: 1,
-                     channels: channels, height: height, width: width)
+        OutputTarget(
+            .nchw, dtype: .float32, base: UnsafeMutableRawPointer(p), image: 0, batch: 1,
+            channels: channels, height: height, width: width)
     }
 }

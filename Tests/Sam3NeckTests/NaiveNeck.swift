@@ -33,12 +33,16 @@ enum Naive {
     static func transposed(_ x: Image, _ l: NeckWeights.Layer) -> Image {
         let cout = l.weight.shape[1]
         var out = Image(c: cout, h: 2 * x.h, w: 2 * x.w)
-        for o in 0..<cout { for y in 0..<out.h { for xx in 0..<out.w {
-            let i = y / 2, a = y % 2, j = xx / 2, b = xx % 2
-            var s = Double(l.bias.data[o])
-            for c in 0..<x.c { s += x[c, i, j] * Double(l.weight.data[((c * cout + o) * 2 + a) * 2 + b]) }
-            out[o, y, xx] = s
-        } } }
+        for o in 0..<cout {
+            for y in 0..<out.h {
+                for xx in 0..<out.w {
+                    let i = y / 2, a = y % 2, j = xx / 2, b = xx % 2
+                    var s = Double(l.bias.data[o])
+                    for c in 0..<x.c { s += x[c, i, j] * Double(l.weight.data[((c * cout + o) * 2 + a) * 2 + b]) }
+                    out[o, y, xx] = s
+                }
+            }
+        }
         return out
     }
 
@@ -46,16 +50,24 @@ enum Naive {
     static func conv(_ x: Image, _ l: NeckWeights.Layer) -> Image {
         let cout = l.weight.shape[0], k = l.weight.shape[2], pad = k / 2
         var out = Image(c: cout, h: x.h, w: x.w)
-        for o in 0..<cout { for y in 0..<x.h { for xx in 0..<x.w {
-            var s = Double(l.bias.data[o])
-            for c in 0..<x.c { for ky in 0..<k { for kx in 0..<k {
-                let sy = y + ky - pad, sx = xx + kx - pad
-                if sy >= 0, sy < x.h, sx >= 0, sx < x.w {
-                    s += x[c, sy, sx] * Double(l.weight.data[((o * x.c + c) * k + ky) * k + kx])
+        for o in 0..<cout {
+            for y in 0..<x.h {
+                for xx in 0..<x.w {
+                    var s = Double(l.bias.data[o])
+                    for c in 0..<x.c {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let sy = y + ky - pad, sx = xx + kx - pad
+                                if sy >= 0, sy < x.h, sx >= 0, sx < x.w {
+                                    s += x[c, sy, sx] * Double(l.weight.data[((o * x.c + c) * k + ky) * k + kx])
+                                }
+                            }
+                        }
+                    }
+                    out[o, y, xx] = s
                 }
-            } } }
-            out[o, y, xx] = s
-        } } }
+            }
+        }
         return out
     }
 
@@ -68,10 +80,17 @@ enum Naive {
     /// MaxPool2d k=2 s=2, floor, NaN-propagating.
     static func maxPool(_ x: Image) -> Image {
         var out = Image(c: x.c, h: x.h / 2, w: x.w / 2)
-        for c in 0..<x.c { for y in 0..<out.h { for xx in 0..<out.w {
-            let vals = [x[c, 2 * y, 2 * xx], x[c, 2 * y, 2 * xx + 1], x[c, 2 * y + 1, 2 * xx], x[c, 2 * y + 1, 2 * xx + 1]]
-            out[c, y, xx] = vals.contains(where: \.isNaN) ? .nan : vals.max()!
-        } } }
+        for c in 0..<x.c {
+            for y in 0..<out.h {
+                for xx in 0..<out.w {
+                    let vals = [
+                        x[c, 2 * y, 2 * xx], x[c, 2 * y, 2 * xx + 1], x[c, 2 * y + 1, 2 * xx],
+                        x[c, 2 * y + 1, 2 * xx + 1],
+                    ]
+                    out[c, y, xx] = vals.contains(where: \.isNaN) ? .nan : vals.max()!
+                }
+            }
+        }
         return out
     }
 
@@ -96,16 +115,21 @@ enum Naive {
         func layer(_ shape: [Int], fanIn: Int) -> NeckWeights.Layer {
             let s = 1 / Double(fanIn).squareRoot()
             let out = shape.count == 4 && shape[2] == 2 ? shape[1] : shape[0]
-            return .init(weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: s)),
-                         bias: Tensor(shape: [out], data: rng.floats(out, scale: s)))
+            return .init(
+                weight: Tensor(shape: shape, data: rng.floats(shape.reduce(1, *), scale: s)),
+                bias: Tensor(shape: [out], data: rng.floats(out, scale: s)))
         }
         // Drawn in the order of the upstream modules, as before the weights were typed.
-        let level0 = NeckWeights.Level0(dconv0: layer([c, c / 2, 2, 2], fanIn: c), dconv1: layer([c / 2, c / 4, 2, 2], fanIn: c / 2),
-                                        conv1x1: layer([d, c / 4, 1, 1], fanIn: c / 4), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
-        let level1 = NeckWeights.Level1(dconv: layer([c, c / 2, 2, 2], fanIn: c), conv1x1: layer([d, c / 2, 1, 1], fanIn: c / 2),
-                                        conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
-        let level2 = NeckWeights.PointwiseLevel(conv1x1: layer([d, c, 1, 1], fanIn: c), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
-        let level3 = NeckWeights.PointwiseLevel(conv1x1: layer([d, c, 1, 1], fanIn: c), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        let level0 = NeckWeights.Level0(
+            dconv0: layer([c, c / 2, 2, 2], fanIn: c), dconv1: layer([c / 2, c / 4, 2, 2], fanIn: c / 2),
+            conv1x1: layer([d, c / 4, 1, 1], fanIn: c / 4), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        let level1 = NeckWeights.Level1(
+            dconv: layer([c, c / 2, 2, 2], fanIn: c), conv1x1: layer([d, c / 2, 1, 1], fanIn: c / 2),
+            conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        let level2 = NeckWeights.PointwiseLevel(
+            conv1x1: layer([d, c, 1, 1], fanIn: c), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
+        let level3 = NeckWeights.PointwiseLevel(
+            conv1x1: layer([d, c, 1, 1], fanIn: c), conv3x3: layer([d, d, 3, 3], fanIn: 9 * d))
         return NeckWeights(trunkDim: c, dModel: d, level0: level0, level1: level1, level2: level2, level3: level3)
     }
 

@@ -19,12 +19,15 @@ import Testing
 
     /// `amx`: let the default mode take the AMX products (where the CPU has them). `fast`: a fast
     /// plan on that bfloat16 product code instead.
-    func check(c: Int, d: Int, batch: Int, h: Int, w: Int, layout: CompileOptions.Layout, mask: UInt32, threads: Int = 2,
-               gemm: GemmBackend = .preferred, bandTileRows: Int = 12, amx: Bool = GemmBackend.bf16x3Preferred,
-               fast: Int32? = nil) throws {
+    func check(
+        c: Int, d: Int, batch: Int, h: Int, w: Int, layout: CompileOptions.Layout, mask: UInt32, threads: Int = 2,
+        gemm: GemmBackend = .preferred, bandTileRows: Int = 12, amx: Bool = GemmBackend.bf16x3Preferred,
+        fast: Int32? = nil
+    ) throws {
         let weights = Naive.weights(c: c, d: d, seed: UInt64(c * 31 + h * 7 + w))
         let neck = Neck(weights: weights)
-        var options = CompileOptions(batch: batch, height: h, width: w, layout: layout, levelsMask: mask, threads: threads)
+        var options = CompileOptions(
+            batch: batch, height: h, width: w, layout: layout, levelsMask: mask, threads: threads)
         options.gemm = gemm
         options.level0BandTileRows = bandTileRows
         options.bf16x3Products = amx
@@ -47,10 +50,14 @@ import Testing
             }
         }
         #expect(input.count == plan.inputCount)
-        var outputs: [[Float]] = (0..<4).map { plan.outputCount(level: $0).map { [Float](repeating: .nan, count: $0) } ?? [] }
+        var outputs: [[Float]] = (0..<4).map {
+            plan.outputCount(level: $0).map { [Float](repeating: .nan, count: $0) } ?? []
+        }
         // Run twice: the second run must not depend on what the first left in the workspace.
         for _ in 0..<2 {
-            let pointers = (0..<4).map { outputs[$0].isEmpty ? nil : UnsafeMutablePointer<Float>.allocate(capacity: outputs[$0].count) }
+            let pointers = (0..<4).map {
+                outputs[$0].isEmpty ? nil : UnsafeMutablePointer<Float>.allocate(capacity: outputs[$0].count)
+            }
             input.withUnsafeBufferPointer { plan.run(input: $0.baseAddress!, outputs: pointers) }
             for l in 0..<4 {
                 if let p = pointers[l] {
@@ -63,8 +70,13 @@ import Testing
             let want = images.flatMap { Naive.neck(weights, $0, level: level).v }
             let err = Naive.normalisedError(outputs[level], want)
             let bound = fast != nil ? Self.fastTolerance : onAMX ? Self.amxTolerance : Self.tolerance
-            #expect(err <= bound, "level \(level) c=\(c) d=\(d) \(h)×\(w) \(layout) batch \(batch) \(gemm) AMX \(onAMX) fast \(String(describing: fast)): error \(err)")
-            if fast != nil { #expect(err >= Self.fastLeast, "level \(level): error \(err), as if float32 products ran") }
+            #expect(
+                err <= bound,
+                "level \(level) c=\(c) d=\(d) \(h)×\(w) \(layout) batch \(batch) \(gemm) AMX \(onAMX) fast \(String(describing: fast)): error \(err)"
+            )
+            if fast != nil {
+                #expect(err >= Self.fastLeast, "level \(level): error \(err), as if float32 products ran")
+            }
             let g = CompileOptions.levelGrid(level, height: h, width: w)
             #expect(plan.levelShapes[level]! == [batch, d, g.h, g.w])
         }
@@ -75,8 +87,9 @@ import Testing
     /// takes them at any width): every level within the default mode's bound (1e-4) of the naive
     /// neck, and really taken — each differs from the same plan without them; strict plans
     /// never take them.
-    @Test(.enabled(if: GemmBackend.bf16x3Preferred, "no AMX-BF16 here (or SAM3NECK_SGEMM_KERNEL is set)"),
-          arguments: [CompileOptions.Layout.nchw, .nhwc])
+    @Test(
+        .enabled(if: GemmBackend.bf16x3Preferred, "no AMX-BF16 here (or SAM3NECK_SGEMM_KERNEL is set)"),
+        arguments: [CompileOptions.Layout.nchw, .nhwc])
     func amxProductsOnlyInTheDefaultMode(layout: CompileOptions.Layout) throws {
         let c = 512, d = 16, h = 5, w = 6
         let weights = Naive.weights(c: c, d: d, seed: 4)
@@ -90,12 +103,17 @@ import Testing
         } else {
             for y in 0..<h { for xx in 0..<w { for ch in 0..<c { input.append(Float(x[ch, y, xx])) } } }
         }
-        func outputs(amx: Bool, precision: CompileOptions.Precision = .default) throws -> (Set<Int>, Bool, Set<Int>, [[Float]]) {
-            var options = CompileOptions(batch: 1, height: h, width: w, layout: layout, levelsMask: 0xF, threads: 2, precision: precision)
+        func outputs(amx: Bool, precision: CompileOptions.Precision = .default) throws -> (
+            Set<Int>, Bool, Set<Int>, [[Float]]
+        ) {
+            var options = CompileOptions(
+                batch: 1, height: h, width: w, layout: layout, levelsMask: 0xF, threads: 2, precision: precision)
             options.bf16x3Products = amx
             let plan = try neck.compile(options)
             var out: [[Float]] = (0..<4).map { [Float](repeating: .nan, count: plan.outputCount(level: $0)!) }
-            let pointers: [UnsafeMutablePointer<Float>?] = (0..<4).map { UnsafeMutablePointer<Float>.allocate(capacity: out[$0].count) }
+            let pointers: [UnsafeMutablePointer<Float>?] = (0..<4).map {
+                UnsafeMutablePointer<Float>.allocate(capacity: out[$0].count)
+            }
             input.withUnsafeBufferPointer { plan.run(input: $0.baseAddress!, outputs: pointers) }
             for l in 0..<4 {
                 out[l] = Array(UnsafeBufferPointer(start: pointers[l], count: out[l].count))
@@ -128,7 +146,8 @@ import Testing
     @Test(arguments: [CompileOptions.Layout.nchw, .nhwc])
     func everyProductCode(layout: CompileOptions.Layout) throws {
         var backends: [(GemmBackend, Bool)] = [(.openBLAS, false)]
-        for k in [SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512] where sam3neck_sgemm_kernel_supported(Int32(k)) != 0 {
+        for k in [SAM3NECK_SGEMM_GENERIC, SAM3NECK_SGEMM_AVX2, SAM3NECK_SGEMM_AVX512]
+        where sam3neck_sgemm_kernel_supported(Int32(k)) != 0 {
             backends.append((.packed(kernel: Int32(k)), false))
         }
         if GemmBackend.amxAvailable { backends.append((.packed(kernel: Int32(SAM3NECK_SGEMM_AVX512)), true)) }
@@ -142,8 +161,10 @@ import Testing
     /// has it (odd grids, both layouts, a batch, level 0 in bands; a grid wide enough for several
     /// row blocks of the AMX driver and the 12-row micro-panels): every level within its bound,
     /// and really in bfloat16.
-    @Test(arguments: [Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED), Int32(SAM3NECK_SGEMM_AMX_BF16_EMULATED),
-                      Int32(SAM3NECK_SGEMM_AVX512_BF16), Int32(SAM3NECK_SGEMM_AMX_BF16)])
+    @Test(arguments: [
+        Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED), Int32(SAM3NECK_SGEMM_AMX_BF16_EMULATED),
+        Int32(SAM3NECK_SGEMM_AVX512_BF16), Int32(SAM3NECK_SGEMM_AMX_BF16),
+    ])
     func fastModeOnEachBF16Code(kernel: Int32) throws {
         if sam3neck_sgemm_kernel_supported(kernel) == 0 { return }
         for layout in [CompileOptions.Layout.nchw, .nhwc] {
@@ -171,7 +192,9 @@ import Testing
         #expect(options.fastKernel == nil && options.arithmetic == .default)
         #expect(NeckPlan.winogradTile(options).tile == NeckPlan.winogradTile(CompileOptions(precision: .default)).tile)
         options.bf16Kernel = Int32(SAM3NECK_SGEMM_AVX512_BF16_EMULATED)
-        #expect(options.arithmetic == .fast && NeckPlan.winogradTile(options) == (.f2, false) && NeckPlan.upsampleTile(options) == (.f3r2, false))
+        #expect(
+            options.arithmetic == .fast && NeckPlan.winogradTile(options) == (.f2, false)
+                && NeckPlan.upsampleTile(options) == (.f3r2, false))
         #expect(CompileOptions(precision: .strict).fastKernel == nil)
     }
 
@@ -198,7 +221,8 @@ import Testing
                         for ty in band.tiles {
                             for a in 0..<2 {
                                 for stored in (tile.m * ty + a)..<(tile.m * ty + a + tile.alpha) {
-                                    #expect(band.stored.contains(stored), "h \(h): stored row \(stored) of tile row \(ty)")
+                                    #expect(
+                                        band.stored.contains(stored), "h \(h): stored row \(stored) of tile row \(ty)")
                                     let gRow = stored - 1  // zero frame outside 0 ..< 2h
                                     if gRow >= 0 && gRow < 2 * h {
                                         #expect(band.input.contains(gRow / 2), "h \(h): G row \(gRow) not computed")
@@ -207,7 +231,9 @@ import Testing
                             }
                         }
                         #expect(band.input.lowerBound >= 0 && band.input.upperBound <= h)
-                        #expect(band.stored.contains(2 * band.input.lowerBound + 1) && band.stored.contains(2 * band.input.upperBound))
+                        #expect(
+                            band.stored.contains(2 * band.input.lowerBound + 1)
+                                && band.stored.contains(2 * band.input.upperBound))
                     }
                 }
             }
@@ -238,16 +264,20 @@ import Testing
     }
 
     @Test func productCodeChoice() {
-        let avx512 = Int32(SAM3NECK_SGEMM_AVX512), avx2 = Int32(SAM3NECK_SGEMM_AVX2), generic = Int32(SAM3NECK_SGEMM_GENERIC)
-        #expect(GemmBackend.choose(kernel: avx512, explicit: false, openBLASCore: "SkylakeX") == .packed(kernel: avx512))
-        #expect(GemmBackend.choose(kernel: avx512, explicit: false, openBLASCore: "Prescott") == .packed(kernel: avx512))
+        let avx512 = Int32(SAM3NECK_SGEMM_AVX512), avx2 = Int32(SAM3NECK_SGEMM_AVX2),
+            generic = Int32(SAM3NECK_SGEMM_GENERIC)
+        #expect(
+            GemmBackend.choose(kernel: avx512, explicit: false, openBLASCore: "SkylakeX") == .packed(kernel: avx512))
+        #expect(
+            GemmBackend.choose(kernel: avx512, explicit: false, openBLASCore: "Prescott") == .packed(kernel: avx512))
         #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Haswell") == .openBLAS)
         #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Zen") == .openBLAS)
         #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Prescott") == .packed(kernel: avx2))
         #expect(GemmBackend.choose(kernel: avx2, explicit: false, openBLASCore: "Sandybridge") == .packed(kernel: avx2))
         #expect(GemmBackend.choose(kernel: avx2, explicit: true, openBLASCore: "Haswell") == .packed(kernel: avx2))
         #expect(GemmBackend.choose(kernel: generic, explicit: false, openBLASCore: "Prescott") == .openBLAS)
-        #expect(GemmBackend.choose(kernel: generic, explicit: true, openBLASCore: "Haswell") == .packed(kernel: generic))
+        #expect(
+            GemmBackend.choose(kernel: generic, explicit: true, openBLASCore: "Haswell") == .packed(kernel: generic))
     }
 
     @Test func squareGridSingleThread() throws {

@@ -20,7 +20,9 @@ import Sam3Neck  // not @testable (package symbols are visible to tests anyway: 
             guard let n = plan.outputCount(level: level) else { out.append([]); continue }
             out.append([Float](repeating: .nan, count: n))
         }
-        let pointers = (0..<4).map { out[$0].isEmpty ? nil : UnsafeMutablePointer<Float>.allocate(capacity: out[$0].count) }
+        let pointers = (0..<4).map {
+            out[$0].isEmpty ? nil : UnsafeMutablePointer<Float>.allocate(capacity: out[$0].count)
+        }
         x.withUnsafeBufferPointer { plan.run(input: $0.baseAddress!, outputs: pointers) }
         for level in 0..<4 {
             if let p = pointers[level] {
@@ -55,14 +57,20 @@ import Sam3Neck  // not @testable (package symbols are visible to tests anyway: 
         // And the numbers are the neck's (not merely consistent): against the naive loops, NCHW.
         var nchw = [Float](repeating: 0, count: x.count)
         let map = try FeatureMap(shape: plan.inputShape, layout: layout, values: x)
-        for n in 0..<2 { for ch in 0..<Self.c { for y in 0..<5 { for xx in 0..<6 {
-            nchw[((n * Self.c + ch) * 5 + y) * 6 + xx] = map[n, ch, y, xx]
-        } } } }
+        for n in 0..<2 {
+            for ch in 0..<Self.c {
+                for y in 0..<5 {
+                    for xx in 0..<6 {
+                        nchw[((n * Self.c + ch) * 5 + y) * 6 + xx] = map[n, ch, y, xx]
+                    }
+                }
+            }
+        }
         let per = Self.c * 5 * 6
         for lv in levels {
             let ref = (0..<2).flatMap { n -> [Double] in
                 var image = Naive.Image(c: Self.c, h: 5, w: 6)
-                image.v = nchw[n * per ..< (n + 1) * per].map(Double.init)
+                image.v = nchw[n * per..<(n + 1) * per].map(Double.init)
                 return Naive.neck(weights, image, level: lv.level).v
             }
             let err = Naive.normalisedError(lv.features.values, ref)
@@ -147,7 +155,9 @@ import Sam3Neck  // not @testable (package symbols are visible to tests anyway: 
             _ = try plan.positionEncoding(level: 3)
         }
         expectError(.invalidArgument, containing: ["0...3", "-1"]) { _ = try plan.outputShape(level: -1) }
-        expectError(.invalidArgument, containing: ["0...3", "4"]) { _ = try neck().compile(height: 4, width: 4, levels: [0, 4]) }
+        expectError(.invalidArgument, containing: ["0...3", "4"]) {
+            _ = try neck().compile(height: 4, width: 4, levels: [0, 4])
+        }
         expectError(.invalidArgument, containing: ["empty"]) { _ = try neck().compile(height: 4, width: 4, levels: []) }
         expectError(.shape, containing: ["level 3"]) { _ = try neck().compile(height: 1, width: 4) }
 
@@ -168,10 +178,17 @@ import Sam3Neck  // not @testable (package symbols are visible to tests anyway: 
         for (a, b) in zip(nchw, try nhwcPlan.run(x)) {
             #expect(b.features.layout == .nhwc && b.features.shape == a.features.shape)
             let s = a.features.shape
-            #expect((0..<s.batch).allSatisfy { n in (0..<s.channels).allSatisfy { c in
-                (0..<s.height).allSatisfy { y in (0..<s.width).allSatisfy { x in a.features[n, c, y, x] == b.features[n, c, y, x] } } } })
+            #expect(
+                (0..<s.batch).allSatisfy { n in
+                    (0..<s.channels).allSatisfy { c in
+                        (0..<s.height).allSatisfy { y in
+                            (0..<s.width).allSatisfy { x in a.features[n, c, y, x] == b.features[n, c, y, x] }
+                        }
+                    }
+                })
         }
-        let half = try neck.compile(batch: 2, height: 3, width: 5, threads: 2, outputDType: .float16, outputLayout: .sequence)
+        let half = try neck.compile(
+            batch: 2, height: 3, width: 5, threads: 2, outputDType: .float16, outputLayout: .sequence)
         #expect(try half.outputDimensions(level: 1) == [6 * 10, 2, Self.d])
         do {
             _ = try half.run(x)
@@ -179,14 +196,23 @@ import Sam3Neck  // not @testable (package symbols are visible to tests anyway: 
         } catch let e as NeckError {
             #expect(e.kind == .dtype && e.message.contains("run(input:outputs:)"))
         }
-        let outs = try (0..<4).map { UnsafeMutableRawBufferPointer.allocate(byteCount: try half.outputDimensions(level: $0).reduce(2, *), alignment: 16) }
+        let outs = try (0..<4).map {
+            UnsafeMutableRawBufferPointer.allocate(
+                byteCount: try half.outputDimensions(level: $0).reduce(2, *), alignment: 16)
+        }
         defer { outs.forEach { $0.deallocate() } }
         try x.withUnsafeBytes { raw in
             try half.run(input: raw, outputs: outs)
-            #expect(throws: NeckError.self) { try half.run(input: UnsafeRawBufferPointer(rebasing: raw.dropLast()), outputs: outs) }
+            #expect(throws: NeckError.self) {
+                try half.run(input: UnsafeRawBufferPointer(rebasing: raw.dropLast()), outputs: outs)
+            }
         }
         // Level 2, image 1, channel 3, pixel (2, 4): token 2·5 + 4, batch 1.
-        let want = nchw[2].features[1, 3, 2, 4], got = Float(Float16(bitPattern: outs[2].load(fromByteOffset: 2 * (((2 * 5 + 4) * 2 + 1) * Self.d + 3), as: UInt16.self)))
+        let want = nchw[2].features[1, 3, 2, 4],
+            got = Float(
+                Float16(
+                    bitPattern: outs[2].load(fromByteOffset: 2 * (((2 * 5 + 4) * 2 + 1) * Self.d + 3), as: UInt16.self))
+            )
         #expect(got == Float(Float16(want)))
     }
 }

@@ -16,7 +16,9 @@ import Testing
 /// |GELU'| ≤ 1.13 carries γ through, plus the GELU kernel's own bound from KernelTests
 /// (|GELU(x)|·(8 + 4z²)·u, z = x/√2).
 @Suite struct SgemmKernelTests {
-    static let kernels: [Int32] = [Int32(SAM3NECK_SGEMM_GENERIC), Int32(SAM3NECK_SGEMM_AVX2), Int32(SAM3NECK_SGEMM_AVX512)]
+    static let kernels: [Int32] = [
+        Int32(SAM3NECK_SGEMM_GENERIC), Int32(SAM3NECK_SGEMM_AVX2), Int32(SAM3NECK_SGEMM_AVX512),
+    ]
     static let u = 0x1p-24
 
     /// Deterministic values in [-1, 1), both signs (so that sums cancel).
@@ -32,8 +34,8 @@ import Testing
         let m: Int, n: Int, k: Int
         let aTrans: Bool
         let lda: Int
-        let a: [Float]      // A(i, kk) = a[aTrans ? kk*lda + i : i*lda + kk]
-        let b: [Float]      // k x n row-major
+        let a: [Float]  // A(i, kk) = a[aTrans ? kk*lda + i : i*lda + kk]
+        let b: [Float]  // k x n row-major
         let bias: [Float]
         init(m: Int, n: Int, k: Int, aTrans: Bool, seed: UInt64) {
             self.m = m; self.n = n; self.k = k; self.aTrans = aTrans
@@ -61,7 +63,9 @@ import Testing
         /// Runs `kernel` on this problem into a row-major C of leading dimension `ldc` (NaN
         /// before), B packed (and split for the AMX kernel; `floatB` false: the AMX kernel gets
         /// only the split B, packed_b NULL): (status, C).
-        func run(kernel: Int32, bias useBias: Bool, gelu: Bool, ldc: Int? = nil, floatB: Bool = true) -> (Int32, [Float]) {
+        func run(kernel: Int32, bias useBias: Bool, gelu: Bool, ldc: Int? = nil, floatB: Bool = true) -> (
+            Int32, [Float]
+        ) {
             let ldc = ldc ?? n, packed = packed()
             let split = SgemmKernelTests.AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(k, n))
             if SgemmKernelTests.amxKernels.contains(kernel) {
@@ -97,8 +101,10 @@ import Testing
         /// Checks got (C(i, j) = got[i*ldc + j]) against the reference; returns the worst error / bound.
         /// `termError`, `roundings`: a kernel whose terms a·b carry a relative error of their own
         /// (bf16×3) and whose sums pass through more roundings (default: exact terms, k + 1).
-        func check(_ got: (Int, Int) -> Float, bias useBias: Bool, gelu: Bool, _ what: String,
-                   termError: Double = 0, roundings: Int? = nil) -> Double {
+        func check(
+            _ got: (Int, Int) -> Float, bias useBias: Bool, gelu: Bool, _ what: String,
+            termError: Double = 0, roundings: Int? = nil
+        ) -> Double {
             var worst = 0.0
             var failures = 0
             for i in 0..<m {
@@ -118,7 +124,9 @@ import Testing
                     if !(err <= bound) {  // NaN fails too
                         failures += 1
                         if failures <= 3 {
-                            Issue.record("\(what) m=\(m) n=\(n) k=\(k) aTrans=\(aTrans): C(\(i), \(j)) = \(got(i, j)), want \(want), bound \(bound)")
+                            Issue.record(
+                                "\(what) m=\(m) n=\(n) k=\(k) aTrans=\(aTrans): C(\(i), \(j)) = \(got(i, j)), want \(want), bound \(bound)"
+                            )
                         }
                     }
                 }
@@ -130,7 +138,7 @@ import Testing
     static let sizes: [(Int, Int, Int)] = [
         (1, 1, 1), (1, 7, 13), (7, 13, 65), (13, 7, 257), (65, 257, 13), (257, 65, 7), (1, 257, 65),
         (257, 1, 13), (65, 65, 1), (13, 65, 257),
-        (5, 9, 0),       // k = 0: C = epilogue(bias)
+        (5, 9, 0),  // k = 0: C = epilogue(bias)
         (130, 70, 600),  // k > the kernels' kc (accumulation over k blocks), m > mc (several row blocks)
     ]
 
@@ -144,7 +152,9 @@ import Testing
                     let ldc = n + 5
                     let (rc, c) = p.run(kernel: kernel, bias: epilogue > 0, gelu: epilogue == 2, ldc: ldc)
                     #expect(rc == 0)
-                    _ = p.check({ c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "kernel \(kernel) epilogue \(epilogue)")
+                    _ = p.check(
+                        { c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2,
+                        "kernel \(kernel) epilogue \(epilogue)")
                     // Padding columns of C (ldc > n) are not written.
                     for i in 0..<m { for j in n..<ldc { #expect(c[i * ldc + j].isNaN) } }
                 }
@@ -164,7 +174,9 @@ import Testing
             var c: [Float]
             var writes: [Int]
             let n: Int
-            init(m: Int, n: Int) { c = [Float](repeating: .nan, count: m * n); writes = [Int](repeating: 0, count: m * n); self.n = n }
+            init(m: Int, n: Int) {
+                c = [Float](repeating: .nan, count: m * n); writes = [Int](repeating: 0, count: m * n); self.n = n
+            }
         }
         for (form, small) in [("nchw", true), ("callback", true), ("nchw", false), ("callback", false)] {
             var nchw = [Float](repeating: .nan, count: p.m * p.n)
@@ -226,8 +238,9 @@ import Testing
             let pw = side * w + 2, ph = side * h + 2  // one pixel of frame on each side
             var image = [Float](repeating: .nan, count: ph * pw * ch)
             let rc = image.withUnsafeMutableBufferPointer { img in
-                var scatter = sam3neck_phase_scatter(out: img.baseAddress! + (pw + 1) * ch, width: w, channels: ch,
-                                                     row_stride: pw * ch, pixel_stride: ch, side: side)
+                var scatter = sam3neck_phase_scatter(
+                    out: img.baseAddress! + (pw + 1) * ch, width: w, channels: ch,
+                    row_stride: pw * ch, pixel_stride: ch, side: side)
                 var g = sam3neck_sgemm_args()
                 g.kernel = kernel; g.m = p.m; g.n = p.n; g.k = p.k; g.lda = p.lda; g.a_trans = aTrans ? 1 : 0
                 g.gelu = 1
@@ -250,10 +263,11 @@ import Testing
             }
             #expect(rc == 0)
             // C(p, (side·a + b)·ch + o) sits at framed pixel (side·i + a + 1, side·j + b + 1), channel o.
-            _ = p.check({ row, col in
-                let i = row / w, j = row % w, tap = col / ch, o = col % ch
-                return image[((side * i + tap / side + 1) * pw + side * j + tap % side + 1) * ch + o]
-            }, bias: true, gelu: true, "kernel \(kernel) phase scatter, side \(side)")
+            _ = p.check(
+                { row, col in
+                    let i = row / w, j = row % w, tap = col / ch, o = col % ch
+                    return image[((side * i + tap / side + 1) * pw + side * j + tap % side + 1) * ch + o]
+                }, bias: true, gelu: true, "kernel \(kernel) phase scatter, side \(side)")
             // The frame is untouched.
             for y in 0..<ph {
                 for x in 0..<pw where y == 0 || y == ph - 1 || x == 0 || x == pw - 1 {
@@ -288,8 +302,9 @@ import Testing
                             let bad = Mutex(0)
                             DispatchQueue.concurrentPerform(iterations: workers) { i in
                                 // A^T: worker i's rows are columns i*rows ..< (i+1)*rows of the k x lda array.
-                                let rc = sam3neck_sgemm(kernel, rows, n, k, a + i * rows, lda, 1, pb, bias, 1,
-                                                        c + i * rows * n, n, w + i * wsFloats)
+                                let rc = sam3neck_sgemm(
+                                    kernel, rows, n, k, a + i * rows, lda, 1, pb, bias, 1,
+                                    c + i * rows * n, n, w + i * wsFloats)
                                 if rc != 0 { bad.withLock { $0 += 1 } }
                             }
                             return bad.withLock { $0 }
@@ -343,7 +358,8 @@ import Testing
     final class AlignedBuffer {
         let p: UnsafeMutablePointer<Float>
         init(_ count: Int) {
-            p = UnsafeMutableRawPointer.allocate(byteCount: max(64, count * 4), alignment: 64).bindMemory(to: Float.self, capacity: max(16, count))
+            p = UnsafeMutableRawPointer.allocate(byteCount: max(64, count * 4), alignment: 64).bindMemory(
+                to: Float.self, capacity: max(16, count))
         }
         deinit { p.deallocate() }
     }
@@ -357,7 +373,9 @@ import Testing
         // m > 256 (several blocks of A), k not a multiple of 32, n not of 32, tiny shapes; smaller
         // for the emulation (each tile product is 8192 scalar steps there).
         let emulated = kernel != Int32(SAM3NECK_SGEMM_AMX_BF16X3)
-        let sizes = emulated ? [(1, 1, 1), (7, 13, 65), (17, 33, 31), (300, 40, 70), (33, 64, 130), (40, 64, 33)]
+        let sizes =
+            emulated
+            ? [(1, 1, 1), (7, 13, 65), (17, 33, 31), (300, 40, 70), (33, 64, 130), (40, 64, 33)]
             : [(1, 1, 1), (7, 13, 65), (17, 33, 31), (300, 70, 600), (33, 96, 1024), (513, 64, 33)]
         for (index, (m, n, k)) in sizes.enumerated() {
             for aTrans in [false, true] {
@@ -367,8 +385,10 @@ import Testing
                 for (epilogue, ldc) in [(0, n), (0, n + 7), (1, n), (2, n)] {
                     let (rc, c) = p.run(kernel: kernel, bias: epilogue > 0, gelu: epilogue == 2, ldc: ldc)
                     #expect(rc == 0)
-                    _ = p.check({ c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2, "amx epilogue \(epilogue) ldc \(ldc)",
-                                termError: 3 * 0x1p-17, roundings: 3 * k + 1)
+                    _ = p.check(
+                        { c[$0 * ldc + $1] }, bias: epilogue > 0, gelu: epilogue == 2,
+                        "amx epilogue \(epilogue) ldc \(ldc)",
+                        termError: 3 * 0x1p-17, roundings: 3 * k + 1)
                     if ldc > n {  // the padding columns untouched (NaN before)
                         #expect((0..<m).allSatisfy { i in (n..<ldc).allSatisfy { c[i * ldc + $0].isNaN } })
                     }
@@ -381,8 +401,10 @@ import Testing
     /// through the rounding bias into the sign or wrap to zero (0x7FFFFFFF, 0xFFFFFFFF: once
     /// split to ±0, which made B holding them pass as finite) or round to Inf (0x7F800001);
     /// magnitudes whose bfloat16 rounding overflows (0x7F7F8000 the smallest).
-    static let unsplittable: [Float] = [.infinity, -.infinity, .nan, Float(bitPattern: 0x7FFF_FFFF), Float(bitPattern: 0xFFFF_FFFF),
-                                        Float(bitPattern: 0x7F80_0001), 3.4e38, Float(bitPattern: 0x7F7F_8000)]
+    static let unsplittable: [Float] = [
+        .infinity, -.infinity, .nan, Float(bitPattern: 0x7FFF_FFFF), Float(bitPattern: 0xFFFF_FFFF),
+        Float(bitPattern: 0x7F80_0001), 3.4e38, Float(bitPattern: 0x7F7F_8000),
+    ]
 
     /// With the split B alone (packed_b NULL, as the Winograd convs keep their blocks), a row of
     /// A holding a value that does not split gives NaN in every output of the row, so the
@@ -400,7 +422,9 @@ import Testing
                 let p = Problem(clean, a: a)
                 let (rc, c) = p.run(kernel: kernel, bias: true, gelu: true, floatB: false)
                 #expect(rc == 0)
-                #expect((0..<p.n).allSatisfy { c[33 * p.n + $0].isNaN }, "A(33, 5) = \(bad), aTrans \(aTrans): a finite output in its row")
+                #expect(
+                    (0..<p.n).allSatisfy { c[33 * p.n + $0].isNaN },
+                    "A(33, 5) = \(bad), aTrans \(aTrans): a finite output in its row")
                 let others = (0..<p.m).filter { $0 != 33 }.allSatisfy { i in
                     (0..<p.n).allSatisfy { c[i * p.n + $0].bitPattern == c0[i * p.n + $0].bitPattern }
                 }
@@ -424,7 +448,8 @@ import Testing
                 let (rc, c) = p.run(kernel: kernel, bias: true, gelu: true)
                 let (rc32, c32) = p.run(kernel: Self.fallbackKernel(kernel), bias: true, gelu: true)
                 #expect(rc == 0 && rc32 == 0)
-                let same = c.withUnsafeBytes { Array($0) } == c32.withUnsafeBytes { Array($0) }  // bit for bit, NaN included
+                // bit for bit, NaN included
+                let same = c.withUnsafeBytes { Array($0) } == c32.withUnsafeBytes { Array($0) }
                 #expect(same, "A holding \(bad), aTrans \(aTrans): not the float32 kernel's bytes")
                 #expect(c32[33 * p.n].isNaN || c32[33 * p.n].isInfinite || bad.isFinite)
             }
@@ -466,7 +491,8 @@ import Testing
         let out = AlignedBuffer(sam3neck_sgemm_bf16x3_b_floats(100, 64))
         out.p.initialize(repeating: 7, count: sam3neck_sgemm_bf16x3_b_floats(100, 64))
         for (k0, rows) in [(16, 32), (0, 40), (64, 40), (96, 8)] {
-            #expect(sam3neck_sgemm_pack_b_bf16x3_rows(100, 64, k0, rows, part, out.p) == -1, "rows \(k0) + \(rows) of 100")
+            #expect(
+                sam3neck_sgemm_pack_b_bf16x3_rows(100, 64, k0, rows, part, out.p) == -1, "rows \(k0) + \(rows) of 100")
         }
         #expect((0..<sam3neck_sgemm_bf16x3_b_floats(100, 64)).allSatisfy { out.p[$0] == 7 })
         #expect(sam3neck_sgemm_pack_b_bf16x3_rows(100, 64, 96, 4, part, out.p) == 0)  // the last, short band
@@ -509,7 +535,9 @@ import Testing
                                     let got = h16[((jb * kb + kbi) * 4 + q) * 512 + pr * 32 + j * 2 + e]
                                     #expect(got == (q % 2 == 0 ? hi : lo), "k \(k) n \(n): B(\(kk), \(col)) part \(q)")
                                     if q % 2 == 1 {
-                                        #expect(abs(Double(x) - Double(widen(hi)) - Double(widen(lo))) <= 0x1p-17 * Double(abs(x)))
+                                        #expect(
+                                            abs(Double(x) - Double(widen(hi)) - Double(widen(lo))) <= 0x1p-17
+                                                * Double(abs(x)))
                                     }
                                 }
                             }
@@ -527,13 +555,17 @@ import Testing
         #expect(sam3neck_sgemm_kernel_named("avx512") == Int32(SAM3NECK_SGEMM_AVX512))
         #expect(sam3neck_sgemm_kernel_named("AVX2") == -1)
         #expect(sam3neck_sgemm_kernel_named(nil) == -1)
-        let best: Int32 = sam3neck_cpu_has_avx512f() != 0 && sam3neck_cpu_has_avx2_fma() != 0 ? Int32(SAM3NECK_SGEMM_AVX512)
+        let best: Int32 =
+            sam3neck_cpu_has_avx512f() != 0 && sam3neck_cpu_has_avx2_fma() != 0
+            ? Int32(SAM3NECK_SGEMM_AVX512)
             : sam3neck_cpu_has_avx2_fma() != 0 ? Int32(SAM3NECK_SGEMM_AVX2) : Int32(SAM3NECK_SGEMM_GENERIC)
         // The override, through the pure function sam3neck_sgemm_auto_kernel applies to
         // $SAM3NECK_SGEMM_KERNEL (a test must not setenv while other suites may read the environment).
         #expect(sam3neck_sgemm_pick_kernel(nil) == best)
         #expect(sam3neck_sgemm_pick_kernel("generic") == Int32(SAM3NECK_SGEMM_GENERIC))
-        #expect(sam3neck_sgemm_pick_kernel("avx2") == (sam3neck_cpu_has_avx2_fma() != 0 ? Int32(SAM3NECK_SGEMM_AVX2) : best))
+        #expect(
+            sam3neck_sgemm_pick_kernel("avx2") == (sam3neck_cpu_has_avx2_fma() != 0 ? Int32(SAM3NECK_SGEMM_AVX2) : best)
+        )
         #expect(sam3neck_sgemm_pick_kernel("avx512") == best)  // the best when supported, else the fallback
         #expect(sam3neck_sgemm_pick_kernel("no-such-kernel") == best)
         let env = getenv("SAM3NECK_SGEMM_KERNEL").map { String(cString: $0) }

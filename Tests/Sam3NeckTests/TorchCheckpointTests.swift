@@ -27,7 +27,9 @@ struct PickleBuilder {
         raw([0x74])  // TUPLE
     }
     /// `name: _rebuild_tensor_v2(storage key, offset, size, stride)` as a dict item (no SETITEM).
-    mutating func tensor(key: String, storage: String = "FloatStorage", numel: Int, offset: Int, shape: [Int], stride: [Int]) {
+    mutating func tensor(
+        key: String, storage: String = "FloatStorage", numel: Int, offset: Int, shape: [Int], stride: [Int]
+    ) {
         global("torch._utils", "_rebuild_tensor_v2")
         mark()
         mark(); str("storage"); global("torch", storage); str(key); str("cpu"); int(numel); raw([0x74, 0x51])
@@ -56,7 +58,9 @@ func zipArchive(_ entries: [(String, [UInt8])], zip64Offsets: Bool = false) -> [
     }
     let start = out.count
     out += central
-    out += le32(0x0605_4B50) + le16(0) + le16(0) + le16(entries.count) + le16(entries.count) + le32(central.count) + le32(start) + le16(0)
+    out +=
+        le32(0x0605_4B50) + le16(0) + le16(0) + le16(entries.count) + le16(entries.count) + le32(central.count)
+        + le32(start) + le16(0)
     return out
 }
 
@@ -89,7 +93,9 @@ func unpickle(_ bytes: [UInt8]) throws -> PickleValue {
         var q = PickleBuilder()
         q.raw([0x7D, 0x71, 3]); q.str("a"); q.int(1); q.raw([0x73])
         q.raw([0x68, 3]); q.str("b"); q.int(2); q.raw([0x73, 0x86])  // TUPLE2 of (dict, dict)
-        guard case let .tuple(t) = try unpickle(q.stop()), case let .dict(x) = t.items[0], case let .dict(y) = t.items[1] else {
+        guard case let .tuple(t) = try unpickle(q.stop()), case let .dict(x) = t.items[0],
+            case let .dict(y) = t.items[1]
+        else {
             Issue.record("not a tuple of dicts"); return
         }
         #expect(x === y && x.items.count == 2 && x["b"]?.int == 2)
@@ -113,17 +119,18 @@ func unpickle(_ bytes: [UInt8]) throws -> PickleValue {
         expectError(.format, containing: ["'torch.FloatStorage' cannot be called"]) { _ = try unpickle(p.stop()) }
     }
 
-    @Test(arguments: [
-        ([0x80, 0x02, 0x4B], "truncated"),
-        ([0x80, 0x02, 0x4B, 1], "no STOP"),
-        ([0x80, 0x02, 0x4B, 1, 0x4B, 2, 0x2E], "STOP with 2 values"),
-        ([0x80, 0x02, 0x74, 0x2E], "no MARK"),
-        ([0x80, 0x02, 0x28, 0x85, 0x2E], "stack underflow"),
-        ([0x80, 0x02, 0x68, 9, 0x2E], "memo entry 9"),
-        ([0x80, 0x02, 0x4B, 1, 0x61, 0x2E], "APPEND to a"),
-        ([0x80, 0x09, 0x2E], "protocol 9"),
-        ([0x80, 0x02, 0x63, 0x6F, 0x73, 0x2E], "truncated"),
-    ] as [([UInt8], String)])
+    @Test(
+        arguments: [
+            ([0x80, 0x02, 0x4B], "truncated"),
+            ([0x80, 0x02, 0x4B, 1], "no STOP"),
+            ([0x80, 0x02, 0x4B, 1, 0x4B, 2, 0x2E], "STOP with 2 values"),
+            ([0x80, 0x02, 0x74, 0x2E], "no MARK"),
+            ([0x80, 0x02, 0x28, 0x85, 0x2E], "stack underflow"),
+            ([0x80, 0x02, 0x68, 9, 0x2E], "memo entry 9"),
+            ([0x80, 0x02, 0x4B, 1, 0x61, 0x2E], "APPEND to a"),
+            ([0x80, 0x09, 0x2E], "protocol 9"),
+            ([0x80, 0x02, 0x63, 0x6F, 0x73, 0x2E], "truncated"),
+        ] as [([UInt8], String)])
     func malformedPicklesAreRejected(bytes: [UInt8], words: String) {
         expectError(.format, containing: [words]) { _ = try unpickle(bytes) }
     }
@@ -140,8 +147,11 @@ func unpickle(_ bytes: [UInt8]) throws -> PickleValue {
         p.str("c"); p.tensor(key: "1", storage: "ComplexFloatStorage", numel: 1, offset: 0, shape: [1], stride: [1])
         p.raw([0x75])
         let storage = floats((0..<14).map(Float.init))
-        return zipArchive([("ck/data.pkl", p.stop()), ("ck/byteorder", Array("little".utf8)),
-                           ("ck/data/0", storage), ("ck/data/1", [UInt8](repeating: 0, count: 8))], zip64Offsets: zip64)
+        return zipArchive(
+            [
+                ("ck/data.pkl", p.stop()), ("ck/byteorder", Array("little".utf8)),
+                ("ck/data/0", storage), ("ck/data/1", [UInt8](repeating: 0, count: 8)),
+            ], zip64Offsets: zip64)
     }
 
     func open(_ bytes: [UInt8], _ body: (TorchCheckpoint) throws -> Void) throws {

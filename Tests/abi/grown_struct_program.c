@@ -29,26 +29,30 @@ static int passed = 0, failed = 0;
 
 static void check(int ok, const char *what) {
   printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, ok ? "" : ": ", ok ? "" : sam3_neck_last_error());
-  if (ok) passed++;
-  else failed++;
+  if (ok)
+    passed++;
+  else
+    failed++;
 }
 
 /* status == want, and the last error contains every non-NULL needle. */
-static void check_refused(sam3_neck_status status, sam3_neck_status want, const char *needle1,
-                          const char *needle2, const char *what) {
+static void check_refused(sam3_neck_status status, sam3_neck_status want, const char *needle1, const char *needle2,
+                          const char *what) {
   const char *msg = sam3_neck_last_error();
   int ok = status == want && (needle1 == NULL || strstr(msg, needle1) != NULL) &&
            (needle2 == NULL || strstr(msg, needle2) != NULL);
   printf("%s %s (status %d, message: %s)\n", ok ? "PASS" : "FAIL", what, (int)status, msg);
-  if (ok) passed++;
-  else failed++;
+  if (ok)
+    passed++;
+  else
+    failed++;
 }
 
 /* `bytes` of writable memory ending exactly where a PROT_NONE page begins. Never freed. */
 static void *flush_against_guard(size_t bytes) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE), span = (bytes + page - 1) / page * page;
-  unsigned char *base = (unsigned char *)mmap(NULL, span + page, PROT_READ | PROT_WRITE,
-                                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  unsigned char *base =
+      (unsigned char *)mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED || mprotect(base + span, page, PROT_NONE) != 0) {
     perror("grown_struct_program: mmap");
     exit(2);
@@ -202,16 +206,16 @@ int main(int argc, char **argv) {
   grown->v1.struct_size = (uint32_t)sizeof *grown;
   grown->future_a = 0;
   grown->future_b = 1;
-  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT,
-                "sam3_neck_io_params", "offset 20", "compile_io refuses a non-zero unknown field at offset 20");
+  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT, "sam3_neck_io_params",
+                "offset 20", "compile_io refuses a non-zero unknown field at offset 20");
   {
     size_t count = 0;
     check(sam3_neck_input_count(neck, &count) == SAM3_NECK_ERR_NOT_COMPILED,
           "a refused compile_io leaves the handle uncompiled");
   }
   grown->future_a = 0x100u; /* little-endian: byte 16 zero, byte 17 not */
-  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT,
-                "sam3_neck_io_params", "offset 17", "the message gives the first non-zero offset (17)");
+  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT, "sam3_neck_io_params",
+                "offset 17", "the message gives the first non-zero offset (17)");
   /* ... but a caller whose struct_size says 16 has no such field: its bytes are not read. */
   grown->v1.struct_size = 16;
   check(sam3_neck_compile_io(neck, p, &grown->v1) == SAM3_NECK_OK,
@@ -220,11 +224,11 @@ int main(int argc, char **argv) {
   /* Sizes out of range. */
   grown->future_a = grown->future_b = 0;
   grown->v1.struct_size = 15;
-  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT,
-                "sam3_neck_io_params", "smaller than its first version's 16", "compile_io refuses struct_size 15");
+  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT, "sam3_neck_io_params",
+                "smaller than its first version's 16", "compile_io refuses struct_size 15");
   grown->v1.struct_size = 4097;
-  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT,
-                "sam3_neck_io_params", "4096", "compile_io refuses struct_size 4097");
+  check_refused(sam3_neck_compile_io(neck, p, &grown->v1), SAM3_NECK_ERR_INVALID_ARGUMENT, "sam3_neck_io_params",
+                "4096", "compile_io refuses struct_size 4097");
   check_refused(sam3_neck_get_io_params(neck, &grown->v1), SAM3_NECK_ERR_NOT_COMPILED, NULL, NULL,
                 "get_io_params on the uncompiled handle: NOT_COMPILED");
   check(sam3_neck_compile_io(neck, p, io16) == SAM3_NECK_OK, "compile_io again");

@@ -27,8 +27,10 @@ static int passed = 0, failed = 0;
 
 static void check(int ok, const char *what) {
   printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, ok ? "" : ": ", ok ? "" : sam3_neck_last_error());
-  if (ok) passed++;
-  else failed++;
+  if (ok)
+    passed++;
+  else
+    failed++;
 }
 
 /* The whole file at dir/name, or NULL. */
@@ -140,7 +142,8 @@ int main(int argc, char **argv) {
           "position_encoding(2)");
     free(pos);
   }
-  check(sam3_neck_run(neck, input, 3, NULL, NULL) == SAM3_NECK_ERR_INVALID_ARGUMENT, "run with NULL outputs is refused");
+  check(sam3_neck_run(neck, input, 3, NULL, NULL) == SAM3_NECK_ERR_INVALID_ARGUMENT,
+        "run with NULL outputs is refused");
   sam3_neck_free(neck);
   free(input);
   free(text);

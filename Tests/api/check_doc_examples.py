@@ -14,7 +14,7 @@ doc comment or article it comes from.
 Before that, it type-checks one example that must not compile (a call that does not exist), so
 a compile step that passes everything fails here instead of going unnoticed.
 """
-import os
+
 import pathlib
 import re
 import shlex
@@ -81,8 +81,14 @@ def program(blocks):
     """One Swift file: each example the body of a throwing function, its lines mapped back."""
     out = ["import Sam3Neck", ""]
     for i, (path, start, body) in enumerate(blocks):
-        out += [f"func docExample{i}() throws {{",
-                f'#sourceLocation(file: "{path}", line: {start})', *body, "#sourceLocation()", "}", ""]
+        out += [
+            f"func docExample{i}() throws {{",
+            f'#sourceLocation(file: "{path}", line: {start})',
+            *body,
+            "#sourceLocation()",
+            "}",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -100,16 +106,28 @@ def typecheck(source, folder, modules):
     # Sam3Neck's module imports the C targets CKernels (whose module map SwiftPM generates; this
     # one says the same) and COpenBLAS (its own module map), so a client's compile finds them.
     (folder / "CKernels.modulemap").write_text(
-        f'module CKernels {{\n    umbrella "{ROOT}/Sources/CKernels/include"\n    export *\n}}\n')
+        f'module CKernels {{\n    umbrella "{ROOT}/Sources/CKernels/include"\n    export *\n}}\n'
+    )
     # OpenBLAS's include folder, as SwiftPM adds it for COpenBLAS (none where pkg-config is absent).
     try:
         cflags = subprocess.run(["pkg-config", "--cflags", "openblas"], capture_output=True, text=True).stdout
     except FileNotFoundError:
         cflags = ""
-    command = ["swiftc", "-typecheck", "-swift-version", "6", "-warnings-as-errors",
-               "-I", str(modules), "-I", str(ROOT / "Sources" / "COpenBLAS"),
-               "-Xcc", f"-fmodule-map-file={folder / 'CKernels.modulemap'}",
-               *[a for flag in shlex.split(cflags) for a in ("-Xcc", flag)], str(file)]
+    command = [
+        "swiftc",
+        "-typecheck",
+        "-swift-version",
+        "6",
+        "-warnings-as-errors",
+        "-I",
+        str(modules),
+        "-I",
+        str(ROOT / "Sources" / "COpenBLAS"),
+        "-Xcc",
+        f"-fmodule-map-file={folder / 'CKernels.modulemap'}",
+        *[a for flag in shlex.split(cflags) for a in ("-Xcc", flag)],
+        str(file),
+    ]
     r = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     return r.returncode, r.stdout + r.stderr
 
@@ -124,19 +142,30 @@ def main():
         sys.exit(f"check_doc_examples: no Sam3Neck.swiftmodule in {modules} after swift build")
     with tempfile.TemporaryDirectory(prefix="sam3neck-doc-examples-") as tmp:
         folder = pathlib.Path(tmp)
-        bad = [(SOURCES / "Neck.swift", 1, ['let neck = try Neck(path: "sam3.safetensors")',
-                                             "try neck.runWithoutCompiling()"])]
+        bad = [
+            (
+                SOURCES / "Neck.swift",
+                1,
+                ['let neck = try Neck(path: "sam3.safetensors")', "try neck.runWithoutCompiling()"],
+            )
+        ]
         status, output = typecheck(program(bad), folder, modules)
         if status == 0 or "error:" not in output:
-            sys.exit("check_doc_examples: an example calling a method that does not exist type-checked "
-                     f"(status {status}): this check cannot fail as it is run\n{output}")
+            sys.exit(
+                "check_doc_examples: an example calling a method that does not exist type-checked "
+                f"(status {status}): this check cannot fail as it is run\n{output}"
+            )
         status, output = typecheck(program(blocks), folder, modules)
     where = ", ".join(f"{path.relative_to(ROOT)}:{start}" for path, start, _ in blocks)
     if status != 0:
-        sys.exit(f"check_doc_examples: FAIL: the Swift examples of the documentation do not compile "
-                 f"against Sam3Neck's public API ({where}):\n{output}")
-    print(f"check_doc_examples: the {len(blocks)} Swift examples of Sam3Neck's documentation compile "
-          f"against its public API ({where})")
+        sys.exit(
+            f"check_doc_examples: FAIL: the Swift examples of the documentation do not compile "
+            f"against Sam3Neck's public API ({where}):\n{output}"
+        )
+    print(
+        f"check_doc_examples: the {len(blocks)} Swift examples of Sam3Neck's documentation compile "
+        f"against its public API ({where})"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ public extensions of other modules' types):
    (compared without case and underscores: `levelsMask` is `levels_mask`). Tuning knobs that
    tests and tools set are `package`, so that they are no promise to a Swift user.
 """
+
 import json
 import pathlib
 import re
@@ -41,12 +42,21 @@ OPTION_STRUCTS = ("sam3_neck_compile_params", "sam3_neck_io_params")
 
 def load_graph():
     """Sam3Neck's symbols and relationships, from every symbol graph file of the module."""
-    out = subprocess.run(["swift", "package", "dump-symbol-graph", "--minimum-access-level", "public"],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        ["swift", "package", "dump-symbol-graph", "--minimum-access-level", "public"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         sys.exit(f"check_public_api: swift package dump-symbol-graph failed:\n{out.stdout}{out.stderr}")
-    folder = pathlib.Path(next(line.split("Files written to ", 1)[1].strip()
-                               for line in out.stdout.splitlines() if "Files written to " in line))
+    folder = pathlib.Path(
+        next(
+            line.split("Files written to ", 1)[1].strip()
+            for line in out.stdout.splitlines()
+            if "Files written to " in line
+        )
+    )
     files = [folder / f"{MODULE}.symbols.json"] + sorted(folder.glob(f"{MODULE}@*.symbols.json"))
     symbols, relationships = [], []
     for path in files:
@@ -85,8 +95,9 @@ def api_rows(symbols, relationships):
             continue
         target = every.get(r["target"])
         name = path_of(target) if target else r.get("targetFallback") or r["target"]
-        rows.add(f"relationship.{r['kind']} {path_of(public[r['source']])}: {name}"
-                 f"{constraints(r.get('swiftConstraints'))}")
+        rows.add(
+            f"relationship.{r['kind']} {path_of(public[r['source']])}: {name}{constraints(r.get('swiftConstraints'))}"
+        )
     return sorted(rows)
 
 
@@ -111,8 +122,7 @@ def header_struct_fields(text, name):
     if not m:
         return None
     body = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
-    return {re.sub(r"\[.*", "", decl.split()[-1]).lstrip("*")
-            for decl in body.split(";") if decl.strip()}
+    return {re.sub(r"\[.*", "", decl.split()[-1]).lstrip("*") for decl in body.split(";") if decl.strip()}
 
 
 def option_problems(symbols):
@@ -126,15 +136,23 @@ def option_problems(symbols):
             problems.append(f"{HEADER.relative_to(ROOT)} has no struct {struct} (OPTION_STRUCTS of this script)")
         else:
             fields |= {f.replace("_", "").lower() for f in found}
-    stored = [s for s in symbols if is_public(s) and s["kind"]["identifier"] == "swift.property"
-              and s["pathComponents"][:-1] == ["CompileOptions"] and "{" not in declaration(s)]
+    stored = [
+        s
+        for s in symbols
+        if is_public(s)
+        and s["kind"]["identifier"] == "swift.property"
+        and s["pathComponents"][:-1] == ["CompileOptions"]
+        and "{" not in declaration(s)
+    ]
     if not stored:
         problems.append("CompileOptions has no public stored property: is the symbol graph read right?")
     for s in stored:
         name = s["pathComponents"][-1]
         if name.lower() not in fields:
-            problems.append(f"CompileOptions.{name} is public but no field of {' or '.join(OPTION_STRUCTS)}: "
-                            "a caller's option belongs in the C header too; a tuning knob is `package`")
+            problems.append(
+                f"CompileOptions.{name} is public but no field of {' or '.join(OPTION_STRUCTS)}: "
+                "a caller's option belongs in the C header too; a tuning knob is `package`"
+            )
     return problems
 
 
@@ -151,18 +169,25 @@ def main():
         removed = sorted(set(expected) - set(rows))
         if added or removed:
             lines = [f"+ {r}" for r in added] + [f"- {r}" for r in removed]
-            failures.append("the public API of Sam3Neck changed (+ new, - gone):\n  " + "\n  ".join(lines)
-                            + "\nIf this is intended, run: python3 Tests/api/check_public_api.py --update")
+            failures.append(
+                "the public API of Sam3Neck changed (+ new, - gone):\n  "
+                + "\n  ".join(lines)
+                + "\nIf this is intended, run: python3 Tests/api/check_public_api.py --update"
+            )
     missing = undocumented(symbols)
     if missing:
-        failures.append("public symbols without a doc comment (write one: what it is, and why a caller "
-                        "would use it):\n  " + "\n  ".join(missing))
+        failures.append(
+            "public symbols without a doc comment (write one: what it is, and why a caller "
+            "would use it):\n  " + "\n  ".join(missing)
+        )
     failures += option_problems(symbols)
     if failures:
         sys.exit("check_public_api: FAIL: " + "\ncheck_public_api: FAIL: ".join(failures))
-    print(f"check_public_api: the public API of Sam3Neck is the {len(rows)} symbols and relationships of "
-          f"{EXPECTED.relative_to(ROOT)}; each public declaration has a doc comment; each public "
-          "CompileOptions field is an option of the C header")
+    print(
+        f"check_public_api: the public API of Sam3Neck is the {len(rows)} symbols and relationships of "
+        f"{EXPECTED.relative_to(ROOT)}; each public declaration has a doc comment; each public "
+        "CompileOptions field is an option of the C header"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ Files (raw arrays are little-endian, C order):
                                 references of their necks (weights from Tests/fixtures/expected.npz)
 """
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -97,7 +96,12 @@ def main(argv) -> int:
     for dtype, stem in (("F16", "ref_f16_level"), ("BF16", "ref_bf16_level")):
         path = out / f"tiny_{dtype.lower()}.safetensors"
         rounded = checkpoint.write_synthetic_checkpoint(
-            path, trunk_dim=TRUNK_DIM, d_model=D_MODEL, seed=0, dtype=dtype, prefix=PREFIX,
+            path,
+            trunk_dim=TRUNK_DIM,
+            d_model=D_MODEL,
+            seed=0,
+            dtype=dtype,
+            prefix=PREFIX,
             extras=True,
         )
         write_refs(out, stem, reference.forward(checkpoint.canonical(rounded), x))
@@ -112,7 +116,7 @@ def main(argv) -> int:
     )
     checkpoint.save_safetensors(
         out / "sam2_only.safetensors",
-        {"backbone.vision_backbone." + k[len(PREFIX):]: v for k, v in sam2.items()},
+        {"backbone.vision_backbone." + k[len(PREFIX) :]: v for k, v in sam2.items()},
     )
 
     # Broken checkpoints.
@@ -144,8 +148,9 @@ def main(argv) -> int:
         for neck, stem in (("sam3", "ref_pt_"), ("sam2", "ref_pt_sam2_")):
             for dtype in ("f32", "bf16"):
                 head = f"{neck}_{dtype}/"
-                w = {k[len(head):]: expected[k] for k in expected.files
-                     if k.startswith(head) and "torch_level" not in k}
+                w = {
+                    k[len(head) :]: expected[k] for k in expected.files if k.startswith(head) and "torch_level" not in k
+                }
                 assert len(w) == len(checkpoint.neck_tensor_shapes(TRUNK_DIM, D_MODEL)), sorted(w)
                 write_refs(out, f"{stem}{dtype}_level", reference.forward(w, x))
 

@@ -47,8 +47,7 @@ std::vector<unsigned char> read_bytes(const std::string &path) {
   if (!in) {
     throw std::runtime_error("cannot read fixture " + path);
   }
-  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in),
-                                    std::istreambuf_iterator<char>());
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // Little-endian float32 file (the fixtures); this test runs on little-endian hosts only.
@@ -75,8 +74,7 @@ std::map<std::string, std::string> read_meta(const std::string &path) {
 
 bool bitwise_equal(const std::vector<float> &a, const std::vector<float> &b) {
   // (memcmp must not get the null data() of an empty vector, even for 0 bytes)
-  return a.size() == b.size() &&
-         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 bool bitwise_equal(const std::vector<std::vector<float>> &a, const std::vector<std::vector<float>> &b) {
@@ -90,12 +88,10 @@ bool bitwise_equal(const std::vector<std::vector<float>> &a, const std::vector<s
 // Calls `body`, which must throw sam3neck::Error with status `want` and a message containing every
 // string of `needles`. Anything else (no throw, another exception) fails the check.
 template <typename Body>
-void expect_error(const std::string &what, sam3_neck_status want,
-                  const std::vector<std::string> &needles, Body body) {
+void expect_error(const std::string &what, sam3_neck_status want, const std::vector<std::string> &needles, Body body) {
   try {
     body();
-    check(false, what + ": expected sam3neck::Error (" + sam3neck::status_string(want) +
-                     "), nothing was thrown");
+    check(false, what + ": expected sam3neck::Error (" + sam3neck::status_string(want) + "), nothing was thrown");
   } catch (const sam3neck::Error &e) {
     bool ok = e.status() == want;
     std::string missing;
@@ -107,10 +103,8 @@ void expect_error(const std::string &what, sam3_neck_status want,
     }
     // what() carries the message and the status string.
     ok = ok && contains(e.what(), e.message()) && contains(e.what(), sam3neck::status_string(want));
-    check(ok, what + " -> Error(" + sam3neck::status_string(e.status()) + ", \"" + e.message() +
-                  "\")" + (e.status() != want ? std::string(" but expected status ") +
-                                                    sam3neck::status_string(want)
-                                              : "") +
+    check(ok, what + " -> Error(" + sam3neck::status_string(e.status()) + ", \"" + e.message() + "\")" +
+                  (e.status() != want ? std::string(" but expected status ") + sam3neck::status_string(want) : "") +
                   (missing.empty() ? "" : ", message lacks" + missing));
   } catch (const std::exception &e) {
     check(false, what + ": expected sam3neck::Error, got another exception: " + e.what());
@@ -119,18 +113,16 @@ void expect_error(const std::string &what, sam3_neck_status want,
 
 // The same plan through the C API alone: the reference the wrapper must match bit for bit.
 struct CReference {
-  std::vector<std::vector<float>> levels;  // empty for levels not compiled
+  std::vector<std::vector<float>> levels; // empty for levels not compiled
   std::vector<std::vector<float>> pos;
 };
 
-CReference run_c(const std::string &path, const sam3_neck_compile_params &params,
-                 const std::vector<float> &input) {
+CReference run_c(const std::string &path, const sam3_neck_compile_params &params, const std::vector<float> &input) {
   CReference ref;
   ref.levels.resize(SAM3_NECK_NUM_LEVELS);
   ref.pos.resize(SAM3_NECK_NUM_LEVELS);
   sam3_neck *h = nullptr;
-  if (sam3_neck_load_file(path.c_str(), nullptr, &h) != SAM3_NECK_OK ||
-      sam3_neck_compile(h, &params) != SAM3_NECK_OK) {
+  if (sam3_neck_load_file(path.c_str(), nullptr, &h) != SAM3_NECK_OK || sam3_neck_compile(h, &params) != SAM3_NECK_OK) {
     const std::string message = sam3_neck_last_error();
     sam3_neck_free(h);
     throw std::runtime_error("C reference: " + message);
@@ -145,8 +137,7 @@ CReference run_c(const std::string &path, const sam3_neck_compile_params &params
       outputs[i] = ref.levels[static_cast<size_t>(i)].data();
       counts[i] = ref.levels[static_cast<size_t>(i)].size();
       ref.pos[static_cast<size_t>(i)].resize(static_cast<size_t>(s[1] * s[2] * s[3]));
-      sam3_neck_position_encoding(h, i, ref.pos[static_cast<size_t>(i)].data(),
-                                  ref.pos[static_cast<size_t>(i)].size());
+      sam3_neck_position_encoding(h, i, ref.pos[static_cast<size_t>(i)].data(), ref.pos[static_cast<size_t>(i)].size());
     }
   }
   const sam3_neck_status status = sam3_neck_run(h, input.data(), input.size(), outputs, counts);
@@ -212,8 +203,8 @@ void test_outputs_match_c(const Fixture &f) {
     sam3neck::Neck neck = sam3neck::Neck::load(f.tiny);
     neck.compile(options);
     const sam3neck::CompileOptions back = neck.compile_options();
-    check(back.batch == f.batch && back.height == f.height && back.width == f.width &&
-              back.levels_mask == mask && back.threads == 2 && back.layout == sam3neck::Layout::NCHW &&
+    check(back.batch == f.batch && back.height == f.height && back.width == f.width && back.levels_mask == mask &&
+              back.threads == 2 && back.layout == sam3neck::Layout::NCHW &&
               back.precision == sam3neck::Precision::Default,
           std::string(tag) + ": compile_options() returns what compile() got");
     check(neck.input_count() == f.input.size(), std::string(tag) + ": input_count() == B*C*H*W");
@@ -236,9 +227,8 @@ void test_outputs_match_c(const Fixture &f) {
               what + ": position_encoding() bitwise equal to sam3_neck_position_encoding's");
       } else {
         check(out[li].empty(), what + ": not compiled -> empty vector");
-        expect_error(what + ": level_shape() of a level not compiled",
-                     SAM3_NECK_ERR_INVALID_ARGUMENT, {"level " + std::to_string(i), "mask"},
-                     [&] { neck.level_shape(i); });
+        expect_error(what + ": level_shape() of a level not compiled", SAM3_NECK_ERR_INVALID_ARGUMENT,
+                     {"level " + std::to_string(i), "mask"}, [&] { neck.level_shape(i); });
       }
     }
 
@@ -265,8 +255,8 @@ void test_outputs_match_c(const Fixture &f) {
       const std::string name = neck.kernel_name();
       check(sam3_neck_kernel_name(neck.get(), &c_name) == SAM3_NECK_OK && c_name == neck.kernel_name(),
             std::string(tag) + ": kernel_name() is sam3_neck_kernel_name's static string");
-      check(name == "avx512" || name == "avx2" || name == "generic" || name == "openblas" ||
-                name == "amx_bf16x3" || name == "amx_bf16" || name == "avx512_bf16",
+      check(name == "avx512" || name == "avx2" || name == "generic" || name == "openblas" || name == "amx_bf16x3" ||
+                name == "amx_bf16" || name == "avx512_bf16",
             std::string(tag) + ": kernel_name() '" + name + "' is a documented name");
     }
   }
@@ -304,7 +294,7 @@ void test_io_options(const Fixture &f) {
   }
   neck.run_io(f.input.data(), f.input.size(), ptrs, counts);
   for (int i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
-    const std::array<int64_t, 4> s = neck.level_shape(i);  // [B, d, h, w]
+    const std::array<int64_t, 4> s = neck.level_shape(i); // [B, d, h, w]
     const std::vector<int64_t> seq = neck.output_shape(i);
     check(seq.size() == 3 && seq[0] == s[2] * s[3] && seq[1] == s[0] && seq[2] == s[1],
           "io: output_shape(" + std::to_string(i) + ") is [h*w, B, d]");
@@ -314,9 +304,11 @@ void test_io_options(const Fixture &f) {
         for (int64_t p = 0; p < s[2] * s[3]; p++) {
           const float want = ref.levels[static_cast<size_t>(i)][static_cast<size_t>((b * s[1] + c) * s[2] * s[3] + p)];
           const float got = half_to_float(bufs[static_cast<size_t>(i)][static_cast<size_t>((p * s[0] + b) * s[1] + c)]);
-          if (std::fabs(want) > 1e-4f) worst = std::max(worst, std::fabs(static_cast<double>(got) - want) / std::fabs(want));
+          if (std::fabs(want) > 1e-4f)
+            worst = std::max(worst, std::fabs(static_cast<double>(got) - want) / std::fabs(want));
         }
-    check(worst <= std::ldexp(1.0, -11), "io: level " + std::to_string(i) + " float16 sequence output is the float32 output rounded (relative " +
+    check(worst <= std::ldexp(1.0, -11), "io: level " + std::to_string(i) +
+                                             " float16 sequence output is the float32 output rounded (relative " +
                                              std::to_string(worst) + ")");
   }
   std::vector<std::uint16_t> pos(neck.level_count(2) / static_cast<size_t>(f.batch));
@@ -330,8 +322,8 @@ void test_io_options(const Fixture &f) {
     sam3neck::CompileOptions o = f.options(0xF);
     o.output_layout = layout;
     neck.compile(o);
-    expect_error("io: run() of a float32 plan with " + std::string(layout == sam3neck::OutputLayout::NHWC ? "NHWC" : "sequence") +
-                     " outputs",
+    expect_error("io: run() of a float32 plan with " +
+                     std::string(layout == sam3neck::OutputLayout::NHWC ? "NHWC" : "sequence") + " outputs",
                  SAM3_NECK_ERR_INVALID_ARGUMENT, {"sam3_neck_run_io", "NCHW"}, [&] { neck.run(f.input); });
   }
 }
@@ -366,7 +358,8 @@ void test_precisions(const Fixture &f) {
   for (int i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
     const std::vector<unsigned char> bytes = read_bytes(f.dir + "/ref_level" + std::to_string(i) + ".f64");
     refs[static_cast<size_t>(i)].resize(bytes.size() / sizeof(double));
-    std::memcpy(refs[static_cast<size_t>(i)].data(), bytes.data(), refs[static_cast<size_t>(i)].size() * sizeof(double));
+    std::memcpy(refs[static_cast<size_t>(i)].data(), bytes.data(),
+                refs[static_cast<size_t>(i)].size() * sizeof(double));
   }
   const struct {
     sam3neck::Precision precision;
@@ -399,8 +392,8 @@ void test_precisions(const Fixture &f) {
     sam3neck::CompileOptions options = f.options(0xF);
     options.precision = static_cast<sam3neck::Precision>(bad);
     expect_error("compile() with precision " + std::to_string(bad), SAM3_NECK_ERR_INVALID_ARGUMENT,
-                 {"SAM3_NECK_PRECISION_DEFAULT (0)", "SAM3_NECK_PRECISION_STRICT (1)",
-                  "SAM3_NECK_PRECISION_FAST (2)", "got " + std::to_string(bad)},
+                 {"SAM3_NECK_PRECISION_DEFAULT (0)", "SAM3_NECK_PRECISION_STRICT (1)", "SAM3_NECK_PRECISION_FAST (2)",
+                  "got " + std::to_string(bad)},
                  [&] { neck.compile(options); });
   }
 }
@@ -419,8 +412,8 @@ void test_load_variants(const Fixture &f) {
   check(bitwise_equal(mem.run(f.input), from_file), "from_memory(): same outputs as load()");
 
   const sam3neck::Config c = mem.config();
-  check(c.trunk_dim == f.trunk_dim && c.d_model == f.d_model && c.scales[0] == 4.0f &&
-            c.scales[1] == 2.0f && c.scales[2] == 1.0f && c.scales[3] == 0.5f,
+  check(c.trunk_dim == f.trunk_dim && c.d_model == f.d_model && c.scales[0] == 4.0f && c.scales[1] == 2.0f &&
+            c.scales[2] == 1.0f && c.scales[3] == 0.5f,
         "config(): trunk_dim, d_model and scales of the fixture");
 
   sam3neck::LoadOptions custom;
@@ -446,8 +439,7 @@ void test_errors(const Fixture &f) {
   expect_error("load() of a checkpoint without a needed tensor", SAM3_NECK_ERR_MISSING_TENSOR,
                {f.meta.at("missing_tensor_name")},
                [&] { sam3neck::Neck::load(f.dir + "/missing_tensor.safetensors"); });
-  expect_error("load() of a tensor with a wrong shape", SAM3_NECK_ERR_SHAPE,
-               {f.meta.at("bad_shape_tensor_name")},
+  expect_error("load() of a tensor with a wrong shape", SAM3_NECK_ERR_SHAPE, {f.meta.at("bad_shape_tensor_name")},
                [&] { sam3neck::Neck::load(f.dir + "/bad_shape.safetensors"); });
   const std::vector<unsigned char> garbage = read_bytes(f.dir + "/garbage.safetensors");
   expect_error("from_memory() of garbage", SAM3_NECK_ERR_FORMAT, {},
@@ -458,8 +450,7 @@ void test_errors(const Fixture &f) {
   sam3neck::Neck neck = sam3neck::Neck::load(f.tiny);
   expect_error("input_count() before compile()", SAM3_NECK_ERR_NOT_COMPILED, {"sam3_neck_compile"},
                [&] { neck.input_count(); });
-  expect_error("run() before compile()", SAM3_NECK_ERR_NOT_COMPILED, {"compile"},
-               [&] { neck.run(f.input); });
+  expect_error("run() before compile()", SAM3_NECK_ERR_NOT_COMPILED, {"compile"}, [&] { neck.run(f.input); });
   expect_error("kernel_name() before compile()", SAM3_NECK_ERR_NOT_COMPILED, {"sam3_neck_compile"},
                [&] { neck.kernel_name(); });
 
@@ -468,16 +459,15 @@ void test_errors(const Fixture &f) {
   expect_error("compile() with batch 0", SAM3_NECK_ERR_INVALID_ARGUMENT, {"batch", "got 0"},
                [&] { neck.compile(bad); });
   bad = f.options(0x0);
-  expect_error("compile() with an empty levels mask", SAM3_NECK_ERR_INVALID_ARGUMENT,
-               {"levels mask", "0x0"}, [&] { neck.compile(bad); });
+  expect_error("compile() with an empty levels mask", SAM3_NECK_ERR_INVALID_ARGUMENT, {"levels mask", "0x0"},
+               [&] { neck.compile(bad); });
   bad = f.options(0xF);
   bad.threads = 5000;
   expect_error("compile() with threads 5000", SAM3_NECK_ERR_INVALID_ARGUMENT, {"threads", "5000"},
                [&] { neck.compile(bad); });
   bad = f.options(0xF);
   bad.height = 1;
-  expect_error("compile() of level 3 on a 1-row grid", SAM3_NECK_ERR_SHAPE, {"level 3"},
-               [&] { neck.compile(bad); });
+  expect_error("compile() of level 3 on a 1-row grid", SAM3_NECK_ERR_SHAPE, {"level 3"}, [&] { neck.compile(bad); });
   expect_error("a failed compile() leaves the Neck uncompiled", SAM3_NECK_ERR_NOT_COMPILED, {},
                [&] { neck.input_count(); });
 
@@ -485,25 +475,21 @@ void test_errors(const Fixture &f) {
   const std::string n = std::to_string(f.input.size());
   const std::vector<float> short_input(f.input.begin(), f.input.end() - 1);
   expect_error("run() with one input float too few", SAM3_NECK_ERR_SHAPE,
-               {"input_count", std::to_string(f.input.size() - 1), n},
-               [&] { neck.run(short_input); });
+               {"input_count", std::to_string(f.input.size() - 1), n}, [&] { neck.run(short_input); });
   expect_error("run() with an empty input vector", SAM3_NECK_ERR_SHAPE, {"input_count is 0", n},
                [&] { neck.run(std::vector<float>()); });
 
   std::vector<float> out0(neck.level_count(0));
   std::vector<float> out1(neck.level_count(1) - 1);
-  expect_error("run(pointers) with a level-1 buffer one float short", SAM3_NECK_ERR_SHAPE,
-               {"output_counts[1]"}, [&] {
-                 neck.run(f.input.data(), f.input.size(), {out0.data(), out1.data(), nullptr, nullptr},
-                          {out0.size(), out1.size(), 0, 0});
-               });
-  expect_error("run(pointers) with a null buffer for compiled level 0",
-               SAM3_NECK_ERR_INVALID_ARGUMENT, {"outputs[0]"}, [&] {
-                 neck.run(f.input.data(), f.input.size(), {nullptr, out1.data(), nullptr, nullptr},
-                          {0, out1.size(), 0, 0});
-               });
-  expect_error("level_shape(4)", SAM3_NECK_ERR_INVALID_ARGUMENT, {"level", "got 4"},
-               [&] { neck.level_shape(4); });
+  expect_error("run(pointers) with a level-1 buffer one float short", SAM3_NECK_ERR_SHAPE, {"output_counts[1]"}, [&] {
+    neck.run(f.input.data(), f.input.size(), {out0.data(), out1.data(), nullptr, nullptr},
+             {out0.size(), out1.size(), 0, 0});
+  });
+  expect_error(
+      "run(pointers) with a null buffer for compiled level 0", SAM3_NECK_ERR_INVALID_ARGUMENT, {"outputs[0]"}, [&] {
+        neck.run(f.input.data(), f.input.size(), {nullptr, out1.data(), nullptr, nullptr}, {0, out1.size(), 0, 0});
+      });
+  expect_error("level_shape(4)", SAM3_NECK_ERR_INVALID_ARGUMENT, {"level", "got 4"}, [&] { neck.level_shape(4); });
   expect_error("position_encoding(-1)", SAM3_NECK_ERR_INVALID_ARGUMENT, {"got -1"},
                [&] { neck.position_encoding(-1); });
   check(neck.run(f.input).size() == SAM3_NECK_NUM_LEVELS, "the Neck still runs after the errors");
@@ -512,8 +498,7 @@ void test_errors(const Fixture &f) {
 void test_moves(const Fixture &f) {
   sam3neck::Neck empty;
   check(!empty && empty.get() == nullptr, "default-constructed Neck is empty");
-  expect_error("config() of an empty Neck", SAM3_NECK_ERR_INVALID_ARGUMENT, {"NULL"},
-               [&] { empty.config(); });
+  expect_error("config() of an empty Neck", SAM3_NECK_ERR_INVALID_ARGUMENT, {"NULL"}, [&] { empty.config(); });
 
   sam3neck::Neck a = sam3neck::Neck::load(f.tiny);
   a.compile(f.options(0x1));
@@ -521,23 +506,21 @@ void test_moves(const Fixture &f) {
   check(static_cast<bool>(a) && raw != nullptr, "load() gives a non-empty Neck");
 
   sam3neck::Neck b(std::move(a));
-  check(!a && a.get() == nullptr, "move construction empties the source");  // NOLINT(bugprone-use-after-move)
-  check(b.get() == raw && b.input_count() == f.input.size(),
-        "move construction transfers the compiled handle");
+  check(!a && a.get() == nullptr, "move construction empties the source"); // NOLINT(bugprone-use-after-move)
+  check(b.get() == raw && b.input_count() == f.input.size(), "move construction transfers the compiled handle");
   expect_error("compile() on a moved-from Neck", SAM3_NECK_ERR_INVALID_ARGUMENT, {"NULL"},
                [&] { a.compile(f.options(0x1)); });
-  expect_error("run() on a moved-from Neck", SAM3_NECK_ERR_INVALID_ARGUMENT, {"NULL"},
-               [&] { a.run(f.input); });
+  expect_error("run() on a moved-from Neck", SAM3_NECK_ERR_INVALID_ARGUMENT, {"NULL"}, [&] { a.run(f.input); });
 
   {
-    sam3neck::Neck c = sam3neck::Neck::load(f.tiny);  // its handle must be freed by the assignment
+    sam3neck::Neck c = sam3neck::Neck::load(f.tiny); // its handle must be freed by the assignment
     c = std::move(b);
     check(!b && c.get() == raw && c.input_count() == f.input.size(),
           "move assignment transfers the handle and empties the source");
     sam3neck::Neck &alias = c;
     c = std::move(alias);
     check(c.get() == raw, "self move assignment keeps the handle");
-  }  // c frees raw here; a and b are empty: their destructors must do nothing (ASan: no double free)
+  } // c frees raw here; a and b are empty: their destructors must do nothing (ASan: no double free)
 
   a = sam3neck::Neck::load(f.tiny);
   check(static_cast<bool>(a), "a moved-from Neck can be assigned a new one");
@@ -553,7 +536,7 @@ void test_moves(const Fixture &f) {
 
   std::vector<sam3neck::Neck> many;
   for (int i = 0; i < 5; i++) {
-    many.push_back(sam3neck::Neck::load(f.tiny));  // reallocation moves the elements
+    many.push_back(sam3neck::Neck::load(f.tiny)); // reallocation moves the elements
   }
   bool all = true;
   for (const sam3neck::Neck &n : many) {
@@ -562,7 +545,7 @@ void test_moves(const Fixture &f) {
   check(all, "Necks survive std::vector reallocation (moves)");
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv) {
   if (argc != 2) {

@@ -6,6 +6,7 @@ bit 7 the handle slot, then the operation's argument bytes).
 
 Deterministic; the seeds are committed, this script is how they were made.
 """
+
 import os
 import sys
 
@@ -86,28 +87,94 @@ def misc(choice, extra=None):
 FREE = bytes([3])
 
 seeds = {
-    "basic": load(0) + compile_(precision=1) + run() + run(io=True) + b"".join(shapes(l) for l in range(-1, 5))
-    + counts() + pos(0) + pos(3, 5) + get_params() + tensor(0) + tensor(21, 3) + FREE,
-    "io-types": load(5 + 4) + compile_io(in_dtype=1, out_dtype=2, out_layout=1, h=5, w=6, mask=13)
-    + run(io=True) + run() + pos(1, io=True) + get_params(2) + shapes(1)
+    "basic": load(0)
+    + compile_(precision=1)
+    + run()
+    + run(io=True)
+    + b"".join(shapes(l) for l in range(-1, 5))
+    + counts()
+    + pos(0)
+    + pos(3, 5)
+    + get_params()
+    + tensor(0)
+    + tensor(21, 3)
+    + FREE,
+    "io-types": load(5 + 4)
+    + compile_io(in_dtype=1, out_dtype=2, out_layout=1, h=5, w=6, mask=13)
+    + run(io=True)
+    + run()
+    + pos(1, io=True)
+    + get_params(2)
+    + shapes(1)
     + compile_io(in_dtype=2, out_dtype=1, out_layout=2, size_choice=7, layout=1, batch=2, h=3, w=4)
-    + run(io=True, levels=(10, 0, 0, 10)) + shapes(0) + pos(2, 5, io=True),
-    "refusals": load(1) + counts() + run() + shapes(0) + compile_(h=1, w=1) + compile_io(size_choice=8, tail=3)
-    + counts() + compile_io(size_choice=5) + compile_io(size_choice=9) + env(2) + compile_(precision=2) + env(1)
-    + compile_(precision=2) + counts() + env(0) + compile_(mask=3) + run(input_choice=11) + run(input_choice=14)
-    + run(levels=(11, 0, 0, 0)) + run(levels=(0, 13, 0, 0)) + run(levels=(0, 0, 14, 0)) + run(levels=(15, 0, 0, 0))
-    + run(input_choice=15) + run(arrays=250) + run(arrays=251) + pos(0, 6) + pos(0, 7) + tensor(-1) + tensor(4, 4)
-    + tensor(5, 5) + misc(1) + misc(2) + misc(3, 5) + misc(4, 3) + misc(0),
-    "mutated": load_mutated(2, [(3, 0x7B), (200, 0x31)]) + compile_(h=4, w=4) + run()
-    + load_mutated(12 + 3, [(900, 0xFF), (901, 0x7F)], slot=SLOT1) + compile_(slot=SLOT1) + run(slot=SLOT1)
-    + load_mutated(1, [(0, 0)], truncate=300) + tensor(2),
-    "two-slots": load(3) + load(3 + 24, kind=1, prefix=1, slot=SLOT1) + compile_(slot=SLOT1, threads=1, batch=2)
-    + run() + run(slot=SLOT1) + FREE + run(slot=SLOT1, io=True) + shapes(2, slot=SLOT1) + get_params(1, slot=SLOT1)
-    + load(3 + 24, kind=0) + load(3 + 24, kind=2) + load(3 + 24, kind=3) + load(3 + 12, prefix=2)
-    + load(3 + 12, prefix=1) + compile_(null=True) + counts() + FREE,
+    + run(io=True, levels=(10, 0, 0, 10))
+    + shapes(0)
+    + pos(2, 5, io=True),
+    "refusals": load(1)
+    + counts()
+    + run()
+    + shapes(0)
+    + compile_(h=1, w=1)
+    + compile_io(size_choice=8, tail=3)
+    + counts()
+    + compile_io(size_choice=5)
+    + compile_io(size_choice=9)
+    + env(2)
+    + compile_(precision=2)
+    + env(1)
+    + compile_(precision=2)
+    + counts()
+    + env(0)
+    + compile_(mask=3)
+    + run(input_choice=11)
+    + run(input_choice=14)
+    + run(levels=(11, 0, 0, 0))
+    + run(levels=(0, 13, 0, 0))
+    + run(levels=(0, 0, 14, 0))
+    + run(levels=(15, 0, 0, 0))
+    + run(input_choice=15)
+    + run(arrays=250)
+    + run(arrays=251)
+    + pos(0, 6)
+    + pos(0, 7)
+    + tensor(-1)
+    + tensor(4, 4)
+    + tensor(5, 5)
+    + misc(1)
+    + misc(2)
+    + misc(3, 5)
+    + misc(4, 3)
+    + misc(0),
+    "mutated": load_mutated(2, [(3, 0x7B), (200, 0x31)])
+    + compile_(h=4, w=4)
+    + run()
+    + load_mutated(12 + 3, [(900, 0xFF), (901, 0x7F)], slot=SLOT1)
+    + compile_(slot=SLOT1)
+    + run(slot=SLOT1)
+    + load_mutated(1, [(0, 0)], truncate=300)
+    + tensor(2),
+    "two-slots": load(3)
+    + load(3 + 24, kind=1, prefix=1, slot=SLOT1)
+    + compile_(slot=SLOT1, threads=1, batch=2)
+    + run()
+    + run(slot=SLOT1)
+    + FREE
+    + run(slot=SLOT1, io=True)
+    + shapes(2, slot=SLOT1)
+    + get_params(1, slot=SLOT1)
+    + load(3 + 24, kind=0)
+    + load(3 + 24, kind=2)
+    + load(3 + 24, kind=3)
+    + load(3 + 12, prefix=2)
+    + load(3 + 12, prefix=1)
+    + compile_(null=True)
+    + counts()
+    + FREE,
     # level 0 not compiled: its 8-element buffer is ignored, so level 1 "aliasing the previous
     # buffer" must alias no ignored one (the harness once did, and the library rightly wrote past it)
-    "ignored-level": load(0) + compile_(h=7, w=7, mask=14, threads=4, precision=1) + run(levels=(0, 13, 6, 6))
+    "ignored-level": load(0)
+    + compile_(h=7, w=7, mask=14, threads=4, precision=1)
+    + run(levels=(0, 13, 6, 6))
     + run(levels=(12, 0, 13, 13)),
 }
 for name, data in seeds.items():

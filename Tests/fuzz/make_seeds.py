@@ -4,6 +4,7 @@
 
 Deterministic; the seeds are committed, this script is how they were made.
 """
+
 import json
 import os
 import sys
@@ -13,10 +14,17 @@ from sam3neck import checkpoint
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
 os.makedirs(out, exist_ok=True)
 for dtype in ("F32", "F16", "BF16"):
-    checkpoint.write_synthetic_checkpoint(os.path.join(out, f"neck-c4-d2-{dtype.lower()}.safetensors"),
-                                          trunk_dim=4, d_model=2, seed=1, dtype=dtype, extras=False)
-checkpoint.write_synthetic_checkpoint(os.path.join(out, "neck-c4-d2-extras.safetensors"),
-                                      trunk_dim=4, d_model=2, seed=2, prefix="vision_backbone.")
+    checkpoint.write_synthetic_checkpoint(
+        os.path.join(out, f"neck-c4-d2-{dtype.lower()}.safetensors"),
+        trunk_dim=4,
+        d_model=2,
+        seed=1,
+        dtype=dtype,
+        extras=False,
+    )
+checkpoint.write_synthetic_checkpoint(
+    os.path.join(out, "neck-c4-d2-extras.safetensors"), trunk_dim=4, d_model=2, seed=2, prefix="vision_backbone."
+)
 with open(os.path.join(out, "header-only.safetensors"), "wb") as f:
     header = b'{"__metadata__":{"format":"pt"},"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     f.write(len(header).to_bytes(8, "little") + header + b"\0\0\0\0")
@@ -29,8 +37,9 @@ import torchzip  # noqa: E402
 
 neck = {"vision_backbone." + k: v for k, v in checkpoint.synthetic_neck(4, 2, seed=3).items()}
 torchzip.write_checkpoint(os.path.join(out, "neck-c4-d2.pt"), neck)
-torchzip.write_checkpoint(os.path.join(out, "neck-c4-d2-wrapped.pt"),
-                          {**neck, "freqs_cis": np.ones(2, np.complex64)}, wrap="model")
+torchzip.write_checkpoint(
+    os.path.join(out, "neck-c4-d2-wrapped.pt"), {**neck, "freqs_cis": np.ones(2, np.complex64)}, wrap="model"
+)
 try:
     import torch
 except ImportError:
@@ -44,8 +53,10 @@ if torch is not None and not os.path.exists(os.path.join(out, "neck-c4-d2-torch.
 # Structure-aware seeds (see Sources/sam3neck-fuzz/Fuzz.swift): "S3PK" + a pickle that the harness
 # wraps into an archive with storages "0".."3" of 64 floats; "S3SH" + index JSON + NUL + one shard.
 shapes = checkpoint.neck_tensor_shapes(4, 2)
-refs = {f"convs.{name}": torchzip.TensorRef(str(k % 4), "FloatStorage", 64, shape, torchzip.contiguous(shape))
-        for k, (name, shape) in enumerate(shapes.items())}
+refs = {
+    f"convs.{name}": torchzip.TensorRef(str(k % 4), "FloatStorage", 64, shape, torchzip.contiguous(shape))
+    for k, (name, shape) in enumerate(shapes.items())
+}
 
 
 def seed(name, data):

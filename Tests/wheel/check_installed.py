@@ -63,8 +63,12 @@ def check_script(script: str, path: str, weights) -> None:
     x = np.random.default_rng(9).standard_normal((16, 7, 6), dtype=np.float32)
     np.save(os.path.join(folder, "in.npy"), x)
     out, png = os.path.join(folder, "out.npz"), os.path.join(folder, "out.png")
-    r = subprocess.run([script, "run", "--weights", path, os.path.join(folder, "in.npy"), out,
-                        "--png", png, "--levels", "0,3"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [script, "run", "--weights", path, os.path.join(folder, "in.npy"), out, "--png", png, "--levels", "0,3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     ref = reference.forward(weights, x[None], levels=[0, 3])
     with np.load(out) as z:
@@ -116,8 +120,10 @@ def main() -> int:
         assert lv.features.shape == feat.shape, (lv.level, lv.features.shape, feat.shape)
         err = reference.normalised_error(lv.features, feat)
         perr = float(np.max(np.abs(lv.pos.astype(np.float64) - pos)))
-        print(f"level {lv.level}: features {lv.features.shape}, normalised error {err:.2e}, "
-              f"position encoding error {perr:.2e}")
+        print(
+            f"level {lv.level}: features {lv.features.shape}, normalised error {err:.2e}, "
+            f"position encoding error {perr:.2e}"
+        )
         assert err <= TOL, f"level {lv.level}: normalised error {err:.3e} > {TOL:g}"
         assert perr <= POS_TOL, f"level {lv.level}: position encoding error {perr:.3e} > {POS_TOL:g}"
     print(f"library used: {library} (version {sam3neck.library_version()})")

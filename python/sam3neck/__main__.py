@@ -24,6 +24,7 @@ EXIT_STATUS = """exit status:
      is reported in one line on stderr
   2  usage error (unknown command or option, missing argument)"""
 
+
 class _VersionAction(argparse.Action):
     """`--version`: asks for the version only when the option is given (it may load the library)."""
 
@@ -97,16 +98,24 @@ def _demo(args) -> int:
         print(f"loaded in {load_s * 1e3:.1f} ms: trunk_dim C={neck.trunk_dim}, d_model={neck.d_model}")
         t = time.perf_counter()
         try:
-            neck.compile(height=args.height, width=args.width, batch=args.batch,
-                         layout=args.layout, levels=args.levels, threads=args.threads,
-                         precision=args.precision)
+            neck.compile(
+                height=args.height,
+                width=args.width,
+                batch=args.batch,
+                layout=args.layout,
+                levels=args.levels,
+                threads=args.threads,
+                precision=args.precision,
+            )
         except (Sam3NeckError, ValueError) as e:
             raise _DemoError(f"cannot compile: {e}") from None
         compile_s = time.perf_counter() - t
         o = neck.compile_options  # what the arguments and the library's defaults made
-        print(f"compiled in {compile_s * 1e3:.1f} ms: input {neck.input_shape} {o['layout']}, "
-              f"threads {o['threads']} (0 = all cores), precision {o['precision']}, "
-              f"workspace {neck.workspace_bytes / 2**20:.1f} MB")
+        print(
+            f"compiled in {compile_s * 1e3:.1f} ms: input {neck.input_shape} {o['layout']}, "
+            f"threads {o['threads']} (0 = all cores), precision {o['precision']}, "
+            f"workspace {neck.workspace_bytes / 2**20:.1f} MB"
+        )
 
         rng = np.random.default_rng(args.seed)
         x = rng.standard_normal((o["batch"], neck.trunk_dim, o["height"], o["width"]), dtype=np.float32)
@@ -118,8 +127,10 @@ def _demo(args) -> int:
             t = time.perf_counter()
             out = neck.run(xin, out=[lv.features for lv in out])
             times.append(time.perf_counter() - t)
-        print(f"run: median {statistics.median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms "
-              f"over {len(times)} timed runs after 1 warm-up run")
+        print(
+            f"run: median {statistics.median(times) * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms "
+            f"over {len(times)} timed runs after 1 warm-up run"
+        )
         # The reference computes from the weights the library loaded (whatever the file's format),
         # so what this checks is the computation, not a second reading of the checkpoint.
         w = neck.weights()
@@ -130,9 +141,11 @@ def _demo(args) -> int:
     total_s = time.perf_counter() - t_start
     share = ref_s / total_s if total_s > 0 else 0.0
     print(f"float64 reference in {ref_s:.2f} s ({share:.0%} of this demo's {total_s:.2f} s)")
-    print(f"note: the check against the float64 NumPy reference takes "
-          f"{'most' if share > 0.5 else f'{share:.0%}'} of the demo's seconds; the neck's own "
-          "time is the run line above")
+    print(
+        f"note: the check against the float64 NumPy reference takes "
+        f"{'most' if share > 0.5 else f'{share:.0%}'} of the demo's seconds; the neck's own "
+        "time is the run line above"
+    )
 
     print()
     print(f"{'level':>5} {'scale':>5}  {'shape':<22} {'norm. max err':>13} {'pos max abs err':>15}")
@@ -141,8 +154,7 @@ def _demo(args) -> int:
         err = reference.normalised_error(lv.features, feat)
         perr = float(np.max(np.abs(lv.pos.astype(np.float64) - pos)))
         worst = max(worst, err if np.isfinite(err) else np.inf, perr)
-        print(f"{lv.level:>5} {lv.scale:>5} {str(tuple(lv.features.shape)):<22} "
-              f"{err:>13.3e} {perr:>15.3e}")
+        print(f"{lv.level:>5} {lv.scale:>5} {str(tuple(lv.features.shape)):<22} {err:>13.3e} {perr:>15.3e}")
     bound = reference.TOLERANCE[o["precision"]]
     ok = worst <= bound
     print()
@@ -153,19 +165,28 @@ def _demo(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """The `sam3neck` command (also `python -m sam3neck`); returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="sam3neck", description=__doc__, epilog=EXIT_STATUS,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="sam3neck", description=__doc__, epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     sub = parser.add_subparsers(dest="command")
 
     sub.add_parser("version", help="print the package and library versions")
 
     demo = sub.add_parser("demo", help="load, compile, run, time and check against the reference")
-    demo.add_argument("--weights", help="a checkpoint: sam3.pt, safetensors, or a sharded index / "
-                      "its folder (default: $WEIGHTS, else a synthetic checkpoint written to the "
-                      "cache on first use)")
-    demo.add_argument("--neck", "--kind", dest="neck", default="sam3", choices=["sam3", "sam2"],
-                      help="which neck: the detection neck (sam3) or the SAM 2 / tracker neck (sam2)")
+    demo.add_argument(
+        "--weights",
+        help="a checkpoint: sam3.pt, safetensors, or a sharded index / "
+        "its folder (default: $WEIGHTS, else a synthetic checkpoint written to the "
+        "cache on first use)",
+    )
+    demo.add_argument(
+        "--neck",
+        "--kind",
+        dest="neck",
+        default="sam3",
+        choices=["sam3", "sam2"],
+        help="which neck: the detection neck (sam3) or the SAM 2 / tracker neck (sam2)",
+    )
     demo.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
     # Compile options left out take the library's defaults (sam3neck.neck.compile_defaults():
     # 72 x 72, batch 1, NCHW, every level, all cores, the default precision).
@@ -175,30 +196,42 @@ def main(argv: Optional[List[str]] = None) -> int:
     demo.add_argument("--threads", type=int, default=None, help="worker threads (default 0: all cores)")
     demo.add_argument("--layout", default=None, choices=["NCHW", "NHWC", "nchw", "nhwc"], help="default NCHW")
     demo.add_argument("--levels", type=levels_arg, default=None, help="default 0,1,2,3")
-    demo.add_argument("--precision", default=None, choices=["default", "strict", "fast"],
-                      help=PRECISION_HELP)
+    demo.add_argument("--precision", default=None, choices=["default", "strict", "fast"], help=PRECISION_HELP)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--runs", type=int, default=7,
-                      help="timed runs after one warm-up run; the median and the minimum are "
-                           "printed (default 7)")
+    demo.add_argument(
+        "--runs",
+        type=int,
+        default=7,
+        help="timed runs after one warm-up run; the median and the minimum are printed (default 7)",
+    )
 
     # `bench` is handed to the benchmark's own parser before this one runs (see below); it is
     # listed here for the help text only, so that no other command imports sam3neck.bench.
-    sub.add_parser("bench", help="time this library against ONNX Runtime, OpenVINO and PyTorch "
-                                 "eager (one table, JSON); sam3neck bench --help for options")
+    sub.add_parser(
+        "bench",
+        help="time this library against ONNX Runtime, OpenVINO and PyTorch "
+        "eager (one table, JSON); sam3neck bench --help for options",
+    )
 
     from . import inspection
 
-    inspection.add_arguments(sub.add_parser(
-        "inspect", help="list the necks a checkpoint holds (naming scheme, prefix, tensor names, "
-                        "dtypes, shapes) and flag NaN/Inf weights"))
+    inspection.add_arguments(
+        sub.add_parser(
+            "inspect",
+            help="list the necks a checkpoint holds (naming scheme, prefix, tensor names, "
+            "dtypes, shapes) and flag NaN/Inf weights",
+        )
+    )
 
     from . import runner
 
-    runner.add_arguments(sub.add_parser(
-        "run", help="run the neck on a .npy feature file or a folder of them, writing .npz "
-                    "(and optionally a PNG picture)",
-        description=runner.__doc__.split("\n\n")[0]))
+    runner.add_arguments(
+        sub.add_parser(
+            "run",
+            help="run the neck on a .npy feature file or a folder of them, writing .npz (and optionally a PNG picture)",
+            description=runner.__doc__.split("\n\n")[0],
+        )
+    )
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:

@@ -20,6 +20,5 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingExtraError(
-            f"{feature} needs {module.split('.')[0]}, which is not installed "
-            f"({e}): pip install 'sam3neck[{extra}]'"
+            f"{feature} needs {module.split('.')[0]}, which is not installed ({e}): pip install 'sam3neck[{extra}]'"
         ) from None

@@ -230,9 +230,7 @@ def library_path() -> Path:
     if env:
         p = Path(env).expanduser()
         if not p.is_file():
-            raise LibraryNotFoundError(
-                f"SAM3NECK_LIBRARY is set to {env!r}, but no such file exists"
-            )
+            raise LibraryNotFoundError(f"SAM3NECK_LIBRARY is set to {env!r}, but no such file exists")
         return p.resolve()
     tried = candidate_paths()
     for p in tried:
@@ -281,9 +279,7 @@ def get_lib() -> ctypes.CDLL:
         _declare(lib, path)
         abi = int(lib.sam3_neck_abi_version())
         if abi != ABI_VERSION:
-            raise LibraryLoadError(
-                f"{path} has ABI version {abi}, but this package needs ABI version {ABI_VERSION}"
-            )
+            raise LibraryLoadError(f"{path} has ABI version {abi}, but this package needs ABI version {ABI_VERSION}")
         _lib_path = path
         _lib = lib
         return lib

@@ -57,8 +57,13 @@ def _cause(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 
 def open_for_reading(path: PathLike) -> BinaryIO:
@@ -76,8 +81,7 @@ def open_for_reading(path: PathLike) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise PathError(p, f"is {describe(mode)}, not a regular file: only regular files are "
-                               "read")
+            raise PathError(p, f"is {describe(mode)}, not a regular file: only regular files are read")
         if _READ_FLAGS & getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -146,8 +150,9 @@ def check_output(path: PathLike) -> None:
     except OSError as e:
         raise PathError(p, f"cannot be written: {_cause(e)}", e.errno) from None
     if mode is not None and not stat.S_ISREG(mode):
-        raise PathError(p, f"is {describe(mode)}, not a regular file: an output only ever replaces "
-                           "a regular file", errno.EEXIST)
+        raise PathError(
+            p, f"is {describe(mode)}, not a regular file: an output only ever replaces a regular file", errno.EEXIST
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PathError(p, f"cannot be written: no permission to write in {folder}", errno.EACCES)
 

@@ -93,6 +93,7 @@ _NP_INT_TO_ST = {
 # bfloat16 bit conversions
 # ------------------------------------------------------------------------------------------------
 
+
 def to_bf16_bits(x: np.ndarray) -> np.ndarray:
     """float32 values -> bfloat16 bit patterns (uint16), rounding to nearest, ties to even.
 
@@ -132,6 +133,7 @@ def round_to_dtype(x: np.ndarray, dtype: str) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Writing
 # ------------------------------------------------------------------------------------------------
+
 
 def _encode_tensor(name: str, value, dtype: str) -> Tuple[str, list, bytes]:
     arr = np.asarray(value)
@@ -229,6 +231,7 @@ def save_safetensors(
 # Reading
 # ------------------------------------------------------------------------------------------------
 
+
 def read_safetensors_header(data: bytes) -> Tuple[dict, int]:
     """Parses the header of a safetensors image: returns (header dict, offset of the data section)."""
     view = memoryview(data)
@@ -324,6 +327,7 @@ def load_safetensors(path: PathLike, names=None) -> Dict[str, np.ndarray]:
 # Synthetic checkpoints
 # ------------------------------------------------------------------------------------------------
 
+
 def neck_tensor_shapes(trunk_dim: int = 1024, d_model: int = 256) -> Dict[str, Tuple[int, ...]]:
     """The upstream PyTorch shapes of the neck's tensors, keyed "{i}.{module}.{weight|bias}"."""
     c, d = int(trunk_dim), int(d_model)
@@ -380,33 +384,30 @@ def synthetic_neck(
     return out
 
 
-def canonical(tensors: Mapping[str, np.ndarray], group: str = "convs",
-              prefix: str = "") -> Dict[str, np.ndarray]:
+def canonical(tensors: Mapping[str, np.ndarray], group: str = "convs", prefix: str = "") -> Dict[str, np.ndarray]:
     """The tensors named `prefix + group + "." + name` among `tensors`, keyed by `name`, the
     canonical name ("0.conv_1x1.weight") that reference.forward takes and Neck.weights() returns:
     the inverse of the names this module writes (e.g. write_synthetic_checkpoint's return value,
     or load_safetensors of what it wrote). Loading a checkpoint of any naming is the library's."""
     head = f"{prefix}{group}."
-    return {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
+    return {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
 
 
 def _extra_tensors(seed: int) -> Dict[str, np.ndarray]:
     """A few tensors of a real SAM 3 checkpoint that a neck loader must skip."""
     rng = np.random.default_rng(seed + 1000)
     return {
-        "detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight":
-            rng.standard_normal((24, 8)).astype(np.float32),
-        "detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.bias":
-            rng.standard_normal((24,)).astype(np.float32),
-        "detector.backbone.vision_backbone.trunk.pos_embed":
-            rng.standard_normal((1, 4, 4, 8)).astype(np.float32),
-        "detector.backbone.language_backbone.encoder.token_embedding.weight":
-            rng.standard_normal((16, 8)).astype(np.float32),
-        "detector.transformer.encoder.layers.0.norm1.weight":
-            np.ones(8, dtype=np.float32),
+        "detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight": rng.standard_normal((24, 8)).astype(
+            np.float32
+        ),
+        "detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.bias": rng.standard_normal((24,)).astype(np.float32),
+        "detector.backbone.vision_backbone.trunk.pos_embed": rng.standard_normal((1, 4, 4, 8)).astype(np.float32),
+        "detector.backbone.language_backbone.encoder.token_embedding.weight": rng.standard_normal((16, 8)).astype(
+            np.float32
+        ),
+        "detector.transformer.encoder.layers.0.norm1.weight": np.ones(8, dtype=np.float32),
         # an integer buffer (like BatchNorm's num_batches_tracked), not a float
-        "detector.backbone.vision_backbone.trunk.num_batches_tracked":
-            np.array(7, dtype=np.int64),
+        "detector.backbone.vision_backbone.trunk.num_batches_tracked": np.array(7, dtype=np.int64),
     }
 
 

@@ -67,8 +67,7 @@ def to_bfloat16_bits(x) -> np.ndarray:
     +-Inf. Float64 input is first rounded to float32 (bfloat16 = the upper half of a float32)."""
     a = np.asarray(x)
     if a.dtype == np.uint16:
-        raise TypeError("to_bfloat16_bits takes float values; this array already holds uint16 "
-                        "(bfloat16 bits?)")
+        raise TypeError("to_bfloat16_bits takes float values; this array already holds uint16 (bfloat16 bits?)")
     bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
     rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
     out = (rounded >> np.uint32(16)).astype(np.uint16)

@@ -32,8 +32,7 @@ def report(path: "str | os.PathLike[str]") -> Dict[str, Any]:
     if status != _lib.OK and needed.value == 0:
         _check(status, "sam3_neck_inspect_file")  # the file itself failed
     buf = ctypes.create_string_buffer(needed.value)
-    _check(lib.sam3_neck_inspect_file(encoded, buf, needed.value, ctypes.byref(needed)),
-           "sam3_neck_inspect_file")
+    _check(lib.sam3_neck_inspect_file(encoded, buf, needed.value, ctypes.byref(needed)), "sam3_neck_inspect_file")
     return json.loads(buf.value.decode("utf-8"))
 
 
@@ -42,16 +41,20 @@ def inspect(path: str, out: Callable[[str], Any] = print) -> int:
     r = report(path)
     out(f"{path}: {r['format']}, {r['tensor_count']} tensors")
     if not r["necks"]:
-        out("no neck found (looked for the detection neck 'convs' / 'fpn_layers' and the tracker "
-            "neck 'sam2_convs' / 'tracker_neck.fpn_layers' under the known prefixes)")
+        out(
+            "no neck found (looked for the detection neck 'convs' / 'fpn_layers' and the tracker "
+            "neck 'sam2_convs' / 'tracker_neck.fpn_layers' under the known prefixes)"
+        )
     ok = False
     neck_tensors = 0
     kinds = [n["neck"] for n in r["necks"]]
     for n in r["necks"]:
         total = len(n["tensors"]) + len(n["missing"])
         state = "complete" if n["complete"] else f"incomplete, missing {n['missing']}"
-        out(f"{n['neck']} neck ({n['scheme']} names) under prefix '{n['prefix']}': "
-            f"{len(n['tensors'])} of {total} tensors, {state}")
+        out(
+            f"{n['neck']} neck ({n['scheme']} names) under prefix '{n['prefix']}': "
+            f"{len(n['tensors'])} of {total} tensors, {state}"
+        )
         for t in n["tensors"]:
             flag = ""
             if "error" in t:
@@ -66,15 +69,18 @@ def inspect(path: str, out: Callable[[str], Any] = print) -> int:
             out(f"  does not load: {n['error']}")
         else:
             ok = True
-            out(f"  trunk_dim {n['trunk_dim']}, d_model {n['d_model']}; load with "
-                f"neck={n['neck']!r}" + (f", prefix={n['prefix']!r}" if kinds.count(n["neck"]) > 1 else ""))
+            out(
+                f"  trunk_dim {n['trunk_dim']}, d_model {n['d_model']}; load with "
+                f"neck={n['neck']!r}" + (f", prefix={n['prefix']!r}" if kinds.count(n["neck"]) > 1 else "")
+            )
     out(f"other tensors (not read): {r['tensor_count'] - neck_tensors}")
     return 0 if ok else 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a checkpoint: safetensors, PyTorch zip (.pt), or a sharded "
-                        "safetensors index / its folder")
+    parser.add_argument(
+        "file", help="a checkpoint: safetensors, PyTorch zip (.pt), or a sharded safetensors index / its folder"
+    )
     parser.add_argument("--json", action="store_true", help="print the library's JSON report")
     parser.set_defaults(func=_run)
 

@@ -29,20 +29,32 @@ _LAYOUTS = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
 _LAYOUT_NAMES = {v: k for k, v in _LAYOUTS.items()}
 _PRECISIONS = {"default": _lib.PRECISION_DEFAULT, "strict": _lib.PRECISION_STRICT, "fast": _lib.PRECISION_FAST}
 _PRECISION_NAMES = {v: k for k, v in _PRECISIONS.items()}
-_DTYPES = {"float32": _lib.DTYPE_FLOAT32, "float16": _lib.DTYPE_FLOAT16,
-           "bfloat16": _lib.DTYPE_BFLOAT16}
+_DTYPES = {"float32": _lib.DTYPE_FLOAT32, "float16": _lib.DTYPE_FLOAT16, "bfloat16": _lib.DTYPE_BFLOAT16}
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
-_OUTPUT_LAYOUTS = {"NCHW": _lib.OUTPUT_NCHW, "NHWC": _lib.OUTPUT_NHWC,
-                   "sequence": _lib.OUTPUT_SEQUENCE}
+_OUTPUT_LAYOUTS = {"NCHW": _lib.OUTPUT_NCHW, "NHWC": _lib.OUTPUT_NHWC, "sequence": _lib.OUTPUT_SEQUENCE}
 _OUTPUT_LAYOUT_NAMES = {v: k for k, v in _OUTPUT_LAYOUTS.items()}
 _OUTPUT_SHAPE_NAMES = {"NCHW": "[B, d, h, w]", "NHWC": "[B, h, w, d]", "sequence": "[h*w, B, d]"}
 _INT32_MAX = 2**31 - 1
 
 
 #: DLPack device types (DLDeviceType in dlpack.h), for error messages.
-_DL_DEVICES = {1: "CPU", 2: "CUDA", 3: "CUDAHost", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI",
-               10: "ROCM", 11: "ROCMHost", 12: "ExtDev", 13: "CUDAManaged", 14: "OneAPI",
-               15: "WebGPU", 16: "Hexagon", 17: "MAIA"}
+_DL_DEVICES = {
+    1: "CPU",
+    2: "CUDA",
+    3: "CUDAHost",
+    4: "OpenCL",
+    7: "Vulkan",
+    8: "Metal",
+    9: "VPI",
+    10: "ROCM",
+    11: "ROCMHost",
+    12: "ExtDev",
+    13: "CUDAManaged",
+    14: "OneAPI",
+    15: "WebGPU",
+    16: "Hexagon",
+    17: "MAIA",
+}
 _DL_CPU = 1
 
 
@@ -56,8 +68,10 @@ def _from_dlpack(obj, what: str) -> np.ndarray:
     producer's memory read-only)."""
     device = getattr(obj, "__dlpack_device__", None)
     if device is None:
-        raise TypeError(f"{what} has __dlpack__ but no __dlpack_device__, so its device is unknown: "
-                        f"sam3neck takes CPU arrays only; pass a numpy.ndarray")
+        raise TypeError(
+            f"{what} has __dlpack__ but no __dlpack_device__, so its device is unknown: "
+            f"sam3neck takes CPU arrays only; pass a numpy.ndarray"
+        )
     try:
         dev_type, dev_id = (int(v) for v in device())
     except Exception as e:  # noqa: BLE001 - the producer's failure, reported as what it is
@@ -81,8 +95,7 @@ def _from_dlpack(obj, what: str) -> np.ndarray:
         failure = None  # its traceback holds this frame, and so `a`: break the cycle
         return a
     raise TypeError(
-        f"{what} ({type(obj).__module__}.{type(obj).__name__}) could not be imported through "
-        f"DLPack: {failure}"
+        f"{what} ({type(obj).__module__}.{type(obj).__name__}) could not be imported through DLPack: {failure}"
     ) from failure
 
 
@@ -95,20 +108,30 @@ class _DLDataType(ctypes.Structure):
 
 
 class _DLTensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32),
-                ("dtype", _DLDataType), ("shape", ctypes.POINTER(ctypes.c_int64)),
-                ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("device", _DLDevice),
+        ("ndim", ctypes.c_int32),
+        ("dtype", _DLDataType),
+        ("shape", ctypes.POINTER(ctypes.c_int64)),
+        ("strides", ctypes.POINTER(ctypes.c_int64)),
+        ("byte_offset", ctypes.c_uint64),
+    ]
 
 
 class _DLManagedTensor(ctypes.Structure):  # DLPack < 1.0: capsule "dltensor"
-    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p),
-                ("deleter", ctypes.c_void_p)]
+    _fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
 
 
 class _DLManagedTensorVersioned(ctypes.Structure):  # DLPack 1.x: capsule "dltensor_versioned"
-    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32),
-                ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p),
-                ("flags", ctypes.c_uint64), ("dl_tensor", _DLTensor)]
+    _fields_ = [
+        ("major", ctypes.c_uint32),
+        ("minor", ctypes.c_uint32),
+        ("manager_ctx", ctypes.c_void_p),
+        ("deleter", ctypes.c_void_p),
+        ("flags", ctypes.c_uint64),
+        ("dl_tensor", _DLTensor),
+    ]
 
 
 _DL_BFLOAT = 4  # kDLBfloat
@@ -132,11 +155,16 @@ class _DLPackOwner:
 def _capsule_api():
     """PyCapsule_IsValid, _GetPointer and _SetName as private ctypes functions (setting argtypes
     on the shared ctypes.pythonapi could clash with other users of it)."""
+
     def fn(name, restype):
         proto = ctypes.PYFUNCTYPE(restype, ctypes.py_object, ctypes.c_char_p)
         return proto((name, ctypes.pythonapi))
-    return (fn("PyCapsule_IsValid", ctypes.c_int), fn("PyCapsule_GetPointer", ctypes.c_void_p),
-            fn("PyCapsule_SetName", ctypes.c_int))
+
+    return (
+        fn("PyCapsule_IsValid", ctypes.c_int),
+        fn("PyCapsule_GetPointer", ctypes.c_void_p),
+        fn("PyCapsule_SetName", ctypes.c_int),
+    )
 
 
 def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
@@ -149,8 +177,7 @@ def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
     except TypeError:
         capsule = obj.__dlpack__()
     is_valid, get_pointer, set_name = _capsule_api()
-    for name, struct in ((b"dltensor_versioned", _DLManagedTensorVersioned),
-                         (b"dltensor", _DLManagedTensor)):
+    for name, struct in ((b"dltensor_versioned", _DLManagedTensorVersioned), (b"dltensor", _DLManagedTensor)):
         if is_valid(capsule, name):
             break
     else:
@@ -160,14 +187,24 @@ def _bfloat16_from_dlpack(obj) -> Optional[np.ndarray]:
     if struct is _DLManagedTensorVersioned and managed.major != 1:
         return None
     t = managed.dl_tensor
-    if (t.device.device_type != _DL_CPU or t.dtype.code != _DL_BFLOAT or t.dtype.bits != 16
-            or t.dtype.lanes != 1 or t.ndim < 0):
+    if (
+        t.device.device_type != _DL_CPU
+        or t.dtype.code != _DL_BFLOAT
+        or t.dtype.bits != 16
+        or t.dtype.lanes != 1
+        or t.ndim < 0
+    ):
         return None
     read_only = struct is _DLManagedTensor or bool(managed.flags & _DL_FLAG_READ_ONLY)
     shape = tuple(int(t.shape[k]) for k in range(t.ndim))
     strides = None if not t.strides else tuple(2 * int(t.strides[k]) for k in range(t.ndim))
-    interface = {"version": 3, "shape": shape, "typestr": "<u2", "strides": strides,
-                 "data": ((t.data or 0) + int(t.byte_offset), read_only)}
+    interface = {
+        "version": 3,
+        "shape": shape,
+        "typestr": "<u2",
+        "strides": strides,
+        "data": ((t.data or 0) + int(t.byte_offset), read_only),
+    }
     if set_name(capsule, _USED_NAMES[name]) != 0:
         raise RuntimeError("could not mark the DLPack capsule consumed")
     owner = _DLPackOwner(address, managed.deleter, interface)  # ours to delete from here on
@@ -236,8 +273,9 @@ class Level:
 
     __slots__ = ("level", "scale", "features", "_pos", "layout", "dtype")
 
-    def __init__(self, level: int, scale: float, features: np.ndarray, pos,
-                 layout: str = "NCHW", dtype: str = "float32"):
+    def __init__(
+        self, level: int, scale: float, features: np.ndarray, pos, layout: str = "NCHW", dtype: str = "float32"
+    ):
         self.level = level
         self.scale = scale
         self.features = features
@@ -257,21 +295,38 @@ class Level:
         return tuple(self.features.shape)
 
     def __repr__(self) -> str:
-        return (f"Level(level={self.level}, scale={self.scale}, shape={self.shape}, "
-                f"layout={self.layout!r}, dtype={self.dtype!r})")
+        return (
+            f"Level(level={self.level}, scale={self.scale}, shape={self.shape}, "
+            f"layout={self.layout!r}, dtype={self.dtype!r})"
+        )
 
 
 class _Plan:
     __slots__ = (
-        "batch", "height", "width", "layout", "levels", "threads", "precision",
-        "input_dtype", "output_dtype", "output_layout", "input_storage", "output_storage",
-        "input_shape", "input_count", "level_shapes", "workspace_bytes", "kernel", "pos", "requested",
+        "batch",
+        "height",
+        "width",
+        "layout",
+        "levels",
+        "threads",
+        "precision",
+        "input_dtype",
+        "output_dtype",
+        "output_layout",
+        "input_storage",
+        "output_storage",
+        "input_shape",
+        "input_count",
+        "level_shapes",
+        "workspace_bytes",
+        "kernel",
+        "pos",
+        "requested",
         "handed_out",  # whether a run returned Levels that may still read .pos
     )
 
 
-def _rebuild_neck(path: str, neck: str, prefix: Optional[str],
-                  compile_options: Optional[Dict[str, object]]) -> "Neck":
+def _rebuild_neck(path: str, neck: str, prefix: Optional[str], compile_options: Optional[Dict[str, object]]) -> "Neck":
     """Unpickles a Neck: loads `path` again and, if it was compiled, compiles it the same way."""
     rebuilt = Neck(path, neck=neck, prefix=prefix)
     if compile_options is not None:
@@ -353,9 +408,11 @@ def _dtype_name(value, name: str) -> str:
 
 
 def _output_layout_name(value) -> str:
-    """"NCHW", "NHWC" or "sequence" (case-insensitive)."""
+    """ "NCHW", "NHWC" or "sequence" (case-insensitive)."""
+
     def normalise(v: str) -> str:
         return "sequence" if v.lower() == "sequence" else v.upper()
+
     return _choice_name(value, _OUTPUT_LAYOUTS, "output_layout", normalise)
 
 
@@ -372,7 +429,6 @@ def _neck_choice(neck, kind):
     return kind
 
 
-
 def compile_defaults() -> Dict[str, object]:
     """The options Neck.compile uses for arguments left out: the library's own defaults
     (sam3_neck_compile_default_params and sam3_neck_io_default_params), in compile's terms, e.g.
@@ -381,10 +437,19 @@ def compile_defaults() -> Dict[str, object]:
     "output_layout": "NCHW"}. Loads the library."""
     lib = _lib.get_lib()
     p, io = lib.sam3_neck_compile_default_params(), lib.sam3_neck_io_default_params()
-    return {"height": p.height, "width": p.width, "batch": p.batch, "layout": _LAYOUT_NAMES[p.layout],
-            "levels": tuple(i for i in range(4) if p.levels_mask >> i & 1), "threads": p.threads,
-            "precision": _PRECISION_NAMES[p.precision], "input_dtype": _DTYPE_NAMES[io.input_dtype],
-            "output_dtype": _DTYPE_NAMES[io.output_dtype], "output_layout": _OUTPUT_LAYOUT_NAMES[io.output_layout]}
+    return {
+        "height": p.height,
+        "width": p.width,
+        "batch": p.batch,
+        "layout": _LAYOUT_NAMES[p.layout],
+        "levels": tuple(i for i in range(4) if p.levels_mask >> i & 1),
+        "threads": p.threads,
+        "precision": _PRECISION_NAMES[p.precision],
+        "input_dtype": _DTYPE_NAMES[io.input_dtype],
+        "output_dtype": _DTYPE_NAMES[io.output_dtype],
+        "output_layout": _OUTPUT_LAYOUT_NAMES[io.output_layout],
+    }
+
 
 class Neck:
     """The SAM 3 neck as loaded by libsam3neck.
@@ -410,8 +475,14 @@ class Neck:
     gets its own. A Neck loaded with from_bytes (no path) or closed cannot be pickled.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], neck: str = "sam3",
-                 prefix: Optional[str] = None, *, kind: Optional[str] = None):
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        neck: str = "sam3",
+        prefix: Optional[str] = None,
+        *,
+        kind: Optional[str] = None,
+    ):
         self._handle: Optional[int] = None
         self._finalizer = None
         self._plan: Optional[_Plan] = None
@@ -428,8 +499,7 @@ class Neck:
         lib = _lib.get_lib()
         params = self._load_params(lib, k, pre)
         handle = ctypes.c_void_p()
-        status = lib.sam3_neck_load_file(os.fsencode(fspath), ctypes.byref(params),
-                                         ctypes.byref(handle))
+        status = lib.sam3_neck_load_file(os.fsencode(fspath), ctypes.byref(params), ctypes.byref(handle))
         _check(status, "sam3_neck_load_file")
         self._adopt(lib, handle)
         self.source = fspath
@@ -438,8 +508,9 @@ class Neck:
         self._prefix = prefix
 
     @classmethod
-    def from_bytes(cls, data, neck: str = "sam3", prefix: Optional[str] = None, *,
-                   kind: Optional[str] = None) -> "Neck":
+    def from_bytes(
+        cls, data, neck: str = "sam3", prefix: Optional[str] = None, *, kind: Optional[str] = None
+    ) -> "Neck":
         """Loads from a checkpoint image in memory (safetensors or PyTorch zip; bytes, bytearray,
         memoryview, uint8 array...). The bytes are not kept, so such a Neck cannot be pickled."""
         self = cls.__new__(cls)
@@ -452,9 +523,7 @@ class Neck:
         try:
             buf = np.frombuffer(data, dtype=np.uint8)
         except (TypeError, ValueError) as e:
-            raise TypeError(
-                f"data must be a contiguous bytes-like object, got {type(data).__name__}: {e}"
-            ) from None
+            raise TypeError(f"data must be a contiguous bytes-like object, got {type(data).__name__}: {e}") from None
         lib = _lib.get_lib()
         params = cls._load_params(lib, k, pre)
         handle = ctypes.c_void_p()
@@ -507,9 +576,7 @@ class Neck:
     def _need_plan(self) -> _Plan:
         self._h()
         if self._plan is None:
-            raise Sam3NeckError(
-                _lib.ERR_NOT_COMPILED, "neck is not compiled: call neck.compile(...) first"
-            )
+            raise Sam3NeckError(_lib.ERR_NOT_COMPILED, "neck is not compiled: call neck.compile(...) first")
         return self._plan
 
     def close(self) -> None:
@@ -536,9 +603,12 @@ class Neck:
             if status != _lib.ERR_SHAPE:  # capacity 0 asks for the shape
                 _check(status, "sam3_neck_experimental_get_tensor")
             a = np.empty(tuple(int(shape[i]) for i in range(rank.value)), dtype=np.float32)
-            _check(lib.sam3_neck_experimental_get_tensor(self._h(), name, a.ctypes.data_as(_lib.c_float_p), a.size,
-                                                         shape, ctypes.byref(rank)),
-                   "sam3_neck_experimental_get_tensor")
+            _check(
+                lib.sam3_neck_experimental_get_tensor(
+                    self._h(), name, a.ctypes.data_as(_lib.c_float_p), a.size, shape, ctypes.byref(rank)
+                ),
+                "sam3_neck_experimental_get_tensor",
+            )
             out[name.decode()] = a
             index += 1
         return out
@@ -599,11 +669,19 @@ class Neck:
 
     # -- compile --------------------------------------------------------------------------------
 
-    def compile(self, height: Optional[int] = None, width: Optional[int] = None, batch: Optional[int] = None,
-                layout: Optional[str] = None, levels: Optional[Iterable[int]] = None,
-                threads: Optional[int] = None, precision: Optional[str] = None,
-                input_dtype: Optional[str] = None, output_dtype: Optional[str] = None,
-                output_layout: Optional[str] = None) -> "Neck":
+    def compile(
+        self,
+        height: Optional[int] = None,
+        width: Optional[int] = None,
+        batch: Optional[int] = None,
+        layout: Optional[str] = None,
+        levels: Optional[Iterable[int]] = None,
+        threads: Optional[int] = None,
+        precision: Optional[str] = None,
+        input_dtype: Optional[str] = None,
+        output_dtype: Optional[str] = None,
+        output_layout: Optional[str] = None,
+    ) -> "Neck":
         """Plans the neck for one input shape (replaces any previous plan). Returns self.
 
         An argument left out (or None) takes the library's default (compile_defaults(): one
@@ -645,17 +723,33 @@ class Neck:
         ran out, or $SAM3NECK_SGEMM_KERNEL was set to a kernel the library refuses), is the Neck
         left not compiled; the error then says so.
         """
-        given = {"height": height, "width": width, "batch": batch, "layout": layout, "levels": levels,
-                 "threads": threads, "precision": precision, "input_dtype": input_dtype,
-                 "output_dtype": output_dtype, "output_layout": output_layout}
+        given = {
+            "height": height,
+            "width": width,
+            "batch": batch,
+            "layout": layout,
+            "levels": levels,
+            "threads": threads,
+            "precision": precision,
+            "input_dtype": input_dtype,
+            "output_dtype": output_dtype,
+            "output_layout": output_layout,
+        }
         defaults = compile_defaults()
         given = {k: defaults[k] if v is None else v for k, v in given.items()}
         height, width, batch, layout, levels, threads, precision = (
-            given[k] for k in ("height", "width", "batch", "layout", "levels", "threads", "precision"))
-        input_dtype, output_dtype, output_layout = (
-            given[k] for k in ("input_dtype", "output_dtype", "output_layout"))
-        requested = {"height": height, "width": width, "batch": batch, "layout": layout,
-                     "levels": levels, "threads": threads, "precision": precision}
+            given[k] for k in ("height", "width", "batch", "layout", "levels", "threads", "precision")
+        )
+        input_dtype, output_dtype, output_layout = (given[k] for k in ("input_dtype", "output_dtype", "output_layout"))
+        requested = {
+            "height": height,
+            "width": width,
+            "batch": batch,
+            "layout": layout,
+            "levels": levels,
+            "threads": threads,
+            "precision": precision,
+        }
         in_dt = _dtype_name(input_dtype, "input_dtype")
         out_dt = _dtype_name(output_dtype, "output_dtype")
         out_lay = _output_layout_name(output_layout)
@@ -668,9 +762,18 @@ class Neck:
         if isinstance(levels, str):
             raise TypeError(f"levels must be a sequence of level indices 0..3, got {levels!r}")
         lv = parse_levels(levels)
-        requested.update(height=height, width=width, batch=batch, threads=threads,
-                         layout=layout.upper(), precision=precision.lower(), levels=lv,
-                         input_dtype=in_dt, output_dtype=out_dt, output_layout=out_lay)
+        requested.update(
+            height=height,
+            width=width,
+            batch=batch,
+            threads=threads,
+            layout=layout.upper(),
+            precision=precision.lower(),
+            levels=lv,
+            input_dtype=in_dt,
+            output_dtype=out_dt,
+            output_layout=out_lay,
+        )
         lib = _lib.get_lib()
         with self._lock:
             h = self._h()
@@ -705,8 +808,11 @@ class Neck:
         io.input_dtype = _DTYPES[o["input_dtype"]]
         io.output_dtype = _DTYPES[o["output_dtype"]]
         io.output_layout = _OUTPUT_LAYOUTS[o["output_layout"]]
-        _check(lib.sam3_neck_compile_io(h, ctypes.byref(params), ctypes.byref(io)),
-               "sam3_neck_compile_io", refused=(_lib.ERR_INVALID_ARGUMENT, _lib.ERR_SHAPE))
+        _check(
+            lib.sam3_neck_compile_io(h, ctypes.byref(params), ctypes.byref(io)),
+            "sam3_neck_compile_io",
+            refused=(_lib.ERR_INVALID_ARGUMENT, _lib.ERR_SHAPE),
+        )
         plan = self._read_plan(lib, h)
         plan.requested = dict(o)
         return plan
@@ -718,18 +824,15 @@ class Neck:
         try:
             self._plan = self._compile_handle(lib, h, previous.requested)
         except Sam3NeckError as again:
-            note = (f"compiling the previous plan again failed too ({again}), so the neck is "
-                    "not compiled")
+            note = f"compiling the previous plan again failed too ({again}), so the neck is not compiled"
             if isinstance(refusal, Sam3NeckError):
-                Sam3NeckError.__init__(refusal, refusal.status, f"{refusal.message}; {note}",
-                                       refusal.function)
+                Sam3NeckError.__init__(refusal, refusal.status, f"{refusal.message}; {note}", refusal.function)
             elif hasattr(refusal, "add_note"):  # Python 3.11+
                 refusal.add_note(note)
 
     def _read_plan(self, lib, h) -> _Plan:
         got = _lib.CompileParams()
-        _check(lib.sam3_neck_get_compile_params(h, ctypes.byref(got)),
-               "sam3_neck_get_compile_params")
+        _check(lib.sam3_neck_get_compile_params(h, ctypes.byref(got)), "sam3_neck_get_compile_params")
         p = _Plan()
         p.batch, p.height, p.width = int(got.batch), int(got.height), int(got.width)
         p.layout = _LAYOUT_NAMES.get(int(got.layout), str(got.layout))
@@ -770,8 +873,7 @@ class Neck:
         for i in p.levels:
             shape = (ctypes.c_int64 * 4)()
             rank = ctypes.c_int32()
-            _check(lib.sam3_neck_output_shape(h, i, shape, ctypes.byref(rank)),
-                   "sam3_neck_output_shape")
+            _check(lib.sam3_neck_output_shape(h, i, shape, ctypes.byref(rank)), "sam3_neck_output_shape")
             p.level_shapes[i] = tuple(int(s) for s in shape[: rank.value])
         # Position encodings are fetched on first use (_position_encoding): most runs never read
         # them, and at 72 x 72 they are as large as the outputs.
@@ -793,10 +895,13 @@ class Neck:
             if p is not self._plan:  # replaced after fetching every level (compile), or closed
                 raise Sam3NeckError(_lib.ERR_NOT_COMPILED, "the neck was closed before this level's .pos was read")
             baxis = 1 if p.output_layout == "sequence" else 0
-            pos = np.empty(tuple(1 if k == baxis else s for k, s in enumerate(p.level_shapes[level])),
-                           dtype=p.output_storage[0])
-            _check(_lib.get_lib().sam3_neck_position_encoding_io(self._h(), level, pos.ctypes.data, pos.size),
-                   "sam3_neck_position_encoding_io")
+            pos = np.empty(
+                tuple(1 if k == baxis else s for k, s in enumerate(p.level_shapes[level])), dtype=p.output_storage[0]
+            )
+            _check(
+                _lib.get_lib().sam3_neck_position_encoding_io(self._h(), level, pos.ctypes.data, pos.size),
+                "sam3_neck_position_encoding_io",
+            )
             pos.flags.writeable = False
             p.pos[level] = pos
             return pos
@@ -858,9 +963,15 @@ class Neck:
         0 stays 0, meaning all cores)."""
         p = self._need_plan()
         return {
-            "batch": p.batch, "height": p.height, "width": p.width, "layout": p.layout,
-            "levels": p.levels, "threads": p.threads, "precision": p.precision,
-            "input_dtype": p.input_dtype, "output_dtype": p.output_dtype,
+            "batch": p.batch,
+            "height": p.height,
+            "width": p.width,
+            "layout": p.layout,
+            "levels": p.levels,
+            "threads": p.threads,
+            "precision": p.precision,
+            "input_dtype": p.input_dtype,
+            "output_dtype": p.output_dtype,
             "output_layout": p.output_layout,
         }
 
@@ -898,15 +1009,16 @@ class Neck:
             )
         if x.dtype not in p.input_storage:
             if dlpack:
-                how = (f"convert it to {p.input_dtype} where it lives (x.to(torch.{p.input_dtype}) in "
-                       f"PyTorch, x.astype(jnp.{p.input_dtype}) in JAX)")
+                how = (
+                    f"convert it to {p.input_dtype} where it lives (x.to(torch.{p.input_dtype}) in "
+                    f"PyTorch, x.astype(jnp.{p.input_dtype}) in JAX)"
+                )
             elif p.input_dtype == "float32":
                 how = "convert with x.astype(np.float32)"
             elif p.input_dtype == "float16":
                 how = "convert with x.astype(np.float16)"
             else:
-                how = ("uint16 holds bfloat16 bit patterns; convert float values with "
-                       "sam3neck.to_bfloat16(x)")
+                how = "uint16 holds bfloat16 bit patterns; convert float values with sam3neck.to_bfloat16(x)"
             raise TypeError(
                 f"x must have dtype {want} (native byte order) for this plan, compiled with "
                 f"input_dtype={p.input_dtype!r}; got {x.dtype}; {how}"
@@ -915,7 +1027,8 @@ class Neck:
         if x.shape != p.input_shape:
             hint = ""
             other = (
-                (p.batch, p.height, p.width, self._trunk_dim) if p.layout == "NCHW"
+                (p.batch, p.height, p.width, self._trunk_dim)
+                if p.layout == "NCHW"
                 else (p.batch, self._trunk_dim, p.height, p.width)
             )
             if x.shape == other:
@@ -932,9 +1045,7 @@ class Neck:
                     f"{tuple(s // x.itemsize for s in x.strides)} elements: pass x.contiguous() "
                     "(PyTorch) or an equivalent C-contiguous copy"
                 )
-            raise ValueError(
-                "x must be C-contiguous (row-major); pass np.ascontiguousarray(x)"
-            )
+            raise ValueError("x must be C-contiguous (row-major); pass np.ascontiguousarray(x)")
         if not x.flags.aligned:
             raise ValueError(f"x must be aligned for {x.dtype}; pass x.copy()")
         return x
@@ -944,15 +1055,9 @@ class Neck:
         if out is None:
             return [np.empty(p.level_shapes[i], dtype=p.output_storage[0]) for i in p.levels]
         if isinstance(out, np.ndarray) or not isinstance(out, (list, tuple)):
-            raise TypeError(
-                f"out must be a list of {len(p.levels)} {want} arrays, one per compiled level "
-                f"{p.levels}"
-            )
+            raise TypeError(f"out must be a list of {len(p.levels)} {want} arrays, one per compiled level {p.levels}")
         if len(out) != len(p.levels):
-            raise ValueError(
-                f"out has {len(out)} arrays, expected {len(p.levels)} (one per compiled level "
-                f"{p.levels})"
-            )
+            raise ValueError(f"out has {len(out)} arrays, expected {len(p.levels)} (one per compiled level {p.levels})")
         arrays = list(out)
         for k, (i, a) in enumerate(zip(p.levels, arrays)):
             what = f"out[{k}] (level {i})"
@@ -960,15 +1065,17 @@ class Neck:
             if dlpack:
                 a = arrays[k] = _from_dlpack(a, what)
             elif not isinstance(a, np.ndarray):
-                raise TypeError(f"{what} must be a numpy.ndarray or a writable CPU array with "
-                                f"__dlpack__, got {type(a).__name__}")
+                raise TypeError(
+                    f"{what} must be a numpy.ndarray or a writable CPU array with __dlpack__, got {type(a).__name__}"
+                )
             if a.dtype not in p.output_storage:
-                raise TypeError(f"{what} must have dtype {want} (output_dtype="
-                                f"{p.output_dtype!r}), got {a.dtype}")
+                raise TypeError(f"{what} must have dtype {want} (output_dtype={p.output_dtype!r}), got {a.dtype}")
             if a.shape != p.level_shapes[i]:
-                raise ValueError(f"{what} has shape {a.shape}, expected {p.level_shapes[i]} = "
-                                 f"{_OUTPUT_SHAPE_NAMES.get(p.output_layout, '')} "
-                                 f"(output_layout={p.output_layout!r})")
+                raise ValueError(
+                    f"{what} has shape {a.shape}, expected {p.level_shapes[i]} = "
+                    f"{_OUTPUT_SHAPE_NAMES.get(p.output_layout, '')} "
+                    f"(output_layout={p.output_layout!r})"
+                )
             if not a.flags.c_contiguous or not a.flags.aligned:
                 raise ValueError(f"{what} must be C-contiguous and aligned")
             if not a.flags.writeable:
@@ -1032,8 +1139,14 @@ class Neck:
             _check(status, "sam3_neck_run_io")
             p.handed_out = True
             return [
-                Level(i, self._scales[i], a, functools.partial(self._position_encoding, p, i),
-                      p.output_layout, p.output_dtype)
+                Level(
+                    i,
+                    self._scales[i],
+                    a,
+                    functools.partial(self._position_encoding, p, i),
+                    p.output_layout,
+                    p.output_dtype,
+                )
                 for i, a in zip(p.levels, arrays)
             ]
 
@@ -1047,5 +1160,5 @@ class Neck:
             pl = self._plan
             state = f"compiled for input {pl.input_shape} {pl.layout}, levels {pl.levels}"
             if (pl.input_dtype, pl.output_dtype, pl.output_layout) != ("float32", "float32", "NCHW"):
-                state += (f", {pl.input_dtype} in, {pl.output_dtype} {pl.output_layout} out")
+                state += f", {pl.input_dtype} in, {pl.output_dtype} {pl.output_layout} out"
         return f"<sam3neck.Neck C={self._trunk_dim} d={self._d_model}, {state}>"

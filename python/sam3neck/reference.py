@@ -81,6 +81,7 @@ def position_tolerance(output_dtype: str = "float32") -> float:
         return POSITION_TOLERANCE
     return POSITION_TOLERANCE + _HALF_ULP_BELOW_ONE[output_dtype]
 
+
 #: Scale factor of each level, in level order.
 SCALES = (4.0, 2.0, 1.0, 0.5)
 NUM_LEVELS = 4
@@ -114,6 +115,7 @@ def gelu(x) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Layers, channels-last internals
 # ------------------------------------------------------------------------------------------------
+
 
 def _check_bias(b: np.ndarray, n: int, what: str) -> np.ndarray:
     b = np.asarray(b, dtype=np.float64)
@@ -215,6 +217,7 @@ def maxpool2x2(x) -> np.ndarray:
 # Position encoding
 # ------------------------------------------------------------------------------------------------
 
+
 def position_encoding(d: int, h: int, w: int) -> np.ndarray:
     """The sine position encoding of one level, float64 [1, d, h, w] (upstream PositionEmbeddingSine).
 
@@ -250,6 +253,7 @@ def position_encoding(d: int, h: int, w: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # Weights
 # ------------------------------------------------------------------------------------------------
+
 
 def _float64(weights: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
@@ -300,6 +304,7 @@ def level_shape(level: int, batch: int, d_model: int, height: int, width: int) -
 # ------------------------------------------------------------------------------------------------
 # The neck
 # ------------------------------------------------------------------------------------------------
+
 
 def _branch(w: Mapping[str, np.ndarray], i: int, x: np.ndarray) -> np.ndarray:
     """Branch i on channels-last float64 input x [B, H, W, C] -> [B, h, w, d]."""
@@ -368,8 +373,7 @@ def _round_output(a: np.ndarray, output_dtype: Optional[str]) -> np.ndarray:
         return _dtypes.to_bfloat16(a)
     if output_dtype in ("float32", "float16"):
         return a.astype(output_dtype)
-    raise ValueError(f"output_dtype must be None or one of {list(_dtypes.DTYPES)}, "
-                     f"got {output_dtype!r}")
+    raise ValueError(f"output_dtype must be None or one of {list(_dtypes.DTYPES)}, got {output_dtype!r}")
 
 
 def forward(
@@ -415,8 +419,12 @@ def forward(
         y = _branch(w, i, xh)
         feat = _nhwc_to_nchw(y)
         pos = position_encoding(feat.shape[1], feat.shape[2], feat.shape[3])
-        results.append((_round_output(to_layout(feat, out_lay), output_dtype),
-                         _round_output(to_layout(pos, out_lay), output_dtype)))
+        results.append(
+            (
+                _round_output(to_layout(feat, out_lay), output_dtype),
+                _round_output(to_layout(pos, out_lay), output_dtype),
+            )
+        )
     return results
 
 
@@ -425,8 +433,10 @@ def normalised_error(out, ref) -> float:
     all zeros). NaN anywhere gives NaN, which fails any `<=` test."""
     for what, v in (("out", out), ("ref", ref)):
         if np.asarray(v).dtype.kind in "iu":
-            raise TypeError(f"{what} holds {np.asarray(v).dtype}, not float values; widen "
-                            "bfloat16 bits first with sam3neck.to_float32")
+            raise TypeError(
+                f"{what} holds {np.asarray(v).dtype}, not float values; widen "
+                "bfloat16 bits first with sam3neck.to_float32"
+            )
     o = np.asarray(out, dtype=np.float64)
     r = np.asarray(ref, dtype=np.float64)
     if o.shape != r.shape:

@@ -72,7 +72,8 @@ PRECISION_HELP = (
     f"default (error <= {_BOUND['default']}), strict (<= {_BOUND['strict']}, float32 products "
     f"only) or fast (<= {_BOUND['fast']}: bfloat16 products with float32 sums on CPUs with "
     "AVX512_BF16 or AMX-BF16, elsewhere the default mode's arithmetic); the error is the "
-    "normalised max error of each level against the float64 reference (default: default)")
+    "normalised max error of each level against the float64 reference (default: default)"
+)
 
 
 class InputError(Exception):
@@ -137,8 +138,10 @@ def _read_header(f, path: str, size: int) -> _Header:
     length = int.from_bytes(raw, "little")
     offset = 8 + width + length
     if offset > size:
-        raise InputError(f"{path}: bad .npy header: it claims {length} bytes of header, but the file "
-                         f"has only {size - 8 - width} after the header's length field (truncated?)")
+        raise InputError(
+            f"{path}: bad .npy header: it claims {length} bytes of header, but the file "
+            f"has only {size - 8 - width} after the header's length field (truncated?)"
+        )
     if length > MAX_HEADER_BYTES:
         raise InputError(f"{path}: bad .npy header: {length} bytes long (at most {MAX_HEADER_BYTES} accepted)")
     fmt = np.lib.format
@@ -166,25 +169,32 @@ def _check_size(h: _Header, path: str, size: int) -> None:
         count *= s
     nbytes = count * h.dtype.itemsize
     if nbytes >= 2**63:
-        raise InputError(f"{path}: impossible shape {h.shape} in the .npy header: {count} "
-                         f"elements of {h.dtype} would need {nbytes:.3g} bytes")
+        raise InputError(
+            f"{path}: impossible shape {h.shape} in the .npy header: {count} "
+            f"elements of {h.dtype} would need {nbytes:.3g} bytes"
+        )
     have = size - h.offset
     if nbytes > have:
-        raise InputError(f"{path}: truncated or bad header: shape {h.shape} of {h.dtype} needs "
-                         f"{nbytes} bytes of data, but the file holds only {have} after its header")
+        raise InputError(
+            f"{path}: truncated or bad header: shape {h.shape} of {h.dtype} needs "
+            f"{nbytes} bytes of data, but the file holds only {have} after its header"
+        )
     if nbytes < have:
-        raise InputError(f"{path}: {have - nbytes} bytes after the data that shape {h.shape} of "
-                         f"{h.dtype} describes ({nbytes} bytes): the header does not match the file")
+        raise InputError(
+            f"{path}: {have - nbytes} bytes after the data that shape {h.shape} of "
+            f"{h.dtype} describes ({nbytes} bytes): the header does not match the file"
+        )
     memory = memory_bytes()
     if memory is not None and nbytes > memory:
-        raise InputError(f"{path}: too large: {nbytes} bytes of data, more than this machine's "
-                         f"memory ({memory} bytes)")
+        raise InputError(f"{path}: too large: {nbytes} bytes of data, more than this machine's memory ({memory} bytes)")
     h.nbytes = nbytes
 
 
 #: The `note` entry of an .npz whose arrays hold bfloat16 bit patterns.
-BFLOAT16_NOTE = ("level* and pos* hold bfloat16 values as uint16 bit patterns (the upper 16 bits "
-                 "of a float32); widen with (a.astype(np.uint32) << 16).view(np.float32)")
+BFLOAT16_NOTE = (
+    "level* and pos* hold bfloat16 values as uint16 bit patterns (the upper 16 bits "
+    "of a float32); widen with (a.astype(np.uint32) << 16).view(np.float32)"
+)
 
 
 def _open_input(p: str):
@@ -234,8 +244,9 @@ def _probe(f, p: str, trunk_dim: int, layout: str, input_dtype: str = "float32")
     return shape4, squeeze, h
 
 
-def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
-                   input_dtype: str = "float32") -> Tuple[Tuple[int, int, int, int], bool, np.dtype]:
+def probe_features(
+    path: PathLike, trunk_dim: int, layout: str = "NCHW", input_dtype: str = "float32"
+) -> Tuple[Tuple[int, int, int, int], bool, np.dtype]:
     """Reads only the .npy header of `path` and checks it as neck input.
 
     Returns ((B, C, H, W) or (B, H, W, C) as the neck takes it, whether the file is 3-D (no batch
@@ -252,8 +263,9 @@ def probe_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
     return shape4, squeeze, h.dtype
 
 
-def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
-                  input_dtype: str = "float32") -> Tuple[np.ndarray, bool, Optional[str]]:
+def read_features(
+    path: PathLike, trunk_dim: int, layout: str = "NCHW", input_dtype: str = "float32"
+) -> Tuple[np.ndarray, bool, Optional[str]]:
     """Reads and checks a feature file (see probe_features). Returns (x, squeezed, note): x is a
     C-contiguous 4-D array of input_dtype (float32, float16, or bfloat16 as sam3neck.to_bfloat16
     gives it), `squeezed` tells that the file was 3-D, and `note` says what was converted (e.g.
@@ -290,6 +302,7 @@ def read_features(path: PathLike, trunk_dim: int, layout: str = "NCHW",
 # writing outputs
 # ------------------------------------------------------------------------------------------------
 
+
 def write_npz(path: PathLike, arrays: Dict[str, np.ndarray]) -> None:
     """np.savez(path, **arrays), atomically: written to a temporary file in the same folder, then
     renamed into place; on any failure the temporary file is removed and `path` is untouched.
@@ -309,14 +322,14 @@ def write_npz(path: PathLike, arrays: Dict[str, np.ndarray]) -> None:
 # one file
 # ------------------------------------------------------------------------------------------------
 
+
 class FileResult:
     """What run_file did: `path`, `out`, `input_shape` (as stored), `compiled` (whether this call
     compiled the neck), `seconds` (read + run + write), `shapes` ({"level0": shape, ...} as
     written), `note` (a conversion note or None); with keep=True also `x` (the float32 input, 4-D
     as run) and `features` ({level: (scale, [B, d, h, w])})."""
 
-    __slots__ = ("path", "out", "input_shape", "compiled", "seconds", "shapes", "note", "x",
-                 "features")
+    __slots__ = ("path", "out", "input_shape", "compiled", "seconds", "shapes", "note", "x", "features")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -326,10 +339,20 @@ class FileResult:
         return f"FileResult({self.path!r} -> {self.out!r}, {self.shapes})"
 
 
-def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = (0, 1, 2, 3),
-             layout: str = "NCHW", threads: int = 0, precision: str = "default",
-             with_pos: bool = False, keep: bool = False, input_dtype: str = "float32",
-             output_dtype: str = "float32", output_layout: str = "NCHW") -> FileResult:
+def run_file(
+    neck: Neck,
+    path: PathLike,
+    out: PathLike,
+    levels: Sequence[int] = (0, 1, 2, 3),
+    layout: str = "NCHW",
+    threads: int = 0,
+    precision: str = "default",
+    with_pos: bool = False,
+    keep: bool = False,
+    input_dtype: str = "float32",
+    output_dtype: str = "float32",
+    output_layout: str = "NCHW",
+) -> FileResult:
     """Runs `neck` on the feature file `path` and writes the .npz `out` (atomically).
 
     input_dtype, output_dtype and output_layout are Neck.compile's; bfloat16 outputs are written
@@ -341,8 +364,7 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
     cannot be written (write_npz), Sam3NeckError when the library fails.
     """
     t0 = time.perf_counter()
-    opts = _FileOptions(levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype,
-                        output_layout)
+    opts = _FileOptions(levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype, output_layout)
     staged = _compute(neck, _read(path, neck.trunk_dim, opts), out, opts)
     _write(staged)
     staged.result.seconds = time.perf_counter() - t0
@@ -352,8 +374,7 @@ def run_file(neck: Neck, path: PathLike, out: PathLike, levels: Sequence[int] = 
 class _FileOptions:
     """run_file's options, shared by its three stages."""
 
-    def __init__(self, levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype,
-                 output_layout):
+    def __init__(self, levels, layout, threads, precision, with_pos, keep, input_dtype, output_dtype, output_layout):
         self.levels, self.threads, self.precision = levels, threads, precision
         self.with_pos, self.keep = with_pos, keep
         self.input_dtype, self.output_dtype = input_dtype, output_dtype
@@ -381,10 +402,18 @@ def _compute(neck: Neck, s: _Staged, out: PathLike, o: _FileOptions) -> _Staged:
     outputs out as they are written. The arrays are this run's own (Neck.run allocates them)."""
     x, p = s.x, s.path
     b, h, w = (x.shape[0], x.shape[2], x.shape[3]) if o.layout == "NCHW" else x.shape[:3]
-    want = {"height": h, "width": w, "batch": b, "layout": o.layout,
-            "levels": parse_levels(o.levels), "threads": int(o.threads),
-            "precision": o.precision.lower(), "input_dtype": o.input_dtype,
-            "output_dtype": o.output_dtype, "output_layout": o.output_layout}
+    want = {
+        "height": h,
+        "width": w,
+        "batch": b,
+        "layout": o.layout,
+        "levels": parse_levels(o.levels),
+        "threads": int(o.threads),
+        "precision": o.precision.lower(),
+        "input_dtype": o.input_dtype,
+        "output_dtype": o.output_dtype,
+        "output_layout": o.output_layout,
+    }
     compiled = False
     if not neck.compiled or neck.compile_options != want:
         try:
@@ -410,13 +439,18 @@ def _compute(neck: Neck, s: _Staged, out: PathLike, o: _FileOptions) -> _Staged:
     if o.output_dtype == "bfloat16":
         arrays["note"] = np.array(BFLOAT16_NOTE)
     s.out, s.arrays = os.fspath(out), arrays
-    s.result = FileResult(path=p, out=s.out, input_shape=x.shape[1:] if s.squeeze else x.shape,
-                          compiled=compiled, note=s.note, shapes=shapes)
+    s.result = FileResult(
+        path=p,
+        out=s.out,
+        input_shape=x.shape[1:] if s.squeeze else x.shape,
+        compiled=compiled,
+        note=s.note,
+        shapes=shapes,
+    )
     if o.keep:
         # for the picture: float32, NCHW [B, d, h, w]
         s.result.x = dtypes.to_float32(x)
-        s.result.features = {lv.level: (lv.scale, _as_nchw32(lv, b, neck.d_model, (h, w)))
-                             for lv in result}
+        s.result.features = {lv.level: (lv.scale, _as_nchw32(lv, b, neck.d_model, (h, w))) for lv in result}
     s.x = None  # the input is not needed past the run
     return s
 
@@ -443,6 +477,7 @@ def _as_nchw32(lv, batch: int, d: int, grid: Tuple[int, int]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # progress bar
 # ------------------------------------------------------------------------------------------------
+
 
 class Progress:
     """Progress over `total` files on `stream`, when it is a terminal (or enabled=True): a tqdm bar
@@ -494,6 +529,7 @@ class Progress:
 # the command
 # ------------------------------------------------------------------------------------------------
 
+
 def levels_arg(text: str) -> List[int]:
     """--levels of the command line ("0,1,2"), through the package's one level parser."""
     try:
@@ -508,42 +544,67 @@ def _output_layout_arg(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the `run` command's arguments to `parser` (and sets func=run_cli)."""
-    parser.add_argument("input_pos", nargs="?", metavar="INPUT",
-                        help="a .npy file ([C,H,W] or [B,C,H,W]; NHWC with --layout NHWC) or a "
-                             "folder whose *.npy files are processed one after another")
-    parser.add_argument("out_pos", nargs="?", metavar="OUTPUT",
-                        help="the .npz to write (for a folder input: the output folder, receiving "
-                             "<stem>.npz per input)")
-    parser.add_argument("--weights", required=True, help="the checkpoint (sam3.pt, safetensors, a "
-                        "sharded index)")
+    parser.add_argument(
+        "input_pos",
+        nargs="?",
+        metavar="INPUT",
+        help="a .npy file ([C,H,W] or [B,C,H,W]; NHWC with --layout NHWC) or a "
+        "folder whose *.npy files are processed one after another",
+    )
+    parser.add_argument(
+        "out_pos",
+        nargs="?",
+        metavar="OUTPUT",
+        help="the .npz to write (for a folder input: the output folder, receiving <stem>.npz per input)",
+    )
+    parser.add_argument("--weights", required=True, help="the checkpoint (sam3.pt, safetensors, a sharded index)")
     parser.add_argument("--input", help="INPUT, as a flag")
     parser.add_argument("--out", "--output", dest="out", help="OUTPUT, as a flag")
-    parser.add_argument("--neck", "--kind", dest="neck", default="sam3", choices=["sam3", "sam2"],
-                        help="the detection neck (sam3) or the SAM 2 / tracker neck (sam2)")
+    parser.add_argument(
+        "--neck",
+        "--kind",
+        dest="neck",
+        default="sam3",
+        choices=["sam3", "sam2"],
+        help="the detection neck (sam3) or the SAM 2 / tracker neck (sam2)",
+    )
     parser.add_argument("--prefix", default=None, help="exact tensor-name prefix (default: any known)")
-    parser.add_argument("--levels", type=levels_arg, default=[0, 1, 2, 3],
-                        help="levels to compute, e.g. 0,1,2 (default 0,1,2,3)")
-    parser.add_argument("--layout", default="NCHW", type=str.upper, choices=["NCHW", "NHWC"],
-                        help="the inputs' layout")
-    parser.add_argument("--input-dtype", default="float32", type=str.lower,
-                        choices=list(dtypes.DTYPES),
-                        help="the element type the neck takes: float files are rounded to it "
-                             "(with a note); for bfloat16 a uint16 file is taken as its bits")
-    parser.add_argument("--output-dtype", default="float32", type=str.lower,
-                        choices=list(dtypes.DTYPES),
-                        help="the element type written (bfloat16: as uint16 bits, with a note "
-                             "in the file)")
-    parser.add_argument("--output-layout", default="NCHW", type=_output_layout_arg,
-                        choices=["NCHW", "NHWC", "sequence"],
-                        help="NCHW [B, d, h, w], NHWC [B, h, w, d] or sequence [h*w, B, d]")
+    parser.add_argument(
+        "--levels", type=levels_arg, default=[0, 1, 2, 3], help="levels to compute, e.g. 0,1,2 (default 0,1,2,3)"
+    )
+    parser.add_argument("--layout", default="NCHW", type=str.upper, choices=["NCHW", "NHWC"], help="the inputs' layout")
+    parser.add_argument(
+        "--input-dtype",
+        default="float32",
+        type=str.lower,
+        choices=list(dtypes.DTYPES),
+        help="the element type the neck takes: float files are rounded to it "
+        "(with a note); for bfloat16 a uint16 file is taken as its bits",
+    )
+    parser.add_argument(
+        "--output-dtype",
+        default="float32",
+        type=str.lower,
+        choices=list(dtypes.DTYPES),
+        help="the element type written (bfloat16: as uint16 bits, with a note in the file)",
+    )
+    parser.add_argument(
+        "--output-layout",
+        default="NCHW",
+        type=_output_layout_arg,
+        choices=["NCHW", "NHWC", "sequence"],
+        help="NCHW [B, d, h, w], NHWC [B, h, w, d] or sequence [h*w, B, d]",
+    )
     parser.add_argument("--threads", type=int, default=0, help="threads per run (0 = all cores)")
-    parser.add_argument("--precision", default="default", choices=["default", "strict", "fast"],
-                        help=PRECISION_HELP)
-    parser.add_argument("--with-pos", action="store_true",
-                        help="also write the position encodings (pos0 ...)")
-    parser.add_argument("--png", default=None, metavar="FILE",
-                        help="draw the input and each level (channel L2 norm, heat map) of the "
-                             "first image (for a folder: of the first file) into FILE")
+    parser.add_argument("--precision", default="default", choices=["default", "strict", "fast"], help=PRECISION_HELP)
+    parser.add_argument("--with-pos", action="store_true", help="also write the position encodings (pos0 ...)")
+    parser.add_argument(
+        "--png",
+        default=None,
+        metavar="FILE",
+        help="draw the input and each level (channel L2 norm, heat map) of the "
+        "first image (for a folder: of the first file) into FILE",
+    )
     parser.set_defaults(func=run_cli, parser=parser)
 
 
@@ -610,8 +671,7 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
             return fail(f"{src}: no .npy files in this folder")
         out_dir = Path(args.out)
         if out_dir.exists() and not out_dir.is_dir():
-            return fail(f"{out_dir}: exists and is not a folder (a folder input needs an output "
-                        "folder)")
+            return fail(f"{out_dir}: exists and is not a folder (a folder input needs an output folder)")
         try:
             make_folder(out_dir)
         except PathError as e:
@@ -652,15 +712,16 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
     # Group by shape (header only) so that each distinct shape is compiled once; files whose
     # header is already wrong fail here, in listing order.
     groups: Dict[tuple, List[int]] = {}
-    io_options = {"input_dtype": getattr(args, "input_dtype", "float32"),
-                  "output_dtype": getattr(args, "output_dtype", "float32"),
-                  "output_layout": getattr(args, "output_layout", "NCHW")}
+    io_options = {
+        "input_dtype": getattr(args, "input_dtype", "float32"),
+        "output_dtype": getattr(args, "output_dtype", "float32"),
+        "output_layout": getattr(args, "output_layout", "NCHW"),
+    }
     for i, p in enumerate(files):
         try:
             if folder:
                 check_output(outs[i])  # checked again when written
-            shape4, _, _ = probe_features(p, neck.trunk_dim, args.layout,
-                                          io_options["input_dtype"])
+            shape4, _, _ = probe_features(p, neck.trunk_dim, args.layout, io_options["input_dtype"])
         except (InputError, PathError) as e:
             failed.append((str(p), str(e)))
             progress.message(f"sam3neck run: error: {e}")
@@ -675,14 +736,25 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
     order = [i for indices in groups.values() for i in indices]
     reads: Deque[Tuple[int, "Future[_Staged]"]] = deque()
     writes: Deque[Tuple[int, _Staged, "Future[None]"]] = deque()
-    per_file = {"levels": args.levels, "layout": args.layout, "threads": args.threads,
-                "precision": args.precision, "with_pos": args.with_pos, **io_options}
+    per_file = {
+        "levels": args.levels,
+        "layout": args.layout,
+        "threads": args.threads,
+        "precision": args.precision,
+        "with_pos": args.with_pos,
+        **io_options,
+    }
     read_opts = _FileOptions(keep=False, **per_file)
 
     def failure(i: int, e: BaseException) -> None:
         p = files[i]
-        text = (str(e) if isinstance(e, (InputError, PathError)) else
-                f"{p}: out of memory" if isinstance(e, MemoryError) else f"{p}: {e}")
+        text = (
+            str(e)
+            if isinstance(e, (InputError, PathError))
+            else f"{p}: out of memory"
+            if isinstance(e, MemoryError)
+            else f"{p}: {e}"
+        )
         failed.append((str(p), text))
         progress.message(f"sam3neck run: error: {text}")
 
@@ -707,8 +779,11 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
             progress.update(done)
 
     try:
-        with neck, ThreadPoolExecutor(1, thread_name_prefix="sam3neck-read") as reader, \
-                ThreadPoolExecutor(1, thread_name_prefix="sam3neck-write") as writer:
+        with (
+            neck,
+            ThreadPoolExecutor(1, thread_name_prefix="sam3neck-read") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix="sam3neck-write") as writer,
+        ):
             next_read = 0
 
             def read_ahead() -> None:
@@ -741,8 +816,9 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
                 raise
     except KeyboardInterrupt:
         progress.close()
-        err.write(f"sam3neck run: interrupted after {done} of {len(files)} files "
-                  "(outputs written so far are complete)\n")
+        err.write(
+            f"sam3neck run: interrupted after {done} of {len(files)} files (outputs written so far are complete)\n"
+        )
         return 130
     progress.close()
 
@@ -756,13 +832,14 @@ def run_cli(args: argparse.Namespace, stderr: Optional[TextIO] = None) -> int:
 
     secs = time.perf_counter() - t0
     if folder:
-        err.write(f"sam3neck run: {len(files)} files: {len(written)} written to {outs[0].parent}, "
-                  f"{len(failed)} failed; compiled {compiles} shape(s); {secs:.2f} s, "
-                  f"{len(written) / secs:.2f} images/s, peak RSS {peak_rss_mb():.0f} MB\n")
+        err.write(
+            f"sam3neck run: {len(files)} files: {len(written)} written to {outs[0].parent}, "
+            f"{len(failed)} failed; compiled {compiles} shape(s); {secs:.2f} s, "
+            f"{len(written) / secs:.2f} images/s, peak RSS {peak_rss_mb():.0f} MB\n"
+        )
     elif written:
         r = written[0]
-        err.write(f"sam3neck run: {r.path} {list(r.input_shape)} -> {r.out}: {_label(r)}; "
-                  f"{secs:.2f} s\n")
+        err.write(f"sam3neck run: {r.path} {list(r.input_shape)} -> {r.out}: {_label(r)}; {secs:.2f} s\n")
     else:
         err.write(f"sam3neck run: {files[0]}: failed; nothing written\n")
     return status

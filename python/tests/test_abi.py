@@ -59,13 +59,23 @@ def test_functions_are_declared_in_header_order():
 
 
 _CORE = {
-    "uint32_t": ctypes.c_uint32, "int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64,
-    "size_t": ctypes.c_size_t, "float": ctypes.c_float, "char": ctypes.c_char, "void": None,
-    "sam3_neck_status": ctypes.c_int, "sam3_neck_kind": ctypes.c_int,
-    "sam3_neck_layout": ctypes.c_int, "sam3_neck_precision": ctypes.c_int,
-    "sam3_neck_dtype": ctypes.c_int, "sam3_neck_output_layout": ctypes.c_int,
-    "sam3_neck_load_params": _lib.LoadParams, "sam3_neck_config": _lib.Config,
-    "sam3_neck_compile_params": _lib.CompileParams, "sam3_neck_io_params": _lib.IoParams,
+    "uint32_t": ctypes.c_uint32,
+    "int32_t": ctypes.c_int32,
+    "int64_t": ctypes.c_int64,
+    "size_t": ctypes.c_size_t,
+    "float": ctypes.c_float,
+    "char": ctypes.c_char,
+    "void": None,
+    "sam3_neck_status": ctypes.c_int,
+    "sam3_neck_kind": ctypes.c_int,
+    "sam3_neck_layout": ctypes.c_int,
+    "sam3_neck_precision": ctypes.c_int,
+    "sam3_neck_dtype": ctypes.c_int,
+    "sam3_neck_output_layout": ctypes.c_int,
+    "sam3_neck_load_params": _lib.LoadParams,
+    "sam3_neck_config": _lib.Config,
+    "sam3_neck_compile_params": _lib.CompileParams,
+    "sam3_neck_io_params": _lib.IoParams,
 }
 
 
@@ -118,10 +128,15 @@ def _structs():
     return out
 
 
-@pytest.mark.parametrize("cname,cls", [("sam3_neck_load_params", _lib.LoadParams),
-                                       ("sam3_neck_config", _lib.Config),
-                                       ("sam3_neck_compile_params", _lib.CompileParams),
-                                       ("sam3_neck_io_params", _lib.IoParams)])
+@pytest.mark.parametrize(
+    "cname,cls",
+    [
+        ("sam3_neck_load_params", _lib.LoadParams),
+        ("sam3_neck_config", _lib.Config),
+        ("sam3_neck_compile_params", _lib.CompileParams),
+        ("sam3_neck_io_params", _lib.IoParams),
+    ],
+)
 def test_struct_fields(cname, cls):
     fields = _structs()[cname]
     assert [f[1] for f in fields] == [f[0] for f in cls._fields_]
@@ -149,29 +164,40 @@ def _enum(name):
 def test_enums_and_constants():
     status = _enum("sam3_neck_status")
     assert {v: k for k, v in status.items()} == _lib.STATUS_NAMES
-    assert _enum("sam3_neck_kind") == {"SAM3_NECK_KIND_SAM3": _lib.KIND_SAM3,
-                                       "SAM3_NECK_KIND_SAM2": _lib.KIND_SAM2}
-    assert _enum("sam3_neck_layout") == {"SAM3_NECK_LAYOUT_NCHW": _lib.LAYOUT_NCHW,
-                                         "SAM3_NECK_LAYOUT_NHWC": _lib.LAYOUT_NHWC}
-    assert _enum("sam3_neck_precision") == {"SAM3_NECK_PRECISION_DEFAULT": _lib.PRECISION_DEFAULT,
-                                            "SAM3_NECK_PRECISION_STRICT": _lib.PRECISION_STRICT,
-                                            "SAM3_NECK_PRECISION_FAST": _lib.PRECISION_FAST}
-    assert _enum("sam3_neck_dtype") == {"SAM3_NECK_DTYPE_FLOAT32": _lib.DTYPE_FLOAT32,
-                                        "SAM3_NECK_DTYPE_FLOAT16": _lib.DTYPE_FLOAT16,
-                                        "SAM3_NECK_DTYPE_BFLOAT16": _lib.DTYPE_BFLOAT16}
-    assert _enum("sam3_neck_output_layout") == {"SAM3_NECK_OUTPUT_NCHW": _lib.OUTPUT_NCHW,
-                                                "SAM3_NECK_OUTPUT_NHWC": _lib.OUTPUT_NHWC,
-                                                "SAM3_NECK_OUTPUT_SEQUENCE": _lib.OUTPUT_SEQUENCE}
+    assert _enum("sam3_neck_kind") == {"SAM3_NECK_KIND_SAM3": _lib.KIND_SAM3, "SAM3_NECK_KIND_SAM2": _lib.KIND_SAM2}
+    assert _enum("sam3_neck_layout") == {
+        "SAM3_NECK_LAYOUT_NCHW": _lib.LAYOUT_NCHW,
+        "SAM3_NECK_LAYOUT_NHWC": _lib.LAYOUT_NHWC,
+    }
+    assert _enum("sam3_neck_precision") == {
+        "SAM3_NECK_PRECISION_DEFAULT": _lib.PRECISION_DEFAULT,
+        "SAM3_NECK_PRECISION_STRICT": _lib.PRECISION_STRICT,
+        "SAM3_NECK_PRECISION_FAST": _lib.PRECISION_FAST,
+    }
+    assert _enum("sam3_neck_dtype") == {
+        "SAM3_NECK_DTYPE_FLOAT32": _lib.DTYPE_FLOAT32,
+        "SAM3_NECK_DTYPE_FLOAT16": _lib.DTYPE_FLOAT16,
+        "SAM3_NECK_DTYPE_BFLOAT16": _lib.DTYPE_BFLOAT16,
+    }
+    assert _enum("sam3_neck_output_layout") == {
+        "SAM3_NECK_OUTPUT_NCHW": _lib.OUTPUT_NCHW,
+        "SAM3_NECK_OUTPUT_NHWC": _lib.OUTPUT_NHWC,
+        "SAM3_NECK_OUTPUT_SEQUENCE": _lib.OUTPUT_SEQUENCE,
+    }
     src = HEADER.read_text()
     # each precision's bound: the header's macro is reference.TOLERANCE's number
-    bounds = {m.group(1).lower(): float(m.group(2))
-              for m in re.finditer(r"#define SAM3_NECK_BOUND_([A-Z]+) ([0-9.eE+-]+)\s*$", src, re.M)}
+    bounds = {
+        m.group(1).lower(): float(m.group(2))
+        for m in re.finditer(r"#define SAM3_NECK_BOUND_([A-Z]+) ([0-9.eE+-]+)\s*$", src, re.M)
+    }
     assert bounds == reference.TOLERANCE == {"default": 1e-4, "strict": 1e-5, "fast": 1e-2}
     assert int(re.search(r"#define SAM3_NECK_ABI_VERSION (\d+)", src).group(1)) == _lib.ABI_VERSION
     assert int(re.search(r"#define SAM3_NECK_NUM_LEVELS (\d+)", src).group(1)) == _lib.NUM_LEVELS
     import sam3neck
-    ver = ".".join(re.search(rf"#define SAM3_NECK_VERSION_{p} (\d+)", src).group(1)
-                   for p in ("MAJOR", "MINOR", "PATCH"))
+
+    ver = ".".join(
+        re.search(rf"#define SAM3_NECK_VERSION_{p} (\d+)", src).group(1) for p in ("MAJOR", "MINOR", "PATCH")
+    )
     assert ver == sam3neck.__version__
 
 

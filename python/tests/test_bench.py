@@ -50,6 +50,7 @@ def _kernel(precision):
     sam3_neck_kernel_name reports for a tiny synthetic neck, all four levels (the choice depends
     on the CPU, the precision and SAM3NECK_SGEMM_KERNEL, not on the shapes)."""
     from sam3neck import Neck
+
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "w.safetensors")
         checkpoint.write_synthetic_checkpoint(path, trunk_dim=16, d_model=8, extras=False)
@@ -99,8 +100,13 @@ def test_profile_cost_counts_the_executed_products(tmp_path):
     path = tmp_path / "neck.safetensors"
     checkpoint.write_synthetic_checkpoint(str(path), seed=0, extras=False)
     for h, w in ((16, 16), (18, 10)):
-        p = subprocess.run([str(binary), "--cost", str(path), str(h), str(w), "1", "0xF", "1"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        p = subprocess.run(
+            [str(binary), "--cost", str(path), str(h), str(w), "1", "0xF", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stdout
         cost = json.loads(p.stdout.strip().splitlines()[-1])
         assert cost["peak_gflops"] > 0 and cost["threads"] == 1
@@ -129,11 +135,16 @@ def _bench(tmp_path, *args, timeout=600):
     """Runs `python -m sam3neck bench ARGS --json tmp_path/bench.json`; returns (process, doc)."""
     out = tmp_path / "bench.json"
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(PYTHON_DIR) + (os.pathsep + env["PYTHONPATH"]
-                                           if env.get("PYTHONPATH") else "")
-    p = subprocess.run([sys.executable, "-m", "sam3neck", "bench", *args, "--json", str(out)],
-                       cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=timeout)
+    env["PYTHONPATH"] = str(PYTHON_DIR) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    p = subprocess.run(
+        [sys.executable, "-m", "sam3neck", "bench", *args, "--json", str(out)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     return p, json.loads(out.read_text())
 
@@ -175,13 +186,13 @@ def test_bench_quick_smoke(tmp_path):
     assert doc["threads"] == os.cpu_count()
     assert (doc["trunk_dim"], doc["d_model"]) == (1024, 256)
     rows = doc["rows"]
-    got = [(r["engine"], r["requested_mode"], tuple(r["levels"]), r["batch"], tuple(r["io"]))
-           for r in rows]
+    got = [(r["engine"], r["requested_mode"], tuple(r["levels"]), r["batch"], tuple(r["io"])) for r in rows]
     plain = ("float32", "float32", "NCHW")
     cases = (((0, 1, 2, 3), 1), ((0, 1, 2), 1), ((0, 1, 2, 3), 4))
     # fast: the same cases as default and strict
-    want = [("sam3neck", mode, levels, batch, plain)
-            for mode in ("default", "strict", "fast") for levels, batch in cases]
+    want = [
+        ("sam3neck", mode, levels, batch, plain) for mode in ("default", "strict", "fast") for levels, batch in cases
+    ]
     # the other element types and layouts, right after the float32 NCHW row they are compared with
     want[1:1] = [("sam3neck", "default", (0, 1, 2, 3), 1, io) for io in bench_harness.IO_CASES]
     assert got == want
@@ -229,11 +240,17 @@ def test_bench_quick_smoke(tmp_path):
     assert set(_column(sections["f32"], "mode")) == {"default", "strict"}
     assert _column(sections["bf16"], "mode") == ["fast"] * 3
     # the closing lines: fast against our own default, as in the JSON
-    x = next(e["x"] for e in doc["summary"] if e["mode"] == "fast" and e["vs"] == "sam3neck default"
-             and e["levels"] == [0, 1, 2, 3])
-    fast, default = (next(r for r in rows if r["mode"] == m and r["batch"] == 1 and
-                          len(r["levels"]) == 4 and tuple(r["io"]) == plain)
-                     for m in ("fast", "default"))
+    x = next(
+        e["x"]
+        for e in doc["summary"]
+        if e["mode"] == "fast" and e["vs"] == "sam3neck default" and e["levels"] == [0, 1, 2, 3]
+    )
+    fast, default = (
+        next(
+            r for r in rows if r["mode"] == m and r["batch"] == 1 and len(r["levels"]) == 4 and tuple(r["io"]) == plain
+        )
+        for m in ("fast", "default")
+    )
     assert x == pytest.approx(default["median_ms"] / fast["median_ms"])
     assert f"ours, levels 0-3, batch 1: fast vs default {x:.2f}x" in summary
 
@@ -256,13 +273,23 @@ def test_bench_classes_with_peers(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("openvino")
     _require_library()
-    p, doc = _bench(tmp_path, "--quick", "--runs", "1", "--warmup", "0", "--modes", "strict,fast",
-                    "--peers", "openvino,openvino-default,pytorch-bf16", timeout=900)
+    p, doc = _bench(
+        tmp_path,
+        "--quick",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--modes",
+        "strict,fast",
+        "--peers",
+        "openvino,openvino-default,pytorch-bf16",
+        timeout=900,
+    )
     rows = doc["rows"]
     assert doc["modes"] == ["strict", "fast"]
     assert doc["peers"] == ["openvino", "openvino-default", "pytorch-bf16"]
-    ours = {(r["requested_mode"], tuple(r["levels"]), r["batch"]): r for r in rows
-            if r["engine"] == "sam3neck"}
+    ours = {(r["requested_mode"], tuple(r["levels"]), r["batch"]): r for r in rows if r["engine"] == "sam3neck"}
     peers = {(r["peer"], tuple(r["levels"])): r for r in rows if r["engine"] != "sam3neck"}
     assert len(ours) == 6
     assert all(r["class"] == bench_harness.MODE_CLASS[m] for (m, _, _), r in ours.items())
@@ -283,8 +310,7 @@ def test_bench_classes_with_peers(tmp_path):
         if _native_bf16():
             assert dflt["mode"] == "bf16" and 1e-4 < dflt["max_error"] < 5e-2
         assert dflt["properties"]["PERFORMANCE_HINT"] == pinned["properties"]["PERFORMANCE_HINT"]
-        assert (dflt["properties"]["INFERENCE_NUM_THREADS"]
-                == pinned["properties"]["INFERENCE_NUM_THREADS"])
+        assert dflt["properties"]["INFERENCE_NUM_THREADS"] == pinned["properties"]["INFERENCE_NUM_THREADS"]
     # ratios within the class only: strict against OpenVINO f32, fast against the bf16 peers
     for (mode, levels, batch), r in ours.items():
         _check_errors(r)
@@ -301,29 +327,32 @@ def test_bench_classes_with_peers(tmp_path):
     f32_lines, bf16_lines = sections["f32"], sections["bf16"]
     assert "x vs OpenVINO f32" in f32_lines[0] and "OpenVINO default" not in f32_lines[0]
     assert "x vs OpenVINO default" in bf16_lines[0] and "OpenVINO f32" not in bf16_lines[0]
-    assert [line.split()[:2] for line in f32_lines[2:]] == (
-        [["sam3neck", "strict"]] * 3 + [["OpenVINO", "f32"]] * 2)
+    assert [line.split()[:2] for line in f32_lines[2:]] == ([["sam3neck", "strict"]] * 3 + [["OpenVINO", "f32"]] * 2)
     ov_mode = peers[("openvino-default", (0, 1, 2, 3))]["mode"]
     assert [line.split()[:2] for line in bf16_lines[2:] if not line.startswith("PyTorch")] == (
-        [["sam3neck", "fast"]] * 3 + [["OpenVINO", "default"]] * 2)
+        [["sam3neck", "fast"]] * 3 + [["OpenVINO", "default"]] * 2
+    )
     assert all(f"default ({ov_mode})" in line for line in bf16_lines[2:] if line.startswith("OpenVINO"))
     # every row prints its error (the JSON's) next to its time, the column after "min ms"
     for cls, sec in sections.items():
         assert _column(sec, "max err") == [f"{r['max_error']:.1e}" for r in rows if r["class"] == cls]
-    x = (peers[("openvino-default", (0, 1, 2, 3))]["median_ms"]
-         / ours[("fast", (0, 1, 2, 3), 1)]["median_ms"])
-    assert any(line.startswith(f"bf16 class, levels 0-3, batch 1: fast vs OpenVINO default ({ov_mode}) "
-                               f"{x:.2f}x") for line in summary), summary
+    x = peers[("openvino-default", (0, 1, 2, 3))]["median_ms"] / ours[("fast", (0, 1, 2, 3), 1)]["median_ms"]
+    assert any(
+        line.startswith(f"bf16 class, levels 0-3, batch 1: fast vs OpenVINO default ({ov_mode}) {x:.2f}x")
+        for line in summary
+    ), summary
     x = peers[("openvino", (0, 1, 2))]["median_ms"] / ours[("strict", (0, 1, 2), 1)]["median_ms"]
-    assert any(line.startswith(f"f32 class, levels 0-2, batch 1: strict vs OpenVINO f32 {x:.2f}x")
-               for line in summary), summary
+    assert any(
+        line.startswith(f"f32 class, levels 0-2, batch 1: strict vs OpenVINO f32 {x:.2f}x") for line in summary
+    ), summary
     assert "INFERENCE_PRECISION_HINT" in p.stdout
     assert f"read back from the compiled model: {ov_mode}" in p.stdout
     if not torch_ok:
         skip = {"engine": "pytorch", "peer": "pytorch-bf16", "reason": "torch not importable"}
         assert skip in doc["skipped"]
-        assert ('PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16): skipped, torch not '
-                "importable") in p.stdout
+        assert (
+            'PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16): skipped, torch not importable'
+        ) in p.stdout
         assert any("PyTorch bf16: skipped (torch not importable)" in line for line in summary)
 
 
@@ -331,7 +360,7 @@ def _cells(line, rule):
     """The cells of a table line, cut at the column boundaries of its dashed rule."""
     cells, pos = [], 0
     for dashes in rule.split("  "):
-        cells.append(line[pos:pos + len(dashes)].strip())
+        cells.append(line[pos : pos + len(dashes)].strip())
         pos += len(dashes) + 2
     return cells
 
@@ -359,8 +388,7 @@ def test_onnx_graph_matches_reference_under_onnxruntime(levels):
     model = bench.onnx_model(w, batch=2, height=h, width=wd, levels=levels)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model.SerializeToString(), sess_options=so,
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
     x = bench.make_input(7, 2, 16, h, wd)
     outs = sess.run(None, {"x": x})
     assert [o.name for o in sess.get_outputs()] == [f"level{i}" for i in levels]
@@ -379,8 +407,7 @@ def test_onnx_graph_matches_reference_under_openvino(tmp_path):
     path = tmp_path / "neck.onnx"
     path.write_bytes(model.SerializeToString())
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     x = bench.make_input(1, 1, 16, h, wd)
     res = compiled({0: x})
     ref = reference.forward(w, x)
@@ -408,12 +435,27 @@ def test_torch_export_matches_reference():
 # The table's classes and the error measure, on made-up rows (no engine runs)
 # ------------------------------------------------------------------------------------------------
 
+
 def _fake_row(engine, mode, levels, batch, median, err, peer=None, config=None, actual=None):
-    row = {"engine": engine, "mode": actual or mode, "requested_mode": mode, "levels": list(levels),
-           "batch": batch, "median_ms": median, "min_ms": median * 0.9, "times_ms": [median],
-           "ms_per_image": median / batch, "gflop": 1.0, "gflops_per_s": 1e3 / median,
-           "peak_rss_mb": 100.0, "ru_maxrss_mb": 100.0, "threads": 2, "max_error": err,
-           "errors": [err] * len(levels), "ratios": {}}
+    row = {
+        "engine": engine,
+        "mode": actual or mode,
+        "requested_mode": mode,
+        "levels": list(levels),
+        "batch": batch,
+        "median_ms": median,
+        "min_ms": median * 0.9,
+        "times_ms": [median],
+        "ms_per_image": median / batch,
+        "gflop": 1.0,
+        "gflops_per_s": 1e3 / median,
+        "peak_rss_mb": 100.0,
+        "ru_maxrss_mb": 100.0,
+        "threads": 2,
+        "max_error": err,
+        "errors": [err] * len(levels),
+        "ratios": {},
+    }
     if engine == "sam3neck":
         row["io"] = ("float32", "float32", "NCHW")
         row["class"] = bench_harness.MODE_CLASS[mode]
@@ -426,20 +468,49 @@ def _fake_doc():
     all4, img = (0, 1, 2, 3), (0, 1, 2)
     rows = []
     for mode, t in (("default", 400.0), ("strict", 600.0), ("fast", 250.0)):
-        rows += [_fake_row("sam3neck", mode, all4, 1, t, 1e-5),
-                 _fake_row("sam3neck", mode, img, 1, t - 10, 1e-5),
-                 _fake_row("sam3neck", mode, all4, 4, 4 * t, 1e-5)]
-    for pid, t, actual in (("onnxruntime", 1200.0, "f32"), ("openvino", 1000.0, "f32"),
-                           ("pytorch", 1500.0, "f32"), ("openvino-default", 500.0, "bf16"),
-                           ("pytorch-bf16", 800.0, "bf16")):
+        rows += [
+            _fake_row("sam3neck", mode, all4, 1, t, 1e-5),
+            _fake_row("sam3neck", mode, img, 1, t - 10, 1e-5),
+            _fake_row("sam3neck", mode, all4, 4, 4 * t, 1e-5),
+        ]
+    for pid, t, actual in (
+        ("onnxruntime", 1200.0, "f32"),
+        ("openvino", 1000.0, "f32"),
+        ("pytorch", 1500.0, "f32"),
+        ("openvino-default", 500.0, "bf16"),
+        ("pytorch-bf16", 800.0, "bf16"),
+    ):
         engine, config, _ = bench_harness.PEER_CONFIGS[pid]
         for levels in (all4, img):
-            rows.append(_fake_row(engine, config, levels, 1, t, 4.8e-3 if actual == "bf16" else 2e-6,
-                                  peer=pid, config=config, actual=actual))
-    return {"machine": {"cpu": "test CPU", "cores": 2}, "versions": {"sam3neck": "0", "numpy": "0",
-            "python": "3"}, "date": "today", "threads": 2, "grid": [72, 72], "trunk_dim": 1024,
-            "d_model": 256, "runs": 7, "warmup": 2, "rounds": 1, "weights": "w",
-            "gflop_per_image": {"0": 1.0, "1": 1.0, "2": 1.0, "3": 1.0}, "rows": rows, "skipped": []}
+            rows.append(
+                _fake_row(
+                    engine,
+                    config,
+                    levels,
+                    1,
+                    t,
+                    4.8e-3 if actual == "bf16" else 2e-6,
+                    peer=pid,
+                    config=config,
+                    actual=actual,
+                )
+            )
+    return {
+        "machine": {"cpu": "test CPU", "cores": 2},
+        "versions": {"sam3neck": "0", "numpy": "0", "python": "3"},
+        "date": "today",
+        "threads": 2,
+        "grid": [72, 72],
+        "trunk_dim": 1024,
+        "d_model": 256,
+        "runs": 7,
+        "warmup": 2,
+        "rounds": 1,
+        "weights": "w",
+        "gflop_per_image": {"0": 1.0, "1": 1.0, "2": 1.0, "3": 1.0},
+        "rows": rows,
+        "skipped": [],
+    }
 
 
 def test_ratios_and_table_keep_each_mode_in_its_class():
@@ -447,19 +518,17 @@ def test_ratios_and_table_keep_each_mode_in_its_class():
     bench_harness._ratios(doc)
     by = {(r.get("peer") or r["requested_mode"], len(r["levels"]), r["batch"]): r for r in doc["rows"]}
     # strict and default against the f32 peers only, fast against the bf16 peers only
-    assert by[("default", 4, 1)]["ratios"] == pytest.approx(
-        {"onnxruntime": 3.0, "openvino": 2.5, "pytorch": 3.75})
-    assert by[("strict", 4, 1)]["ratios"] == pytest.approx(
-        {"onnxruntime": 2.0, "openvino": 1000 / 600, "pytorch": 2.5})
+    assert by[("default", 4, 1)]["ratios"] == pytest.approx({"onnxruntime": 3.0, "openvino": 2.5, "pytorch": 3.75})
+    assert by[("strict", 4, 1)]["ratios"] == pytest.approx({"onnxruntime": 2.0, "openvino": 1000 / 600, "pytorch": 2.5})
     assert by[("fast", 4, 1)]["ratios"] == pytest.approx({"openvino-default": 2.0, "pytorch-bf16": 3.2})
-    assert by[("fast", 3, 1)]["ratios"] == pytest.approx(
-        {"openvino-default": 500 / 240, "pytorch-bf16": 800 / 240})
+    assert by[("fast", 3, 1)]["ratios"] == pytest.approx({"openvino-default": 500 / 240, "pytorch-bf16": 800 / 240})
     assert by[("fast", 4, 4)]["ratios"] == {} and by[("openvino-default", 4, 1)]["ratios"] == {}
     text = bench_harness.format_report(doc)
     sections, summary = _sections(text)
     f32, bf16 = sections["f32"], sections["bf16"]
     assert _column(f32, "engine") == (
-        ["sam3neck"] * 6 + ["ONNX Runtime"] * 2 + ["OpenVINO"] * 2 + ["PyTorch eager"] * 2)
+        ["sam3neck"] * 6 + ["ONNX Runtime"] * 2 + ["OpenVINO"] * 2 + ["PyTorch eager"] * 2
+    )
     assert _column(bf16, "engine") == ["sam3neck"] * 3 + ["OpenVINO"] * 2 + ["PyTorch eager"] * 2
     assert _column(bf16, "mode") == ["fast"] * 3 + ["default (bf16)"] * 2 + ["autocast-bf16 (bf16)"] * 2
     assert _column(bf16, "x vs OpenVINO default") == ["2.00", "2.08", ""] + [""] * 4
@@ -467,10 +536,13 @@ def test_ratios_and_table_keep_each_mode_in_its_class():
     assert _column(f32, "x vs OpenVINO f32")[:3] == ["2.50", "2.56", ""]
     assert "x vs OpenVINO default" not in f32[0] and "x vs ORT" not in bf16[0]
     assert _column(bf16, "max err") == ["1.0e-05"] * 3 + ["4.8e-03"] * 4
-    assert ("bf16 class, levels 0-3, batch 1: fast vs OpenVINO default (bf16) 2.00x, vs PyTorch bf16 "
-            "(bf16) 3.20x") in summary
-    assert ("f32 class, levels 0-3, batch 1: default vs ORT 3.00x, vs OpenVINO f32 2.50x, vs PyTorch "
-            "f32 3.75x; strict vs ORT 2.00x, vs OpenVINO f32 1.67x, vs PyTorch f32 2.50x") in summary
+    assert (
+        "bf16 class, levels 0-3, batch 1: fast vs OpenVINO default (bf16) 2.00x, vs PyTorch bf16 (bf16) 3.20x"
+    ) in summary
+    assert (
+        "f32 class, levels 0-3, batch 1: default vs ORT 3.00x, vs OpenVINO f32 2.50x, vs PyTorch "
+        "f32 3.75x; strict vs ORT 2.00x, vs OpenVINO f32 1.67x, vs PyTorch f32 2.50x"
+    ) in summary
     assert "ours, levels 0-3, batch 1: fast vs default 1.60x" in summary
     # a pinned OpenVINO that computed in bf16 is flagged
     next(r for r in doc["rows"] if r.get("peer") == "openvino")["mode"] = "bf16"
@@ -498,8 +570,13 @@ def test_errors_cover_every_image_and_layout(tmp_path):
             path = tmp_path / f"r{n}-level{i}.npy"
             np.save(path, reference.to_layout(out, layout))
             saved.append(str(path))
-        row = {"engine": "sam3neck", "requested_mode": "default", "levels": [0, 1, 2, 3],
-               "batch": batch, "io": ("float32", "float32", layout)}
+        row = {
+            "engine": "sam3neck",
+            "requested_mode": "default",
+            "levels": [0, 1, 2, 3],
+            "batch": batch,
+            "io": ("float32", "float32", layout),
+        }
         pending.append((row, saved))
         want[n] = errs
     bench_harness._errors(pending, w, seed, c, h, wd, log=lambda msg: None)
@@ -509,8 +586,9 @@ def test_errors_cover_every_image_and_layout(tmp_path):
         assert not any(os.path.exists(p) for p in saved)  # the outputs are removed
 
 
-@pytest.mark.parametrize("option,value", [("--modes", "fast,turbo"), ("--peers", "openvino,tensorrt"),
-                                          ("--modes", ",")])
+@pytest.mark.parametrize(
+    "option,value", [("--modes", "fast,turbo"), ("--peers", "openvino,tensorrt"), ("--modes", ",")]
+)
 def test_bench_refuses_unknown_modes_and_peers(option, value):
     with pytest.raises(SystemExit, match=f"{option} takes a comma-separated list of"):
         bench_harness.main(["--quick", option, value])
@@ -526,9 +604,20 @@ def test_pytorch_workers_f32_and_bf16_autocast(tmp_path):
     h, wd = 6, 5
     ref = [f for f, _ in reference.forward(w, bench.make_input(0, 1, 32, h, wd))]
     for mode, actual, lo, hi in (("f32", "f32", 0.0, 1e-5), ("autocast-bf16", "bf16", 1e-4, 5e-2)):
-        spec = {"weights": str(path), "levels": [0, 1, 2, 3], "batch": 1, "seed": 0, "trunk_dim": 32,
-                "height": h, "width": wd, "threads": 1, "runs": 1, "warmup": 0, "mode": mode,
-                "save": str(tmp_path / mode)}
+        spec = {
+            "weights": str(path),
+            "levels": [0, 1, 2, 3],
+            "batch": 1,
+            "seed": 0,
+            "trunk_dim": 32,
+            "height": h,
+            "width": wd,
+            "threads": 1,
+            "runs": 1,
+            "warmup": 0,
+            "mode": mode,
+            "save": str(tmp_path / mode),
+        }
         res = bench_harness._work_pytorch(spec)
         assert res["mode_actual"] == actual and len(res["saved"]) == 4
         for i, p in enumerate(res["saved"]):

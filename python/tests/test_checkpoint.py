@@ -109,8 +109,7 @@ def test_round_trip_bf16(tmp_path):
 
 
 def test_header_layout_and_alignment(tmp_path):
-    tensors = {"odd": np.ones(3, np.float32), "w": np.ones((2, 2), np.float32),
-               "i": np.arange(3, dtype=np.int64)}
+    tensors = {"odd": np.ones(3, np.float32), "w": np.ones((2, 2), np.float32), "i": np.arange(3, dtype=np.int64)}
     for name_len in range(1, 9):  # vary the JSON length so every padding amount occurs
         t = dict(tensors)
         t["x" * name_len] = np.zeros(1, np.float32)
@@ -135,8 +134,7 @@ def test_header_layout_and_alignment(tmp_path):
 
 def test_metadata_must_be_strings(tmp_path):
     with pytest.raises(TypeError):
-        checkpoint.save_safetensors(tmp_path / "m.safetensors", {"a": np.zeros(1)},
-                                    metadata={"n": 1})
+        checkpoint.save_safetensors(tmp_path / "m.safetensors", {"a": np.zeros(1)}, metadata={"n": 1})
 
 
 def test_bad_dtype_argument(tmp_path):
@@ -159,6 +157,7 @@ def test_interop_with_safetensors_package(tmp_path):
 # synthetic checkpoints
 # ------------------------------------------------------------------------------------------------
 
+
 def test_synthetic_neck_shapes_real_widths():
     t = checkpoint.synthetic_neck(1024, 256, seed=0)
     p = "convs."
@@ -179,8 +178,9 @@ def test_synthetic_neck_shapes_real_widths():
     assert 7.7e6 < params < 7.9e6  # "about 7.8 M parameters"
     assert all(v.dtype == np.float32 for v in t.values())
     # names follow NECK_MODULES
-    expected = {f"convs.{i}.{m}.{p_}" for i, ms in checkpoint.NECK_MODULES.items() for m in ms
-                for p_ in ("weight", "bias")}
+    expected = {
+        f"convs.{i}.{m}.{p_}" for i, ms in checkpoint.NECK_MODULES.items() for m in ms for p_ in ("weight", "bias")
+    }
     assert set(t) == expected
 
 
@@ -219,8 +219,7 @@ def test_write_synthetic_checkpoint(tmp_path, dtype):
     # extras: the tracker neck (other values), trunk, text encoder and an int64 buffer
     sam2 = {k for k in back if k.startswith(prefix + "sam2_convs.")}
     assert len(sam2) == 22
-    assert not np.array_equal(back[prefix + "sam2_convs.2.conv_1x1.weight"],
-                              back[prefix + "convs.2.conv_1x1.weight"])
+    assert not np.array_equal(back[prefix + "sam2_convs.2.conv_1x1.weight"], back[prefix + "convs.2.conv_1x1.weight"])
     assert "detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight" in back
     assert any("language_backbone" in k for k in back)
     assert any(v.dtype == np.int64 for v in back.values())

@@ -42,8 +42,11 @@ def expected():
 
 def weights_of(expected, neck, dtype):
     head = f"{neck}_{dtype}/"
-    return {k[len(head):]: v.astype(np.float64) for k, v in expected.items()
-            if k.startswith(head) and "torch_level" not in k}
+    return {
+        k[len(head) :]: v.astype(np.float64)
+        for k, v in expected.items()
+        if k.startswith(head) and "torch_level" not in k
+    }
 
 
 def run_strict(neck: Neck, x):
@@ -127,8 +130,10 @@ def test_no_neck_lists_what_was_found(tmp_path):
 
 def test_several_candidates_need_a_choice(tmp_path):
     neck = checkpoint.synthetic_neck(16, 8)
-    tensors = {**{"vision_backbone." + k: v for k, v in neck.items()},
-               **{"backbone.vision_backbone." + k: v for k, v in neck.items()}}
+    tensors = {
+        **{"vision_backbone." + k: v for k, v in neck.items()},
+        **{"backbone.vision_backbone." + k: v for k, v in neck.items()},
+    }
     path = tmp_path / "two.safetensors"
     checkpoint.save_safetensors(path, tensors)
     with pytest.raises(Sam3NeckError) as e:
@@ -142,8 +147,7 @@ def test_several_candidates_need_a_choice(tmp_path):
 def test_inspect_reports_schemes_and_prefixes():
     r = inspection.report(FIX / "hf_neck.safetensors")
     found = {(n["neck"], n["scheme"], n["prefix"]) for n in r["necks"]}
-    assert found == {("sam3", "transformers", "detector_model.vision_encoder.neck."),
-                     ("sam2", "transformers", "")}
+    assert found == {("sam3", "transformers", "detector_model.vision_encoder.neck."), ("sam2", "transformers", "")}
     assert all(n["complete"] and n["trunk_dim"] == 16 for n in r["necks"])
     r = inspection.report(FIX / "torch_model_bf16.pt")
     assert {n["scheme"] for n in r["necks"]} == {"original"}
@@ -199,11 +203,14 @@ def test_other_objects_in_the_wrapper_are_refused_by_name(tmp_path):
         Neck(path)
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda b: b[: len(b) // 2], "end-of-central-directory|truncated|past the end"),
-    (lambda b: b[:-30], "end-of-central-directory|central directory"),
-    (lambda b: b"PK\x03\x04" + b"\0" * 100, "end-of-central-directory"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda b: b[: len(b) // 2], "end-of-central-directory|truncated|past the end"),
+        (lambda b: b[:-30], "end-of-central-directory|central directory"),
+        (lambda b: b"PK\x03\x04" + b"\0" * 100, "end-of-central-directory"),
+    ],
+)
 def test_broken_archives(tmp_path, mutate, match):
     data = (FIX / "torch_plain_f32.pt").read_bytes()
     path = tmp_path / "broken.pt"
@@ -219,7 +226,7 @@ def test_truncated_storages_are_detected(tmp_path):
     with zipfile.ZipFile(FIX / "torch_plain_f32.pt") as z:
         last = max(i.header_offset for i in z.infolist())
     path = tmp_path / "cut.pt"
-    path.write_bytes(data[:last + 40])
+    path.write_bytes(data[: last + 40])
     with pytest.raises(Sam3NeckError):
         Neck(path)
 
@@ -313,8 +320,7 @@ def test_multi_gb_archive_costs_the_neck_not_the_file(tmp_path):
     """A 5 GB torch.save-style archive (zip64; SAM 3's real neck widths, its storages after a 5 GB
     storage it does not use, stored as a hole so the test costs no disk) loads reading the neck's
     bytes and little else."""
-    arrays = {"detector.backbone.vision_backbone." + k: v
-              for k, v in checkpoint.synthetic_neck(1024, 256).items()}
+    arrays = {"detector.backbone.vision_backbone." + k: v for k, v in checkpoint.synthetic_neck(1024, 256).items()}
     path = tmp_path / "big.pt"
     neck_bytes = torchzip.write_checkpoint(path, arrays, sparse_before=5 << 30)
     size = path.stat().st_size
@@ -330,10 +336,13 @@ def test_multi_gb_archive_costs_the_neck_not_the_file(tmp_path):
         assert reference.normalised_error(lv.features, feat) <= STRICT
     # Beyond the neck's data: the end records, the central directory, data.pkl and a local header
     # per storage read, about 10 KB here, whatever the file's size.
-    assert neck_bytes <= read < neck_bytes + 32 * 1024, \
+    assert neck_bytes <= read < neck_bytes + 32 * 1024, (
         f"read {read} bytes for a neck of {neck_bytes} in a {size}-byte file"
-    print(f"\n{size / 2**30:.2f} GiB archive: neck {neck_bytes / 2**20:.1f} MiB, "
-          f"read {read / 2**20:.2f} MiB ({read - neck_bytes} B beyond the neck) in {seconds * 1e3:.0f} ms")
+    )
+    print(
+        f"\n{size / 2**30:.2f} GiB archive: neck {neck_bytes / 2**20:.1f} MiB, "
+        f"read {read / 2**20:.2f} MiB ({read - neck_bytes} B beyond the neck) in {seconds * 1e3:.0f} ms"
+    )
 
 
 @pytest.mark.parametrize("name", ["hf_neck.safetensors", "sharded", "torch_model_bf16.pt"])
@@ -343,8 +352,25 @@ def test_demo_checks_any_format_against_the_reference(name):
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "sam3neck", "demo", "--weights", str(FIX / name),
-                        "--height", "6", "--width", "5", "--neck", "sam2", "--runs", "1"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sam3neck",
+            "demo",
+            "--weights",
+            str(FIX / name),
+            "--height",
+            "6",
+            "--width",
+            "5",
+            "--neck",
+            "sam2",
+            "--runs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "float64 reference in" in p.stdout and "OK: worst error" in p.stdout

@@ -36,8 +36,9 @@ def _cli(*argv, env=None):
     e = dict(os.environ)
     e.pop("WEIGHTS", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "sam3neck", *[str(a) for a in argv]],
-                          capture_output=True, text=True, env=e, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sam3neck", *[str(a) for a in argv]], capture_output=True, text=True, env=e, timeout=300
+    )
 
 
 def _one_line(p, *words, status=1):
@@ -54,6 +55,7 @@ def _one_line(p, *words, status=1):
 # ------------------------------------------------------------------------------------------------
 # the checkpoint loader: not a checkpoint at all
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["text", "noise"])
 def test_non_checkpoint_file_says_so(files, name):
@@ -96,63 +98,91 @@ def test_damaged_safetensors_keeps_its_message(files, tmp_path):
 # one line for every path the commands take
 # ------------------------------------------------------------------------------------------------
 
+
 def test_demo_missing_weights(tmp_path):
     missing = tmp_path / "nope.pt"
-    _one_line(_cli("demo", "--weights", missing), "sam3neck demo: error:", missing,
-              "no such checkpoint file")
+    _one_line(_cli("demo", "--weights", missing), "sam3neck demo: error:", missing, "no such checkpoint file")
     # $WEIGHTS (what make demo WEIGHTS=... passes as --weights) is the same path
     _one_line(_cli("demo", env={"WEIGHTS": str(missing)}), "sam3neck demo: error:", missing)
 
 
 @pytest.mark.parametrize("name", ["text", "noise"])
 def test_demo_non_checkpoint(files, name):
-    _one_line(_cli("demo", "--weights", files[name]), "sam3neck demo: error:", files[name],
-              "not a recognised checkpoint")
+    _one_line(
+        _cli("demo", "--weights", files[name]), "sam3neck demo: error:", files[name], "not a recognised checkpoint"
+    )
 
 
 def test_demo_bad_grid_is_one_line(files):
-    _one_line(_cli("demo", "--weights", files["ck"], "--height", "1", "--width", "1", "--runs", "1"),
-              "sam3neck demo: error:", "cannot compile")
+    _one_line(
+        _cli("demo", "--weights", files["ck"], "--height", "1", "--width", "1", "--runs", "1"),
+        "sam3neck demo: error:",
+        "cannot compile",
+    )
 
 
 def test_bench_missing_and_non_checkpoint_weights(files, tmp_path):
     missing = tmp_path / "nope.pt"
     json_path = tmp_path / "b.json"
-    _one_line(_cli("bench", "--weights", missing, "--no-peers", "--quick", "--json", json_path),
-              "sam3neck bench: error:", missing, "no such checkpoint file")
-    _one_line(_cli("bench", "--weights", files["text"], "--no-peers", "--quick", "--json", json_path),
-              "sam3neck bench: error:", files["text"], "not a recognised checkpoint")
-    _one_line(_cli("bench", "--weights", files["ck"], "--no-peers", "--quick",
-                   "--json", tmp_path / "no" / "such" / "b.json"),
-              "sam3neck bench: error:", tmp_path / "no" / "such", "no such folder")
+    _one_line(
+        _cli("bench", "--weights", missing, "--no-peers", "--quick", "--json", json_path),
+        "sam3neck bench: error:",
+        missing,
+        "no such checkpoint file",
+    )
+    _one_line(
+        _cli("bench", "--weights", files["text"], "--no-peers", "--quick", "--json", json_path),
+        "sam3neck bench: error:",
+        files["text"],
+        "not a recognised checkpoint",
+    )
+    _one_line(
+        _cli("bench", "--weights", files["ck"], "--no-peers", "--quick", "--json", tmp_path / "no" / "such" / "b.json"),
+        "sam3neck bench: error:",
+        tmp_path / "no" / "such",
+        "no such folder",
+    )
     assert not json_path.exists()
 
 
 def test_run_paths(files, tmp_path):
     missing = tmp_path / "nope.pt"
-    _one_line(_cli("run", "--weights", missing, files["x"], tmp_path / "o.npz"),
-              "sam3neck run: error:", missing, "no such checkpoint file")
-    _one_line(_cli("run", "--weights", files["text"], files["x"], tmp_path / "o.npz"),
-              "sam3neck run: error:", files["text"], "not a recognised checkpoint")
+    _one_line(
+        _cli("run", "--weights", missing, files["x"], tmp_path / "o.npz"),
+        "sam3neck run: error:",
+        missing,
+        "no such checkpoint file",
+    )
+    _one_line(
+        _cli("run", "--weights", files["text"], files["x"], tmp_path / "o.npz"),
+        "sam3neck run: error:",
+        files["text"],
+        "not a recognised checkpoint",
+    )
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    _one_line(_cli("run", "--weights", files["ck"], files["x"], blocker / "sub" / "o.npz"),
-              "sam3neck run: error:", blocker / "sub", "cannot make the output's folder")
+    _one_line(
+        _cli("run", "--weights", files["ck"], files["x"], blocker / "sub" / "o.npz"),
+        "sam3neck run: error:",
+        blocker / "sub",
+        "cannot make the output's folder",
+    )
 
 
 def test_inspect_paths(files, tmp_path):
     missing = tmp_path / "nope.pt"
     _one_line(_cli("inspect", missing), "sam3neck inspect:", missing)
-    _one_line(_cli("inspect", files["noise"]), "sam3neck inspect:", files["noise"],
-              "not a recognised checkpoint")
+    _one_line(_cli("inspect", files["noise"]), "sam3neck inspect:", files["noise"], "not a recognised checkpoint")
 
 
 # ------------------------------------------------------------------------------------------------
 # help texts and the demo's output
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["run", "--help"],
-                                  ["inspect", "--help"], ["bench", "--help"], ["version"]])
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["demo", "--help"], ["run", "--help"], ["inspect", "--help"], ["bench", "--help"], ["version"]]
+)
 def test_help_is_plain_text(argv):
     p = _cli(*argv)
     assert p.returncode == 0, p.stderr
@@ -161,11 +191,13 @@ def test_help_is_plain_text(argv):
 
 
 def test_demo_times_seven_runs_and_names_the_reference(files, capsys):
-    assert main(["demo", "--weights", str(files["ck"]), "--height", "6", "--width", "5",
-                 "--threads", "1"]) == 0
+    assert main(["demo", "--weights", str(files["ck"]), "--height", "6", "--width", "5", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    m = re.search(r"run: median ([\d.]+) ms, min ([\d.]+) ms over (\d+) timed runs after 1 "
-                  r"warm-up run", out)
+    m = re.search(
+        r"run: median ([\d.]+) ms, min ([\d.]+) ms over (\d+) timed runs after 1 "
+        r"warm-up run",
+        out,
+    )
     assert m, out
     assert int(m.group(3)) == 7 and float(m.group(2)) <= float(m.group(1))
     assert re.search(r"float64 reference in [\d.]+ s \(\d+% of this demo's [\d.]+ s\)", out), out

@@ -37,8 +37,13 @@ def _cli(*argv):
     env = dict(os.environ)
     env.pop("WEIGHTS", None)
     try:
-        return subprocess.run([sys.executable, "-m", "sam3neck", *[str(a) for a in argv]],
-                              capture_output=True, text=True, env=env, timeout=HANG)
+        return subprocess.run(
+            [sys.executable, "-m", "sam3neck", *[str(a) for a in argv]],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=HANG,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"sam3neck {' '.join(map(str, argv))} hung (> {HANG} s)")
 
@@ -87,6 +92,7 @@ def x_npy(tmp_path):
 # inputs: regular files only, never waited on
 # ------------------------------------------------------------------------------------------------
 
+
 def test_fifo_input_is_refused_not_waited_on(ck, tmp_path):
     fifo = _fifo(tmp_path / "f.npy")
     p = _cli("run", "--weights", ck, fifo, tmp_path / "o.npz")
@@ -129,23 +135,21 @@ def test_python_readers_refuse_a_fifo_at_once(tmp_path):
         "for f in (checkpoint.load_safetensors, checkpoint.read_safetensors_file_header,\n"
         "          lambda q: checkpoint.load_safetensors(q, names=['a'])):\n"
         "    try: f(p)\n"
-        "    except _paths.PathError as e: print(e)\n")
+        "    except _paths.PathError as e: print(e)\n"
+    )
     try:
-        p = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True,
-                           text=True, timeout=HANG)
+        p = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=HANG)
     except subprocess.TimeoutExpired:
         pytest.fail("a reader waited on a FIFO")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    assert lines == [f"{fifo}: is a FIFO (named pipe), not a regular file: only regular files "
-                     "are read"] * 5, p.stdout
+    assert lines == [f"{fifo}: is a FIFO (named pipe), not a regular file: only regular files are read"] * 5, p.stdout
 
 
 def test_missing_input_and_a_file_on_its_path(ck, tmp_path):
     (tmp_path / "afile").write_text("x")
     missing = tmp_path / "afile" / "x.npy"  # a file where a folder should be
-    with pytest.raises(runner.InputError, match=f"{missing}: no such file: .*afile is a file, "
-                                                "not a folder"):
+    with pytest.raises(runner.InputError, match=f"{missing}: no such file: .*afile is a file, not a folder"):
         runner.read_features(missing, C)
 
 
@@ -153,34 +157,37 @@ def test_missing_input_and_a_file_on_its_path(ck, tmp_path):
 # outputs: existing folders, regular files only
 # ------------------------------------------------------------------------------------------------
 
+
 def test_output_whose_parent_is_a_regular_file(ck, tmp_path, x_npy):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     out = blocker / "o.npz"
-    _one_error(_cli("run", "--weights", ck, x_npy, out), out, "cannot make the output's folder",
-               f"{blocker} is a file, not a folder")
+    _one_error(
+        _cli("run", "--weights", ck, x_npy, out),
+        out,
+        "cannot make the output's folder",
+        f"{blocker} is a file, not a folder",
+    )
     deeper = blocker / "sub" / "o.npz"
-    _one_error(_cli("run", "--weights", ck, x_npy, deeper), deeper,
-               f"{blocker} is a file, not a folder")
+    _one_error(_cli("run", "--weights", ck, x_npy, deeper), deeper, f"{blocker} is a file, not a folder")
     assert blocker.read_text() == "x"
 
 
 def test_output_that_is_an_existing_folder(ck, tmp_path, x_npy):
     # an OUTPUT folder receives <stem>.npz (test_cli_run.py); that path being a folder is refused
     (tmp_path / "o" / "x.npz").mkdir(parents=True)
-    _one_error(_cli("run", "--weights", ck, x_npy, tmp_path / "o"), tmp_path / "o" / "x.npz",
-               "is a folder, not a regular file")
+    _one_error(
+        _cli("run", "--weights", ck, x_npy, tmp_path / "o"), tmp_path / "o" / "x.npz", "is a folder, not a regular file"
+    )
     assert (tmp_path / "o" / "x.npz").is_dir() and not os.listdir(tmp_path / "o" / "x.npz")
 
 
 def test_output_that_is_a_fifo_or_a_device(ck, tmp_path, x_npy):
     fifo = _fifo(tmp_path / "pipe.npz")
-    _one_error(_cli("run", "--weights", ck, x_npy, fifo), fifo, "is a FIFO (named pipe), not a "
-               "regular file")
+    _one_error(_cli("run", "--weights", ck, x_npy, fifo), fifo, "is a FIFO (named pipe), not a regular file")
     _still(fifo, stat.S_ISFIFO)
     dev = _device_link(tmp_path / "null.npz")
-    _one_error(_cli("run", "--weights", ck, x_npy, dev), dev, "is a character device, not a "
-               "regular file")
+    _one_error(_cli("run", "--weights", ck, x_npy, dev), dev, "is a character device, not a regular file")
     _still(dev, stat.S_ISLNK)
     _still("/dev/null", stat.S_ISCHR)
     assert sorted(os.listdir(tmp_path)) == ["null.npz", "pipe.npz", "x.npy"]  # no temporary files
@@ -193,8 +200,7 @@ def test_output_that_cannot_be_written(ck, tmp_path, x_npy):
     p = _cli("run", "--weights", ck, x_npy, out)
     assert p.returncode == 1, p.stderr
     errors = _errors(p)
-    assert len(errors) == 1 and errors[0].startswith(f"sam3neck run: error: {out}: cannot be "
-                                                     "written: "), p.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"sam3neck run: error: {out}: cannot be written: "), p.stderr
 
 
 def test_existing_regular_output_is_replaced(ck, tmp_path, x_npy):
@@ -233,6 +239,7 @@ def test_png_path_is_checked_before_running(ck, tmp_path, x_npy, case):
 # a folder of good and bad inputs: the good ones are written, one line per bad one, status 1
 # ------------------------------------------------------------------------------------------------
 
+
 def test_folder_of_good_and_bad_inputs(ck, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -260,8 +267,7 @@ def test_folder_of_good_and_bad_inputs(ck, tmp_path):
     errors = _errors(p)
     assert len(errors) == len(bad), p.stderr
     for path, cause in bad.items():
-        assert [e for e in errors if e.startswith(f"sam3neck run: error: {path}: {cause}")], \
-            (path, p.stderr)
+        assert [e for e in errors if e.startswith(f"sam3neck run: error: {path}: {cause}")], (path, p.stderr)
     assert f"8 files: 3 written to {out}, 5 failed" in p.stderr
     for k, v in good.items():
         with np.load(out / f"{k}.npz") as z:
@@ -271,8 +277,7 @@ def test_folder_of_good_and_bad_inputs(ck, tmp_path):
     assert sorted(os.listdir(out)) == ["a.npz", "c.npz", "f.npz", "g.npz", "h.npz"]
 
 
-def test_write_refused_behind_the_neck_is_one_line_and_the_rest_go_on(ck, tmp_path, capsys,
-                                                                       monkeypatch):
+def test_write_refused_behind_the_neck_is_one_line_and_the_rest_go_on(ck, tmp_path, capsys, monkeypatch):
     """A refusal that comes only when writing (the write-behind stage): that file is reported by
     its output path, the others are written, the status is 1."""
     src, out = tmp_path / "in", tmp_path / "out"
@@ -300,12 +305,13 @@ def test_write_refused_behind_the_neck_is_one_line_and_the_rest_go_on(ck, tmp_pa
 # the other verbs
 # ------------------------------------------------------------------------------------------------
 
+
 def test_fifo_checkpoint_is_refused_by_every_verb(ck, tmp_path, x_npy):
     fifo = _fifo(tmp_path / "w.safetensors")
-    _one_error(_cli("run", "--weights", fifo, x_npy, tmp_path / "o.npz"), fifo,
-               "is a FIFO (named pipe), not a regular file")
-    _one_error(_cli("demo", "--weights", fifo), fifo, "is a FIFO (named pipe), not a regular file",
-               verb="demo")
+    _one_error(
+        _cli("run", "--weights", fifo, x_npy, tmp_path / "o.npz"), fifo, "is a FIFO (named pipe), not a regular file"
+    )
+    _one_error(_cli("demo", "--weights", fifo), fifo, "is a FIFO (named pipe), not a regular file", verb="demo")
     p = _cli("inspect", fifo)
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().startswith("sam3neck inspect: ") and "is a FIFO" in p.stderr
@@ -334,6 +340,7 @@ def test_bench_json_path_is_checked_before_the_benchmark(ck, tmp_path, case):
 # ------------------------------------------------------------------------------------------------
 # the two helpers themselves
 # ------------------------------------------------------------------------------------------------
+
 
 def test_writers_never_replace_what_is_not_a_regular_file(tmp_path):
     fifo = _fifo(tmp_path / "f")

@@ -78,9 +78,23 @@ def test_single_file_batch_nhwc_levels_pos(ck, tmp_path):
     path, w = ck
     x = _x((2, 7, 4, C), 2)
     np.save(tmp_path / "g.npy", x)
-    rc = _run("--weights", path, "--input", tmp_path / "g.npy", "--out", tmp_path / "g.npz",
-              "--layout", "nhwc", "--levels", "3,1", "--with-pos", "--precision", "strict",
-              "--threads", "1")
+    rc = _run(
+        "--weights",
+        path,
+        "--input",
+        tmp_path / "g.npy",
+        "--out",
+        tmp_path / "g.npz",
+        "--layout",
+        "nhwc",
+        "--levels",
+        "3,1",
+        "--with-pos",
+        "--precision",
+        "strict",
+        "--threads",
+        "1",
+    )
     assert rc == 0
     _check_npz(tmp_path / "g.npz", w, x, "NHWC", (1, 3), with_pos=True)
 
@@ -89,12 +103,12 @@ def test_precision_fast(ck, tmp_path):
     path, w = ck
     x = _x((2, C, 5, 6), 12)
     np.save(tmp_path / "p.npy", x)
-    assert _run("--weights", path, "--input", tmp_path / "p.npy", "--out", tmp_path / "p.npz",
-                "--precision", "fast") == 0
+    assert (
+        _run("--weights", path, "--input", tmp_path / "p.npy", "--out", tmp_path / "p.npz", "--precision", "fast") == 0
+    )
     _check_npz(tmp_path / "p.npz", w, x, tol=reference.TOLERANCE["fast"])
     with pytest.raises(SystemExit) as e:  # an unknown mode is a usage error naming the three
-        _run("--weights", path, "--input", tmp_path / "p.npy", "--out", tmp_path / "q.npz",
-             "--precision", "turbo")
+        _run("--weights", path, "--input", tmp_path / "p.npy", "--out", tmp_path / "q.npz", "--precision", "turbo")
     assert e.value.code == 2
     assert not (tmp_path / "q.npz").exists()
 
@@ -126,8 +140,21 @@ def test_sam2_neck_and_prefix(ck, tmp_path):
     w2 = checkpoint.canonical(checkpoint.load_safetensors(path), "sam2_convs", checkpoint.DEFAULT_PREFIX)
     x = _x((C, 4, 6), 4)
     np.save(tmp_path / "s.npy", x)
-    assert _run("--weights", path, "--input", tmp_path / "s.npy", "--out", tmp_path / "s.npz",
-                "--neck", "sam2", "--prefix", checkpoint.DEFAULT_PREFIX) == 0
+    assert (
+        _run(
+            "--weights",
+            path,
+            "--input",
+            tmp_path / "s.npy",
+            "--out",
+            tmp_path / "s.npz",
+            "--neck",
+            "sam2",
+            "--prefix",
+            checkpoint.DEFAULT_PREFIX,
+        )
+        == 0
+    )
     _check_npz(tmp_path / "s.npz", w2, x)
 
 
@@ -161,8 +188,10 @@ def _bad_inputs(tmp_path):
     bad["junk.npy"] = "not a .npy file"
     np.save(tmp_path / "cut.npy", np.zeros((C, 8, 8), np.float32))
     data = (tmp_path / "cut.npy").read_bytes()
-    (tmp_path / "cut.npy").write_bytes(data[:len(data) // 2])
-    bad["cut.npy"] = r"truncated or bad header: shape \(16, 8, 8\) of float32 needs 4096 bytes of data, but the file holds only 1984"
+    (tmp_path / "cut.npy").write_bytes(data[: len(data) // 2])
+    bad["cut.npy"] = (
+        r"truncated or bad header: shape \(16, 8, 8\) of float32 needs 4096 bytes of data, but the file holds only 1984"
+    )
     np.save(tmp_path / "tiny.npy", np.zeros((C, 1, 3), np.float32))
     bad["tiny.npy"] = "level 3 .* needs a grid of at least 2[x×]2"
     np.save(tmp_path / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
@@ -188,12 +217,15 @@ def test_missing_input_and_weights(ck, tmp_path, capsys):
     assert _run("--weights", path, "--input", tmp_path / "nope.npy", "--out", tmp_path / "o.npz") == 1
     assert f"{tmp_path / 'nope.npy'}: no such file" in capsys.readouterr().err
     np.save(tmp_path / "a.npy", _x((C, 3, 3)))
-    assert _run("--weights", tmp_path / "w.safetensors", "--input", tmp_path / "a.npy", "--out",
-                tmp_path / "o.npz") == 1
+    assert (
+        _run("--weights", tmp_path / "w.safetensors", "--input", tmp_path / "a.npy", "--out", tmp_path / "o.npz") == 1
+    )
     assert "w.safetensors: no such checkpoint file" in capsys.readouterr().err
     (tmp_path / "broken.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{}      ")
-    assert _run("--weights", tmp_path / "broken.safetensors", "--input", tmp_path / "a.npy",
-                "--out", tmp_path / "o.npz") == 1
+    assert (
+        _run("--weights", tmp_path / "broken.safetensors", "--input", tmp_path / "a.npy", "--out", tmp_path / "o.npz")
+        == 1
+    )
     assert "broken.safetensors: cannot load the neck" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
 
@@ -202,8 +234,7 @@ def test_folder_mode(ck, tmp_path, capsys):
     path, w = ck
     src = tmp_path / "in"
     src.mkdir()
-    good = {"a": _x((C, 6, 6), 10), "b": _x((2, C, 4, 5), 11), "c": _x((C, 6, 6), 12),
-            "e": _x((C, 4, 5), 13)}
+    good = {"a": _x((C, 6, 6), 10), "b": _x((2, C, 4, 5), 11), "c": _x((C, 6, 6), 12), "e": _x((C, 4, 5), 13)}
     for k, v in good.items():
         np.save(src / f"{k}.npy", v)
     np.save(src / "d.npy", np.zeros((C, 6, 6), np.int64))  # bad, in the middle
@@ -248,6 +279,7 @@ def test_failed_write_leaves_nothing(ck, tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner.np, "savez", half_then_fail)
     from sam3neck import Neck
+
     with Neck(path) as neck:
         with pytest.raises(OSError, match="disk full"):
             runner.run_file(neck, tmp_path / "a.npy", tmp_path / "a.npz")
@@ -289,8 +321,7 @@ def test_progress_without_tqdm(monkeypatch):
     bar.message("error: b.npy: bad")
     bar.update(3)
     bar.close()
-    assert s.getvalue() == ("sam3neck run: 1/3 files done\nerror: b.npy: bad\n"
-                            "sam3neck run: 3/3 files done\n")
+    assert s.getvalue() == ("sam3neck run: 1/3 files done\nerror: b.npy: bad\nsam3neck run: 3/3 files done\n")
     plain = io.StringIO()  # not a terminal: only messages
     bar = runner.Progress(3, plain)
     assert not bar.enabled
@@ -306,10 +337,21 @@ def test_folder_progress_on_a_terminal(ck, tmp_path):
     src.mkdir()
     for k in "ab":
         np.save(src / f"{k}.npy", _x((C, 4, 4)))
-    args = argparse.Namespace(weights=str(path), input=str(src), out=str(tmp_path / "o"),
-                              input_pos=None, out_pos=None, neck="sam3", prefix=None,
-                              levels=[0], layout="NCHW", threads=0, precision="default",
-                              with_pos=False, png=None)
+    args = argparse.Namespace(
+        weights=str(path),
+        input=str(src),
+        out=str(tmp_path / "o"),
+        input_pos=None,
+        out_pos=None,
+        neck="sam3",
+        prefix=None,
+        levels=[0],
+        layout="NCHW",
+        threads=0,
+        precision="default",
+        with_pos=False,
+        png=None,
+    )
     s = Tty()
     assert runner.run_cli(args, stderr=s) == 0
     assert "2/2" in s.getvalue() and "2 files: 2 written" in s.getvalue()
@@ -346,7 +388,7 @@ def _check_figure(fig, png, title, arrays):
 
     assert fig._suptitle.get_text() == title
     shown = [ax for ax in fig.axes if ax.images and ax.get_title()]
-    heat, rgb = shown[:len(arrays)], shown[len(arrays):]
+    heat, rgb = shown[: len(arrays)], shown[len(arrays) :]
     assert [ax.get_title() for ax in heat] == [name for name, _ in arrays]
     for ax, (name, a) in zip(heat, arrays):
         np.testing.assert_allclose(np.ma.getdata(ax.images[0].get_array()), _norm(a), rtol=1e-12)
@@ -368,12 +410,28 @@ def test_png_single_and_folder(ck, tmp_path, monkeypatch):
     x = _x((2, C, 5, 4), 20)
     np.save(tmp_path / "batch.npy", x)
     png = tmp_path / "p.png"
-    assert _run("--weights", path, "--input", tmp_path / "batch.npy", "--out", tmp_path / "b.npz",
-                "--levels", "0,2", "--png", png) == 0
+    assert (
+        _run(
+            "--weights",
+            path,
+            "--input",
+            tmp_path / "batch.npy",
+            "--out",
+            tmp_path / "b.npz",
+            "--levels",
+            "0,2",
+            "--png",
+            png,
+        )
+        == 0
+    )
     with np.load(tmp_path / "b.npz") as z:  # the first image, exactly as drawn from the outputs
-        _check_figure(figures[-1], png, "batch.npy  (image 1 of 2)",
-                      [("input 5x4", x[0]), ("level 0  x4  20x16", z["level0"][0]),
-                       ("level 2  x1  5x4", z["level2"][0])])
+        _check_figure(
+            figures[-1],
+            png,
+            "batch.npy  (image 1 of 2)",
+            [("input 5x4", x[0]), ("level 0  x4  20x16", z["level0"][0]), ("level 2  x1  5x4", z["level2"][0])],
+        )
 
     # a folder: the first file that ran is drawn (a.npy fails, so b.npy)
     src = tmp_path / "in"
@@ -385,9 +443,13 @@ def test_png_single_and_folder(ck, tmp_path, monkeypatch):
     assert _run("--weights", path, "--input", src, "--out", tmp_path / "o", "--png", png) == 1
     with np.load(tmp_path / "o" / "b.npz") as z:
         sizes = ["24x16", "12x8", "6x4", "3x2"]
-        _check_figure(figures[-1], png, "b.npy",
-                      [("input 6x4", np.load(src / "b.npy"))] +
-                      [(f"level {i}  x{4.0 / 2**i:g}  {sizes[i]}", z[f"level{i}"]) for i in range(4)])
+        _check_figure(
+            figures[-1],
+            png,
+            "b.npy",
+            [("input 6x4", np.load(src / "b.npy"))]
+            + [(f"level {i}  x{4.0 / 2**i:g}  {sizes[i]}", z[f"level{i}"]) for i in range(4)],
+        )
 
 
 def test_png_nhwc_draws_the_input_channels_first(ck, tmp_path, monkeypatch):
@@ -396,11 +458,27 @@ def test_png_nhwc_draws_the_input_channels_first(ck, tmp_path, monkeypatch):
     x = _x((4, 6, C), 30)
     np.save(tmp_path / "n.npy", x)
     png = tmp_path / "n.png"
-    assert _run("--weights", path, "--input", tmp_path / "n.npy", "--out", tmp_path / "n.npz",
-                "--layout", "NHWC", "--levels", "2", "--png", png) == 0
+    assert (
+        _run(
+            "--weights",
+            path,
+            "--input",
+            tmp_path / "n.npy",
+            "--out",
+            tmp_path / "n.npz",
+            "--layout",
+            "NHWC",
+            "--levels",
+            "2",
+            "--png",
+            png,
+        )
+        == 0
+    )
     with np.load(tmp_path / "n.npz") as z:
-        _check_figure(figures[-1], png, "n.npy",
-                      [("input 4x6", x.transpose(2, 0, 1)), ("level 2  x1  4x6", z["level2"])])
+        _check_figure(
+            figures[-1], png, "n.npy", [("input 4x6", x.transpose(2, 0, 1)), ("level 2  x1  4x6", z["level2"])]
+        )
 
 
 def test_png_without_matplotlib_names_the_extra(ck, tmp_path, monkeypatch, capsys):
@@ -419,20 +497,44 @@ def test_python_dash_m_entry_point(ck, tmp_path):
     np.save(tmp_path / "m.npy", x)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.dirname(os.path.dirname(runner.__file__))] + env.get("PYTHONPATH", "").split(os.pathsep))
-    r = subprocess.run([sys.executable, "-m", "sam3neck", "run", "--weights", str(path), "--input",
-                        str(tmp_path / "m.npy"), "--out", str(tmp_path / "m.npz"), "--levels", "2"],
-                       capture_output=True, text=True, env=env, timeout=60)
+        [os.path.dirname(os.path.dirname(runner.__file__))] + env.get("PYTHONPATH", "").split(os.pathsep)
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sam3neck",
+            "run",
+            "--weights",
+            str(path),
+            "--input",
+            str(tmp_path / "m.npy"),
+            "--out",
+            str(tmp_path / "m.npz"),
+            "--levels",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     _check_npz(tmp_path / "m.npz", w, x, levels=(2,))
-    r = subprocess.run([sys.executable, "-m", "sam3neck", "run", "--weights", str(path)],
-                       capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "sam3neck", "run", "--weights", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--input" in r.stderr  # argparse: a usage error
 
 
 # ------------------------------------------------------------------------------------------------
 # .npy headers that lie: every claimed size is checked against the file before anything is read
 # ------------------------------------------------------------------------------------------------
+
 
 def _npy(path, header, data=b"", version=(1, 0), length=None):
     """A .npy file written byte by byte: magic, version, header length (`length` if given, else
@@ -448,23 +550,35 @@ def _lying_inputs(tmp_path):
     """{name: expected message} for files whose header or size is wrong."""
     bad = {}
     # the issue's case: a header claiming a huge shape over a few bytes of data (once a MemoryError)
-    _npy(tmp_path / "huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1024, 100000, 100000), }",
-         b"\0" * 16)
-    bad["huge.npy"] = (r"truncated or bad header: shape \(1024, 100000, 100000\) of float32 needs "
-                       r"40960000000000 bytes of data, but the file holds only 16 after its header")
+    _npy(
+        tmp_path / "huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1024, 100000, 100000), }", b"\0" * 16
+    )
+    bad["huge.npy"] = (
+        r"truncated or bad header: shape \(1024, 100000, 100000\) of float32 needs "
+        r"40960000000000 bytes of data, but the file holds only 16 after its header"
+    )
     _npy(tmp_path / "neg.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (16, -4, 4), }", b"\0" * 64)
     bad["neg.npy"] = r"impossible shape \(16, -4, 4\) in the .npy header \(negative size\)"
     _npy(tmp_path / "overflow.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (16, 4294967296, 4294967296), }")
     bad["overflow.npy"] = r"impossible shape \(16, 4294967296, 4294967296\) .* would need 2.36e\+21 bytes"
-    _npy(tmp_path / "hlen.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }",
-         b"\0" * 256, version=(2, 0), length=0xFFFFFFF0)
+    _npy(
+        tmp_path / "hlen.npy",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }",
+        b"\0" * 256,
+        version=(2, 0),
+        length=0xFFFFFFF0,
+    )
     bad["hlen.npy"] = r"bad .npy header: it claims 4294967280 bytes of header, but the file has only \d+"
     _npy(tmp_path / "keys.npy", "{'descr': '<f4', 'fortran_order': False, }", b"\0" * 64)
     bad["keys.npy"] = r"bad .npy header: Header does not contain the correct keys"
     _npy(tmp_path / "syntax.npy", "{'descr': '<f4', 'shape': (16, 2", b"\0" * 64)
     bad["syntax.npy"] = r"bad .npy header: cannot parse it \(TokenError"
-    _npy(tmp_path / "version.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 1, 1), }",
-         b"\0" * 64, version=(9, 0))
+    _npy(
+        tmp_path / "version.npy",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (16, 1, 1), }",
+        b"\0" * 64,
+        version=(9, 0),
+    )
     bad["version.npy"] = r"bad .npy header: format version 9.0"
     (tmp_path / "short.npy").write_bytes(b"\x93NUMPY\x01\x00\x76")
     bad["short.npy"] = r"bad .npy header: the file ends inside the header \(9 bytes\)"
@@ -489,8 +603,9 @@ def test_too_large_for_memory(ck, tmp_path, capsys, monkeypatch):
     np.save(tmp_path / "big.npy", _x((C, 4, 4)))  # 1024 bytes of data
     monkeypatch.setattr(runner, "memory_bytes", lambda: 1000)
     assert _run("--weights", path, tmp_path / "big.npy", tmp_path / "big.npz") == 1
-    assert (f"error: {tmp_path / 'big.npy'}: too large: 1024 bytes of data, more than this "
-            "machine's memory (1000 bytes)") in capsys.readouterr().err
+    assert (
+        f"error: {tmp_path / 'big.npy'}: too large: 1024 bytes of data, more than this machine's memory (1000 bytes)"
+    ) in capsys.readouterr().err
     monkeypatch.setattr(runner, "memory_bytes", lambda: 1024)
     assert _run("--weights", path, tmp_path / "big.npy", tmp_path / "big.npz") == 0
 
@@ -544,6 +659,7 @@ def test_run_file_reports_memory_errors_per_file(ck, tmp_path, capsys, monkeypat
 # arguments and exit statuses
 # ------------------------------------------------------------------------------------------------
 
+
 def test_positional_input_and_output(ck, tmp_path, capsys):
     path, w = ck
     x = _x((C, 4, 5), 70)
@@ -556,10 +672,14 @@ def test_positional_input_and_output(ck, tmp_path, capsys):
     _check_npz(tmp_path / "r.npz", w, x)
     capsys.readouterr()
     for argv, message in [
-        (["--weights", path, tmp_path / "p.npy", tmp_path / "s.npz", "--input", tmp_path / "p.npy"],
-         "INPUT given twice"),
-        (["--weights", path, tmp_path / "p.npy", tmp_path / "s.npz", "--out", tmp_path / "t.npz"],
-         "OUTPUT given twice"),
+        (
+            ["--weights", path, tmp_path / "p.npy", tmp_path / "s.npz", "--input", tmp_path / "p.npy"],
+            "INPUT given twice",
+        ),
+        (
+            ["--weights", path, tmp_path / "p.npy", tmp_path / "s.npz", "--out", tmp_path / "t.npz"],
+            "OUTPUT given twice",
+        ),
         (["--weights", path, tmp_path / "p.npy"], "required: OUTPUT (or --out)"),
         (["--weights", path], "required: INPUT (or --input)"),
         (["--weights", path, "a", "b", "c"], "unrecognized arguments: c"),
@@ -588,6 +708,7 @@ def test_version_and_usage_exit_statuses(capsys):
 # --input-dtype, --output-dtype, --output-layout
 # ------------------------------------------------------------------------------------------------
 
+
 def _neck_outputs(path, x4, layout="NCHW", **io):
     """The Levels of Neck on x4 (already of the input type) with the given I/O options."""
     from sam3neck import Neck
@@ -605,18 +726,30 @@ def test_run_float16_in_bfloat16_sequence_out(ck, tmp_path, capsys):
     x = _x((C, 5, 3), 40)
     np.save(tmp_path / "f.npy", x)
     out = tmp_path / "f.npz"
-    assert _run("--weights", path, tmp_path / "f.npy", out, "--input-dtype", "float16",
-                "--output-dtype", "bfloat16", "--output-layout", "SEQUENCE", "--with-pos") == 0
+    assert (
+        _run(
+            "--weights",
+            path,
+            tmp_path / "f.npy",
+            out,
+            "--input-dtype",
+            "float16",
+            "--output-dtype",
+            "bfloat16",
+            "--output-layout",
+            "SEQUENCE",
+            "--with-pos",
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert f"note: {tmp_path / 'f.npy'}: float32 rounded to float16" in err
     assert "level0 [240, 8]" in err  # (4*5)*(4*3) tokens of d=8, no batch axis (3-D input)
     x16 = x.astype(np.float16)[None]
-    want = _neck_outputs(path, x16, input_dtype="float16", output_dtype="bfloat16",
-                         output_layout="sequence")
+    want = _neck_outputs(path, x16, input_dtype="float16", output_dtype="bfloat16", output_layout="sequence")
     ref = reference.forward(w, x16.astype(np.float32), output_layout="sequence")
     with np.load(out) as z:
-        assert sorted(z.files) == sorted([f"level{i}" for i in range(4)] +
-                                         [f"pos{i}" for i in range(4)] + ["note"])
+        assert sorted(z.files) == sorted([f"level{i}" for i in range(4)] + [f"pos{i}" for i in range(4)] + ["note"])
         assert "uint16 bit patterns" in str(z["note"]) and "<< 16" in str(z["note"])
         for lv, (feat, pos) in zip(want, ref):
             got = z[f"level{lv.level}"]
@@ -636,11 +769,27 @@ def test_run_bfloat16_bits_in_float16_nhwc_out(ck, tmp_path, capsys):
     bits = dtypes.to_bfloat16_bits(x)
     np.save(tmp_path / "b.npy", bits)
     out = tmp_path / "b.npz"
-    assert _run("--weights", path, tmp_path / "b.npy", out, "--input-dtype", "bfloat16",
-                "--output-dtype", "float16", "--output-layout", "nhwc", "--levels", "1,3") == 0
+    assert (
+        _run(
+            "--weights",
+            path,
+            tmp_path / "b.npy",
+            out,
+            "--input-dtype",
+            "bfloat16",
+            "--output-dtype",
+            "float16",
+            "--output-layout",
+            "nhwc",
+            "--levels",
+            "1,3",
+        )
+        == 0
+    )
     assert "note:" not in capsys.readouterr().err  # bits taken as they are
-    want = _neck_outputs(path, bits, input_dtype="bfloat16", output_dtype="float16",
-                         output_layout="NHWC", levels=(1, 3))
+    want = _neck_outputs(
+        path, bits, input_dtype="bfloat16", output_dtype="float16", output_layout="NHWC", levels=(1, 3)
+    )
     with np.load(out) as z:
         assert sorted(z.files) == ["level1", "level3"]
         for lv in want:
@@ -658,8 +807,7 @@ def test_run_bfloat16_bits_in_float16_nhwc_out(ck, tmp_path, capsys):
 def test_run_io_options_are_checked(ck, tmp_path, capsys):
     path, _ = ck
     np.save(tmp_path / "f.npy", _x((C, 4, 4)))
-    for flag, value in [("--input-dtype", "float64"), ("--output-dtype", "int8"),
-                        ("--output-layout", "tokens")]:
+    for flag, value in [("--input-dtype", "float64"), ("--output-dtype", "int8"), ("--output-layout", "tokens")]:
         with pytest.raises(SystemExit) as e:
             _run("--weights", path, tmp_path / "f.npy", tmp_path / "o.npz", flag, value)
         assert e.value.code == 2
@@ -672,14 +820,37 @@ def test_png_of_a_sequence_bfloat16_run(ck, tmp_path, monkeypatch):
     x = _x((C, 5, 4), 42)
     np.save(tmp_path / "s.npy", x)
     png = tmp_path / "s.png"
-    assert _run("--weights", path, tmp_path / "s.npy", tmp_path / "s.npz", "--levels", "0,3",
-                "--input-dtype", "bfloat16", "--output-dtype", "bfloat16",
-                "--output-layout", "sequence", "--png", png) == 0
+    assert (
+        _run(
+            "--weights",
+            path,
+            tmp_path / "s.npy",
+            tmp_path / "s.npz",
+            "--levels",
+            "0,3",
+            "--input-dtype",
+            "bfloat16",
+            "--output-dtype",
+            "bfloat16",
+            "--output-layout",
+            "sequence",
+            "--png",
+            png,
+        )
+        == 0
+    )
     from sam3neck import dtypes
 
     with np.load(tmp_path / "s.npz") as z:  # drawn from the outputs, widened and as [d, h, w]
         l0 = dtypes.to_float32(z["level0"]).reshape(20, 16, D).transpose(2, 0, 1)
         l3 = dtypes.to_float32(z["level3"]).reshape(2, 2, D).transpose(2, 0, 1)
-        _check_figure(figures[-1], png, "s.npy",
-                      [("input 5x4", dtypes.to_float32(dtypes.to_bfloat16_bits(x))),
-                       ("level 0  x4  20x16", l0), ("level 3  x0.5  2x2", l3)])
+        _check_figure(
+            figures[-1],
+            png,
+            "s.npy",
+            [
+                ("input 5x4", dtypes.to_float32(dtypes.to_bfloat16_bits(x))),
+                ("level 0  x4  20x16", l0),
+                ("level 3  x0.5  2x2", l3),
+            ],
+        )

@@ -1,5 +1,6 @@
 """Compile defaults have one home, the library (sam3_neck_compile_default_params and
 sam3_neck_io_default_params): Neck.compile, `sam3neck demo` and the benchmark ask it."""
+
 import argparse
 
 import pytest
@@ -35,14 +36,25 @@ def test_compile_without_arguments_plans_the_library_defaults(tiny_weights):
         o = neck.compile_options
         assert (o["height"], o["width"]) == (8, 8)
         assert {k: v for k, v in o.items() if k not in ("height", "width")} == {
-            k: v for k, v in compile_defaults().items() if k not in ("height", "width")}
+            k: v for k, v in compile_defaults().items() if k not in ("height", "width")
+        }
 
 
 def test_bench_and_demo_take_the_grid_from_the_library(monkeypatch, tiny_weights, capsys):
     fake = dict(compile_defaults(), height=12, width=10)
     monkeypatch.setattr("sam3neck.neck.compile_defaults", lambda: fake)
-    args = argparse.Namespace(quick=False, height=None, width=None, runs=None, warmup=None, rounds=None,
-                              threads=1, modes=None, peers=None, no_peers=True)
+    args = argparse.Namespace(
+        quick=False,
+        height=None,
+        width=None,
+        runs=None,
+        warmup=None,
+        rounds=None,
+        threads=1,
+        modes=None,
+        peers=None,
+        no_peers=True,
+    )
     try:
         resolved = harness._resolve(args)
     except SystemExit:  # a later check of this namespace; the grid is resolved first

@@ -12,9 +12,18 @@ from sam3neck import InvalidArgumentError, Neck, Sam3NeckError, _lib, checkpoint
 C, D = 16, 8
 #: The plan every test starts from: nothing at its default, so a plan that came back with any
 #: default in it would show.
-PLAN = dict(height=6, width=5, batch=2, layout="NHWC", levels=(0, 2, 3), threads=1,
-            precision="strict", input_dtype="float16", output_dtype="float16",
-            output_layout="sequence")
+PLAN = dict(
+    height=6,
+    width=5,
+    batch=2,
+    layout="NHWC",
+    levels=(0, 2, 3),
+    threads=1,
+    precision="strict",
+    input_dtype="float16",
+    output_dtype="float16",
+    output_layout="sequence",
+)
 
 #: Arguments Python refuses before anything is touched: (override, exception, message part).
 PYTHON_REFUSALS = [
@@ -23,7 +32,7 @@ PYTHON_REFUSALS = [
     ({"height": True}, TypeError, "height must be an integer"),
     ({"height": 2**31}, ValueError, "height must be in"),
     ({"width": [5]}, TypeError, "width must be an integer"),
-    ({"width": -2**31 - 1}, ValueError, "width must be in"),
+    ({"width": -(2**31) - 1}, ValueError, "width must be in"),
     ({"batch": 1.5}, TypeError, "batch must be an integer"),
     ({"batch": 2**40}, ValueError, "batch must be in"),
     ({"threads": "all"}, TypeError, "threads must be an integer"),
@@ -80,9 +89,12 @@ def _state(neck):
     """What the plan is: every query, and the bits of a run."""
     out = neck.run(_x())
     return {
-        "options": neck.compile_options, "params": neck.compile_params,
-        "levels": neck.levels, "level_shapes": neck.level_shapes,
-        "input_shape": neck.input_shape, "workspace": neck.workspace_bytes,
+        "options": neck.compile_options,
+        "params": neck.compile_params,
+        "levels": neck.levels,
+        "level_shapes": neck.level_shapes,
+        "input_shape": neck.input_shape,
+        "workspace": neck.workspace_bytes,
         "dtypes": (neck.input_dtype, neck.output_dtype, neck.output_layout),
         "features": [(lv.level, lv.features.dtype, lv.features.tobytes()) for lv in out],
         "pos": [(lv.level, lv.pos.tobytes()) for lv in out],
@@ -97,8 +109,7 @@ def _assert_unchanged(neck, before):
         assert after[key] == before[key], key
 
 
-@pytest.mark.parametrize("override,exc,text", PYTHON_REFUSALS,
-                         ids=[repr(o) for o, _, _ in PYTHON_REFUSALS])
+@pytest.mark.parametrize("override,exc,text", PYTHON_REFUSALS, ids=[repr(o) for o, _, _ in PYTHON_REFUSALS])
 def test_python_refusal_keeps_the_plan(weights, override, exc, text):
     with Neck(weights) as neck:
         neck.compile(**PLAN)
@@ -109,8 +120,7 @@ def test_python_refusal_keeps_the_plan(weights, override, exc, text):
         _assert_unchanged(neck, before)
 
 
-@pytest.mark.parametrize("override,status,text", LIBRARY_REFUSALS,
-                         ids=[repr(o) for o, _, _ in LIBRARY_REFUSALS])
+@pytest.mark.parametrize("override,status,text", LIBRARY_REFUSALS, ids=[repr(o) for o, _, _ in LIBRARY_REFUSALS])
 def test_library_refusal_keeps_the_plan(weights, override, status, text):
     with Neck(weights) as neck:
         neck.compile(**PLAN)
@@ -126,9 +136,16 @@ def test_library_refusal_keeps_the_plan(weights, override, status, text):
         assert [lv.pos.tobytes() for lv in levels] == [p for _, p in before["pos"]]
 
 
-@pytest.mark.parametrize("override", [PYTHON_REFUSALS[0][0], PYTHON_REFUSALS[16][0],
-                                      LIBRARY_REFUSALS[0][0], LIBRARY_REFUSALS[6][0],
-                                      LIBRARY_REFUSALS[7][0]])
+@pytest.mark.parametrize(
+    "override",
+    [
+        PYTHON_REFUSALS[0][0],
+        PYTHON_REFUSALS[16][0],
+        LIBRARY_REFUSALS[0][0],
+        LIBRARY_REFUSALS[6][0],
+        LIBRARY_REFUSALS[7][0],
+    ],
+)
 def test_refusal_of_a_first_compile_leaves_it_not_compiled(weights, override):
     with Neck(weights) as neck:
         with pytest.raises((TypeError, ValueError, Sam3NeckError)):

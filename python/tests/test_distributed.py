@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("dask.distributed", reason="dask.distributed is not installed "
-                    "(pip install 'dask[distributed]', or the package's 'cluster' extra)")
+pytest.importorskip(
+    "dask.distributed",
+    reason="dask.distributed is not installed (pip install 'dask[distributed]', or the package's 'cluster' extra)",
+)
 
 from sam3neck import checkpoint, reference  # noqa: E402
 
@@ -78,8 +80,10 @@ def test_workers_with_several_threads_are_refused(example, tmp_path):
     ck = tmp_path / "tiny.safetensors"
     checkpoint.write_synthetic_checkpoint(ck, C, D, extras=False)
     np.save(tmp_path / "a.npy", np.zeros((C, 4, 4), np.float32))
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         with pytest.raises(RuntimeError, match="one thread each"):
             example.run_on_cluster(client, str(ck), [str(tmp_path / "a.npy")], str(tmp_path / "o"))
 

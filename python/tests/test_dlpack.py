@@ -79,6 +79,7 @@ def test_input_is_not_copied(neck, monkeypatch):
     """The pointer the library is given is the producer's own memory."""
     x = _x(neck.input_shape)
     from sam3neck import _lib
+
     lib = _lib.get_lib()
     seen = []
 
@@ -125,8 +126,11 @@ def test_non_cpu_device_refused(neck):
 
 def test_wrong_dtype_says_what_to_pass(neck):
     x = _x(neck.input_shape).astype(np.float64)
-    with pytest.raises(TypeError, match=r"dtype float32 .*got float64; convert it to float32 where "
-                                        r"it lives \(x.to\(torch.float32\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"dtype float32 .*got float64; convert it to float32 where "
+        r"it lives \(x.to\(torch.float32\)",
+    ):
         neck.run(Producer(x))
     # NumPy arrays keep their message
     with pytest.raises(TypeError, match=r"got float64; convert with x.astype\(np.float32\)"):
@@ -136,8 +140,11 @@ def test_wrong_dtype_says_what_to_pass(neck):
 def test_non_contiguous_refused(neck):
     b, c, h, w = neck.input_shape
     x = _x((b, h, w, c)).transpose(0, 3, 1, 2)  # the right shape, NHWC memory
-    with pytest.raises(ValueError, match=r"C-contiguous .*strides are \(576, 1, 96, 16\) elements: "
-                                         r"pass x.contiguous\(\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"C-contiguous .*strides are \(576, 1, 96, 16\) elements: "
+        r"pass x.contiguous\(\)",
+    ):
         neck.run(Producer(x))
     with pytest.raises(ValueError, match=r"pass np.ascontiguousarray\(x\)"):
         neck.run(x)
@@ -149,14 +156,20 @@ def test_non_contiguous_refused(neck):
 def test_read_only_out_refused(neck):
     x = _x(neck.input_shape)
     backing = [np.zeros(s, np.float32) for s in neck.level_shapes.values()]
-    with pytest.raises(ValueError, match=r"out\[0\] \(level 0\) is read-only as imported through "
-                                         r"DLPack.*pre-1.0 DLPack"):
+    with pytest.raises(
+        ValueError,
+        match=r"out\[0\] \(level 0\) is read-only as imported through "
+        r"DLPack.*pre-1.0 DLPack",
+    ):
         neck.run(x, out=[LegacyProducer(b) for b in backing])
     ro = backing[0].copy()
     ro.flags.writeable = False
     # DLPack 1.0 carries the read-only flag (NumPy sets it for a read-only array)
-    with pytest.raises(ValueError, match=r"out\[0\] \(level 0\) is read-only as imported through "
-                                         r"DLPack: its producer marked it read-only"):
+    with pytest.raises(
+        ValueError,
+        match=r"out\[0\] \(level 0\) is read-only as imported through "
+        r"DLPack: its producer marked it read-only",
+    ):
         neck.run(x, out=[Producer(ro)] + backing[1:])
     assert not backing[1].any()  # nothing was written
 
@@ -165,8 +178,11 @@ def test_overlap_and_types(neck):
     x = _x(neck.input_shape)
     backing = [np.zeros(s, np.float32) for s in neck.level_shapes.values()]
     with pytest.raises(ValueError, match=r"out\[1\] \(level 1\) overlaps out\[0\]"):
-        neck.run(x, out=[Producer(backing[0]), Producer(backing[0].reshape(-1)[: backing[1].size]
-                                                         .reshape(backing[1].shape))] + backing[2:])
+        neck.run(
+            x,
+            out=[Producer(backing[0]), Producer(backing[0].reshape(-1)[: backing[1].size].reshape(backing[1].shape))]
+            + backing[2:],
+        )
     with pytest.raises(TypeError, match=r"numpy.ndarray of float32 or a CPU array with __dlpack__"):
         neck.run(x.tolist())
 
@@ -242,6 +258,7 @@ class Bfloat16Producer:
 
     def __init__(self, bits, read_only=False, device=(1, 0)):
         from sam3neck import neck as m
+
         self.bits, self.read_only, self.device = bits, read_only, device
         self.deleted = 0
         self._keep = []
@@ -269,8 +286,9 @@ class Bfloat16Producer:
         t.dtype.code, t.dtype.bits, t.dtype.lanes = m._DL_BFLOAT, 16, 1
         t.shape = shape
         self._keep.append((shape, managed))
-        new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p,
-                                ctypes.c_void_p)(("PyCapsule_New", ctypes.pythonapi))
+        new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
+            ("PyCapsule_New", ctypes.pythonapi)
+        )
         return new(ctypes.addressof(managed), b"dltensor_versioned", None)
 
 
@@ -278,6 +296,7 @@ def test_dlpack_bfloat16_tensor(path):
     """A DLPack bfloat16 tensor runs a bfloat16 plan in place, as x and as out=, bit for bit as the
     NumPy bits; its deleter is called once the views are gone."""
     import gc
+
     with Neck(path) as neck:
         neck.compile(height=6, width=6, batch=2, input_dtype="bfloat16", output_dtype="bfloat16")
         x = dtypes.to_bfloat16_bits(_x(neck.input_shape))

@@ -35,27 +35,38 @@ HEADER_PHRASES = {
     "NeckWeights.maxParameters": "the neck's tensors {} parameters in all",
 }
 
-_OPS = {ast.LShift: operator.lshift, ast.Mult: operator.mul, ast.Add: operator.add,
-        ast.Sub: operator.sub, ast.Pow: operator.pow}
+_OPS = {
+    ast.LShift: operator.lshift,
+    ast.Mult: operator.mul,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Pow: operator.pow,
+}
 
 
 def _int_expr(text):
     """The value of a Swift integer literal expression (`32 << 20`, `100_000_000`, `1 << 22`)."""
+
     def ev(node):
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return node.value
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
             return _OPS[type(node.op)](ev(node.left), ev(node.right))
         raise ValueError(f"not an integer expression: {text!r}")
+
     return ev(ast.parse(text.replace("_", ""), mode="eval").body)
 
 
 def swift_limits(root=ROOT):
     """{"Type.maxName": value} for every integer `static let max...` in the parsers and the model."""
-    decl = re.compile(r"^(\s*)(?:(?:package|public|internal|private|fileprivate|final)\s+)*"
-                      r"(?:struct|class|enum|actor|extension)\s+(\w+)")
-    const = re.compile(r"^(\s*)(?:(?:package|public|internal|private|fileprivate)\s+)*static\s+let\s+"
-                       r"(max\w+)\s*(?::\s*Int\s*)?=\s*([0-9_ <*+()-]+?)\s*(?://.*)?$")
+    decl = re.compile(
+        r"^(\s*)(?:(?:package|public|internal|private|fileprivate|final)\s+)*"
+        r"(?:struct|class|enum|actor|extension)\s+(\w+)"
+    )
+    const = re.compile(
+        r"^(\s*)(?:(?:package|public|internal|private|fileprivate)\s+)*static\s+let\s+"
+        r"(max\w+)\s*(?::\s*Int\s*)?=\s*([0-9_ <*+()-]+?)\s*(?://.*)?$"
+    )
     limits = {}
     for folder in LIMIT_FOLDERS:
         for path in sorted((root / folder).glob("*.swift")):
@@ -127,8 +138,7 @@ def test_swift_limits_are_found():
 
 
 def test_docs_and_header_state_the_swift_limits():
-    problems = limit_mismatches(swift_limits(), docs_limits((ROOT / "docs/checkpoints.md").read_text()),
-                                header_text())
+    problems = limit_mismatches(swift_limits(), docs_limits((ROOT / "docs/checkpoints.md").read_text()), header_text())
     assert not problems, "\n".join(problems)
 
 
@@ -137,7 +147,9 @@ def test_limit_check_can_fail():
     rows = docs_limits((ROOT / "docs/checkpoints.md").read_text())
     header = header_text()
     drifted = dict(limits, **{"Unpickler.maxDepth": 300})
-    assert any("Unpickler.maxDepth" in p and "docs/checkpoints.md" in p for p in limit_mismatches(drifted, rows, header))
+    assert any(
+        "Unpickler.maxDepth" in p and "docs/checkpoints.md" in p for p in limit_mismatches(drifted, rows, header)
+    )
     assert any("include/sam3_neck.h says" in p for p in limit_mismatches(drifted, rows, header))
     new = dict(limits, **{"Zip.maxEntries": 10})
     assert any("no row for Zip.maxEntries" in p for p in limit_mismatches(new, rows, header))
@@ -150,18 +162,20 @@ def _render():
     return module
 
 
-@pytest.mark.parametrize("doc,what", [
-    ("docs/accuracy.md", "errors"),
-    ("docs/performance.md", "headline"),
-    ("README.md", "headline"),
-])
+@pytest.mark.parametrize(
+    "doc,what",
+    [
+        ("docs/accuracy.md", "errors"),
+        ("docs/performance.md", "headline"),
+        ("README.md", "headline"),
+    ],
+)
 def test_docs_show_the_bench_results_as_rendered(doc, what):
     render = _render()
     table = getattr(render, what)(render.newest_per_class())
     text = (ROOT / doc).read_text().splitlines()
     missing = [line for line in table.splitlines() if line not in text]
-    assert not missing, (f"{doc} lacks these lines of `bench/render.py --{what}` (copy them in):\n"
-                         + "\n".join(missing))
+    assert not missing, f"{doc} lacks these lines of `bench/render.py --{what}` (copy them in):\n" + "\n".join(missing)
 
 
 def test_every_bench_json_names_its_cpu_and_date():
@@ -179,9 +193,9 @@ def test_performance_page_shows_the_zen4_tables_as_rendered():
 
     report = format_report(json.loads((ROOT / "bench/2026-12-07-zen4-2c.json").read_text())).splitlines()
     text = (ROOT / "docs/performance.md").read_text()
-    block = text[text.index("## The full table"):]
-    block = block[block.index("```\n") + 4:]
-    block = block[:block.index("```")].splitlines()
+    block = text[text.index("## The full table") :]
+    block = block[block.index("```\n") + 4 :]
+    block = block[: block.index("```")].splitlines()
     assert len(block) > 20
     missing = [line for line in block if line not in report]
     assert not missing, "docs/performance.md's table is not the bench's rendering:\n" + "\n".join(missing)

@@ -12,9 +12,24 @@ def _special_floats():
     # ties (lower half exactly 0x8000) with even and odd kept parts, and their neighbours
     ties = (rng.integers(0, 2**16, 2000, dtype=np.uint32) << np.uint32(16)) | np.uint32(0x8000)
     near = np.concatenate([ties, ties - np.uint32(1), ties + np.uint32(1)])
-    special = np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7F7FFFFF, 0xFF7FFFFF,
-                        0x7F7F8000, 0x00000001, 0x007FFFFF, 0x7FC00000, 0x7F800001,
-                        0xFFC00001, 0x7FFF0000], dtype=np.uint32)
+    special = np.array(
+        [
+            0,
+            0x80000000,
+            0x7F800000,
+            0xFF800000,
+            0x7F7FFFFF,
+            0xFF7FFFFF,
+            0x7F7F8000,
+            0x00000001,
+            0x007FFFFF,
+            0x7FC00000,
+            0x7F800001,
+            0xFFC00001,
+            0x7FFF0000,
+        ],
+        dtype=np.uint32,
+    )
     return np.concatenate([bits, near, special]).view(np.float32)
 
 
@@ -34,8 +49,7 @@ def test_bfloat16_rounding_by_hand():
     # 0x7F7F8000 / 0xFF7F8000: halfway past bfloat16's largest finite value (odd): to +-Inf;
     # 0x7F7F7FFF just below it: the largest finite value.
     big = np.array([0x7F7F8000, 0xFF7F8000, 0x7F7F7FFF], np.uint32).view(np.float32)
-    x = np.concatenate([np.array([1 + 2**-8, 1 + 3 * 2**-8], np.float32), big,
-                        np.array([np.inf, np.nan], np.float32)])
+    x = np.concatenate([np.array([1 + 2**-8, 1 + 3 * 2**-8], np.float32), big, np.array([np.inf, np.nan], np.float32)])
     b = dtypes.to_bfloat16_bits(x)
     assert list(b[:2]) == [0x3F80, 0x3F82]
     assert list(b[2:6]) == [0x7F80, 0xFF80, 0x7F7F, 0x7F80]  # overflow -> Inf
@@ -55,8 +69,7 @@ def test_to_float32_and_to_dtype(monkeypatch):
         dtypes.to_float32(bits, "float16")
     with pytest.raises(TypeError):
         dtypes.to_float32(np.arange(3, dtype=np.int32))
-    np.testing.assert_array_equal(dtypes.to_float32(x.astype(np.float16)),
-                                  x.astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(dtypes.to_float32(x.astype(np.float16)), x.astype(np.float16).astype(np.float32))
     assert dtypes.to_dtype(x, "float16").dtype == np.float16
     monkeypatch.setattr(dtypes, "_bf16", None)
     assert dtypes.to_dtype(x, "bfloat16").dtype == np.uint16
@@ -112,8 +125,9 @@ def test_reference_forward_options():
     x = rng.standard_normal((2, c, 3, 5))
     base = reference.forward(w, x)
     rounded = reference.forward(w, x.astype(np.float16), levels=(1, 2))
-    got = reference.forward(w, x, levels=(1, 2), input_dtype="float16",
-                            output_layout="sequence", output_dtype="float16")
+    got = reference.forward(
+        w, x, levels=(1, 2), input_dtype="float16", output_layout="sequence", output_dtype="float16"
+    )
     for (f, p), (rf, rp) in zip(got, rounded):
         assert f.dtype == np.float16 and f.shape == reference.to_layout(rf, "sequence").shape
         np.testing.assert_array_equal(f, reference.to_layout(rf, "sequence").astype(np.float16))

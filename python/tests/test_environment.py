@@ -1,6 +1,7 @@
 """The one environment variable the library reads (sam3_neck.h, "Environment"): SAM3NECK_SGEMM_KERNEL.
 Each case runs in a fresh interpreter, since the variable is read by the library at compile and a
 test must not change the environment of the others."""
+
 import json
 import os
 import subprocess
@@ -32,8 +33,13 @@ def run_with(tmp_path, value):
         env.pop("SAM3NECK_SGEMM_KERNEL", None)
     else:
         env["SAM3NECK_SGEMM_KERNEL"] = value
-    p = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "w.safetensors")], env=env,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "w.safetensors")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout.strip().splitlines()[-1])
 

@@ -45,8 +45,9 @@ print(json.dumps(out))
 def attempt(path, action="load", timeout=120):
     """Runs `action` on `path` in a fresh interpreter; returns its JSON answer (asserting it did not
     crash, hang or exceed the memory bound)."""
-    p = subprocess.run([sys.executable, "-c", CHILD, action, str(path)], capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, action, str(path)], capture_output=True, text=True, timeout=timeout
+    )
     assert p.returncode == 0, f"child died ({p.returncode}): {p.stderr[-2000:]}"
     out = json.loads(p.stdout.strip().splitlines()[-1])
     print(f"\n{Path(path).name} ({action}): peak RSS {out['peak_mb']:.0f} MB; {out.get('message', 'ok')[:160]}")
@@ -72,6 +73,7 @@ def torch_zip(path, pickle: bytes, storages=None):
 
 
 # --- nesting -------------------------------------------------------------------------------
+
 
 def test_deep_tuples_lists_dicts(tmp_path):
     tuples = b"\x80\x02N" + b"\x85" * 70_000 + b"."  # TUPLE1 70,000 times: a 70 KB pickle
@@ -100,6 +102,7 @@ def test_deep_rebuild_from_type_reductions(tmp_path):
 
 
 # --- arithmetic ----------------------------------------------------------------------------
+
 
 def test_huge_stride_of_a_size_one_axis_loads_correctly(tmp_path):
     weights = checkpoint.synthetic_neck(8, 4, seed=1)
@@ -130,14 +133,17 @@ def test_overflowing_offsets_and_storage_sizes(tmp_path):
         "numel": lambda r: setattr(r, "numel", 2**62),
     }
     for case, change in cases.items():
+
         def edit(refs):
             change(refs["convs.2.conv_1x1.weight"])
+
         path = tmp_path / f"{case}.pt"
         torchzip.write_checkpoint(path, weights, edit_refs=edit)
         expect_error(path, "SAM3_NECK_ERR_FORMAT", "convs.2.conv_1x1.weight" if case != "numel" else "should hold")
 
 
 # --- memory claimed before it is backed --------------------------------------------------------
+
 
 def test_expanded_view_claiming_a_huge_trunk(tmp_path):
     # conv_1x1 weights of branch 2 as a stride-0 view of one float claiming trunk_dim 2^40: the
@@ -217,6 +223,7 @@ def test_huge_json_header_of_numbers(tmp_path):
 
 # --- file types and folders --------------------------------------------------------------------
 
+
 def test_fifos_and_devices_are_refused_without_blocking(tmp_path):
     fifo = tmp_path / "pipe.pt"
     os.mkfifo(fifo)
@@ -260,6 +267,7 @@ def test_shard_symlinks_stay_inside_the_folder(tmp_path):
 
 
 # --- smaller points ------------------------------------------------------------------------------
+
 
 def test_duplicate_keys_in_an_entry_are_refused(tmp_path):
     header = b'{"convs.2.conv_1x1.bias":{"dtype":"F32","dtype":"F16","shape":[4],"data_offsets":[0,16]}}'

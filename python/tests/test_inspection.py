@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from sam3neck import Neck, checkpoint, inspection
 
@@ -60,8 +59,7 @@ def test_incomplete_or_absent_neck_is_reported(tmp_path):
 def test_unreadable_file_fails_cleanly(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\xff" * 64)
-    p = subprocess.run([sys.executable, "-m", "sam3neck", "inspect", str(bad)],
-                       capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "sam3neck", "inspect", str(bad)], capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "bad.safetensors" in p.stderr and "not a recognised checkpoint" in p.stderr
 
@@ -69,9 +67,9 @@ def test_unreadable_file_fails_cleanly(tmp_path):
 def test_cli(tmp_path):
     path = tmp_path / "ck.safetensors"
     checkpoint.write_synthetic_checkpoint(path, 16, 8)
-    p = subprocess.run([sys.executable, "-m", "sam3neck", "inspect", str(path)],
-                       capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "sam3neck", "inspect", str(path)], capture_output=True, text=True)
     assert p.returncode == 0 and "22 of 22 tensors, complete" in p.stdout
-    p = subprocess.run([sys.executable, "-m", "sam3neck", "inspect", "--json", str(path)],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "sam3neck", "inspect", "--json", str(path)], capture_output=True, text=True
+    )
     assert p.returncode == 0 and json.loads(p.stdout)["necks"][0]["trunk_dim"] == 16

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sam3neck
 from sam3neck import Neck, checkpoint, dtypes, reference
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -74,8 +73,21 @@ def _same_bits(got, want, what):
     np.testing.assert_array_equal(g[~gn], w[~wn], err_msg=f"{what}: bits")
 
 
-def run_and_check(path, weights, h, w, batch, layout, levels, input_dtype, output_dtype,
-                  output_layout, precision="default", seed=0, errors=None):
+def run_and_check(
+    path,
+    weights,
+    h,
+    w,
+    batch,
+    layout,
+    levels,
+    input_dtype,
+    output_dtype,
+    output_layout,
+    precision="default",
+    seed=0,
+    errors=None,
+):
     """Runs one combination and checks it against the float32 NCHW plan (bitwise, after
     rounding and arranging) and the float64 reference (bounds); returns the worst errors."""
     with Neck(path) as neck:
@@ -83,11 +95,18 @@ def run_and_check(path, weights, h, w, batch, layout, levels, input_dtype, outpu
         shape = (batch, c, h, w) if layout == "NCHW" else (batch, h, w, c)
         x32 = _x(shape, seed)
         xin = dtypes.to_dtype(x32, input_dtype)
-        neck.compile(h, w, batch=batch, layout=layout, levels=levels, precision=precision,
-                     input_dtype=input_dtype, output_dtype=output_dtype,
-                     output_layout=output_layout)
-        assert (neck.input_dtype, neck.output_dtype, neck.output_layout) == (
-            input_dtype, output_dtype, output_layout)
+        neck.compile(
+            h,
+            w,
+            batch=batch,
+            layout=layout,
+            levels=levels,
+            precision=precision,
+            input_dtype=input_dtype,
+            output_dtype=output_dtype,
+            output_layout=output_layout,
+        )
+        assert (neck.input_dtype, neck.output_dtype, neck.output_layout) == (input_dtype, output_dtype, output_layout)
         got = neck.run(xin)
         # the float32 plan on the same (rounded) values
         neck.compile(h, w, batch=batch, layout=layout, levels=levels, precision=precision)
@@ -106,10 +125,10 @@ def run_and_check(path, weights, h, w, batch, layout, levels, input_dtype, outpu
         assert lv.features.shape == feat.shape and lv.pos.shape == pos.shape, what
         assert lv.features.dtype in dtypes.storage_dtypes(output_dtype)
         assert lv.pos.dtype == lv.features.dtype and not lv.pos.flags.writeable
-        _same_bits(lv.features, _rounded(reference.to_layout(b.features, output_layout),
-                                         output_dtype), what + " features")
-        _same_bits(lv.pos, _rounded(reference.to_layout(b.pos, output_layout), output_dtype),
-                   what + " pos")
+        _same_bits(
+            lv.features, _rounded(reference.to_layout(b.features, output_layout), output_dtype), what + " features"
+        )
+        _same_bits(lv.pos, _rounded(reference.to_layout(b.pos, output_layout), output_dtype), what + " pos")
         err = reference.normalised_error(dtypes.to_float32(lv.features), feat)
         perr = float(np.max(np.abs(dtypes.to_float32(lv.pos).astype(np.float64) - pos)))
         assert err <= tol, f"{what}: normalised error {err:.3e} > {tol:g}"
@@ -124,6 +143,7 @@ def run_and_check(path, weights, h, w, batch, layout, levels, input_dtype, outpu
 # every combination
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("input_dtype,output_dtype,output_layout", COMBOS)
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_every_combination_odd_grid_batch(tiny, input_dtype, output_dtype, output_layout, layout):
@@ -135,15 +155,15 @@ def test_every_combination_odd_grid_batch(tiny, input_dtype, output_dtype, outpu
 def test_every_combination_fast(tiny, input_dtype, output_dtype, output_layout, layout):
     """The fast precision: every type and layout is its float32 plan's output rounded and
     arranged (bitwise), within reference.tolerance("fast", output_dtype) of the reference."""
-    run_and_check(*tiny, 5, 7, 3, layout, (0, 1, 2, 3), input_dtype, output_dtype, output_layout,
-                  precision="fast", seed=5)
+    run_and_check(
+        *tiny, 5, 7, 3, layout, (0, 1, 2, 3), input_dtype, output_dtype, output_layout, precision="fast", seed=5
+    )
 
 
 @pytest.mark.parametrize("input_dtype,output_dtype,output_layout", COMBOS)
 @pytest.mark.parametrize("levels", [(2,), (0, 3), (1, 2)])
 def test_every_combination_level_subsets(tiny, input_dtype, output_dtype, output_layout, levels):
-    run_and_check(*tiny, 7, 3, 2, "NCHW", levels, input_dtype, output_dtype, output_layout,
-                  precision="strict", seed=3)
+    run_and_check(*tiny, 7, 3, 2, "NCHW", levels, input_dtype, output_dtype, output_layout, precision="strict", seed=3)
 
 
 @pytest.mark.parametrize("output_dtype", DTYPES)
@@ -152,16 +172,25 @@ def test_every_combination_level_subsets(tiny, input_dtype, output_dtype, output
 def test_real_widths(real, output_dtype, output_layout, precision):
     # each input type once per output layout, batch 2, an odd non-square grid
     input_dtype = DTYPES[LAYOUTS.index(output_layout)]
-    run_and_check(*real, 5, 3, 2, "NHWC" if output_dtype == "float16" else "NCHW",
-                  (0, 1, 2, 3), input_dtype, output_dtype, output_layout, precision=precision,
-                  seed=7)
+    run_and_check(
+        *real,
+        5,
+        3,
+        2,
+        "NHWC" if output_dtype == "float16" else "NCHW",
+        (0, 1, 2, 3),
+        input_dtype,
+        output_dtype,
+        output_layout,
+        precision=precision,
+        seed=7,
+    )
 
 
 def test_defaults_are_float32_nchw(tiny):
     with Neck(tiny[0]) as neck:
         neck.compile(4, 4)
-        assert (neck.input_dtype, neck.output_dtype, neck.output_layout) == (
-            "float32", "float32", "NCHW")
+        assert (neck.input_dtype, neck.output_dtype, neck.output_layout) == ("float32", "float32", "NCHW")
         lv = neck.run(_x((1, 16, 4, 4)))[0]
         assert (lv.layout, lv.dtype, lv.features.dtype) == ("NCHW", "float32", np.float32)
         assert "layout='NCHW'" in repr(lv) and "dtype='float32'" in repr(lv)
@@ -170,6 +199,7 @@ def test_defaults_are_float32_nchw(tiny):
 # ------------------------------------------------------------------------------------------------
 # NaN / Inf
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("input_dtype,output_dtype", list(itertools.product(DTYPES, DTYPES)))
 @pytest.mark.parametrize("precision", ["default", "fast"])
@@ -183,8 +213,15 @@ def test_nan_and_inf_in_every_type(tiny, input_dtype, output_dtype, precision):
     x[1, 5, 5, 0] = np.inf
     xin = dtypes.to_dtype(x, input_dtype)
     with Neck(path) as neck:
-        neck.compile(6, 5, batch=2, input_dtype=input_dtype, output_dtype=output_dtype,
-                     output_layout="sequence", precision=precision)
+        neck.compile(
+            6,
+            5,
+            batch=2,
+            input_dtype=input_dtype,
+            output_dtype=output_dtype,
+            output_layout="sequence",
+            precision=precision,
+        )
         got = neck.run(xin)
         neck.compile(6, 5, batch=2, precision=precision)
         base = neck.run(dtypes.to_float32(xin))
@@ -221,6 +258,7 @@ def test_float16_overflow_is_inf(tiny):
 # the Python checks
 # ------------------------------------------------------------------------------------------------
 
+
 def test_compile_argument_checks(tiny):
     with Neck(tiny[0]) as neck:
         for kw, exc, text in [
@@ -235,8 +273,7 @@ def test_compile_argument_checks(tiny):
             with pytest.raises(exc, match=text):
                 neck.compile(4, 4, **kw)
             assert not neck.compiled
-        neck.compile(4, 4, input_dtype="Float16", output_dtype=np.float16,
-                     output_layout="SEQUENCE")
+        neck.compile(4, 4, input_dtype="Float16", output_dtype=np.float16, output_layout="SEQUENCE")
         assert neck.compile_options["input_dtype"] == "float16"
         assert neck.compile_options["output_dtype"] == "float16"
         assert neck.compile_options["output_layout"] == "sequence"
@@ -266,8 +303,7 @@ def test_input_dtype_and_layout_checks(tiny):
 
 def test_out_buffers_of_every_type(tiny):
     with Neck(tiny[0]) as neck:
-        neck.compile(4, 6, batch=2, levels=(1, 3), output_dtype="bfloat16",
-                     output_layout="sequence")
+        neck.compile(4, 6, batch=2, levels=(1, 3), output_dtype="bfloat16", output_layout="sequence")
         x = _x((2, 16, 4, 6))
         assert neck.level_shapes == {1: (8 * 12, 2, 8), 3: (2 * 3, 2, 8)}
         first = neck.run(x)
@@ -308,8 +344,7 @@ def test_bfloat16_without_ml_dtypes_is_uint16(tiny, monkeypatch):
     # As if ml_dtypes were not installed: outputs are uint16 bits, inputs are uint16 bits.
     monkeypatch.setattr(dtypes, "_bf16", None)
     with Neck(tiny[0]) as neck:
-        neck.compile(5, 3, batch=2, input_dtype="bfloat16", output_dtype="bfloat16",
-                     output_layout="NHWC")
+        neck.compile(5, 3, batch=2, input_dtype="bfloat16", output_dtype="bfloat16", output_layout="NHWC")
         x = _x((2, 16, 5, 3), 9)
         xin = dtypes.to_bfloat16(x)
         assert xin.dtype == np.uint16
@@ -318,9 +353,7 @@ def test_bfloat16_without_ml_dtypes_is_uint16(tiny, monkeypatch):
         neck.compile(5, 3, batch=2)
         base = neck.run(dtypes.to_float32(xin))
     for lv, b in zip(got, base):
-        np.testing.assert_array_equal(lv.features,
-                                      dtypes.to_bfloat16_bits(reference.to_layout(b.features,
-                                                                                  "NHWC")))
+        np.testing.assert_array_equal(lv.features, dtypes.to_bfloat16_bits(reference.to_layout(b.features, "NHWC")))
         # the one line of docs/python.md widens the bits
         wide = (lv.features.astype(np.uint32) << 16).view(np.float32)
         np.testing.assert_array_equal(wide, dtypes.to_float32(lv.features))
@@ -356,8 +389,7 @@ print("ml_dtypes imported:", "ml_dtypes" in sys.modules)
 
 def _child(code, path):
     env = dict(os.environ, PYTHONPATH=str(PY) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-c", code, str(path)], env=env, text=True,
-                          capture_output=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code, str(path)], env=env, text=True, capture_output=True, timeout=120)
 
 
 def test_without_ml_dtypes_in_a_fresh_process(tiny):
@@ -374,8 +406,9 @@ def test_ml_dtypes_is_imported_only_for_bfloat16(tiny):
 
 def test_pickle_keeps_the_io_options(tiny):
     with Neck(tiny[0]) as neck:
-        neck.compile(5, 3, batch=2, levels=(0, 2), input_dtype="float16",
-                     output_dtype="bfloat16", output_layout="sequence")
+        neck.compile(
+            5, 3, batch=2, levels=(0, 2), input_dtype="float16", output_dtype="bfloat16", output_layout="sequence"
+        )
         x = _x((2, 16, 5, 3), 1).astype(np.float16)
         with pickle.loads(pickle.dumps(neck)) as other:
             assert other.compile_options == neck.compile_options

@@ -36,15 +36,16 @@ except OSError as e:  # LibraryNotFoundError / LibraryLoadError
     LIB_ERROR = e
 
 if LIB_ERROR is not None and os.environ.get("SAM3NECK_ALLOW_MISSING_LIB") == "1":
-    pytest.skip(f"libsam3neck not available ({LIB_ERROR}); SAM3NECK_ALLOW_MISSING_LIB=1",
-                allow_module_level=True)
+    pytest.skip(f"libsam3neck not available ({LIB_ERROR}); SAM3NECK_ALLOW_MISSING_LIB=1", allow_module_level=True)
 
 
 @pytest.fixture(autouse=True)
 def _require_library():
     if LIB_ERROR is not None:
-        pytest.fail(f"libsam3neck is not available: {LIB_ERROR}\n"
-                    "(set SAM3NECK_ALLOW_MISSING_LIB=1 to skip these tests)", pytrace=False)
+        pytest.fail(
+            f"libsam3neck is not available: {LIB_ERROR}\n(set SAM3NECK_ALLOW_MISSING_LIB=1 to skip these tests)",
+            pytrace=False,
+        )
 
 
 PREFIX = "detector.backbone.vision_backbone."
@@ -64,8 +65,7 @@ class Ckpt:
 
 
 def _write(path, c, d, seed=0, dtype="F32", prefix=PREFIX, extras=True):
-    checkpoint.write_synthetic_checkpoint(path, c, d, seed=seed, dtype=dtype, prefix=prefix,
-                                          extras=extras)
+    checkpoint.write_synthetic_checkpoint(path, c, d, seed=seed, dtype=dtype, prefix=prefix, extras=extras)
     tensors = checkpoint.load_safetensors(path)
     sam2 = checkpoint.canonical(tensors, "sam2_convs", prefix) if extras else None
     return Ckpt(path, c, d, checkpoint.canonical(tensors, "convs", prefix), sam2)
@@ -97,11 +97,9 @@ def check_levels(got, weights, x, layout="NCHW", levels=(0, 1, 2, 3), precision=
         assert perr <= POS_TOL, f"level {lv.level}: position encoding error {perr:.3e}"
 
 
-def compile_run_check(ck, h, w, batch=1, layout="NCHW", levels=(0, 1, 2, 3), seed=0,
-                      precision="default", **kw):
+def compile_run_check(ck, h, w, batch=1, layout="NCHW", levels=(0, 1, 2, 3), seed=0, precision="default", **kw):
     with Neck(ck.path) as neck:
-        neck.compile(height=h, width=w, batch=batch, layout=layout, levels=levels,
-                     precision=precision, **kw)
+        neck.compile(height=h, width=w, batch=batch, layout=layout, levels=levels, precision=precision, **kw)
         shape = (batch, ck.c, h, w) if layout == "NCHW" else (batch, h, w, ck.c)
         x = _x(shape, seed)
         check_levels(neck.run(x), ck.weights, x, layout, levels, precision)
@@ -110,6 +108,7 @@ def compile_run_check(ck, h, w, batch=1, layout="NCHW", levels=(0, 1, 2, 3), see
 # ------------------------------------------------------------------------------------------------
 # numerics against the reference
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("hw", [(6, 5), (8, 8), (7, 5), (3, 9)])
 @pytest.mark.parametrize("batch", [1, 3])
@@ -143,9 +142,17 @@ def test_grids_too_small_for_level_3(tiny, hw):
             neck.compile(*hw, levels=(0, 1, 2, 3))
 
 
-@pytest.mark.parametrize("hw,layout,batch", [((6, 5), "NCHW", 1), ((8, 8), "NCHW", 1),
-                                              ((6, 5), "NHWC", 1), ((8, 8), "NHWC", 2),
-                                              ((7, 5), "NCHW", 3), ((3, 9), "NHWC", 1)])
+@pytest.mark.parametrize(
+    "hw,layout,batch",
+    [
+        ((6, 5), "NCHW", 1),
+        ((8, 8), "NCHW", 1),
+        ((6, 5), "NHWC", 1),
+        ((8, 8), "NHWC", 2),
+        ((7, 5), "NCHW", 3),
+        ((3, 9), "NHWC", 1),
+    ],
+)
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_real_widths(real, hw, layout, batch, precision):
     compile_run_check(real, *hw, batch=batch, layout=layout, seed=3, precision=precision)
@@ -183,8 +190,12 @@ def test_bf16_checkpoint_real_widths(tmp_path):
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "ndarray"])
 def test_load_from_bytes(tiny, kind):
     data = tiny.path.read_bytes()
-    buf = {"bytes": data, "bytearray": bytearray(data), "memoryview": memoryview(data),
-           "ndarray": np.frombuffer(data, dtype=np.uint8)}[kind]
+    buf = {
+        "bytes": data,
+        "bytearray": bytearray(data),
+        "memoryview": memoryview(data),
+        "ndarray": np.frombuffer(data, dtype=np.uint8),
+    }[kind]
     with Neck.from_bytes(buf) as neck:
         assert (neck.trunk_dim, neck.d_model) == TINY
         neck.compile(5, 6, batch=2)
@@ -252,10 +263,8 @@ def test_nan_propagates_like_pytorch(tmp_path, precision, c, d, hw):
         neck.compile(hw, hw, precision=precision)
         got = neck.run(x)
     for lv, (feat, _) in zip(got, ref):
-        np.testing.assert_array_equal(np.isnan(lv.features), np.isnan(feat),
-                                      err_msg=f"NaN pattern of level {lv.level}")
-        np.testing.assert_array_equal(np.isinf(lv.features), np.isinf(feat),
-                                      err_msg=f"Inf pattern of level {lv.level}")
+        np.testing.assert_array_equal(np.isnan(lv.features), np.isnan(feat), err_msg=f"NaN pattern of level {lv.level}")
+        np.testing.assert_array_equal(np.isinf(lv.features), np.isinf(feat), err_msg=f"Inf pattern of level {lv.level}")
         ok = np.isfinite(feat)
         if lv.level <= 1:  # on the fine levels most outputs stay finite
             assert ok.sum() > feat.size // 2
@@ -266,6 +275,7 @@ def test_nan_propagates_like_pytorch(tmp_path, precision, c, d, hw):
 # ------------------------------------------------------------------------------------------------
 # the Python API
 # ------------------------------------------------------------------------------------------------
+
 
 def test_config_and_plan_queries(tiny):
     with Neck(tiny.path) as neck:
@@ -293,8 +303,12 @@ def test_config_and_plan_queries(tiny):
 def test_level_shapes_real(real):
     with Neck(real.path) as neck:
         neck.compile(72, 72, levels=(0, 1, 2, 3))
-        assert neck.level_shapes == {0: (1, 256, 288, 288), 1: (1, 256, 144, 144),
-                                     2: (1, 256, 72, 72), 3: (1, 256, 36, 36)}
+        assert neck.level_shapes == {
+            0: (1, 256, 288, 288),
+            1: (1, 256, 144, 144),
+            2: (1, 256, 72, 72),
+            3: (1, 256, 36, 36),
+        }
         assert neck.input_shape == (1, 1024, 72, 72)
         assert neck.workspace_bytes > 0
 
@@ -438,8 +452,11 @@ def test_compile_argument_checks(tiny):
         with pytest.raises(ValueError, match="layout"):
             neck.compile(4, 4, layout="NWHC")
         for bad in ("turbo", "bf16", "", "fast "):
-            with pytest.raises(ValueError, match=r"precision must be one of \['default', 'fast', "
-                                                 r"'strict'\], got " + re.escape(repr(bad))):
+            with pytest.raises(
+                ValueError,
+                match=r"precision must be one of \['default', 'fast', "
+                r"'strict'\], got " + re.escape(repr(bad)),
+            ):
                 neck.compile(4, 4, precision=bad)
         with pytest.raises(TypeError, match="precision"):
             neck.compile(4, 4, precision=2)
@@ -498,6 +515,7 @@ def test_load_argument_checks(tiny, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # checkpoint errors reported by the library
 # ------------------------------------------------------------------------------------------------
+
 
 def _neck_tensors(c=16, d=8, prefix=PREFIX):
     return {prefix + k: v for k, v in checkpoint.synthetic_neck(c, d, 0).items()}
@@ -565,9 +583,11 @@ def test_bad_dtype_is_named(tmp_path, bad):
 
 def test_unneeded_tensors_of_any_dtype_are_skipped(tmp_path):
     t = _neck_tensors()
-    entries = {"trunk.freqs_cis": ("C64", [2, 2], bytes(32)),
-               "trunk.mask": ("BOOL", [3], bytes(3)),
-               "trunk.ids": ("I64", [2], bytes(16))}
+    entries = {
+        "trunk.freqs_cis": ("C64", [2, 2], bytes(32)),
+        "trunk.mask": ("BOOL", [3], bytes(3)),
+        "trunk.ids": ("I64", [2], bytes(16)),
+    }
     for k, v in t.items():
         entries[k] = ("F32", list(v.shape), v.astype("<f4").tobytes())
     p = tmp_path / "e.safetensors"
@@ -576,8 +596,7 @@ def test_unneeded_tensors_of_any_dtype_are_skipped(tmp_path):
         assert neck.trunk_dim == 16
 
 
-@pytest.mark.parametrize("case", ["empty", "short", "huge_header", "not_json", "bad_offsets",
-                                  "truncated_data"])
+@pytest.mark.parametrize("case", ["empty", "short", "huge_header", "not_json", "bad_offsets", "truncated_data"])
 def test_malformed_files(tmp_path, case):
     good = checkpoint.safetensors_bytes(_neck_tensors())
     if case == "empty":
@@ -611,6 +630,7 @@ def test_malformed_files(tmp_path, case):
 # the C ABI directly, for what the Python layer checks before calling
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def lib():
     return _lib.get_lib()
@@ -623,8 +643,10 @@ def _msg(lib):
 def _header_version():
     """MAJOR.MINOR.PATCH of include/sam3_neck.h, where the version is defined."""
     text = (Path(__file__).resolve().parents[2] / "include" / "sam3_neck.h").read_text()
-    return ".".join(re.search(rf"^#define SAM3_NECK_VERSION_{p}\s+(\d+)\s*$", text, re.M).group(1)
-                    for p in ("MAJOR", "MINOR", "PATCH"))
+    return ".".join(
+        re.search(rf"^#define SAM3_NECK_VERSION_{p}\s+(\d+)\s*$", text, re.M).group(1)
+        for p in ("MAJOR", "MINOR", "PATCH")
+    )
 
 
 def test_c_versions_and_status_strings(lib):
@@ -666,10 +688,8 @@ def test_c_last_error_is_per_thread(lib, tmp_path):
 def test_c_null_arguments(lib, tiny):
     out = ctypes.c_void_p()
     assert lib.sam3_neck_load_file(None, None, ctypes.byref(out)) == _lib.ERR_INVALID_ARGUMENT
-    assert lib.sam3_neck_load_file(str(tiny.path).encode(), None, None) == \
-        _lib.ERR_INVALID_ARGUMENT
-    assert lib.sam3_neck_load_memory(None, 10, None, ctypes.byref(out)) == \
-        _lib.ERR_INVALID_ARGUMENT
+    assert lib.sam3_neck_load_file(str(tiny.path).encode(), None, None) == _lib.ERR_INVALID_ARGUMENT
+    assert lib.sam3_neck_load_memory(None, 10, None, ctypes.byref(out)) == _lib.ERR_INVALID_ARGUMENT
     cfg = _lib.Config()
     assert lib.sam3_neck_get_config(None, ctypes.byref(cfg)) == _lib.ERR_INVALID_ARGUMENT
     assert lib.sam3_neck_compile(None, None) == _lib.ERR_INVALID_ARGUMENT
@@ -701,9 +721,18 @@ def test_c_compile_checks(lib, tiny):
     with _Handle(lib, tiny.path) as h:
         count = ctypes.c_size_t()
         assert lib.sam3_neck_input_count(h, ctypes.byref(count)) == _lib.ERR_NOT_COMPILED
-        for bad in (dict(batch=0), dict(height=0), dict(width=-3), dict(layout=7),
-                    dict(levels_mask=0), dict(levels_mask=0x10), dict(threads=-1),
-                    dict(precision=3), dict(precision=5), dict(precision=2**31 - 1)):
+        for bad in (
+            dict(batch=0),
+            dict(height=0),
+            dict(width=-3),
+            dict(layout=7),
+            dict(levels_mask=0),
+            dict(levels_mask=0x10),
+            dict(threads=-1),
+            dict(precision=3),
+            dict(precision=5),
+            dict(precision=2**31 - 1),
+        ):
             p = _params(lib, **{"height": 4, "width": 4, **bad})
             assert lib.sam3_neck_compile(h, ctypes.byref(p)) == _lib.ERR_INVALID_ARGUMENT, bad
             assert _msg(lib)
@@ -731,14 +760,12 @@ def test_c_run_and_query_checks(lib, tiny):
         assert lib.sam3_neck_position_encoding(h, 2, fp, pos.size - 1) == _lib.ERR_SHAPE
         assert lib.sam3_neck_position_encoding(h, 1, fp, pos.size) == _lib.ERR_INVALID_ARGUMENT
         assert lib.sam3_neck_position_encoding(h, 2, fp, pos.size) == 0
-        np.testing.assert_allclose(pos.reshape(1, 8, 4, 6), reference.position_encoding(8, 4, 6),
-                                   atol=POS_TOL)
+        np.testing.assert_allclose(pos.reshape(1, 8, 4, 6), reference.position_encoding(8, 4, 6), atol=POS_TOL)
 
         x = _x((1, 16, 4, 6))
         o0 = np.zeros((1, 8, 16, 24), np.float32)
         o2 = np.zeros((1, 8, 4, 6), np.float32)
-        ptrs = (_lib.c_float_p * 4)(o0.ctypes.data_as(_lib.c_float_p), None,
-                                    o2.ctypes.data_as(_lib.c_float_p), None)
+        ptrs = (_lib.c_float_p * 4)(o0.ctypes.data_as(_lib.c_float_p), None, o2.ctypes.data_as(_lib.c_float_p), None)
         counts = (ctypes.c_size_t * 4)(o0.size, 0, o2.size, 0)
         xp = x.ctypes.data_as(_lib.c_float_p)
         assert lib.sam3_neck_run(h, xp, x.size - 1, ptrs, counts) == _lib.ERR_SHAPE
@@ -767,6 +794,7 @@ def test_c_run_and_query_checks(lib, tiny):
 # command line
 # ------------------------------------------------------------------------------------------------
 
+
 def test_cli_version(capsys):
     from sam3neck.__main__ import main
 
@@ -780,8 +808,25 @@ def test_cli_demo_with_weights(tiny, capsys, monkeypatch):
     from sam3neck.__main__ import main
 
     monkeypatch.delenv("WEIGHTS", raising=False)
-    rc = main(["demo", "--weights", str(tiny.path), "--height", "6", "--width", "5",
-               "--batch", "2", "--layout", "NHWC", "--runs", "1", "--threads", "1"])
+    rc = main(
+        [
+            "demo",
+            "--weights",
+            str(tiny.path),
+            "--height",
+            "6",
+            "--width",
+            "5",
+            "--batch",
+            "2",
+            "--layout",
+            "NHWC",
+            "--runs",
+            "1",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "(2, 8, 24, 20)" in out and "OK" in out

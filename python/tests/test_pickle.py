@@ -150,8 +150,7 @@ def _fail_in_child(neck):
 def test_error_pickles_and_reaches_the_parent(ck):
     e = Sam3NeckError(7, "the message", "sam3_neck_run")
     back = pickle.loads(pickle.dumps(e))
-    assert (back.status, back.message, back.function, str(back)) == (7, "the message",
-                                                                     "sam3_neck_run", str(e))
+    assert (back.status, back.message, back.function, str(back)) == (7, "the message", "sam3_neck_run", str(e))
     with Neck(ck) as neck:
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             with pytest.raises(Sam3NeckError, match="not compiled"):
@@ -164,9 +163,18 @@ def test_compile_options_are_the_requested_ones(ck):
             neck.compile_options
         neck.compile(4, 6, batch=2, layout="nhwc", levels=[3, 1], precision="STRICT")
         opts = neck.compile_options
-        assert opts == {"height": 4, "width": 6, "batch": 2, "layout": "NHWC", "levels": (1, 3),
-                        "threads": 0, "precision": "strict", "input_dtype": "float32",
-                        "output_dtype": "float32", "output_layout": "NCHW"}
+        assert opts == {
+            "height": 4,
+            "width": 6,
+            "batch": 2,
+            "layout": "NHWC",
+            "levels": (1, 3),
+            "threads": 0,
+            "precision": "strict",
+            "input_dtype": "float32",
+            "output_dtype": "float32",
+            "output_layout": "NCHW",
+        }
         opts["height"] = 99  # a copy
         assert neck.compile_options["height"] == 4
         with Neck(ck) as other:

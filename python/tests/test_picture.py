@@ -28,7 +28,7 @@ def test_panels_titles_and_values():
     got = picture.panels(x, [(0, 4.0, f0), (3, 0.5, f3)])
     assert [t for t, _ in got] == ["input 6x4", "level 0  x4  24x16", "level 3  x0.5  3x2"]
     for (_, v), a in zip(got, (x, f0, f3)):
-        np.testing.assert_allclose(v, np.sqrt((a ** 2).sum(axis=0)), rtol=1e-12)
+        np.testing.assert_allclose(v, np.sqrt((a**2).sum(axis=0)), rtol=1e-12)
     with pytest.raises(ValueError, match="C, H, W"):
         picture.panels(np.ones((6, 4)), [])
 
@@ -110,9 +110,11 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
 
 def test_import_needs_only_numpy():
     """Importing the package and its modules (CLI included) loads none of the optional packages."""
-    code = ("import sys, sam3neck, sam3neck.picture, sam3neck.runner, sam3neck.__main__;"
-            "bad = [m for m in ('matplotlib', 'tqdm', 'dask', 'onnx', 'onnxruntime', 'openvino',"
-            " 'torch', 'safetensors') if m in sys.modules]; print(bad)")
+    code = (
+        "import sys, sam3neck, sam3neck.picture, sam3neck.runner, sam3neck.__main__;"
+        "bad = [m for m in ('matplotlib', 'tqdm', 'dask', 'onnx', 'onnxruntime', 'openvino',"
+        " 'torch', 'safetensors') if m in sys.modules]; print(bad)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

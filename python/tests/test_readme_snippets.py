@@ -50,26 +50,29 @@ def _section_blocks(title, doc="README.md"):
 def _contiguous_in(block, path):
     want = [line.strip() for line in block.strip("\n").splitlines()]
     have = [line.strip() for line in path.read_text().splitlines()]
-    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+    return any(have[i : i + len(want)] == want for i in range(len(have) - len(want) + 1))
 
 
 SWIFT_MAIN = "examples/swift/Sources/neck-example/main.swift"
 
 
-@pytest.mark.parametrize("doc,title,sources", [
-    ("README.md", "Python", ["examples/example.py"]),
-    ("README.md", "C", ["examples/example.c"]),
-    ("README.md", "C++", ["examples/example.cpp"]),
-    ("README.md", "Swift", [SWIFT_MAIN]),
-    ("README.md", "Command line", ["examples/cli.sh"]),
-    ("docs/python.md", "Use", ["examples/example.py"]),
-    ("docs/python.md", "Command line", ["examples/cli.sh"]),
-    ("docs/python.md", "On a cluster", ["examples/neck_on_dask.py"] * 2),
-    ("docs/python.md", "A real checkpoint and a real input", ["examples/trunk_handoff.py"]),
-    ("docs/c-cpp.md", "C example", ["examples/example.c"]),
-    ("docs/c-cpp.md", "C++ example", ["examples/example.cpp"]),
-    ("docs/swift.md", "Swift guide", ["examples/swift/Package.swift", SWIFT_MAIN]),
-])
+@pytest.mark.parametrize(
+    "doc,title,sources",
+    [
+        ("README.md", "Python", ["examples/example.py"]),
+        ("README.md", "C", ["examples/example.c"]),
+        ("README.md", "C++", ["examples/example.cpp"]),
+        ("README.md", "Swift", [SWIFT_MAIN]),
+        ("README.md", "Command line", ["examples/cli.sh"]),
+        ("docs/python.md", "Use", ["examples/example.py"]),
+        ("docs/python.md", "Command line", ["examples/cli.sh"]),
+        ("docs/python.md", "On a cluster", ["examples/neck_on_dask.py"] * 2),
+        ("docs/python.md", "A real checkpoint and a real input", ["examples/trunk_handoff.py"]),
+        ("docs/c-cpp.md", "C example", ["examples/example.c"]),
+        ("docs/c-cpp.md", "C++ example", ["examples/example.cpp"]),
+        ("docs/swift.md", "Swift guide", ["examples/swift/Package.swift", SWIFT_MAIN]),
+    ],
+)
 def test_snippets_are_copied_from_tested_files(doc, title, sources):
     blocks = _section_blocks(title, doc)
     assert len(blocks) == len(sources), f"{doc} {title!r}: {len(blocks)} code blocks, expected {len(sources)}"
@@ -77,15 +80,19 @@ def test_snippets_are_copied_from_tested_files(doc, title, sources):
         assert _contiguous_in(block, ROOT / source), f"{doc} {title!r} block not in {source}:\n{block}"
 
 
-@pytest.mark.parametrize("doc,source", [
-    ("docs/python.md", "examples/example.py"),
-    ("docs/c-cpp.md", "examples/example.c"),
-    ("docs/c-cpp.md", "examples/example.cpp"),
-    ("docs/swift.md", SWIFT_MAIN),
-])
+@pytest.mark.parametrize(
+    "doc,source",
+    [
+        ("docs/python.md", "examples/example.py"),
+        ("docs/c-cpp.md", "examples/example.c"),
+        ("docs/c-cpp.md", "examples/example.cpp"),
+        ("docs/swift.md", SWIFT_MAIN),
+    ],
+)
 def test_docs_show_whole_examples(doc, source):
-    assert (ROOT / source).read_text().rstrip("\n") in (ROOT / doc).read_text(), \
+    assert (ROOT / source).read_text().rstrip("\n") in (ROOT / doc).read_text(), (
         f"{doc} does not show {source} as it is (copy the file into it)"
+    )
 
 
 def test_contiguity_check_can_fail():
@@ -104,7 +111,9 @@ def test_sections_end_at_the_next_heading_of_their_level():
 def test_cli_script_runs(tmp_path):
     c, d = 16, 8
     checkpoint.write_synthetic_checkpoint(tmp_path / "sam3.safetensors", c, d, seed=5)
-    w = checkpoint.canonical(checkpoint.load_safetensors(tmp_path / "sam3.safetensors"), prefix=checkpoint.DEFAULT_PREFIX)
+    w = checkpoint.canonical(
+        checkpoint.load_safetensors(tmp_path / "sam3.safetensors"), prefix=checkpoint.DEFAULT_PREFIX
+    )
     rng = np.random.default_rng(0)
     x = rng.standard_normal((c, 6, 4)).astype(np.float32)
     np.save(tmp_path / "feats.npy", x)
@@ -115,8 +124,9 @@ def test_cli_script_runs(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable)
     pkg = str(ROOT / "python")
     env["PYTHONPATH"] = os.pathsep.join([pkg] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    r = subprocess.run(["bash", str(ROOT / "examples" / "cli.sh"), str(tmp_path)], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        ["bash", str(ROOT / "examples" / "cli.sh"), str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "feats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with np.load(tmp_path / "feats.npz") as z:
@@ -145,10 +155,19 @@ def test_trunk_handoff_runs(tmp_path):
     env = dict(os.environ)
     pkg = str(ROOT / "python")
     env["PYTHONPATH"] = os.pathsep.join([pkg] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "trunk_handoff.py"), str(ck),
-                        str(tmp_path / "trunk.npy")], env=env, cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "trunk_handoff.py"), str(ck), str(tmp_path / "trunk.npy")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines == ["0 4.0 (2, 8, 24, 16) (1, 8, 24, 16)", "1 2.0 (2, 8, 12, 8) (1, 8, 12, 8)",
-                     "2 1.0 (2, 8, 6, 4) (1, 8, 6, 4)", "3 0.5 (2, 8, 3, 2) (1, 8, 3, 2)"], r.stdout
+    assert lines == [
+        "0 4.0 (2, 8, 24, 16) (1, 8, 24, 16)",
+        "1 2.0 (2, 8, 12, 8) (1, 8, 12, 8)",
+        "2 1.0 (2, 8, 6, 4) (1, 8, 6, 4)",
+        "3 0.5 (2, 8, 3, 2) (1, 8, 3, 2)",
+    ], r.stdout

@@ -18,13 +18,13 @@ RNG = np.random.default_rng(1234)
 # naive implementations (loops over every index, from the spec's formulas)
 # ------------------------------------------------------------------------------------------------
 
+
 def naive_conv_transpose2x2(x, w, b):
     """ConvTranspose2d(k=2, s=2): out[n, o, 2i+a, 2j+b] = b[o] + sum_c x[n,c,i,j] * w[c,o,a,b]."""
     n_, cin, h, wd = x.shape
     cout = w.shape[1]
     out = np.zeros((n_, cout, 2 * h, 2 * wd))
-    for n, o, i, j, a, bb in itertools.product(range(n_), range(cout), range(h), range(wd),
-                                               range(2), range(2)):
+    for n, o, i, j, a, bb in itertools.product(range(n_), range(cout), range(h), range(wd), range(2), range(2)):
         s = b[o]
         for c in range(cin):
             s += x[n, c, i, j] * w[c, o, a, bb]
@@ -103,12 +103,14 @@ def tiny_weights(c=8, d=4, seed=0):
 # layers
 # ------------------------------------------------------------------------------------------------
 
+
 def test_conv_transpose_weight_layout():
     x = RNG.standard_normal((2, 3, 2, 3))
     w = RNG.standard_normal((3, 5, 2, 2))  # [in, out, kh, kw]
     b = RNG.standard_normal(5)
-    np.testing.assert_allclose(reference.conv_transpose2x2(x, w, b),
-                               naive_conv_transpose2x2(x, w, b), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        reference.conv_transpose2x2(x, w, b), naive_conv_transpose2x2(x, w, b), rtol=1e-13, atol=1e-13
+    )
 
 
 def test_conv_transpose_tap_placement():
@@ -138,8 +140,7 @@ def test_conv2d_with_padding(hw, k, pad):
     x = RNG.standard_normal((2, 3, h, w_))
     w = RNG.standard_normal((4, 3, k, k))
     b = RNG.standard_normal(4)
-    np.testing.assert_allclose(reference.conv2d(x, w, b, pad), naive_conv2d(x, w, b, pad),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reference.conv2d(x, w, b, pad), naive_conv2d(x, w, b, pad), rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_is_cross_correlation():
@@ -180,8 +181,9 @@ def test_maxpool_needs_2x2():
 
 
 def test_gelu_matches_math_erf():
-    v = np.concatenate([np.linspace(-10, 10, 2001), [-40.0, -6.5, -1e-8, 0.0, 1e-300, 1e-8, 40.0],
-                        RNG.standard_normal(1000) * 3])
+    v = np.concatenate(
+        [np.linspace(-10, 10, 2001), [-40.0, -6.5, -1e-8, 0.0, 1e-300, 1e-8, 40.0], RNG.standard_normal(1000) * 3]
+    )
     expected = np.array([naive_gelu(t) for t in v])
     # (1 + erf) cancels for negative x, so compare with an absolute floor of a few ulp of 1
     np.testing.assert_allclose(reference.gelu(v), expected, rtol=1e-14, atol=1e-15)
@@ -205,6 +207,7 @@ def test_erf_fallback_is_math_erf(monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # position encoding
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("d,h,w", [(8, 3, 5), (4, 1, 1), (16, 6, 2), (12, 7, 7), (2, 2, 3)])
 def test_position_encoding_matches_spec_loop(d, h, w):
@@ -242,6 +245,7 @@ def test_position_encoding_needs_even_d():
 # the whole neck
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("hw", [(3, 2), (2, 3), (3, 3)])
 def test_forward_matches_naive_composition(hw):
     c, d = 8, 4
@@ -261,8 +265,7 @@ def test_level_shapes_odd_and_non_square(hw):
     weights = tiny_weights(c, d)
     levels = [0, 1, 2, 3] if min(hw) >= 2 else [0, 1, 2]
     out = reference.forward(weights, RNG.standard_normal((b, c, h, w_)), levels=levels)
-    expected = {0: (b, d, 4 * h, 4 * w_), 1: (b, d, 2 * h, 2 * w_), 2: (b, d, h, w_),
-                3: (b, d, h // 2, w_ // 2)}
+    expected = {0: (b, d, 4 * h, 4 * w_), 1: (b, d, 2 * h, 2 * w_), 2: (b, d, h, w_), 3: (b, d, h // 2, w_ // 2)}
     for level, (feat, pos) in zip(levels, out):
         assert feat.shape == expected[level] == reference.level_shape(level, b, d, h, w_)
         assert pos.shape == (1,) + expected[level][1:]
@@ -335,7 +338,6 @@ def test_real_widths_small_grid_runs_quickly():
     weights = checkpoint.synthetic_neck(1024, 256, seed=0, group=None)
     x = RNG.standard_normal((1, 1024, 6, 5))
     out = reference.forward(weights, x)
-    assert [f.shape for f, _ in out] == [(1, 256, 24, 20), (1, 256, 12, 10), (1, 256, 6, 5),
-                                         (1, 256, 3, 2)]
+    assert [f.shape for f, _ in out] == [(1, 256, 24, 20), (1, 256, 12, 10), (1, 256, 6, 5), (1, 256, 3, 2)]
     for f, _ in out:
         assert 0.05 < np.max(np.abs(f)) < 10  # outputs of order one

@@ -77,14 +77,21 @@ def expected():
 
 
 @pytest.mark.parametrize("kind", ["sam3", "sam2"])
-@pytest.mark.parametrize("name,dtype", [("torch_plain_f32.pt", "f32"), ("torch_model_bf16.pt", "bf16"),
-                                        ("hf_neck.safetensors", "f32"), ("sharded", "f32"),
-                                        ("sharded/model.safetensors.index.json", "f32")])
+@pytest.mark.parametrize(
+    "name,dtype",
+    [
+        ("torch_plain_f32.pt", "f32"),
+        ("torch_model_bf16.pt", "bf16"),
+        ("hf_neck.safetensors", "f32"),
+        ("sharded", "f32"),
+        ("sharded/model.safetensors.index.json", "f32"),
+    ],
+)
 def test_fixture_weights_are_what_pytorch_wrote(expected, name, dtype, kind):
     """Real PyTorch / Transformers / sharded files (Tests/fixtures); expected.npz holds each neck's
     weights as float32 (bf16 ones widened)."""
     head = f"{kind}_{dtype}/"
-    want = {k[len(head):]: v for k, v in expected.items() if k.startswith(head) and "torch_level" not in k}
+    want = {k[len(head) :]: v for k, v in expected.items() if k.startswith(head) and "torch_level" not in k}
     assert len(want) == 22
     with Neck(FIX / name, neck=kind) as neck:
         got = neck.weights()
@@ -108,6 +115,7 @@ def test_weights_of_a_closed_neck_raise(tmp_path):
 
 
 # -- naming: the library's rules, as Neck sees them ------------------------------------------------
+
 
 def _save(path, tensors):
     checkpoint.save_safetensors(path, tensors)
@@ -159,6 +167,7 @@ def test_several_prefixes_need_a_choice(tmp_path):
 
 # -- compile values: the library's check, Python's documented ValueError ----------------------------
 
+
 def test_refused_compile_values_are_value_errors_with_the_library_status(tmp_path):
     path = tmp_path / "n.safetensors"
     checkpoint.write_synthetic_checkpoint(path, 16, 8, extras=False)
@@ -176,19 +185,26 @@ def test_refused_compile_values_are_value_errors_with_the_library_status(tmp_pat
 
 # -- the runtime import path ----------------------------------------------------------------------
 
+
 def _modules_after(code):
-    p = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     return set(p.stdout.split())
 
 
-@pytest.mark.parametrize("code", [
-    "import sam3neck",
-    "import sam3neck; sam3neck.__version__; sam3neck.Neck",
-    "import sam3neck.__main__ as m\ntry:\n    m.main(['run', '--help'])\nexcept SystemExit:\n    pass",
-    "import sam3neck.__main__ as m\ntry:\n    m.main(['--help'])\nexcept SystemExit:\n    pass",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import sam3neck",
+        "import sam3neck; sam3neck.__version__; sam3neck.Neck",
+        "import sam3neck.__main__ as m\ntry:\n    m.main(['run', '--help'])\nexcept SystemExit:\n    pass",
+        "import sam3neck.__main__ as m\ntry:\n    m.main(['--help'])\nexcept SystemExit:\n    pass",
+    ],
+)
 def test_runtime_never_imports_the_bench_tree(code):
     mods = _modules_after(code)
     assert "sam3neck" in mods
@@ -196,8 +212,9 @@ def test_runtime_never_imports_the_bench_tree(code):
 
 
 def test_the_check_above_can_fail():
-    mods = _modules_after("import sam3neck.__main__ as m\ntry:\n    m.main(['bench', '--help'])\n"
-                          "except SystemExit:\n    pass")
+    mods = _modules_after(
+        "import sam3neck.__main__ as m\ntry:\n    m.main(['bench', '--help'])\nexcept SystemExit:\n    pass"
+    )
     assert "sam3neck.bench" in mods and "sam3neck.bench.harness" in mods
 
 
@@ -205,8 +222,10 @@ def test_version_is_the_headers():
     header = (Path(__file__).resolve().parents[2] / "include" / "sam3_neck.h").read_text()
     import re
 
-    parts = [re.search(rf"^#define SAM3_NECK_VERSION_{p}\s+(\d+)\s*$", header, re.M).group(1)
-             for p in ("MAJOR", "MINOR", "PATCH")]
+    parts = [
+        re.search(rf"^#define SAM3_NECK_VERSION_{p}\s+(\d+)\s*$", header, re.M).group(1)
+        for p in ("MAJOR", "MINOR", "PATCH")
+    ]
     import sam3neck
 
     assert sam3neck.__version__ == ".".join(parts) == sam3neck.library_version()

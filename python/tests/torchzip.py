@@ -16,13 +16,19 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-STORAGE = {"float32": "FloatStorage", "float16": "HalfStorage", "bfloat16": "BFloat16Storage",
-           "complex64": "ComplexFloatStorage", "int64": "LongStorage"}
+STORAGE = {
+    "float32": "FloatStorage",
+    "float16": "HalfStorage",
+    "bfloat16": "BFloat16Storage",
+    "complex64": "ComplexFloatStorage",
+    "int64": "LongStorage",
+}
 
 
 @dataclass
 class TensorRef:
     """A tensor as _rebuild_tensor_v2 sees it: a view of storage `key`."""
+
     key: str
     storage: str  # e.g. "FloatStorage"
     numel: int  # of the storage
@@ -115,25 +121,66 @@ class ZipWriter:
         csize = size if csize is None else csize
         big = size >= 0xFFFFFFFF or csize >= 0xFFFFFFFF
         extra = struct.pack("<HHQQ", 1, 16, size, csize) if big else b""
-        self.f.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, method, 0, 0, crc,
-                                 0xFFFFFFFF if big else csize, 0xFFFFFFFF if big else size,
-                                 len(name), len(extra)) + name + extra)
+        self.f.write(
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                45,
+                0,
+                method,
+                0,
+                0,
+                crc,
+                0xFFFFFFFF if big else csize,
+                0xFFFFFFFF if big else size,
+                len(name),
+                len(extra),
+            )
+            + name
+            + extra
+        )
         return offset
 
-    def _central(self, name: bytes, size: int, crc: int, offset: int, method: int = 0,
-                 csize: Optional[int] = None) -> None:
+    def _central(
+        self, name: bytes, size: int, crc: int, offset: int, method: int = 0, csize: Optional[int] = None
+    ) -> None:
         csize = size if csize is None else csize
-        fields, vals = [], []
+        vals = []
         sz, cs, off = size, csize, offset
         if size >= 0xFFFFFFFF:
-            vals.append(size); sz = 0xFFFFFFFF
+            vals.append(size)
+            sz = 0xFFFFFFFF
         if csize >= 0xFFFFFFFF:
-            vals.append(csize); cs = 0xFFFFFFFF
+            vals.append(csize)
+            cs = 0xFFFFFFFF
         if offset >= 0xFFFFFFFF:
-            vals.append(offset); off = 0xFFFFFFFF
+            vals.append(offset)
+            off = 0xFFFFFFFF
         extra = struct.pack("<HH", 1, 8 * len(vals)) + b"".join(struct.pack("<Q", v) for v in vals) if vals else b""
-        self.central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, method, 0, 0, crc,
-                                        cs, sz, len(name), len(extra), 0, 0, 0, 0, off) + name + extra)
+        self.central.append(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                45,
+                45,
+                0,
+                method,
+                0,
+                0,
+                crc,
+                cs,
+                sz,
+                len(name),
+                len(extra),
+                0,
+                0,
+                0,
+                0,
+                off,
+            )
+            + name
+            + extra
+        )
 
     def add(self, name: str, data: bytes, compress: bool = False) -> None:
         n = f"{self.root}/{name}".encode()
@@ -172,9 +219,15 @@ class ZipWriter:
         self.f.close()
 
 
-def write_checkpoint(path, arrays: Dict[str, np.ndarray], wrap: Optional[str] = None,
-                     sparse_before: int = 0, pickle: Optional[bytes] = None,
-                     compress_pickle: bool = False, edit_refs=None) -> int:
+def write_checkpoint(
+    path,
+    arrays: Dict[str, np.ndarray],
+    wrap: Optional[str] = None,
+    sparse_before: int = 0,
+    pickle: Optional[bytes] = None,
+    compress_pickle: bool = False,
+    edit_refs=None,
+) -> int:
     """Writes `arrays` (float32 / float16 / complex64 / int64) as a torch.save-style archive, one
     storage per tensor, after an optional hole of `sparse_before` bytes (a storage nobody
     references). `edit_refs(refs)` may change the tensor references before they are pickled (to

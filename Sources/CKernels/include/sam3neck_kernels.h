@@ -87,12 +87,7 @@ void sam3neck_maxpool_rows(const float *a, const float *b, const float *c, const
  * of the plan: F(2x2, 3x3), F(4x4, 3x3), F(4x4, 2x2), F(3x3, 2x2) (α = 4, 6, 5, 4; m = 2, 4, 4, 3).
  * AVX-512 (sixteen channels at a time) or AVX2 (eight) when the CPU has it; `portable` 1: the
  * portable code, 2: AVX2 at most (tests). All do the same arithmetic in the same order per channel. */
-enum {
-  SAM3NECK_WINOGRAD_F2 = 0,
-  SAM3NECK_WINOGRAD_F4 = 1,
-  SAM3NECK_WINOGRAD_F4R2 = 2,
-  SAM3NECK_WINOGRAD_F3R2 = 3
-};
+enum { SAM3NECK_WINOGRAD_F2 = 0, SAM3NECK_WINOGRAD_F4 = 1, SAM3NECK_WINOGRAD_F4R2 = 2, SAM3NECK_WINOGRAD_F3R2 = 3 };
 
 /* V = Bᵀ d B for the α x α input pixels d(i, j) at src + i*row_stride + j*col_stride: element ξ =
  * α·i + j of V at v + ξ*v_stride (c floats each; strides in floats). */
@@ -143,7 +138,7 @@ int sam3neck_call_in_library_of(const void *known, const char *name);
  * without bounds checks; sam3neck_sgemm_packed_b_floats gives the size (floats). */
 
 enum {
-  SAM3NECK_SGEMM_AUTO = 0,    /* the best the CPU has, or $SAM3NECK_SGEMM_KERNEL if set */
+  SAM3NECK_SGEMM_AUTO = 0, /* the best the CPU has, or $SAM3NECK_SGEMM_KERNEL if set */
   SAM3NECK_SGEMM_GENERIC = 1,
   SAM3NECK_SGEMM_AVX2 = 2,
   SAM3NECK_SGEMM_AVX512 = 3,
@@ -171,34 +166,33 @@ size_t sam3neck_sgemm_packed_b_floats(size_t k, size_t n);
 /* Packs B (b_trans == 0: B stored k x n row-major, B(kk, j) = b[kk*ldb + j]; b_trans != 0: B^T
  * stored n x k, B(kk, j) = b[j*ldb + kk], e.g. a Conv2d weight [out, in]) into packed
  * (sam3neck_sgemm_packed_b_floats(k, n) floats, 64-byte alignment recommended). */
-void sam3neck_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, int b_trans,
-                           float *packed);
+void sam3neck_sgemm_pack_b(size_t k, size_t n, const float *b, size_t ldb, int b_trans, float *packed);
 
 /* The store hook: called once per finished tile (after bias and GELU) with the tile's rows
  * row0 .. row0+rows-1 and columns col0 .. col0+cols-1 of C, element (r, c) at tile[r*ldt + c].
  * For the transposed conv's phase scatter or any other output-index mapping. The tile is the
  * kernel's workspace: read it, do not keep the pointer. */
-typedef void (*sam3neck_sgemm_store_fn)(void *ctx, size_t row0, size_t col0, size_t rows,
-                                        size_t cols, const float *tile, size_t ldt);
+typedef void (*sam3neck_sgemm_store_fn)(void *ctx, size_t row0, size_t col0, size_t rows, size_t cols,
+                                        const float *tile, size_t ldt);
 
 typedef struct sam3neck_sgemm_args {
-  int kernel;               /* SAM3NECK_SGEMM_*; a kernel the CPU lacks: the call returns -1 */
-  int variant;              /* 0; others select alternative tiles (for measurement only) */
+  int kernel;  /* SAM3NECK_SGEMM_*; a kernel the CPU lacks: the call returns -1 */
+  int variant; /* 0; others select alternative tiles (for measurement only) */
   size_t m, n, k;
-  const float *a;           /* a_trans == 0: A(i, kk) = a[i*lda + kk] (row-major, channels-last);
-                             * a_trans != 0: A(i, kk) = a[kk*lda + i] (A^T stored k x m: NCHW) */
+  const float *a; /* a_trans == 0: A(i, kk) = a[i*lda + kk] (row-major, channels-last);
+                   * a_trans != 0: A(i, kk) = a[kk*lda + i] (A^T stored k x m: NCHW) */
   size_t lda;
   int a_trans;
-  const float *packed_b;    /* sam3neck_sgemm_pack_b(k, n, ...) */
-  const float *bias;        /* n values added per column, or NULL */
-  int gelu;                 /* != 0: exact GELU after the bias (sam3neck_bias_gelu's math) */
-  float *c;                 /* C(i, j) = c[i*rs_c + j*cs_c]; rs_c = ldc, cs_c = 1 is row-major,
-                             * rs_c = 1, cs_c = pixels is NCHW. Unused when store != NULL. */
+  const float *packed_b; /* sam3neck_sgemm_pack_b(k, n, ...) */
+  const float *bias;     /* n values added per column, or NULL */
+  int gelu;              /* != 0: exact GELU after the bias (sam3neck_bias_gelu's math) */
+  float *c;              /* C(i, j) = c[i*rs_c + j*cs_c]; rs_c = ldc, cs_c = 1 is row-major,
+                          * rs_c = 1, cs_c = pixels is NCHW. Unused when store != NULL. */
   ptrdiff_t rs_c, cs_c;
-  sam3neck_sgemm_store_fn store;  /* NULL: store to c */
+  sam3neck_sgemm_store_fn store; /* NULL: store to c */
   void *store_ctx;
-  float *workspace;         /* sam3neck_sgemm_workspace_floats(this) floats, any alignment */
-  size_t mc, kc, nc;        /* cache blocking; 0: the kernel's defaults */
+  float *workspace;             /* sam3neck_sgemm_workspace_floats(this) floats, any alignment */
+  size_t mc, kc, nc;            /* cache blocking; 0: the kernel's defaults */
   const float *packed_b_bf16x3; /* SAM3NECK_SGEMM_AMX_BF16X3 only: sam3neck_sgemm_pack_b_bf16x3 of
                                  * packed_b; packed_b may then be NULL (see below) */
 } sam3neck_sgemm_args;
@@ -216,9 +210,8 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *args);
 size_t sam3neck_sgemm_workspace_floats(const sam3neck_sgemm_args *args);
 
 /* The common case: row-major C (ldc >= n), bias (or NULL), gelu flag. Same return codes. */
-int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, size_t lda,
-                   int a_trans, const float *packed_b, const float *bias, int gelu, float *c,
-                   size_t ldc, float *workspace);
+int sam3neck_sgemm(int kernel, size_t m, size_t n, size_t k, const float *a, size_t lda, int a_trans,
+                   const float *packed_b, const float *bias, int gelu, float *c, size_t ldc, float *workspace);
 
 /* Whether this CPU runs a kernel family (GENERIC: always). */
 int sam3neck_sgemm_kernel_supported(int kernel);
@@ -257,8 +250,8 @@ typedef struct sam3neck_phase_scatter {
   size_t side;            /* taps per side: 2 (transposed conv) or 1 (no upsampling) */
 } sam3neck_phase_scatter;
 
-void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows,
-                                        size_t cols, const float *tile, size_t ldt);
+void sam3neck_sgemm_store_phase_scatter(void *ctx, size_t row0, size_t col0, size_t rows, size_t cols,
+                                        const float *tile, size_t ldt);
 
 /* Whether the CPU runs AVX-512F instructions. */
 int sam3neck_cpu_has_avx512f(void);

@@ -76,10 +76,14 @@ public struct FeatureMap: Sendable, Equatable {
     ///   not `B·C·H·W`; the message names the shape, the layout and both counts.
     public init(shape: FeatureShape, layout: CompileOptions.Layout = .nchw, values: [Float]) throws {
         guard let count = shape.count else {
-            throw NeckError(.shape, "feature map shape \(shape) has a negative size or more elements than fit in an Int")
+            throw NeckError(
+                .shape, "feature map shape \(shape) has a negative size or more elements than fit in an Int")
         }
         guard values.count == count else {
-            throw NeckError(.shape, "feature map of shape \(shape) (\(layout.name), \(FeatureShape.dimensionNames(layout))) needs \(count) values, got \(values.count)")
+            throw NeckError(
+                .shape,
+                "feature map of shape \(shape) (\(layout.name), \(FeatureShape.dimensionNames(layout))) needs \(count) values, got \(values.count)"
+            )
         }
         self.shape = shape
         self.layout = layout
@@ -105,9 +109,10 @@ public struct FeatureMap: Sendable, Equatable {
     ///
     /// - Precondition: each coordinate is within the shape (checked, like an array index).
     public func index(_ n: Int, _ c: Int, _ y: Int, _ x: Int) -> Int {
-        precondition(n >= 0 && n < shape.batch && c >= 0 && c < shape.channels
-                     && y >= 0 && y < shape.height && x >= 0 && x < shape.width,
-                     "FeatureMap index (\(n), \(c), \(y), \(x)) is outside the shape \(shape)")
+        precondition(
+            n >= 0 && n < shape.batch && c >= 0 && c < shape.channels
+                && y >= 0 && y < shape.height && x >= 0 && x < shape.width,
+            "FeatureMap index (\(n), \(c), \(y), \(x)) is outside the shape \(shape)")
         switch layout {
         case .nchw: return ((n * shape.channels + c) * shape.height + y) * shape.width + x
         case .nhwc: return ((n * shape.height + y) * shape.width + x) * shape.channels + c

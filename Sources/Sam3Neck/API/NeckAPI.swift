@@ -41,12 +41,16 @@ extension Neck {
     /// - Throws: ``NeckError`` `.invalidArgument` naming the bad argument (a level outside 0...3,
     ///   no levels, a size out of range), `.shape` for a grid too small for level 3, or
     ///   `.outOfMemory` when the workspace would not fit.
-    public func compile(batch: Int = 1, height: Int, width: Int, layout: CompileOptions.Layout = .nchw,
-                        levels: [Int] = [0, 1, 2, 3], threads: Int = 0,
-                        precision: CompileOptions.Precision = .default,
-                        inputDType: CompileOptions.DType = .float32, outputDType: CompileOptions.DType = .float32,
-                        outputLayout: CompileOptions.OutputLayout = .nchw) throws -> NeckPlan {
-        guard !levels.isEmpty else { throw NeckError(.invalidArgument, "levels is empty; give at least one level in 0...3") }
+    public func compile(
+        batch: Int = 1, height: Int, width: Int, layout: CompileOptions.Layout = .nchw,
+        levels: [Int] = [0, 1, 2, 3], threads: Int = 0,
+        precision: CompileOptions.Precision = .default,
+        inputDType: CompileOptions.DType = .float32, outputDType: CompileOptions.DType = .float32,
+        outputLayout: CompileOptions.OutputLayout = .nchw
+    ) throws -> NeckPlan {
+        guard !levels.isEmpty else {
+            throw NeckError(.invalidArgument, "levels is empty; give at least one level in 0...3")
+        }
         var mask: UInt32 = 0
         for level in levels {
             guard (0..<4).contains(level) else {
@@ -54,9 +58,11 @@ extension Neck {
             }
             mask |= 1 << UInt32(level)
         }
-        return try compile(CompileOptions(batch: batch, height: height, width: width, layout: layout,
-                                          levelsMask: mask, threads: threads, precision: precision,
-                                          inputDType: inputDType, outputDType: outputDType, outputLayout: outputLayout))
+        return try compile(
+            CompileOptions(
+                batch: batch, height: height, width: width, layout: layout,
+                levelsMask: mask, threads: threads, precision: precision,
+                inputDType: inputDType, outputDType: outputDType, outputLayout: outputLayout))
     }
 }
 
@@ -99,7 +105,10 @@ extension NeckPlan {
     ///   gives the compiled input shape.
     public func run(_ input: [Float]) throws -> [NeckLevel] {
         guard input.count == inputCount else {
-            throw NeckError(.shape, "input has \(input.count) floats but the plan was compiled for \(describeInput()), \(inputCount) floats")
+            throw NeckError(
+                .shape,
+                "input has \(input.count) floats but the plan was compiled for \(describeInput()), \(inputCount) floats"
+            )
         }
         return try run(try FeatureMap(shape: inputShape, layout: options.layout, values: input))
     }
@@ -117,13 +126,21 @@ extension NeckPlan {
     ///   layout: those run through ``run(input:outputs:)``.
     public func run(_ input: FeatureMap, into outputs: inout [NeckLevel]) throws {
         guard options.inputDType == .float32, options.outputDType == .float32 else {
-            throw NeckError(.dtype, "the plan was compiled for \(options.inputDType.name) input and \(options.outputDType.name) outputs; FeatureMap holds float32: use run(input:outputs:) with raw buffers")
+            throw NeckError(
+                .dtype,
+                "the plan was compiled for \(options.inputDType.name) input and \(options.outputDType.name) outputs; FeatureMap holds float32: use run(input:outputs:) with raw buffers"
+            )
         }
         guard let featureLayout = CompileOptions.Layout(rawValue: options.outputLayout.rawValue) else {
-            throw NeckError(.invalidArgument, "the plan was compiled for sequence outputs [h·w, B, d], which a FeatureMap cannot hold: use run(input:outputs:) with raw buffers")
+            throw NeckError(
+                .invalidArgument,
+                "the plan was compiled for sequence outputs [h·w, B, d], which a FeatureMap cannot hold: use run(input:outputs:) with raw buffers"
+            )
         }
         guard input.layout == options.layout else {
-            throw NeckError(.invalidArgument, "input is \(input.layout.name) but the plan was compiled for \(options.layout.name) input")
+            throw NeckError(
+                .invalidArgument,
+                "input is \(input.layout.name) but the plan was compiled for \(options.layout.name) input")
         }
         guard input.shape == inputShape else {
             throw NeckError(.shape, "input shape is \(input.shape) but the plan was compiled for \(describeInput())")
@@ -134,7 +151,9 @@ extension NeckPlan {
         outputs = []
         for level in levels {
             let shape = try outputShape(level: level)
-            if let i = reused.firstIndex(where: { $0.level == level && $0.features.shape == shape && $0.features.layout == featureLayout }) {
+            if let i = reused.firstIndex(where: {
+                $0.level == level && $0.features.shape == shape && $0.features.layout == featureLayout
+            }) {
                 storage[level] = reused[i].features.values
                 reused[i].features.values = []
             } else {
@@ -146,8 +165,10 @@ extension NeckPlan {
             withOutputPointers(&storage) { pointers in run(input: x.baseAddress!, outputs: pointers) }
         }
         outputs = try levels.map { level in
-            NeckLevel(level: level, scale: Neck.scales[level],
-                      features: try FeatureMap(shape: outputShape(level: level), layout: featureLayout, values: storage[level]))
+            NeckLevel(
+                level: level, scale: Neck.scales[level],
+                features: try FeatureMap(
+                    shape: outputShape(level: level), layout: featureLayout, values: storage[level]))
         }
     }
 
@@ -170,7 +191,10 @@ extension NeckPlan {
     public func run(input: UnsafeRawBufferPointer, outputs: [UnsafeMutableRawBufferPointer?]) throws {
         let inputBytes = inputCount * options.inputDType.size
         guard input.count == inputBytes, let base = input.baseAddress else {
-            throw NeckError(.shape, "input has \(input.count) bytes but the plan was compiled for \(describeInput()) of \(options.inputDType.name), \(inputBytes) bytes")
+            throw NeckError(
+                .shape,
+                "input has \(input.count) bytes but the plan was compiled for \(describeInput()) of \(options.inputDType.name), \(inputBytes) bytes"
+            )
         }
         var pointers: [UnsafeMutableRawPointer?] = [nil, nil, nil, nil]
         for level in levels {
@@ -179,7 +203,10 @@ extension NeckPlan {
                 throw NeckError(.invalidArgument, "outputs[\(level)] is missing but level \(level) is compiled")
             }
             guard buffer.count >= need else {
-                throw NeckError(.shape, "outputs[\(level)] has \(buffer.count) bytes but level \(level) \(outputDimensions(level: level)!) of \(options.outputDType.name) needs \(need)")
+                throw NeckError(
+                    .shape,
+                    "outputs[\(level)] has \(buffer.count) bytes but level \(level) \(outputDimensions(level: level)!) of \(options.outputDType.name) needs \(need)"
+                )
             }
             pointers[level] = p
         }
@@ -194,7 +221,8 @@ extension NeckPlan {
     public func positionEncoding(level: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         let l = try compiledLevel(level), need = positionEncodings[l]!.count * options.outputDType.size
         guard buffer.count >= need, let p = buffer.baseAddress else {
-            throw NeckError(.shape, "position encoding of level \(l) needs \(need) bytes, the buffer has \(buffer.count)")
+            throw NeckError(
+                .shape, "position encoding of level \(l) needs \(need) bytes, the buffer has \(buffer.count)")
         }
         writePositionEncoding(level: l, into: p)
     }
@@ -205,8 +233,9 @@ extension NeckPlan {
     /// - Throws: ``NeckError`` `.invalidArgument` when `level` is outside 0...3 or was not compiled.
     public func positionEncoding(level: Int) throws -> FeatureMap {
         let encoding = positionEncodings[try compiledLevel(level)]!
-        return try FeatureMap(shape: FeatureShape(batch: 1, channels: encoding.dModel, height: encoding.height, width: encoding.width),
-                              layout: .nchw, values: encoding.values)
+        return try FeatureMap(
+            shape: FeatureShape(batch: 1, channels: encoding.dModel, height: encoding.height, width: encoding.width),
+            layout: .nchw, values: encoding.values)
     }
 
     // MARK: - Helpers
@@ -217,7 +246,9 @@ extension NeckPlan {
             throw NeckError(.invalidArgument, "level must be in 0...3, got \(level)")
         }
         guard options.includes(level: level) else {
-            throw NeckError(.invalidArgument, "level \(level) was not compiled (compiled levels: \(levels.map(String.init).joined(separator: ", ")))")
+            throw NeckError(
+                .invalidArgument,
+                "level \(level) was not compiled (compiled levels: \(levels.map(String.init).joined(separator: ", ")))")
         }
         return level
     }
@@ -235,7 +266,9 @@ extension NeckPlan {
     private func withOutputPointers(_ storage: inout [[Float]], _ body: ([UnsafeMutablePointer<Float>?]) -> Void) {
         var s0 = storage[0], s1 = storage[1], s2 = storage[2], s3 = storage[3]
         storage = []
-        func base(_ b: UnsafeMutableBufferPointer<Float>) -> UnsafeMutablePointer<Float>? { b.isEmpty ? nil : b.baseAddress }
+        func base(_ b: UnsafeMutableBufferPointer<Float>) -> UnsafeMutablePointer<Float>? {
+            b.isEmpty ? nil : b.baseAddress
+        }
         s0.withUnsafeMutableBufferPointer { p0 in
             s1.withUnsafeMutableBufferPointer { p1 in
                 s2.withUnsafeMutableBufferPointer { p2 in

@@ -39,7 +39,8 @@ package final class FileSource: ByteSource {
         let type = st.st_mode & S_IFMT
         guard type == S_IFREG else {
             close(fd)
-            throw NeckError(.io, "'\(path)' is \(FileSource.describe(type: type)), not a regular file: only regular files are read")
+            throw NeckError(
+                .io, "'\(path)' is \(FileSource.describe(type: type)), not a regular file: only regular files are read")
         }
         size = Int(st.st_size)
     }
@@ -61,7 +62,8 @@ package final class FileSource: ByteSource {
 
     package func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
-            throw NeckError(.format, "'\(name)': bytes \(offset)..<\(offset &+ count) lie outside the file (\(size) bytes)")
+            throw NeckError(
+                .format, "'\(name)': bytes \(offset)..<\(offset &+ count) lie outside the file (\(size) bytes)")
         }
         // malloc rather than Swift's allocate, whose failure would abort the process.
         guard let base = malloc(max(count, 1)) else {
@@ -74,10 +76,14 @@ package final class FileSource: ByteSource {
             let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw NeckError(.io, "cannot read '\(name)' at byte \(offset + done): \(String(cString: strerror(errno)))")
+                throw NeckError(
+                    .io, "cannot read '\(name)' at byte \(offset + done): \(String(cString: strerror(errno)))")
             }
             if n == 0 {
-                throw NeckError(.io, "'\(name)' ended at byte \(offset + done) while reading \(count) bytes at \(offset) (file truncated while open?)")
+                throw NeckError(
+                    .io,
+                    "'\(name)' ended at byte \(offset + done) while reading \(count) bytes at \(offset) (file truncated while open?)"
+                )
             }
             done += n
         }
@@ -95,7 +101,8 @@ package struct MemorySource: ByteSource {
 
     package func withBytes<R>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
-            throw NeckError(.format, "\(name): bytes \(offset)..<\(offset &+ count) lie outside the buffer (\(size) bytes)")
+            throw NeckError(
+                .format, "\(name): bytes \(offset)..<\(offset &+ count) lie outside the buffer (\(size) bytes)")
         }
         return try body(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
     }

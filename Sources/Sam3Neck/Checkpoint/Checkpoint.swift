@@ -18,13 +18,19 @@ package enum Checkpoint {
         // The legacy format opens with a pickled magic number: PROTO 2, LONG1 of 10 bytes. (As a
         // safetensors length these bytes would be far past the header limit, so no file is lost.)
         if source.size >= 4, let head = try? source.withBytes(at: 0, count: 4, { $0.u32(0) }), head == 0x0A8A_0280 {
-            throw NeckError(.format, "\(source.name): a bare pickle, the legacy PyTorch format (before 1.6, or saved with _use_new_zipfile_serialization=False), which sam3neck does not read; re-save it with torch.save(state_dict, path) from any recent PyTorch")
+            throw NeckError(
+                .format,
+                "\(source.name): a bare pickle, the legacy PyTorch format (before 1.6, or saved with _use_new_zipfile_serialization=False), which sam3neck does not read; re-save it with torch.save(state_dict, path) from any recent PyTorch"
+            )
         }
         // (An unreadable head falls through: the safetensors reader reports the I/O error.)
         let shown = min(source.size, 16)
         if !looksLikeSafetensors(source), let head = try? source.withBytes(at: 0, count: shown, { Array($0) }) {
-            let what = head.isEmpty ? "the file is empty" : "first bytes \"\(escaped(head))\"\(source.size > shown ? "..." : "")"
-            throw NeckError(.format, "\(source.name): not a recognised checkpoint (neither safetensors nor a PyTorch zip; \(what))")
+            let what =
+                head.isEmpty
+                ? "the file is empty" : "first bytes \"\(escaped(head))\"\(source.size > shown ? "..." : "")"
+            throw NeckError(
+                .format, "\(source.name): not a recognised checkpoint (neither safetensors nor a PyTorch zip; \(what))")
         }
         return try SafetensorsFile(source: source)
     }
@@ -39,7 +45,10 @@ package enum Checkpoint {
         if source.size >= 9, let brace = try? source.withBytes(at: 8, count: 1, { $0[0] }), brace == UInt8(ascii: "{") {
             return true
         }
-        guard let length = try? source.withBytes(at: 0, count: 8, { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }) else {
+        guard
+            let length = try? source.withBytes(
+                at: 0, count: 8, { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
+        else {
             return false
         }
         return length <= UInt64(source.size - 8)

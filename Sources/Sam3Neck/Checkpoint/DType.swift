@@ -22,7 +22,8 @@ package enum DType: String, Sendable {
         switch self {
         case .f32:
             for k in 0..<count {
-                out[k] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)))
+                out[k] = Float(
+                    bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)))
             }
         case .f16:
             for k in 0..<count {

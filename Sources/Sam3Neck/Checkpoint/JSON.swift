@@ -54,7 +54,8 @@ extension JSONValue: CustomStringConvertible {
     /// Compact, valid JSON text (strings escaped): for error messages and the inspection report.
     package var description: String {
         switch self {
-        case let .object(m): return "{" + m.map { "\(JSONValue.quoted($0.key)): \($0.value)" }.joined(separator: ", ") + "}"
+        case let .object(m):
+            return "{" + m.map { "\(JSONValue.quoted($0.key)): \($0.value)" }.joined(separator: ", ") + "}"
         case let .array(a): return "[" + a.map(\.description).joined(separator: ", ") + "]"
         case let .string(s): return JSONValue.quoted(s)
         case let .number(n): return n
@@ -128,7 +129,9 @@ package struct JSONParser {
     private mutating func value(depth: Int) throws -> JSONValue {
         guard depth < JSONParser.maxDepth else { throw error("nesting deeper than \(JSONParser.maxDepth)") }
         values += 1
-        guard values <= JSONParser.maxValues else { throw error("more than \(JSONParser.maxValues) values (the limit)") }
+        guard values <= JSONParser.maxValues else {
+            throw error("more than \(JSONParser.maxValues) values (the limit)")
+        }
         guard let c = peek else { throw error("unexpected end of input") }
         switch c {
         case UInt8(ascii: "{"): return try object(depth: depth)
@@ -229,7 +232,8 @@ package struct JSONParser {
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800..<0xDC00).contains(scalar) {
-                        guard bytes.count - i >= 2, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u") else {
+                        guard bytes.count - i >= 2, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u")
+                        else {
                             throw error("unpaired surrogate")
                         }
                         i += 2

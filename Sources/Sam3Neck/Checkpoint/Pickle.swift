@@ -176,7 +176,9 @@ struct Unpickler {
             guard n >= 0, n <= b.count - p else { throw error("truncated", at: at) }
         }
         func pop(_ at: Int) throws -> PickleValue {
-            guard let v = stack.popLast(), stack.count >= (marks.last ?? 0) else { throw error("stack underflow", at: at) }
+            guard let v = stack.popLast(), stack.count >= (marks.last ?? 0) else {
+                throw error("stack underflow", at: at)
+            }
             return v
         }
         func popMark(_ at: Int) throws -> [PickleValue] {
@@ -186,14 +188,18 @@ struct Unpickler {
             return items
         }
         func push(_ v: PickleValue, _ at: Int) throws {
-            guard stack.count < Unpickler.maxStack else { throw error("more than \(Unpickler.maxStack) values on the stack (the limit)", at: at) }
+            guard stack.count < Unpickler.maxStack else {
+                throw error("more than \(Unpickler.maxStack) values on the stack (the limit)", at: at)
+            }
             stack.append(v)
         }
         /// Accounts for `n` more items stored in containers.
         func spend(_ n: Int, _ at: Int) throws {
             cells += n
             guard cells <= Unpickler.maxCells else {
-                throw error("more than \(Unpickler.maxCells) items in tuples, lists and dicts (the limit for a state dict)", at: at)
+                throw error(
+                    "more than \(Unpickler.maxCells) items in tuples, lists and dicts (the limit for a state dict)",
+                    at: at)
             }
         }
         /// The depth a container holding `items` would have, checked against the limit; seals them.
@@ -219,19 +225,31 @@ struct Unpickler {
             guard case let .list(l)? = stack.last, stack.count > (marks.last ?? 0) else {
                 throw error("\(op) to a \(stack.last?.kindName ?? "nothing")", at: at)
             }
-            guard !l.sealed else { throw error("\(op) to a list that is already inside another value (recursive structures are not part of a state dict)", at: at) }
+            guard !l.sealed else {
+                throw error(
+                    "\(op) to a list that is already inside another value (recursive structures are not part of a state dict)",
+                    at: at)
+            }
             return l
         }
         func openDict(_ op: String, _ at: Int) throws -> PickleDict {
             guard case let .dict(d)? = stack.last, stack.count > (marks.last ?? 0) else {
                 throw error("\(op) on a \(stack.last?.kindName ?? "nothing")", at: at)
             }
-            guard !d.sealed else { throw error("\(op) on a dict that is already inside another value (recursive structures are not part of a state dict)", at: at) }
+            guard !d.sealed else {
+                throw error(
+                    "\(op) on a dict that is already inside another value (recursive structures are not part of a state dict)",
+                    at: at)
+            }
             return d
         }
         func memoize(_ index: Int, _ at: Int) throws {
-            guard let top = stack.last, stack.count > (marks.last ?? 0) else { throw error("memo store from an empty stack", at: at) }
-            guard memo.count < Unpickler.maxMemo || memo[index] != nil else { throw error("more than \(Unpickler.maxMemo) memo entries (the limit)", at: at) }
+            guard let top = stack.last, stack.count > (marks.last ?? 0) else {
+                throw error("memo store from an empty stack", at: at)
+            }
+            guard memo.count < Unpickler.maxMemo || memo[index] != nil else {
+                throw error("more than \(Unpickler.maxMemo) memo entries (the limit)", at: at)
+            }
             memo[index] = top
         }
         func fetch(_ index: Int, _ at: Int) throws {
@@ -257,7 +275,10 @@ struct Unpickler {
         func global(_ module: String, _ name: String, _ at: Int) throws -> PickleValue {
             let full = "\(module).\(name)"
             guard Unpickler.allowedGlobals.contains(full) else {
-                throw NeckError(.format, "\(label): the pickle refers to '\(full)', which is not allowed: only state dicts of tensors are read, and nothing in the file is executed (pickle byte \(at))")
+                throw NeckError(
+                    .format,
+                    "\(label): the pickle refers to '\(full)', which is not allowed: only state dicts of tensors are read, and nothing in the file is executed (pickle byte \(at))"
+                )
             }
             return .global(full)
         }
@@ -276,10 +297,14 @@ struct Unpickler {
                 try need(8, at)
                 p += 8
             case 0x2E:  // STOP
-                guard marks.isEmpty, stack.count == 1 else { throw error("STOP with \(stack.count) values and \(marks.count) marks on the stack", at: at) }
+                guard marks.isEmpty, stack.count == 1 else {
+                    throw error("STOP with \(stack.count) values and \(marks.count) marks on the stack", at: at)
+                }
                 return stack[0]
             case 0x28:  // MARK
-                guard marks.count < Unpickler.maxStack else { throw error("more than \(Unpickler.maxStack) marks (the limit)", at: at) }
+                guard marks.count < Unpickler.maxStack else {
+                    throw error("more than \(Unpickler.maxStack) marks (the limit)", at: at)
+                }
                 marks.append(stack.count)
             case 0x4E: try push(.none, at)
             case 0x88: try push(.bool(true), at)
@@ -400,7 +425,9 @@ struct Unpickler {
                 try push(try global(module, name, at), at)
             case 0x93:  // STACK_GLOBAL
                 let name = try pop(at), module = try pop(at)
-                guard let m = module.string, let n = name.string else { throw error("STACK_GLOBAL needs two strings", at: at) }
+                guard let m = module.string, let n = name.string else {
+                    throw error("STACK_GLOBAL needs two strings", at: at)
+                }
                 try push(try global(m, n, at), at)
             case 0x51:  // BINPERSID
                 let pid = try pop(at)
@@ -413,15 +440,20 @@ struct Unpickler {
             case 0x62:  // BUILD: state for an object made by REDUCE
                 let state = try pop(at)
                 state.seal()
-                guard let target = stack.last, stack.count > (marks.last ?? 0) else { throw error("BUILD on an empty stack", at: at) }
+                guard let target = stack.last, stack.count > (marks.last ?? 0) else {
+                    throw error("BUILD on an empty stack", at: at)
+                }
                 switch (target, state) {
                 case (.dict, .dict), (.dict, .none), (.tensor, _):
                     break  // an OrderedDict's attributes (state_dict's _metadata), a tensor's extra state: not needed
                 default:
-                    throw error("BUILD of a \(state.kindName) on a \(target.kindName) is not part of a state dict", at: at)
+                    throw error(
+                        "BUILD of a \(state.kindName) on a \(target.kindName) is not part of a state dict", at: at)
                 }
             default:
-                throw error("opcode 0x\(String(op, radix: 16, uppercase: true)) is not supported (not a torch.save state dict?)", at: at)
+                throw error(
+                    "opcode 0x\(String(op, radix: 16, uppercase: true)) is not supported (not a torch.save state dict?)",
+                    at: at)
             }
         }
     }
@@ -429,7 +461,7 @@ struct Unpickler {
     /// `("storage", torch.FloatStorage, key, location, numel)` → a storage reference.
     private func persistent(_ pid: PickleValue, _ at: Int) throws -> PickleValue {
         guard let t = pid.tuple, t.count == 5, t[0].string == "storage",
-              case let .global(type) = t[1], let key = t[2].string, t[3].string != nil, let count = t[4].int, count >= 0
+            case let .global(type) = t[1], let key = t[2].string, t[3].string != nil, let count = t[4].int, count >= 0
         else {
             throw error("persistent id \(pid.kindName) is not a torch storage reference", at: at)
         }
@@ -440,7 +472,9 @@ struct Unpickler {
     }
 
     private func reduce(_ callable: PickleValue, _ args: PickleValue, _ at: Int) throws -> PickleValue {
-        guard case let .global(f) = callable else { throw error("REDUCE of a \(callable.kindName), not a callable", at: at) }
+        guard case let .global(f) = callable else {
+            throw error("REDUCE of a \(callable.kindName), not a callable", at: at)
+        }
         guard let a = args.tuple else { throw error("REDUCE of \(f) with \(args.kindName) arguments", at: at) }
         switch f {
         case "collections.OrderedDict":
@@ -448,14 +482,16 @@ struct Unpickler {
             return .dict(PickleDict())
         case "torch._utils._rebuild_tensor_v2":
             guard a.count >= 4, case let .storage(s) = a[0], let offset = a[1].int,
-                  let size = a[2].tuple, let stride = a[3].tuple
+                let size = a[2].tuple, let stride = a[3].tuple
             else { throw error("_rebuild_tensor_v2 with unexpected arguments", at: at) }
             let shape = try size.map { v -> Int in
                 guard let i = v.int, i >= 0 else { throw error("tensor size \(v.kindName) is not a count", at: at) }
                 return i
             }
             let strides = try stride.map { v -> Int in
-                guard let i = v.int, i >= 0 else { throw error("tensor stride \(v.kindName) is not a non-negative int", at: at) }
+                guard let i = v.int, i >= 0 else {
+                    throw error("tensor stride \(v.kindName) is not a non-negative int", at: at)
+                }
                 return i
             }
             guard shape.count == strides.count, offset >= 0 else {

@@ -33,10 +33,16 @@ package struct SafetensorsFile: TensorArchive {
             UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))
         }
         guard headerLength <= UInt64(SafetensorsFile.maxHeaderBytes) else {
-            throw NeckError(.format, "\(where_): header length \(headerLength) exceeds the \(SafetensorsFile.maxHeaderBytes)-byte limit (not a safetensors file?)")
+            throw NeckError(
+                .format,
+                "\(where_): header length \(headerLength) exceeds the \(SafetensorsFile.maxHeaderBytes)-byte limit (not a safetensors file?)"
+            )
         }
         guard headerLength <= UInt64(source.size - 8) else {
-            throw NeckError(.format, "\(where_): header length \(headerLength) runs past the end of the file (\(source.size) bytes; truncated?)")
+            throw NeckError(
+                .format,
+                "\(where_): header length \(headerLength) runs past the end of the file (\(source.size) bytes; truncated?)"
+            )
         }
         let dataStart = 8 + Int(headerLength)
         let json: JSONValue
@@ -80,26 +86,38 @@ package struct SafetensorsFile: TensorArchive {
                 elements = product
             }
             guard let offsets = value["data_offsets"]?.array, offsets.count == 2,
-                  let begin = offsets[0].int64, let end = offsets[1].int64,
-                  begin >= 0, begin <= end, end <= Int64(dataSize)
+                let begin = offsets[0].int64, let end = offsets[1].int64,
+                begin >= 0, begin <= end, end <= Int64(dataSize)
             else {
-                throw NeckError(.format, "\(where_): tensor '\(name)' has data_offsets \(value["data_offsets"].map { "\($0)" } ?? "missing") outside the \(dataSize) data bytes")
+                throw NeckError(
+                    .format,
+                    "\(where_): tensor '\(name)' has data_offsets \(value["data_offsets"].map { "\($0)" } ?? "missing") outside the \(dataSize) data bytes"
+                )
             }
             let dtype = DType(rawValue: dtypeName)
             if let dtype {
                 let (bytes, overflow) = elements.multipliedReportingOverflow(by: dtype.byteSize)
                 guard !overflow, Int64(bytes) == end - begin else {
-                    throw NeckError(.format, "\(where_): tensor '\(name)' (\(dtypeName) \(describe(shape: shape))) needs \(overflow ? "too many" : String(bytes)) bytes but data_offsets give \(end - begin)")
+                    throw NeckError(
+                        .format,
+                        "\(where_): tensor '\(name)' (\(dtypeName) \(describe(shape: shape))) needs \(overflow ? "too many" : String(bytes)) bytes but data_offsets give \(end - begin)"
+                    )
                 }
             }
-            entries[name] = Entry(name: name, dtype: dtype, dtypeName: dtypeName, shape: shape,
-                                  byteRange: (dataStart + Int(begin))..<(dataStart + Int(end)))
+            entries[name] = Entry(
+                name: name, dtype: dtype, dtypeName: dtypeName, shape: shape,
+                byteRange: (dataStart + Int(begin))..<(dataStart + Int(end)))
             names.append(name)
         }
         // Data ranges may not overlap (the format lays tensors out one after another).
-        let sorted = entries.values.filter { !$0.byteRange.isEmpty }.sorted { $0.byteRange.lowerBound < $1.byteRange.lowerBound }
+        let sorted = entries.values.filter { !$0.byteRange.isEmpty }.sorted {
+            $0.byteRange.lowerBound < $1.byteRange.lowerBound
+        }
         for (a, b) in zip(sorted, sorted.dropFirst()) where b.byteRange.lowerBound < a.byteRange.upperBound {
-            throw NeckError(.format, "\(where_): tensors '\(a.name)' (data_offsets \(a.byteRange.lowerBound - dataStart)..<\(a.byteRange.upperBound - dataStart)) and '\(b.name)' (\(b.byteRange.lowerBound - dataStart)..<\(b.byteRange.upperBound - dataStart)) overlap")
+            throw NeckError(
+                .format,
+                "\(where_): tensors '\(a.name)' (data_offsets \(a.byteRange.lowerBound - dataStart)..<\(a.byteRange.upperBound - dataStart)) and '\(b.name)' (\(b.byteRange.lowerBound - dataStart)..<\(b.byteRange.upperBound - dataStart)) overlap"
+            )
         }
         self.entries = entries
         self.names = names

@@ -36,7 +36,10 @@ package final class ShardedSafetensors: TensorArchive {
         description = "sharded safetensors '\(index)'"
         directory = index.lastIndex(of: "/").map { String(index[..<$0]) } ?? "."
         guard source.size <= ShardedSafetensors.maxIndexBytes else {
-            throw NeckError(.format, "\(description): index of \(source.size) bytes exceeds the \(ShardedSafetensors.maxIndexBytes)-byte limit")
+            throw NeckError(
+                .format,
+                "\(description): index of \(source.size) bytes exceeds the \(ShardedSafetensors.maxIndexBytes)-byte limit"
+            )
         }
         let json: JSONValue
         do {
@@ -55,7 +58,10 @@ package final class ShardedSafetensors: TensorArchive {
             }
             // Shards live beside the index: no absolute paths, no way out of the folder.
             guard !file.isEmpty, !file.hasPrefix("/"), !file.split(separator: "/").contains("..") else {
-                throw NeckError(.format, "\(description): shard name '\(file)' (for '\(name)') must be a relative path inside the index's folder")
+                throw NeckError(
+                    .format,
+                    "\(description): shard name '\(file)' (for '\(name)') must be a relative path inside the index's folder"
+                )
             }
             shardOf[name] = file
             names.append(name)
@@ -92,7 +98,10 @@ package final class ShardedSafetensors: TensorArchive {
         free(r)
         let root = confinement == "/" ? "/" : confinement + "/"
         guard resolved.hasPrefix(root) else {
-            throw NeckError(.format, "it resolves to '\(resolved)', outside the index's folder '\(confinement)' (symbolic links out of the folder are not followed)")
+            throw NeckError(
+                .format,
+                "it resolves to '\(resolved)', outside the index's folder '\(confinement)' (symbolic links out of the folder are not followed)"
+            )
         }
         return resolved
     }
@@ -110,13 +119,18 @@ package final class ShardedSafetensors: TensorArchive {
         defer { closedir(dir) }
         var found: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
+            }
             if name.hasSuffix(".safetensors.index.json") { found.append(name) }
         }
         guard found.count == 1 else {
-            throw NeckError(found.isEmpty ? .io : .invalidArgument, found.isEmpty
-                ? "folder '\(path)' holds no '*.safetensors.index.json'; pass a checkpoint file or the folder of a sharded checkpoint"
-                : "folder '\(path)' holds several indexes (\(found.sorted().map { "'\($0)'" }.joined(separator: ", "))); pass one of them")
+            throw NeckError(
+                found.isEmpty ? .io : .invalidArgument,
+                found.isEmpty
+                    ? "folder '\(path)' holds no '*.safetensors.index.json'; pass a checkpoint file or the folder of a sharded checkpoint"
+                    : "folder '\(path)' holds several indexes (\(found.sorted().map { "'\($0)'" }.joined(separator: ", "))); pass one of them"
+            )
         }
         return path.hasSuffix("/") ? path + found[0] : path + "/" + found[0]
     }
@@ -137,7 +151,9 @@ package final class ShardedSafetensors: TensorArchive {
     package func info(_ name: String) throws -> TensorInfo? {
         guard let s = try shard(for: name) else { return nil }
         guard let i = try s.info(name) else {
-            throw NeckError(.format, "\(description): the index puts '\(name)' in shard '\(shardOf[name]!)', which does not hold it")
+            throw NeckError(
+                .format, "\(description): the index puts '\(name)' in shard '\(shardOf[name]!)', which does not hold it"
+            )
         }
         return i
     }

@@ -37,7 +37,8 @@ extension TensorArchive {
             throw NeckError(.missingTensor, "\(description): no tensor '\(name)'")
         }
         guard let dtype = i.dtype, dtype.isLoadable else {
-            throw NeckError(.dtype, "\(description): tensor '\(name)' has dtype \(i.dtypeName); the neck needs F32, F16 or BF16")
+            throw NeckError(
+                .dtype, "\(description): tensor '\(name)' has dtype \(i.dtypeName); the neck needs F32, F16 or BF16")
         }
         return i
     }

@@ -33,21 +33,30 @@ package struct TorchCheckpoint: TensorArchive {
         let pickles = zip.names.filter { $0.hasSuffix("/data.pkl") && $0.dropLast(9).firstIndex(of: "/") == nil }
         guard pickles.count == 1 else {
             let listed = zip.names.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
-            throw NeckError(.format, pickles.isEmpty
-                ? "\(label): a zip archive without '<name>/data.pkl', so not a torch.save checkpoint (entries: \(listed)\(zip.names.count > 5 ? ", …" : ""))"
-                : "\(label): several pickles (\(pickles.map { "'\($0)'" }.joined(separator: ", "))); expected one '<name>/data.pkl'")
+            throw NeckError(
+                .format,
+                pickles.isEmpty
+                    ? "\(label): a zip archive without '<name>/data.pkl', so not a torch.save checkpoint (entries: \(listed)\(zip.names.count > 5 ? ", …" : ""))"
+                    : "\(label): several pickles (\(pickles.map { "'\($0)'" }.joined(separator: ", "))); expected one '<name>/data.pkl'"
+            )
         }
         root = String(pickles[0].dropLast(9))
         if let order = zip.entries["\(root)/byteorder"] {
             let r = try zip.dataRange(order)
-            let text = try source.withBytes(at: r.lowerBound, count: min(r.count, 16)) { String(decoding: $0, as: UTF8.self) }
+            let text = try source.withBytes(at: r.lowerBound, count: min(r.count, 16)) {
+                String(decoding: $0, as: UTF8.self)
+            }
             guard text == "little" else {
-                throw NeckError(.format, "\(label): byte order '\(text)' is not supported (only little-endian checkpoints)")
+                throw NeckError(
+                    .format, "\(label): byte order '\(text)' is not supported (only little-endian checkpoints)")
             }
         }
         let pickleRange = try zip.dataRange(zip.entries[pickles[0]]!)
         guard pickleRange.count <= TorchCheckpoint.maxPickleBytes else {
-            throw NeckError(.format, "\(label): data.pkl of \(pickleRange.count) bytes exceeds the \(TorchCheckpoint.maxPickleBytes)-byte limit")
+            throw NeckError(
+                .format,
+                "\(label): data.pkl of \(pickleRange.count) bytes exceeds the \(TorchCheckpoint.maxPickleBytes)-byte limit"
+            )
         }
         let top = try source.withBytes(at: pickleRange.lowerBound, count: pickleRange.count) {
             try Unpickler(label: label).load($0)
@@ -79,7 +88,10 @@ package struct TorchCheckpoint: TensorArchive {
             if case let .dict(inner)? = d[key], holdsTensors(inner) { return inner }
         }
         let keys = d.items.prefix(8).map { $0.key.string.map { "'\($0)'" } ?? $0.key.kindName }.joined(separator: ", ")
-        throw NeckError(.missingTensor, "\(label): no tensors at the top level nor under 'model' or 'state_dict' (top-level keys: \(keys)\(d.items.count > 8 ? ", …" : ""))")
+        throw NeckError(
+            .missingTensor,
+            "\(label): no tensors at the top level nor under 'model' or 'state_dict' (top-level keys: \(keys)\(d.items.count > 8 ? ", …" : ""))"
+        )
     }
 
     package func info(_ name: String) throws -> TensorInfo? {
@@ -99,12 +111,16 @@ package struct TorchCheckpoint: TensorArchive {
             throw NeckError(.format, "\(what) has shape \(describe(shape: t.shape)), which overflows")
         }
         guard let entry = zip.entries["\(root)/data/\(t.storage.key)"] else {
-            throw NeckError(.format, "\(description): storage '\(t.storage.key)' of tensor '\(name)' is not in the archive")
+            throw NeckError(
+                .format, "\(description): storage '\(t.storage.key)' of tensor '\(name)' is not in the archive")
         }
         let range = try zip.dataRange(entry)
         let (storageBytes, overflow) = t.storage.count.multipliedReportingOverflow(by: dtype.byteSize)
         guard !overflow, storageBytes <= range.count else {
-            throw NeckError(.format, "\(description): storage '\(t.storage.key)' should hold \(t.storage.count) \(info.dtypeName) elements but its entry has \(range.count) bytes")
+            throw NeckError(
+                .format,
+                "\(description): storage '\(t.storage.key)' should hold \(t.storage.count) \(info.dtypeName) elements but its entry has \(range.count) bytes"
+            )
         }
         if count == 0 { return Tensor(shape: t.shape, data: []) }
         // A size-1 axis never steps, so its stride means nothing (PyTorch ignores it too).
@@ -115,19 +131,30 @@ package struct TorchCheckpoint: TensorArchive {
         for (size, stride) in Swift.zip(t.shape, strides) {
             let (step, o1) = (size - 1).multipliedReportingOverflow(by: stride)
             let (sum, o2) = last.addingReportingOverflow(step)
-            guard !o1, !o2 else { throw NeckError(.format, "\(what) has strides \(describe(shape: t.strides)) that overflow") }
+            guard !o1, !o2 else {
+                throw NeckError(.format, "\(what) has strides \(describe(shape: t.strides)) that overflow")
+            }
             last = sum
         }
         guard last < t.storage.count else {
-            throw NeckError(.format, "\(what) (shape \(describe(shape: t.shape)), strides \(describe(shape: t.strides)), offset \(t.offset)) reaches element \(last) of a storage of \(t.storage.count)")
+            throw NeckError(
+                .format,
+                "\(what) (shape \(describe(shape: t.shape)), strides \(describe(shape: t.strides)), offset \(t.offset)) reaches element \(last) of a storage of \(t.storage.count)"
+            )
         }
         let span = last - t.offset + 1
         guard span <= Tensor.maxElements else {
-            throw NeckError(.format, "\(what) spans \(span) elements of its storage, more than the limit of \(Tensor.maxElements) for one tensor")
+            throw NeckError(
+                .format,
+                "\(what) spans \(span) elements of its storage, more than the limit of \(Tensor.maxElements) for one tensor"
+            )
         }
         // Expanded views (stride 0) may repeat storage elements, but only so far.
         guard count / TorchCheckpoint.maxViewExpansion <= span else {
-            throw NeckError(.format, "\(what) claims \(count) elements from \(span) stored ones, more than the limit of \(TorchCheckpoint.maxViewExpansion) times its storage (an expanded view?)")
+            throw NeckError(
+                .format,
+                "\(what) claims \(count) elements from \(span) stored ones, more than the limit of \(TorchCheckpoint.maxViewExpansion) times its storage (an expanded view?)"
+            )
         }
         var data = try Tensor.storage(count: count, for: name, in: description)
         // In bytes, all within the entry (checked above): offset·size ≤ storage bytes ≤ range.count.

@@ -41,7 +41,8 @@ struct ZipDirectory {
                     if tail.u32(i) == 0x0605_4B50, i + 22 + Int(tail.u16(i + 20)) <= tailCount { return tailStart + i }
                     i -= 1
                 }
-                throw NeckError(.format, "\(label): no zip end-of-central-directory record (truncated or not a zip archive)")
+                throw NeckError(
+                    .format, "\(label): no zip end-of-central-directory record (truncated or not a zip archive)")
             }
         }
         var (count, dirSize, dirOffset) = try source.withBytes(at: eocd, count: 22) { b in
@@ -51,19 +52,34 @@ struct ZipDirectory {
             // Zip64: a locator just before the end record points at the zip64 end record.
             guard eocd >= 20 else { throw NeckError(.format, "\(label): zip64 fields without a zip64 locator") }
             let recordOffset = try source.withBytes(at: eocd - 20, count: 20) { b -> Int in
-                guard b.u32(0) == 0x0706_4B50 else { throw NeckError(.format, "\(label): zip64 fields without a zip64 locator") }
+                guard b.u32(0) == 0x0706_4B50 else {
+                    throw NeckError(.format, "\(label): zip64 fields without a zip64 locator")
+                }
                 return try checkedInt(b.u64(8), label)
             }
             (count, dirSize, dirOffset) = try source.withBytes(at: recordOffset, count: 56) { b in
-                guard b.u32(0) == 0x0606_4B50 else { throw NeckError(.format, "\(label): the zip64 locator points at byte \(recordOffset), where there is no zip64 end record") }
-                return (try checkedInt(b.u64(32), label), try checkedInt(b.u64(40), label), try checkedInt(b.u64(48), label))
+                guard b.u32(0) == 0x0606_4B50 else {
+                    throw NeckError(
+                        .format,
+                        "\(label): the zip64 locator points at byte \(recordOffset), where there is no zip64 end record"
+                    )
+                }
+                return (
+                    try checkedInt(b.u64(32), label), try checkedInt(b.u64(40), label), try checkedInt(b.u64(48), label)
+                )
             }
         }
         guard dirSize <= ZipDirectory.maxDirectoryBytes else {
-            throw NeckError(.format, "\(label): central directory of \(dirSize) bytes exceeds the \(ZipDirectory.maxDirectoryBytes)-byte limit")
+            throw NeckError(
+                .format,
+                "\(label): central directory of \(dirSize) bytes exceeds the \(ZipDirectory.maxDirectoryBytes)-byte limit"
+            )
         }
         guard dirOffset <= size, dirSize <= size - dirOffset, count <= dirSize / 46 else {
-            throw NeckError(.format, "\(label): central directory (\(count) entries, \(dirSize) bytes at \(dirOffset)) does not fit the \(size)-byte archive")
+            throw NeckError(
+                .format,
+                "\(label): central directory (\(count) entries, \(dirSize) bytes at \(dirOffset)) does not fit the \(size)-byte archive"
+            )
         }
         var entries: [String: Entry] = [:]
         var names: [String] = []
@@ -73,10 +89,17 @@ struct ZipDirectory {
                 guard p + 46 <= dirSize, d.u32(p) == 0x0201_4B50 else {
                     throw NeckError(.format, "\(label): central directory entry \(k) is malformed")
                 }
-                let nameLength = Int(d.u16(p + 28)), extraLength = Int(d.u16(p + 30)), commentLength = Int(d.u16(p + 32))
+                let nameLength = Int(d.u16(p + 28)), extraLength = Int(d.u16(p + 30)),
+                    commentLength = Int(d.u16(p + 32))
                 let end = p + 46 + nameLength + extraLength + commentLength
-                guard end <= dirSize else { throw NeckError(.format, "\(label): central directory entry \(k) runs past the directory") }
-                guard let name = String(validating: UnsafeRawBufferPointer(rebasing: d[(p + 46)..<(p + 46 + nameLength)]), as: UTF8.self) else {
+                guard end <= dirSize else {
+                    throw NeckError(.format, "\(label): central directory entry \(k) runs past the directory")
+                }
+                guard
+                    let name = String(
+                        validating: UnsafeRawBufferPointer(rebasing: d[(p + 46)..<(p + 46 + nameLength)]), as: UTF8.self
+                    )
+                else {
                     throw NeckError(.format, "\(label): central directory entry \(k) has a name that is not UTF-8")
                 }
                 var compressed = Int(d.u32(p + 20)), uncompressed = Int(d.u32(p + 24)), offset = Int(d.u32(p + 42))
@@ -85,11 +108,15 @@ struct ZipDirectory {
                 let extraEnd = e + extraLength
                 while e + 4 <= extraEnd {
                     let id = d.u16(e), length = Int(d.u16(e + 2))
-                    guard e + 4 + length <= extraEnd else { throw NeckError(.format, "\(label): entry '\(name)' has a malformed extra field") }
+                    guard e + 4 + length <= extraEnd else {
+                        throw NeckError(.format, "\(label): entry '\(name)' has a malformed extra field")
+                    }
                     if id == 0x0001 {
                         var q = e + 4
                         func next() throws -> Int {
-                            guard q + 8 <= e + 4 + length else { throw NeckError(.format, "\(label): entry '\(name)' has a short zip64 extra field") }
+                            guard q + 8 <= e + 4 + length else {
+                                throw NeckError(.format, "\(label): entry '\(name)' has a short zip64 extra field")
+                            }
                             defer { q += 8 }
                             return try checkedInt(d.u64(q), label)
                         }
@@ -100,8 +127,9 @@ struct ZipDirectory {
                     e += 4 + length
                 }
                 guard entries[name] == nil else { throw NeckError(.format, "\(label): entry '\(name)' appears twice") }
-                entries[name] = Entry(name: name, method: d.u16(p + 10), flags: d.u16(p + 8), compressedSize: compressed,
-                                      uncompressedSize: uncompressed, localHeaderOffset: offset)
+                entries[name] = Entry(
+                    name: name, method: d.u16(p + 10), flags: d.u16(p + 8), compressedSize: compressed,
+                    uncompressedSize: uncompressed, localHeaderOffset: offset)
                 names.append(name)
                 p = end
             }
@@ -114,18 +142,29 @@ struct ZipDirectory {
     func dataRange(_ entry: Entry) throws -> Range<Int> {
         guard entry.flags & 1 == 0 else { throw NeckError(.format, "\(label): entry '\(entry.name)' is encrypted") }
         guard entry.method == 0 else {
-            throw NeckError(.format, "\(label): entry '\(entry.name)' is compressed (method \(entry.method)); torch.save stores entries uncompressed — re-save the checkpoint with torch.save")
+            throw NeckError(
+                .format,
+                "\(label): entry '\(entry.name)' is compressed (method \(entry.method)); torch.save stores entries uncompressed — re-save the checkpoint with torch.save"
+            )
         }
         guard entry.compressedSize == entry.uncompressedSize else {
-            throw NeckError(.format, "\(label): stored entry '\(entry.name)' has sizes \(entry.compressedSize) and \(entry.uncompressedSize)")
+            throw NeckError(
+                .format,
+                "\(label): stored entry '\(entry.name)' has sizes \(entry.compressedSize) and \(entry.uncompressedSize)"
+            )
         }
         let o = entry.localHeaderOffset
         let start = try source.withBytes(at: o, count: 30) { b -> Int in
-            guard b.u32(0) == 0x0403_4B50 else { throw NeckError(.format, "\(label): no local header for entry '\(entry.name)' at byte \(o)") }
+            guard b.u32(0) == 0x0403_4B50 else {
+                throw NeckError(.format, "\(label): no local header for entry '\(entry.name)' at byte \(o)")
+            }
             return o + 30 + Int(b.u16(26)) + Int(b.u16(28))
         }
         guard start <= source.size, entry.uncompressedSize <= source.size - start else {
-            throw NeckError(.format, "\(label): entry '\(entry.name)' (\(entry.uncompressedSize) bytes at \(start)) runs past the end of the archive (\(source.size) bytes; truncated?)")
+            throw NeckError(
+                .format,
+                "\(label): entry '\(entry.name)' (\(entry.uncompressedSize) bytes at \(start)) runs past the end of the archive (\(source.size) bytes; truncated?)"
+            )
         }
         return start..<(start + entry.uncompressedSize)
     }

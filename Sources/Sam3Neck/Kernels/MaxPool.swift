@@ -6,8 +6,10 @@ import CKernels
 
 /// Channel-major (NCHW) input `c × h × w` → `c × (h/2 · w/2)`. The rows' windows go through
 /// `sam3neck_maxpool_pairs` (AVX2 where the CPU has it; `portable` forces the plain loop).
-package func maxPool2x2ChannelMajor(_ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
-                                   into out: UnsafeMutablePointer<Float>, threads: Int, portable: Bool = false) {
+package func maxPool2x2ChannelMajor(
+    _ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
+    into out: UnsafeMutablePointer<Float>, threads: Int, portable: Bool = false
+) {
     let oh = h / 2, ow = w / 2, plain: Int32 = portable ? 1 : 0
     nonisolated(unsafe) let x = x, out = out
     parallelFor(c, threads: threads) { ch in
@@ -22,8 +24,10 @@ package func maxPool2x2ChannelMajor(_ x: UnsafePointer<Float>, channels c: Int, 
 
 /// Channels-last (NHWC) input `h × w × c` → `(h/2 · w/2) × c`, each window's channels through
 /// `sam3neck_maxpool_rows`.
-package func maxPool2x2ChannelsLast(_ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
-                                   into out: UnsafeMutablePointer<Float>, threads: Int, portable: Bool = false) {
+package func maxPool2x2ChannelsLast(
+    _ x: UnsafePointer<Float>, channels c: Int, height h: Int, width w: Int,
+    into out: UnsafeMutablePointer<Float>, threads: Int, portable: Bool = false
+) {
     let oh = h / 2, ow = w / 2, plain: Int32 = portable ? 1 : 0
     nonisolated(unsafe) let x = x, out = out
     parallelFor(oh, threads: threads) { i in
@@ -38,9 +42,11 @@ package func maxPool2x2ChannelsLast(_ x: UnsafePointer<Float>, channels c: Int, 
 /// The same pools over a half-precision input: each worker widens the two input rows a row of
 /// windows needs into its scratch (`scratch + worker · scratchStride`, 2·w floats for NCHW, 2·w·c
 /// for NHWC), so no converted copy of the input is made.
-package func maxPool2x2Widening(_ x: UnsafeRawPointer, dtype: ElementType, channelsLast: Bool,
-                                channels c: Int, height h: Int, width w: Int, into out: UnsafeMutablePointer<Float>,
-                                scratch: UnsafeMutablePointer<Float>, scratchStride: Int, threads: Int) {
+package func maxPool2x2Widening(
+    _ x: UnsafeRawPointer, dtype: ElementType, channelsLast: Bool,
+    channels c: Int, height h: Int, width w: Int, into out: UnsafeMutablePointer<Float>,
+    scratch: UnsafeMutablePointer<Float>, scratchStride: Int, threads: Int
+) {
     let oh = h / 2, ow = w / 2, size = dtype.size, code = dtype.code
     nonisolated(unsafe) let x = x, out = out, scratch = scratch
     if !channelsLast {

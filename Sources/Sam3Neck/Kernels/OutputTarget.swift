@@ -19,9 +19,12 @@ package struct OutputTarget {
 
     /// Stores `rows × cols` pixels of a channels-last tile (`y[(i·m + j)·ldy + o]`) with its first
     /// pixel at (y0, x0), successive rows `rowStep` apart.
-    func store(_ y: UnsafePointer<Float>, ldy: Int, m: Int, rows: Int, cols: Int, channels: Int,
-               y0: Int, x0: Int, rowStep: Int = 1) {
-        sam3neck_store_tile(y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels),
-                            base + (y0 * row + x0 * pixel) * dtype.size, rowStep * row, pixel, channel, dtype.code)
+    func store(
+        _ y: UnsafePointer<Float>, ldy: Int, m: Int, rows: Int, cols: Int, channels: Int,
+        y0: Int, x0: Int, rowStep: Int = 1
+    ) {
+        sam3neck_store_tile(
+            y, ldy, Int32(m), Int32(rows), Int32(cols), Int32(channels),
+            base + (y0 * row + x0 * pixel) * dtype.size, rowStep * row, pixel, channel, dtype.code)
     }
 }

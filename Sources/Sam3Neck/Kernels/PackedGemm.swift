@@ -34,8 +34,10 @@ package enum GemmBackend: Hashable, Sendable {
 
     /// Whether `kernel` is a bfloat16 product code of the fast mode (its B: `PackedGemm.bf16`).
     package static func isBF16(_ kernel: Int32) -> Bool {
-        [SAM3NECK_SGEMM_AVX512_BF16, SAM3NECK_SGEMM_AVX512_BF16_EMULATED, SAM3NECK_SGEMM_AMX_BF16,
-         SAM3NECK_SGEMM_AMX_BF16_EMULATED].contains(Int(kernel))
+        [
+            SAM3NECK_SGEMM_AVX512_BF16, SAM3NECK_SGEMM_AVX512_BF16_EMULATED, SAM3NECK_SGEMM_AMX_BF16,
+            SAM3NECK_SGEMM_AMX_BF16_EMULATED,
+        ].contains(Int(kernel))
     }
 
     /// The short name of a product code (`SAM3NECK_SGEMM_*`), as `sam3_neck_kernel_name` reports
@@ -85,16 +87,24 @@ package enum GemmBackend: Hashable, Sendable {
         guard let raw = getenv("SAM3NECK_SGEMM_KERNEL") else { return }
         let value = String(cString: raw), named = sam3neck_sgemm_kernel_named(raw)
         guard named > 0 else {
-            throw NeckError(.invalidArgument, "SAM3NECK_SGEMM_KERNEL is '\(value)': it takes generic, avx2 or avx512 (unset it for the best kernel this CPU runs)")
+            throw NeckError(
+                .invalidArgument,
+                "SAM3NECK_SGEMM_KERNEL is '\(value)': it takes generic, avx2 or avx512 (unset it for the best kernel this CPU runs)"
+            )
         }
         guard sam3neck_sgemm_kernel_supported(named) != 0 else {
-            throw NeckError(.invalidArgument, "SAM3NECK_SGEMM_KERNEL is '\(value)', a kernel this CPU does not run (unset it for the best kernel this CPU runs)")
+            throw NeckError(
+                .invalidArgument,
+                "SAM3NECK_SGEMM_KERNEL is '\(value)', a kernel this CPU does not run (unset it for the best kernel this CPU runs)"
+            )
         }
     }
 
     /// The choice for this CPU and this OpenBLAS.
     package static var preferred: GemmBackend {
-        choose(kernel: sam3neck_sgemm_auto_kernel(), explicit: sam3neck_sgemm_env_kernel() >= 0, openBLASCore: Blas.coreName)
+        choose(
+            kernel: sam3neck_sgemm_auto_kernel(), explicit: sam3neck_sgemm_env_kernel() >= 0,
+            openBLASCore: Blas.coreName)
     }
 
     /// OpenBLAS's names for the cores whose sgemm kernels are AVX2 + FMA or better.
@@ -104,7 +114,9 @@ package enum GemmBackend: Hashable, Sendable {
     /// the environment named it, and the core OpenBLAS runs (`openblas_get_corename`).
     package static func choose(kernel: Int32, explicit: Bool, openBLASCore: String) -> GemmBackend {
         if explicit || kernel == Int32(SAM3NECK_SGEMM_AVX512) { return .packed(kernel: kernel) }
-        if kernel == Int32(SAM3NECK_SGEMM_AVX2), !vectorCores.contains(openBLASCore.lowercased()) { return .packed(kernel: kernel) }
+        if kernel == Int32(SAM3NECK_SGEMM_AVX2), !vectorCores.contains(openBLASCore.lowercased()) {
+            return .packed(kernel: kernel)
+        }
         return .openBLAS
     }
 }
@@ -135,9 +147,11 @@ package struct PackedGemm: Sendable {
         }
         self.packed = packed
         var splits = split
-        let halves = split ? AlignedFloats(count: sam3neck_sgemm_bf16x3_b_floats(k, n), zeroed: false) { p in
-            splits = sam3neck_sgemm_pack_b_bf16x3(g.k, g.n, packed.pointer, p) == 0
-        } : nil
+        let halves =
+            split
+            ? AlignedFloats(count: sam3neck_sgemm_bf16x3_b_floats(k, n), zeroed: false) { p in
+                splits = sam3neck_sgemm_pack_b_bf16x3(g.k, g.n, packed.pointer, p) == 0
+            } : nil
         bf16x3 = splits ? halves : nil
         bias = Array(repeatElement(g.bias, count: g.n / g.bias.count).joined())
     }
@@ -147,7 +161,9 @@ package struct PackedGemm: Sendable {
         guard bf16 == nil else { return self }
         var copy = self
         let packed = packed, k = k, n = n
-        copy.bf16 = AlignedFloats(count: sam3neck_sgemm_bf16_b_floats(k, n), zeroed: false) { sam3neck_sgemm_pack_b_bf16(k, n, packed.pointer, $0) }
+        copy.bf16 = AlignedFloats(count: sam3neck_sgemm_bf16_b_floats(k, n), zeroed: false) {
+            sam3neck_sgemm_pack_b_bf16(k, n, packed.pointer, $0)
+        }
         return copy
     }
 
@@ -160,9 +176,11 @@ package struct PackedGemm: Sendable {
 
     /// `A[rows × k] · B + bias` (with GELU when asked), stored through `store` (a C hook and its
     /// context) or into `c` (row-major, ldc = n). `aTrans`: A is stored transposed (k × rows, lda).
-    func run(kernel: Int32, rows: Int, a: UnsafePointer<Float>, lda: Int, aTrans: Bool, gelu: Bool,
-             c: UnsafeMutablePointer<Float>?, store: sam3neck_sgemm_store_fn? = nil, context: UnsafeMutableRawPointer? = nil,
-             workspace: UnsafeMutablePointer<Float>) {
+    func run(
+        kernel: Int32, rows: Int, a: UnsafePointer<Float>, lda: Int, aTrans: Bool, gelu: Bool,
+        c: UnsafeMutablePointer<Float>?, store: sam3neck_sgemm_store_fn? = nil, context: UnsafeMutableRawPointer? = nil,
+        workspace: UnsafeMutablePointer<Float>
+    ) {
         do {
             let p = packed.pointer
             bias.withUnsafeBufferPointer { b in
@@ -188,14 +206,18 @@ extension PackedGemm {
     /// transposed conv (columns (2a + b)·n/4 + o to pixel (2i + a, 2j + b), from image row
     /// 2·row0); `side` 1, a plain product (column o to pixel (i, j), from image row row0).
     /// The C kernels' phase-scatter hook does the stores, per finished tile.
-    func run(kernel: Int32, rows: Int, a: UnsafePointer<Float>, lda: Int, aTrans: Bool, gelu: Bool,
-             scatterInto image: PaddedImage, width: Int, row0: Int, side: Int, workspace: UnsafeMutablePointer<Float>) {
+    func run(
+        kernel: Int32, rows: Int, a: UnsafePointer<Float>, lda: Int, aTrans: Bool, gelu: Bool,
+        scatterInto image: PaddedImage, width: Int, row0: Int, side: Int, workspace: UnsafeMutablePointer<Float>
+    ) {
         let channels = n / (side * side)
         precondition(channels == image.channels && rows % width == 0)
-        var scatter = sam3neck_phase_scatter(out: image.pixel(side * row0, 0), width: width, channels: channels,
-                                             row_stride: image.paddedWidth * channels, pixel_stride: channels, side: side)
+        var scatter = sam3neck_phase_scatter(
+            out: image.pixel(side * row0, 0), width: width, channels: channels,
+            row_stride: image.paddedWidth * channels, pixel_stride: channels, side: side)
         withUnsafeMutablePointer(to: &scatter) { ctx in
-            run(kernel: kernel, rows: rows, a: a, lda: lda, aTrans: aTrans, gelu: gelu, c: nil,
+            run(
+                kernel: kernel, rows: rows, a: a, lda: lda, aTrans: aTrans, gelu: gelu, c: nil,
                 store: sam3neck_sgemm_store_phase_scatter, context: UnsafeMutableRawPointer(ctx), workspace: workspace)
         }
     }
@@ -214,7 +236,8 @@ extension GemmBackend {
         let wsFloats = sam3neck_sgemm_workspace_floats(&args)
         let a = [Float]((0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 })
         let b = [Float]((0..<(k * n)).map { Float(($0 * 104_729) % 1000) / 1000 - 0.5 })
-        var packed = PackedGemm(GemmWeights(b: AlignedFloats(copying: b), bias: [Float](repeating: 0, count: n), k: k, n: n))
+        var packed = PackedGemm(
+            GemmWeights(b: AlignedFloats(copying: b), bias: [Float](repeating: 0, count: n), k: k, n: n))
         if bf16 != nil { packed = packed.withBF16() }
         let out = UnsafeMutablePointer<Float>.allocate(capacity: workers * (m * n + wsFloats))
         defer { out.deallocate() }
@@ -229,12 +252,15 @@ extension GemmBackend {
                         let c = base + w * (m * n + wsFloats)
                         switch self {
                         case _ where bf16 != nil:
-                            packed.run(kernel: bf16!, rows: m, a: ap, lda: k, aTrans: false, gelu: false, c: c, workspace: c + m * n)
+                            packed.run(
+                                kernel: bf16!, rows: m, a: ap, lda: k, aTrans: false, gelu: false, c: c,
+                                workspace: c + m * n)
                         case .openBLAS:
                             Blas.sgemm(m: m, n: n, k: k, a: ap, lda: k, b: bp, ldb: n, c: c, ldc: n)
                         case let .packed(kernel):
-                            packed.run(kernel: kernel, rows: m, a: ap, lda: k, aTrans: false, gelu: false, c: c,
-                                       workspace: c + m * n)
+                            packed.run(
+                                kernel: kernel, rows: m, a: ap, lda: k, aTrans: false, gelu: false, c: c,
+                                workspace: c + m * n)
                         }
                     }
                     best = Swift.max(best, 2.0 * Double(m * n * k * workers) / (WallClock.seconds() - t0) * 1e-9)
@@ -249,7 +275,9 @@ extension GemmBackend {
         switch self {
         case .openBLAS: return "OpenBLAS sgemm"
         case let .packed(k):
-            return k == Int32(SAM3NECK_SGEMM_AVX512) ? "avx512 micro-kernels" : k == Int32(SAM3NECK_SGEMM_AVX2) ? "avx2 micro-kernels" : "portable micro-kernels"
+            return k == Int32(SAM3NECK_SGEMM_AVX512)
+                ? "avx512 micro-kernels"
+                : k == Int32(SAM3NECK_SGEMM_AVX2) ? "avx2 micro-kernels" : "portable micro-kernels"
         }
     }
 }

@@ -54,7 +54,8 @@ package struct PaddedImage {
     /// (`count · paddedWidth · channels` floats at `band`): pixels keep their image coordinates,
     /// and only those rows may be touched.
     package func band(_ band: UnsafeMutablePointer<Float>, firstStoredRow first: Int) -> PaddedImage {
-        PaddedImage(base: band - first * paddedWidth * channels, height: height, width: width, channels: channels, pad: pad)
+        PaddedImage(
+            base: band - first * paddedWidth * channels, height: height, width: width, channels: channels, pad: pad)
     }
 
     /// Zeroes the frame within stored rows `rows` (a band's): the left and right frame columns,

@@ -7,9 +7,11 @@ import CKernels
 /// block (a, b) of row p to output pixel (2i+a, 2j+b). This pass adds the bias, applies GELU when
 /// asked, and writes the pixels straight into the (padded) image the next layer reads.
 /// `y` covers input rows `row0 ..< row0 + h`, so it fills output rows `2·row0 ..< 2·(row0 + h)`.
-package func scatterTransposed2x2(_ y: UnsafePointer<Float>, height h: Int, width w: Int, channels n: Int,
-                                 bias: UnsafePointer<Float>, gelu applyGELU: Bool,
-                                 into dst: PaddedImage, row0: Int = 0, threads: Int) {
+package func scatterTransposed2x2(
+    _ y: UnsafePointer<Float>, height h: Int, width w: Int, channels n: Int,
+    bias: UnsafePointer<Float>, gelu applyGELU: Bool,
+    into dst: PaddedImage, row0: Int = 0, threads: Int
+) {
     precondition(dst.height >= 2 * (row0 + h) && dst.width == 2 * w && dst.channels == n)
     nonisolated(unsafe) let y = y, bias = bias
     parallelFor(h, threads: threads) { i in
@@ -32,8 +34,10 @@ package func scatterTransposed2x2(_ y: UnsafePointer<Float>, height h: Int, widt
 
 /// Copies a channels-last h×w×n product into rows `row0 ..< row0 + h` of a padded image's
 /// interior, adding the bias (nil: already added).
-package func copyAddingBias(_ y: UnsafePointer<Float>, height h: Int, width w: Int, channels n: Int,
-                           bias: UnsafePointer<Float>?, into dst: PaddedImage, row0: Int = 0, threads: Int) {
+package func copyAddingBias(
+    _ y: UnsafePointer<Float>, height h: Int, width w: Int, channels n: Int,
+    bias: UnsafePointer<Float>?, into dst: PaddedImage, row0: Int = 0, threads: Int
+) {
     precondition(dst.height >= row0 + h && dst.width == w && dst.channels == n)
     nonisolated(unsafe) let y = y, bias = bias
     parallelFor(h, threads: threads) { i in

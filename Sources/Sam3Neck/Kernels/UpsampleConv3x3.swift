@@ -36,15 +36,17 @@ package struct UpsampleConv3x3: Sendable {
     /// The pair of `up` (the transposed conv as a GEMM right-hand side, c0 × 4d, column
     /// (2a'+b')·d + o') and the 3×3 conv of `convWeight` (`[d][d][3][3]`, as PyTorch stores it)
     /// and `convBias`.
-    package init(up: GemmWeights, convWeight: [Float], convBias: [Float], tile: WinogradTile = .f4r2, blockTiles: Int = 108,
-                 gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil) {
+    package init(
+        up: GemmWeights, convWeight: [Float], convBias: [Float], tile: WinogradTile = .f4r2, blockTiles: Int = 108,
+        gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil
+    ) {
         let d = convBias.count, c0 = up.k
         precondition(up.n == 4 * d && convWeight.count == d * d * 9 && tile.r == 2)
         self.tile = tile
         self.c0 = c0
         self.d = d
         self.blockTiles = blockTiles
-        let wUp = up.b                              // [c][(2a'+b')·d + o']
+        let wUp = up.b  // [c][(2a'+b')·d + o']
         // Per tap, W3 as [o][o'] (d × d), and its right-hand side packed once for the four phases:
         // (W'_z · W3_tapᵀ)[c][o]. The nine taps on all cores.
         var made = [(weights: [Float], right: WeightProducts.Right)?](repeating: nil, count: 9)
@@ -57,7 +59,9 @@ package struct UpsampleConv3x3: Sendable {
                     }
                     count = d * d
                 }
-                made[t] = (m, m.withUnsafeBufferPointer { WeightProducts.Right(k: d, n: d, bT: $0.baseAddress!, ldbT: d) })
+                made[t] = (
+                    m, m.withUnsafeBufferPointer { WeightProducts.Right(k: d, n: d, bT: $0.baseAddress!, ldbT: d) }
+                )
             }
         }
         let tapWeights = made.map { $0!.weights }, rights = made.map { $0!.right }
@@ -69,7 +73,8 @@ package struct UpsampleConv3x3: Sendable {
         // the products' micro-kernels take 12 rows at a time (99 GFLOP/s at 96 rows against 87 at
         // 64 on this machine kind, 256 × 256 right-hand sides).
         let alpha2 = tile.alpha * tile.alpha, band = Swift.min(c0, 96), bands = (c0 + band - 1) / band
-        u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm, bf16x3: bf16x3, bf16: bf16) { layout, storage in
+        u = WinogradBlocks(blocks: 4 * alpha2, cin: c0, cout: d, gemm: gemm, bf16x3: bf16x3, bf16: bf16) {
+            layout, storage in
             nonisolated(unsafe) let storage = storage
             parallelQueue(4 * bands, threads: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) { _, item in
                 let phase = item % 4, a = phase / 2, b = phase % 2
@@ -86,8 +91,9 @@ package struct UpsampleConv3x3: Sendable {
                             // product[c][o] = Σ_o' W'[c][aZ,bZ][o'] · W3[o][o'][ky][kx]
                             wUp.withUnsafeBufferPointer { w in
                                 product.withUnsafeMutableBufferPointer { out in
-                                    rights[ky * 3 + kx].multiply(m: rows, a: w.baseAddress! + first * 4 * d + (2 * aZ + bZ) * d,
-                                                                 lda: 4 * d, c: out.baseAddress!, ldc: d)
+                                    rights[ky * 3 + kx].multiply(
+                                        m: rows, a: w.baseAddress! + first * 4 * d + (2 * aZ + bZ) * d,
+                                        lda: 4 * d, c: out.baseAddress!, ldc: d)
                                 }
                             }
                             product.withUnsafeBufferPointer { pr in
@@ -98,9 +104,10 @@ package struct UpsampleConv3x3: Sendable {
                     }
                     for sub in stride(from: 0, to: rows, by: 32) {
                         let part = (first + sub)..<Swift.min(first + sub + 32, first + rows)
-                        Winograd.transformWeights(acc.baseAddress! + sub * d, tapStride: rows * d, inStride: d, outStride: 1,
-                                                  rows: part, cin: c0, cout: d, tile: tile, into: storage, layout,
-                                                  first: phase * alpha2)
+                        Winograd.transformWeights(
+                            acc.baseAddress! + sub * d, tapStride: rows * d, inStride: d, outStride: 1,
+                            rows: part, cin: c0, cout: d, tile: tile, into: storage, layout,
+                            first: phase * alpha2)
                     }
                 }
             }
@@ -154,16 +161,18 @@ package struct UpsampleConv3x3: Sendable {
             let need = (m * t0)..<(m * (t1 - 1) + 1 + tile.alpha)
             let input = max(0, (need.lowerBound - 1) / 2)..<min(h, (need.upperBound - 1 + 1) / 2)
             let computed = (2 * input.lowerBound + 1)..<(2 * input.upperBound + 1)
-            return Band(tiles: t0..<t1, stored: min(need.lowerBound, computed.lowerBound)..<max(need.upperBound, computed.upperBound),
-                        input: input)
+            return Band(
+                tiles: t0..<t1,
+                stored: min(need.lowerBound, computed.lowerBound)..<max(need.upperBound, computed.upperBound),
+                input: input)
         }
     }
 
     /// For output phase `phase` and a Z offset `z` (= phase + k − 1), the G offset relative to the
     /// phase's first G row (0 or 1) and the Z phase of that pixel.
     static func split(_ z: Int, phase: Int) -> (offset: Int, zPhase: Int) {
-        let du = z >= 0 ? z / 2 : -1           // floor(z / 2) for z in −1...2
-        let first = phase == 0 ? -1 : 0        // G row offset of the phase's first tap row
+        let du = z >= 0 ? z / 2 : -1  // floor(z / 2) for z in −1...2
+        let first = phase == 0 ? -1 : 0  // G row offset of the phase's first tap row
         return (du - first, z - 2 * du)
     }
 
@@ -176,77 +185,88 @@ package struct UpsampleConv3x3: Sendable {
 
     /// Computes the output (`d × 2h × 2w` in its layout and type, h × w the grid of G) from `g`,
     /// the zero-framed channels-last G (pad 1, frame rounded up to whole tiles).
-    package func run(_ g: PaddedImage, into dst: OutputTarget, tileRows: Range<Int>? = nil,
-                    scratch: UnsafeMutablePointer<Float>, threads: Int) {
+    package func run(
+        _ g: PaddedImage, into dst: OutputTarget, tileRows: Range<Int>? = nil,
+        scratch: UnsafeMutablePointer<Float>, threads: Int
+    ) {
         let tile = tile, m = tile.m, h = g.height, w = g.width, outH = 2 * h, outW = 2 * w
         let bt = blockTiles, c0 = c0, d = d, u = u, alpha2 = tile.alpha * tile.alpha
         nonisolated(unsafe) let dst = dst
         biasTable.withUnsafeBufferPointer { tableBuf in
             convBias.withUnsafeBufferPointer { convBiasBuf in
-            nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
-            nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
-            Winograd.forEachBlock(tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, tileRows: tileRows,
-                                  scratch: scratch, threads: threads) { s, block in
-                let n = block.count
-                // The block's outputs of one row parity a, channels-last, phases (a, 0) and (a, 1)
-                // interleaved: m·rows rows of 2m·cols pixels, stored once both phases are in.
-                let regionWidth = 2 * m * block.cols
-                for phase in 0..<4 {
-                    let a = phase / 2, b = phase % 2
-                    for t in 0..<n {
-                        // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.
-                        let (ty, tx) = block.tile(t)
-                        Winograd.inputTile(tile, g, row: ty * m + a, column: tx * m + b, t: t, bt: bt, s)
-                    }
-                    u.products(tile, n: n, bt: bt, first: phase * alpha2, s)
-                    for t in 0..<n {
-                        let (ty, tx) = block.tile(t)
-                        let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
-                        // Output pixel (i, j) of the phase's tile is (2(m·ty + i) + a, 2(m·tx + j) + b).
-                        let origin = s.region + (m * (ty - block.ty0) * regionWidth + 2 * m * (tx - block.tx0) + b) * d
-                        let at = { (i: Int, j: Int) in origin + (i * regionWidth + 2 * j) * d }
-                        // The bias of interior outputs comes with the inverse transform; outputs on the
-                        // first or last row or column get their border bias's difference added.
-                        if Winograd.outputTile(tile, t: t, bt: bt, cout: d, bias: interior, s, origin, rowStride: regionWidth * d,
-                                               columnStride: 2 * d) {
-                            // Recomputed through the two layers: conv(Z), Z's bias included; add the 3×3 conv's.
-                            self.recompute(g, a: a, b: b, i0: m * ty, j0: m * tx, rows: rows, cols: cols, into: s.y, s)
-                            for i in 0..<m {
-                                for j in 0..<m {
-                                    let p = s.y + (i * m + j) * d, q = at(i, j)
-                                    for o in 0..<d { q[o] = p[o] + convBias[o] }
+                nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
+                nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
+                Winograd.forEachBlock(
+                    tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, tileRows: tileRows,
+                    scratch: scratch, threads: threads
+                ) { s, block in
+                    let n = block.count
+                    // The block's outputs of one row parity a, channels-last, phases (a, 0) and (a, 1)
+                    // interleaved: m·rows rows of 2m·cols pixels, stored once both phases are in.
+                    let regionWidth = 2 * m * block.cols
+                    for phase in 0..<4 {
+                        let a = phase / 2, b = phase % 2
+                        for t in 0..<n {
+                            // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.
+                            let (ty, tx) = block.tile(t)
+                            Winograd.inputTile(tile, g, row: ty * m + a, column: tx * m + b, t: t, bt: bt, s)
+                        }
+                        u.products(tile, n: n, bt: bt, first: phase * alpha2, s)
+                        for t in 0..<n {
+                            let (ty, tx) = block.tile(t)
+                            let rows = min(m, h - m * ty), cols = min(m, w - m * tx)
+                            // Output pixel (i, j) of the phase's tile is (2(m·ty + i) + a, 2(m·tx + j) + b).
+                            let origin =
+                                s.region + (m * (ty - block.ty0) * regionWidth + 2 * m * (tx - block.tx0) + b) * d
+                            let at = { (i: Int, j: Int) in origin + (i * regionWidth + 2 * j) * d }
+                            // The bias of interior outputs comes with the inverse transform; outputs on the
+                            // first or last row or column get their border bias's difference added.
+                            if Winograd.outputTile(
+                                tile, t: t, bt: bt, cout: d, bias: interior, s, origin, rowStride: regionWidth * d,
+                                columnStride: 2 * d)
+                            {
+                                // Recomputed through the two layers: conv(Z), Z's bias included; add the 3×3 conv's.
+                                self.recompute(
+                                    g, a: a, b: b, i0: m * ty, j0: m * tx, rows: rows, cols: cols, into: s.y, s)
+                                for i in 0..<m {
+                                    for j in 0..<m {
+                                        let p = s.y + (i * m + j) * d, q = at(i, j)
+                                        for o in 0..<d { q[o] = p[o] + convBias[o] }
+                                    }
                                 }
-                            }
-                        } else if m * ty + rows == h || m * tx + cols == w || ty == 0 || tx == 0 {
-                            for i in 0..<rows {
-                                let oy = 2 * (m * ty + i) + a
-                                let rc = oy == 0 ? 0 : (oy == outH - 1 ? 2 : 1)
-                                for j in 0..<cols {
-                                    let ox = 2 * (m * tx + j) + b
-                                    let cc = ox == 0 ? 0 : (ox == outW - 1 ? 2 : 1)
-                                    guard rc != 1 || cc != 1 else { continue }
-                                    let border = table + (rc * 3 + cc) * d, yp = at(i, j)
-                                    for o in 0..<d { yp[o] += border[o] - interior[o] }
+                            } else if m * ty + rows == h || m * tx + cols == w || ty == 0 || tx == 0 {
+                                for i in 0..<rows {
+                                    let oy = 2 * (m * ty + i) + a
+                                    let rc = oy == 0 ? 0 : (oy == outH - 1 ? 2 : 1)
+                                    for j in 0..<cols {
+                                        let ox = 2 * (m * tx + j) + b
+                                        let cc = ox == 0 ? 0 : (ox == outW - 1 ? 2 : 1)
+                                        guard rc != 1 || cc != 1 else { continue }
+                                        let border = table + (rc * 3 + cc) * d, yp = at(i, j)
+                                        for o in 0..<d { yp[o] += border[o] - interior[o] }
+                                    }
                                 }
                             }
                         }
-                    }
-                    if b == 1 {
-                        // The valid part of the rows of parity a, into the output: whole rows, every other one.
-                        let y0 = 2 * m * block.ty0, x0 = 2 * m * block.tx0
-                        dst.store(s.region, ldy: d, m: regionWidth, rows: min(m * block.rows, (outH - y0) / 2),
-                                  cols: min(regionWidth, outW - x0), channels: d, y0: y0 + a, x0: x0, rowStep: 2)
+                        if b == 1 {
+                            // The valid part of the rows of parity a, into the output: whole rows, every other one.
+                            let y0 = 2 * m * block.ty0, x0 = 2 * m * block.tx0
+                            dst.store(
+                                s.region, ldy: d, m: regionWidth, rows: min(m * block.rows, (outH - y0) / 2),
+                                cols: min(regionWidth, outW - x0), channels: d, y0: y0 + a, x0: x0, rowStep: 2)
+                        }
                     }
                 }
-            }
             }
         }
     }
 
     /// The tile's outputs through the two layers as they are, without the 3×3 conv's bias: Z (its
     /// bias included, zero outside) on the tile's 3×3 neighbourhoods, then the 3×3 conv, into y (m² × d).
-    private func recompute(_ g: PaddedImage, a: Int, b: Int, i0: Int, j0: Int, rows: Int, cols: Int,
-                           into y: UnsafeMutablePointer<Float>, _ s: Winograd.Scratch) {
+    private func recompute(
+        _ g: PaddedImage, a: Int, b: Int, i0: Int, j0: Int, rows: Int, cols: Int,
+        into y: UnsafeMutablePointer<Float>, _ s: Winograd.Scratch
+    ) {
         let m = tile.m, d = d, zH = 2 * g.height, zW = 2 * g.width
         let patch = s.v, z = s.pixel  // patch: m² × (d · 9) in the weights' (o', ky, kx) order; z: one pixel of Z
         up.withUnsafeBufferPointer { up in
@@ -260,15 +280,18 @@ package struct UpsampleConv3x3: Sendable {
                             continue
                         }
                         // Z(zy, zx) = b' + G(zy/2, zx/2) · W'[phase of (zy, zx)]
-                        Blas.sgemm(m: 1, n: d, k: c0, a: g.pixel(zy / 2, zx / 2), lda: c0,
-                                   b: up.baseAddress! + (2 * (zy % 2) + zx % 2) * d, ldb: 4 * d, c: z, ldc: d)
+                        Blas.sgemm(
+                            m: 1, n: d, k: c0, a: g.pixel(zy / 2, zx / 2), lda: c0,
+                            b: up.baseAddress! + (2 * (zy % 2) + zx % 2) * d, ldb: 4 * d, c: z, ldc: d)
                         for o in 0..<d { row[o * 9 + tap] = z[o] + upBias[o] }
                     }
                 }
             }
         }
         conv.withUnsafeBufferPointer { w in
-            Blas.sgemm(transB: true, m: m * m, n: d, k: 9 * d, a: patch, lda: 9 * d, b: w.baseAddress!, ldb: 9 * d, c: y, ldc: d)
+            Blas.sgemm(
+                transB: true, m: m * m, n: d, k: 9 * d, a: patch, lda: 9 * d, b: w.baseAddress!, ldb: 9 * d, c: y,
+                ldc: d)
         }
     }
 }

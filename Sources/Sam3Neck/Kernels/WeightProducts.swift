@@ -43,7 +43,8 @@ enum WeightProducts {
         func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
             b.withUnsafeBufferPointer { b in
                 guard let kernel else {
-                    Blas.sgemm(transB: true, m: m, n: n, k: k, a: a, lda: lda, b: b.baseAddress!, ldb: k, c: c, ldc: ldc)
+                    Blas.sgemm(
+                        transB: true, m: m, n: n, k: k, a: a, lda: lda, b: b.baseAddress!, ldb: k, c: c, ldc: ldc)
                     return
                 }
                 var args = sam3neck_sgemm_args()

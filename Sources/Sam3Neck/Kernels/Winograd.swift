@@ -43,12 +43,15 @@ package struct WinogradBlocks: Sendable {
     /// `bf16x3`: split the packed blocks for the AMX products when the backend packs and every
     /// value splits (weights with Inf or NaN keep float32; so do CPUs without AVX-512).
     /// `bf16`: the blocks as bfloat16 pairs for that product code (the fast mode), whatever `gemm`.
-    init(blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, bf16x3 split: Bool = false, bf16: Int32? = nil,
-         fill: (Layout, UnsafeMutablePointer<Float>) -> Void) {
+    init(
+        blocks: Int, cin: Int, cout: Int, gemm: GemmBackend, bf16x3 split: Bool = false, bf16: Int32? = nil,
+        fill: (Layout, UnsafeMutablePointer<Float>) -> Void
+    ) {
         self.cin = cin
         self.cout = cout
         if let bf16 {
-            let layout = Layout(blockFloats: sam3neck_sgemm_bf16_b_floats(cin, cout), packed: true, refused: nil, bf16: true)
+            let layout = Layout(
+                blockFloats: sam3neck_sgemm_bf16_b_floats(cin, cout), packed: true, refused: nil, bf16: true)
             storage = AlignedFloats(count: blocks * layout.blockFloats, zeroed: false) { fill(layout, $0) }
             (blockFloats, kernel) = (layout.blockFloats, bf16)
             return
@@ -58,7 +61,8 @@ package struct WinogradBlocks: Sendable {
         if split, kernel != nil {
             // Split as the bands are made: the float32 blocks never exist whole. A band that does
             // not split (or a CPU without AVX-512) sends the conv back to float32, made again.
-            let layout = Layout(blockFloats: sam3neck_sgemm_bf16x3_b_floats(cin, cout), packed: true, refused: Locked(false))
+            let layout = Layout(
+                blockFloats: sam3neck_sgemm_bf16x3_b_floats(cin, cout), packed: true, refused: Locked(false))
             let made = AlignedFloats(count: blocks * layout.blockFloats, zeroed: false) { fill(layout, $0) }
             if !layout.refused!.withLock({ $0 }) {
                 (storage, blockFloats, self.kernel) = (made, layout.blockFloats, Int32(SAM3NECK_SGEMM_AMX_BF16X3))
@@ -68,7 +72,9 @@ package struct WinogradBlocks: Sendable {
         let layout = Layout(blockFloats: packedFloats, packed: kernel != nil, refused: nil)
         // The transforms write every element but the packed layout's padding columns (up to a
         // multiple of 64), which the kernels read: those are zeroed.
-        storage = AlignedFloats(count: blocks * packedFloats, zeroed: layout.packed && cout % 64 != 0) { fill(layout, $0) }
+        storage = AlignedFloats(count: blocks * packedFloats, zeroed: layout.packed && cout % 64 != 0) {
+            fill(layout, $0)
+        }
         (blockFloats, self.kernel) = (packedFloats, kernel)
     }
 
@@ -88,12 +94,14 @@ package struct WinogradBlocks: Sendable {
                     let status = sam3neck_sgemm_run(&args)
                     precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
                 } else if let kernel {
-                    let status = sam3neck_sgemm(kernel, n, cout, cin, s.v + xi * bt * cin, cin, 0, b, nil, 0,
-                                                s.prod + xi * bt * cout, cout, s.gemm)
+                    let status = sam3neck_sgemm(
+                        kernel, n, cout, cin, s.v + xi * bt * cin, cin, 0, b, nil, 0,
+                        s.prod + xi * bt * cout, cout, s.gemm)
                     precondition(status == 0, "sam3neck_sgemm: \(status)")  // arguments are the plan's own
                 } else {
-                    Blas.sgemm(m: n, n: cout, k: cin, a: s.v + xi * bt * cin, lda: cin, b: b, ldb: cout,
-                               c: s.prod + xi * bt * cout, ldc: cout)
+                    Blas.sgemm(
+                        m: n, n: cout, k: cin, a: s.v + xi * bt * cin, lda: cin, b: b, ldb: cout,
+                        c: s.prod + xi * bt * cout, ldc: cout)
                 }
             }
         }
@@ -109,14 +117,17 @@ enum Winograd {
     /// A split layout gets the band made in cache, then split into its rows of the blocks
     /// (`sam3neck_sgemm_pack_b_bf16x3_rows`: `rows` must start at a multiple of 32); a value that
     /// does not split marks the layout refused.
-    static func transformWeights(_ k: UnsafePointer<Double>, tapStride: Int, inStride: Int, outStride: Int, rows: Range<Int>,
-                                 cin: Int, cout: Int, tile: WinogradTile, into storage: UnsafeMutablePointer<Float>,
-                                 _ layout: WinogradBlocks.Layout, first: Int = 0) {
+    static func transformWeights(
+        _ k: UnsafePointer<Double>, tapStride: Int, inStride: Int, outStride: Int, rows: Range<Int>,
+        cin: Int, cout: Int, tile: WinogradTile, into storage: UnsafeMutablePointer<Float>,
+        _ layout: WinogradBlocks.Layout, first: Int = 0
+    ) {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= cin)
         let g = tile.g.flatMap { $0 }, alpha2 = tile.alpha * tile.alpha
         guard layout.refused != nil || layout.bf16 else {
-            sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
-                                      rows.lowerBound, rows.count, cin, cout, storage, layout.blockFloats, layout.packed ? 1 : 0, first, 0)
+            sam3neck_winograd_weights(
+                Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
+                rows.lowerBound, rows.count, cin, cout, storage, layout.blockFloats, layout.packed ? 1 : 0, first, 0)
             return
         }
         // Split or bfloat16: the band's α² blocks (rows × cout each, packed on their own: ≤ 1 MB
@@ -126,16 +137,20 @@ enum Winograd {
         let band = UnsafeMutablePointer<Float>.allocate(capacity: alpha2 * bandFloats)
         defer { band.deallocate() }
         if cout % 64 != 0 { band.initialize(repeating: 0, count: alpha2 * bandFloats) }  // the padding columns
-        sam3neck_winograd_weights(Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
-                                  0, rows.count, rows.count, cout, band, bandFloats, 1, 0, Int32(SAM3NECK_WEIGHTS_CACHED))
+        sam3neck_winograd_weights(
+            Int32(tile.alpha), Int32(tile.r), g, k, tapStride, inStride, outStride,
+            0, rows.count, rows.count, cout, band, bandFloats, 1, 0, Int32(SAM3NECK_WEIGHTS_CACHED))
         for xi in 0..<alpha2 {
             let dst = storage + (first + xi) * layout.blockFloats
             if layout.bf16 {
-                let status = sam3neck_sgemm_pack_b_bf16_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats, dst)
+                let status = sam3neck_sgemm_pack_b_bf16_rows(
+                    cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats, dst)
                 precondition(status == 0, "sam3neck_sgemm_pack_b_bf16_rows: \(status)")  // bands checked above
                 continue
             }
-            if sam3neck_sgemm_pack_b_bf16x3_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats, dst) != 0 {
+            if sam3neck_sgemm_pack_b_bf16x3_rows(cin, cout, rows.lowerBound, rows.count, band + xi * bandFloats, dst)
+                != 0
+            {
                 layout.refused!.withLock { $0 = true }
                 return
             }
@@ -146,7 +161,9 @@ enum Winograd {
     /// for a fallback), the products M, one pixel of channels (the composed conv's fallback), a
     /// tile's outputs (the fallbacks), a zero bias, the block's output region (m rows ×
     /// `outScale`·m pixels per tile) and the packed products' workspace.
-    static func scratchPerWorker(tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int, outScale: Int = 1) -> Int {
+    static func scratchPerWorker(
+        tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int, outScale: Int = 1
+    ) -> Int {
         let a2 = tile.alpha * tile.alpha
         return vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch) + a2 * bt * cout + max(cin, cout)
             + tile.m * tile.m * cout + cout
@@ -186,15 +203,18 @@ enum Winograd {
     /// tiles, checks the frame covers them, and runs `body(scratch, block)` for each block of at
     /// most `bt` tiles (of the tile rows `tileRows`, default all) on the workers, each with its own
     /// scratch. Blocks are whole tile rows when a row has at most `bt` tiles, else pieces of one row.
-    static func forEachBlock(_ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
-                             outScale: Int = 1, tileRows: Range<Int>? = nil,
-                             scratch: UnsafeMutablePointer<Float>, threads: Int,
-                             _ body: (_ s: Scratch, _ block: Block) -> Void) {
+    static func forEachBlock(
+        _ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
+        outScale: Int = 1, tileRows: Range<Int>? = nil,
+        scratch: UnsafeMutablePointer<Float>, threads: Int,
+        _ body: (_ s: Scratch, _ block: Block) -> Void
+    ) {
         let m = tile.m
         precondition(src.channels == cin && src.pad == 1)
         let tilesY = (src.height + m - 1) / m, tilesX = (src.width + m - 1) / m
         precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
-        let perWorker = scratchPerWorker(tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch, outScale: outScale)
+        let perWorker = scratchPerWorker(
+            tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch, outScale: outScale)
         // As many blocks as a multiple of the workers, so none waits at the end.
         let rowsPer = max(1, bt / tilesX), pieces = (tilesX + bt - 1) / bt
         let rowRange = tileRows ?? 0..<tilesY
@@ -203,8 +223,9 @@ enum Winograd {
         nonisolated(unsafe) let scratch = scratch
         parallelQueue(split.blocks * pieces, threads: threads) { worker, index in
             // The layout of the scratch follows bt, the most a block can hold.
-            let s = Scratch(scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch,
-                            outScale: outScale)
+            let s = Scratch(
+                scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch,
+                outScale: outScale)
             let rows = split.range(index / pieces), piece = index % pieces
             let x0 = tilesX * piece / pieces, x1 = tilesX * (piece + 1) / pieces
             body(s, Block(ty0: rowRange.lowerBound + rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0))
@@ -223,8 +244,11 @@ enum Winograd {
         /// The packed products' workspace.
         let gemm: UnsafeMutablePointer<Float>
 
-        init(_ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
-             outScale: Int) {
+        init(
+            _ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int,
+            patch: Int,
+            outScale: Int
+        ) {
             let a2 = tile.alpha * tile.alpha
             v = base
             prod = v + Winograd.vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch)
@@ -240,7 +264,9 @@ enum Winograd {
     /// V_ξ[t] = (Bᵀ d B)[ξ] for the α×α input tile at stored (row, column) of `src`, written at
     /// `s.v + (ξ·bt + t)·cin` (`sam3neck_winograd_input`).
     @inline(__always)
-    static func inputTile(_ tile: WinogradTile, _ src: PaddedImage, row: Int, column: Int, t: Int, bt: Int, _ s: Scratch) {
+    static func inputTile(
+        _ tile: WinogradTile, _ src: PaddedImage, row: Int, column: Int, t: Int, bt: Int, _ s: Scratch
+    ) {
         let c = src.channels
         sam3neck_winograd_input(tile.code, src.stored(row, column), src.paddedWidth * c, c, c, s.v + t * c, bt * c, 0)
     }
@@ -249,10 +275,13 @@ enum Winograd {
     /// `dst + i·rowStride + j·columnStride` (cout floats each; `sam3neck_winograd_output`).
     /// Returns whether an output is non-finite.
     @inline(__always)
-    static func outputTile(_ tile: WinogradTile, t: Int, bt: Int, cout: Int, bias: UnsafePointer<Float>?, _ s: Scratch,
-                           _ dst: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int) -> Bool {
-        sam3neck_winograd_output(tile.code, s.prod + t * cout, bt * cout, cout, bias ?? UnsafePointer(s.zeros), dst,
-                                 rowStride, columnStride, 0) != 0
+    static func outputTile(
+        _ tile: WinogradTile, t: Int, bt: Int, cout: Int, bias: UnsafePointer<Float>?, _ s: Scratch,
+        _ dst: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int
+    ) -> Bool {
+        sam3neck_winograd_output(
+            tile.code, s.prod + t * cout, bt * cout, cout, bias ?? UnsafePointer(s.zeros), dst,
+            rowStride, columnStride, 0) != 0
     }
 }
 
@@ -277,14 +306,18 @@ package struct WinogradConv3x3: Sendable {
     package let blockTiles: Int
 
     /// The conv of `weight` (`[cout][cin][3][3]`, as PyTorch stores it) and `bias` (cout values).
-    package init(weight: [Float], bias: [Float], cout: Int, cin: Int, tile: WinogradTile, blockTiles: Int = 108,
-                 gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil) {
+    package init(
+        weight: [Float], bias: [Float], cout: Int, cin: Int, tile: WinogradTile, blockTiles: Int = 108,
+        gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil
+    ) {
         self.cout = cout
         self.cin = cin
         precondition(weight.count == cout * cin * 9 && bias.count == cout && tile.r == 3)
         self.tile = tile
         self.blockTiles = blockTiles
-        u = WinogradBlocks(blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm, bf16x3: bf16x3, bf16: bf16) { layout, storage in
+        u = WinogradBlocks(
+            blocks: tile.alpha * tile.alpha, cin: cin, cout: cout, gemm: gemm, bf16x3: bf16x3, bf16: bf16
+        ) { layout, storage in
             // Bands of 32 inputs handed to the cores as they come free (the cores of this machine
             // kind are often unequal), each converted to double from the weights as loaded,
             // [o][i][ky][kx], then transformed.
@@ -301,8 +334,9 @@ package struct WinogradConv3x3: Sendable {
                         count = cout * n
                     }
                     k.withUnsafeBufferPointer { k in
-                        Winograd.transformWeights(k.baseAddress!, tapStride: 1, inStride: r2, outStride: n,
-                                                  rows: rows, cin: cin, cout: cout, tile: tile, into: storage, layout)
+                        Winograd.transformWeights(
+                            k.baseAddress!, tapStride: 1, inStride: r2, outStride: n,
+                            rows: rows, cin: cin, cout: cout, tile: tile, into: storage, layout)
                     }
                 }
             }
@@ -321,8 +355,10 @@ package struct WinogradConv3x3: Sendable {
 
     /// Computes the conv of `src` (pad 1, frame rounded up to whole tiles) into `dst` (`cout × h ×
     /// w` in its layout and type). `scratch` holds `threads · scratchPerWorker` floats.
-    package func run(_ src: PaddedImage, into dst: OutputTarget,
-                    scratch: UnsafeMutablePointer<Float>, threads: Int) {
+    package func run(
+        _ src: PaddedImage, into dst: OutputTarget,
+        scratch: UnsafeMutablePointer<Float>, threads: Int
+    ) {
         let m = tile.m, h = src.height, w = src.width
         let bt = blockTiles, cin = cin, cout = cout, tile = tile
         nonisolated(unsafe) let dst = dst
@@ -330,8 +366,10 @@ package struct WinogradConv3x3: Sendable {
         direct.withUnsafeBufferPointer { directBuf in
             bias.withUnsafeBufferPointer { biasBuf in
                 nonisolated(unsafe) let bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
-                Winograd.forEachBlock(tile, src, blockTiles: bt, cin: cin, cout: cout, patch: patchFloats,
-                                      scratch: scratch, threads: threads) { s, block in
+                Winograd.forEachBlock(
+                    tile, src, blockTiles: bt, cin: cin, cout: cout, patch: patchFloats,
+                    scratch: scratch, threads: threads
+                ) { s, block in
                     let n = block.count
                     for t in 0..<n {
                         let (ty, tx) = block.tile(t)
@@ -344,8 +382,10 @@ package struct WinogradConv3x3: Sendable {
                         let (ty, tx) = block.tile(t)
                         let origin = s.region + ((ty - block.ty0) * m * regionWidth + (tx - block.tx0) * m) * cout
                         let at = { (i: Int, j: Int) in origin + (i * regionWidth + j) * cout }
-                        if Winograd.outputTile(tile, t: t, bt: bt, cout: cout, bias: bias, s, origin, rowStride: regionWidth * cout,
-                                               columnStride: cout) {
+                        if Winograd.outputTile(
+                            tile, t: t, bt: bt, cout: cout, bias: bias, s, origin, rowStride: regionWidth * cout,
+                            columnStride: cout)
+                        {
                             // Recompute this tile directly: im2col patch (m² × cin·9, in V's space, in the
                             // weights' (c, ky, kx) order) · the weights as loaded, transposed.
                             for i in 0..<m {
@@ -357,8 +397,10 @@ package struct WinogradConv3x3: Sendable {
                                     }
                                 }
                             }
-                            Blas.sgemm(transB: true, m: m * m, n: cout, k: 9 * cin, a: s.v, lda: 9 * cin, b: direct, ldb: 9 * cin,
-                                       c: s.y, ldc: cout)
+                            Blas.sgemm(
+                                transB: true, m: m * m, n: cout, k: 9 * cin, a: s.v, lda: 9 * cin, b: direct,
+                                ldb: 9 * cin,
+                                c: s.y, ldc: cout)
                             for i in 0..<m {
                                 for j in 0..<m {
                                     let p = s.y + (i * m + j) * cout, q = at(i, j)
@@ -369,8 +411,10 @@ package struct WinogradConv3x3: Sendable {
                     }
                     // The valid part of the rectangle, into the output.
                     let y0 = m * block.ty0, x0 = m * block.tx0
-                    dst.store(s.region, ldy: cout, m: regionWidth, rows: min(m * block.rows, h - y0), cols: min(regionWidth, w - x0),
-                              channels: cout, y0: y0, x0: x0)
+                    dst.store(
+                        s.region, ldy: cout, m: regionWidth, rows: min(m * block.rows, h - y0),
+                        cols: min(regionWidth, w - x0),
+                        channels: cout, y0: y0, x0: x0)
                 }
             }
         }

@@ -57,7 +57,13 @@ package enum Inspection {
                 ("shape", .array(info.shape.map { .number(String($0)) })),
             ]
             if info.dtype?.isLoadable == true, tooLarge {
-                fields.append(("error", .string("not read: this neck's tensors hold more than \(NeckWeights.maxParameters) parameters (the limit)")))
+                fields.append(
+                    (
+                        "error",
+                        .string(
+                            "not read: this neck's tensors hold more than \(NeckWeights.maxParameters) parameters (the limit)"
+                        )
+                    ))
             } else if info.dtype?.isLoadable == true {
                 // A tensor that cannot be read (past a limit, truncated) is reported, not fatal.
                 do {

@@ -124,16 +124,25 @@ package enum NeckNaming {
     }
 
     /// The one location of the neck of `kind` in `names`. Errors list what was found instead.
-    package static func resolve(names: [String], kind: NeckKind, explicit: String?, file: String) throws -> NeckLocation {
+    package static func resolve(names: [String], kind: NeckKind, explicit: String?, file: String) throws -> NeckLocation
+    {
         let found = candidates(names: names, kind: kind, prefix: explicit)
         if found.count == 1 { return found[0] }
         if found.count > 1 {
-            throw NeckError(.invalidArgument, "\(file): the \(kind.rawValue) neck appears \(found.count) times (\(found.map { "\($0.scheme.rawValue) names under '\($0.prefix)'" }.joined(separator: "; "))); choose one with the prefix option")
+            throw NeckError(
+                .invalidArgument,
+                "\(file): the \(kind.rawValue) neck appears \(found.count) times (\(found.map { "\($0.scheme.rawValue) names under '\($0.prefix)'" }.joined(separator: "; "))); choose one with the prefix option"
+            )
         }
-        let probes = NeckNamingScheme.allCases.map { NeckLocation(kind: kind, scheme: $0, prefix: explicit ?? "").probe }
-        let looked = explicit.map { "under prefix '\($0)' (tensors '\($0)\(probes[0])' or '\($0)\(probes[1])')" }
+        let probes = NeckNamingScheme.allCases.map {
+            NeckLocation(kind: kind, scheme: $0, prefix: explicit ?? "").probe
+        }
+        let looked =
+            explicit.map { "under prefix '\($0)' (tensors '\($0)\(probes[0])' or '\($0)\(probes[1])')" }
             ?? "for '\(probes[0])' or '\(probes[1])' under the known prefixes"
-        throw NeckError(.missingTensor, "\(file): no \(kind.rawValue) neck found: looked \(looked)\(hint(names: names, kind: kind))")
+        throw NeckError(
+            .missingTensor, "\(file): no \(kind.rawValue) neck found: looked \(looked)\(hint(names: names, kind: kind))"
+        )
     }
 
     /// For error messages: necks found elsewhere (other prefix, other kind), or what the file holds.
@@ -151,9 +160,11 @@ package enum NeckNaming {
             }
         }
         if !lines.isEmpty {
-            return "; the file holds " + lines.prefix(6).joined(separator: ", ") + " — choose it with the neck and prefix options"
+            return "; the file holds " + lines.prefix(6).joined(separator: ", ")
+                + " — choose it with the neck and prefix options"
         }
         let sample = names.filter { $0.contains("convs.") || $0.contains("fpn_layers.") }.prefix(3)
-        return "; the file holds \(names.count) tensors" + (sample.isEmpty ? "" : ", e.g. '\(sample.joined(separator: "', '"))'")
+        return "; the file holds \(names.count) tensors"
+            + (sample.isEmpty ? "" : ", e.g. '\(sample.joined(separator: "', '"))'")
     }
 }

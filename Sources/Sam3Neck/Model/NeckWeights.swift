@@ -38,8 +38,10 @@ package struct NeckWeights: Sendable {
     /// Where the weights were found in their file (nil when built in memory).
     package let location: NeckLocation?
 
-    package init(trunkDim: Int, dModel: Int, level0: Level0, level1: Level1, level2: PointwiseLevel, level3: PointwiseLevel,
-                 location: NeckLocation? = nil) {
+    package init(
+        trunkDim: Int, dModel: Int, level0: Level0, level1: Level1, level2: PointwiseLevel, level3: PointwiseLevel,
+        location: NeckLocation? = nil
+    ) {
         self.trunkDim = trunkDim
         self.dModel = dModel
         self.level0 = level0
@@ -80,14 +82,18 @@ package struct NeckWeights: Sendable {
 
     /// Loads the neck from a checkpoint image in memory (safetensors or PyTorch zip); the bytes
     /// are read during the call only.
-    package static func load(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws -> NeckWeights {
+    package static func load(bytes: UnsafeRawBufferPointer, kind: NeckKind = .sam3, prefix: String? = nil) throws
+        -> NeckWeights
+    {
         try load(Checkpoint.open(MemorySource(bytes)), kind: kind, prefix: prefix)
     }
 
     /// Loads the neck from any checkpoint format: finds it (scheme and prefix, or the explicit
     /// prefix), checks every needed tensor's presence, dtype and shape from the metadata first,
     /// then reads only those tensors.
-    package static func load(_ file: TensorArchive, kind: NeckKind = .sam3, prefix explicitPrefix: String? = nil) throws -> NeckWeights {
+    package static func load(_ file: TensorArchive, kind: NeckKind = .sam3, prefix explicitPrefix: String? = nil) throws
+        -> NeckWeights
+    {
         let fileName = file.description
         let location = try NeckNaming.resolve(names: file.names, kind: kind, explicit: explicitPrefix, file: fileName)
         func name(_ l: Int, _ m: NeckModule, bias: Bool = false) -> String {
@@ -102,22 +108,33 @@ package struct NeckWeights: Sendable {
         }
         // Infer C and d from level 2's 1x1 conv, [d, C, 1, 1].
         let probe = try entry(2, .conv1x1)
-        guard probe.shape.count == 4, probe.shape[2] == 1, probe.shape[3] == 1, probe.shape[0] > 0, probe.shape[1] > 0 else {
-            throw NeckError(.shape, "\(fileName): tensor '\(name(2, .conv1x1))' has shape \(describe(shape: probe.shape)); expected [d_model, trunk_dim, 1, 1]")
+        guard probe.shape.count == 4, probe.shape[2] == 1, probe.shape[3] == 1, probe.shape[0] > 0, probe.shape[1] > 0
+        else {
+            throw NeckError(
+                .shape,
+                "\(fileName): tensor '\(name(2, .conv1x1))' has shape \(describe(shape: probe.shape)); expected [d_model, trunk_dim, 1, 1]"
+            )
         }
         let d = probe.shape[0], c = probe.shape[1]
         // The sine position encoding gives each axis d/2 channels.
         guard d % 2 == 0 else {
-            throw NeckError(.shape, "\(fileName): tensor '\(name(2, .conv1x1))' gives d_model \(d); the position encoding needs an even d_model")
+            throw NeckError(
+                .shape,
+                "\(fileName): tensor '\(name(2, .conv1x1))' gives d_model \(d); the position encoding needs an even d_model"
+            )
         }
 
         // Expected shapes, each intermediate width taken from its producer.
         func expectShape(_ l: Int, _ m: NeckModule, bias: Bool, _ expected: [Int?]) throws -> [Int] {
             let e = try entry(l, m, bias: bias)
-            let ok = e.shape.count == expected.count && zip(e.shape, expected).allSatisfy { $1 == nil ? $0 > 0 : $0 == $1! }
+            let ok =
+                e.shape.count == expected.count && zip(e.shape, expected).allSatisfy { $1 == nil ? $0 > 0 : $0 == $1! }
             guard ok else {
                 let want = "[" + expected.map { $0.map(String.init) ?? "*" }.joined(separator: ", ") + "]"
-                throw NeckError(.shape, "\(fileName): tensor '\(name(l, m, bias: bias))' has shape \(describe(shape: e.shape)); expected \(want) (trunk_dim \(c), d_model \(d))")
+                throw NeckError(
+                    .shape,
+                    "\(fileName): tensor '\(name(l, m, bias: bias))' has shape \(describe(shape: e.shape)); expected \(want) (trunk_dim \(c), d_model \(d))"
+                )
             }
             return e.shape
         }
@@ -143,9 +160,13 @@ package struct NeckWeights: Sendable {
         // All present and well-shaped; within the size limit?
         var parameters = 0
         for t in NeckNaming.tensors {
-            let (sum, overflow) = parameters.addingReportingOverflow(elementCount(try entry(t.level, t.module, bias: t.isBias).shape) ?? Int.max)
+            let (sum, overflow) = parameters.addingReportingOverflow(
+                elementCount(try entry(t.level, t.module, bias: t.isBias).shape) ?? Int.max)
             guard !overflow, sum <= maxParameters else {
-                throw NeckError(.format, "\(fileName): the neck's tensors hold \(overflow ? "more than 2^63" : "at least \(sum)") parameters (trunk_dim \(c), d_model \(d)), more than the limit of \(maxParameters)")
+                throw NeckError(
+                    .format,
+                    "\(fileName): the neck's tensors hold \(overflow ? "more than 2^63" : "at least \(sum)") parameters (trunk_dim \(c), d_model \(d)), more than the limit of \(maxParameters)"
+                )
             }
             parameters = sum
         }
@@ -155,9 +176,11 @@ package struct NeckWeights: Sendable {
         }
         return NeckWeights(
             trunkDim: c, dModel: d,
-            level0: Level0(dconv0: try read(0, .dconv2x2_0), dconv1: try read(0, .dconv2x2_1),
-                           conv1x1: try read(0, .conv1x1), conv3x3: try read(0, .conv3x3)),
-            level1: Level1(dconv: try read(1, .dconv2x2), conv1x1: try read(1, .conv1x1), conv3x3: try read(1, .conv3x3)),
+            level0: Level0(
+                dconv0: try read(0, .dconv2x2_0), dconv1: try read(0, .dconv2x2_1),
+                conv1x1: try read(0, .conv1x1), conv3x3: try read(0, .conv3x3)),
+            level1: Level1(
+                dconv: try read(1, .dconv2x2), conv1x1: try read(1, .conv1x1), conv3x3: try read(1, .conv3x3)),
             level2: PointwiseLevel(conv1x1: try read(2, .conv1x1), conv3x3: try read(2, .conv3x3)),
             level3: PointwiseLevel(conv1x1: try read(3, .conv1x1), conv3x3: try read(3, .conv3x3)),
             location: location)

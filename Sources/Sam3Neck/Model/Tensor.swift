@@ -28,7 +28,9 @@ package struct Tensor: Sendable, Equatable {
     /// failure is an out-of-memory error.
     static func storage(count: Int, for name: String, in file: String) throws -> [Float] {
         guard count <= maxElements else {
-            throw NeckError(.format, "\(file): tensor '\(name)' has \(count) elements, more than the limit of \(maxElements) for one tensor")
+            throw NeckError(
+                .format,
+                "\(file): tensor '\(name)' has \(count) elements, more than the limit of \(maxElements) for one tensor")
         }
         let bytes = count * MemoryLayout<Float>.stride
         if bytes >= 1 << 20 {

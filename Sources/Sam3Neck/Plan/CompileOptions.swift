@@ -103,9 +103,11 @@ public struct CompileOptions: Sendable, Equatable {
 
     /// Options with the C ABI's defaults: one 72 × 72 NCHW float32 input, all four levels, all
     /// cores, the default precision, float32 NCHW outputs. Nothing is checked until a compile.
-    public init(batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
-                levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,
-                inputDType: DType = .float32, outputDType: DType = .float32, outputLayout: OutputLayout = .nchw) {
+    public init(
+        batch: Int = 1, height: Int = 72, width: Int = 72, layout: Layout = .nchw,
+        levelsMask: UInt32 = 0xF, threads: Int = 0, precision: Precision = .default,
+        inputDType: DType = .float32, outputDType: DType = .float32, outputLayout: OutputLayout = .nchw
+    ) {
         self.batch = batch
         self.height = height
         self.width = width
@@ -137,16 +139,32 @@ public struct CompileOptions: Sendable, Equatable {
     package func validate() throws {
         // Bounds keep every derived size far from overflow; real grids are ~100.
         let maxGrid = 1 << 15
-        guard batch >= 1, batch <= 1 << 20 else { throw NeckError(.invalidArgument, "batch must be in 1...\(1 << 20), got \(batch)") }
-        guard height >= 1, height <= maxGrid else { throw NeckError(.invalidArgument, "height must be in 1...\(maxGrid), got \(height)") }
-        guard width >= 1, width <= maxGrid else { throw NeckError(.invalidArgument, "width must be in 1...\(maxGrid), got \(width)") }
-        guard levelsMask != 0, levelsMask & ~0xF == 0 else {
-            throw NeckError(.invalidArgument, "levels mask must be a non-empty subset of 0xF (bit i = level i), got 0x\(String(levelsMask, radix: 16))")
+        guard batch >= 1, batch <= 1 << 20 else {
+            throw NeckError(.invalidArgument, "batch must be in 1...\(1 << 20), got \(batch)")
         }
-        guard level0BandTileRows >= 1 else { throw NeckError(.invalidArgument, "level-0 bands need at least one tile row, got \(level0BandTileRows)") }
-        guard threads >= 0, threads <= 1024 else { throw NeckError(.invalidArgument, "threads must be in 0...1024 (0 = all cores), got \(threads)") }
+        guard height >= 1, height <= maxGrid else {
+            throw NeckError(.invalidArgument, "height must be in 1...\(maxGrid), got \(height)")
+        }
+        guard width >= 1, width <= maxGrid else {
+            throw NeckError(.invalidArgument, "width must be in 1...\(maxGrid), got \(width)")
+        }
+        guard levelsMask != 0, levelsMask & ~0xF == 0 else {
+            throw NeckError(
+                .invalidArgument,
+                "levels mask must be a non-empty subset of 0xF (bit i = level i), got 0x\(String(levelsMask, radix: 16))"
+            )
+        }
+        guard level0BandTileRows >= 1 else {
+            throw NeckError(.invalidArgument, "level-0 bands need at least one tile row, got \(level0BandTileRows)")
+        }
+        guard threads >= 0, threads <= 1024 else {
+            throw NeckError(.invalidArgument, "threads must be in 0...1024 (0 = all cores), got \(threads)")
+        }
         if includes(level: 3), height < 2 || width < 2 {
-            throw NeckError(.shape, "level 3 (scale 0.5) needs a grid of at least 2×2, got \(height)×\(width); leave it out of the levels mask")
+            throw NeckError(
+                .shape,
+                "level 3 (scale 0.5) needs a grid of at least 2×2, got \(height)×\(width); leave it out of the levels mask"
+            )
         }
     }
 }

@@ -19,8 +19,10 @@ extension CompileOptions.DType {
 
 extension OutputTarget {
     /// Image `image` of a `[B, d, h, w]` output stored in `layout` at `base`.
-    package init(_ layout: CompileOptions.OutputLayout, dtype: CompileOptions.DType, base: UnsafeMutableRawPointer,
-                 image: Int, batch: Int, channels d: Int, height h: Int, width w: Int) {
+    package init(
+        _ layout: CompileOptions.OutputLayout, dtype: CompileOptions.DType, base: UnsafeMutableRawPointer,
+        image: Int, batch: Int, channels d: Int, height h: Int, width w: Int
+    ) {
         let channel: Int, row: Int, pixel: Int
         let elements: Int  // offset of the image, in elements
         switch layout {
@@ -40,22 +42,28 @@ extension OutputTarget {
 
 extension WinogradConv3x3 {
     /// The 3×3 conv of a layer as loaded (`[cout][cin][3][3]` and its bias).
-    package init(_ layer: NeckWeights.Layer, tile: WinogradTile, blockTiles: Int = 108, gemm: GemmBackend = .openBLAS,
-                 bf16x3: Bool = false, bf16: Int32? = nil) {
+    package init(
+        _ layer: NeckWeights.Layer, tile: WinogradTile, blockTiles: Int = 108, gemm: GemmBackend = .openBLAS,
+        bf16x3: Bool = false, bf16: Int32? = nil
+    ) {
         let shape = layer.weight.shape
         precondition(shape.count == 4 && shape[2] == 3 && shape[3] == 3 && layer.bias.shape == [shape[0]])
-        self.init(weight: layer.weight.data, bias: layer.bias.data, cout: shape[0], cin: shape[1], tile: tile,
-                  blockTiles: blockTiles, gemm: gemm, bf16x3: bf16x3, bf16: bf16)
+        self.init(
+            weight: layer.weight.data, bias: layer.bias.data, cout: shape[0], cin: shape[1], tile: tile,
+            blockTiles: blockTiles, gemm: gemm, bf16x3: bf16x3, bf16: bf16)
     }
 }
 
 extension UpsampleConv3x3 {
     /// Level 0's last two layers: `up` (dconv_2x2_1 with conv_1x1 folded in) and the 3×3 conv `conv`.
-    package init(up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 108,
-                 gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil) {
+    package init(
+        up: PackedWeights.Gemm, conv layer: NeckWeights.Layer, tile: WinogradTile = .f4r2, blockTiles: Int = 108,
+        gemm: GemmBackend = .openBLAS, bf16x3: Bool = false, bf16: Int32? = nil
+    ) {
         let d = layer.weight.shape[0]
         precondition(layer.weight.shape == [d, d, 3, 3] && layer.bias.shape == [d])
-        self.init(up: up, convWeight: layer.weight.data, convBias: layer.bias.data, tile: tile, blockTiles: blockTiles,
-                  gemm: gemm, bf16x3: bf16x3, bf16: bf16)
+        self.init(
+            up: up, convWeight: layer.weight.data, convBias: layer.bias.data, tile: tile, blockTiles: blockTiles,
+            gemm: gemm, bf16x3: bf16x3, bf16: bf16)
     }
 }

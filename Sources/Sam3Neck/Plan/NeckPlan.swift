@@ -97,7 +97,9 @@ public final class NeckPlan: @unchecked Sendable {
     /// Whether a plan of these options runs its Winograd products as bf16×3 on AMX: the default
     /// mode where the CPU has them (`CompileOptions.bf16x3Products`) and the products are packed.
     static func winogradOnAMX(_ options: CompileOptions) -> Bool {
-        guard options.arithmetic == .default, options.bf16x3Products, GemmBackend.amxAvailable, case .packed = options.gemm else { return false }
+        guard options.arithmetic == .default, options.bf16x3Products, GemmBackend.amxAvailable,
+            case .packed = options.gemm
+        else { return false }
         return true
     }
 
@@ -123,20 +125,27 @@ public final class NeckPlan: @unchecked Sendable {
         return (options.precision == .strict ? .f3r2 : .f4r2, false)
     }
 
-    init(packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [Int: WinogradConv3x3], products: [Int: PackedGemm],
-         options: CompileOptions) throws {
+    init(
+        packed: PackedWeights, upsample: UpsampleConv3x3?, convs: [Int: WinogradConv3x3], products: [Int: PackedGemm],
+        options: CompileOptions
+    ) throws {
         try options.validate()
         self.options = options
         self.packed = packed
         self.upsample = upsample
         self.convs = convs
         self.products = products
-        bf16x3Levels = options.bf16x3Products && options.arithmetic == .default
+        bf16x3Levels =
+            options.bf16x3Products && options.arithmetic == .default
             ? Set(products.filter { $0.value.bf16x3 != nil }.keys) : []
         if case let .packed(kernel) = options.productGemm {
-            phase1Kernels = Dictionary(uniqueKeysWithValues: products.keys.map { [bf16x3Levels] level in
-                (level, options.fastKernel ?? (bf16x3Levels.contains(level) ? Int32(SAM3NECK_SGEMM_AMX_BF16X3) : kernel))
-            })
+            phase1Kernels = Dictionary(
+                uniqueKeysWithValues: products.keys.map { [bf16x3Levels] level in
+                    (
+                        level,
+                        options.fastKernel ?? (bf16x3Levels.contains(level) ? Int32(SAM3NECK_SGEMM_AMX_BF16X3) : kernel)
+                    )
+                })
         } else {
             phase1Kernels = [:]
         }
@@ -161,7 +170,8 @@ public final class NeckPlan: @unchecked Sendable {
                 frame = size.mul(1, (bands.map(\.stored.count).max() ?? 0) * dims.w + dims.slack, packed.up4First.n / 4)
             }
             frameFloats = Swift.max(frameFloats, size.mul(1, frame))
-            scratchFloats = Swift.max(scratchFloats, (level == 0 ? upsample?.scratchPerWorker : convs[level]?.scratchPerWorker) ?? 0)
+            scratchFloats = Swift.max(
+                scratchFloats, (level == 0 ? upsample?.scratchPerWorker : convs[level]?.scratchPerWorker) ?? 0)
             // Phase 1 blocks: about 768 product rows each.
             let inW = level == 3 ? g.w : w
             let rows = Swift.max(1, Swift.min(level == 3 ? g.h : h, 768 / inW))
@@ -182,8 +192,12 @@ public final class NeckPlan: @unchecked Sendable {
         // pool widens two input rows at a time.
         var widenFloats = 0
         if options.inputDType != .float32 {
-            for level in options.levels where level < 3 { widenFloats = Swift.max(widenFloats, size.mul(rowsPerBlock[level] * w, c)) }
-            if options.includes(level: 3) { widenFloats = Swift.max(widenFloats, size.mul(2 * w, options.layout == .nchw ? 1 : c)) }
+            for level in options.levels where level < 3 {
+                widenFloats = Swift.max(widenFloats, size.mul(rowsPerBlock[level] * w, c))
+            }
+            if options.includes(level: 3) {
+                widenFloats = Swift.max(widenFloats, size.mul(2 * w, options.layout == .nchw ? 1 : c))
+            }
         }
         widenOffset = (scratchFloats + 15) & ~15
         // The packed products' own workspace, after the widened input.
@@ -197,14 +211,20 @@ public final class NeckPlan: @unchecked Sendable {
         let totalFloats = size.mul(1, round(frameFloats) + round(pooledFloats) + size.mul(threads, scratchPerWorker))
         let bytes = size.mul(totalFloats, MemoryLayout<Float>.size)
         let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
-        let what = "compiling for batch \(options.batch), \(h)×\(w) (trunk_dim \(c), d_model \(d)) with \(threads) threads"
+        let what =
+            "compiling for batch \(options.batch), \(h)×\(w) (trunk_dim \(c), d_model \(d)) with \(threads) threads"
         guard !size.overflow, bytes <= physical else {
             let amount = size.overflow ? "more bytes than fit in 64 bits" : "\(bytes) bytes (\(bytes >> 20) MiB)"
-            throw NeckError(.outOfMemory, "\(what) would need \(amount) of workspace, more than the machine's \(physical >> 20) MiB of memory")
+            throw NeckError(
+                .outOfMemory,
+                "\(what) would need \(amount) of workspace, more than the machine's \(physical >> 20) MiB of memory")
         }
         // BLAS takes 32-bit sizes; the largest leading dimension is H·W (NCHW input).
         guard size.mul(16 * h * w, Swift.max(c, 4 * d)) < Int(Int32.max), !size.overflow else {
-            throw NeckError(.outOfMemory, "\(what) would need \(bytes) bytes (\(bytes >> 20) MiB) of workspace in matrices too large for OpenBLAS's 32-bit indices")
+            throw NeckError(
+                .outOfMemory,
+                "\(what) would need \(bytes) bytes (\(bytes >> 20) MiB) of workspace in matrices too large for OpenBLAS's 32-bit indices"
+            )
         }
         guard let raw = AlignedFloats.allocate(bytes: bytes) else {
             throw NeckError(.outOfMemory, "\(what): cannot allocate \(bytes) bytes (\(bytes >> 20) MiB) of workspace")
@@ -243,7 +263,9 @@ public final class NeckPlan: @unchecked Sendable {
             return 2.0 * Double(tiles * tile.alpha * tile.alpha) * Double(cin) * Double(cout)
         }
         if level == 0, let upsample {
-            return (phase1, 4 * winograd(upsample.tile, height: 2 * h, width: 2 * w, cin: upsample.c0, cout: upsample.d))
+            return (
+                phase1, 4 * winograd(upsample.tile, height: 2 * h, width: 2 * w, cin: upsample.c0, cout: upsample.d)
+            )
         }
         guard let conv = convs[level] else { return (phase1, 0) }
         let grid = CompileOptions.levelGrid(level, height: h, width: w)
@@ -274,8 +296,9 @@ public final class NeckPlan: @unchecked Sendable {
         let d = pe.dModel, h = pe.height, w = pe.width
         var channelsLast = [Float](repeating: 0, count: d * w)  // one row of the encoding, pixel-major
         let values = pe.values
-        let target = OutputTarget(options.outputLayout, dtype: options.outputDType, base: out, image: 0, batch: 1,
-                                  channels: d, height: h, width: w)
+        let target = OutputTarget(
+            options.outputLayout, dtype: options.outputDType, base: out, image: 0, batch: 1,
+            channels: d, height: h, width: w)
         channelsLast.withUnsafeMutableBufferPointer { row in
             for y in 0..<h {
                 for x in 0..<w { for c in 0..<d { row[x * d + c] = values[(c * h + y) * w + x] } }
@@ -286,8 +309,12 @@ public final class NeckPlan: @unchecked Sendable {
 
     /// `run` for a plan whose input and outputs are float32.
     package func run(input: UnsafePointer<Float>, outputs: [UnsafeMutablePointer<Float>?], profile: Profile? = nil) {
-        precondition(options.inputDType == .float32 && options.outputDType == .float32, "float32 run of a plan compiled for other types")
-        run(input: UnsafeRawPointer(input), outputs: outputs.map { $0.map(UnsafeMutableRawPointer.init) }, profile: profile)
+        precondition(
+            options.inputDType == .float32 && options.outputDType == .float32,
+            "float32 run of a plan compiled for other types")
+        run(
+            input: UnsafeRawPointer(input), outputs: outputs.map { $0.map(UnsafeMutableRawPointer.init) },
+            profile: profile)
     }
 
     /// Runs the plan. `input` holds `inputCount` elements of the compiled input type in the
@@ -303,8 +330,9 @@ public final class NeckPlan: @unchecked Sendable {
                 let x = input + image * c * h * w * options.inputDType.size
                 for level in options.levels {
                     let shape = levelShapes[level]!
-                    let out = OutputTarget(options.outputLayout, dtype: options.outputDType, base: outputs[level]!, image: image,
-                                           batch: options.batch, channels: shape[1], height: shape[2], width: shape[3])
+                    let out = OutputTarget(
+                        options.outputLayout, dtype: options.outputDType, base: outputs[level]!, image: image,
+                        batch: options.batch, channels: shape[1], height: shape[2], width: shape[3])
                     let g = CompileOptions.levelGrid(level, height: h, width: w)
                     if level == 0, let upsample {
                         let gImage = PaddedImage(base: frame, height: 2 * h, width: 2 * w, channels: upsample.c0)
@@ -315,7 +343,9 @@ public final class NeckPlan: @unchecked Sendable {
                                 view.zeroBorder(storedRows: band.stored)
                                 prepareConvInput(level, x, view, rows: band.input, profile)
                             }
-                            profile.time("L0 dconv_2x2_1∘conv_1x1∘conv_3x3 (Winograd F(\(upsample.tile.m)×\(upsample.tile.m), 2×2))") {
+                            profile.time(
+                                "L0 dconv_2x2_1∘conv_1x1∘conv_3x3 (Winograd F(\(upsample.tile.m)×\(upsample.tile.m), 2×2))"
+                            ) {
                                 upsample.run(view, into: out, tileRows: band.tiles, scratch: scratch, threads: threads)
                             }
                         }
@@ -338,27 +368,35 @@ public final class NeckPlan: @unchecked Sendable {
     private func maxPool(_ x: UnsafeRawPointer) {
         let c = trunkDim, h = options.height, w = options.width
         if options.inputDType != .float32 {
-            maxPool2x2Widening(x, dtype: options.inputDType.element, channelsLast: options.layout == .nhwc, channels: c, height: h, width: w, into: pooled,
-                               scratch: scratch + widenOffset, scratchStride: scratchPerWorker, threads: threads)
+            maxPool2x2Widening(
+                x, dtype: options.inputDType.element, channelsLast: options.layout == .nhwc, channels: c, height: h,
+                width: w, into: pooled,
+                scratch: scratch + widenOffset, scratchStride: scratchPerWorker, threads: threads)
         } else if options.layout == .nchw {
-            maxPool2x2ChannelMajor(x.assumingMemoryBound(to: Float.self), channels: c, height: h, width: w, into: pooled, threads: threads)
+            maxPool2x2ChannelMajor(
+                x.assumingMemoryBound(to: Float.self), channels: c, height: h, width: w, into: pooled, threads: threads)
         } else {
-            maxPool2x2ChannelsLast(x.assumingMemoryBound(to: Float.self), channels: c, height: h, width: w, into: pooled, threads: threads)
+            maxPool2x2ChannelsLast(
+                x.assumingMemoryBound(to: Float.self), channels: c, height: h, width: w, into: pooled, threads: threads)
         }
     }
 
     /// The A operand of the product for input pixels `first ..< first + rows` of an image of
     /// `pixels` pixels of `dtype`, `k` channels: X itself (NCHW: read transposed, leading dimension
     /// `pixels`), or for a half-precision X its widened block in `widened` (rows × k floats).
-    private func operand(_ x: UnsafeRawPointer, dtype: CompileOptions.DType, pixels: Int, first: Int, rows: Int, k: Int,
-                         widened: UnsafeMutablePointer<Float>) -> (a: UnsafePointer<Float>, lda: Int) {
+    private func operand(
+        _ x: UnsafeRawPointer, dtype: CompileOptions.DType, pixels: Int, first: Int, rows: Int, k: Int,
+        widened: UnsafeMutablePointer<Float>
+    ) -> (a: UnsafePointer<Float>, lda: Int) {
         let nchw = options.layout == .nchw
         if dtype == .float32 {
             let xf = x.assumingMemoryBound(to: Float.self)
             return (xf + (nchw ? first : first * k), nchw ? pixels : k)
         }
         if nchw {
-            for ch in 0..<k { sam3neck_widen(x + (ch * pixels + first) * dtype.size, dtype.code, widened + ch * rows, rows) }
+            for ch in 0..<k {
+                sam3neck_widen(x + (ch * pixels + first) * dtype.size, dtype.code, widened + ch * rows, rows)
+            }
             return (UnsafePointer(widened), rows)
         }
         sam3neck_widen(x + first * k * dtype.size, dtype.code, widened, rows * k)
@@ -366,17 +404,22 @@ public final class NeckPlan: @unchecked Sendable {
     }
 
     /// `Y[rows × g.n] = A · B` through OpenBLAS.
-    private func product(_ a: UnsafePointer<Float>, lda: Int, rows: Int, _ g: PackedWeights.Gemm, into y: UnsafeMutablePointer<Float>) {
+    private func product(
+        _ a: UnsafePointer<Float>, lda: Int, rows: Int, _ g: PackedWeights.Gemm, into y: UnsafeMutablePointer<Float>
+    ) {
         g.b.withUnsafeBufferPointer { b in
-            Blas.sgemm(transA: options.layout == .nchw, m: rows, n: g.n, k: g.k, a: a, lda: lda,
-                       b: b.baseAddress!, ldb: g.n, c: y, ldc: g.n)
+            Blas.sgemm(
+                transA: options.layout == .nchw, m: rows, n: g.n, k: g.k, a: a, lda: lda,
+                b: b.baseAddress!, ldb: g.n, c: y, ldc: g.n)
         }
     }
 
     /// Phase 1 of `level`: fills the interior of `z` with the last conv's input (G for level 0),
     /// from the input rows `rows` of the level's grid (all when nil). The frame is the caller's.
-    private func prepareConvInput(_ level: Int, _ x: UnsafeRawPointer, _ z: PaddedImage, rows inputRows: Range<Int>?,
-                                  _ profile: Profile?) {
+    private func prepareConvInput(
+        _ level: Int, _ x: UnsafeRawPointer, _ z: PaddedImage, rows inputRows: Range<Int>?,
+        _ profile: Profile?
+    ) {
         let h = options.height, w = options.width, d = dModel
         var source = x, gh = h, gw = w
         let dtype = level == 3 ? CompileOptions.DType.float32 : options.inputDType  // level 3 reads the pooled floats
@@ -395,15 +438,17 @@ public final class NeckPlan: @unchecked Sendable {
             let y = scratch + worker * perWorker, widened = y + widenOffset
             let i0 = range.lowerBound + split.range(block).lowerBound, rows = split.range(block).count
             let g = self.packed.product(level: level)
-            let (a, lda) = self.operand(source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
+            let (a, lda) = self.operand(
+                source_, dtype: dtype, pixels: gh * gw, first: i0 * gw, rows: rows * gw, k: g.k, widened: widened)
             if let pg = self.products[level], let kernel = self.phase1Kernels[level] {
                 // The micro-kernels add the bias (and GELU) per tile and store it where it goes,
                 // one product per block: levels 0 and 1 through the phase scatter into G's / Z's
                 // rows 2·i0 ..< 2·(i0 + rows); levels 2 and 3 (side 1) into Z's rows i0 ..< i0 + rows
                 // (framed, so a block is not one strided matrix). One call per image row instead
                 // reads the whole B for gw (72) product rows each time.
-                pg.run(kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: level == 0, scatterInto: z,
-                       width: gw, row0: i0, side: level < 2 ? 2 : 1, workspace: y + gemmOffset)
+                pg.run(
+                    kernel: kernel, rows: rows * gw, a: a, lda: lda, aTrans: nchw, gelu: level == 0, scatterInto: z,
+                    width: gw, row0: i0, side: level < 2 ? 2 : 1, workspace: y + gemmOffset)
                 return
             }
             self.product(a, lda: lda, rows: rows * gw, g, into: y)
@@ -411,10 +456,12 @@ public final class NeckPlan: @unchecked Sendable {
                 switch level {
                 case 0, 1:
                     // X·B → bias (GELU for level 0), scatter into G's / Z's rows 2·i0 ..< 2·(i0 + rows).
-                    scatterTransposed2x2(y, height: rows, width: gw, channels: g.n / 4, bias: bias.baseAddress!, gelu: level == 0,
-                                         into: z, row0: i0, threads: 1)
+                    scatterTransposed2x2(
+                        y, height: rows, width: gw, channels: g.n / 4, bias: bias.baseAddress!, gelu: level == 0,
+                        into: z, row0: i0, threads: 1)
                 default:
-                    copyAddingBias(y, height: rows, width: gw, channels: d, bias: bias.baseAddress!, into: z, row0: i0, threads: 1)
+                    copyAddingBias(
+                        y, height: rows, width: gw, channels: d, bias: bias.baseAddress!, into: z, row0: i0, threads: 1)
                 }
             }
         }

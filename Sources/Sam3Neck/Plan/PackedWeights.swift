@@ -71,13 +71,16 @@ package struct PackedWeights: Sendable {
     }
 
     /// The 3×3 convs of the given levels, weight-transformed for `tile`, by level.
-    package func winograd(_ tile: WinogradTile, levels: [Int], gemm: GemmBackend = .openBLAS,
-                          bf16x3: Bool = false, bf16: Int32? = nil) -> [Int: WinogradConv3x3] {
+    package func winograd(
+        _ tile: WinogradTile, levels: [Int], gemm: GemmBackend = .openBLAS,
+        bf16x3: Bool = false, bf16: Int32? = nil
+    ) -> [Int: WinogradConv3x3] {
         // One level at a time, each transformed in bands on all the cores (three levels on two
         // cores would leave one idle for a third of the time).
-        Dictionary(uniqueKeysWithValues: levels.map { l in
-            (l, WinogradConv3x3(conv3x3[l], tile: tile, gemm: gemm, bf16x3: bf16x3, bf16: bf16))
-        })
+        Dictionary(
+            uniqueKeysWithValues: levels.map { l in
+                (l, WinogradConv3x3(conv3x3[l], tile: tile, gemm: gemm, bf16x3: bf16x3, bf16: bf16))
+            })
     }
 
     /// `[in, out, 2, 2]` → `B[in × 4·out]`.
@@ -114,7 +117,9 @@ package struct PackedWeights: Sendable {
         let cin = t.weight.shape[0], m = t.weight.shape[1], d = p.weight.shape[0]
         precondition(p.weight.shape[1] == m)
         // V packed once for the four taps' products, each of which writes its d columns of every row.
-        let right = p.weight.data.withUnsafeBufferPointer { WeightProducts.Right(k: m, n: d, bT: $0.baseAddress!, ldbT: m) }
+        let right = p.weight.data.withUnsafeBufferPointer {
+            WeightProducts.Right(k: m, n: d, bT: $0.baseAddress!, ldbT: m)
+        }
         // A band of 96 inputs at a time: its four taps taken apart in one pass over its weights
         // (four passes over the whole [in, m, 2, 2] tensor, one per tap, took longer than the
         // products), then multiplied while in cache. 96 rows: the micro-kernels take 12 at a time.
@@ -129,8 +134,9 @@ package struct PackedWeights: Sendable {
                             for ab in 0..<4 { a[ab * band * m + i] = w[(first * m + i) * 4 + ab] }
                         }
                         for ab in 0..<4 {
-                            right.multiply(m: rows, a: a.baseAddress! + ab * band * m, lda: m,
-                                           c: out + first * 4 * d + ab * d, ldc: 4 * d)
+                            right.multiply(
+                                m: rows, a: a.baseAddress! + ab * band * m, lda: m,
+                                c: out + first * 4 * d + ab * d, ldc: 4 * d)
                         }
                     }
                 }

@@ -40,16 +40,16 @@ int checks_summary(void) {
 
 const char *status_name(sam3_neck_status s) {
   switch (s) {
-    case SAM3_NECK_OK: return "OK";
-    case SAM3_NECK_ERR_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case SAM3_NECK_ERR_IO: return "IO";
-    case SAM3_NECK_ERR_FORMAT: return "FORMAT";
-    case SAM3_NECK_ERR_MISSING_TENSOR: return "MISSING_TENSOR";
-    case SAM3_NECK_ERR_SHAPE: return "SHAPE";
-    case SAM3_NECK_ERR_DTYPE: return "DTYPE";
-    case SAM3_NECK_ERR_NOT_COMPILED: return "NOT_COMPILED";
-    case SAM3_NECK_ERR_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
-    case SAM3_NECK_ERR_INTERNAL: return "INTERNAL";
+  case SAM3_NECK_OK: return "OK";
+  case SAM3_NECK_ERR_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+  case SAM3_NECK_ERR_IO: return "IO";
+  case SAM3_NECK_ERR_FORMAT: return "FORMAT";
+  case SAM3_NECK_ERR_MISSING_TENSOR: return "MISSING_TENSOR";
+  case SAM3_NECK_ERR_SHAPE: return "SHAPE";
+  case SAM3_NECK_ERR_DTYPE: return "DTYPE";
+  case SAM3_NECK_ERR_NOT_COMPILED: return "NOT_COMPILED";
+  case SAM3_NECK_ERR_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
+  case SAM3_NECK_ERR_INTERNAL: return "INTERNAL";
   }
   return "?";
 }
@@ -58,12 +58,11 @@ int check_ok(sam3_neck_status got, const char *what) {
   if (got == SAM3_NECK_OK) {
     return check(1, "%s -> OK", what);
   }
-  return check(0, "%s -> expected OK, got %s (%d): \"%s\"", what, status_name(got), (int)got,
-               sam3_neck_last_error());
+  return check(0, "%s -> expected OK, got %s (%d): \"%s\"", what, status_name(got), (int)got, sam3_neck_last_error());
 }
 
-int check_err_any(sam3_neck_status got, sam3_neck_status want, sam3_neck_status also,
-                  const char *needle, const char *what) {
+int check_err_any(sam3_neck_status got, sam3_neck_status want, sam3_neck_status also, const char *needle,
+                  const char *what) {
   const char *msg = sam3_neck_last_error();
   int ok_msg = (msg != NULL && msg[0] != '\0');
   int ok_needle = (needle == NULL || (msg != NULL && strstr(msg, needle) != NULL));
@@ -74,14 +73,13 @@ int check_err_any(sam3_neck_status got, sam3_neck_status want, sam3_neck_status 
     return check(1, "%s -> %s, last_error \"%s\"", what, status_name(want), msg);
   }
   if (got != want) {
-    return check(0, "%s -> expected %s, got %s (%d); last_error \"%s\"", what, status_name(want),
-                 status_name(got), (int)got, msg ? msg : "(NULL)");
+    return check(0, "%s -> expected %s, got %s (%d); last_error \"%s\"", what, status_name(want), status_name(got),
+                 (int)got, msg ? msg : "(NULL)");
   }
   if (!ok_msg) {
     return check(0, "%s -> %s but last_error is empty", what, status_name(want));
   }
-  return check(0, "%s -> %s but last_error \"%s\" does not contain \"%s\"", what,
-               status_name(want), msg, needle);
+  return check(0, "%s -> %s but last_error \"%s\" does not contain \"%s\"", what, status_name(want), msg, needle);
 }
 
 int check_err_msg(sam3_neck_status got, sam3_neck_status want, const char *needle, const char *what) {
@@ -96,9 +94,7 @@ int check_err2(sam3_neck_status got, sam3_neck_status want1, sam3_neck_status wa
   return check_err_any(got, want1, want2, NULL, what);
 }
 
-void set_enum_raw(void *field, int value) {
-  memcpy(field, &value, sizeof value);
-}
+void set_enum_raw(void *field, int value) { memcpy(field, &value, sizeof value); }
 
 /* ---------------------------------------------------------------------------------------------
  * Files and fixtures
@@ -232,10 +228,22 @@ int read_meta(const char *path, meta_t *m) {
 
 void level_hw(int level, int h, int w, int *lh, int *lw) {
   switch (level) {
-    case 0: *lh = 4 * h; *lw = 4 * w; break;
-    case 1: *lh = 2 * h; *lw = 2 * w; break;
-    case 2: *lh = h; *lw = w; break;
-    default: *lh = h / 2; *lw = w / 2; break;
+  case 0:
+    *lh = 4 * h;
+    *lw = 4 * w;
+    break;
+  case 1:
+    *lh = 2 * h;
+    *lw = 2 * w;
+    break;
+  case 2:
+    *lh = h;
+    *lw = w;
+    break;
+  default:
+    *lh = h / 2;
+    *lw = w / 2;
+    break;
   }
 }
 
@@ -290,11 +298,10 @@ void pos_formula(int d, int h, int w, double *out) {
     double dim_t = pow(temperature, (double)(2 * (k / 2)) / (double)feats);
     for (r = 0; r < h; r++) {
       for (col = 0; col < w; col++) {
-        double v = is_x ? ((double)(col + 1) / ((double)w + eps) * two_pi)
-                        : ((double)(r + 1) / ((double)h + eps) * two_pi);
+        double v =
+            is_x ? ((double)(col + 1) / ((double)w + eps) * two_pi) : ((double)(r + 1) / ((double)h + eps) * two_pi);
         double a = v / dim_t;
-        out[((size_t)c * (size_t)h + (size_t)r) * (size_t)w + (size_t)col] =
-            (k % 2 == 0) ? sin(a) : cos(a);
+        out[((size_t)c * (size_t)h + (size_t)r) * (size_t)w + (size_t)col] = (k % 2 == 0) ? sin(a) : cos(a);
       }
     }
   }
@@ -367,8 +374,8 @@ int outs_within(const outs_t *o, double *const refs[SAM3_NECK_NUM_LEVELS], doubl
   return 1;
 }
 
-void compare_refs(const outs_t *o, double *const refs[SAM3_NECK_NUM_LEVELS], unsigned mask,
-                  double tol, const char *what) {
+void compare_refs(const outs_t *o, double *const refs[SAM3_NECK_NUM_LEVELS], unsigned mask, double tol,
+                  const char *what) {
   int i;
   for (i = 0; i < SAM3_NECK_NUM_LEVELS; i++) {
     double e;
@@ -384,9 +391,8 @@ void compare_refs(const outs_t *o, double *const refs[SAM3_NECK_NUM_LEVELS], uns
   }
 }
 
-int run_compare(sam3_neck *neck, const meta_t *m, const float *in, size_t n,
-                double *const refs[SAM3_NECK_NUM_LEVELS], unsigned mask, double tol,
-                const char *run_what, const char *what) {
+int run_compare(sam3_neck *neck, const meta_t *m, const float *in, size_t n, double *const refs[SAM3_NECK_NUM_LEVELS],
+                unsigned mask, double tol, const char *run_what, const char *what) {
   outs_t o;
   int ran;
   outs_alloc(&o, m, mask);
@@ -445,9 +451,8 @@ sam3_neck_compile_params fixture_params(const meta_t *m, sam3_neck_layout layout
 static int g_sentinel_object;
 #define SENTINEL ((sam3_neck *)(void *)&g_sentinel_object) /* any non-NULL value */
 
-static void check_refused(sam3_neck_status st, sam3_neck *h, sam3_neck_status want,
-                          sam3_neck_status also, const char *needle, const char *what,
-                          const char *out_what) {
+static void check_refused(sam3_neck_status st, sam3_neck *h, sam3_neck_status want, sam3_neck_status also,
+                          const char *needle, const char *what, const char *out_what) {
   check_err_any(st, want, also, needle, what);
   if (out_what != NULL) {
     check(h == NULL, "%s", out_what);
@@ -459,17 +464,15 @@ static void check_refused(sam3_neck_status st, sam3_neck *h, sam3_neck_status wa
   }
 }
 
-void expect_load_file_error(const char *path, const sam3_neck_load_params *lp,
-                            sam3_neck_status want, sam3_neck_status also, const char *needle,
-                            const char *what, const char *out_what) {
+void expect_load_file_error(const char *path, const sam3_neck_load_params *lp, sam3_neck_status want,
+                            sam3_neck_status also, const char *needle, const char *what, const char *out_what) {
   sam3_neck *h = SENTINEL;
   sam3_neck_status st = sam3_neck_load_file(path, lp, &h);
   check_refused(st, h, want, also, needle, what, out_what);
 }
 
-void expect_load_memory_error(const void *data, size_t size, const sam3_neck_load_params *lp,
-                              sam3_neck_status want, sam3_neck_status also, const char *needle,
-                              const char *what, const char *out_what) {
+void expect_load_memory_error(const void *data, size_t size, const sam3_neck_load_params *lp, sam3_neck_status want,
+                              sam3_neck_status also, const char *needle, const char *what, const char *out_what) {
   sam3_neck *h = SENTINEL;
   sam3_neck_status st = sam3_neck_load_memory(data, size, lp, &h);
   check_refused(st, h, want, also, needle, what, out_what);

@@ -11,11 +11,10 @@
 #include <string.h>
 
 /* The compile parameters that describe the plan; `with_threads`: the thread count too. */
-static int same_compile_params(const sam3_neck_compile_params *a, const sam3_neck_compile_params *b,
-                               int with_threads) {
-  return a->batch == b->batch && a->height == b->height && a->width == b->width &&
-         a->layout == b->layout && a->levels_mask == b->levels_mask &&
-         a->precision == b->precision && (!with_threads || a->threads == b->threads);
+static int same_compile_params(const sam3_neck_compile_params *a, const sam3_neck_compile_params *b, int with_threads) {
+  return a->batch == b->batch && a->height == b->height && a->width == b->width && a->layout == b->layout &&
+         a->levels_mask == b->levels_mask && a->precision == b->precision &&
+         (!with_threads || a->threads == b->threads);
 }
 
 void test_before_compile(sam3_neck *h, const fixture_t *f) {
@@ -25,17 +24,12 @@ void test_before_compile(sam3_neck *h, const fixture_t *f) {
   float pe[16];
   outs_t o;
   outs_alloc(&o, &f->meta, 0xF);
-  check_err(run_outs(h, f->input, f->input_count, &o), SAM3_NECK_ERR_NOT_COMPILED,
-            "run before compile");
-  check_err(sam3_neck_get_compile_params(h, &cp), SAM3_NECK_ERR_NOT_COMPILED,
-            "get_compile_params before compile");
-  check_err(sam3_neck_level_shape(h, 0, shape), SAM3_NECK_ERR_NOT_COMPILED,
-            "level_shape before compile");
+  check_err(run_outs(h, f->input, f->input_count, &o), SAM3_NECK_ERR_NOT_COMPILED, "run before compile");
+  check_err(sam3_neck_get_compile_params(h, &cp), SAM3_NECK_ERR_NOT_COMPILED, "get_compile_params before compile");
+  check_err(sam3_neck_level_shape(h, 0, shape), SAM3_NECK_ERR_NOT_COMPILED, "level_shape before compile");
   check_err(sam3_neck_input_count(h, &n), SAM3_NECK_ERR_NOT_COMPILED, "input_count before compile");
-  check_err(sam3_neck_workspace_size(h, &n), SAM3_NECK_ERR_NOT_COMPILED,
-            "workspace_size before compile");
-  check_err(sam3_neck_position_encoding(h, 0, pe, 16), SAM3_NECK_ERR_NOT_COMPILED,
-            "position_encoding before compile");
+  check_err(sam3_neck_workspace_size(h, &n), SAM3_NECK_ERR_NOT_COMPILED, "workspace_size before compile");
+  check_err(sam3_neck_position_encoding(h, 0, pe, 16), SAM3_NECK_ERR_NOT_COMPILED, "position_encoding before compile");
   {
     const char *name = "untouched";
     check_err(sam3_neck_kernel_name(h, &name), SAM3_NECK_ERR_NOT_COMPILED, "kernel_name before compile");
@@ -50,14 +44,11 @@ void test_config(sam3_neck *h, const meta_t *m, const char *what) {
   memset(&c, 0, sizeof c);
   snprintf(label, sizeof label, "%s: get_config", what);
   if (check_ok(sam3_neck_get_config(h, &c), label)) {
-    check(c.trunk_dim == m->trunk_dim, "%s: config.trunk_dim %d == %d", what, (int)c.trunk_dim,
-          m->trunk_dim);
-    check(c.d_model == m->d_model, "%s: config.d_model %d == %d", what, (int)c.d_model,
-          m->d_model);
-    check(c.scales[0] == 4.0f && c.scales[1] == 2.0f && c.scales[2] == 1.0f &&
-              c.scales[3] == 0.5f,
-          "%s: config.scales == {4, 2, 1, 0.5} (got {%g, %g, %g, %g})", what, (double)c.scales[0],
-          (double)c.scales[1], (double)c.scales[2], (double)c.scales[3]);
+    check(c.trunk_dim == m->trunk_dim, "%s: config.trunk_dim %d == %d", what, (int)c.trunk_dim, m->trunk_dim);
+    check(c.d_model == m->d_model, "%s: config.d_model %d == %d", what, (int)c.d_model, m->d_model);
+    check(c.scales[0] == 4.0f && c.scales[1] == 2.0f && c.scales[2] == 1.0f && c.scales[3] == 0.5f,
+          "%s: config.scales == {4, 2, 1, 0.5} (got {%g, %g, %g, %g})", what, (double)c.scales[0], (double)c.scales[1],
+          (double)c.scales[2], (double)c.scales[3]);
   }
 }
 
@@ -80,10 +71,8 @@ static void check_position_encoding(sam3_neck *h, const meta_t *m, int level) {
   snprintf(label, sizeof label, "position_encoding(%d) into %zu + 4 floats", level, cnt);
   if (check_ok(sam3_neck_position_encoding(h, level, pe, cnt + 4), label)) {
     double maxerr = max_abs_err(pe, NULL, ref, cnt);
-    check(maxerr <= 1e-5, "position_encoding(%d) vs spec formula (double): max abs err %.3g <= 1e-5",
-          level, maxerr);
-    check(pe[cnt] == -12345.0f && pe[cnt + 3] == -12345.0f,
-          "position_encoding(%d) writes nothing past d*h*w", level);
+    check(maxerr <= 1e-5, "position_encoding(%d) vs spec formula (double): max abs err %.3g <= 1e-5", level, maxerr);
+    check(pe[cnt] == -12345.0f && pe[cnt + 3] == -12345.0f, "position_encoding(%d) writes nothing past d*h*w", level);
   }
   snprintf(label, sizeof label, "position_encoding(%d, count d*h*w - 1)", level);
   check_err(sam3_neck_position_encoding(h, level, pe, cnt - 1), SAM3_NECK_ERR_SHAPE, label);
@@ -106,8 +95,8 @@ void test_queries(sam3_neck *h, const meta_t *m) {
     check(same_compile_params(&back, &cp, 1),
           "get_compile_params round trip (got B=%d H=%d W=%d layout=%d mask=0x%x threads=%d "
           "precision=%d)",
-          (int)back.batch, (int)back.height, (int)back.width, (int)back.layout,
-          (unsigned)back.levels_mask, (int)back.threads, (int)back.precision);
+          (int)back.batch, (int)back.height, (int)back.width, (int)back.layout, (unsigned)back.levels_mask,
+          (int)back.threads, (int)back.precision);
   }
   /* every precision comes back as compiled (the handle ends compiled as `cp`, STRICT) */
   {
@@ -123,8 +112,7 @@ void test_queries(sam3_neck *h, const meta_t *m) {
       if (check_ok(sam3_neck_compile(h, &q), label) &&
           check_ok(sam3_neck_get_compile_params(h, &back), "get_compile_params")) {
         check(same_compile_params(&back, &q, 1) && back.precision == precisions[k],
-              "get_compile_params returns precision %d as compiled (got %d)", (int)precisions[k],
-              (int)back.precision);
+              "get_compile_params returns precision %d as compiled (got %d)", (int)precisions[k], (int)back.precision);
       }
     }
   }
@@ -136,9 +124,8 @@ void test_queries(sam3_neck *h, const meta_t *m) {
     snprintf(label, sizeof label, "level_shape(%d)", i);
     if (check_ok(sam3_neck_level_shape(h, i, shape), label)) {
       check(shape[0] == m->batch && shape[1] == m->d_model && shape[2] == lh && shape[3] == lw,
-            "level_shape(%d) == [%d, %d, %d, %d] (got [%lld, %lld, %lld, %lld])", i, m->batch,
-            m->d_model, lh, lw, (long long)shape[0], (long long)shape[1], (long long)shape[2],
-            (long long)shape[3]);
+            "level_shape(%d) == [%d, %d, %d, %d] (got [%lld, %lld, %lld, %lld])", i, m->batch, m->d_model, lh, lw,
+            (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3]);
     }
   }
   if (check_ok(sam3_neck_input_count(h, &n), "input_count")) {
@@ -173,8 +160,7 @@ void test_pos_vs_python(const fixture_t *f) {
       double maxerr;
       pos_formula(m->d_model, lh, lw, mine);
       maxerr = max_abs_err(NULL, mine, py, cnt);
-      check(maxerr <= 1e-5, "test's formula vs Python reference pos level %d: max abs err %.3g", i,
-            maxerr);
+      check(maxerr <= 1e-5, "test's formula vs Python reference pos level %d: max abs err %.3g", i, maxerr);
     }
     free(mine);
     free(py);
@@ -190,34 +176,22 @@ void test_query_errors(sam3_neck *h) {
   float pe[4];
   check_err(sam3_neck_get_config(NULL, &c), SAM3_NECK_ERR_INVALID_ARGUMENT, "get_config(NULL, out)");
   check_err(sam3_neck_get_config(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT, "get_config(h, NULL)");
-  check_err(sam3_neck_get_compile_params(NULL, &cp), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "get_compile_params(NULL, out)");
-  check_err(sam3_neck_get_compile_params(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "get_compile_params(h, NULL)");
-  check_err(sam3_neck_level_shape(NULL, 0, shape), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "level_shape(NULL handle)");
-  check_err(sam3_neck_level_shape(h, 0, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "level_shape(shape NULL)");
-  check_err(sam3_neck_level_shape(h, -1, shape), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "level_shape(level -1)");
-  check_err(sam3_neck_level_shape(h, 4, shape), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "level_shape(level 4)");
-  check_err(sam3_neck_input_count(NULL, &n), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "input_count(NULL handle)");
-  check_err(sam3_neck_input_count(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "input_count(count NULL)");
-  check_err(sam3_neck_workspace_size(NULL, &n), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "workspace_size(NULL handle)");
-  check_err(sam3_neck_workspace_size(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "workspace_size(bytes NULL)");
+  check_err(sam3_neck_get_compile_params(NULL, &cp), SAM3_NECK_ERR_INVALID_ARGUMENT, "get_compile_params(NULL, out)");
+  check_err(sam3_neck_get_compile_params(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT, "get_compile_params(h, NULL)");
+  check_err(sam3_neck_level_shape(NULL, 0, shape), SAM3_NECK_ERR_INVALID_ARGUMENT, "level_shape(NULL handle)");
+  check_err(sam3_neck_level_shape(h, 0, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT, "level_shape(shape NULL)");
+  check_err(sam3_neck_level_shape(h, -1, shape), SAM3_NECK_ERR_INVALID_ARGUMENT, "level_shape(level -1)");
+  check_err(sam3_neck_level_shape(h, 4, shape), SAM3_NECK_ERR_INVALID_ARGUMENT, "level_shape(level 4)");
+  check_err(sam3_neck_input_count(NULL, &n), SAM3_NECK_ERR_INVALID_ARGUMENT, "input_count(NULL handle)");
+  check_err(sam3_neck_input_count(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT, "input_count(count NULL)");
+  check_err(sam3_neck_workspace_size(NULL, &n), SAM3_NECK_ERR_INVALID_ARGUMENT, "workspace_size(NULL handle)");
+  check_err(sam3_neck_workspace_size(h, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT, "workspace_size(bytes NULL)");
   check_err(sam3_neck_position_encoding(NULL, 0, pe, 4), SAM3_NECK_ERR_INVALID_ARGUMENT,
             "position_encoding(NULL handle)");
   check_err(sam3_neck_position_encoding(h, 0, NULL, 1000000), SAM3_NECK_ERR_INVALID_ARGUMENT,
             "position_encoding(out NULL)");
-  check_err(sam3_neck_position_encoding(h, -1, pe, 4), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "position_encoding(level -1)");
-  check_err(sam3_neck_position_encoding(h, 4, pe, 4), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "position_encoding(level 4)");
+  check_err(sam3_neck_position_encoding(h, -1, pe, 4), SAM3_NECK_ERR_INVALID_ARGUMENT, "position_encoding(level -1)");
+  check_err(sam3_neck_position_encoding(h, 4, pe, 4), SAM3_NECK_ERR_INVALID_ARGUMENT, "position_encoding(level 4)");
 }
 
 void test_compile_errors(sam3_neck *h, const fixture_t *f) {
@@ -227,11 +201,11 @@ void test_compile_errors(sam3_neck *h, const fixture_t *f) {
 
   check_err(sam3_neck_compile(NULL, &good), SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(NULL handle)");
 
-#define BAD_COMPILE(field_stmt, want, label)                                                        \
-  do {                                                                                             \
-    p = good;                                                                                      \
-    field_stmt;                                                                                    \
-    check_err(sam3_neck_compile(h, &p), want, label);                                              \
+#define BAD_COMPILE(field_stmt, want, label)                                                                           \
+  do {                                                                                                                 \
+    p = good;                                                                                                          \
+    field_stmt;                                                                                                        \
+    check_err(sam3_neck_compile(h, &p), want, label);                                                                  \
   } while (0)
 
   BAD_COMPILE(p.batch = 0, SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(batch 0)");
@@ -245,8 +219,7 @@ void test_compile_errors(sam3_neck *h, const fixture_t *f) {
   BAD_COMPILE(p.levels_mask = 0, SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(levels_mask 0)");
   BAD_COMPILE(p.levels_mask = 0x10, SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(levels_mask 0x10)");
   BAD_COMPILE(p.levels_mask = 0x1F, SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(levels_mask 0x1F)");
-  BAD_COMPILE(p.levels_mask = 0x80000000u, SAM3_NECK_ERR_INVALID_ARGUMENT,
-              "compile(levels_mask 0x80000000)");
+  BAD_COMPILE(p.levels_mask = 0x80000000u, SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(levels_mask 0x80000000)");
   BAD_COMPILE(p.threads = -1, SAM3_NECK_ERR_INVALID_ARGUMENT, "compile(threads -1)");
   /* an unknown precision: the message names the three accepted values and the one given */
   {
@@ -257,18 +230,16 @@ void test_compile_errors(sam3_neck *h, const fixture_t *f) {
       snprintf(want, sizeof want,
                "precision must be SAM3_NECK_PRECISION_DEFAULT (%d), SAM3_NECK_PRECISION_STRICT (%d) or "
                "SAM3_NECK_PRECISION_FAST (%d), got %d",
-               (int)SAM3_NECK_PRECISION_DEFAULT, (int)SAM3_NECK_PRECISION_STRICT,
-               (int)SAM3_NECK_PRECISION_FAST, bad_precisions[k]);
+               (int)SAM3_NECK_PRECISION_DEFAULT, (int)SAM3_NECK_PRECISION_STRICT, (int)SAM3_NECK_PRECISION_FAST,
+               bad_precisions[k]);
       snprintf(label, sizeof label, "compile(precision %d)", bad_precisions[k]);
       p = good;
       set_enum_raw(&p.precision, bad_precisions[k]);
       check_err_msg(sam3_neck_compile(h, &p), SAM3_NECK_ERR_INVALID_ARGUMENT, want, label);
     }
   }
-  BAD_COMPILE((p.height = 1, p.levels_mask = 0xF), SAM3_NECK_ERR_SHAPE,
-              "compile(H 1 with level 3)");
-  BAD_COMPILE((p.width = 1, p.levels_mask = 0x8), SAM3_NECK_ERR_SHAPE,
-              "compile(W 1 with level 3 only)");
+  BAD_COMPILE((p.height = 1, p.levels_mask = 0xF), SAM3_NECK_ERR_SHAPE, "compile(H 1 with level 3)");
+  BAD_COMPILE((p.width = 1, p.levels_mask = 0x8), SAM3_NECK_ERR_SHAPE, "compile(W 1 with level 3 only)");
   /* the header documents no upper bound of H and W: a library may cap them (INVALID_ARGUMENT) or
    * find the plan too large (OUT_OF_MEMORY) */
   p = good;
@@ -298,8 +269,7 @@ void test_compile_errors(sam3_neck *h, const fixture_t *f) {
             "run after a failed compile (handle left uncompiled)");
   {
     size_t n;
-    check_err(sam3_neck_input_count(h, &n), SAM3_NECK_ERR_NOT_COMPILED,
-              "input_count after a failed compile");
+    check_err(sam3_neck_input_count(h, &n), SAM3_NECK_ERR_NOT_COMPILED, "input_count after a failed compile");
   }
   outs_free(&o);
 
@@ -329,16 +299,15 @@ void test_compile_defaults(const fixture_t *f) {
     size_t n = 0;
     if (check_ok(sam3_neck_get_compile_params(hd, &back), "get_compile_params after compile(NULL)")) {
       check(same_compile_params(&back, &def, 0),
-            "compile(NULL) used the defaults (B=%d H=%d W=%d layout=%d mask=0x%x precision=%d)",
-            (int)back.batch, (int)back.height, (int)back.width, (int)back.layout,
-            (unsigned)back.levels_mask, (int)back.precision);
+            "compile(NULL) used the defaults (B=%d H=%d W=%d layout=%d mask=0x%x precision=%d)", (int)back.batch,
+            (int)back.height, (int)back.width, (int)back.layout, (unsigned)back.levels_mask, (int)back.precision);
       check(back.threads == 0, "get_compile_params after compile(NULL): threads as passed, 0 (got %d)",
             (int)back.threads);
     }
     if (check_ok(sam3_neck_level_shape(hd, 0, shape), "defaults: level_shape(0)")) {
       check(shape[0] == 1 && shape[1] == m->d_model && shape[2] == 288 && shape[3] == 288,
-            "defaults: level 0 is [1, %d, 288, 288] (got [%lld, %lld, %lld, %lld])", m->d_model,
-            (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3]);
+            "defaults: level 0 is [1, %d, 288, 288] (got [%lld, %lld, %lld, %lld])", m->d_model, (long long)shape[0],
+            (long long)shape[1], (long long)shape[2], (long long)shape[3]);
     }
     if (check_ok(sam3_neck_level_shape(hd, 3, shape), "defaults: level_shape(3)")) {
       check(shape[2] == 36 && shape[3] == 36, "defaults: level 3 is 36 x 36");
@@ -370,8 +339,8 @@ static const char *kernel_of(sam3_neck *h, sam3_neck_compile_params cp, sam3_nec
 
 void test_kernel_name(sam3_neck *h, const meta_t *m) {
   static const char *const f32[] = {"avx512", "avx2", "generic", "openblas", NULL};
-  static const char *const documented[] = {"avx512", "avx2", "generic", "openblas", "amx_bf16x3",
-                                           "amx_bf16", "avx512_bf16", NULL};
+  static const char *const documented[] = {"avx512",     "avx2",     "generic",     "openblas",
+                                           "amx_bf16x3", "amx_bf16", "avx512_bf16", NULL};
   static const char *const bf16[] = {"amx_bf16", "avx512_bf16", NULL};
   sam3_neck_compile_params cp = fixture_params(m, SAM3_NECK_LAYOUT_NCHW, 0xF);
   const char *name = NULL, *def, *strict, *fast, *saved = getenv("SAM3NECK_SGEMM_KERNEL");
@@ -391,8 +360,7 @@ void test_kernel_name(sam3_neck *h, const meta_t *m) {
   check(strcmp(def, "amx_bf16x3") == 0 || strcmp(def, strict) == 0,
         "kernel_name: default '%s' is strict's '%s' unless on AMX", def, strict);
   check(is_one_of(fast, bf16) || strcmp(fast, def) == 0,
-        "kernel_name: fast '%s' is a bfloat16 code, or the default's '%s' (no bfloat16 products here)",
-        fast, def);
+        "kernel_name: fast '%s' is a bfloat16 code, or the default's '%s' (no bfloat16 products here)", fast, def);
   /* Static storage: still readable, and unchanged, after the plans that gave them are replaced. */
   check(is_one_of(def, documented) && is_one_of(strict, documented),
         "kernel_name: earlier names stay valid after recompiling");
@@ -401,8 +369,10 @@ void test_kernel_name(sam3_neck *h, const meta_t *m) {
   setenv("SAM3NECK_SGEMM_KERNEL", "generic", 1);
   name = kernel_of(h, cp, SAM3_NECK_PRECISION_DEFAULT, "kernel_name: SAM3NECK_SGEMM_KERNEL=generic");
   check(strcmp(name, "generic") == 0, "kernel_name: SAM3NECK_SGEMM_KERNEL=generic gives 'generic' (got '%s')", name);
-  if (saved != NULL) setenv("SAM3NECK_SGEMM_KERNEL", saved_copy, 1);
-  else unsetenv("SAM3NECK_SGEMM_KERNEL");
+  if (saved != NULL)
+    setenv("SAM3NECK_SGEMM_KERNEL", saved_copy, 1);
+  else
+    unsetenv("SAM3NECK_SGEMM_KERNEL");
 
   check_ok(sam3_neck_compile(h, &cp), "kernel_name: compile as test_queries did");
 }

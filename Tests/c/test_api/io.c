@@ -30,12 +30,12 @@ static float bf16_to_float(uint16_t b) {
 }
 
 /* Element (n, c, y, x) of a [B, d, h, w] output stored in `layout`. */
-static size_t stored_index(sam3_neck_output_layout layout, int64_t b, int64_t d, int64_t h, int64_t w,
-                           int64_t n, int64_t c, int64_t y, int64_t x) {
+static size_t stored_index(sam3_neck_output_layout layout, int64_t b, int64_t d, int64_t h, int64_t w, int64_t n,
+                           int64_t c, int64_t y, int64_t x) {
   switch (layout) {
-    case SAM3_NECK_OUTPUT_NHWC: return (size_t)(((n * h + y) * w + x) * d + c);
-    case SAM3_NECK_OUTPUT_SEQUENCE: return (size_t)(((y * w + x) * b + n) * d + c);
-    default: return (size_t)(((n * d + c) * h + y) * w + x);
+  case SAM3_NECK_OUTPUT_NHWC: return (size_t)(((n * h + y) * w + x) * d + c);
+  case SAM3_NECK_OUTPUT_SEQUENCE: return (size_t)(((y * w + x) * b + n) * d + c);
+  default: return (size_t)(((n * d + c) * h + y) * w + x);
   }
 }
 
@@ -100,11 +100,13 @@ static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t 
           for (x = 0; x < s[3]; x++) {
             float ref = want->ptr[level][(size_t)(((n * s[1] + c) * s[2] + y) * s[3] + x)];
             size_t at = stored_index(layout, s[0], s[1], s[2], s[3], n, c, y, x);
-            float got = dtype == SAM3_NECK_DTYPE_FLOAT32 ? ((float *)outs[level])[at]
+            float got = dtype == SAM3_NECK_DTYPE_FLOAT32   ? ((float *)outs[level])[at]
                         : dtype == SAM3_NECK_DTYPE_FLOAT16 ? half_to_float(((uint16_t *)outs[level])[at])
                                                            : bf16_to_float(((uint16_t *)outs[level])[at]);
             /* Rounded to nearest: within half a unit of the last place (2^-11 or 2^-8 relative). */
-            double bound = dtype == SAM3_NECK_DTYPE_FLOAT32 ? 0 : fabs(ref) * (dtype == SAM3_NECK_DTYPE_FLOAT16 ? 0x1p-11 : 0x1p-8);
+            double bound = dtype == SAM3_NECK_DTYPE_FLOAT32
+                               ? 0
+                               : fabs(ref) * (dtype == SAM3_NECK_DTYPE_FLOAT16 ? 0x1p-11 : 0x1p-8);
             if (dtype == SAM3_NECK_DTYPE_FLOAT16 && fabs(ref) < 0x1p-14) bound = 0x1p-25; /* subnormal step / 2 */
             if (!(fabs((double)got - ref) <= bound)) ok = 0;
             if (f->refs[level] != NULL) {
@@ -123,7 +125,9 @@ static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t 
             (int)dtype, (int)layout, level, e, io_bound(precision, dtype));
     }
   }
-  check(ok, "io: precision %d, dtype %d, layout %d: output_shape is the layout's, every element the float32 output rounded and permuted",
+  check(ok,
+        "io: precision %d, dtype %d, layout %d: output_shape is the layout's, every element the float32 output rounded "
+        "and permuted",
         (int)precision, (int)dtype, (int)layout);
   if (dtype != SAM3_NECK_DTYPE_FLOAT32) {
     check_err_msg(run_outs(h, f->input, f->input_count, want), SAM3_NECK_ERR_DTYPE, "sam3_neck_run_io",
@@ -136,7 +140,8 @@ static void check_io_combination(const fixture_t *f, sam3_neck *h, const outs_t 
     sam3_neck_level_shape(h, 2, s);
     count = (size_t)(s[1] * s[2] * s[3]);
     pos = malloc(count * elem);
-    check_err(sam3_neck_position_encoding_io(h, 2, pos, count - 1), SAM3_NECK_ERR_SHAPE, "io: position_encoding_io, count too small");
+    check_err(sam3_neck_position_encoding_io(h, 2, pos, count - 1), SAM3_NECK_ERR_SHAPE,
+              "io: position_encoding_io, count too small");
     check_ok(sam3_neck_position_encoding_io(h, 2, pos, count), "io: position_encoding_io(2)");
     free(pos);
   }
@@ -200,13 +205,14 @@ static void check_verbs_against_plans(const fixture_t *f, sam3_neck *h) {
                           : NULL;
           char what[200];
           sam3_neck_status st, want = d != SAM3_NECK_DTYPE_FLOAT32 ? SAM3_NECK_ERR_DTYPE
-                                    : l != SAM3_NECK_OUTPUT_NCHW     ? SAM3_NECK_ERR_INVALID_ARGUMENT
-                                                                     : SAM3_NECK_OK;
+                                      : l != SAM3_NECK_OUTPUT_NCHW ? SAM3_NECK_ERR_INVALID_ARGUMENT
+                                                                   : SAM3_NECK_OK;
           int untouched = 1;
           cp.precision = precisions[p];
           io.output_dtype = (sam3_neck_dtype)d;
           io.output_layout = (sam3_neck_output_layout)l;
-          snprintf(what, sizeof what, "verbs: sam3_neck_run on a plan of precision %d, input layout %d, output dtype %d, layout %d",
+          snprintf(what, sizeof what,
+                   "verbs: sam3_neck_run on a plan of precision %d, input layout %d, output dtype %d, layout %d",
                    (int)precisions[p], lay, d, l);
           if (!check_ok(sam3_neck_compile_io(h, &cp, &io), what)) {
             free(in);
@@ -263,13 +269,16 @@ void test_io(sam3_neck *h, const fixture_t *f) {
   check_verbs_against_plans(f, h);
   cp.precision = SAM3_NECK_PRECISION_STRICT;
   io.struct_size = 4;
-  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "struct_size", "io: struct_size too small");
+  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "struct_size",
+                "io: struct_size too small");
   io = sam3_neck_io_default_params();
   set_enum_raw(&io.output_layout, 7);
-  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "output_layout", "io: unknown output layout");
+  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "output_layout",
+                "io: unknown output layout");
   io = sam3_neck_io_default_params();
   set_enum_raw(&io.input_dtype, 3);
-  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "input_dtype", "io: unknown input dtype");
+  check_err_msg(sam3_neck_compile_io(h, &cp, &io), SAM3_NECK_ERR_INVALID_ARGUMENT, "input_dtype",
+                "io: unknown input dtype");
   /* Leave the handle compiled as the tests after this one expect (float32, NCHW). */
   check_ok(sam3_neck_compile(h, &cp), "io: compile again with the float32 defaults");
 }

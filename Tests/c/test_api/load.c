@@ -10,16 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OK SAM3_NECK_OK
+#define OK      SAM3_NECK_OK
 #define INVALID SAM3_NECK_ERR_INVALID_ARGUMENT
-#define IO SAM3_NECK_ERR_IO
-#define FORMAT SAM3_NECK_ERR_FORMAT
+#define IO      SAM3_NECK_ERR_IO
+#define FORMAT  SAM3_NECK_ERR_FORMAT
 #define MISSING SAM3_NECK_ERR_MISSING_TENSOR
 
 /* expect_load_file_error on dir/name. */
 static void expect_fixture_error(const char *dir, const char *name, const sam3_neck_load_params *lp,
-                                 sam3_neck_status want, sam3_neck_status also, const char *needle,
-                                 const char *what, const char *out_what) {
+                                 sam3_neck_status want, sam3_neck_status also, const char *needle, const char *what,
+                                 const char *out_what) {
   char *p = join_path(dir, name);
   expect_load_file_error(p, lp, want, also, needle, what, out_what);
   free(p);
@@ -30,8 +30,7 @@ static void test_load_arguments(const fixture_t *f) {
   char *p = join_path(f->dir, "tiny.safetensors");
   expect_load_file_error(NULL, NULL, INVALID, INVALID, NULL, "load_file(path NULL)", NULL);
   check_err(sam3_neck_load_file(p, NULL, NULL), INVALID, "load_file(out NULL)");
-  expect_load_memory_error(NULL, 100, NULL, INVALID, INVALID, NULL,
-                           "load_memory(data NULL, size 100)",
+  expect_load_memory_error(NULL, 100, NULL, INVALID, INVALID, NULL, "load_memory(data NULL, size 100)",
                            "load_memory(data NULL) sets *out = NULL");
   check_err(sam3_neck_load_memory(f->bytes, f->size, NULL, NULL), INVALID, "load_memory(out NULL)");
   expect_load_memory_error(f->bytes, SIZE_MAX, NULL, INVALID, INVALID, "18446744073709551615",
@@ -50,20 +49,18 @@ static void test_load_bad_files(const fixture_t *f) {
   free(p);
   expect_load_file_error(f->dir, NULL, IO, FORMAT, NULL, "load_file(a directory) -> IO or FORMAT",
                          "load_file(a directory) sets *out = NULL");
-  expect_fixture_error(f->dir, "missing_tensor.safetensors", NULL, MISSING, MISSING,
-                       m->missing_tensor_name, "load_file(missing_tensor.safetensors)",
-                       "load_file(missing tensor) sets *out = NULL");
-  expect_fixture_error(f->dir, "bad_shape.safetensors", NULL, SAM3_NECK_ERR_SHAPE,
-                       SAM3_NECK_ERR_SHAPE, m->bad_shape_tensor_name,
-                       "load_file(bad_shape.safetensors)", "load_file(bad shape) sets *out = NULL");
-  expect_fixture_error(f->dir, "bad_dtype.safetensors", NULL, SAM3_NECK_ERR_DTYPE,
-                       SAM3_NECK_ERR_DTYPE, m->dtype_tensor_name,
-                       "load_file(bad_dtype.safetensors)", "load_file(bad dtype) sets *out = NULL");
-  expect_fixture_error(f->dir, "garbage.safetensors", NULL, FORMAT, FORMAT, NULL,
-                       "load_file(garbage.safetensors)", "load_file(garbage) sets *out = NULL");
+  expect_fixture_error(f->dir, "missing_tensor.safetensors", NULL, MISSING, MISSING, m->missing_tensor_name,
+                       "load_file(missing_tensor.safetensors)", "load_file(missing tensor) sets *out = NULL");
+  expect_fixture_error(f->dir, "bad_shape.safetensors", NULL, SAM3_NECK_ERR_SHAPE, SAM3_NECK_ERR_SHAPE,
+                       m->bad_shape_tensor_name, "load_file(bad_shape.safetensors)",
+                       "load_file(bad shape) sets *out = NULL");
+  expect_fixture_error(f->dir, "bad_dtype.safetensors", NULL, SAM3_NECK_ERR_DTYPE, SAM3_NECK_ERR_DTYPE,
+                       m->dtype_tensor_name, "load_file(bad_dtype.safetensors)",
+                       "load_file(bad dtype) sets *out = NULL");
+  expect_fixture_error(f->dir, "garbage.safetensors", NULL, FORMAT, FORMAT, NULL, "load_file(garbage.safetensors)",
+                       "load_file(garbage) sets *out = NULL");
   expect_fixture_error(f->dir, "truncated.safetensors", NULL, FORMAT, IO, NULL,
-                       "load_file(truncated.safetensors) -> FORMAT or IO",
-                       "load_file(truncated) sets *out = NULL");
+                       "load_file(truncated.safetensors) -> FORMAT or IO", "load_file(truncated) sets *out = NULL");
 }
 
 /* Truncated and corrupted images of tiny.safetensors in memory. */
@@ -73,8 +70,8 @@ static void test_load_hostile_images(const fixture_t *f) {
   uint64_t hdr = 0;
   unsigned char *copy;
   size_t cuts[6];
-  const char *names[6] = {"0 bytes", "5 bytes", "8 bytes (length only)",
-                          "half the JSON header", "header without data", "all but one byte"};
+  const char *names[6] = {
+      "0 bytes", "5 bytes", "8 bytes (length only)", "half the JSON header", "header without data", "all but one byte"};
   int k;
 
   if (size >= 8) {
@@ -101,13 +98,11 @@ static void test_load_hostile_images(const fixture_t *f) {
   if (copy != NULL && size > 16) {
     memcpy(copy, bytes, size);
     memset(copy, 0xFF, 8); /* header length far beyond the image */
-    expect_load_memory_error(copy, size, NULL, FORMAT, FORMAT, NULL,
-                             "load_memory(header length 2^64-1)",
+    expect_load_memory_error(copy, size, NULL, FORMAT, FORMAT, NULL, "load_memory(header length 2^64-1)",
                              "load_memory(huge header length) sets *out = NULL");
     memcpy(copy, bytes, size);
     copy[8] = 'x'; /* the JSON's opening brace */
-    expect_load_memory_error(copy, size, NULL, FORMAT, FORMAT, NULL,
-                             "load_memory(JSON header corrupted)",
+    expect_load_memory_error(copy, size, NULL, FORMAT, FORMAT, NULL, "load_memory(JSON header corrupted)",
                              "load_memory(bad JSON) sets *out = NULL");
   }
   free(copy);
@@ -118,8 +113,7 @@ static void test_load_params_errors(const fixture_t *f) {
   sam3_neck_load_params lp = sam3_neck_load_default_params();
   lp.prefix = "no.such.prefix.";
   expect_fixture_error(f->dir, "tiny.safetensors", &lp, MISSING, MISSING, NULL,
-                       "load_file(tiny, prefix \"no.such.prefix.\")",
-                       "load_file(wrong prefix) sets *out = NULL");
+                       "load_file(tiny, prefix \"no.such.prefix.\")", "load_file(wrong prefix) sets *out = NULL");
   lp.prefix = "";
   expect_fixture_error(f->dir, "tiny.safetensors", &lp, MISSING, MISSING, NULL,
                        "load_file(tiny (prefixed), prefix \"\")",
@@ -131,8 +125,7 @@ static void test_load_params_errors(const fixture_t *f) {
                        "load_file(absent kind) sets *out = NULL");
   lp = sam3_neck_load_default_params();
   set_enum_raw(&lp.kind, 7);
-  expect_fixture_error(f->dir, "tiny.safetensors", &lp, INVALID, INVALID, NULL,
-                       "load_file(kind 7)", NULL);
+  expect_fixture_error(f->dir, "tiny.safetensors", &lp, INVALID, INVALID, NULL, "load_file(kind 7)", NULL);
 }
 
 void test_load_errors(const fixture_t *f) {
@@ -147,8 +140,7 @@ void test_load_refusals(const fixture_t *f) {
   expect_fixture_error(f->dir, "torch_legacy.pt", NULL, FORMAT, FORMAT, "legacy PyTorch format",
                        "load_file(torch_legacy.pt)", "... sets *out = NULL");
   expect_fixture_error(f->dir, "sam2_only.safetensors", NULL, MISSING, MISSING, "convs",
-                       "load_file(sam2_only.safetensors) with kind SAM3 (default)",
-                       "... sets *out = NULL");
+                       "load_file(sam2_only.safetensors) with kind SAM3 (default)", "... sets *out = NULL");
   expect_fixture_error(f->dir, "custom_prefix.safetensors", NULL, MISSING, MISSING, NULL,
                        "load_file(custom_prefix.safetensors) with the default (known prefixes) "
                        "search",

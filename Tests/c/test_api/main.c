@@ -46,8 +46,8 @@ static void test_memory_handle(sam3_neck *hm, const fixture_t *f) {
   sam3_neck_compile_params cp = fixture_params(&f->meta, SAM3_NECK_LAYOUT_NCHW, 0xF);
   test_config(hm, &f->meta, "load_memory handle");
   if (check_ok(sam3_neck_compile(hm, &cp), "load_memory handle: compile")) {
-    run_compare(hm, &f->meta, f->input, f->input_count, f->refs, 0xF, SAM3_NECK_BOUND_STRICT,
-                "load_memory handle: run", "load_memory handle vs float64 reference");
+    run_compare(hm, &f->meta, f->input, f->input_count, f->refs, 0xF, SAM3_NECK_BOUND_STRICT, "load_memory handle: run",
+                "load_memory handle vs float64 reference");
   }
 }
 

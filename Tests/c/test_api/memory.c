@@ -70,8 +70,7 @@ void test_cycles(const fixture_t *f) {
   }
   at_end = rss_kb();
   heap_at_end = heap_in_use();
-  check(failures == 0, "cycles: %d load/compile/run/free cycles all succeeded (%d failed)", CYCLES,
-        failures);
+  check(failures == 0, "cycles: %d load/compile/run/free cycles all succeeded (%d failed)", CYCLES, failures);
 #if defined(__SANITIZE_ADDRESS__)
   /* AddressSanitizer keeps freed memory in quarantine, so resident memory grows by design; its
    * LeakSanitizer checks the same cycles for leaks at exit instead. */
@@ -83,8 +82,7 @@ void test_cycles(const fixture_t *f) {
   if (getenv("SAM3NECK_UNDER_VALGRIND") != NULL) {
     /* valgrind delays the reuse of freed blocks (its free list), so resident memory grows by
      * design there; its leak check covers the same cycles at exit instead. */
-    printf("SKIP cycles: resident memory check under valgrind (%ld kB -> %ld kB)\n", after_warmup,
-           at_end);
+    printf("SKIP cycles: resident memory check under valgrind (%ld kB -> %ld kB)\n", after_warmup, at_end);
     return;
   }
   /* 9/10 of the cycles after the warm-up: a leak of even 1 kB per cycle would show as 900 kB. */
@@ -94,8 +92,8 @@ void test_cycles(const fixture_t *f) {
           CYCLES, heap_after_warmup, CYCLES / 10, heap_at_end, after_warmup, at_end);
   } else {
     check(after_warmup > 0 && at_end - after_warmup < 512,
-          "cycles: resident memory flat over %d cycles (%ld kB after %d, %ld kB at the end)", CYCLES,
-          after_warmup, CYCLES / 10, at_end);
+          "cycles: resident memory flat over %d cycles (%ld kB after %d, %ld kB at the end)", CYCLES, after_warmup,
+          CYCLES / 10, at_end);
   }
 #endif
 }

@@ -20,18 +20,12 @@ void test_run_errors(sam3_neck *h, const fixture_t *f) {
   size_t saved_count;
   int i;
   outs_alloc(&o, &f->meta, 0xF);
-  check_err(sam3_neck_run(NULL, input, in_n, o.ptr, o.count), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "run(NULL handle)");
-  check_err(sam3_neck_run(h, NULL, in_n, o.ptr, o.count), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "run(input NULL)");
-  check_err(sam3_neck_run(h, input, in_n, NULL, o.count), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "run(outputs NULL)");
-  check_err(sam3_neck_run(h, input, in_n, o.ptr, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "run(output_counts NULL)");
-  check_err(sam3_neck_run(h, input, in_n - 1, o.ptr, o.count), SAM3_NECK_ERR_SHAPE,
-            "run(input_count - 1)");
-  check_err(sam3_neck_run(h, input, in_n + 1, o.ptr, o.count), SAM3_NECK_ERR_SHAPE,
-            "run(input_count + 1)");
+  check_err(sam3_neck_run(NULL, input, in_n, o.ptr, o.count), SAM3_NECK_ERR_INVALID_ARGUMENT, "run(NULL handle)");
+  check_err(sam3_neck_run(h, NULL, in_n, o.ptr, o.count), SAM3_NECK_ERR_INVALID_ARGUMENT, "run(input NULL)");
+  check_err(sam3_neck_run(h, input, in_n, NULL, o.count), SAM3_NECK_ERR_INVALID_ARGUMENT, "run(outputs NULL)");
+  check_err(sam3_neck_run(h, input, in_n, o.ptr, NULL), SAM3_NECK_ERR_INVALID_ARGUMENT, "run(output_counts NULL)");
+  check_err(sam3_neck_run(h, input, in_n - 1, o.ptr, o.count), SAM3_NECK_ERR_SHAPE, "run(input_count - 1)");
+  check_err(sam3_neck_run(h, input, in_n + 1, o.ptr, o.count), SAM3_NECK_ERR_SHAPE, "run(input_count + 1)");
   check_err(sam3_neck_run(h, input, 0, o.ptr, o.count), SAM3_NECK_ERR_SHAPE, "run(input_count 0)");
   /* counts past 2^63 are numbers, not negative ones: in the message, and SIZE_MAX is a capacity
    * at least as large as any level needs */
@@ -132,10 +126,8 @@ static void test_level_subset(sam3_neck *h, const fixture_t *f) {
               "run(levels 0x5, outputs[1] = outputs[3] = NULL)", "subset 0x5 vs float64 reference");
   check_ok(sam3_neck_level_shape(h, 0, shape), "subset: level_shape(0)");
   check_ok(sam3_neck_level_shape(h, 2, shape), "subset: level_shape(2)");
-  check_err(sam3_neck_level_shape(h, 1, shape), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "subset: level_shape(1) (not in mask)");
-  check_err(sam3_neck_level_shape(h, 3, shape), SAM3_NECK_ERR_INVALID_ARGUMENT,
-            "subset: level_shape(3) (not in mask)");
+  check_err(sam3_neck_level_shape(h, 1, shape), SAM3_NECK_ERR_INVALID_ARGUMENT, "subset: level_shape(1) (not in mask)");
+  check_err(sam3_neck_level_shape(h, 3, shape), SAM3_NECK_ERR_INVALID_ARGUMENT, "subset: level_shape(3) (not in mask)");
   check_err(sam3_neck_position_encoding(h, 1, pe, 8), SAM3_NECK_ERR_INVALID_ARGUMENT,
             "subset: position_encoding(1) (not in mask)");
   check_err(sam3_neck_position_encoding(h, 3, pe, 8), SAM3_NECK_ERR_INVALID_ARGUMENT,
@@ -287,8 +279,8 @@ void test_runs(sam3_neck *h, const fixture_t *f) {
 
 /* Loads `name` with `lp` (NULL: defaults), compiles the fixture's shape, runs and compares with
  * the references STEM0..3. */
-static void check_variant(const fixture_t *f, const char *name, const sam3_neck_load_params *lp,
-                          const char *stem, const char *what) {
+static void check_variant(const fixture_t *f, const char *name, const sam3_neck_load_params *lp, const char *stem,
+                          const char *what) {
   sam3_neck *h = NULL;
   char *p = join_path(f->dir, name);
   sam3_neck_status st = sam3_neck_load_file(p, lp, &h);
@@ -312,7 +304,7 @@ void test_variants(const fixture_t *f) {
   /* Safetensors files: dtypes, prefixes, kinds, Transformers names. */
   static const struct {
     const char *file;
-    int with_params;    /* 0: load parameters NULL (kind and prefix are then the defaults) */
+    int with_params; /* 0: load parameters NULL (kind and prefix are then the defaults) */
     sam3_neck_kind kind;
     const char *prefix; /* NULL: the default search */
     const char *stem;
@@ -328,16 +320,14 @@ void test_variants(const fixture_t *f) {
        "prefix vision_backbone., default search"},
       {"custom_prefix.safetensors", 1, SAM3_NECK_KIND_SAM3, "model.backbone.", "ref_level",
        "custom prefix model.backbone."},
-      {"tiny.safetensors", 1, SAM3_NECK_KIND_SAM2, NULL, "ref_sam2_level",
-       "kind SAM2 in a file with both necks"},
+      {"tiny.safetensors", 1, SAM3_NECK_KIND_SAM2, NULL, "ref_sam2_level", "kind SAM2 in a file with both necks"},
       {"sam2_only.safetensors", 1, SAM3_NECK_KIND_SAM2, NULL, "ref_sam2_level",
        "kind SAM2, file with only sam2_convs under backbone.vision_backbone."},
-      {"tiny.safetensors", 1, SAM3_NECK_KIND_SAM2, "detector.backbone.vision_backbone.",
-       "ref_sam2_level", "kind SAM2 with explicit prefix"},
-      {"tiny.safetensors", 1, SAM3_NECK_KIND_SAM3, NULL, "ref_level",
-       "kind SAM3 (explicit) in a file with both necks"},
-      {"hf_neck.safetensors", 1, SAM3_NECK_KIND_SAM3, "detector_model.vision_encoder.neck.",
-       "ref_pt_f32_level", "Transformers names, explicit prefix"},
+      {"tiny.safetensors", 1, SAM3_NECK_KIND_SAM2, "detector.backbone.vision_backbone.", "ref_sam2_level",
+       "kind SAM2 with explicit prefix"},
+      {"tiny.safetensors", 1, SAM3_NECK_KIND_SAM3, NULL, "ref_level", "kind SAM3 (explicit) in a file with both necks"},
+      {"hf_neck.safetensors", 1, SAM3_NECK_KIND_SAM3, "detector_model.vision_encoder.neck.", "ref_pt_f32_level",
+       "Transformers names, explicit prefix"},
   };
   /* Checkpoints written by real PyTorch: zip archives, Transformers names, shards. */
   static const struct {
@@ -359,8 +349,7 @@ void test_variants(const fixture_t *f) {
     sam3_neck_load_params lp = sam3_neck_load_default_params();
     lp.kind = variants[k].kind;
     lp.prefix = variants[k].prefix;
-    check_variant(f, variants[k].file, variants[k].with_params ? &lp : NULL, variants[k].stem,
-                  variants[k].what);
+    check_variant(f, variants[k].file, variants[k].with_params ? &lp : NULL, variants[k].stem, variants[k].what);
   }
   for (k = 0; k < sizeof real / sizeof real[0]; k++) {
     sam3_neck_load_params lp = sam3_neck_load_default_params();

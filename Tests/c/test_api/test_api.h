@@ -49,8 +49,8 @@ const char *status_name(sam3_neck_status s);
 int check_ok(sam3_neck_status got, const char *what);
 /* Checks a failing status: `want`, or `also` where the header leaves the choice open (pass `want`
  * twice otherwise); last_error non-empty and, if `needle` is not NULL, containing it. */
-int check_err_any(sam3_neck_status got, sam3_neck_status want, sam3_neck_status also,
-                  const char *needle, const char *what);
+int check_err_any(sam3_neck_status got, sam3_neck_status want, sam3_neck_status also, const char *needle,
+                  const char *what);
 int check_err_msg(sam3_neck_status got, sam3_neck_status want, const char *needle, const char *what);
 int check_err(sam3_neck_status got, sam3_neck_status want, const char *what);
 int check_err2(sam3_neck_status got, sam3_neck_status want1, sam3_neck_status want2, const char *what);
@@ -91,11 +91,11 @@ int read_meta(const char *path, meta_t *m);
 typedef struct fixture_t {
   const char *dir;
   meta_t meta;
-  const float *input;          /* input.f32, NCHW */
-  size_t input_count;          /* B * trunk_dim * H * W */
-  const unsigned char *bytes;  /* tiny.safetensors */
+  const float *input;         /* input.f32, NCHW */
+  size_t input_count;         /* B * trunk_dim * H * W */
+  const unsigned char *bytes; /* tiny.safetensors */
   size_t size;
-  double *const *refs;         /* ref_level0..3.f64: the float64 reference of each level */
+  double *const *refs; /* ref_level0..3.f64: the float64 reference of each level */
 } fixture_t;
 
 /* ---------------------------------------------------------------------------------------------
@@ -129,13 +129,12 @@ int outs_equal(const outs_t *a, const outs_t *b);
 /* 1 if every level of `o` is within `tol` (normalised) of the reference. */
 int outs_within(const outs_t *o, double *const refs[SAM3_NECK_NUM_LEVELS], double tol);
 /* One check per level in `mask`: `o` within `tol` (normalised) of the float64 reference. */
-void compare_refs(const outs_t *o, double *const refs[SAM3_NECK_NUM_LEVELS], unsigned mask,
-                  double tol, const char *what);
+void compare_refs(const outs_t *o, double *const refs[SAM3_NECK_NUM_LEVELS], unsigned mask, double tol,
+                  const char *what);
 /* Runs `neck` into fresh buffers of `m`'s shape (levels `mask`), checks the run is OK (`run_what`)
  * and compares with the references (`what`, tolerance `tol`); returns 1 if the run was OK. */
-int run_compare(sam3_neck *neck, const meta_t *m, const float *in, size_t n,
-                double *const refs[SAM3_NECK_NUM_LEVELS], unsigned mask, double tol,
-                const char *run_what, const char *what);
+int run_compare(sam3_neck *neck, const meta_t *m, const float *in, size_t n, double *const refs[SAM3_NECK_NUM_LEVELS],
+                unsigned mask, double tol, const char *run_what, const char *what);
 /* dir/STEM0.f64 .. STEM3.f64 (a failing check for each unreadable one); free with free_refs. */
 double **load_refs(const char *dir, const char *stem, const meta_t *m);
 void free_refs(double **refs);
@@ -148,12 +147,10 @@ sam3_neck_compile_params fixture_params(const meta_t *m, sam3_neck_layout layout
  * as a non-NULL sentinel, so a call that leaves it alone fails.
  * ------------------------------------------------------------------------------------------- */
 
-void expect_load_file_error(const char *path, const sam3_neck_load_params *lp,
-                            sam3_neck_status want, sam3_neck_status also, const char *needle,
-                            const char *what, const char *out_what);
-void expect_load_memory_error(const void *data, size_t size, const sam3_neck_load_params *lp,
-                              sam3_neck_status want, sam3_neck_status also, const char *needle,
-                              const char *what, const char *out_what);
+void expect_load_file_error(const char *path, const sam3_neck_load_params *lp, sam3_neck_status want,
+                            sam3_neck_status also, const char *needle, const char *what, const char *out_what);
+void expect_load_memory_error(const void *data, size_t size, const sam3_neck_load_params *lp, sam3_neck_status want,
+                              sam3_neck_status also, const char *needle, const char *what, const char *out_what);
 
 /* ---------------------------------------------------------------------------------------------
  * The tests, by file (main.c calls them in this order's spirit; see there)

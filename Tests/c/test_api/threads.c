@@ -17,9 +17,9 @@
 
 typedef struct fresh_thread_t {
   char path[256];
-  int empty_before;       /* last_error was "" on entry */
-  int status_ok;          /* the failing call returned IO */
-  int msg_has_path;       /* its message contains the path */
+  int empty_before; /* last_error was "" on entry */
+  int status_ok;    /* the failing call returned IO */
+  int msg_has_path; /* its message contains the path */
 } fresh_thread_t;
 
 static void *fresh_thread_main(void *arg) {
@@ -94,8 +94,7 @@ void test_last_error_threads(void) {
     check(ft.msg_has_path && ft.status_ok, "the other thread sees its own failure");
   }
   check(strcmp(sam3_neck_last_error(), saved) == 0,
-        "main thread's last_error() unchanged by the other thread's failure (\"%s\")",
-        sam3_neck_last_error());
+        "main thread's last_error() unchanged by the other thread's failure (\"%s\")", sam3_neck_last_error());
 
   /* concurrent failures: each thread always sees its own message */
   created = 0;
@@ -111,24 +110,22 @@ void test_last_error_threads(void) {
   check(created == 4, "pthread_create x4 (error stress)");
   for (i = 0; i < created; i++) {
     pthread_join(sth[i], NULL);
-    check(stress[i].bad == 0,
-          "error stress thread %d: own message in every one of 200 concurrent failures (%d bad)", i,
+    check(stress[i].bad == 0, "error stress thread %d: own message in every one of 200 concurrent failures (%d bad)", i,
           stress[i].bad);
   }
   check(strcmp(sam3_neck_last_error(), saved) == 0,
         "main thread's last_error() unchanged by 800 concurrent failures elsewhere");
 }
 
-
 /* A thread running one handle `runs` times, comparing each run bitwise with `expect` or, when
  * that is NULL, with the float64 references (SAM3_NECK_BOUND_STRICT: the plans are strict). */
 typedef struct run_thread_t {
   sam3_neck *neck;
   const fixture_t *fixture;
-  const outs_t *expect;     /* bitwise expectation (NULL: use the references) */
+  const outs_t *expect; /* bitwise expectation (NULL: use the references) */
   int runs;
-  int failures;             /* runs that did not return OK */
-  int mismatches;           /* runs whose output differed */
+  int failures;   /* runs that did not return OK */
+  int mismatches; /* runs whose output differed */
   int last_status;
 } run_thread_t;
 
@@ -153,8 +150,8 @@ static void *run_thread_main(void *arg) {
 
 /* Starts `n` runner threads, thread i on handles[i % nhandles]; returns how many started (they are
  * th[0 .. started - 1]). */
-static int start_runners(pthread_t *th, run_thread_t *jobs, int n, sam3_neck *const *handles,
-                         int nhandles, const fixture_t *f, const outs_t *expect, int runs) {
+static int start_runners(pthread_t *th, run_thread_t *jobs, int n, sam3_neck *const *handles, int nhandles,
+                         const fixture_t *f, const outs_t *expect, int runs) {
   int i;
   for (i = 0; i < n; i++) {
     memset(&jobs[i], 0, sizeof jobs[i]);
@@ -194,11 +191,10 @@ void test_threads(sam3_neck *h, sam3_neck *h2, const fixture_t *f) {
   check(created == HAMMER_THREADS, "threads: pthread_create x%d on one handle", HAMMER_THREADS);
   for (i = 0; i < created; i++) {
     pthread_join(th[i], NULL);
-    check(jobs[i].failures == 0, "thread %d: 3 concurrent runs on one handle returned OK (last %d)",
-          i, jobs[i].last_status);
-    check(jobs[i].mismatches == 0,
-          "thread %d: outputs bitwise equal to the single-threaded run (%d mismatching runs)", i,
-          jobs[i].mismatches);
+    check(jobs[i].failures == 0, "thread %d: 3 concurrent runs on one handle returned OK (last %d)", i,
+          jobs[i].last_status);
+    check(jobs[i].mismatches == 0, "thread %d: outputs bitwise equal to the single-threaded run (%d mismatching runs)",
+          i, jobs[i].mismatches);
   }
 
   /* two handles, two threads each, concurrently */
@@ -337,8 +333,7 @@ void test_openblas_setting(sam3_neck *h, sam3_neck *h2, const fixture_t *f) {
   host = get();
   p = join_path(f->dir, "tiny.safetensors");
   if (check_ok(sam3_neck_load_file(p, NULL, &fresh), "openblas: load a fresh handle")) {
-    check(get() == 1, "openblas: loading sets OpenBLAS to one thread (application had %d, now %d)", host,
-          get());
+    check(get() == 1, "openblas: loading sets OpenBLAS to one thread (application had %d, now %d)", host, get());
   }
   free(p);
   sam3_neck_free(fresh);
@@ -369,6 +364,7 @@ void test_openblas_setting(sam3_neck *h, sam3_neck *h2, const fixture_t *f) {
   pthread_mutex_destroy(&watch.lock);
   check(watch.polls > 0 && watch.max_seen == 1,
         "openblas: the watcher saw one OpenBLAS thread throughout two handles' concurrent runs "
-        "(%d polls, at most %d)", watch.polls, watch.max_seen);
+        "(%d polls, at most %d)",
+        watch.polls, watch.max_seen);
   dlclose(self);
 }

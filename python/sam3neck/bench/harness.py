@@ -40,11 +40,20 @@ BASE_IO = ("float32", "float32", "NCHW")
 #: Rows with other element types / output layouts (input dtype, output dtype, output layout), run
 #: in the default mode on levels 0-3, batch 1, right after that float32 NCHW row; --all-io runs
 #: all 26 combinations instead.
-IO_CASES = (("float32", "float16", "sequence"), ("float16", "float16", "NCHW"),
-            ("bfloat16", "bfloat16", "NHWC"), ("bfloat16", "float32", "sequence"),
-            ("float32", "bfloat16", "NHWC"))
-ALL_IO = tuple((i, o, lay) for i in dtypes.DTYPES for o in dtypes.DTYPES
-               for lay in ("NCHW", "NHWC", "sequence") if (i, o, lay) != BASE_IO)
+IO_CASES = (
+    ("float32", "float16", "sequence"),
+    ("float16", "float16", "NCHW"),
+    ("bfloat16", "bfloat16", "NHWC"),
+    ("bfloat16", "float32", "sequence"),
+    ("float32", "bfloat16", "NHWC"),
+)
+ALL_IO = tuple(
+    (i, o, lay)
+    for i in dtypes.DTYPES
+    for o in dtypes.DTYPES
+    for lay in ("NCHW", "NHWC", "sequence")
+    if (i, o, lay) != BASE_IO
+)
 _SHORT_DTYPE = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 _SHORT_LAYOUT = {"NCHW": "NCHW", "NHWC": "NHWC", "sequence": "seq"}
 #: The peers' configurations, in the order they run: peer id -> (engine, configuration, class).
@@ -62,21 +71,27 @@ PEER_CONFIGS = {
 }
 PEERS = tuple(PEER_CONFIGS)
 ENGINES = ("onnxruntime", "openvino", "pytorch")
-LABELS = {"sam3neck": "sam3neck", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO",
-          "pytorch": "PyTorch eager"}
+LABELS = {"sam3neck": "sam3neck", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "pytorch": "PyTorch eager"}
 #: How a peer configuration is named in the ratio columns and the summary.
-SHORT = {"onnxruntime": "ORT", "openvino": "OpenVINO f32", "pytorch": "PyTorch f32",
-         "openvino-default": "OpenVINO default", "pytorch-bf16": "PyTorch bf16"}
-PEER_LABELS = {"onnxruntime": "ONNX Runtime (f32)", "openvino": "OpenVINO pinned to f32",
-               "pytorch": "PyTorch eager (f32)",
-               "openvino-default": "OpenVINO in its default configuration",
-               "pytorch-bf16": 'PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16)'}
+SHORT = {
+    "onnxruntime": "ORT",
+    "openvino": "OpenVINO f32",
+    "pytorch": "PyTorch f32",
+    "openvino-default": "OpenVINO default",
+    "pytorch-bf16": "PyTorch bf16",
+}
+PEER_LABELS = {
+    "onnxruntime": "ONNX Runtime (f32)",
+    "openvino": "OpenVINO pinned to f32",
+    "pytorch": "PyTorch eager (f32)",
+    "openvino-default": "OpenVINO in its default configuration",
+    "pytorch-bf16": 'PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16)',
+}
 CLASS_TITLES = {
-    "f32": "f32 class: sam3neck strict (bound {strict}) and default ({default}) against peers "
-           "pinned to float32",
+    "f32": "f32 class: sam3neck strict (bound {strict}) and default ({default}) against peers pinned to float32",
     "bf16": "bf16 class: sam3neck fast (bound {fast}) against peers computing in bfloat16: OpenVINO "
-            "in its default configuration (no INFERENCE_PRECISION_HINT; mode = the inference "
-            'precision it chose) and PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16)',
+    "in its default configuration (no INFERENCE_PRECISION_HINT; mode = the inference "
+    'precision it chose) and PyTorch eager under torch.autocast("cpu", dtype=torch.bfloat16)',
 }
 PEER_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "pytorch": ("torch",)}
 RESULT_MARK = "SAM3NECK-BENCH-RESULT "
@@ -92,6 +107,7 @@ WORKER_TIMEOUT_S = 3600
 # ------------------------------------------------------------------------------------------------
 # Workers (one subprocess per row)
 # ------------------------------------------------------------------------------------------------
+
 
 def loaded_weights(path) -> Dict[str, np.ndarray]:
     """The neck's weights of the checkpoint at `path` as the library loads them (canonical names,
@@ -122,8 +138,9 @@ def _openblas_info() -> Optional[dict]:
 
     try:
         with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f
-                            if "libopenblas" in line and line.split()[-1].startswith("/")})
+            paths = sorted(
+                {line.split()[-1] for line in f if "libopenblas" in line and line.split()[-1].startswith("/")}
+            )
     except OSError:
         return None
     for path in paths:
@@ -133,7 +150,7 @@ def _openblas_info() -> Optional[dict]:
             for name in ("openblas_get_corename", "openblas_get_config"):
                 fn = getattr(lib, name)
                 fn.restype = ctypes.c_char_p
-                info[name[len("openblas_get_"):]] = (fn() or b"").decode("utf-8", "replace").strip()
+                info[name[len("openblas_get_") :]] = (fn() or b"").decode("utf-8", "replace").strip()
             return info
         except (OSError, AttributeError):
             continue
@@ -178,12 +195,20 @@ def _work_sam3neck(spec: dict) -> dict:
         dtypes.bfloat16_dtype()  # ml_dtypes' import (~0.75 s on this machine kind) is not compile time
     with neck:
         t0 = time.perf_counter()
-        neck.compile(height=spec["height"], width=spec["width"], batch=batch, layout="NCHW",
-                     levels=levels, threads=spec["threads"], precision=spec["mode"],
-                     input_dtype=in_dt, output_dtype=out_dt, output_layout=out_lay)
+        neck.compile(
+            height=spec["height"],
+            width=spec["width"],
+            batch=batch,
+            layout="NCHW",
+            levels=levels,
+            threads=spec["threads"],
+            precision=spec["mode"],
+            input_dtype=in_dt,
+            output_dtype=out_dt,
+            output_layout=out_lay,
+        )
         compile_s = time.perf_counter() - t0
-        x = dtypes.to_dtype(make_input(spec["seed"], batch, neck.trunk_dim, spec["height"],
-                                       spec["width"]), in_dt)
+        x = dtypes.to_dtype(make_input(spec["seed"], batch, neck.trunk_dim, spec["height"], spec["width"]), in_dt)
         outs = [lv.features for lv in neck.run(x)]
 
         def run():
@@ -198,8 +223,12 @@ def _work_sam3neck(spec: dict) -> dict:
             "compile_ms": compile_s * 1e3,
             "mode_actual": neck.compile_params["precision"],
             "threads_actual": neck.compile_params["threads"],
-            "library": {"version": _lib.version_string(), "path": str(lib_path),
-                        "mtime": st.st_mtime, "size": st.st_size},
+            "library": {
+                "version": _lib.version_string(),
+                "path": str(lib_path),
+                "mtime": st.st_mtime,
+                "size": st.st_size,
+            },
             "openblas": _openblas_info(),
         }
 
@@ -216,8 +245,10 @@ def _work_onnxruntime(spec: dict) -> dict:
     levels, batch = spec["levels"], spec["batch"]
     x = make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"], spec["width"])
     names = [o.name for o in sess.get_outputs()]
-    outs = [np.empty(reference.level_shape(i, batch, spec["d_model"], spec["height"], spec["width"]),
-                     dtype=np.float32) for i in levels]
+    outs = [
+        np.empty(reference.level_shape(i, batch, spec["d_model"], spec["height"], spec["width"]), dtype=np.float32)
+        for i in levels
+    ]
     io = sess.io_binding()
     io.bind_cpu_input("x", x)
     for name, a in zip(names, outs):
@@ -227,8 +258,13 @@ def _work_onnxruntime(spec: dict) -> dict:
         sess.run_with_iobinding(io)
 
     times = _timed(run, spec["warmup"], spec["runs"])
-    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")), "mode_actual": "f32",
-            "threads_actual": spec["threads"], "providers": sess.get_providers()}
+    return {
+        "times_s": times,
+        "saved": _save(outs, levels, spec.get("save")),
+        "mode_actual": "f32",
+        "threads_actual": spec["threads"],
+        "providers": sess.get_providers(),
+    }
 
 
 def _work_openvino(spec: dict) -> dict:
@@ -248,8 +284,13 @@ def _work_openvino(spec: dict) -> dict:
         raise ValueError(f"unknown OpenVINO configuration {spec['mode']!r}")
     compiled = core.compile_model(model, "CPU", config)
     got = {}
-    for key in (hints.inference_precision, props.inference_num_threads, props.num_streams,
-                hints.execution_mode, hints.performance_mode):
+    for key in (
+        hints.inference_precision,
+        props.inference_num_threads,
+        props.num_streams,
+        hints.execution_mode,
+        hints.performance_mode,
+    ):
         try:
             got[str(key)] = str(compiled.get_property(key))
         except Exception as e:  # a property an older release does not report
@@ -268,9 +309,13 @@ def _work_openvino(spec: dict) -> dict:
             by_name[name] = k
     outs = (req.get_output_tensor(by_name[f"level{i}"]).data for i in levels)  # the last run's
     precision = got.get(str(hints.inference_precision), "?")
-    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")),
-            "mode_actual": _ov_type_name(precision), "threads_actual": spec["threads"],
-            "properties": got}
+    return {
+        "times_s": times,
+        "saved": _save(outs, levels, spec.get("save")),
+        "mode_actual": _ov_type_name(precision),
+        "threads_actual": spec["threads"],
+        "properties": got,
+    }
 
 
 def _ov_type_name(text: str) -> str:
@@ -286,14 +331,15 @@ def _work_pytorch(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     levels, batch = spec["levels"], spec["batch"]
     module = torch_neck(loaded_weights(spec["weights"]), levels)
-    x = torch.from_numpy(make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"],
-                                    spec["width"]))
+    x = torch.from_numpy(make_input(spec["seed"], batch, spec["trunk_dim"], spec["height"], spec["width"]))
     last = []
     if spec["mode"] == "f32":
+
         def run():
             with torch.inference_mode():
                 last[:] = module(x)
     elif spec["mode"] == "autocast-bf16":
+
         def run():  # what upstream SAM 3 does for inference (on GPU): convs in bfloat16
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
                 last[:] = module(x)
@@ -303,13 +349,21 @@ def _work_pytorch(spec: dict) -> dict:
     times = _timed(run, spec["warmup"], spec["runs"])
     dtype = str(last[0].dtype).replace("torch.", "")
     outs = (t.float().numpy() for t in last)  # one level at a time
-    return {"times_s": times, "saved": _save(outs, levels, spec.get("save")),
-            "mode_actual": _SHORT_DTYPE.get(dtype, dtype),
-            "threads_actual": torch.get_num_threads(), "torch": torch.__version__}
+    return {
+        "times_s": times,
+        "saved": _save(outs, levels, spec.get("save")),
+        "mode_actual": _SHORT_DTYPE.get(dtype, dtype),
+        "threads_actual": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
-WORKERS = {"sam3neck": _work_sam3neck, "onnxruntime": _work_onnxruntime,
-           "openvino": _work_openvino, "pytorch": _work_pytorch}
+WORKERS = {
+    "sam3neck": _work_sam3neck,
+    "onnxruntime": _work_onnxruntime,
+    "openvino": _work_openvino,
+    "pytorch": _work_pytorch,
+}
 
 
 def _vm_hwm_kib() -> Optional[int]:
@@ -338,8 +392,7 @@ def _worker_main(spec_text: str) -> int:
             try:
                 importlib.import_module(mod)
             except Exception as e:  # ImportError, or a broken install
-                result = {"ok": False, "skipped": True,
-                          "reason": f"{mod} not importable ({type(e).__name__}: {e})"}
+                result = {"ok": False, "skipped": True, "reason": f"{mod} not importable ({type(e).__name__}: {e})"}
                 print(RESULT_MARK + json.dumps(result), flush=True)
                 return 0
         result = WORKERS[engine](spec)
@@ -364,22 +417,25 @@ def _run_worker(spec: dict, log) -> dict:
     last = None
     for attempt in range(3):
         try:
-            p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, timeout=WORKER_TIMEOUT_S)
+            p = subprocess.run(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT_S
+            )
         except subprocess.TimeoutExpired:
-            return {"ok": False, "skipped": False,
-                    "reason": f"worker timed out after {WORKER_TIMEOUT_S} s"}
+            return {"ok": False, "skipped": False, "reason": f"worker timed out after {WORKER_TIMEOUT_S} s"}
         lines = [ln for ln in p.stdout.splitlines() if ln.startswith(RESULT_MARK)]
         if lines:
-            result = json.loads(lines[-1][len(RESULT_MARK):])
+            result = json.loads(lines[-1][len(RESULT_MARK) :])
             if not result.get("ok") and p.stderr.strip():
                 result["stderr_tail"] = p.stderr.strip()[-2000:]
             return result
         # No result: the process died (e.g. a signal while the library was being rebuilt).
         tail = (p.stderr.strip() or p.stdout.strip())[-2000:]
-        last = {"ok": False, "skipped": False,
-                "reason": f"worker exited with status {p.returncode} and no result",
-                "stderr_tail": tail}
+        last = {
+            "ok": False,
+            "skipped": False,
+            "reason": f"worker exited with status {p.returncode} and no result",
+            "stderr_tail": tail,
+        }
         log(f"  worker died (status {p.returncode}); retrying in 10 s")
         time.sleep(10)
     return last
@@ -388,6 +444,7 @@ def _run_worker(spec: dict, log) -> dict:
 # ------------------------------------------------------------------------------------------------
 # Machine and versions
 # ------------------------------------------------------------------------------------------------
+
 
 def machine_info() -> dict:
     info = {"cpu": None, "cores": os.cpu_count(), "avx2": None, "avx512f": None}
@@ -445,6 +502,7 @@ def versions() -> dict:
 # The benchmark
 # ------------------------------------------------------------------------------------------------
 
+
 def _lv(levels: Sequence[int]) -> str:
     levels = list(levels)
     if levels == list(range(levels[0], levels[-1] + 1)) and len(levels) > 1:
@@ -481,8 +539,7 @@ def _resolve(args) -> argparse.Namespace:
     if args.warmup < 0:
         raise SystemExit("sam3neck bench: --warmup must be at least 0")
     args.modes = _choices(getattr(args, "modes", None), OUR_MODES, "--modes")
-    args.peers = (() if getattr(args, "no_peers", False)
-                  else _choices(getattr(args, "peers", None), PEERS, "--peers"))
+    args.peers = () if getattr(args, "no_peers", False) else _choices(getattr(args, "peers", None), PEERS, "--peers")
     return args
 
 
@@ -494,16 +551,20 @@ def _choices(value, allowed: Sequence[str], option: str) -> tuple:
         value = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [v for v in value if v not in allowed]
     if unknown or not value:
-        raise SystemExit(f"sam3neck bench: {option} takes a comma-separated list of "
-                         f"{', '.join(allowed)}; got {','.join(value) or 'nothing'}")
+        raise SystemExit(
+            f"sam3neck bench: {option} takes a comma-separated list of "
+            f"{', '.join(allowed)}; got {','.join(value) or 'nothing'}"
+        )
     return tuple(v for v in allowed if v in value)
 
 
 def run_benchmark(args, log=None) -> dict:
     """Runs every row (one subprocess each, one after the other) and returns the JSON document."""
     if log is None:
+
         def log(msg):
             print(msg, file=sys.stderr, flush=True)
+
     args = _resolve(args)
     h, wd, threads = args.height, args.width, args.threads
     weights_path = str(args.weights or checkpoint.ensure_default_checkpoint())
@@ -545,18 +606,28 @@ def run_benchmark(args, log=None) -> dict:
     tmp = tempfile.mkdtemp(prefix="sam3neck-bench-")
     try:
         specs = []
-        common = {"height": h, "width": wd, "threads": threads, "runs": args.runs,
-                  "warmup": args.warmup, "seed": args.seed, "weights": weights_path,
-                  "trunk_dim": c, "d_model": d}
+        common = {
+            "height": h,
+            "width": wd,
+            "threads": threads,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "seed": args.seed,
+            "weights": weights_path,
+            "trunk_dim": c,
+            "d_model": d,
+        }
         io_cases = _io_cases(args)
         for mode in args.modes:
             for levels, batch in OUR_CASES:
-                specs.append(dict(common, engine="sam3neck", mode=mode, levels=list(levels),
-                                  batch=batch, io=list(BASE_IO)))
+                specs.append(
+                    dict(common, engine="sam3neck", mode=mode, levels=list(levels), batch=batch, io=list(BASE_IO))
+                )
                 if mode == "default" and (levels, batch) == OUR_CASES[0]:
                     for io in io_cases:  # next to the float32 NCHW row they are compared with
-                        specs.append(dict(common, engine="sam3neck", mode=mode,
-                                          levels=list(levels), batch=batch, io=list(io)))
+                        specs.append(
+                            dict(common, engine="sam3neck", mode=mode, levels=list(levels), batch=batch, io=list(io))
+                        )
         if args.peers:
             specs += _peer_specs(args, weights, common, tmp, doc, log)
 
@@ -579,8 +650,11 @@ def run_benchmark(args, log=None) -> dict:
                 if spec.get("io", list(BASE_IO)) != list(BASE_IO):
                     what += f", {_io_label(spec['io'])}"
                 step = rnd * len(specs) + k + 1
-                log(f"[{step}/{rounds * len(specs)}] {what}"
-                    + (f" (round {rnd + 1} of {rounds})" if rounds > 1 else "") + " ...")
+                log(
+                    f"[{step}/{rounds * len(specs)}] {what}"
+                    + (f" (round {rnd + 1} of {rounds})" if rounds > 1 else "")
+                    + " ..."
+                )
                 res = _run_worker(spec, log)
                 if not res.get("ok"):
                     reason = res.get("reason", "failed")
@@ -594,8 +668,10 @@ def run_benchmark(args, log=None) -> dict:
                     doc["skipped"].append(_skip_entry(spec, reason))
                     merged.pop(k, None)  # a row that failed in any round is not reported
                     continue
-                log(f"  median {statistics.median(res['times_s']) * 1e3:.1f} ms "
-                    f"(min {min(res['times_s']) * 1e3:.1f}), peak RSS {res['peak_rss_kib'] / 1024:.0f} MB")
+                log(
+                    f"  median {statistics.median(res['times_s']) * 1e3:.1f} ms "
+                    f"(min {min(res['times_s']) * 1e3:.1f}), peak RSS {res['peak_rss_kib'] / 1024:.0f} MB"
+                )
                 if k not in merged:
                     res["compile_ms_rounds"] = [res["compile_ms"]] if "compile_ms" in res else []
                     merged[k] = (spec, res)
@@ -630,7 +706,7 @@ def run_benchmark(args, log=None) -> dict:
 
 
 def _row_name(spec_or_row: dict) -> str:
-    """"sam3neck fast", "OpenVINO default", "PyTorch eager autocast-bf16", ... (log lines)."""
+    """ "sam3neck fast", "OpenVINO default", "PyTorch eager autocast-bf16", ... (log lines)."""
     engine = spec_or_row["engine"]
     mode = spec_or_row.get("requested_mode", spec_or_row.get("mode"))
     return f"{LABELS[engine]} {mode}"
@@ -660,8 +736,7 @@ def _errors(pending, weights, seed: int, c: int, h: int, w: int, log) -> None:
         for k in range(images):
             log(f"float64 reference (image {k + 1} of {images}, all levels, {in_dt} input) ...")
             t = time.perf_counter()
-            ref = [feat for feat, _ in reference.forward(weights, x[k:k + 1], levels=ALL_LEVELS,
-                                                         input_dtype=in_dt)]
+            ref = [feat for feat, _ in reference.forward(weights, x[k : k + 1], levels=ALL_LEVELS, input_dtype=in_dt)]
             log(f"  reference in {time.perf_counter() - t:.1f} s")
             for row, saved in items:
                 if row["batch"] <= k:
@@ -669,7 +744,7 @@ def _errors(pending, weights, seed: int, c: int, h: int, w: int, log) -> None:
                 layout = row.get("io", BASE_IO)[2]
                 for j, (level, path) in enumerate(zip(row["levels"], saved)):
                     out = np.load(path, mmap_mode="r")
-                    got = out[:, k:k + 1] if layout == "sequence" else out[k:k + 1]
+                    got = out[:, k : k + 1] if layout == "sequence" else out[k : k + 1]
                     want = reference.to_layout(ref[level], layout)
                     diff = float(np.max(np.abs(got.astype(np.float64) - want)))
                     scale = float(np.max(np.abs(want)))
@@ -688,8 +763,10 @@ def _errors(pending, weights, seed: int, c: int, h: int, w: int, log) -> None:
             row["error_images"] = row["batch"]
             row["max_error"] = float("nan") if any(math.isnan(e) for e in errs) else max(errs)
             io = "" if row.get("io", BASE_IO) == BASE_IO else f" {_io_label(row['io'])}"
-            log(f"  {_row_name(row)}{io}, levels {_lv(row['levels'])}, batch {row['batch']}: max err "
-                f"{row['max_error']:.1e} (per level {', '.join(f'{e:.1e}' for e in errs)})")
+            log(
+                f"  {_row_name(row)}{io}, levels {_lv(row['levels'])}, batch {row['batch']}: max err "
+                f"{row['max_error']:.1e} (per level {', '.join(f'{e:.1e}' for e in errs)})"
+            )
 
 
 def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
@@ -702,8 +779,7 @@ def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
             continue
         missing = [m for m in PEER_MODULES[engine] if importlib.util.find_spec(m) is None]
         if missing:
-            doc["skipped"].append({"engine": engine, "peer": pid,
-                                   "reason": f"{', '.join(missing)} not importable"})
+            doc["skipped"].append({"engine": engine, "peer": pid, "reason": f"{', '.join(missing)} not importable"})
         else:
             wanted.append(pid)
     models = {}
@@ -711,18 +787,19 @@ def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
         try:
             for levels, batch in PEER_CASES:
                 t = time.perf_counter()
-                data, source = peer_model_bytes(weights, batch, common["height"], common["width"],
-                                                levels)
+                data, source = peer_model_bytes(weights, batch, common["height"], common["width"], levels)
                 doc["onnx_model_source"] = source
                 path = os.path.join(tmp, f"neck-levels{''.join(map(str, levels))}-b{batch}.onnx")
                 with open(path, "wb") as f:
                     f.write(data)
                 models[(tuple(levels), batch)] = path
-                log(f"ONNX model, levels {_lv(levels)}, batch {batch}: {source}, "
-                    f"{time.perf_counter() - t:.1f} s")
+                log(f"ONNX model, levels {_lv(levels)}, batch {batch}: {source}, {time.perf_counter() - t:.1f} s")
         except Exception as e:
-            reason = (f"onnx not importable ({e})" if isinstance(e, ImportError)
-                      else f"cannot build the ONNX model: {type(e).__name__}: {e}")
+            reason = (
+                f"onnx not importable ({e})"
+                if isinstance(e, ImportError)
+                else f"cannot build the ONNX model: {type(e).__name__}: {e}"
+            )
             for pid in list(wanted):
                 engine = PEER_CONFIGS[pid][0]
                 if engine in ("onnxruntime", "openvino"):
@@ -731,8 +808,7 @@ def _peer_specs(args, weights, common, tmp, doc, log) -> List[dict]:
     for pid in wanted:
         engine, config, cls = PEER_CONFIGS[pid]
         for levels, batch in PEER_CASES:
-            spec = dict(common, engine=engine, peer=pid, mode=config, cls=cls, levels=list(levels),
-                        batch=batch)
+            spec = dict(common, engine=engine, peer=pid, mode=config, cls=cls, levels=list(levels), batch=batch)
             if engine in ("onnxruntime", "openvino"):
                 spec["model"] = models[(tuple(levels), batch)]
             specs.append(spec)
@@ -784,10 +860,12 @@ def _ratios(doc: dict) -> None:
     default against the f32 peers, fast against the bf16 ones) with the same levels and batch, the
     peer's median / the row's median; and doc["summary"], those ratios of the levels 0-3 and 0-2
     batch-1 rows (what the table's closing lines state), plus fast against our own default."""
-    peers = {(r["peer"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
-             if r["engine"] != "sam3neck"}
-    base = {(r["requested_mode"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"]
-            if r["engine"] == "sam3neck" and tuple(r.get("io", BASE_IO)) == BASE_IO}
+    peers = {(r["peer"], tuple(r["levels"]), r["batch"]): r for r in doc["rows"] if r["engine"] != "sam3neck"}
+    base = {
+        (r["requested_mode"], tuple(r["levels"]), r["batch"]): r
+        for r in doc["rows"]
+        if r["engine"] == "sam3neck" and tuple(r.get("io", BASE_IO)) == BASE_IO
+    }
     summary = []
     for r in doc["rows"]:
         if r["engine"] != "sam3neck":
@@ -803,14 +881,29 @@ def _ratios(doc: dict) -> None:
                 r["ratios"][pid] = p["median_ms"] / r["median_ms"]
         if r["batch"] == 1 and tuple(r["levels"]) in {tuple(lv) for lv, _ in PEER_CASES}:
             for pid, x in r["ratios"].items():
-                summary.append({"class": r["class"], "mode": r["requested_mode"], "vs": pid,
-                                "levels": list(r["levels"]), "batch": 1, "x": x})
+                summary.append(
+                    {
+                        "class": r["class"],
+                        "mode": r["requested_mode"],
+                        "vs": pid,
+                        "levels": list(r["levels"]),
+                        "batch": 1,
+                        "x": x,
+                    }
+                )
             if r["requested_mode"] == "fast":
                 d = base.get(("default", tuple(r["levels"]), 1))
                 if d is not None:
-                    summary.append({"class": "ours", "mode": "fast", "vs": "sam3neck default",
-                                    "levels": list(r["levels"]), "batch": 1,
-                                    "x": d["median_ms"] / r["median_ms"]})
+                    summary.append(
+                        {
+                            "class": "ours",
+                            "mode": "fast",
+                            "vs": "sam3neck default",
+                            "levels": list(r["levels"]),
+                            "batch": 1,
+                            "x": d["median_ms"] / r["median_ms"],
+                        }
+                    )
     doc["summary"] = summary
 
 
@@ -826,14 +919,14 @@ def _efficiency(doc: dict) -> None:
     h, w = doc["grid"]
     cmd = [str(binary), "--cost", doc["weights"], str(h), str(w), "1", "0xF", str(doc["threads"])]
     try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=WORKER_TIMEOUT_S)
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=WORKER_TIMEOUT_S)
         cost = json.loads(p.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as e:
         doc["efficiency_note"] = f"eff: {' '.join(cmd)} failed: {e}"
         return
-    doc["product_peak"] = {k: cost[k] for k in ("peak_gflops", "threads", "products",
-                                                 "fast_peak_gflops", "fast_products") if k in cost}
+    doc["product_peak"] = {
+        k: cost[k] for k in ("peak_gflops", "threads", "products", "fast_peak_gflops", "fast_products") if k in cost
+    }
     for r in doc["rows"]:
         if r["engine"] != "sam3neck" or r["requested_mode"] not in cost["executed_gflop_per_image"]:
             continue
@@ -861,6 +954,7 @@ def _library_summary(doc: dict) -> None:
 # ------------------------------------------------------------------------------------------------
 # The table
 # ------------------------------------------------------------------------------------------------
+
 
 def _fmt(v, spec: str, empty: str = "-") -> str:
     if v is None:
@@ -898,13 +992,19 @@ def format_report(doc: dict) -> str:
     g = doc["gflop_per_image"]
     lines.append(
         f"threads {doc['threads']}, grid {h}x{w} (C={doc['trunk_dim']}, d={doc['d_model']}), "
-        + (f"median of {doc['runs']} runs after {doc['warmup']} warm-up" if doc.get("rounds", 1) == 1 else
-           f"{doc['rounds']} rounds (every row once per round, in turn), median of their "
-           f"{doc['rounds']} x {doc['runs']} runs, each round's after {doc['warmup']} warm-up")
-        + ", seeded float32 NCHW input")
+        + (
+            f"median of {doc['runs']} runs after {doc['warmup']} warm-up"
+            if doc.get("rounds", 1) == 1
+            else f"{doc['rounds']} rounds (every row once per round, in turn), median of their "
+            f"{doc['rounds']} x {doc['runs']} runs, each round's after {doc['warmup']} warm-up"
+        )
+        + ", seeded float32 NCHW input"
+    )
     lines.append(
-        "direct cost per image: " + ", ".join(f"level {i} {g[str(i)]:.1f}" for i in ALL_LEVELS)
-        + f" GFLOP (levels 0-3 {sum(g.values()):.1f}, levels 0-2 {g['0'] + g['1'] + g['2']:.1f})")
+        "direct cost per image: "
+        + ", ".join(f"level {i} {g[str(i)]:.1f}" for i in ALL_LEVELS)
+        + f" GFLOP (levels 0-3 {sum(g.values()):.1f}, levels 0-2 {g['0'] + g['1'] + g['2']:.1f})"
+    )
     lines.append(f"weights: {doc['weights']}")
     if doc.get("onnx_model_source"):
         lines.append(f"ONNX model (ONNX Runtime, OpenVINO): {doc['onnx_model_source']}")
@@ -922,42 +1022,58 @@ def format_report(doc: dict) -> str:
 
     notes = []
     if any(r["engine"] != "sam3neck" for r in doc["rows"]):
-        notes.append("x vs PEER = PEER's median / this row's median (same levels and batch; > 1 "
-                     "means sam3neck is faster), only against the peers of the row's own class.")
-    notes.append("max err = max|out - ref| / max|ref| against the float64 reference of the worst "
-                 "level (over every image of the batch), on the outputs of the row's last timed "
-                 "run, i.e. of the input its timing used (rounded to the row's input type); the "
-                 "JSON has each level's (\"errors\").")
-    notes.append("GFLOP/s against the direct FLOP count (2 x MACs of the transposed, 1x1 and 3x3 "
-                 "convs), whatever the engine computes.")
+        notes.append(
+            "x vs PEER = PEER's median / this row's median (same levels and batch; > 1 "
+            "means sam3neck is faster), only against the peers of the row's own class."
+        )
+    notes.append(
+        "max err = max|out - ref| / max|ref| against the float64 reference of the worst "
+        "level (over every image of the batch), on the outputs of the row's last timed "
+        "run, i.e. of the input its timing used (rounded to the row's input type); the "
+        'JSON has each level\'s ("errors").'
+    )
+    notes.append(
+        "GFLOP/s against the direct FLOP count (2 x MACs of the transposed, 1x1 and 3x3 "
+        "convs), whatever the engine computes."
+    )
     pk = doc.get("product_peak")
     if pk:
-        peak = (f"eff = the products one image executes (sam3neck's algorithms: Winograd's "
-                f"transformed products, not the direct count) / ms per image / the machine's "
-                f"measured product peak, {pk['peak_gflops']:.0f} GFLOP/s ({pk['products']}")
+        peak = (
+            f"eff = the products one image executes (sam3neck's algorithms: Winograd's "
+            f"transformed products, not the direct count) / ms per image / the machine's "
+            f"measured product peak, {pk['peak_gflops']:.0f} GFLOP/s ({pk['products']}"
+        )
         if pk.get("fast_peak_gflops"):
-            peak += (f"; for fast: its bfloat16 products' peak, {pk['fast_peak_gflops']:.0f} "
-                     f"GFLOP/s, {pk.get('fast_products')}")
+            peak += (
+                f"; for fast: its bfloat16 products' peak, {pk['fast_peak_gflops']:.0f} "
+                f"GFLOP/s, {pk.get('fast_products')}"
+            )
         notes.append(peak + f"; {pk['threads']} workers at once; sam3neck-profile --cost).")
     elif doc.get("efficiency_note"):
         notes.append(doc["efficiency_note"])
     if any(tuple(r.get("io", BASE_IO)) != BASE_IO for r in doc["rows"]):
-        notes.append("io = input type > output type, output layout (f32>f32 NCHW: the plain run); "
-                     "x vs f32 NCHW = the float32 NCHW row's median / this row's median (same "
-                     "mode, levels, batch; >= 1 means at least as fast).")
-    notes.append("peak RSS = peak resident memory of the row's own process (VmHWM), input and "
-                 "outputs included; workspace = what sam3neck's compile step reports; compile = "
-                 "that process's first compile (the weights prepared for its precision), load "
-                 "excluded.")
+        notes.append(
+            "io = input type > output type, output layout (f32>f32 NCHW: the plain run); "
+            "x vs f32 NCHW = the float32 NCHW row's median / this row's median (same "
+            "mode, levels, batch; >= 1 means at least as fast)."
+        )
+    notes.append(
+        "peak RSS = peak resident memory of the row's own process (VmHWM), input and "
+        "outputs included; workspace = what sam3neck's compile step reports; compile = "
+        "that process's first compile (the weights prepared for its precision), load "
+        "excluded."
+    )
     for r in doc["rows"]:
         if r.get("peer") == "openvino-default":
             props_ = r.get("properties", {})
             mode_ = str(props_.get("EXECUTION_MODE_HINT", "?")).split(".")[-1]
-            notes.append(f"OpenVINO default = no INFERENCE_PRECISION_HINT given; the inference "
-                         f"precision it chose, read back from the compiled model: {r['mode']} "
-                         f"(INFERENCE_PRECISION_HINT {props_.get('INFERENCE_PRECISION_HINT', '?')}"
-                         f", EXECUTION_MODE_HINT {mode_}); INFERENCE_NUM_THREADS and "
-                         "PERFORMANCE_HINT=LATENCY as in the f32 row.")
+            notes.append(
+                f"OpenVINO default = no INFERENCE_PRECISION_HINT given; the inference "
+                f"precision it chose, read back from the compiled model: {r['mode']} "
+                f"(INFERENCE_PRECISION_HINT {props_.get('INFERENCE_PRECISION_HINT', '?')}"
+                f", EXECUTION_MODE_HINT {mode_}); INFERENCE_NUM_THREADS and "
+                "PERFORMANCE_HINT=LATENCY as in the f32 row."
+            )
             break
     for n in notes:
         lines.append(n)
@@ -965,8 +1081,10 @@ def format_report(doc: dict) -> str:
         label = PEER_LABELS.get(sk.get("peer"), LABELS[sk["engine"]])
         lines.append(f"{label}: skipped, {sk['reason']}")
     if lib and lib.get("builds_seen", 1) > 1:
-        lines.append(f"WARNING: libsam3neck changed during the run ({lib['builds_seen']} builds "
-                     "seen); rerun for consistent numbers.")
+        lines.append(
+            f"WARNING: libsam3neck changed during the run ({lib['builds_seen']} builds "
+            "seen); rerun for consistent numbers."
+        )
     warned_ov = False
     for r in doc["rows"]:
         if r.get("peer") == "openvino" and r["mode"] != "f32" and not warned_ov:
@@ -975,11 +1093,14 @@ def format_report(doc: dict) -> str:
         if r["engine"] == "sam3neck" and r.get("max_error") is not None:
             bound = reference.tolerance(
                 r["requested_mode"] if r["requested_mode"] in reference.TOLERANCE else "default",
-                tuple(r.get("io", BASE_IO))[1])
+                tuple(r.get("io", BASE_IO))[1],
+            )
             if not r["max_error"] <= bound:
-                lines.append(f"WARNING: sam3neck {r['mode']} {_io_label(r['io'])} levels "
-                             f"{_lv(r['levels'])} batch {r['batch']} error {r['max_error']:.1e} "
-                             f"exceeds its bound {bound:g}.")
+                lines.append(
+                    f"WARNING: sam3neck {r['mode']} {_io_label(r['io'])} levels "
+                    f"{_lv(r['levels'])} batch {r['batch']} error {r['max_error']:.1e} "
+                    f"exceeds its bound {bound:g}."
+                )
     return "\n".join(lines)
 
 
@@ -997,11 +1118,13 @@ def _mode_cell(r: dict) -> str:
 
 def _table(rows: List[dict], cls: str) -> List[str]:
     """One class's table: its rows (run order), with the ratio columns of its class's peers."""
-    peers = [pid for pid, (_, _, c) in PEER_CONFIGS.items()
-             if c == cls and any(r.get("peer") == pid for r in rows)]
+    peers = [pid for pid, (_, _, c) in PEER_CONFIGS.items() if c == cls and any(r.get("peer") == pid for r in rows)]
     with_io = any(tuple(r.get("io", BASE_IO)) != BASE_IO for r in rows)
-    header = ["engine", "mode"] + (["io"] if with_io else []) + [
-        "levels", "batch", "median ms", "min ms", "max err", "ms/image", "GFLOP/s", "eff"]
+    header = (
+        ["engine", "mode"]
+        + (["io"] if with_io else [])
+        + ["levels", "batch", "median ms", "min ms", "max err", "ms/image", "GFLOP/s", "eff"]
+    )
     header += [f"x vs {SHORT[p]}" for p in peers]
     header += ["x vs f32 NCHW"] if with_io else []
     header += ["peak RSS MB", "workspace MB", "compile ms"]
@@ -1010,25 +1133,33 @@ def _table(rows: List[dict], cls: str) -> List[str]:
         cells = [LABELS[r["engine"]], _mode_cell(r)]
         if with_io:
             cells.append(_io_label(r["io"]) if r.get("io") else "")
-        cells += [_lv(r["levels"]), str(r["batch"]),
-                  _fmt(r["median_ms"], ".1f"), _fmt(r["min_ms"], ".1f"),
-                  _fmt(r.get("max_error"), ".1e", ""),
-                  _fmt(r["ms_per_image"], ".1f"), _fmt(r["gflops_per_s"], ".1f"),
-                  f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else ""]
+        cells += [
+            _lv(r["levels"]),
+            str(r["batch"]),
+            _fmt(r["median_ms"], ".1f"),
+            _fmt(r["min_ms"], ".1f"),
+            _fmt(r.get("max_error"), ".1e", ""),
+            _fmt(r["ms_per_image"], ".1f"),
+            _fmt(r["gflops_per_s"], ".1f"),
+            f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else "",
+        ]
         cells += [_fmt(r["ratios"].get(p), ".2f", "") for p in peers]
         if with_io:
             cells.append(_fmt(r.get("x_vs_f32_nchw"), ".2f", ""))
         ws = r.get("workspace_bytes")
-        cells += [_fmt(r["peak_rss_mb"], ".0f"), _fmt(ws / 2**20 if ws is not None else None, ".1f", ""),
-                  _fmt(r.get("compile_ms"), ".1f", "")]
+        cells += [
+            _fmt(r["peak_rss_mb"], ".0f"),
+            _fmt(ws / 2**20 if ws is not None else None, ".1f", ""),
+            _fmt(r.get("compile_ms"), ".1f", ""),
+        ]
         table.append(cells)
     left = {0, 1, 2} if with_io else {0, 1}
-    widths = [max(len(header[k]), *(len(row[k]) for row in table)) if table else len(header[k])
-              for k in range(len(header))]
+    widths = [
+        max(len(header[k]), *(len(row[k]) for row in table)) if table else len(header[k]) for k in range(len(header))
+    ]
 
     def line(cells):
-        return "  ".join(c.ljust(widths[k]) if k in left else c.rjust(widths[k])
-                         for k, c in enumerate(cells)).rstrip()
+        return "  ".join(c.ljust(widths[k]) if k in left else c.rjust(widths[k]) for k, c in enumerate(cells)).rstrip()
 
     out = [line(header), "  ".join("-" * wd for wd in widths)]
     out += [line(cells) for cells in table]
@@ -1047,21 +1178,27 @@ def _summary_lines(doc: dict) -> List[str]:
         for cls in CLASS_ORDER:
             parts = []
             for mode in modes_of[cls]:
-                got = [e for e in doc.get("summary", []) if e["class"] == cls and e["mode"] == mode
-                       and tuple(e["levels"]) == tuple(levels)]
+                got = [
+                    e
+                    for e in doc.get("summary", [])
+                    if e["class"] == cls and e["mode"] == mode and tuple(e["levels"]) == tuple(levels)
+                ]
                 if got:
-                    parts.append(f"{mode} vs " + ", vs ".join(
-                        f"{_peer_name(e['vs'], peer_rows.get((e['vs'], tuple(levels))))} "
-                        f"{e['x']:.2f}x" for e in got))
-            missing = [pid for pid, (_, _, c) in PEER_CONFIGS.items()
-                       if c == cls and (pid, tuple(levels)) not in peer_rows]
+                    parts.append(
+                        f"{mode} vs "
+                        + ", vs ".join(
+                            f"{_peer_name(e['vs'], peer_rows.get((e['vs'], tuple(levels))))} {e['x']:.2f}x" for e in got
+                        )
+                    )
+            missing = [
+                pid for pid, (_, _, c) in PEER_CONFIGS.items() if c == cls and (pid, tuple(levels)) not in peer_rows
+            ]
             for pid in missing:
                 if pid in skipped:
                     parts.append(f"{SHORT[pid]}: skipped ({skipped[pid]})")
             if parts:
                 lines.append(f"  {cls} class, levels {_lv(levels)}, batch 1: " + "; ".join(parts))
-        ours = [e for e in doc.get("summary", []) if e["class"] == "ours"
-                and tuple(e["levels"]) == tuple(levels)]
+        ours = [e for e in doc.get("summary", []) if e["class"] == "ours" and tuple(e["levels"]) == tuple(levels)]
         for e in ours:
             lines.append(f"  ours, levels {_lv(levels)}, batch 1: fast vs default {e['x']:.2f}x")
     if len(lines) == 1:
@@ -1070,7 +1207,7 @@ def _summary_lines(doc: dict) -> List[str]:
 
 
 def _peer_name(pid: str, row: Optional[dict]) -> str:
-    """"OpenVINO default (bf16)": the configuration with the precision it reported."""
+    """ "OpenVINO default (bf16)": the configuration with the precision it reported."""
     name = SHORT[pid]
     if row is not None and row.get("config", "f32") != "f32":
         name += f" ({row['mode']})"
@@ -1080,15 +1217,15 @@ def _peer_name(pid: str, row: Optional[dict]) -> str:
 def _profile(doc: dict, args) -> str:
     binary = profile_binary()
     if not binary.is_file():
-        return (f"profile: {binary} not found; build it in {_repo_root()} with\n"
-                "  swift build -c release -Xswiftc -static-stdlib\n"
-                "then rerun with --profile.")
+        return (
+            f"profile: {binary} not found; build it in {_repo_root()} with\n"
+            "  swift build -c release -Xswiftc -static-stdlib\n"
+            "then rerun with --profile."
+        )
     h, w = doc["grid"]
-    cmd = [str(binary), doc["weights"], str(h), str(w), "1", "0xF", str(doc["threads"]),
-           str(doc["runs"])]
+    cmd = [str(binary), doc["weights"], str(h), str(w), "1", "0xF", str(doc["threads"]), str(doc["runs"])]
     try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=WORKER_TIMEOUT_S)
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=WORKER_TIMEOUT_S)
         out = p.stdout.rstrip()
         if p.returncode != 0:
             out += f"\n(sam3neck-profile exited with status {p.returncode})"
@@ -1101,39 +1238,61 @@ def _profile(doc: dict, args) -> str:
 # Command line
 # ------------------------------------------------------------------------------------------------
 
+
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for every engine (default: all cores, os.cpu_count())")
+    p.add_argument(
+        "--threads", type=int, default=None, help="threads for every engine (default: all cores, os.cpu_count())"
+    )
     p.add_argument("--runs", type=int, default=None, help="timed runs per row (default 7)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2)")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="run every row this many times, in turn, and take the median of all their "
-                        "runs (default 1; more for a shared, noisy machine)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="run every row this many times, in turn, and take the median of all their "
+        "runs (default 1; more for a shared, noisy machine)",
+    )
     p.add_argument("--height", type=int, default=None, help="input grid height (default 72)")
     p.add_argument("--width", type=int, default=None, help="input grid width (default 72)")
-    p.add_argument("--weights", default=None,
-                   help="a checkpoint, any format Neck loads (default: the synthetic checkpoint with SAM 3's "
-                        "real shapes, written to the cache on first use)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="a checkpoint, any format Neck loads (default: the synthetic checkpoint with SAM 3's "
+        "real shapes, written to the cache on first use)",
+    )
     p.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke-test size: 16x16 grid, 2 runs, 1 warm-up (explicit options win)")
-    p.add_argument("--no-peers", action="store_true",
-                   help="only this library (no ONNX Runtime / OpenVINO / PyTorch)")
-    p.add_argument("--modes", default=None, metavar="LIST",
-                   help="this library's precisions to run, comma-separated (default: all, "
-                        f"{','.join(OUR_MODES)}: strict and default read against the peers pinned "
-                        "to float32, fast against the bfloat16 ones)")
-    p.add_argument("--peers", default=None, metavar="LIST",
-                   help="the peer configurations to run, comma-separated (default: all, "
-                        f"{','.join(PEERS)}; openvino-default: OpenVINO without a precision "
-                        "hint, pytorch-bf16: PyTorch eager under torch.autocast bfloat16)")
-    p.add_argument("--all-io", action="store_true",
-                   help="a row for every input type / output type / output layout combination "
-                        f"(26), not only the {len(IO_CASES)} representative ones")
-    p.add_argument("--profile", action="store_true",
-                   help="after the table, the per-stage breakdown of sam3neck-profile")
-    p.add_argument("--json", default="bench.json", metavar="PATH",
-                   help="where to write the results as JSON (default ./bench.json)")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke-test size: 16x16 grid, 2 runs, 1 warm-up (explicit options win)"
+    )
+    p.add_argument("--no-peers", action="store_true", help="only this library (no ONNX Runtime / OpenVINO / PyTorch)")
+    p.add_argument(
+        "--modes",
+        default=None,
+        metavar="LIST",
+        help="this library's precisions to run, comma-separated (default: all, "
+        f"{','.join(OUR_MODES)}: strict and default read against the peers pinned "
+        "to float32, fast against the bfloat16 ones)",
+    )
+    p.add_argument(
+        "--peers",
+        default=None,
+        metavar="LIST",
+        help="the peer configurations to run, comma-separated (default: all, "
+        f"{','.join(PEERS)}; openvino-default: OpenVINO without a precision "
+        "hint, pytorch-bf16: PyTorch eager under torch.autocast bfloat16)",
+    )
+    p.add_argument(
+        "--all-io",
+        action="store_true",
+        help="a row for every input type / output type / output layout combination "
+        f"(26), not only the {len(IO_CASES)} representative ones",
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="after the table, the per-stage breakdown of sam3neck-profile"
+    )
+    p.add_argument(
+        "--json", default="bench.json", metavar="PATH", help="where to write the results as JSON (default ./bench.json)"
+    )
     return p
 
 
@@ -1155,16 +1314,14 @@ def run_cli(args) -> int:
     except PathError as e:
         raise SystemExit(f"sam3neck bench: error: {e}") from None
     except OSError as e:
-        raise SystemExit(f"sam3neck bench: error: {args.json}: cannot be written: "
-                         f"{e.strerror or e}") from None
+        raise SystemExit(f"sam3neck bench: error: {args.json}: cannot be written: {e.strerror or e}") from None
     print(report)
     if args.profile:
         print()
         print(doc["profile"])
     print(f"\nJSON: {os.path.abspath(args.json)}")
     ours = [r for r in doc["rows"] if r["engine"] == "sam3neck"]
-    ok = len(ours) == (len(args.modes) * len(OUR_CASES)
-                       + (len(_io_cases(args)) if "default" in args.modes else 0))
+    ok = len(ours) == (len(args.modes) * len(OUR_CASES) + (len(_io_cases(args)) if "default" in args.modes else 0))
     return 0 if ok else 1
 
 
@@ -1175,9 +1332,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("usage: python -m sam3neck.bench --worker SPEC_JSON", file=sys.stderr)
             return 2
         return _worker_main(argv[1])
-    parser = argparse.ArgumentParser(prog="python -m sam3neck bench",
-                                     description="Times sam3neck against ONNX Runtime, OpenVINO "
-                                                 "and PyTorch eager; prints one table, writes JSON.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sam3neck bench",
+        description="Times sam3neck against ONNX Runtime, OpenVINO and PyTorch eager; prints one table, writes JSON.",
+    )
     return run_cli(add_arguments(parser).parse_args(argv))
 
 

@@ -25,8 +25,8 @@ def _version() -> str:
 # The direct cost of the neck
 # ------------------------------------------------------------------------------------------------
 
-def level_flops(level: int, trunk_dim: int, d_model: int, height: int, width: int,
-                batch: int = 1) -> int:
+
+def level_flops(level: int, trunk_dim: int, d_model: int, height: int, width: int, batch: int = 1) -> int:
     """Direct FLOPs of one level for an H x W grid: 2 x multiply-accumulates of its transposed
     convs (k=2 s=2: every input pixel feeds 4 output pixels), 1x1 and 3x3 convs, from the layer
     shapes; GELU, max pool and biases are not counted.
@@ -51,8 +51,7 @@ def level_flops(level: int, trunk_dim: int, d_model: int, height: int, width: in
 
     hw = h * w
     if level == 0:
-        f = (tconv(hw, c, c // 2) + tconv(4 * hw, c // 2, c // 4)
-             + conv(16 * hw, c // 4, d, 1) + conv(16 * hw, d, d, 3))
+        f = tconv(hw, c, c // 2) + tconv(4 * hw, c // 2, c // 4) + conv(16 * hw, c // 4, d, 1) + conv(16 * hw, d, d, 3)
     elif level == 1:
         f = tconv(hw, c, c // 2) + conv(4 * hw, c // 2, d, 1) + conv(4 * hw, d, d, 3)
     elif level == 2:
@@ -65,8 +64,7 @@ def level_flops(level: int, trunk_dim: int, d_model: int, height: int, width: in
     return int(batch) * f
 
 
-def neck_flops(levels: Sequence[int], trunk_dim: int, d_model: int, height: int, width: int,
-               batch: int = 1) -> int:
+def neck_flops(levels: Sequence[int], trunk_dim: int, d_model: int, height: int, width: int, batch: int = 1) -> int:
     """Direct FLOPs of the given levels (see level_flops)."""
     return sum(level_flops(i, trunk_dim, d_model, height, width, batch) for i in levels)
 
@@ -75,19 +73,26 @@ def neck_flops(levels: Sequence[int], trunk_dim: int, d_model: int, height: int,
 # Weights and input
 # ------------------------------------------------------------------------------------------------
 
+
 def make_input(seed: int, batch: int, trunk_dim: int, height: int, width: int) -> np.ndarray:
     """The benchmark's input: seeded standard normal float32 [B, C, H, W] (image 0 of a batch is
     the batch-1 input)."""
-    return np.random.default_rng(seed).standard_normal((batch, trunk_dim, height, width),
-                                                       dtype=np.float32)
+    return np.random.default_rng(seed).standard_normal((batch, trunk_dim, height, width), dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------------------
 # The peers' model: ONNX graph and PyTorch module
 # ------------------------------------------------------------------------------------------------
 
-def onnx_model(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
-               levels: Sequence[int] = ALL_LEVELS, opset: int = 17):
+
+def onnx_model(
+    weights: Mapping[str, np.ndarray],
+    batch: int,
+    height: int,
+    width: int,
+    levels: Sequence[int] = ALL_LEVELS,
+    opset: int = 17,
+):
     """The neck as an onnx.ModelProto (float32, static input [B, C, H, W] named "x", one output
     "level{i}" per requested level), built with onnx.helper from canonical or checkpoint-named
     weights. An exact equivalent of `torch_neck` (see the module docstring)."""
@@ -116,13 +121,24 @@ def onnx_model(weights: Mapping[str, np.ndarray], batch: int, height: int, width
         return out
 
     def tconv(i: int, module: str, x: str) -> str:
-        return node("ConvTranspose", [x, param(i, module, "weight"), param(i, module, "bias")],
-                    f"{i}.{module}", kernel_shape=[2, 2], strides=[2, 2])
+        return node(
+            "ConvTranspose",
+            [x, param(i, module, "weight"), param(i, module, "bias")],
+            f"{i}.{module}",
+            kernel_shape=[2, 2],
+            strides=[2, 2],
+        )
 
     def conv(i: int, module: str, x: str, k: int, out: Optional[str] = None) -> str:
         p = k // 2
-        return node("Conv", [x, param(i, module, "weight"), param(i, module, "bias")],
-                    out or f"{i}.{module}", kernel_shape=[k, k], strides=[1, 1], pads=[p, p, p, p])
+        return node(
+            "Conv",
+            [x, param(i, module, "weight"), param(i, module, "bias")],
+            out or f"{i}.{module}",
+            kernel_shape=[k, k],
+            strides=[1, 1],
+            pads=[p, p, p, p],
+        )
 
     def gelu(x: str, tag: str) -> str:  # x * (1 + erf(x / sqrt(2))) * 0.5, exact (erf) GELU
         t = node("Div", [x, init("gelu.sqrt2", math.sqrt(2.0))], f"{tag}.div")
@@ -148,14 +164,24 @@ def onnx_model(weights: Mapping[str, np.ndarray], batch: int, height: int, width
         y = conv(i, "conv_1x1", y, 1)
         name = f"level{i}"
         conv(i, "conv_3x3", y, 3, out=name)
-        outputs.append(helper.make_tensor_value_info(
-            name, TensorProto.FLOAT, list(reference.level_shape(i, batch, d, height, width))))
+        outputs.append(
+            helper.make_tensor_value_info(
+                name, TensorProto.FLOAT, list(reference.level_shape(i, batch, d, height, width))
+            )
+        )
     graph = helper.make_graph(
-        nodes, "sam3_neck",
+        nodes,
+        "sam3_neck",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, c, height, width])],
-        outputs, initializer=list(inits.values()))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="sam3neck.bench", producer_version=_version())
+        outputs,
+        initializer=list(inits.values()),
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="sam3neck.bench",
+        producer_version=_version(),
+    )
     model.ir_version = 8  # the IR of opset 17; runtimes of that era and later all read it
     onnx.checker.check_model(model)
     return model
@@ -203,8 +229,14 @@ def torch_neck(weights: Mapping[str, np.ndarray], levels: Sequence[int] = ALL_LE
     return module.eval()
 
 
-def torch_onnx_bytes(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
-                     levels: Sequence[int] = ALL_LEVELS, opset: int = 17) -> bytes:
+def torch_onnx_bytes(
+    weights: Mapping[str, np.ndarray],
+    batch: int,
+    height: int,
+    width: int,
+    levels: Sequence[int] = ALL_LEVELS,
+    opset: int = 17,
+) -> bytes:
     """`torch_neck` exported by torch.onnx.export (the TorchScript exporter, opset 17, static
     shapes, input "x", outputs "level{i}"): the peers' model as a PyTorch user would make it.
     Needs torch (and onnx)."""
@@ -219,19 +251,31 @@ def torch_onnx_bytes(weights: Mapping[str, np.ndarray], batch: int, height: int,
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the exporter's notice that a newer exporter exists
-        torch.onnx.export(module, (x,), buf, opset_version=opset, dynamo=False, input_names=["x"],
-                          output_names=[f"level{i}" for i in sorted(set(int(i) for i in levels))])
+        torch.onnx.export(
+            module,
+            (x,),
+            buf,
+            opset_version=opset,
+            dynamo=False,
+            input_names=["x"],
+            output_names=[f"level{i}" for i in sorted(set(int(i) for i in levels))],
+        )
     return buf.getvalue()
 
 
-def peer_model_bytes(weights: Mapping[str, np.ndarray], batch: int, height: int, width: int,
-                     levels: Sequence[int] = ALL_LEVELS) -> Tuple[bytes, str]:
+def peer_model_bytes(
+    weights: Mapping[str, np.ndarray], batch: int, height: int, width: int, levels: Sequence[int] = ALL_LEVELS
+) -> Tuple[bytes, str]:
     """The ONNX model the peers run and how it was made: exported from the PyTorch module when
     torch is importable, else built with onnx.helper (the same operators)."""
     if importlib.util.find_spec("torch") is not None:
         import torch
 
-        return (torch_onnx_bytes(weights, batch, height, width, levels),
-                f"torch.onnx.export of the PyTorch module (torch {torch.__version__}, opset 17)")
-    return (onnx_model(weights, batch, height, width, levels).SerializeToString(),
-            "onnx.helper (torch not importable; same operators as torch.onnx.export emits)")
+        return (
+            torch_onnx_bytes(weights, batch, height, width, levels),
+            f"torch.onnx.export of the PyTorch module (torch {torch.__version__}, opset 17)",
+        )
+    return (
+        onnx_model(weights, batch, height, width, levels).SerializeToString(),
+        "onnx.helper (torch not importable; same operators as torch.onnx.export emits)",
+    )
