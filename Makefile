@@ -33,13 +33,13 @@ APT_INSTALL = $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninter
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export SAM3NECK_LIBRARY := $(CURDIR)/$(LIB)
 
-.PHONY: demo test deps system-deps venv python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-api test-c test-abi test-cpp test-install \
+.PHONY: lint format demo test deps system-deps venv python-deps python-test-deps wheel-deps dist bench-wheel lib install uninstall test-swift test-api test-c test-abi test-cpp test-install \
 	test-python test-wheel test-swift-example test-sanitizers test-fuzz-replay fuzz clean distclean
 
 demo: deps lib
 	$(PYTHON) -m sam3neck demo $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
-test: deps python-test-deps wheel-deps lib test-swift test-api test-swift-example test-c test-abi test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
+test: deps python-test-deps wheel-deps lint lib test-swift test-api test-swift-example test-c test-abi test-cpp test-install test-python test-wheel test-fuzz-replay test-sanitizers
 	@echo "make test: Swift, C/C++ and Python tests, the install, the wheel, the Swift example and the sanitizer runs, all passed"
 
 deps: system-deps python-deps
@@ -49,11 +49,13 @@ deps: system-deps python-deps
 # make test-install), and, when the base interpreter is the system's (/usr/bin/python3), its venv
 # module (python3-venv) and NumPy (python3-numpy, which .venv then sees).
 NEED_CMAKE := $(filter test test-install,$(MAKECMDGOALS))
+NEED_LINT := $(filter test lint format,$(MAKECMDGOALS))
 system-deps:
 	@missing=; \
 	{ command -v pkg-config >/dev/null && pkg-config --exists openblas; } || missing="$$missing libopenblas-dev pkg-config"; \
 	command -v strip >/dev/null || missing="$$missing binutils"; \
 	$(if $(NEED_CMAKE),command -v cmake >/dev/null || missing="$$missing cmake";) \
+	$(if $(NEED_LINT),command -v clang-format >/dev/null || missing="$$missing clang-format";) \
 	$(if $(VIRTUAL_ENV),,if command -v apt-get >/dev/null && \
 	    $(PYTHON3) -c 'import sys; sys.exit(sys.base_prefix != "/usr")' 2>/dev/null; then \
 	  $(PYTHON3) -c 'import venv, ensurepip' 2>/dev/null || \
@@ -93,7 +95,7 @@ python-deps: venv
 # ... with its test extras (python[test]: pytest, safetensors, matplotlib, tqdm, onnx, onnxruntime,
 # openvino, dask[distributed]), so that no test skips for want of a package. torch is not
 # installed (see python/tests/conftest.py).
-PYTHON_TEST_MODULES = pytest safetensors matplotlib tqdm onnx onnxruntime openvino dask.distributed ml_dtypes
+PYTHON_TEST_MODULES = pytest safetensors matplotlib tqdm onnx onnxruntime openvino dask.distributed ml_dtypes ruff
 python-test-deps: python-deps
 	@if ! $(PYTHON) -c 'import importlib; [importlib.import_module(m) for m in "$(PYTHON_TEST_MODULES)".split()]' \
 	    2>/dev/null; then \
@@ -188,6 +190,28 @@ uninstall:
 	  "$(DESTDIR)$(LIBDIR)/$(REALNAME)" "$(DESTDIR)$(PKGCONFIGDIR)/sam3neck.pc" \
 	  "$(DESTDIR)$(CMAKEDIR)/sam3neckConfig.cmake" "$(DESTDIR)$(CMAKEDIR)/sam3neckConfigVersion.cmake"
 	@rmdir "$(DESTDIR)$(CMAKEDIR)" 2>/dev/null || true
+
+# Formatting and lint, with the configurations in the repository: swift format (the toolchain's)
+# with .swift-format, clang-format (Debian's clang-format 14) with .clang-format, ruff (pinned in
+# python[test]) with ruff.toml. `make format` rewrites the files; `make lint` (part of make test)
+# fails on any difference or finding. Left as they are: the frozen headers of Tests/abi/ (as they
+# were shipped) and the C, C++ and Swift examples, which README and docs/ quote whole (their
+# aligned comments are laid out for reading there; the snippet tests keep the copies equal).
+SWIFT_FORMAT_PATHS = Package.swift Sources Tests
+C_FORMAT_FILES = $(shell find include Sources Tests -name .build -prune -o \( -name '*.c' -o -name '*.h' \
+  -o -name '*.cpp' -o -name '*.hpp' \) -print | grep -v '^Tests/abi/sam3_neck-' | sort)
+lint: system-deps python-test-deps
+	swift format lint --strict --recursive $(SWIFT_FORMAT_PATHS)
+	clang-format --dry-run -Werror $(C_FORMAT_FILES)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	@echo "lint: Swift, C/C++ and Python are formatted and clean"
+
+format: system-deps python-test-deps
+	swift format format --in-place --recursive $(SWIFT_FORMAT_PATHS)
+	clang-format -i $(C_FORMAT_FILES)
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check --fix .
 
 test-swift:
 	swift test
