@@ -17,6 +17,7 @@
 #define _DEFAULT_SOURCE 1
 
 #include "sam3_neck.h"
+#include "abi_program.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -24,16 +25,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-static int passed = 0, failed = 0;
-
-static void check(int ok, const char *what) {
-  printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, ok ? "" : ": ", ok ? "" : sam3_neck_last_error());
-  if (ok)
-    passed++;
-  else
-    failed++;
-}
 
 /* status == want, and the last error contains every non-NULL needle. */
 static void check_refused(sam3_neck_status status, sam3_neck_status want, const char *needle1, const char *needle2,
@@ -58,32 +49,6 @@ static void *flush_against_guard(size_t bytes) {
     exit(2);
   }
   return base + span - bytes;
-}
-
-static void *slurp(const char *dir, const char *name, size_t *size) {
-  char path[4096];
-  FILE *f;
-  void *data;
-  long n;
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  f = fopen(path, "rb");
-  if (f == NULL) return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  data = malloc(n > 0 ? (size_t)n : 1);
-  if (data != NULL && fread(data, 1, (size_t)n, f) != (size_t)n) {
-    free(data);
-    data = NULL;
-  }
-  fclose(f);
-  *size = (size_t)n;
-  return data;
-}
-
-static long meta(const char *text, const char *key) {
-  const char *p = strstr(text, key);
-  return p == NULL ? -1 : strtol(p + strlen(key), NULL, 10);
 }
 
 /* sam3_neck_io_params as a later header might declare it: two fields appended. */

@@ -17,48 +17,12 @@
 #define OLD_HEADER "sam3_neck-0.2.0.h"
 #endif
 #include OLD_HEADER
+#include "abi_program.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed = 0, failed = 0;
-
-static void check(int ok, const char *what) {
-  printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, ok ? "" : ": ", ok ? "" : sam3_neck_last_error());
-  if (ok)
-    passed++;
-  else
-    failed++;
-}
-
-/* The whole file at dir/name, or NULL. */
-static void *slurp(const char *dir, const char *name, size_t *size) {
-  char path[4096];
-  FILE *f;
-  void *data;
-  long n;
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  f = fopen(path, "rb");
-  if (f == NULL) return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  data = malloc(n > 0 ? (size_t)n : 1);
-  if (data != NULL && fread(data, 1, (size_t)n, f) != (size_t)n) {
-    free(data);
-    data = NULL;
-  }
-  fclose(f);
-  *size = (size_t)n;
-  return data;
-}
-
-static long meta(const char *text, const char *key) {
-  const char *p = strstr(text, key);
-  return p == NULL ? -1 : strtol(p + strlen(key), NULL, 10);
-}
 
 int main(int argc, char **argv) {
   size_t size = 0, n = 0;
