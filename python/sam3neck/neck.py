@@ -723,33 +723,16 @@ class Neck:
         ran out, or $SAM3NECK_SGEMM_KERNEL was set to a kernel the library refuses), is the Neck
         left not compiled; the error then says so.
         """
-        given = {
-            "height": height,
-            "width": width,
-            "batch": batch,
-            "layout": layout,
-            "levels": levels,
-            "threads": threads,
-            "precision": precision,
-            "input_dtype": input_dtype,
-            "output_dtype": output_dtype,
-            "output_layout": output_layout,
-        }
+        # Arguments left out (None) take the library's defaults.
         defaults = compile_defaults()
-        given = {k: defaults[k] if v is None else v for k, v in given.items()}
-        height, width, batch, layout, levels, threads, precision = (
-            given[k] for k in ("height", "width", "batch", "layout", "levels", "threads", "precision")
+        height, width, batch, layout, levels, threads, precision, input_dtype, output_dtype, output_layout = (
+            defaults[k] if v is None else v
+            for k, v in zip(
+                ("height", "width", "batch", "layout", "levels", "threads", "precision")
+                + ("input_dtype", "output_dtype", "output_layout"),
+                (height, width, batch, layout, levels, threads, precision, input_dtype, output_dtype, output_layout),
+            )
         )
-        input_dtype, output_dtype, output_layout = (given[k] for k in ("input_dtype", "output_dtype", "output_layout"))
-        requested = {
-            "height": height,
-            "width": width,
-            "batch": batch,
-            "layout": layout,
-            "levels": levels,
-            "threads": threads,
-            "precision": precision,
-        }
         in_dt = _dtype_name(input_dtype, "input_dtype")
         out_dt = _dtype_name(output_dtype, "output_dtype")
         out_lay = _output_layout_name(output_layout)
@@ -762,7 +745,7 @@ class Neck:
         if isinstance(levels, str):
             raise TypeError(f"levels must be a sequence of level indices 0..3, got {levels!r}")
         lv = parse_levels(levels)
-        requested.update(
+        requested = dict(
             height=height,
             width=width,
             batch=batch,
