@@ -92,7 +92,8 @@ let package = Package(
         ),
         .testTarget(
             name: "Sam3NeckTests",
-            dependencies: ["Sam3Neck", "CKernels"],
+            // Sam3NeckABI: the header's SAM3_NECK_BOUND_* macros, the bounds the plans are held to.
+            dependencies: ["Sam3Neck", "CKernels", "Sam3NeckABI"],
             path: "Tests/Sam3NeckTests"
         ),
     ]

@@ -255,8 +255,8 @@ typedef enum sam3_neck_layout {
 /* The bound of each precision: the normalised max error of every level against the float64
  * reference (max |out - ref| / max |ref| over a level's outputs). */
 #define SAM3_NECK_BOUND_DEFAULT 1e-4
-#define SAM3_NECK_BOUND_STRICT  1e-5
-#define SAM3_NECK_BOUND_FAST    1e-2
+#define SAM3_NECK_BOUND_STRICT 1e-5
+#define SAM3_NECK_BOUND_FAST 1e-2
 
 typedef enum sam3_neck_precision {
   /* Normalised max error <= SAM3_NECK_BOUND_DEFAULT. On CPUs with AMX-BF16 some products run as

@@ -49,13 +49,13 @@ static inline void emu_tile_dp(emu_tiles *s, int c, int a, int b) {
 }
 
 /* The TILE_* operations of the drivers, on a local emu_tiles. */
-#define EMU_TILE_STATE               emu_tiles tiles_
-#define EMU_TILE_CONFIG              ((void)0)
-#define EMU_TILE_ZERO(t)             memset(tiles_.reg[t], 0, sizeof tiles_.reg[t])
-#define EMU_TILE_LOAD(t, p, stride)  emu_tile_load(&tiles_, t, p, (size_t)(stride))
+#define EMU_TILE_STATE emu_tiles tiles_
+#define EMU_TILE_CONFIG ((void)0)
+#define EMU_TILE_ZERO(t) memset(tiles_.reg[t], 0, sizeof tiles_.reg[t])
+#define EMU_TILE_LOAD(t, p, stride) emu_tile_load(&tiles_, t, p, (size_t)(stride))
 #define EMU_TILE_STORE(t, p, stride) emu_tile_store(&tiles_, t, p, (size_t)(stride))
-#define EMU_TILE_DP(c, a, b)         emu_tile_dp(&tiles_, c, a, b)
-#define EMU_TILE_RELEASE             ((void)0)
+#define EMU_TILE_DP(c, a, b) emu_tile_dp(&tiles_, c, a, b)
+#define EMU_TILE_RELEASE ((void)0)
 
 #if defined(__x86_64__) && defined(__linux__)
 #include <immintrin.h>
@@ -78,11 +78,11 @@ typedef struct {
     }                                                                                                                  \
     _tile_loadconfig(&cfg_);                                                                                           \
   } while (0)
-#define NATIVE_TILE_ZERO(t)             _tile_zero(t)
-#define NATIVE_TILE_LOAD(t, p, stride)  _tile_loadd(t, p, stride)
+#define NATIVE_TILE_ZERO(t) _tile_zero(t)
+#define NATIVE_TILE_LOAD(t, p, stride) _tile_loadd(t, p, stride)
 #define NATIVE_TILE_STORE(t, p, stride) _tile_stored(t, p, stride)
-#define NATIVE_TILE_DP(c, a, b)         _tile_dpbf16ps(c, a, b)
-#define NATIVE_TILE_RELEASE             _tile_release()
+#define NATIVE_TILE_DP(c, a, b) _tile_dpbf16ps(c, a, b)
+#define NATIVE_TILE_RELEASE _tile_release()
 #endif
 
 /* The end of a block of tile products, accumulators 0-1 (ROWS 1) or 0-3 (ROWS 2: tile rows t, t + 1)

@@ -138,7 +138,7 @@ static int use_avx2(void) {
 
 int sam3neck_cpu_has_f16c_avx2(void) { return 0; }
 static int use_avx2(void) { return 0; }
-#define widen_avx2  sam3neck_widen_portable
+#define widen_avx2 sam3neck_widen_portable
 #define narrow_avx2 sam3neck_narrow_portable
 
 #endif

@@ -61,7 +61,7 @@ static int use_avx2(void) { return __builtin_cpu_supports("avx2"); }
 #else
 static int use_avx2(void) { return 0; }
 #define pairs_avx2 pairs_portable
-#define rows_avx2  rows_portable
+#define rows_avx2 rows_portable
 #endif
 
 void sam3neck_maxpool_pairs(const float *r0, const float *r1, float *out, size_t n, int portable) {

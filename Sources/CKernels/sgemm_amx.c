@@ -94,18 +94,18 @@ size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
 
 #define AMX_NAME(x) x##_emulated
 #define AMX_TARGET
-#define AMX_EPILOGUE_KERNEL                    SAM3NECK_SGEMM_GENERIC
-#define AMX_FALLBACK_KERNEL                    sam3neck_sgemm_f32_best() /* the best float32 kernel here */
-#define AMX_A_HAS_UNSPLITTABLE(g)              a_has_unsplittable_portable(g)
+#define AMX_EPILOGUE_KERNEL SAM3NECK_SGEMM_GENERIC
+#define AMX_FALLBACK_KERNEL sam3neck_sgemm_f32_best() /* the best float32 kernel here */
+#define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable_portable(g)
 #define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a_portable(g, i0, rows, kb_count, aw)
-#define AMX_PREFETCH(p, first, count, lines)   ((void)(p), (void)(first), (void)(count), (void)(lines))
-#define TILE_STATE                             EMU_TILE_STATE
-#define TILE_CONFIG                            EMU_TILE_CONFIG
-#define TILE_ZERO(t)                           EMU_TILE_ZERO(t)
-#define TILE_LOAD(t, p, stride)                EMU_TILE_LOAD(t, p, stride)
-#define TILE_STORE(t, p, stride)               EMU_TILE_STORE(t, p, stride)
-#define TILE_DP(c, a, b)                       EMU_TILE_DP(c, a, b)
-#define TILE_RELEASE                           EMU_TILE_RELEASE
+#define AMX_PREFETCH(p, first, count, lines) ((void)(p), (void)(first), (void)(count), (void)(lines))
+#define TILE_STATE EMU_TILE_STATE
+#define TILE_CONFIG EMU_TILE_CONFIG
+#define TILE_ZERO(t) EMU_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) EMU_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) EMU_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) EMU_TILE_DP(c, a, b)
+#define TILE_RELEASE EMU_TILE_RELEASE
 #include "sgemm_amx_body.h"
 #undef AMX_NAME
 #undef AMX_TARGET
@@ -128,7 +128,7 @@ size_t sam3neck_sgemm_amx_workspace_floats(size_t m, size_t k) {
 #include <unistd.h>
 
 #define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA  18
+#define XFEATURE_XTILEDATA 18
 
 static int amx_state; /* 0: not asked yet, 1: usable, -1: not */
 
@@ -297,20 +297,20 @@ static __attribute__((target("avx512f,avx512bw"))) void split_a(const sam3neck_s
   (void)bad;
 }
 
-#define AMX_NAME(x)                            x##_native
-#define AMX_TARGET                             __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
-#define AMX_EPILOGUE_KERNEL                    SAM3NECK_SGEMM_AVX512
-#define AMX_FALLBACK_KERNEL                    SAM3NECK_SGEMM_AVX512
-#define AMX_A_HAS_UNSPLITTABLE(g)              a_has_unsplittable(g)
+#define AMX_NAME(x) x##_native
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+#define AMX_EPILOGUE_KERNEL SAM3NECK_SGEMM_AVX512
+#define AMX_FALLBACK_KERNEL SAM3NECK_SGEMM_AVX512
+#define AMX_A_HAS_UNSPLITTABLE(g) a_has_unsplittable(g)
 #define AMX_SPLIT_A(g, i0, rows, kb_count, aw) split_a(g, i0, rows, kb_count, aw)
-#define AMX_PREFETCH(p, first, count, lines)   prefetch_lines(p, first, count, lines)
-#define TILE_STATE                             NATIVE_TILE_STATE
-#define TILE_CONFIG                            NATIVE_TILE_CONFIG
-#define TILE_ZERO(t)                           NATIVE_TILE_ZERO(t)
-#define TILE_LOAD(t, p, stride)                NATIVE_TILE_LOAD(t, p, stride)
-#define TILE_STORE(t, p, stride)               NATIVE_TILE_STORE(t, p, stride)
-#define TILE_DP(c, a, b)                       NATIVE_TILE_DP(c, a, b)
-#define TILE_RELEASE                           NATIVE_TILE_RELEASE
+#define AMX_PREFETCH(p, first, count, lines) prefetch_lines(p, first, count, lines)
+#define TILE_STATE NATIVE_TILE_STATE
+#define TILE_CONFIG NATIVE_TILE_CONFIG
+#define TILE_ZERO(t) NATIVE_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) NATIVE_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) NATIVE_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) NATIVE_TILE_DP(c, a, b)
+#define TILE_RELEASE NATIVE_TILE_RELEASE
 
 /* Lines first .. first + count - 1 (at most up to line `lines`) of the 64-byte lines at p into L2. */
 static inline __attribute__((always_inline)) void prefetch_lines(const char *p, size_t first, size_t count,

@@ -90,23 +90,23 @@ static void emu_cvt_two_rows(const float *r0, const float *r1, size_t len, uint3
 #define BF16_NAME(x) x##_emulated
 #define BF16_TARGET
 #define AMX_TARGET
-#define BF16_EPILOGUE_KERNEL           SAM3NECK_SGEMM_GENERIC
-#define vf                             emu_vf
-#define VF_ZERO()                      emu_zero()
-#define VF_LOAD(p)                     emu_load(p)
-#define VF_STORE(p, v)                 emu_store(p, v)
-#define VF_ADD(a, b)                   emu_add(a, b)
-#define VF_BCAST(p)                    emu_bcast(p)
-#define VF_DP(acc, a, b)               emu_dp(acc, a, b)
-#define CVT_ROW(src, len, dst)         emu_cvt_row(src, len, dst)
+#define BF16_EPILOGUE_KERNEL SAM3NECK_SGEMM_GENERIC
+#define vf emu_vf
+#define VF_ZERO() emu_zero()
+#define VF_LOAD(p) emu_load(p)
+#define VF_STORE(p, v) emu_store(p, v)
+#define VF_ADD(a, b) emu_add(a, b)
+#define VF_BCAST(p) emu_bcast(p)
+#define VF_DP(acc, a, b) emu_dp(acc, a, b)
+#define CVT_ROW(src, len, dst) emu_cvt_row(src, len, dst)
 #define CVT_TWO_ROWS(r0, r1, len, dst) emu_cvt_two_rows(r0, r1, len, dst)
-#define TILE_STATE                     EMU_TILE_STATE
-#define TILE_CONFIG                    EMU_TILE_CONFIG
-#define TILE_ZERO(t)                   EMU_TILE_ZERO(t)
-#define TILE_LOAD(t, p, stride)        EMU_TILE_LOAD(t, p, stride)
-#define TILE_STORE(t, p, stride)       EMU_TILE_STORE(t, p, stride)
-#define TILE_DP(c, a, b)               EMU_TILE_DP(c, a, b)
-#define TILE_RELEASE                   EMU_TILE_RELEASE
+#define TILE_STATE EMU_TILE_STATE
+#define TILE_CONFIG EMU_TILE_CONFIG
+#define TILE_ZERO(t) EMU_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) EMU_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) EMU_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) EMU_TILE_DP(c, a, b)
+#define TILE_RELEASE EMU_TILE_RELEASE
 #include "sgemm_bf16_body.h"
 #undef BF16_NAME
 #undef BF16_TARGET
@@ -167,26 +167,26 @@ static NATIVE_BF16 void native_cvt_two_rows(const float *r0, const float *r1, si
   }
 }
 
-#define BF16_NAME(x)                   x##_native
-#define BF16_TARGET                    NATIVE_BF16
-#define AMX_TARGET                     __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
-#define BF16_EPILOGUE_KERNEL           SAM3NECK_SGEMM_AVX512
-#define vf                             __m512
-#define VF_ZERO()                      _mm512_setzero_ps()
-#define VF_LOAD(p)                     _mm512_loadu_ps(p)
-#define VF_STORE(p, v)                 _mm512_storeu_ps(p, v)
-#define VF_ADD(a, b)                   _mm512_add_ps(a, b)
-#define VF_BCAST(p)                    _mm512_set1_ps(*(p)) /* a pair's 4 bytes, moved, not computed on */
-#define VF_DP(acc, a, b)               _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
-#define CVT_ROW(src, len, dst)         native_cvt_row(src, len, dst)
+#define BF16_NAME(x) x##_native
+#define BF16_TARGET NATIVE_BF16
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512bf16")))
+#define BF16_EPILOGUE_KERNEL SAM3NECK_SGEMM_AVX512
+#define vf __m512
+#define VF_ZERO() _mm512_setzero_ps()
+#define VF_LOAD(p) _mm512_loadu_ps(p)
+#define VF_STORE(p, v) _mm512_storeu_ps(p, v)
+#define VF_ADD(a, b) _mm512_add_ps(a, b)
+#define VF_BCAST(p) _mm512_set1_ps(*(p)) /* a pair's 4 bytes, moved, not computed on */
+#define VF_DP(acc, a, b) _mm512_dpbf16_ps(acc, (__m512bh)(a), (__m512bh)(b))
+#define CVT_ROW(src, len, dst) native_cvt_row(src, len, dst)
 #define CVT_TWO_ROWS(r0, r1, len, dst) native_cvt_two_rows(r0, r1, len, dst)
-#define TILE_STATE                     NATIVE_TILE_STATE
-#define TILE_CONFIG                    NATIVE_TILE_CONFIG
-#define TILE_ZERO(t)                   NATIVE_TILE_ZERO(t)
-#define TILE_LOAD(t, p, stride)        NATIVE_TILE_LOAD(t, p, stride)
-#define TILE_STORE(t, p, stride)       NATIVE_TILE_STORE(t, p, stride)
-#define TILE_DP(c, a, b)               NATIVE_TILE_DP(c, a, b)
-#define TILE_RELEASE                   NATIVE_TILE_RELEASE
+#define TILE_STATE NATIVE_TILE_STATE
+#define TILE_CONFIG NATIVE_TILE_CONFIG
+#define TILE_ZERO(t) NATIVE_TILE_ZERO(t)
+#define TILE_LOAD(t, p, stride) NATIVE_TILE_LOAD(t, p, stride)
+#define TILE_STORE(t, p, stride) NATIVE_TILE_STORE(t, p, stride)
+#define TILE_DP(c, a, b) NATIVE_TILE_DP(c, a, b)
+#define TILE_RELEASE NATIVE_TILE_RELEASE
 #include "sgemm_bf16_body.h"
 
 int sam3neck_cpu_has_avx512_bf16(void) {

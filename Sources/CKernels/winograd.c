@@ -110,11 +110,11 @@
     return flags;                                                                                                      \
   }
 
-#define F_ADD(a, b)   ((a) + (b))
-#define F_SUB(a, b)   ((a) - (b))
-#define F_MUL(a, b)   ((a) * (b))
-#define F_C(x)        (x)
-#define F_LOAD(p)     (*(p))
+#define F_ADD(a, b) ((a) + (b))
+#define F_SUB(a, b) ((a) - (b))
+#define F_MUL(a, b) ((a) * (b))
+#define F_C(x) (x)
+#define F_LOAD(p) (*(p))
 #define F_STORE(p, x) (*(p) = (x))
 DEFINE_1D(float, f, F_ADD, F_SUB, F_MUL, F_C)
 DEFINE_2D(float, f, f2, 4, 2, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
@@ -150,11 +150,11 @@ static int output_portable(int tile, const float *prod, ptrdiff_t ps, size_t c, 
 }
 
 #ifdef SAM3NECK_X86
-#define V_ADD(a, b)   _mm256_add_ps(a, b)
-#define V_SUB(a, b)   _mm256_sub_ps(a, b)
-#define V_MUL(a, b)   _mm256_mul_ps(a, b)
-#define V_C(x)        _mm256_set1_ps(x)
-#define V_LOAD(p)     _mm256_loadu_ps(p)
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_SUB(a, b) _mm256_sub_ps(a, b)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_C(x) _mm256_set1_ps(x)
+#define V_LOAD(p) _mm256_loadu_ps(p)
 #define V_STORE(p, x) _mm256_storeu_ps(p, x)
 #pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
 DEFINE_1D(__m256, v, V_ADD, V_SUB, V_MUL, V_C)
@@ -195,11 +195,11 @@ static int output_avx2(int tile, const float *prod, ptrdiff_t ps, size_t c, cons
 #pragma clang attribute pop
 
 /* Sixteen channels at a time, the rest as input_avx2 / output_avx2 take them. */
-#define W_ADD(a, b)   _mm512_add_ps(a, b)
-#define W_SUB(a, b)   _mm512_sub_ps(a, b)
-#define W_MUL(a, b)   _mm512_mul_ps(a, b)
-#define W_C(x)        _mm512_set1_ps(x)
-#define W_LOAD(p)     _mm512_loadu_ps(p)
+#define W_ADD(a, b) _mm512_add_ps(a, b)
+#define W_SUB(a, b) _mm512_sub_ps(a, b)
+#define W_MUL(a, b) _mm512_mul_ps(a, b)
+#define W_C(x) _mm512_set1_ps(x)
+#define W_LOAD(p) _mm512_loadu_ps(p)
 #define W_STORE(p, x) _mm512_storeu_ps(p, x)
 #pragma clang attribute push(__attribute__((target("avx512f,avx2"))), apply_to = function)
 DEFINE_1D(__m512, w, W_ADD, W_SUB, W_MUL, W_C)
@@ -246,10 +246,10 @@ static int vector_width(void) {
 }
 #else
 static int vector_width(void) { return 0; }
-#define input_avx2(t, s, rs, cs, c, v, vs)     input_portable(t, s, rs, cs, c, v, vs, 0)
+#define input_avx2(t, s, rs, cs, c, v, vs) input_portable(t, s, rs, cs, c, v, vs, 0)
 #define output_avx2(t, p, ps, c, b, d, dr, dc) output_portable(t, p, ps, c, b, d, dr, dc, 0)
-#define input_avx512                           input_avx2
-#define output_avx512                          output_avx2
+#define input_avx512 input_avx2
+#define output_avx512 output_avx2
 #endif
 
 /* portable: 0 the widest vectors the CPU has, 1 portable code, 2 AVX2 at most (tests). */

@@ -1,4 +1,5 @@
 import CKernels
+import Sam3NeckABI
 import Foundation
 import Testing
 @testable import Sam3Neck
@@ -15,7 +16,7 @@ import Testing
     /// The fast mode's bound (`SAM3_NECK_BOUND_FAST`), against which its plans are held; and the
     /// least error they must show, so that a plan that silently fell back to float32 products
     /// fails: bfloat16 operands (8 significant bits) give ~1e-3 here, float32 ones < 1e-5.
-    static let fastTolerance = 1e-2, fastLeast = 1e-4
+    static let fastTolerance = SAM3_NECK_BOUND_FAST, fastLeast = 1e-4
 
     /// `amx`: let the default mode take the AMX products (where the CPU has them). `fast`: a fast
     /// plan on that bfloat16 product code instead.
@@ -131,7 +132,7 @@ import Testing
         for l in 0..<4 {
             #expect(withAMX[l] != without[l], "level \(l)")
             let err = Naive.normalisedError(withAMX[l], Naive.neck(weights, x, level: l).v)
-            #expect(err <= 1e-4, "level \(l) with AMX: error \(err)")
+            #expect(err <= SAM3_NECK_BOUND_DEFAULT, "level \(l) with AMX: error \(err)")
         }
     }
 

@@ -268,7 +268,7 @@ def test_compile_argument_checks(tiny):
             ({"output_dtype": np.float64}, ValueError, "output_dtype"),
             ({"output_layout": "NCWH"}, ValueError, "output_layout must be one of"),
             ({"output_layout": "seq"}, ValueError, "sequence"),
-            ({"output_layout": None}, TypeError, "output_layout"),
+            ({"output_layout": 3}, TypeError, "output_layout"),
         ]:
             with pytest.raises(exc, match=text):
                 neck.compile(4, 4, **kw)

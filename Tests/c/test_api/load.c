@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OK      SAM3_NECK_OK
+#define OK SAM3_NECK_OK
 #define INVALID SAM3_NECK_ERR_INVALID_ARGUMENT
-#define IO      SAM3_NECK_ERR_IO
-#define FORMAT  SAM3_NECK_ERR_FORMAT
+#define IO SAM3_NECK_ERR_IO
+#define FORMAT SAM3_NECK_ERR_FORMAT
 #define MISSING SAM3_NECK_ERR_MISSING_TENSOR
 
 /* expect_load_file_error on dir/name. */
