@@ -47,4 +47,25 @@ static long meta(const char *text, const char *key) {
   return p == NULL ? -1 : strtol(p + strlen(key), NULL, 10);
 }
 
+/* Reads the C test's fixture folder named by the one argument: meta.txt (into *text, a
+ * NUL-terminated string) and input.f32 (into *input, its size in bytes in *input_bytes). Returns 0,
+ * or 2 (the exit status) after a message on stderr naming `program` and the cause. */
+static int load_fixture(int argc, char **argv, const char *program, char **text, float **input, size_t *input_bytes) {
+  size_t size = 0;
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
+    return 2;
+  }
+  *text = (char *)slurp(argv[1], "meta.txt", &size);
+  *input = (float *)slurp(argv[1], "input.f32", input_bytes);
+  if (*text == NULL || *input == NULL) {
+    fprintf(stderr, "%s: cannot read the fixtures in %s\n", program, argv[1]);
+    return 2;
+  }
+  *text = (char *)realloc(*text, size + 1);
+  if (*text == NULL) return 2;
+  (*text)[size] = '\0';
+  return 0;
+}
+
 #endif

@@ -75,7 +75,7 @@ static int run_all(sam3_neck *neck, const float *input, size_t n, float *outs[SA
 }
 
 int main(int argc, char **argv) {
-  size_t size = 0, n = 0;
+  size_t n = 0;
   char *text, path[4096];
   float *input, *base_outs[SAM3_NECK_NUM_LEVELS], *outs[SAM3_NECK_NUM_LEVELS];
   size_t base_counts[SAM3_NECK_NUM_LEVELS], counts[SAM3_NECK_NUM_LEVELS];
@@ -85,18 +85,7 @@ int main(int argc, char **argv) {
   io_params_grown *grown;
   int level;
 
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
-    return 2;
-  }
-  text = (char *)slurp(argv[1], "meta.txt", &size);
-  input = (float *)slurp(argv[1], "input.f32", &n);
-  if (text == NULL || input == NULL) {
-    fprintf(stderr, "grown_struct_program: cannot read the fixtures in %s\n", argv[1]);
-    return 2;
-  }
-  text = (char *)realloc(text, size + 1);
-  text[size] = '\0';
+  if (load_fixture(argc, argv, "grown_struct_program", &text, &input, &n) != 0) return 2;
   n /= sizeof(float);
 
   snprintf(path, sizeof path, "%s/tiny.safetensors", argv[1]);

@@ -25,7 +25,7 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
-  size_t size = 0, n = 0;
+  size_t n = 0;
   char *text;
   float *input;
   sam3_neck *neck = NULL;
@@ -33,18 +33,7 @@ int main(int argc, char **argv) {
   long b, h, w;
   int level;
 
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
-    return 2;
-  }
-  text = (char *)slurp(argv[1], "meta.txt", &size);
-  input = (float *)slurp(argv[1], "input.f32", &n);
-  if (text == NULL || input == NULL) {
-    fprintf(stderr, "old_header_program: cannot read the fixtures in %s\n", argv[1]);
-    return 2;
-  }
-  text = (char *)realloc(text, size + 1);
-  text[size] = '\0';
+  if (load_fixture(argc, argv, "old_header_program", &text, &input, &n) != 0) return 2;
   b = meta(text, "batch "), h = meta(text, "height "), w = meta(text, "width ");
 
   check(sam3_neck_abi_version() == SAM3_NECK_ABI_VERSION, "the library's ABI version is the old header's");
