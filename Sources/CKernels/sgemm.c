@@ -16,14 +16,20 @@
 
 /* ---- kernels ---------------------------------------------------------------------------------
  * kern(kc, a, b, bps, c, ldc, acc): the full MR x NR tile
- *   c[r*ldc + j] (acc ? += : =) sum_kk a[kk*MR + r] * B(kk, j)
- * where B(kk, j) = b[(j / 16) * bps + kk * 16 + j % 16] (bps: the floats between panels). */
+ *   c[r*ldc + j] (acc ? += : =) sum_kk A(r, kk) * B(kk, j)
+ * where B(kk, j) = b[(j / 16) * bps + kk * 16 + j % 16] (bps: the floats between panels) and A
+ * is a micro-panel packed k-major, A(r, kk) = a[kk*MR + r] (pack_a's layout), or, for the
+ * `chunked` form, in chunks of 16 k-values, row by row within a chunk: A(r, kk) = a[(kk/16)*16*MR
+ * + r*16 + kk%16] (sam3neck_sgemm_a_packed_index: what a producer of sixteen-channel vectors,
+ * such as the Winograd input transform, writes with whole-vector stores). Both forms start chunk
+ * k0 at a + k0*MR. */
 typedef void (*kernel_fn)(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc, int acc);
 
 typedef struct {
   int mr, nr;        /* register tile */
   size_t mc, kc, nc; /* default cache blocking (measured: sam3neck-gemm-bench) */
   kernel_fn fn;
+  kernel_fn chunked; /* the same tile reading A in chunks (NULL: the kernel has no such form) */
 } kernel_info;
 
 /* The default nc when C is not stored in place (strided store or hook) and k takes more than one
@@ -32,20 +38,35 @@ typedef struct {
 
 enum { GEN_MR = 4, GEN_NR = 16 };
 
-static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc, int acc) {
-  (void)bps; /* one panel */
+/* A(r, kk) of a micro-panel of mr rows in either form (see above). */
+static inline size_t a_index(int chunked, size_t mr, size_t r, size_t kk) {
+  return chunked ? (kk & ~(size_t)15) * mr + r * 16 + (kk & 15) : kk * mr + r;
+}
+
+static inline void generic_body(int chunked, size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                int acc) {
   float t[GEN_MR][GEN_NR];
   for (int r = 0; r < GEN_MR; r++)
     for (int j = 0; j < GEN_NR; j++) t[r][j] = 0.0f;
   for (size_t kk = 0; kk < kc; kk++) {
     const float *bk = b + kk * PANEL;
     for (int r = 0; r < GEN_MR; r++) {
-      float av = a[kk * GEN_MR + r];
+      float av = a[a_index(chunked, GEN_MR, (size_t)r, kk)];
       for (int j = 0; j < GEN_NR; j++) t[r][j] += av * bk[j];
     }
   }
   for (int r = 0; r < GEN_MR; r++)
     for (int j = 0; j < GEN_NR; j++) c[r * ldc + j] = acc ? c[r * ldc + j] + t[r][j] : t[r][j];
+}
+
+static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc, int acc) {
+  (void)bps; /* one panel */
+  generic_body(0, kc, a, b, c, ldc, acc);
+}
+static void kern_generic_chunked(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc,
+                                 int acc) {
+  (void)bps;
+  generic_body(1, kc, a, b, c, ldc, acc);
 }
 
 #ifdef SAM3NECK_X86
@@ -57,23 +78,30 @@ static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, 
  * the rest stay in registers (an array of accumulators was kept in memory by clang -O2). */
 #define ROWS16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 
+/* CH: A in chunks (the `chunked` form); the k loop then runs a chunk of 16 at a time, so that
+ * every A address is a constant offset from the chunk's start. */
 static inline __attribute__((always_inline, target("avx2,fma"))) void
-avx2_body(const int MR, size_t kc, const float *a, const float *b, float *c, size_t ldc, int acc) {
+avx2_body(const int MR, const int CH, size_t kc, const float *a, const float *b, float *c, size_t ldc, int acc) {
   /* MR rows x 16 columns (one panel) = 2 ymm per row; MR <= 6 */
 #define DECL(r) __m256 c##r##_0 = _mm256_setzero_ps(), c##r##_1 = _mm256_setzero_ps();
   DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5)
 #undef DECL
-  for (size_t kk = 0; kk < kc; kk++) {
-    const __m256 b0 = _mm256_loadu_ps(b + kk * PANEL), b1 = _mm256_loadu_ps(b + kk * PANEL + 8);
-    const float *ak = a + kk * MR;
+  const size_t RS = CH ? 16 : 1, JS = CH ? 1 : (size_t)MR; /* A's steps per row and per k */
+  for (size_t k0 = 0; k0 < kc; k0 += 16) {
+    const size_t len = kc - k0 < 16 ? kc - k0 : 16;
+    const float *ac = a + k0 * MR, *bc = b + k0 * PANEL;
+    for (size_t j = 0; j < len; j++) {
+    const __m256 b0 = _mm256_loadu_ps(bc + j * PANEL), b1 = _mm256_loadu_ps(bc + j * PANEL + 8);
+    const float *ak = ac + j * JS;
 #define ROW(r)                                                                                     \
     if (MR > r) {                                                                                  \
-      __m256 av = _mm256_broadcast_ss(ak + r);                                                     \
+      __m256 av = _mm256_broadcast_ss(ak + r * RS);                                                \
       c##r##_0 = _mm256_fmadd_ps(av, b0, c##r##_0);                                                \
       c##r##_1 = _mm256_fmadd_ps(av, b1, c##r##_1);                                                \
     }
     ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
 #undef ROW
+    }
   }
 #define STORE(r)                                                                                   \
   if (MR > r) {                                                                                    \
@@ -93,26 +121,36 @@ __attribute__((target("avx2,fma"))) static void kern_avx2_6x16(size_t kc, const 
                                                                 const float *b, size_t bps,
                                                                 float *c, size_t ldc, int acc) {
   (void)bps; /* one panel */
-  avx2_body(6, kc, a, b, c, ldc, acc);
+  avx2_body(6, 0, kc, a, b, c, ldc, acc);
+}
+__attribute__((target("avx2,fma"))) static void kern_avx2_6x16_chunked(size_t kc, const float *a,
+                                                                        const float *b, size_t bps,
+                                                                        float *c, size_t ldc, int acc) {
+  (void)bps;
+  avx2_body(6, 1, kc, a, b, c, ldc, acc);
 }
 
 static inline __attribute__((always_inline, target("avx512f"))) void
-avx512_body(const int MR, const int P, size_t kc, const float *a, const float *b, size_t bps,
-            float *c, size_t ldc, int acc) {
+avx512_body(const int MR, const int P, const int CH, size_t kc, const float *a, const float *b,
+            size_t bps, float *c, size_t ldc, int acc) {
   /* MR rows (<= 16) x P panels (<= 4) of 16 columns, one zmm each; MR * P + P + 1 <= 32 */
 #define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = c##r##_0, c##r##_2 = c##r##_0, c##r##_3 = c##r##_0;
   ROWS16(DECL)
 #undef DECL
-  const float *b0p = b, *b1p = b + bps, *b2p = b + 2 * bps, *b3p = b + 3 * bps;
-  for (size_t kk = 0; kk < kc; kk++) {
+  const size_t RS = CH ? 16 : 1, JS = CH ? 1 : (size_t)MR; /* A's steps per row and per k */
+  for (size_t k0 = 0; k0 < kc; k0 += 16) {
+    const size_t len = kc - k0 < 16 ? kc - k0 : 16;
+    const float *ac = a + k0 * MR;
+    const float *b0p = b + k0 * PANEL, *b1p = b0p + bps, *b2p = b0p + 2 * bps, *b3p = b0p + 3 * bps;
+    for (size_t kk = 0; kk < len; kk++) {
     __m512 b0 = _mm512_loadu_ps(b0p + kk * PANEL), b1 = b0, b2 = b0, b3 = b0;
     if (P > 1) b1 = _mm512_loadu_ps(b1p + kk * PANEL);
     if (P > 2) b2 = _mm512_loadu_ps(b2p + kk * PANEL);
     if (P > 3) b3 = _mm512_loadu_ps(b3p + kk * PANEL);
-    const float *ak = a + kk * MR;
+    const float *ak = ac + kk * JS;
 #define ROW(r)                                                                                     \
     if (MR > r) {                                                                                  \
-      __m512 av = _mm512_set1_ps(ak[r]);                                                           \
+      __m512 av = _mm512_set1_ps(ak[r * RS]);                                                      \
       c##r##_0 = _mm512_fmadd_ps(av, b0, c##r##_0);                                                \
       if (P > 1) c##r##_1 = _mm512_fmadd_ps(av, b1, c##r##_1);                                     \
       if (P > 2) c##r##_2 = _mm512_fmadd_ps(av, b2, c##r##_2);                                     \
@@ -120,6 +158,7 @@ avx512_body(const int MR, const int P, size_t kc, const float *a, const float *b
     }
     ROWS16(ROW)
 #undef ROW
+    }
   }
 #define ST(r, p)                                                                                   \
   if (P > p) {                                                                                     \
@@ -136,17 +175,22 @@ avx512_body(const int MR, const int P, size_t kc, const float *a, const float *b
 __attribute__((target("avx512f"))) static void kern_avx512_14x32(size_t kc, const float *a,
                                                                   const float *b, size_t bps,
                                                                   float *c, size_t ldc, int acc) {
-  avx512_body(14, 2, kc, a, b, bps, c, ldc, acc);
+  avx512_body(14, 2, 0, kc, a, b, bps, c, ldc, acc);
 }
 __attribute__((target("avx512f"))) static void kern_avx512_6x64(size_t kc, const float *a,
                                                                  const float *b, size_t bps,
                                                                  float *c, size_t ldc, int acc) {
-  avx512_body(6, 4, kc, a, b, bps, c, ldc, acc);
+  avx512_body(6, 4, 0, kc, a, b, bps, c, ldc, acc);
 }
 __attribute__((target("avx512f"))) static void kern_avx512_12x32(size_t kc, const float *a,
                                                                   const float *b, size_t bps,
                                                                   float *c, size_t ldc, int acc) {
-  avx512_body(12, 2, kc, a, b, bps, c, ldc, acc);
+  avx512_body(12, 2, 0, kc, a, b, bps, c, ldc, acc);
+}
+__attribute__((target("avx512f"))) static void kern_avx512_12x32_chunked(size_t kc, const float *a,
+                                                                          const float *b, size_t bps,
+                                                                          float *c, size_t ldc, int acc) {
+  avx512_body(12, 2, 1, kc, a, b, bps, c, ldc, acc);
 }
 
 /* clang-format on */
@@ -158,23 +202,23 @@ int sam3neck_cpu_has_avx512f(void) { return 0; }
 
 /* Variants: index 0 is the default of each kernel family; the others are for measurement. */
 static const kernel_info *lookup(int kernel, int variant) {
-  static const kernel_info generic[] = {{GEN_MR, GEN_NR, 64, 256, 4096, kern_generic}};
+  static const kernel_info generic[] = {{GEN_MR, GEN_NR, 64, 256, 4096, kern_generic, kern_generic_chunked}};
 #ifdef SAM3NECK_X86
   /* kc 256 (not 512): flat here, and Zen 3's L2 (512 KB) is half Zen 5's */
-  static const kernel_info avx2[] = {{6, 16, 192, 256, 4096, kern_avx2_6x16}};
+  static const kernel_info avx2[] = {{6, 16, 192, 256, 4096, kern_avx2_6x16, kern_avx2_6x16_chunked}};
   /* 12 x 32 by measurement (sam3neck-gemm-bench tune, Zen 5): within noise of 6 x 64 on the
    * large shapes, ahead of both on m = 288 (24 whole tiles; 14 leaves edge tiles on 288, 324
    * and 2592 rows); kc 512 and mc 96 near the best on every shape tried. */
   static const kernel_info avx512[] = {
-      {12, 32, 96, 512, 4096, kern_avx512_12x32},
-      {14, 32, 112, 512, 4096, kern_avx512_14x32},
-      {6, 64, 96, 512, 4096, kern_avx512_6x64},
+      {12, 32, 96, 512, 4096, kern_avx512_12x32, kern_avx512_12x32_chunked},
+      {14, 32, 112, 512, 4096, kern_avx512_14x32, NULL},
+      {6, 64, 96, 512, 4096, kern_avx512_6x64, NULL},
   };
 #endif
   /* bfloat16 pairs (sgemm_bf16.c): kc counts pairs (512 values of k, as the float32 kernel) */
-  static const kernel_info bf16_emulated[] = {{12, 32, 96, 256, 4096, sam3neck_sgemm_bf16_kern_emulated}};
+  static const kernel_info bf16_emulated[] = {{12, 32, 96, 256, 4096, sam3neck_sgemm_bf16_kern_emulated, NULL}};
 #if defined(__x86_64__) && defined(__linux__)
-  static const kernel_info bf16_native[] = {{12, 32, 96, 256, 4096, sam3neck_sgemm_bf16_kern_native}};
+  static const kernel_info bf16_native[] = {{12, 32, 96, 256, 4096, sam3neck_sgemm_bf16_kern_native, NULL}};
 #endif
   switch (kernel) {
   case SAM3NECK_SGEMM_AVX512_BF16_EMULATED: return variant == 0 ? &bf16_emulated[0] : NULL;
@@ -369,10 +413,12 @@ static void pack_a(const sam3neck_sgemm_args *g, size_t i0, size_t mc, size_t p0
 int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
   const kernel_info *ki = lookup(kernel, g->variant);
   if (ki == NULL) return -2;
+  const float *prepacked = g->a_packed; /* A in the chunked form, whole: no packing here */
+  if (prepacked != NULL && ki->chunked == NULL) return -5;
   if (g->m == 0 || g->n == 0) return 0;
-  if (g->workspace == NULL || (g->k > 0 && (g->a == NULL || g->packed_b == NULL))) return -3;
+  if (g->workspace == NULL || (g->k > 0 && ((g->a == NULL && prepacked == NULL) || g->packed_b == NULL))) return -3;
   if (g->store == NULL && g->c == NULL) return -3;
-  if (g->k > 0 && g->lda < (g->a_trans ? g->m : g->k)) return -4;
+  if (g->k > 0 && prepacked == NULL && g->lda < (g->a_trans ? g->m : g->k)) return -4;
   /* direct: accumulate in C itself (row-major, unit column stride) */
   const int direct = in_place(g), pairs = packs_pairs(kernel);
   /* k: the packed values along k (pairs for the bfloat16 kernel, whose panels are round_up(k, 32)
@@ -380,6 +426,9 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
   const size_t m = g->m, n = g->n, k = k_values(kernel, g->k);
   blocking bl = blocking_for(ki, g, direct, k);
   const size_t mr = (size_t)bl.mr, nr = (size_t)bl.nr;
+  if (prepacked != NULL && bl.kc < k) bl.kc = bl.kc < 16 ? 16 : bl.kc / 16 * 16; /* k blocks start at chunks */
+  const kernel_fn kern = prepacked != NULL ? ki->chunked : ki->fn;
+  const size_t panel_floats = mr * round_up(g->k, 16); /* a prepacked micro-panel */
   const size_t bps = PANEL * (pairs ? round_up(g->k, 32) / 2 : k); /* values between panels */
 
   float *ws = (float *)(((uintptr_t)g->workspace + 63) & ~(uintptr_t)63);
@@ -408,7 +457,9 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
       for (size_t pc = 0; pc < k; pc += kc_max) {
         const size_t kc = k - pc < kc_max ? k - pc : kc_max;
         const int acc = pc > 0, last = pc + kc == k;
-        if (pairs) { /* the block as pairs in A's orientation, then packed as float32 values are */
+        if (prepacked != NULL) {
+          /* nothing to pack: the block's micro-panels start at its rows' panel, chunk pc */
+        } else if (pairs) { /* the block as pairs in A's orientation, then packed as float32 values are */
           sam3neck_sgemm_bf16_convert_a(kernel, g, ic, mc, pc, kc, converted, g->a_trans ? mc : kc);
           sam3neck_sgemm_args c = *g;
           c.a = (const float *)converted;
@@ -424,7 +475,7 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
           for (size_t ir = 0; ir < mc; ir += mr) {
             const size_t i = ic + ir;
             const size_t rows = mc - ir < mr ? mc - ir : mr;
-            const float *a = ap + ir * kc;
+            const float *a = prepacked != NULL ? prepacked + (i / mr) * panel_floats + pc * mr : ap + ir * kc;
             float *cp;
             size_t ldc;
             if (direct) {
@@ -439,12 +490,12 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
               ldc = nc_max;
             }
             if (!direct || (rows == mr && cols == nr)) { /* the cbuf has room for whole tiles */
-              ki->fn(kc, a, bp, bps, cp, ldc, acc);
+              kern(kc, a, bp, bps, cp, ldc, acc);
               if (last) sam3neck_sgemm_finish_tile(g, kernel, cp, ldc, i, j, rows, cols, direct);
             } else { /* an edge tile: through the tile buffer */
               if (acc)
                 for (size_t r = 0; r < rows; r++) memcpy(tile + r * nr, cp + r * ldc, cols * sizeof(float));
-              ki->fn(kc, a, bp, bps, tile, nr, acc);
+              kern(kc, a, bp, bps, tile, nr, acc);
               if (last) {
                 sam3neck_sgemm_finish_tile(g, kernel, tile, nr, i, j, rows, cols, 0);
               } else {
@@ -457,4 +508,9 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
     }
   }
   return 0;
+}
+
+size_t sam3neck_sgemm_a_panel_rows(int kernel, int variant) {
+  const kernel_info *ki = lookup(kernel, variant);
+  return ki != NULL && ki->chunked != NULL ? (size_t)ki->mr : 0;
 }

@@ -60,6 +60,7 @@ int sam3neck_sgemm_run(const sam3neck_sgemm_args *g) {
   const int bf16x3 = kernel == SAM3NECK_SGEMM_AMX_BF16X3 || kernel == SAM3NECK_SGEMM_AMX_BF16X3_EMULATED;
   if (bf16x3 || kernel == SAM3NECK_SGEMM_AMX_BF16 || kernel == SAM3NECK_SGEMM_AMX_BF16_EMULATED) {
     /* the AMX drivers: B split (bf16x3) or in bfloat16 pairs (packed_b) */
+    if (g->a_packed != NULL) return -5;
     if (g->m == 0 || g->n == 0) return 0;
     if (g->workspace == NULL || g->a == NULL ||
         (bf16x3 ? (const void *)g->packed_b_bf16x3 : (const void *)g->packed_b) == NULL)

@@ -74,19 +74,25 @@
     y[2] = ADD(p12, s[3]);                                                                                             \
   }
 
-/* The 2-D transforms of one chunk of channels at k, for tile TILE (α = A, m = M). */
+/* The 2-D transforms of one chunk of channels at k, for tile TILE (α = A, m = M). The input
+ * transform makes all of V (X = -1: element ξ = α·i + j at v + ξ·vs) or its row X alone (element
+ * (X, j) at v + j·vs): the columns' 1-D transforms then keep only their element X, which the
+ * compiler drops the rest of when X is a constant (it is: always inlined from a switch). */
 #define DEFINE_2D(T, S, TILE, A, M, LOAD, STORE, ADD, SUB, C)                                                          \
-  static inline void input_##TILE##_##S(const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t k, float *v,              \
-                                        ptrdiff_t vs) {                                                                \
+  static inline __attribute__((always_inline)) void input_##TILE##_##S(                                                \
+      const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t k, float *v, ptrdiff_t vs, size_t kd, const int X) {        \
     T mid[A * A], col[A], res[A];                                                                                      \
     for (int j = 0; j < A; j++) {                                                                                      \
       for (int i = 0; i < A; i++) col[i] = LOAD(src + i * rs + j * cs + k);                                            \
       bt_##TILE##_##S(col, res);                                                                                       \
-      for (int i = 0; i < A; i++) mid[i * A + j] = res[i];                                                             \
+      if (X >= 0)                                                                                                      \
+        mid[j] = res[X < A ? X : 0];                                                                                   \
+      else                                                                                                             \
+        for (int i = 0; i < A; i++) mid[i * A + j] = res[i];                                                           \
     }                                                                                                                  \
-    for (int i = 0; i < A; i++) {                                                                                      \
+    for (int i = 0; i < (X >= 0 ? 1 : A); i++) {                                                                       \
       bt_##TILE##_##S(mid + i * A, res);                                                                               \
-      for (int j = 0; j < A; j++) STORE(v + (i * A + j) * vs + k, res[j]);                                             \
+      for (int j = 0; j < A; j++) STORE(v + (i * A + j) * vs + kd, res[j]);                                            \
     }                                                                                                                  \
   }                                                                                                                    \
   static inline T output_##TILE##_##S(const float *prod, ptrdiff_t ps, size_t k, const float *bias, float *dst,        \
@@ -122,16 +128,39 @@ DEFINE_2D(float, f, f4, 6, 4, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
 DEFINE_2D(float, f, f4r2, 5, 4, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
 DEFINE_2D(float, f, f3r2, 4, 3, F_LOAD, F_STORE, F_ADD, F_SUB, F_C)
 
+/* Where channel k of an element of V lies, from the element's start: chunks of 16 channels
+ * `chunk` floats apart (16: channels contiguous). */
+static inline size_t v_offset(size_t k, ptrdiff_t chunk) { return (k / 16) * (size_t)chunk + k % 16; }
+
+/* The input transform of tile `tile`, row `row` (-1: all), of the chunk at k in code S: a switch
+ * on both, so that each call has its row as a constant. */
+#define ROW_CASE(FN, X)                                                                                                \
+  case X: FN(src, rs, cs, k, v, vs, kd, X); break;
+#define ROWS4(FN) ROW_CASE(FN, 0) ROW_CASE(FN, 1) ROW_CASE(FN, 2) ROW_CASE(FN, 3)
+#define ROWS5(FN) ROWS4(FN) ROW_CASE(FN, 4)
+#define ROWS6(FN) ROWS5(FN) ROW_CASE(FN, 5)
+#define INPUT_DISPATCH(S)                                                                                              \
+  switch (tile) {                                                                                                      \
+  case SAM3NECK_WINOGRAD_F2:                                                                                           \
+    switch (row) { ROW_CASE(input_f2_##S, -1) ROWS4(input_f2_##S) }                                                    \
+    break;                                                                                                             \
+  case SAM3NECK_WINOGRAD_F4:                                                                                           \
+    switch (row) { ROW_CASE(input_f4_##S, -1) ROWS6(input_f4_##S) }                                                    \
+    break;                                                                                                             \
+  case SAM3NECK_WINOGRAD_F4R2:                                                                                         \
+    switch (row) { ROW_CASE(input_f4r2_##S, -1) ROWS5(input_f4r2_##S) }                                                \
+    break;                                                                                                             \
+  default:                                                                                                             \
+    switch (row) { ROW_CASE(input_f3r2_##S, -1) ROWS4(input_f3r2_##S) }                                                \
+    break;                                                                                                             \
+  }
+
 /* Channels from k0 on, one at a time. */
-static void input_portable(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs,
-                           size_t k0) {
+static void input_portable(int tile, int row, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v,
+                           ptrdiff_t vs, ptrdiff_t vc, size_t k0) {
   for (size_t k = k0; k < c; k++) {
-    switch (tile) {
-    case SAM3NECK_WINOGRAD_F2: input_f2_f(src, rs, cs, k, v, vs); break;
-    case SAM3NECK_WINOGRAD_F4: input_f4_f(src, rs, cs, k, v, vs); break;
-    case SAM3NECK_WINOGRAD_F4R2: input_f4r2_f(src, rs, cs, k, v, vs); break;
-    default: input_f3r2_f(src, rs, cs, k, v, vs); break;
-    }
+    const size_t kd = v_offset(k, vc);
+    INPUT_DISPATCH(f)
   }
 }
 
@@ -163,17 +192,14 @@ DEFINE_2D(__m256, v, f4, 6, 4, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
 DEFINE_2D(__m256, v, f4r2, 5, 4, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
 DEFINE_2D(__m256, v, f3r2, 4, 3, V_LOAD, V_STORE, V_ADD, V_SUB, V_C)
 
-static void input_avx2(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs) {
+static void input_avx2(int tile, int row, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v,
+                       ptrdiff_t vs, ptrdiff_t vc) {
   size_t k = 0;
   for (; k + 8 <= c; k += 8) {
-    switch (tile) {
-    case SAM3NECK_WINOGRAD_F2: input_f2_v(src, rs, cs, k, v, vs); break;
-    case SAM3NECK_WINOGRAD_F4: input_f4_v(src, rs, cs, k, v, vs); break;
-    case SAM3NECK_WINOGRAD_F4R2: input_f4r2_v(src, rs, cs, k, v, vs); break;
-    default: input_f3r2_v(src, rs, cs, k, v, vs); break;
-    }
+    const size_t kd = v_offset(k, vc);
+    INPUT_DISPATCH(v)
   }
-  input_portable(tile, src, rs, cs, c, v, vs, k);
+  input_portable(tile, row, src, rs, cs, c, v, vs, vc, k);
 }
 
 static int output_avx2(int tile, const float *prod, ptrdiff_t ps, size_t c, const float *bias, float *dst, ptrdiff_t dr,
@@ -208,17 +234,14 @@ DEFINE_2D(__m512, w, f4, 6, 4, W_LOAD, W_STORE, W_ADD, W_SUB, W_C)
 DEFINE_2D(__m512, w, f4r2, 5, 4, W_LOAD, W_STORE, W_ADD, W_SUB, W_C)
 DEFINE_2D(__m512, w, f3r2, 4, 3, W_LOAD, W_STORE, W_ADD, W_SUB, W_C)
 
-static void input_avx512(int tile, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v, ptrdiff_t vs) {
+static void input_avx512(int tile, int row, const float *src, ptrdiff_t rs, ptrdiff_t cs, size_t c, float *v,
+                         ptrdiff_t vs, ptrdiff_t vc) {
   size_t k = 0;
   for (; k + 16 <= c; k += 16) {
-    switch (tile) {
-    case SAM3NECK_WINOGRAD_F2: input_f2_w(src, rs, cs, k, v, vs); break;
-    case SAM3NECK_WINOGRAD_F4: input_f4_w(src, rs, cs, k, v, vs); break;
-    case SAM3NECK_WINOGRAD_F4R2: input_f4r2_w(src, rs, cs, k, v, vs); break;
-    default: input_f3r2_w(src, rs, cs, k, v, vs); break;
-    }
+    const size_t kd = v_offset(k, vc);
+    INPUT_DISPATCH(w)
   }
-  if (k < c) input_avx2(tile, src + k, rs, cs, c - k, v + k, vs);
+  if (k < c) input_avx2(tile, row, src + k, rs, cs, c - k, v + v_offset(k, vc), vs, vc); /* k: a multiple of 16 */
 }
 
 static int output_avx512(int tile, const float *prod, ptrdiff_t ps, size_t c, const float *bias, float *dst,
@@ -246,22 +269,24 @@ static int vector_width(void) {
 }
 #else
 static int vector_width(void) { return 0; }
-#define input_avx2(t, s, rs, cs, c, v, vs) input_portable(t, s, rs, cs, c, v, vs, 0)
+#define input_avx2(t, r, s, rs, cs, c, v, vs, vc) input_portable(t, r, s, rs, cs, c, v, vs, vc, 0)
 #define output_avx2(t, p, ps, c, b, d, dr, dc) output_portable(t, p, ps, c, b, d, dr, dc, 0)
 #define input_avx512 input_avx2
 #define output_avx512 output_avx2
 #endif
 
 /* portable: 0 the widest vectors the CPU has, 1 portable code, 2 AVX2 at most (tests). */
-void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c, float *v,
-                             ptrdiff_t v_stride, int portable) {
+void sam3neck_winograd_input(int tile, int row, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c,
+                             float *v, ptrdiff_t v_stride, ptrdiff_t v_chunk, int portable) {
+  static const int alpha[] = {4, 6, 5, 4}; /* F2, F4, F4R2, F3R2 */
+  if (tile < 0 || tile > 3 || row < -1 || row >= alpha[tile]) return;
   const int width = portable == 1 ? 0 : vector_width();
   if (width == 2 && portable == 0)
-    input_avx512(tile, src, row_stride, col_stride, c, v, v_stride);
+    input_avx512(tile, row, src, row_stride, col_stride, c, v, v_stride, v_chunk);
   else if (width >= 1)
-    input_avx2(tile, src, row_stride, col_stride, c, v, v_stride);
+    input_avx2(tile, row, src, row_stride, col_stride, c, v, v_stride, v_chunk);
   else
-    input_portable(tile, src, row_stride, col_stride, c, v, v_stride, 0);
+    input_portable(tile, row, src, row_stride, col_stride, c, v, v_stride, v_chunk, 0);
 }
 
 int sam3neck_winograd_output(int tile, const float *prod, ptrdiff_t p_stride, size_t c, const float *bias, float *dst,

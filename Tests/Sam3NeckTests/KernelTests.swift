@@ -467,11 +467,40 @@ func gelu(_ x: Float) -> Float {
             var got = [[Float]](repeating: [], count: 3)
             for portable in [0, 1, 2] {  // widest vectors, portable, AVX2 at most
                 var v = [Float](repeating: .nan, count: a * a * (c + 2))
-                sam3neck_winograd_input(tile.code, src, rowStride, c, c, &v, c + 2, Int32(portable))
+                sam3neck_winograd_input(tile.code, -1, src, rowStride, c, c, &v, c + 2, 16, Int32(portable))
                 got[portable] = v
             }
             #expect(got[0].map(\.bitPattern) == got[1].map(\.bitPattern), "input c=\(c): vector and portable differ")
             #expect(got[2].map(\.bitPattern) == got[1].map(\.bitPattern), "input c=\(c): AVX2 and portable differ")
+            // As row 3 of a micro-panel of 5 rows (chunks of 16 channels 80 floats apart), the packed
+            // SGEMM's layout: the same values at sam3neck_sgemm_a_packed_index, nothing else written.
+            let mr = 5, panel = mr * ((c + 15) / 16 * 16)
+            for portable in [0, 1, 2] {
+                var v = [Float](repeating: .nan, count: a * a * panel)
+                v.withUnsafeMutableBufferPointer { v in
+                    sam3neck_winograd_input(
+                        tile.code, -1, src, rowStride, c, c, v.baseAddress! + sam3neck_sgemm_a_packed_index(mr, c, 3, 0),
+                        panel, 16 * mr, Int32(portable))
+                }
+                var want = [Float](repeating: .nan, count: a * a * panel)
+                for xi in 0..<a * a {
+                    for k in 0..<c { want[xi * panel + sam3neck_sgemm_a_packed_index(mr, c, 3, k)] = got[1][xi * (c + 2) + k] }
+                }
+                #expect(v.map(\.bitPattern) == want.map(\.bitPattern), "input c=\(c) into a micro-panel, mode \(portable)")
+            }
+            // One row of V alone (row x's elements α floats·(c + 2) apart): those of the whole
+            // transform, bit for bit; a row past α writes nothing.
+            for portable in [0, 1, 2] {
+                for x in 0...a {
+                    var v = [Float](repeating: .nan, count: a * (c + 2))
+                    sam3neck_winograd_input(tile.code, Int32(x), src, rowStride, c, c, &v, c + 2, 16, Int32(portable))
+                    var want = [Float](repeating: .nan, count: a * (c + 2))
+                    if x < a {
+                        for y in 0..<a { for k in 0..<c { want[y * (c + 2) + k] = got[1][(x * a + y) * (c + 2) + k] } }
+                    }
+                    #expect(v.map(\.bitPattern) == want.map(\.bitPattern), "input c=\(c) row \(x), mode \(portable)")
+                }
+            }
             for xi in 0..<a * a {
                 for k in 0..<c {
                     var want = 0.0, scale = 0.0

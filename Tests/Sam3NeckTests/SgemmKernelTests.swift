@@ -592,4 +592,71 @@ import Testing
         #expect(sam3neck_sgemm(Int32(SAM3NECK_SGEMM_AUTO), 1, 1, 1, &a, 1, 0, packed, nil, 0, &c, 1, &ws) == 0)
         #expect(c == 2)
     }
+
+    /// A handed over already packed (`a_packed`, the layout the Winograd input transform writes)
+    /// gives C bit for bit as the same A packed by the driver: the kernels' chunked form does the
+    /// same arithmetic in the same order. Partial micro-panels (m not a multiple of mr, rows past
+    /// m zero), k not a multiple of 16, several k blocks (kc 32), C in place and transposed
+    /// (through the strided store); kernels without the form refuse it (-5).
+    @Test(arguments: [(29, 40, 37), (12, 64, 512), (7, 33, 70), (25, 96, 16)])
+    func prepackedAMatchesPackingBitForBit(m: Int, n: Int, k: Int) {
+        let p = Problem(m: m, n: n, k: k, aTrans: false, seed: UInt64(m * 1000 + k))
+        let packed = p.packed()
+        for kernel in Self.kernels where sam3neck_sgemm_kernel_supported(kernel) != 0 {
+            let mr = sam3neck_sgemm_a_panel_rows(kernel, 0)
+            #expect(mr > 0)
+            let panels = (m + mr - 1) / mr
+            var ap = [Float](repeating: 0, count: panels * mr * ((k + 15) / 16 * 16))
+            for i in 0..<m { for kk in 0..<k { ap[sam3neck_sgemm_a_packed_index(mr, k, i, kk)] = p.aAt(i, kk) } }
+            for kc in [0, 32] {
+                for transposed in [false, true] {
+                    let (rs, cs) = transposed ? (1, m) : (n + 5, 1)
+                    var outs = [[Float]]()
+                    for prepacked in [false, true] {
+                        var g = sam3neck_sgemm_args()
+                        (g.kernel, g.m, g.n, g.k, g.lda, g.kc) = (kernel, m, n, k, p.lda, kc)
+                        var ws = [Float](repeating: .nan, count: sam3neck_sgemm_workspace_floats(&g))
+                        var c = [Float](repeating: .nan, count: m * (n + 5))
+                        let rc = p.a.withUnsafeBufferPointer { a in
+                            ap.withUnsafeBufferPointer { apb in
+                                packed.withUnsafeBufferPointer { pb in
+                                    c.withUnsafeMutableBufferPointer { cb in
+                                        ws.withUnsafeMutableBufferPointer { w in
+                                            if prepacked { g.a_packed = apb.baseAddress } else { g.a = a.baseAddress }
+                                            g.packed_b = pb.baseAddress
+                                            (g.c, g.rs_c, g.cs_c, g.workspace) = (cb.baseAddress, rs, cs, w.baseAddress)
+                                            return sam3neck_sgemm_run(&g)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        #expect(rc == 0)
+                        outs.append(c)
+                    }
+                    let differ = zip(outs[0], outs[1]).filter { $0.bitPattern != $1.bitPattern }.count
+                    #expect(differ == 0, "kernel \(kernel) m \(m) n \(n) k \(k) kc \(kc) transposed C \(transposed)")
+                    let worst = p.check({ outs[1][$0 * rs + $1 * cs] }, bias: false, gelu: false, "prepacked \(kernel)")
+                    #expect(worst <= 1)
+                }
+            }
+        }
+        // The bfloat16 and AMX kernels, and alternative tiles, do not read it.
+        for kernel in [SAM3NECK_SGEMM_AVX512_BF16_EMULATED, SAM3NECK_SGEMM_AMX_BF16X3_EMULATED].map(Int32.init) {
+            #expect(sam3neck_sgemm_a_panel_rows(kernel, 0) == 0)
+            var g = sam3neck_sgemm_args()
+            var one: Float = 1, c: Float = 0
+            var ws = [Float](repeating: 0, count: 1 << 16)
+            (g.kernel, g.m, g.n, g.k) = (kernel, 1, 1, 1)
+            let rc = withUnsafePointer(to: &one) { a in
+                g.a_packed = a; g.a = a; g.packed_b = a; g.packed_b_bf16x3 = a; g.c = withUnsafeMutablePointer(to: &c) { $0 }
+                return ws.withUnsafeMutableBufferPointer { w in
+                    g.workspace = w.baseAddress
+                    return sam3neck_sgemm_run(&g)
+                }
+            }
+            #expect(rc == -5)
+        }
+        #expect(sam3neck_sgemm_a_panel_rows(Int32(SAM3NECK_SGEMM_AVX512), 1) == 0)
+    }
 }

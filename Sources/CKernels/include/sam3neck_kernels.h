@@ -89,10 +89,15 @@ void sam3neck_maxpool_rows(const float *a, const float *b, const float *c, const
  * portable code, 2: AVX2 at most (tests). All do the same arithmetic in the same order per channel. */
 enum { SAM3NECK_WINOGRAD_F2 = 0, SAM3NECK_WINOGRAD_F4 = 1, SAM3NECK_WINOGRAD_F4R2 = 2, SAM3NECK_WINOGRAD_F3R2 = 3 };
 
-/* V = Bᵀ d B for the α x α input pixels d(i, j) at src + i*row_stride + j*col_stride: element ξ =
- * α·i + j of V at v + ξ*v_stride (c floats each; strides in floats). */
-void sam3neck_winograd_input(int tile, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c, float *v,
-                             ptrdiff_t v_stride, int portable);
+/* V = Bᵀ d B for the α x α input pixels d(i, j) at src + i*row_stride + j*col_stride: row -1,
+ * all of it, element ξ = α·i + j at v + ξ*v_stride; row 0 .. α - 1, that row of V alone, element
+ * (row, j) at v + j*v_stride (its arithmetic is that of the whole transform's, bit for bit; a
+ * row or tile out of range writes nothing). Channel k of an element at (k / 16)*v_chunk + k % 16
+ * from its start (c channels; strides in floats). v_chunk 16: the channels contiguous; 16·mr: the
+ * tile as row r of a micro-panel that the packed SGEMM reads as it is (v = the element's panel +
+ * r·16, sam3neck_sgemm_a_packed_index). */
+void sam3neck_winograd_input(int tile, int row, const float *src, ptrdiff_t row_stride, ptrdiff_t col_stride, size_t c,
+                             float *v, ptrdiff_t v_stride, ptrdiff_t v_chunk, int portable);
 
 /* Y = Aᵀ M A + bias for the α x α products M_ξ at prod + ξ*p_stride: output (i, j), i, j < m, at
  * dst + i*dst_row + j*dst_col (c floats each). Returns nonzero when an output is NaN or ±Inf. */
@@ -160,6 +165,17 @@ static inline size_t sam3neck_sgemm_packed_index(size_t k, size_t kk, size_t j) 
   return (j / 16) * 16 * k + kk * 16 + j % 16;
 }
 
+/* A packed whole for the float32 kernels (args.a_packed): micro-panels of mr rows, each mr ·
+ * round_up(k, 16) floats, in chunks of 16 k-values held row by row, so that a producer of
+ * sixteen-channel vectors (sam3neck_winograd_input) writes each with one store. */
+static inline size_t sam3neck_sgemm_a_packed_index(size_t mr, size_t k, size_t i, size_t kk) {
+  return (i / mr) * mr * ((k + 15) / 16 * 16) + (kk / 16) * 16 * mr + (i % mr) * 16 + kk % 16;
+}
+
+/* The rows of a micro-panel of that layout for this kernel and variant; 0 where the kernel does
+ * not read it (the bfloat16 and AMX kernels, alternative tiles). */
+size_t sam3neck_sgemm_a_panel_rows(int kernel, int variant);
+
 /* Floats of a packed B of k x n. */
 size_t sam3neck_sgemm_packed_b_floats(size_t k, size_t n);
 
@@ -195,10 +211,15 @@ typedef struct sam3neck_sgemm_args {
   size_t mc, kc, nc;            /* cache blocking; 0: the kernel's defaults */
   const float *packed_b_bf16x3; /* SAM3NECK_SGEMM_AMX_BF16X3 only: sam3neck_sgemm_pack_b_bf16x3 of
                                  * packed_b; packed_b may then be NULL (see below) */
+  const float *a_packed;        /* NULL, or all of A already packed (then a, lda and a_trans are
+                                 * unused): micro-panels of sam3neck_sgemm_a_panel_rows(kernel,
+                                 * variant) rows, A(i, kk) at sam3neck_sgemm_a_packed_index; rows
+                                 * past m in the last panel are read and must be finite (zero) */
 } sam3neck_sgemm_args;
 
 /* Runs the product. 0 on success; -1: kernel not supported here; -2: no such variant;
- * -3: a required pointer is NULL; -4: lda below k (m for a_trans). C's strides are the caller's
+ * -3: a required pointer is NULL; -4: lda below k (m for a_trans); -5: a_packed for a kernel
+ * that does not read it (sam3neck_sgemm_a_panel_rows 0). C's strides are the caller's
  * to get right: with cs_c == 1 and rs_c >= n the kernels accumulate in C itself (no copy); any
  * other strides go through the workspace and a strided store per finished tile.
  * No global state: concurrent calls are safe with their own workspace and C (a packed B may be

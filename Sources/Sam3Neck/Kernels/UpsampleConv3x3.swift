@@ -180,7 +180,9 @@ package struct UpsampleConv3x3: Sendable {
     var patchFloats: Int { tile.m * tile.m * 9 * d }
 
     package var scratchPerWorker: Int {
-        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: c0, cout: d, patch: patchFloats, outScale: 2)
+        Winograd.scratchPerWorker(
+            tile: tile, blockTiles: blockTiles, cin: c0, cout: d, panelRows: u.panelRows, patch: patchFloats,
+            outScale: 2)
     }
 
     /// Computes the output (`d × 2h × 2w` in its layout and type, h × w the grid of G) from `g`,
@@ -197,7 +199,8 @@ package struct UpsampleConv3x3: Sendable {
                 nonisolated(unsafe) let table = tableBuf.baseAddress!, convBias = convBiasBuf.baseAddress!
                 nonisolated(unsafe) let interior = tableBuf.baseAddress! + 4 * d  // row and column class 1
                 Winograd.forEachBlock(
-                    tile, g, blockTiles: bt, cin: c0, cout: d, patch: patchFloats, outScale: 2, tileRows: tileRows,
+                    tile, g, blockTiles: bt, cin: c0, cout: d, panelRows: u.panelRows, patch: patchFloats, outScale: 2,
+                    tileRows: tileRows,
                     scratch: scratch, threads: threads
                 ) { s, block in
                     let n = block.count
@@ -206,12 +209,13 @@ package struct UpsampleConv3x3: Sendable {
                     let regionWidth = 2 * m * block.cols
                     for phase in 0..<4 {
                         let a = phase / 2, b = phase % 2
-                        for t in 0..<n {
-                            // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.
-                            let (ty, tx) = block.tile(t)
-                            Winograd.inputTile(tile, g, row: ty * m + a, column: tx * m + b, t: t, bt: bt, s)
+                        u.products(tile, n: n, bt: bt, first: phase * alpha2, s) { x in
+                            for t in 0..<n {
+                                // The phase's input tile starts at G row m·ty − 1 + a, i.e. stored row m·ty + a.
+                                let (ty, tx) = block.tile(t)
+                                Winograd.inputTile(tile, g, row: ty * m + a, column: tx * m + b, t: t, x: x, s)
+                            }
                         }
-                        u.products(tile, n: n, bt: bt, first: phase * alpha2, s)
                         for t in 0..<n {
                             let (ty, tx) = block.tile(t)
                             let rows = min(m, h - m * ty), cols = min(m, w - m * tx)

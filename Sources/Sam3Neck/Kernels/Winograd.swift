@@ -23,6 +23,13 @@ package struct WinogradBlocks: Sendable {
     package var bf16x3: Bool { kernel == Int32(SAM3NECK_SGEMM_AMX_BF16X3) }
     /// Whether the blocks are bfloat16 pairs for the fast mode's products (`kernel` is their code).
     package var bf16: Bool { kernel.map(GemmBackend.isBF16) ?? false }
+    /// The rows of the micro-panels the products read the transformed inputs in, written there by
+    /// the input transform itself (`Winograd.InputLayout`); 0 where the product code packs its own
+    /// (OpenBLAS, the AMX and bfloat16 kernels).
+    package var panelRows: Int {
+        guard let kernel, !bf16x3, !bf16 else { return 0 }
+        return sam3neck_sgemm_a_panel_rows(kernel, 0)
+    }
 
     /// How the blocks are laid out: row-major, or the micro-kernels' panels of 16 columns
     /// (`sam3neck_sgemm_pack_b`'s layout), or, when `refused` is there, split for the AMX products
@@ -78,30 +85,49 @@ package struct WinogradBlocks: Sendable {
         (blockFloats, self.kernel) = (packedFloats, kernel)
     }
 
-    /// The products of one block of `n` tiles: `prod[ξ] = v[ξ] · U[first + ξ]` for ξ < α².
-    func products(_ tile: WinogradTile, n: Int, bt: Int, first: Int = 0, _ s: Winograd.Scratch) {
-        let cin = cin, cout = cout
-        do {
-            let u = storage.pointer
-            for xi in 0..<tile.alpha * tile.alpha {
+    /// The products of one block of `n` tiles, `prod[ξ] = V[ξ] · U[first + ξ]` for ξ < α², a row
+    /// of V at a time: `transformRow(x)` writes row x of the block's V (elements (x, y), y < α, at
+    /// `s.v + y·xiStride`, `Winograd.InputLayout`), whose α products then run while it is in
+    /// L2 (a block's whole V, α² elements of every tile, is ~5 MB at level 0: it went to L3 and
+    /// came back, which took ~15% of the stage on Zen 4).
+    func products(
+        _ tile: WinogradTile, n: Int, bt: Int, first: Int = 0, _ s: Winograd.Scratch,
+        transformRow: (_ x: Int) -> Void
+    ) {
+        let cin = cin, cout = cout, layout = s.layout, alpha = tile.alpha
+        // M tile-major, a tile's α² products side by side (`Winograd.Scratch.prod`).
+        let u = storage.pointer, ldm = alpha * alpha * cout
+        for x in 0..<alpha {
+            transformRow(x)
+            if layout.panelRows > 0 { layout.zeroPadding(s.v, tiles: n) }
+            for y in 0..<alpha {
+                let xi = x * alpha + y, v = s.v + y * layout.xiStride
                 let b = u + (first + xi) * blockFloats
-                if bf16x3 {
+                if layout.panelRows > 0, let kernel {
+                    // The transform wrote V as the micro-panels the kernel reads: nothing to pack.
+                    var args = sam3neck_sgemm_args()
+                    (args.kernel, args.m, args.n, args.k) = (kernel, n, cout, cin)
+                    (args.a_packed, args.packed_b) = (UnsafePointer(v), b)
+                    (args.c, args.rs_c, args.cs_c, args.workspace) = (s.prod + xi * cout, ldm, 1, s.gemm)
+                    let status = sam3neck_sgemm_run(&args)
+                    precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
+                } else if bf16x3 {
                     var args = sam3neck_sgemm_args()
                     args.kernel = Int32(SAM3NECK_SGEMM_AMX_BF16X3)
                     (args.m, args.n, args.k) = (n, cout, cin)
-                    (args.a, args.lda, args.packed_b_bf16x3) = (UnsafePointer(s.v + xi * bt * cin), cin, b)
-                    (args.c, args.rs_c, args.cs_c, args.workspace) = (s.prod + xi * bt * cout, cout, 1, s.gemm)
+                    (args.a, args.lda, args.packed_b_bf16x3) = (UnsafePointer(v), cin, b)
+                    (args.c, args.rs_c, args.cs_c, args.workspace) = (s.prod + xi * cout, ldm, 1, s.gemm)
                     let status = sam3neck_sgemm_run(&args)
                     precondition(status == 0, "sam3neck_sgemm_run: \(status)")  // arguments are the plan's own
                 } else if let kernel {
                     let status = sam3neck_sgemm(
-                        kernel, n, cout, cin, s.v + xi * bt * cin, cin, 0, b, nil, 0,
-                        s.prod + xi * bt * cout, cout, s.gemm)
+                        kernel, n, cout, cin, v, cin, 0, b, nil, 0,
+                        s.prod + xi * cout, ldm, s.gemm)
                     precondition(status == 0, "sam3neck_sgemm: \(status)")  // arguments are the plan's own
                 } else {
                     Blas.sgemm(
-                        m: n, n: cout, k: cin, a: s.v + xi * bt * cin, lda: cin, b: b, ldb: cout,
-                        c: s.prod + xi * bt * cout, ldc: cout)
+                        m: n, n: cout, k: cin, a: v, lda: cin, b: b, ldb: cout,
+                        c: s.prod + xi * cout, ldc: ldm)
                 }
             }
         }
@@ -162,10 +188,11 @@ enum Winograd {
     /// tile's outputs (the fallbacks), a zero bias, the block's output region (m rows ×
     /// `outScale`·m pixels per tile) and the packed products' workspace.
     static func scratchPerWorker(
-        tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, patch: Int, outScale: Int = 1
+        tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int, panelRows: Int, patch: Int, outScale: Int = 1
     ) -> Int {
         let a2 = tile.alpha * tile.alpha
-        return vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch) + a2 * bt * cout + max(cin, cout)
+        return vFloats(InputLayout(tile: tile, blockTiles: bt, cin: cin, panelRows: panelRows), patch: patch)
+            + a2 * bt * cout + max(cin, cout)
             + tile.m * tile.m * cout + cout
             + regionFloats(tile: tile, blockTiles: bt, cout: cout, outScale: outScale)
             + gemmFloats(blockTiles: bt, cin: cin, cout: cout)
@@ -178,8 +205,46 @@ enum Winograd {
         return sam3neck_sgemm_workspace_floats(&args)
     }
 
-    static func vFloats(tile: WinogradTile, blockTiles bt: Int, cin: Int, patch: Int) -> Int {
-        max(tile.alpha * tile.alpha * bt * cin, patch)
+    static func vFloats(_ layout: InputLayout, patch: Int) -> Int { max(layout.floats, patch) }
+
+    /// Where a row of a block's transformed inputs V goes (`WinogradBlocks.products`): element
+    /// (x, y) of tile t at `xiStride·y + offset(t)` from the scratch's V, its channel k at
+    /// (k / 16)·`chunk` + k % 16 from there (`sam3neck_winograd_input`). Row-major (`panelRows` 0:
+    /// tile after tile, cin channels each, for product code that packs its own), or the
+    /// micro-panels of `panelRows` tiles that the packed SGEMM reads as they are
+    /// (`sam3neck_sgemm_a_packed_index`): the input transform then writes the products'
+    /// left-hand sides itself, and nothing is packed between the two.
+    struct InputLayout {
+        /// Elements held: a row of V, α.
+        let elements: Int, blockTiles: Int, cin: Int, panelRows: Int
+
+        init(tile: WinogradTile, blockTiles: Int, cin: Int, panelRows: Int) {
+            (elements, self.blockTiles, self.cin, self.panelRows) = (tile.alpha, blockTiles, cin, panelRows)
+        }
+
+        /// Micro-panels per element (0: row-major).
+        var panels: Int { panelRows == 0 ? 0 : (blockTiles + panelRows - 1) / panelRows }
+        var xiStride: Int { panelRows == 0 ? blockTiles * cin : panels * panelRows * ((cin + 15) / 16 * 16) }
+        var chunk: Int { panelRows == 0 ? 16 : 16 * panelRows }
+        var floats: Int { elements * xiStride }
+
+        @inline(__always) func offset(_ t: Int) -> Int {
+            panelRows == 0 ? t * cin : sam3neck_sgemm_a_packed_index(panelRows, cin, t, 0)
+        }
+
+        /// Zeroes the rows past `tiles` of each element's last micro-panel (the kernels read whole
+        /// panels; those rows' products are never stored, but must not be NaN or denormal).
+        func zeroPadding(_ v: UnsafeMutablePointer<Float>, tiles: Int) {
+            guard panelRows > 0, tiles % panelRows != 0 else { return }
+            for xi in 0..<elements {
+                for t in tiles..<(tiles + panelRows - 1) / panelRows * panelRows {
+                    let row = v + xi * xiStride + offset(t)
+                    for k0 in stride(from: 0, to: cin, by: 16) {
+                        (row + k0 * panelRows).update(repeating: 0, count: 16)
+                    }
+                }
+            }
+        }
     }
 
     /// Floats of a block's output region: bt tiles of m rows × outScale·m pixels × cout (level 0's
@@ -204,7 +269,7 @@ enum Winograd {
     /// most `bt` tiles (of the tile rows `tileRows`, default all) on the workers, each with its own
     /// scratch. Blocks are whole tile rows when a row has at most `bt` tiles, else pieces of one row.
     static func forEachBlock(
-        _ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, patch: Int,
+        _ tile: WinogradTile, _ src: PaddedImage, blockTiles bt: Int, cin: Int, cout: Int, panelRows: Int, patch: Int,
         outScale: Int = 1, tileRows: Range<Int>? = nil,
         scratch: UnsafeMutablePointer<Float>, threads: Int,
         _ body: (_ s: Scratch, _ block: Block) -> Void
@@ -214,7 +279,7 @@ enum Winograd {
         let tilesY = (src.height + m - 1) / m, tilesX = (src.width + m - 1) / m
         precondition(src.paddedHeight >= m * tilesY + 2 && src.paddedWidth >= m * tilesX + 2)
         let perWorker = scratchPerWorker(
-            tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch, outScale: outScale)
+            tile: tile, blockTiles: bt, cin: cin, cout: cout, panelRows: panelRows, patch: patch, outScale: outScale)
         // As many blocks as a multiple of the workers, so none waits at the end.
         let rowsPer = max(1, bt / tilesX), pieces = (tilesX + bt - 1) / bt
         let rowRange = tileRows ?? 0..<tilesY
@@ -224,8 +289,8 @@ enum Winograd {
         parallelQueue(split.blocks * pieces, threads: threads) { worker, index in
             // The layout of the scratch follows bt, the most a block can hold.
             let s = Scratch(
-                scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, patch: patch,
-                outScale: outScale)
+                scratch + worker * perWorker, tile: tile, blockTiles: bt, cin: cin, cout: cout, panelRows: panelRows,
+                patch: patch, outScale: outScale)
             let rows = split.range(index / pieces), piece = index % pieces
             let x0 = tilesX * piece / pieces, x1 = tilesX * (piece + 1) / pieces
             body(s, Block(ty0: rowRange.lowerBound + rows.lowerBound, tx0: x0, rows: rows.count, cols: x1 - x0))
@@ -234,7 +299,11 @@ enum Winograd {
 
     /// One worker's views of its scratch.
     struct Scratch {
+        /// V (`layout`), and the products M tile-major: M_ξ of tile t at `prod + (t·α² + ξ)·cout`,
+        /// so that the output transform reads a tile's α² products as one run.
         let v: UnsafeMutablePointer<Float>, prod: UnsafeMutablePointer<Float>
+        /// How V is laid out.
+        let layout: InputLayout
         /// One pixel of channels (the composed conv's fallback computes Z there).
         let pixel: UnsafeMutablePointer<Float>
         /// A tile's outputs, m² × cout (the fallbacks), and a zero bias.
@@ -246,12 +315,12 @@ enum Winograd {
 
         init(
             _ base: UnsafeMutablePointer<Float>, tile: WinogradTile, blockTiles bt: Int, cin: Int, cout: Int,
-            patch: Int,
-            outScale: Int
+            panelRows: Int, patch: Int, outScale: Int
         ) {
             let a2 = tile.alpha * tile.alpha
             v = base
-            prod = v + Winograd.vFloats(tile: tile, blockTiles: bt, cin: cin, patch: patch)
+            layout = InputLayout(tile: tile, blockTiles: bt, cin: cin, panelRows: panelRows)
+            prod = v + Winograd.vFloats(layout, patch: patch)
             pixel = prod + a2 * bt * cout
             y = pixel + max(cin, cout)
             zeros = y + tile.m * tile.m * cout
@@ -261,14 +330,16 @@ enum Winograd {
         }
     }
 
-    /// V_ξ[t] = (Bᵀ d B)[ξ] for the α×α input tile at stored (row, column) of `src`, written at
-    /// `s.v + (ξ·bt + t)·cin` (`sam3neck_winograd_input`).
+    /// Row x of V = Bᵀ d B for the α×α input tile at stored (row, column) of `src`, written where
+    /// `s.layout` puts tile t (`sam3neck_winograd_input`).
     @inline(__always)
     static func inputTile(
-        _ tile: WinogradTile, _ src: PaddedImage, row: Int, column: Int, t: Int, bt: Int, _ s: Scratch
+        _ tile: WinogradTile, _ src: PaddedImage, row: Int, column: Int, t: Int, x: Int, _ s: Scratch
     ) {
-        let c = src.channels
-        sam3neck_winograd_input(tile.code, src.stored(row, column), src.paddedWidth * c, c, c, s.v + t * c, bt * c, 0)
+        let c = src.channels, layout = s.layout
+        sam3neck_winograd_input(
+            tile.code, Int32(x), src.stored(row, column), src.paddedWidth * c, c, c, s.v + layout.offset(t),
+            layout.xiStride, layout.chunk, 0)
     }
 
     /// Output pixel (i, j) of tile t of the block, `(Aᵀ M A)[i][j] + bias`, written at
@@ -280,7 +351,7 @@ enum Winograd {
         _ dst: UnsafeMutablePointer<Float>, rowStride: Int, columnStride: Int
     ) -> Bool {
         sam3neck_winograd_output(
-            tile.code, s.prod + t * cout, bt * cout, cout, bias ?? UnsafePointer(s.zeros), dst,
+            tile.code, s.prod + t * tile.alpha * tile.alpha * cout, cout, cout, bias ?? UnsafePointer(s.zeros), dst,
             rowStride, columnStride, 0) != 0
     }
 }
@@ -350,7 +421,8 @@ package struct WinogradConv3x3: Sendable {
 
     /// Floats of scratch one worker needs.
     package var scratchPerWorker: Int {
-        Winograd.scratchPerWorker(tile: tile, blockTiles: blockTiles, cin: cin, cout: cout, patch: patchFloats)
+        Winograd.scratchPerWorker(
+            tile: tile, blockTiles: blockTiles, cin: cin, cout: cout, panelRows: u.panelRows, patch: patchFloats)
     }
 
     /// Computes the conv of `src` (pad 1, frame rounded up to whole tiles) into `dst` (`cout × h ×
@@ -367,15 +439,16 @@ package struct WinogradConv3x3: Sendable {
             bias.withUnsafeBufferPointer { biasBuf in
                 nonisolated(unsafe) let bias = biasBuf.baseAddress!, direct = directBuf.baseAddress!
                 Winograd.forEachBlock(
-                    tile, src, blockTiles: bt, cin: cin, cout: cout, patch: patchFloats,
+                    tile, src, blockTiles: bt, cin: cin, cout: cout, panelRows: u.panelRows, patch: patchFloats,
                     scratch: scratch, threads: threads
                 ) { s, block in
                     let n = block.count
-                    for t in 0..<n {
-                        let (ty, tx) = block.tile(t)
-                        Winograd.inputTile(tile, src, row: ty * m, column: tx * m, t: t, bt: bt, s)
+                    u.products(tile, n: n, bt: bt, s) { x in
+                        for t in 0..<n {
+                            let (ty, tx) = block.tile(t)
+                            Winograd.inputTile(tile, src, row: ty * m, column: tx * m, t: t, x: x, s)
+                        }
                     }
-                    u.products(tile, n: n, bt: bt, s)
                     // The block's outputs, channels-last: a rectangle m·rows × m·cols.
                     let regionWidth = m * block.cols
                     for t in 0..<n {
