@@ -43,8 +43,7 @@ static inline size_t a_index(int chunked, size_t mr, size_t r, size_t kk) {
   return chunked ? (kk & ~(size_t)15) * mr + r * 16 + (kk & 15) : kk * mr + r;
 }
 
-static inline void generic_body(int chunked, size_t kc, const float *a, const float *b, float *c, size_t ldc,
-                                int acc) {
+static inline void generic_body(int chunked, size_t kc, const float *a, const float *b, float *c, size_t ldc, int acc) {
   float t[GEN_MR][GEN_NR];
   for (int r = 0; r < GEN_MR; r++)
     for (int j = 0; j < GEN_NR; j++) t[r][j] = 0.0f;
@@ -63,8 +62,7 @@ static void kern_generic(size_t kc, const float *a, const float *b, size_t bps, 
   (void)bps; /* one panel */
   generic_body(0, kc, a, b, c, ldc, acc);
 }
-static void kern_generic_chunked(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc,
-                                 int acc) {
+static void kern_generic_chunked(size_t kc, const float *a, const float *b, size_t bps, float *c, size_t ldc, int acc) {
   (void)bps;
   generic_body(1, kc, a, b, c, ldc, acc);
 }
@@ -375,7 +373,7 @@ __attribute__((target("avx2"))) static void pack_panel_avx2(const float *src, si
 
 /* dst[kk*mr + r] = src[kk*lda + r] for r < mr, kk < kc (a micro-panel of a transposed A). */
 static inline __attribute__((always_inline)) void copy_columns(float *dst, const float *src, size_t lda, size_t kc,
-                                                              size_t mr) {
+                                                               size_t mr) {
   for (size_t kk = 0; kk < kc; kk++)
     for (size_t r = 0; r < mr; r++) dst[kk * mr + r] = src[kk * lda + r];
 }
@@ -442,7 +440,7 @@ int sam3neck_sgemm_run_f32(const sam3neck_sgemm_args *g, int kernel) {
   const size_t mr = (size_t)bl.mr, nr = (size_t)bl.nr;
   if (prepacked != NULL && bl.kc < k) bl.kc = bl.kc < 16 ? 16 : bl.kc / 16 * 16; /* k blocks start at chunks */
   const kernel_fn kern = prepacked != NULL ? ki->chunked : ki->fn;
-  const size_t panel_floats = mr * round_up(g->k, 16); /* a prepacked micro-panel */
+  const size_t panel_floats = mr * round_up(g->k, 16);             /* a prepacked micro-panel */
   const size_t bps = PANEL * (pairs ? round_up(g->k, 32) / 2 : k); /* values between panels */
 
   float *ws = (float *)(((uintptr_t)g->workspace + 63) & ~(uintptr_t)63);

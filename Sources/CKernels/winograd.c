@@ -135,7 +135,9 @@ static inline size_t v_offset(size_t k, ptrdiff_t chunk) { return (k / 16) * (si
 /* The input transform of tile `tile`, row `row` (-1: all), of the chunk at k in code S: a switch
  * on both, so that each call has its row as a constant. */
 #define ROW_CASE(FN, X)                                                                                                \
-  case X: FN(src, rs, cs, k, v, vs, kd, X); break;
+  case X:                                                                                                              \
+    FN(src, rs, cs, k, v, vs, kd, X);                                                                                  \
+    break;
 #define ROWS4(FN) ROW_CASE(FN, 0) ROW_CASE(FN, 1) ROW_CASE(FN, 2) ROW_CASE(FN, 3)
 #define ROWS5(FN) ROWS4(FN) ROW_CASE(FN, 4)
 #define ROWS6(FN) ROWS5(FN) ROW_CASE(FN, 5)

@@ -479,14 +479,18 @@ func gelu(_ x: Float) -> Float {
                 var v = [Float](repeating: .nan, count: a * a * panel)
                 v.withUnsafeMutableBufferPointer { v in
                     sam3neck_winograd_input(
-                        tile.code, -1, src, rowStride, c, c, v.baseAddress! + sam3neck_sgemm_a_packed_index(mr, c, 3, 0),
+                        tile.code, -1, src, rowStride, c, c,
+                        v.baseAddress! + sam3neck_sgemm_a_packed_index(mr, c, 3, 0),
                         panel, 16 * mr, Int32(portable))
                 }
                 var want = [Float](repeating: .nan, count: a * a * panel)
                 for xi in 0..<a * a {
-                    for k in 0..<c { want[xi * panel + sam3neck_sgemm_a_packed_index(mr, c, 3, k)] = got[1][xi * (c + 2) + k] }
+                    for k in 0..<c {
+                        want[xi * panel + sam3neck_sgemm_a_packed_index(mr, c, 3, k)] = got[1][xi * (c + 2) + k]
+                    }
                 }
-                #expect(v.map(\.bitPattern) == want.map(\.bitPattern), "input c=\(c) into a micro-panel, mode \(portable)")
+                #expect(
+                    v.map(\.bitPattern) == want.map(\.bitPattern), "input c=\(c) into a micro-panel, mode \(portable)")
             }
             // One row of V alone (row x's elements α floats·(c + 2) apart): those of the whole
             // transform, bit for bit; a row past α writes nothing.

@@ -649,7 +649,8 @@ import Testing
             var ws = [Float](repeating: 0, count: 1 << 16)
             (g.kernel, g.m, g.n, g.k) = (kernel, 1, 1, 1)
             let rc = withUnsafePointer(to: &one) { a in
-                g.a_packed = a; g.a = a; g.packed_b = a; g.packed_b_bf16x3 = a; g.c = withUnsafeMutablePointer(to: &c) { $0 }
+                g.a_packed = a; g.a = a; g.packed_b = a; g.packed_b_bf16x3 = a;
+                g.c = withUnsafeMutablePointer(to: &c) { $0 }
                 return ws.withUnsafeMutableBufferPointer { w in
                     g.workspace = w.baseAddress
                     return sam3neck_sgemm_run(&g)
